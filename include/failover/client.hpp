@@ -1,0 +1,56 @@
+#pragma once
+
+/** @file client.hpp  `failover::Client`: one entry point that walks the priority list. */
+
+#include <failover/chat.hpp>
+#include <failover/options.hpp>
+#include <failover/result.hpp>
+
+#include <functional>
+#include <future>
+#include <memory>
+
+namespace failover {
+
+namespace detail {
+class ClientCore;
+}
+
+/**
+ * Sends chat completions through the model-priority list, retrying, failing over and breaking
+ * circuits by its policies. Thread-safe: one client is meant to be shared by a whole process.
+ * Destroying it cancels the asynchronous calls still in flight (they complete with `Cancelled`).
+ */
+class Client {
+ public:
+  /** Validates `options`; throws `std::invalid_argument` naming the bad field. */
+  explicit Client(ClientOptions options);
+  ~Client();
+  /** Moves the client; the moved-from client may only be destroyed or assigned. */
+  Client(Client&&) noexcept;
+  /** Moves the client; the moved-from client may only be destroyed or assigned. */
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /**
+   * Runs the call on the calling thread (its own connections, reused across calls) and returns
+   * the response or a typed error; both carry the attempt trace.
+   */
+  Result<ChatResponse> chat(const ChatRequest& request, const CallOptions& options = {});
+
+  /** Runs the call on the client's engine thread; the future completes with the result. */
+  std::future<Result<ChatResponse>> chat_async(ChatRequest request, CallOptions options = {});
+
+  /**
+   * Runs the call on the client's engine thread and calls `done` there with the result.
+   * `done` must not block: it runs on the thread that drives every asynchronous call.
+   */
+  void chat_async(ChatRequest request, CallOptions options,
+                  std::function<void(Result<ChatResponse>)> done);
+
+ private:
+  std::shared_ptr<detail::ClientCore> core_;
+};
+
+}  // namespace failover

@@ -1,0 +1,15 @@
+#pragma once
+
+/** @file failover.hpp  Everything a user of the SDK needs, in one include. */
+
+#include <failover/cancellation.hpp>
+#include <failover/chat.hpp>
+#include <failover/client.hpp>
+#include <failover/error.hpp>
+#include <failover/options.hpp>
+#include <failover/policy/circuit_breaker.hpp>
+#include <failover/policy/retry.hpp>
+#include <failover/result.hpp>
+#include <failover/time.hpp>
+#include <failover/transport.hpp>
+#include <failover/version.hpp>

@@ -1,0 +1,102 @@
+#pragma once
+
+/** @file options.hpp  Endpoints, routes, tiers, timeouts, and the client and call options. */
+
+#include <failover/cancellation.hpp>
+#include <failover/policy/circuit_breaker.hpp>
+#include <failover/policy/retry.hpp>
+#include <failover/time.hpp>
+#include <failover/transport.hpp>
+
+#include <spdlog/fwd.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace failover {
+
+/** How the API key is presented. */
+enum class AuthStyle {
+  Bearer,  ///< `Authorization: Bearer <key>` (OpenAI and most providers).
+  ApiKey,  ///< `api-key: <key>` (Azure OpenAI).
+  None,    ///< No key (local servers); `api_key` must then be empty.
+};
+
+/** One OpenAI-compatible server. */
+struct Endpoint {
+  std::string name;      ///< Unique name, used by routes and in traces.
+  std::string base_url;  ///< e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
+  std::string api_key;   ///< Trimmed when the client is built; sent only to this endpoint.
+  std::map<std::string, std::string> headers;  ///< Extra headers sent with every request.
+  AuthStyle auth = AuthStyle::Bearer;          ///< How the key is sent.
+  std::map<std::string, std::string> query;    ///< Query parameters (Azure `api-version`).
+  std::string region;                          ///< Free-form region label.
+};
+
+/** (endpoint, model): the unit of health. */
+struct Route {
+  std::string endpoint;  ///< Name of an `Endpoint`.
+  std::string model;     ///< Model requested from that endpoint.
+  int weight = 1;        ///< Relative weight for weighted balancing (must be >= 1).
+};
+
+/** How a tier orders its routes. */
+enum class BalanceStrategy {
+  Ordered,  ///< Listed order; the next route only when the ones before cannot serve.
+};
+
+/** One level of the priority list. */
+struct Tier {
+  std::vector<Route> routes;                           ///< Routes of this tier; not empty.
+  BalanceStrategy balance = BalanceStrategy::Ordered;  ///< Order of the routes.
+};
+
+/** Time limits. Each must be positive; `attempt` and `total` bound everything else. */
+struct Timeouts {
+  Duration connect = std::chrono::seconds(5);      ///< TCP + TLS connect.
+  Duration first_byte = std::chrono::seconds(30);  ///< From request start to the first byte.
+  Duration idle = std::chrono::seconds(30);        ///< Between stream chunks.
+  Duration attempt = std::chrono::seconds(120);    ///< One attempt, whole.
+  Duration total = std::chrono::seconds(180);      ///< The whole call: attempts and waits.
+};
+
+/** Everything a `Client` is built from. Plain struct; every field has a sensible default. */
+struct ClientOptions {
+  std::vector<Endpoint> endpoints;  ///< The servers.
+  std::vector<Tier> priority;       ///< The ordered model-priority list; tier 1 first.
+  Timeouts timeouts;                ///< Time limits.
+  /** Retry policy prototype, cloned per call; null = `DefaultRetryPolicy`. */
+  std::shared_ptr<const RetryPolicy> retry;
+  /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */
+  CircuitBreakerFactory circuit_breaker;
+  std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).
+  std::string ca_bundle;   ///< CA bundle path for TLS verification (empty = system store).
+  std::string user_agent;  ///< Appended to the SDK's own User-Agent when non-empty.
+  /** Logger for attempt lines (debug) and warnings; null = no logging. Keys are never logged. */
+  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<Clock> clock;          ///< Null = `SystemClock`.
+  std::shared_ptr<Rng> rng;              ///< Null = `SystemRng`.
+  std::shared_ptr<Transport> transport;  ///< Null = libcurl (`make_curl_transport()`).
+};
+
+/** Per-call options. */
+struct CallOptions {
+  /** Overall time limit of this call; empty = `Timeouts::total`. */
+  std::optional<Duration> timeout;
+  /** Absolute deadline; when both are set the earlier one holds. */
+  std::optional<TimePoint> deadline;
+  /** End-user id (for sticky routing). */
+  std::string user;
+  /** When non-empty, only routes serving these models are used, in this order of preference. */
+  std::vector<std::string> models;
+  /** Cancels the call when its source is cancelled. */
+  CancellationToken cancel;
+  /** Extra headers for this call's requests (validated: no CR/LF). */
+  std::map<std::string, std::string> headers;
+};
+
+}  // namespace failover

@@ -1,0 +1,111 @@
+#pragma once
+
+/**
+ * @file policy/circuit_breaker.hpp  Per-route circuit breakers. The SDK makes one breaker per
+ * route through `CircuitBreakerFactory`, asks `try_acquire` before each attempt and reports
+ * every attempt's end. Breakers are sans-I/O: time comes in as arguments.
+ */
+
+#include <failover/error.hpp>
+#include <failover/time.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace failover {
+
+/** Breaker states. */
+enum class BreakerState {
+  Closed,    ///< Traffic flows.
+  Open,      ///< The route is skipped until the open period ends.
+  HalfOpen,  ///< A limited number of probe attempts decide whether to close again.
+};
+
+/** snake_case name: `closed`, `open`, `half_open`. */
+std::string_view to_string(BreakerState state) noexcept;
+
+/** A circuit breaker for one route. Implementations must be thread-safe. */
+class CircuitBreaker {
+ public:
+  virtual ~CircuitBreaker() = default;
+  /** May an attempt start now? `false`: skip this route for now. A `true` in half-open takes a
+   *  probe slot, released by the attempt's `on_success` or `on_failure`. */
+  virtual bool try_acquire(TimePoint now) = 0;
+  /** The acquired attempt succeeded after `latency`. */
+  virtual void on_success(TimePoint now, Duration latency) = 0;
+  /** The acquired attempt failed with `kind` (the breaker decides which kinds count). */
+  virtual void on_failure(TimePoint now, ErrorKind kind) = 0;
+  /** Current state (no side effects). */
+  virtual BreakerState state(TimePoint now) const = 0;
+  /** When an open breaker lets the next probe through; empty when not open. */
+  virtual std::optional<TimePoint> reopens_at(TimePoint now) const {
+    (void)now;
+    return std::nullopt;
+  }
+};
+
+/** Makes the breaker of one route. */
+using CircuitBreakerFactory = std::function<std::unique_ptr<CircuitBreaker>(const RouteRef&)>;
+
+/** Settings of `DefaultCircuitBreaker` (defaults from DESIGN.md). */
+struct CircuitBreakerOptions {
+  int consecutive_failures = 5;  ///< Opens after this many failures in a row.
+  double failure_rate = 0.5;     ///< ...or when failures / calls in the window reach this,
+  int window = 20;               ///< ...over the last `window` calls,
+  int min_calls = 10;            ///< ...once the window holds at least this many calls.
+  Duration open_duration = std::chrono::seconds(30);       ///< First open period.
+  Duration max_open_duration = std::chrono::seconds(300);  ///< Cap of the doubling period.
+  int half_open_probes = 1;                                ///< Probes allowed at once in half-open.
+};
+
+/**
+ * The default breaker (Envoy outlier detection): opens after `consecutive_failures` failures in
+ * a row or when the failure rate over the last `window` calls reaches `failure_rate` with at
+ * least `min_calls` calls; stays open `open_duration`, doubling on each re-open up to
+ * `max_open_duration`; half-open lets `half_open_probes` probes through at a time; a probe's
+ * success closes it, a probe's failure re-opens it.
+ *
+ * Counted as failures: server errors, overload, conflicts, timeouts, connection and TLS
+ * failures, protocol errors, oversized responses, authentication, permission, not-found and
+ * quota errors. Neutral (neither success nor failure): rate limits (the route cools down
+ * instead), request errors that would fail anywhere, cancellations and deadlines.
+ */
+class DefaultCircuitBreaker final : public CircuitBreaker {
+ public:
+  /** Throws `std::invalid_argument` naming the bad field. */
+  explicit DefaultCircuitBreaker(CircuitBreakerOptions options = {});
+  bool try_acquire(TimePoint now) override;
+  void on_success(TimePoint now, Duration latency) override;
+  void on_failure(TimePoint now, ErrorKind kind) override;
+  BreakerState state(TimePoint now) const override;
+  std::optional<TimePoint> reopens_at(TimePoint now) const override;
+
+  /** Whether the default breaker counts `kind` as a failure of the route. */
+  static bool counts_as_failure(ErrorKind kind) noexcept;
+  /** A factory making default breakers with `options` (validated now). */
+  static CircuitBreakerFactory factory(CircuitBreakerOptions options = {});
+
+ private:
+  void open_locked(TimePoint now);
+  void close_locked();
+  void record_locked(bool failure);
+
+  CircuitBreakerOptions options_;
+  mutable std::mutex mutex_;
+  BreakerState state_ = BreakerState::Closed;
+  TimePoint open_until_{};
+  int reopen_count_ = 0;  // opens since the last close; sets the next open period
+  int consecutive_ = 0;
+  int probes_in_flight_ = 0;
+  std::vector<std::uint8_t> window_;  // ring of outcomes: 1 = failure
+  int window_next_ = 0;
+  int window_size_ = 0;
+  int window_failures_ = 0;
+};
+
+}  // namespace failover

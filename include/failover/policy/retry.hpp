@@ -1,0 +1,110 @@
+#pragma once
+
+/**
+ * @file policy/retry.hpp  The pluggable retry policy: after a failed attempt it decides whether
+ * to retry the same route (and after how long), fail over to the next route, or fail the call.
+ * Policies are sans-I/O: they read time and randomness only from what they are given.
+ */
+
+#include <failover/error.hpp>
+#include <failover/time.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace failover {
+
+/** A failed attempt, classified. */
+struct AttemptOutcome {
+  RouteRef route;                           ///< The route that failed.
+  ErrorKind kind = ErrorKind::ServerError;  ///< What went wrong.
+  int http_status = 0;                      ///< HTTP status (0 when no response arrived).
+  std::string provider_code;                ///< The provider's `error.code`, or empty.
+  std::optional<Duration> retry_after;      ///< `retry-after-ms` / `Retry-After`, when sent.
+  std::optional<bool> should_retry;         ///< The `x-should-retry` header, when sent.
+};
+
+/** What the call knows when it asks the policy. */
+struct CallState {
+  int attempts = 0;              ///< Attempts made so far in the call, the failed one included.
+  int route_attempts = 0;        ///< Attempts made on the failed route in this call.
+  bool has_alternative = false;  ///< Another route not yet tried in this call can serve now.
+  TimePoint now{};               ///< Current time.
+  TimePoint deadline{};          ///< The call's overall deadline.
+  Rng* rng = nullptr;            ///< Randomness for jitter (never null when called by the SDK).
+};
+
+/** The policy's answer. */
+struct Decision {
+  /** What to do next. */
+  enum class Action {
+    Retry,     ///< Try the same route again after `delay`.
+    Failover,  ///< Give up on this route for this call; use the next one if any.
+    Fail,      ///< The call fails with this attempt's error (the request fails everywhere).
+  };
+  Action action = Action::Failover;  ///< What to do.
+  Duration delay{};                  ///< For `Retry`: wait before the next attempt.
+  bool skip_tier = false;            ///< For `Failover`: skip the rest of the failed route's tier.
+
+  /** Retry the same route after `delay`. */
+  static Decision retry(Duration delay) { return {Action::Retry, delay, false}; }
+  /** Fail over to the next route; `skip_tier` also skips the rest of the tier. */
+  static Decision failover(bool skip_tier = false) { return {Action::Failover, {}, skip_tier}; }
+  /** Fail the call. */
+  static Decision fail() { return {Action::Fail, {}, false}; }
+};
+
+/**
+ * Decides what follows a failed attempt. One instance serves one call (the options hold a
+ * prototype that is cloned per call), so an implementation may keep per-call state.
+ */
+class RetryPolicy {
+ public:
+  virtual ~RetryPolicy() = default;
+  /** Decides what follows the failed attempt `outcome`. */
+  virtual Decision decide(const AttemptOutcome& outcome, const CallState& state) = 0;
+  /** A fresh copy for a new call. */
+  virtual std::unique_ptr<RetryPolicy> clone() const = 0;
+};
+
+/** Settings of `DefaultRetryPolicy` (defaults from DESIGN.md). */
+struct RetryOptions {
+  int max_attempts = 6;                                  ///< Attempts per call, all routes.
+  Duration base_delay = std::chrono::milliseconds(500);  ///< First backoff ceiling.
+  Duration max_delay = std::chrono::seconds(8);          ///< Backoff ceiling cap.
+  Duration max_retry_after = std::chrono::seconds(60);   ///< Longest Retry-After waited for.
+  bool failover_on_content_filter = true;  ///< Try another route when a filter refuses.
+};
+
+/**
+ * The default policy:
+ * - transient failures (5xx, 408, 409, connect, TLS, timeouts, malformed responses) fail over
+ *   at once when another route can serve, else retry the same route with full-jitter
+ *   exponential backoff (`base_delay * 2^(n-1)`, capped at `max_delay`, times a uniform draw);
+ * - 429 fails over; as the last option it waits `max(Retry-After, backoff)` when Retry-After is
+ *   at most `max_retry_after`, otherwise gives the route up;
+ * - quota, authentication, permission and not-found errors fail over and never retry the route;
+ * - `context_length_exceeded` fails over to a later tier; other 400/422 fail the call;
+ * - content-filter refusals fail over (or fail, per `failover_on_content_filter`);
+ * - `x-should-retry: false` forbids retrying the route, `true` allows it;
+ * - never more than `max_attempts` attempts, never a wait that ends past the deadline.
+ */
+class DefaultRetryPolicy final : public RetryPolicy {
+ public:
+  /** Throws `std::invalid_argument` naming the bad field. */
+  explicit DefaultRetryPolicy(RetryOptions options = {});
+  /** See the class comment. */
+  Decision decide(const AttemptOutcome& outcome, const CallState& state) override;
+  /** A copy with the same options. */
+  std::unique_ptr<RetryPolicy> clone() const override;
+  /** The options in force. */
+  const RetryOptions& options() const noexcept { return options_; }
+  /** The backoff ceiling before the `retry_number`-th retry (1-based), without jitter. */
+  Duration backoff_ceiling(int retry_number) const;
+
+ private:
+  RetryOptions options_;
+};
+
+}  // namespace failover

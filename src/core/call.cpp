@@ -1,0 +1,411 @@
+#include "core/call.hpp"
+
+#include "policy/classify.hpp"
+#include "wire/http_headers.hpp"
+#include "wire/json_codec.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace failover::detail {
+
+namespace {
+
+// A route that answered 429 without Retry-After rests this long before other calls use it.
+constexpr Duration kDefaultRateLimitCooldown = std::chrono::seconds(1);
+// Longest a Retry-After may bench a route; past that the breaker's own logic takes over.
+constexpr Duration kMaxCooldown = std::chrono::seconds(300);
+// Grace beyond the transport's own total timeout before an exchange counts as stuck.
+constexpr Duration kStuckGrace = std::chrono::seconds(1);
+// Less time than this left before the deadline: do not start another attempt.
+constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
+
+std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
+
+std::string format_ms(Duration d) {
+  double ms = std::chrono::duration<double, std::milli>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, ms < 10 ? "%.2f ms" : "%.0f ms", ms);
+  return buf;
+}
+
+}  // namespace
+
+CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
+                         TimePoint now)
+    : core_(core), options_(options) {
+  const ClientOptions& o = core_.options();
+  Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
+  deadline_ = now + std::max(total, Duration::zero());
+  if (options_.deadline) deadline_ = std::min(deadline_, *options_.deadline);
+
+  auto invalid = [&](std::string message) {
+    finish_error(ErrorKind::InvalidRequest, std::move(message), {});
+  };
+  if (options_.timeout && *options_.timeout <= Duration::zero()) {
+    invalid("CallOptions.timeout must be positive");
+    return;
+  }
+  try {
+    validate_headers(options_.headers, "CallOptions.headers");
+  } catch (const std::invalid_argument& e) {
+    invalid(e.what());
+    return;
+  }
+  if (auto problem = wire::encode_request(request, /*stream=*/false, body_)) {
+    invalid("invalid request: " + *problem);
+    return;
+  }
+
+  const auto& plan = core_.plan();
+  if (options_.models.empty()) {
+    for (std::size_t i = 0; i < plan.size(); ++i) candidates_.push_back(i);
+  } else {
+    for (const std::string& model : options_.models) {
+      for (std::size_t i = 0; i < plan.size(); ++i) {
+        if (core_.routes()[plan[i].route]->ref.model == model &&
+            std::find(candidates_.begin(), candidates_.end(), i) == candidates_.end()) {
+          candidates_.push_back(i);
+        }
+      }
+    }
+    if (candidates_.empty()) {
+      invalid("no route serves any model in CallOptions.models");
+      return;
+    }
+  }
+  tried_.assign(candidates_.size(), false);
+  route_attempts_.assign(candidates_.size(), 0);
+  policy_ = o.retry->clone();
+}
+
+Result<ChatResponse> CallMachine::take() {
+  Result<ChatResponse> out = std::move(*result_);
+  return out;
+}
+
+Step CallMachine::next(TimePoint now) {
+  Step step;
+  switch (state_) {
+    case State::Done:
+      return step;
+    case State::InFlight:
+      step.kind = Step::Kind::InFlight;
+      step.id = exchange_id_;
+      step.until = attempt_start_ + request_.total_timeout + kStuckGrace;
+      return step;
+    case State::Waiting:
+      if (now < wait_until_) {
+        step.kind = Step::Kind::Wait;
+        step.until = wait_until_;
+        return step;
+      }
+      state_ = State::Planning;
+      break;
+    case State::Planning:
+      break;
+  }
+  if (options_.cancel.cancelled()) {
+    cancel(now, "the call was cancelled");
+    return step;
+  }
+  if (deadline_ - now < kMinAttemptTime) {
+    ErrorDetails d;
+    d.attempts = trace_;
+    finish_error(ErrorKind::DeadlineExceeded, "the call's deadline passed before the next attempt",
+                 std::move(d));
+    return step;
+  }
+  std::optional<std::size_t> pick;
+  if (retry_) {
+    std::size_t c = *retry_;
+    retry_.reset();
+    // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
+    // still asks the breaker.
+    if (core_.routes()[core_.plan()[candidates_[c]].route]->breaker->try_acquire(now)) pick = c;
+  }
+  if (!pick) pick = pick_route(now);
+  if (!pick) {
+    finish_exhausted(now);
+    return step;
+  }
+  start_attempt(now, *pick);
+  step.kind = Step::Kind::Start;
+  step.id = exchange_id_;
+  step.request = &request_;
+  return step;
+}
+
+std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (tried_[c]) continue;
+    RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    if (route.cooldown() > now) continue;
+    if (!route.breaker->try_acquire(now)) continue;
+    return c;
+  }
+  return std::nullopt;
+}
+
+bool CallMachine::has_alternative(TimePoint now) const {
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (tried_[c]) continue;
+    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    if (route.cooldown() > now) continue;
+    if (route.breaker->state(now) == BreakerState::Open) continue;
+    return true;
+  }
+  return false;
+}
+
+void CallMachine::start_attempt(TimePoint now, std::size_t c) {
+  const ClientOptions& o = core_.options();
+  const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
+  current_ = c;
+  tried_[c] = true;
+  ++route_attempts_[c];
+  ++attempts_;
+
+  if (body_model_ != route.ref.model || body_text_.empty()) {
+    body_["model"] = route.ref.model;
+    body_text_ = body_.dump();
+    body_model_ = route.ref.model;
+  }
+  request_ = HttpRequest{};
+  request_.method = "POST";
+  request_.url = endpoint.url;
+  request_.headers = endpoint.headers;
+  for (const auto& [k, v] : options_.headers) request_.headers.emplace_back(k, v);
+  request_.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
+  request_.body = body_text_;
+  Duration remaining = deadline_ - now;
+  clipped_by_deadline_ = remaining < o.timeouts.attempt;
+  request_.total_timeout = std::min(o.timeouts.attempt, remaining);
+  request_.connect_timeout = std::min(o.timeouts.connect, request_.total_timeout);
+  request_.first_byte_timeout = std::min(o.timeouts.first_byte, request_.total_timeout);
+  request_.max_response_bytes = o.max_response_bytes;
+  request_.ca_bundle = o.ca_bundle;
+
+  exchange_id_ = core_.next_exchange_id();
+  attempt_start_ = now;
+  state_ = State::InFlight;
+}
+
+void CallMachine::on_result(TimePoint now, HttpResult result) {
+  if (state_ != State::InFlight || result.id != exchange_id_) return;
+  if (result.transport_error) {
+    AttemptOutcome outcome;
+    outcome.kind = *result.transport_error;
+    return fail_attempt(now, std::move(outcome), std::move(result.error_message), {}, {});
+  }
+  if (result.status >= 200 && result.status < 300) {
+    ChatResponse response;
+    auto failure = wire::decode_response(result.body, response);
+    if (!failure) return finish_success(now, std::move(response));
+    if (!failure->in_band_error) {
+      AttemptOutcome outcome;
+      outcome.kind = ErrorKind::Protocol;
+      outcome.http_status = result.status;
+      return fail_attempt(now, std::move(outcome), std::move(failure->message), {}, {});
+    }
+    // An error object inside a 2xx: classify it as the error it says it is.
+  }
+  policy::Classified c =
+      policy::classify_http(result.status, result.headers, result.body, core_.clock().wall_now());
+  AttemptOutcome outcome;
+  outcome.kind = c.kind;
+  outcome.http_status = c.status;
+  outcome.provider_code = std::move(c.code);
+  outcome.retry_after = c.retry_after;
+  outcome.should_retry = c.should_retry;
+  fail_attempt(now, std::move(outcome), std::move(c.message), std::move(c.type),
+               std::move(c.param));
+}
+
+void CallMachine::on_stuck(TimePoint now) {
+  if (state_ != State::InFlight) return;
+  AttemptOutcome outcome;
+  outcome.kind = ErrorKind::Timeout;
+  fail_attempt(now, std::move(outcome), "the exchange did not end within its time limit", {}, {});
+}
+
+void CallMachine::cancel(TimePoint now, const std::string& why) {
+  if (state_ == State::Done) return;
+  if (state_ == State::InFlight) {
+    RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
+    route.breaker->on_failure(now, ErrorKind::Cancelled);
+    Attempt a;
+    a.route = route.ref;
+    a.error = ErrorKind::Cancelled;
+    a.latency = now - attempt_start_;
+    a.message = why;
+    trace_.push_back(std::move(a));
+  }
+  ErrorDetails d;
+  d.attempts = trace_;
+  finish_error(ErrorKind::Cancelled, why, std::move(d));
+}
+
+void CallMachine::finish_success(TimePoint now, ChatResponse response) {
+  RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
+  Duration latency = now - attempt_start_;
+  route.breaker->on_success(now, latency);
+  Attempt a;
+  a.route = route.ref;
+  a.status = 200;
+  a.latency = latency;
+  trace_.push_back(a);
+  log_attempt(trace_.back());
+  response.served_by = route.ref;
+  response.attempts = std::move(trace_);
+  state_ = State::Done;
+  result_.emplace(std::move(response));
+}
+
+void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::string message,
+                               std::string provider_type, std::string param) {
+  const std::size_t c = *current_;
+  RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+  outcome.route = route.ref;
+  route.breaker->on_failure(now, outcome.kind);
+  if (outcome.kind == ErrorKind::RateLimited ||
+      (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
+    Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
+    route.cool_down_until(now + std::min(rest, kMaxCooldown));
+  }
+  Attempt a;
+  a.route = route.ref;
+  a.error = outcome.kind;
+  a.status = outcome.http_status;
+  a.latency = now - attempt_start_;
+  a.message = message;
+  trace_.push_back(std::move(a));
+  state_ = State::Planning;
+
+  auto details = [&]() {
+    ErrorDetails d;
+    d.http_status = outcome.http_status;
+    d.provider_code = outcome.provider_code;
+    d.provider_type = provider_type;
+    d.param = param;
+    d.retry_after = outcome.retry_after;
+    d.attempts = trace_;
+    return d;
+  };
+  if (options_.cancel.cancelled()) {
+    log_attempt(trace_.back());
+    return cancel(now, "the call was cancelled");
+  }
+  if (now >= deadline_ || (outcome.kind == ErrorKind::Timeout && clipped_by_deadline_)) {
+    log_attempt(trace_.back());
+    return finish_error(ErrorKind::DeadlineExceeded,
+                        "the call's deadline passed during an attempt on " + route_name(route.ref),
+                        details());
+  }
+
+  CallState state;
+  state.attempts = attempts_;
+  state.route_attempts = route_attempts_[c];
+  state.has_alternative = has_alternative(now);
+  state.now = now;
+  state.deadline = deadline_;
+  state.rng = &core_.rng();
+  Decision decision = policy_->decide(outcome, state);
+  switch (decision.action) {
+    case Decision::Action::Retry: {
+      Duration delay = std::max(decision.delay, Duration::zero());
+      if (now + delay >= deadline_) {  // a custom policy may ask for too much
+        log_attempt(trace_.back());
+        return finish_exhausted(now);
+      }
+      trace_.back().delay = delay;
+      retry_ = c;
+      wait_until_ = now + delay;
+      state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
+      break;
+    }
+    case Decision::Action::Failover:
+      if (decision.skip_tier) {
+        std::size_t tier = core_.plan()[candidates_[c]].tier;
+        for (std::size_t i = 0; i < candidates_.size(); ++i) {
+          if (core_.plan()[candidates_[i]].tier == tier) tried_[i] = true;
+        }
+      }
+      break;
+    case Decision::Action::Fail:
+      log_attempt(trace_.back());
+      return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
+  }
+  log_attempt(trace_.back());
+}
+
+void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
+  state_ = State::Done;
+  result_.emplace(Error(kind, message, std::move(details)));
+}
+
+void CallMachine::finish_exhausted(TimePoint now) {
+  ErrorDetails d;
+  std::string message;
+  if (!trace_.empty()) {
+    const Attempt& last = trace_.back();
+    d.http_status = last.status;
+    message = "all routes failed after " + std::to_string(trace_.size()) +
+              (trace_.size() == 1 ? " attempt" : " attempts") + ":";
+    // The last failure of each route, in the order the routes were first tried.
+    std::vector<const Attempt*> last_by_route;
+    for (const Attempt& a : trace_) {
+      auto it = std::find_if(last_by_route.begin(), last_by_route.end(),
+                             [&](const Attempt* x) { return x->route == a.route; });
+      if (it == last_by_route.end()) {
+        last_by_route.push_back(&a);
+      } else {
+        *it = &a;
+      }
+    }
+    for (const Attempt* a : last_by_route) {
+      message += " " + route_name(a->route) + ": " + a->outcome();
+      if (a->status) message += " (HTTP " + std::to_string(a->status) + ")";
+      if (!a->message.empty()) message += " " + wire::excerpt(a->message, 160);
+      message += ";";
+    }
+  } else {
+    message = "no route is available:";
+  }
+  std::optional<TimePoint> earliest;
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (tried_[c]) continue;
+    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    std::optional<TimePoint> at = route.breaker->reopens_at(now);
+    std::string why = "circuit open";
+    if (route.cooldown() > now) {
+      at = std::max(at.value_or(route.cooldown()), route.cooldown());
+      why = "cooling down after a rate limit";
+    } else if (!at) {
+      why = "circuit half-open with its probe in flight";
+    }
+    message += " " + route_name(route.ref) + ": " + why;
+    if (at) message += " for " + format_ms(*at - now);
+    message += ";";
+    if (at && (!earliest || *at < *earliest)) earliest = at;
+  }
+  if (!message.empty() && message.back() == ';') message.pop_back();
+  d.available_at = earliest;
+  d.attempts = trace_;
+  finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));
+}
+
+void CallMachine::log_attempt(const Attempt& a) const {
+  spdlog::logger* log = core_.logger();
+  if (!log || !log->should_log(spdlog::level::debug)) return;
+  log->debug("attempt {} route={} outcome={} status={} latency_ms={:.3f} next_delay_ms={:.3f}{}{}",
+             trace_.size(), route_name(a.route), a.outcome(), a.status,
+             std::chrono::duration<double, std::milli>(a.latency).count(),
+             std::chrono::duration<double, std::milli>(a.delay).count(),
+             a.message.empty() ? "" : " message=", a.message);
+}
+
+}  // namespace failover::detail

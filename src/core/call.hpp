@@ -1,0 +1,90 @@
+#pragma once
+
+// The sans-I/O call state machine shared by the synchronous and asynchronous drivers.
+// It reads no clock and touches no socket: drivers pass `now` and exchange results in and
+// carry out the steps it returns.
+
+#include "core/client_core.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace failover::detail {
+
+/** What the driver must do next. */
+struct Step {
+  enum class Kind {
+    Start,     ///< Start exchange `id` with `request` (moved out by the driver).
+    InFlight,  ///< Wait for exchange `id`; if it has not ended by `until`, abandon it and
+               ///< report `on_stuck`.
+    Wait,      ///< Nothing in flight; call `next` again at `until`.
+    Done,      ///< `take()` returns the result.
+  };
+  Kind kind = Kind::Done;
+  std::uint64_t id = 0;
+  HttpRequest* request = nullptr;
+  TimePoint until{};
+};
+
+class CallMachine {
+ public:
+  CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
+              TimePoint now);
+
+  /** The next step at `now`. */
+  Step next(TimePoint now);
+  /** Exchange `result.id` ended. */
+  void on_result(TimePoint now, HttpResult result);
+  /** The in-flight exchange passed its hard limit; the driver has abandoned it. */
+  void on_stuck(TimePoint now);
+  /** The call was cancelled; the driver has abandoned any in-flight exchange. */
+  void cancel(TimePoint now, const std::string& why);
+
+  bool done() const { return result_.has_value(); }
+  /** The in-flight exchange id, or 0. */
+  std::uint64_t in_flight() const { return state_ == State::InFlight ? exchange_id_ : 0; }
+  /** The result; only when `done()`. */
+  Result<ChatResponse> take();
+  /** The call's deadline. */
+  TimePoint deadline() const { return deadline_; }
+
+ private:
+  enum class State { Planning, InFlight, Waiting, Done };
+
+  std::optional<std::size_t> pick_route(TimePoint now);
+  bool has_alternative(TimePoint now) const;
+  void start_attempt(TimePoint now, std::size_t plan_index);
+  void finish_success(TimePoint now, ChatResponse response);
+  void fail_attempt(TimePoint now, AttemptOutcome outcome, std::string message,
+                    std::string provider_type, std::string param);
+  void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
+  void finish_exhausted(TimePoint now);
+  void log_attempt(const Attempt& a) const;
+
+  ClientCore& core_;
+  CallOptions options_;
+  std::unique_ptr<RetryPolicy> policy_;
+  nlohmann::json body_;
+  std::string body_model_;  // model of the cached body text
+  std::string body_text_;
+  std::vector<std::size_t> candidates_;  // plan indices, in call order
+  std::vector<bool> tried_;              // per candidate
+  std::vector<int> route_attempts_;      // per candidate
+  TimePoint deadline_{};
+  State state_ = State::Planning;
+  std::optional<std::size_t> current_;  // candidate index of the current/last attempt
+  std::optional<std::size_t> retry_;    // candidate index to retry after the wait
+  std::uint64_t exchange_id_ = 0;
+  HttpRequest request_;
+  TimePoint attempt_start_{};
+  TimePoint wait_until_{};
+  bool clipped_by_deadline_ = false;
+  int attempts_ = 0;
+  std::vector<Attempt> trace_;
+  std::optional<Result<ChatResponse>> result_;
+};
+
+}  // namespace failover::detail

@@ -1,0 +1,236 @@
+#include "core/client_core.hpp"
+
+#include "engine/async_engine.hpp"
+#include "wire/http_headers.hpp"
+#include "wire/json_codec.hpp"
+
+#include <failover/version.hpp>
+
+#include <cctype>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+namespace failover::detail {
+
+void RouteState::cool_down_until(TimePoint until) {
+  TimePoint::rep wanted = until.time_since_epoch().count();
+  TimePoint::rep current = cooldown_until.load(std::memory_order_relaxed);
+  while (current < wanted &&
+         !cooldown_until.compare_exchange_weak(current, wanted, std::memory_order_relaxed)) {
+  }
+}
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& message) { throw std::invalid_argument(message); }
+
+std::string shown(const std::string& s) { return "\"" + wire::excerpt(s, 80) + "\""; }
+
+std::string percent_encode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+bool has_control(const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+std::string validate_base_url(const std::string& url, const std::string& field) {
+  std::string u(wire::trim(url));
+  if (u.empty()) invalid(field + " is empty");
+  for (unsigned char c : u) {
+    if (c <= 0x20 || c == 0x7f) invalid(field + " contains whitespace or control characters");
+  }
+  std::size_t scheme_end = u.find("://");
+  std::string scheme = scheme_end == std::string::npos ? "" : u.substr(0, scheme_end);
+  for (auto& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (scheme != "http" && scheme != "https") {
+    invalid(field + " must start with http:// or https:// (got " + shown(u) + ")");
+  }
+  std::string rest = u.substr(scheme_end + 3);
+  std::size_t host_end = rest.find_first_of("/?#");
+  std::string authority = rest.substr(0, host_end);
+  if (authority.empty() || authority.front() == ':') invalid(field + " has no host");
+  if (authority.find('@') != std::string::npos) {
+    invalid(field + " must not contain credentials; use api_key");
+  }
+  if (u.find_first_of("?#") != std::string::npos) {
+    invalid(field + " must not contain a query or fragment; use the endpoint's query map");
+  }
+  while (!u.empty() && u.back() == '/') u.pop_back();
+  return u;
+}
+
+}  // namespace
+
+void validate_headers(const std::map<std::string, std::string>& headers, const std::string& field) {
+  for (const auto& [name, value] : headers) {
+    if (!wire::valid_header_name(name)) {
+      invalid(field + " has an invalid header name " + shown(name));
+    }
+    if (!wire::valid_header_value(value)) {
+      invalid(field + "[" + name + "] contains CR, LF or other control characters");
+    }
+  }
+}
+
+ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
+  ClientOptions& o = options_;
+  if (o.endpoints.empty()) invalid("endpoints is empty: at least one endpoint is required");
+  std::map<std::string, std::size_t> endpoint_index;
+  const std::string user_agent = std::string("failover-cpp/") + FAILOVER_VERSION_STRING +
+                                 (o.user_agent.empty() ? "" : " " + o.user_agent);
+  if (!wire::valid_header_value(user_agent)) invalid("user_agent contains control characters");
+  for (std::size_t i = 0; i < o.endpoints.size(); ++i) {
+    Endpoint& e = o.endpoints[i];
+    const std::string field = "endpoints[" + std::to_string(i) + "]";
+    if (e.name.empty()) invalid(field + ".name is empty");
+    if (has_control(e.name)) invalid(field + ".name contains control characters");
+    if (!endpoint_index.emplace(e.name, i).second) {
+      invalid(field + ".name " + shown(e.name) + " is a duplicate");
+    }
+    const std::string base = validate_base_url(e.base_url, field + ".base_url");
+    e.api_key = std::string(wire::trim(e.api_key));
+    if (has_control(e.api_key)) {
+      invalid(field + ".api_key contains control characters (the key is not shown)");
+    }
+    for (unsigned char c : e.api_key) {
+      if (c == ' ' || c >= 0x80)
+        invalid(field + ".api_key contains spaces or non-ASCII characters");
+    }
+    if (e.auth == AuthStyle::None && !e.api_key.empty()) {
+      invalid(field + ".api_key is set but auth is none");
+    }
+    validate_headers(e.headers, field + ".headers");
+    for (const auto& [k, v] : e.query) {
+      if (k.empty()) invalid(field + ".query has an empty parameter name");
+      if (has_control(k) || has_control(v)) invalid(field + ".query contains control characters");
+    }
+
+    ResolvedEndpoint r;
+    r.name = e.name;
+    r.url = base + "/chat/completions";
+    char sep = '?';
+    for (const auto& [k, v] : e.query) {
+      r.url += sep + percent_encode(k) + "=" + percent_encode(v);
+      sep = '&';
+    }
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.headers.emplace_back("Accept", "application/json");
+    r.headers.emplace_back("User-Agent", user_agent);
+    r.headers.emplace_back("Expect", "");  // no 100-continue round trip for large bodies
+    if (!e.api_key.empty()) {
+      if (e.auth == AuthStyle::ApiKey) {
+        r.headers.emplace_back("api-key", e.api_key);
+      } else {
+        r.headers.emplace_back("Authorization", "Bearer " + e.api_key);
+      }
+    }
+    for (const auto& [k, v] : e.headers) r.headers.emplace_back(k, v);
+    endpoints_.push_back(std::move(r));
+  }
+
+  if (o.priority.empty()) invalid("priority is empty: at least one tier is required");
+  const Timeouts& t = o.timeouts;
+  if (t.connect <= Duration::zero()) invalid("timeouts.connect must be positive");
+  if (t.first_byte <= Duration::zero()) invalid("timeouts.first_byte must be positive");
+  if (t.idle <= Duration::zero()) invalid("timeouts.idle must be positive");
+  if (t.attempt <= Duration::zero()) invalid("timeouts.attempt must be positive");
+  if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
+  if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
+  if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
+
+  if (!o.retry) o.retry = std::make_shared<DefaultRetryPolicy>();
+  if (!o.circuit_breaker) o.circuit_breaker = DefaultCircuitBreaker::factory();
+  if (!o.clock) o.clock = std::make_shared<SystemClock>();
+  if (!o.rng) o.rng = std::make_shared<SystemRng>();
+  if (!o.transport) o.transport = make_curl_transport();
+
+  std::map<std::pair<std::string, std::string>, std::size_t> route_index;
+  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
+    const Tier& tier = o.priority[ti];
+    const std::string tfield = "priority[" + std::to_string(ti) + "]";
+    if (tier.routes.empty()) invalid(tfield + ".routes is empty");
+    std::set<std::pair<std::string, std::string>> in_tier;
+    for (std::size_t ri = 0; ri < tier.routes.size(); ++ri) {
+      const Route& route = tier.routes[ri];
+      const std::string rfield = tfield + ".routes[" + std::to_string(ri) + "]";
+      auto ep = endpoint_index.find(route.endpoint);
+      if (ep == endpoint_index.end()) {
+        invalid(rfield + ".endpoint " + shown(route.endpoint) + " is not a defined endpoint");
+      }
+      if (route.model.empty()) invalid(rfield + ".model is empty");
+      if (has_control(route.model)) invalid(rfield + ".model contains control characters");
+      if (route.weight < 1) invalid(rfield + ".weight must be at least 1");
+      auto key = std::make_pair(route.endpoint, route.model);
+      if (!in_tier.insert(key).second) {
+        invalid(rfield + " repeats " + shown(route.endpoint + "/" + route.model) + " in its tier");
+      }
+      auto found = route_index.find(key);
+      std::size_t index;
+      if (found == route_index.end()) {
+        auto state = std::make_unique<RouteState>();
+        state->ref = RouteRef{route.endpoint, route.model};
+        state->endpoint = ep->second;
+        state->breaker = o.circuit_breaker(state->ref);
+        if (!state->breaker) invalid("circuit_breaker factory returned null for " + rfield);
+        index = routes_.size();
+        routes_.push_back(std::move(state));
+        route_index.emplace(key, index);
+      } else {
+        index = found->second;
+      }
+      plan_.push_back(PlanEntry{index, ti});
+    }
+  }
+}
+
+ClientCore::~ClientCore() { shutdown(); }
+
+std::unique_ptr<TransportSession> ClientCore::acquire_session() {
+  {
+    std::lock_guard<std::mutex> lock(sessions_mutex_);
+    if (!idle_sessions_.empty()) {
+      auto s = std::move(idle_sessions_.back());
+      idle_sessions_.pop_back();
+      return s;
+    }
+  }
+  return options_.transport->open_session();
+}
+
+void ClientCore::release_session(std::unique_ptr<TransportSession> session) {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  idle_sessions_.push_back(std::move(session));
+}
+
+AsyncEngine& ClientCore::engine() {
+  std::lock_guard<std::mutex> lock(engine_mutex_);
+  if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this);
+  return *engine_;
+}
+
+void ClientCore::shutdown() {
+  std::unique_ptr<AsyncEngine> engine;
+  {
+    std::lock_guard<std::mutex> lock(engine_mutex_);
+    engine = std::move(engine_);
+  }
+  engine.reset();  // joins the thread after cancelling its calls
+}
+
+}  // namespace failover::detail

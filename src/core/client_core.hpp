@@ -1,0 +1,89 @@
+#pragma once
+
+// Validated client configuration and shared per-route state.
+
+#include <failover/client.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace failover::detail {
+
+class AsyncEngine;
+
+/** An endpoint ready for requests: full URL and the headers every request carries. */
+struct ResolvedEndpoint {
+  std::string name;
+  std::string url;      // .../chat/completions?query
+  HttpHeaders headers;  // content type, accept, user agent, auth, endpoint headers
+};
+
+/** Shared state of one (endpoint, model) route. */
+struct RouteState {
+  RouteRef ref;
+  std::size_t endpoint = 0;
+  std::unique_ptr<CircuitBreaker> breaker;
+  std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};
+
+  TimePoint cooldown() const {
+    return TimePoint{Duration{cooldown_until.load(std::memory_order_relaxed)}};
+  }
+  /** Extends the cooldown to `until` (never shortens it). */
+  void cool_down_until(TimePoint until);
+};
+
+/** One entry of the priority list, in order. */
+struct PlanEntry {
+  std::size_t route = 0;  // index into ClientCore::routes
+  std::size_t tier = 0;
+};
+
+/** Everything shared by the calls of one client. */
+class ClientCore {
+ public:
+  explicit ClientCore(ClientOptions options);
+  ~ClientCore();
+  ClientCore(const ClientCore&) = delete;
+  ClientCore& operator=(const ClientCore&) = delete;
+
+  const ClientOptions& options() const { return options_; }
+  Clock& clock() const { return *options_.clock; }
+  Rng& rng() const { return *options_.rng; }
+  const std::vector<ResolvedEndpoint>& endpoints() const { return endpoints_; }
+  const std::vector<std::unique_ptr<RouteState>>& routes() const { return routes_; }
+  const std::vector<PlanEntry>& plan() const { return plan_; }
+  spdlog::logger* logger() const { return options_.logger.get(); }
+  std::uint64_t next_exchange_id() {
+    return next_exchange_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /** A transport session for the calling thread (from the idle pool or new). */
+  std::unique_ptr<TransportSession> acquire_session();
+  /** Returns a session to the idle pool. */
+  void release_session(std::unique_ptr<TransportSession> session);
+
+  /** The engine thread for asynchronous calls, started on first use. */
+  AsyncEngine& engine();
+  /** Stops the engine thread, cancelling its calls. */
+  void shutdown();
+
+ private:
+  ClientOptions options_;
+  std::vector<ResolvedEndpoint> endpoints_;
+  std::vector<std::unique_ptr<RouteState>> routes_;
+  std::vector<PlanEntry> plan_;
+  std::atomic<std::uint64_t> next_exchange_{1};
+  std::mutex sessions_mutex_;
+  std::vector<std::unique_ptr<TransportSession>> idle_sessions_;
+  std::mutex engine_mutex_;
+  std::unique_ptr<AsyncEngine> engine_;
+};
+
+/** Validates header names and values; throws `std::invalid_argument` naming `field`. */
+void validate_headers(const std::map<std::string, std::string>& headers, const std::string& field);
+
+}  // namespace failover::detail

@@ -1,0 +1,68 @@
+#pragma once
+
+// The engine thread: drives many calls' state machines on one transport session.
+
+#include "core/call.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace failover::detail {
+
+class AsyncEngine {
+ public:
+  using Callback = std::function<void(Result<ChatResponse>)>;
+
+  explicit AsyncEngine(ClientCore& core);
+  /** Cancels every call still running (each completes with `Cancelled`) and joins. */
+  ~AsyncEngine();
+  AsyncEngine(const AsyncEngine&) = delete;
+  AsyncEngine& operator=(const AsyncEngine&) = delete;
+
+  /** Queues a call; `done` runs on the engine thread. */
+  void submit(ChatRequest request, CallOptions options, Callback done);
+
+ private:
+  struct Call {
+    std::uint64_t id = 0;
+    std::unique_ptr<CallMachine> machine;
+    CallOptions options;
+    Callback done;
+    std::uint64_t subscription = 0;
+  };
+  struct Submission {
+    ChatRequest request;
+    CallOptions options;
+    Callback done;
+  };
+
+  void run();
+  void admit(Submission submission);
+  void drive(std::uint64_t call_id);
+  void complete(std::unordered_map<std::uint64_t, Call>::iterator it);
+
+  ClientCore& core_;
+  std::unique_ptr<TransportSession> session_;
+
+  std::mutex mutex_;  // guards the three members below
+  std::vector<Submission> incoming_;
+  std::vector<std::uint64_t> cancel_requests_;
+  bool stopping_ = false;
+
+  // Engine-thread state.
+  std::uint64_t next_call_id_ = 1;
+  std::unordered_map<std::uint64_t, Call> calls_;
+  std::unordered_map<std::uint64_t, std::uint64_t> exchanges_;  // exchange id -> call id
+  std::multimap<TimePoint, std::uint64_t> timers_;              // wake-up -> call id
+
+  std::thread thread_;
+};
+
+}  // namespace failover::detail

@@ -1,0 +1,331 @@
+// The libcurl transport: one multi handle per session, easy handles recycled, connections
+// kept in the multi handle's pool and reused across exchanges.
+
+#include <failover/transport.hpp>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+namespace failover {
+
+namespace {
+
+constexpr std::size_t kMaxIdleEasyHandles = 32;
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw std::runtime_error("curl_global_init failed");
+    }
+  });
+}
+
+long ceil_millis(Duration d) {
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(d).count();
+  return static_cast<long>(std::clamp<std::int64_t>(ms, 1, 0x7fffffff));
+}
+
+struct Exchange {
+  std::uint64_t id = 0;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  HttpRequest request;  // owns the body curl reads from
+  HttpResult result;
+  TimePoint first_byte_deadline = TimePoint::max();
+  bool got_byte = false;
+  bool too_large = false;
+  char errbuf[CURL_ERROR_SIZE] = {};
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* ex = static_cast<Exchange*>(user);
+  std::size_t n = size * count;
+  ex->got_byte = true;
+  std::size_t cap = ex->request.max_response_bytes;
+  if (cap != 0 && ex->result.body.size() + n > cap) {
+    ex->too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  ex->result.body.append(data, n);
+  return n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* ex = static_cast<Exchange*>(user);
+  std::size_t n = size * count;
+  ex->got_byte = true;
+  std::string_view line(data, n);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  if (line.substr(0, 5) == "HTTP/") {
+    ex->result.headers.clear();  // a new response (after 100 Continue, say)
+    return n;
+  }
+  std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return n;
+  std::string name(line.substr(0, colon));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  ex->result.headers.emplace_back(std::move(name), std::string(value));
+  return n;
+}
+
+ErrorKind kind_of(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_URL_MALFORMAT:
+      return ErrorKind::ConnectFailed;
+    case CURLE_OPERATION_TIMEDOUT:
+      return ErrorKind::Timeout;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return ErrorKind::Tls;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_TOO_MANY_REDIRECTS:
+      return ErrorKind::Protocol;
+    default:
+      return ErrorKind::ConnectionLost;  // reset, empty reply, partial body, HTTP/2 errors
+  }
+}
+
+class CurlSession final : public TransportSession {
+ public:
+  CurlSession() {
+    multi_ = curl_multi_init();
+    if (!multi_) throw std::runtime_error("curl_multi_init failed");
+  }
+
+  ~CurlSession() override {
+    for (auto& [id, ex] : active_) release(*ex);
+    for (CURL* e : idle_) curl_easy_cleanup(e);
+    curl_multi_cleanup(multi_);
+  }
+
+  void start(std::uint64_t id, HttpRequest request) override {
+    auto ex = std::make_unique<Exchange>();
+    ex->id = id;
+    ex->result.id = id;
+    ex->request = std::move(request);
+    const HttpRequest& r = ex->request;
+    CURL* easy = nullptr;
+    if (!idle_.empty()) {
+      easy = idle_.back();
+      idle_.pop_back();
+      curl_easy_reset(easy);
+    } else {
+      easy = curl_easy_init();
+    }
+    if (!easy) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_easy_init failed");
+    ex->easy = easy;
+    for (const auto& [name, value] : r.headers) {
+      // "Name:" removes a header curl would add; "Name;" sends it empty.
+      std::string line = name + (value.empty() ? ":" : ": " + value);
+      curl_slist* next = curl_slist_append(ex->headers, line.c_str());
+      if (!next) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "out of memory");
+      ex->headers = next;
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+    if (r.method == "GET") {
+      curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    } else {
+      curl_easy_setopt(easy, CURLOPT_POST, 1L);
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, ex->headers);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex.get());
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex.get());
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, ex.get());
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ex->errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");  // ignore proxy environment variables
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!r.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, r.ca_bundle.c_str());
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (r.connect_timeout > Duration::zero()) {
+      curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, ceil_millis(r.connect_timeout));
+    }
+    if (r.total_timeout > Duration::zero()) {
+      curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ceil_millis(r.total_timeout));
+    }
+    if (r.first_byte_timeout > Duration::zero()) {
+      ex->first_byte_deadline = std::chrono::steady_clock::now() + r.first_byte_timeout;
+    }
+    if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+      return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_multi_add_handle failed");
+    }
+    active_.emplace(id, std::move(ex));
+  }
+
+  void cancel(std::uint64_t id) override {
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+      ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
+                                  [&](const HttpResult& r) { return r.id == id; }),
+                   ready_.end());
+      return;
+    }
+    release(*it->second);
+    active_.erase(it);
+  }
+
+  void wait(TimePoint until, std::vector<HttpResult>& completed) override {
+    for (;;) {
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      drain(completed);
+      TimePoint now = std::chrono::steady_clock::now();
+      TimePoint watchdog = check_first_byte(now, completed);
+      if (!ready_.empty()) {
+        for (auto& r : ready_) completed.push_back(std::move(r));
+        ready_.clear();
+      }
+      if (!completed.empty() || now >= until || woken_.exchange(false)) return;
+      TimePoint wake = std::min(until, watchdog);
+      Duration left = wake - now;
+      int timeout_ms =
+          static_cast<int>(std::min<long>(ceil_millis(std::max(left, Duration(1))), 60'000));
+      curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
+    }
+  }
+
+  void wakeup() override {
+    woken_.store(true);
+    curl_multi_wakeup(multi_);
+  }
+
+ private:
+  void fail_now(std::unique_ptr<Exchange> ex, ErrorKind kind, const char* message) {
+    HttpResult r;
+    r.id = ex->id;
+    r.transport_error = kind;
+    r.error_message = message;
+    if (ex->easy) release(*ex);
+    ready_.push_back(std::move(r));
+  }
+
+  // Detaches the easy handle (closing its connection if the transfer was unfinished) and
+  // keeps it for reuse.
+  void release(Exchange& ex) {
+    if (ex.easy) {
+      curl_multi_remove_handle(multi_, ex.easy);
+      if (idle_.size() < kMaxIdleEasyHandles) {
+        idle_.push_back(ex.easy);
+      } else {
+        curl_easy_cleanup(ex.easy);
+      }
+      ex.easy = nullptr;
+    }
+    curl_slist_free_all(ex.headers);
+    ex.headers = nullptr;
+  }
+
+  void drain(std::vector<HttpResult>& completed) {
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Exchange* raw = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &raw);
+      CURLcode code = msg->data.result;
+      auto it = active_.find(raw->id);
+      if (it == active_.end()) continue;
+      Exchange& ex = *it->second;
+      HttpResult& r = ex.result;
+      if (code == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(ex.easy, CURLINFO_RESPONSE_CODE, &status);
+        r.status = static_cast<int>(status);
+      } else if (ex.too_large) {
+        r.transport_error = ErrorKind::ResponseTooLarge;
+        r.error_message = "the response body exceeds the cap of " +
+                          std::to_string(ex.request.max_response_bytes) + " bytes";
+        r.body.clear();
+      } else {
+        r.transport_error = kind_of(code);
+        r.error_message = ex.errbuf[0] ? std::string(ex.errbuf) : curl_easy_strerror(code);
+      }
+      release(ex);
+      completed.push_back(std::move(r));
+      active_.erase(it);
+    }
+  }
+
+  // Ends exchanges still waiting for their first byte past the limit; returns the earliest
+  // first-byte deadline still pending.
+  TimePoint check_first_byte(TimePoint now, std::vector<HttpResult>& completed) {
+    TimePoint earliest = TimePoint::max();
+    for (auto it = active_.begin(); it != active_.end();) {
+      Exchange& ex = *it->second;
+      if (ex.got_byte || ex.first_byte_deadline == TimePoint::max()) {
+        ++it;
+        continue;
+      }
+      if (now >= ex.first_byte_deadline) {
+        HttpResult r;
+        r.id = ex.id;
+        r.transport_error = ErrorKind::Timeout;
+        r.error_message = "no response byte within the first-byte timeout of " +
+                          std::to_string(ceil_millis(ex.request.first_byte_timeout)) + " ms";
+        release(ex);
+        completed.push_back(std::move(r));
+        it = active_.erase(it);
+        continue;
+      }
+      earliest = std::min(earliest, ex.first_byte_deadline);
+      ++it;
+    }
+    return earliest;
+  }
+
+  CURLM* multi_ = nullptr;
+  std::vector<CURL*> idle_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
+  std::vector<HttpResult> ready_;  // failed before reaching curl
+  std::atomic<bool> woken_{false};
+};
+
+class CurlTransport final : public Transport {
+ public:
+  CurlTransport() { global_init(); }
+  std::unique_ptr<TransportSession> open_session() override {
+    return std::make_unique<CurlSession>();
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Transport> make_curl_transport() { return std::make_shared<CurlTransport>(); }
+
+}  // namespace failover

@@ -1,0 +1,104 @@
+#include <failover/policy/retry.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace failover {
+
+DefaultRetryPolicy::DefaultRetryPolicy(RetryOptions options) : options_(options) {
+  if (options_.max_attempts < 1) {
+    throw std::invalid_argument("retry.max_attempts must be at least 1");
+  }
+  if (options_.base_delay <= Duration::zero()) {
+    throw std::invalid_argument("retry.base_delay must be positive");
+  }
+  if (options_.max_delay < options_.base_delay) {
+    throw std::invalid_argument("retry.max_delay must be at least retry.base_delay");
+  }
+  if (options_.max_retry_after < Duration::zero()) {
+    throw std::invalid_argument("retry.max_retry_after must not be negative");
+  }
+}
+
+std::unique_ptr<RetryPolicy> DefaultRetryPolicy::clone() const {
+  return std::make_unique<DefaultRetryPolicy>(*this);
+}
+
+Duration DefaultRetryPolicy::backoff_ceiling(int retry_number) const {
+  Duration ceiling = options_.base_delay;
+  for (int i = 1; i < retry_number && ceiling < options_.max_delay; ++i) ceiling *= 2;
+  return std::min(ceiling, options_.max_delay);
+}
+
+namespace {
+
+enum class Class { Transient, RouteFatal, CallFatal, NextTier };
+
+Class class_of(ErrorKind kind, bool failover_on_content_filter) {
+  switch (kind) {
+    case ErrorKind::ServerError:
+    case ErrorKind::Overloaded:
+    case ErrorKind::Conflict:
+    case ErrorKind::ConnectFailed:
+    case ErrorKind::ConnectionLost:
+    case ErrorKind::Tls:
+    case ErrorKind::Timeout:
+    case ErrorKind::Protocol:
+    case ErrorKind::RateLimited:
+      return Class::Transient;
+    case ErrorKind::Authentication:
+    case ErrorKind::PermissionDenied:
+    case ErrorKind::NotFound:
+    case ErrorKind::QuotaExhausted:
+    case ErrorKind::ResponseTooLarge:
+      return Class::RouteFatal;
+    case ErrorKind::ContextLengthExceeded:
+      return Class::NextTier;
+    case ErrorKind::ContentFiltered:
+      return failover_on_content_filter ? Class::RouteFatal : Class::CallFatal;
+    case ErrorKind::InvalidRequest:
+    case ErrorKind::DeadlineExceeded:
+    case ErrorKind::AllRoutesUnavailable:
+    case ErrorKind::Cancelled:
+    case ErrorKind::StreamInterrupted:
+      return Class::CallFatal;
+  }
+  return Class::CallFatal;
+}
+
+}  // namespace
+
+Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallState& state) {
+  Class c = class_of(outcome.kind, options_.failover_on_content_filter);
+  // x-should-retry overrides the status-based answer for the same route (OpenAI SDK rule).
+  bool may_retry_same = c == Class::Transient;
+  if (outcome.should_retry) {
+    if (*outcome.should_retry && c != Class::NextTier && outcome.kind != ErrorKind::Cancelled &&
+        outcome.kind != ErrorKind::DeadlineExceeded) {
+      may_retry_same = true;
+    } else if (!*outcome.should_retry) {
+      may_retry_same = false;
+    }
+  }
+  if (c == Class::CallFatal && !may_retry_same) return Decision::fail();
+  if (c == Class::NextTier) return Decision::failover(/*skip_tier=*/true);
+  if (c != Class::CallFatal && state.has_alternative) return Decision::failover();
+  if (!may_retry_same || state.attempts >= options_.max_attempts) {
+    return c == Class::CallFatal ? Decision::fail() : Decision::failover();
+  }
+
+  Duration delay = Duration::zero();
+  double draw = state.rng ? state.rng->uniform() : 0.5;
+  Duration ceiling = backoff_ceiling(std::max(1, state.route_attempts));
+  delay = std::chrono::duration_cast<Duration>(ceiling * draw);
+  if (outcome.retry_after) {
+    if (*outcome.retry_after > options_.max_retry_after) return Decision::failover();
+    delay = std::max(delay, *outcome.retry_after);
+  }
+  if (state.now + delay >= state.deadline) {
+    return c == Class::CallFatal ? Decision::fail() : Decision::failover();
+  }
+  return Decision::retry(delay);
+}
+
+}  // namespace failover

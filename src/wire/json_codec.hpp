@@ -1,0 +1,59 @@
+#pragma once
+
+// JSON codec for the Chat Completions wire format, on nlohmann/json.
+
+#include <failover/chat.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace failover::wire {
+
+/** Deepest JSON nesting accepted from a server or a user (guards the recursive parser). */
+inline constexpr int kMaxJsonDepth = 128;
+
+/** True when `text` nests arrays/objects no deeper than `max_depth` (strings are skipped). */
+bool json_depth_within(std::string_view text, int max_depth = kMaxJsonDepth);
+
+/** Parses `text` as JSON; empty on malformed or too deeply nested input. */
+std::optional<nlohmann::json> parse_json(std::string_view text);
+
+/**
+ * Validates `request` and encodes it as a `CreateChatCompletionRequest` body without `model`.
+ * On failure returns a message that names the offending field (e.g. `messages[2].role`).
+ */
+std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
+                                          nlohmann::json& out);
+
+/** The fields of an error body (`ErrorResponse`), leniently read from any JSON shape. */
+struct ErrorBody {
+  bool found = false;   ///< An error object (or message) was present.
+  std::string message;  ///< `error.message` (or a short excerpt of a non-JSON body).
+  std::string type;     ///< `error.type`.
+  std::string code;     ///< `error.code` (numbers are turned into text).
+  std::string param;    ///< `error.param`.
+};
+
+/** Why a 2xx body could not be used. */
+struct DecodeFailure {
+  std::string message;                     ///< What was wrong (malformed, wrong shape).
+  std::optional<ErrorBody> in_band_error;  ///< Set when the body is an error object instead.
+};
+
+/** Decodes a `CreateChatCompletionResponse`. On success `body` is moved into `raw_json`;
+ *  on failure it is left as it was. */
+std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out);
+
+/** Reads an error body; non-JSON bodies give an excerpt as the message. */
+ErrorBody decode_error_body(std::string_view body);
+
+/** Reads the `error` member of an already parsed document, if present. */
+ErrorBody error_from_json(const nlohmann::json& doc);
+
+/** A printable excerpt of `text`: at most `max` bytes, control characters replaced. */
+std::string excerpt(std::string_view text, std::size_t max = 300);
+
+}  // namespace failover::wire

@@ -1,0 +1,142 @@
+// DefaultCircuitBreaker on a manual clock.
+
+#include <failover/policy/circuit_breaker.hpp>
+
+#include <gtest/gtest.h>
+
+namespace failover {
+namespace {
+
+using std::chrono::seconds;
+
+struct BreakerTest : ::testing::Test {
+  DefaultCircuitBreaker breaker;
+  TimePoint t{std::chrono::hours(1)};
+
+  void fail(int n, ErrorKind kind = ErrorKind::ServerError) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(breaker.try_acquire(t));
+      breaker.on_failure(t, kind);
+    }
+  }
+  void succeed(int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_TRUE(breaker.try_acquire(t));
+      breaker.on_success(t, std::chrono::milliseconds(5));
+    }
+  }
+};
+
+TEST_F(BreakerTest, OpensAfterFiveConsecutiveFailures) {
+  fail(4);
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);
+  fail(1);
+  EXPECT_EQ(breaker.state(t), BreakerState::Open);
+  EXPECT_FALSE(breaker.try_acquire(t));
+  EXPECT_EQ(breaker.reopens_at(t), t + seconds(30));
+}
+
+TEST_F(BreakerTest, ASuccessResetsTheConsecutiveCount) {
+  fail(4);
+  succeed(1);
+  fail(4);
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);
+}
+
+TEST_F(BreakerTest, OpensAtHalfFailuresOverTheWindowOnceTenCalls) {
+  // S F S F ... : never 5 in a row. After 10 calls 5 failures = 50 % -> open.
+  for (int i = 0; i < 4; ++i) {
+    succeed(1);
+    fail(1);
+  }
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);  // 8 calls, below min_calls
+  succeed(1);
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);  // 9 calls, 4 failures
+  fail(1);
+  EXPECT_EQ(breaker.state(t), BreakerState::Open);  // 10 calls, 5 failures
+}
+
+TEST_F(BreakerTest, WindowForgetsOldCalls) {
+  // 9 failures spread among successes, then 20 successes: the window holds only successes.
+  for (int i = 0; i < 9; ++i) {
+    fail(1);
+    succeed(2);
+  }
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);  // 9/27 overall, never 50 % of the last 20
+  succeed(20);
+  fail(4);
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);  // 4/20 = 20 %
+}
+
+TEST_F(BreakerTest, HalfOpenAfterThirtySecondsWithOneProbe) {
+  fail(5);
+  t += seconds(29);
+  EXPECT_EQ(breaker.state(t), BreakerState::Open);
+  EXPECT_FALSE(breaker.try_acquire(t));
+  t += seconds(1);
+  EXPECT_EQ(breaker.state(t), BreakerState::HalfOpen);
+  EXPECT_TRUE(breaker.try_acquire(t));
+  EXPECT_FALSE(breaker.try_acquire(t));  // one probe at a time
+  breaker.on_success(t, std::chrono::milliseconds(3));
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);
+  EXPECT_TRUE(breaker.try_acquire(t));
+}
+
+TEST_F(BreakerTest, ReopenDoublesUpToFiveMinutes) {
+  fail(5);
+  const std::vector<int> periods = {30, 60, 120, 240, 300, 300};
+  for (std::size_t i = 0; i < periods.size(); ++i) {
+    ASSERT_EQ(breaker.reopens_at(t), t + seconds(periods[i])) << i;
+    t += seconds(periods[i]);
+    ASSERT_TRUE(breaker.try_acquire(t));
+    breaker.on_failure(t, ErrorKind::Timeout);  // the probe fails: open again
+    ASSERT_EQ(breaker.state(t), BreakerState::Open);
+  }
+}
+
+TEST_F(BreakerTest, ClosingResetsTheOpenPeriod) {
+  fail(5);
+  t += seconds(30);
+  ASSERT_TRUE(breaker.try_acquire(t));
+  breaker.on_failure(t, ErrorKind::ServerError);  // reopen: 60 s
+  t += seconds(60);
+  ASSERT_TRUE(breaker.try_acquire(t));
+  breaker.on_success(t, {});
+  fail(5);
+  EXPECT_EQ(breaker.reopens_at(t), t + seconds(30));
+}
+
+TEST_F(BreakerTest, RateLimitsAndRequestErrorsAreNeutral) {
+  fail(10, ErrorKind::RateLimited);
+  fail(10, ErrorKind::InvalidRequest);
+  fail(10, ErrorKind::Cancelled);
+  EXPECT_EQ(breaker.state(t), BreakerState::Closed);
+  EXPECT_FALSE(DefaultCircuitBreaker::counts_as_failure(ErrorKind::ContextLengthExceeded));
+  EXPECT_TRUE(DefaultCircuitBreaker::counts_as_failure(ErrorKind::Authentication));
+}
+
+TEST_F(BreakerTest, NeutralOutcomeReleasesTheHalfOpenProbe) {
+  fail(5);
+  t += seconds(30);
+  ASSERT_TRUE(breaker.try_acquire(t));
+  breaker.on_failure(t, ErrorKind::Cancelled);  // e.g. a hedge loser
+  EXPECT_EQ(breaker.state(t), BreakerState::HalfOpen);
+  EXPECT_TRUE(breaker.try_acquire(t));
+}
+
+TEST(BreakerOptions, AreValidatedWithTheFieldName) {
+  CircuitBreakerOptions o;
+  o.min_calls = 30;
+  try {
+    DefaultCircuitBreaker b(o);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "circuit_breaker.min_calls must be between 1 and window");
+  }
+  o = CircuitBreakerOptions{};
+  o.failure_rate = 0;
+  EXPECT_THROW(DefaultCircuitBreaker::factory(o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace failover

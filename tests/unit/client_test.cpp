@@ -1,0 +1,491 @@
+// The call state machine through Client, on a fake transport and a manual clock.
+
+#include "fake_transport.hpp"
+
+#include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeTransport;
+using testing::Reply;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+const std::string kC = "http://c.test/v1";
+
+struct ClientTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+
+  ClientOptions options(std::vector<Tier> priority) {
+    ClientOptions o;
+    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}, {"c", kC, "sk-c"}};
+    o.priority = std::move(priority);
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    return o;
+  }
+  ClientOptions two_routes() { return options({Tier{{{"a", "m"}, {"b", "m"}}}}); }
+
+  static ChatRequest ping() {
+    ChatRequest r;
+    r.messages = {Message::user("ping")};
+    return r;
+  }
+  static std::vector<std::string> outcomes(const std::vector<Attempt>& attempts) {
+    std::vector<std::string> out;
+    for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
+    return out;
+  }
+  using Strings = std::vector<std::string>;
+};
+
+TEST_F(ClientTest, HealthyFirstRouteServes) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("pong")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "pong");
+  EXPECT_EQ(r->served_by.endpoint, "a");
+  EXPECT_EQ(r->served_by.model, "m");
+  ASSERT_EQ(r->attempts.size(), 1u);
+  EXPECT_EQ(r->attempts[0].status, 200);
+  EXPECT_EQ(r->attempts[0].latency, Duration(milliseconds(10)));
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(ClientTest, RequestCarriesModelKeyAndAttemptHeader) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("pong")});
+  Client client(options({Tier{{{"a", "model-a"}, {"b", "model-b"}}}}));
+  ASSERT_TRUE(client.chat(ping()));
+  auto seen = fake->seen();
+  ASSERT_EQ(seen.size(), 2u);
+  auto header = [](const HttpRequest& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return std::string("<none>");
+  };
+  EXPECT_EQ(header(seen[0].request, "Authorization"), "Bearer sk-a");
+  EXPECT_EQ(header(seen[1].request, "Authorization"), "Bearer sk-b");
+  EXPECT_EQ(header(seen[0].request, "X-Failover-Attempt"), "1");
+  EXPECT_EQ(header(seen[1].request, "X-Failover-Attempt"), "2");
+  EXPECT_NE(seen[0].request.body.find("\"model\":\"model-a\""), std::string::npos);
+  EXPECT_NE(seen[1].request.body.find("\"model\":\"model-b\""), std::string::npos);
+}
+
+TEST_F(ClientTest, ServerErrorFailsOverToTheNextRouteAtOnce) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("from b")});
+  Client client(two_routes());
+  TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "from b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+  EXPECT_EQ(r->attempts[0].status, 503);
+  EXPECT_EQ(r->attempts[0].delay, Duration::zero());
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(20)));  // no backoff before failover
+}
+
+TEST_F(ClientTest, RateLimitCoolsTheRouteDownAndFailsOver) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(429, "rate_limit_exceeded", {{"retry-after", "5"}})});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(two_routes());
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first);
+  EXPECT_EQ(outcomes(first->attempts), (Strings{"a:rate_limited", "b:success"}));
+  // During the cooldown the next call goes straight to b.
+  clock->advance(seconds(2));
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"b:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+  // After it, a is tried again (and still says 429).
+  clock->advance(seconds(4));
+  auto third = client.chat(ping());
+  ASSERT_TRUE(third);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 2);
+}
+
+TEST_F(ClientTest, LastRouteRateLimitedWaitsForRetryAfter) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(429, "", {{"retry-after-ms", "1500"}}), testing::ok("late")});
+  Client client(options({Tier{{{"a", "m"}}}}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:rate_limited", "a:success"}));
+  EXPECT_EQ(r->attempts[0].delay, Duration(milliseconds(1500)));
+  auto seen = fake->seen();
+  EXPECT_EQ(seen[1].at - seen[0].at, Duration(milliseconds(1510)));
+}
+
+TEST_F(ClientTest, InsufficientQuotaIsNeverRetriedInTheCall) {
+  fake->sequence(testing::chat_url(kA), {testing::status(429, "insufficient_quota")});
+  fake->sequence(testing::chat_url(kB), {testing::status(500)});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  // b, the last option, is retried up to 6 attempts in all; a never again.
+  EXPECT_EQ(outcomes(r.error().attempts()),
+            (Strings{"a:quota_exhausted", "b:server_error", "b:server_error", "b:server_error",
+                     "b:server_error", "b:server_error"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+}
+
+TEST_F(ClientTest, AuthenticationFailsOverAndIsNeverRetried) {
+  fake->sequence(testing::chat_url(kA), {testing::status(401, "invalid_api_key")});
+  fake->sequence(testing::chat_url(kB), {testing::status(401, "invalid_api_key")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:authentication", "b:authentication"}));
+  EXPECT_EQ(r.error().http_status(), 401);
+  EXPECT_NE(r.error().message().find("a/m: authentication (HTTP 401)"), std::string::npos)
+      << r.error().message();
+}
+
+TEST_F(ClientTest, BadRequestFailsTheCallWithNoFurtherAttempt) {
+  fake->sequence(testing::chat_url(kA), {testing::status(400, "invalid_value")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("never")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::InvalidRequest);
+  EXPECT_EQ(r.error().http_status(), 400);
+  EXPECT_EQ(r.error().provider_code(), "invalid_value");
+  EXPECT_EQ(r.error().message(), "a/m: scripted 400");
+  EXPECT_EQ(r.error().attempts().size(), 1u);
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(ClientTest, ContextLengthSkipsToTheNextTier) {
+  fake->sequence(testing::chat_url(kA), {testing::status(400, "context_length_exceeded")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("never")});
+  fake->sequence(testing::chat_url(kC), {testing::ok("big model")});
+  Client client(options({Tier{{{"a", "small"}, {"b", "small"}}}, Tier{{{"c", "large"}}}}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:context_length_exceeded", "c:success"}));
+}
+
+TEST_F(ClientTest, EveryRouteDownGivesAllRoutesUnavailableWithTheFullTrace) {
+  fake->sequence(testing::chat_url(kA), {testing::failure(ErrorKind::ConnectFailed)});
+  fake->sequence(testing::chat_url(kB), {testing::status(503)});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  const Error& e = r.error();
+  EXPECT_EQ(e.kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(outcomes(e.attempts()), (Strings{"a:connect_failed", "b:overloaded", "b:overloaded",
+                                             "b:overloaded", "b:overloaded", "b:overloaded"}));
+  // Backoff before each retry of b: 250, 500, 1000, 2000 ms (fixed draw 0.5).
+  std::vector<Duration> delays;
+  for (const Attempt& a : e.attempts()) delays.push_back(a.delay);
+  EXPECT_EQ(delays,
+            (std::vector<Duration>{Duration::zero(), milliseconds(250), milliseconds(500),
+                                   milliseconds(1000), milliseconds(2000), Duration::zero()}));
+}
+
+TEST_F(ClientTest, OpenBreakersMakeTheCallFailFastWithTheReopenTime) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500)});
+  ClientOptions o = options({Tier{{{"a", "m"}}}});
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  Client client(o);
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 5);
+  TimePoint opened = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_TRUE(r.error().attempts().empty());
+  ASSERT_TRUE(r.error().available_at().has_value());
+  EXPECT_EQ(*r.error().available_at(), opened + seconds(30));
+  EXPECT_EQ(r.error().message(), "no route is available: a/m: circuit open for 30000 ms");
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 5);
+  // After 30 s one probe goes through and, answering well, closes the breaker.
+  fake->sequence(testing::chat_url(kA), {testing::ok("back")});
+  clock->advance(seconds(30));
+  EXPECT_TRUE(client.chat(ping()));
+}
+
+TEST_F(ClientTest, TheDeadlineIsNeverExceeded) {
+  // Every attempt takes 400 ms and fails; a 1 s call budget.
+  fake->sequence(testing::chat_url(kA), {testing::status(500, "", {}, milliseconds(400))});
+  Client client(options({Tier{{{"a", "m"}}}}));
+  CallOptions call;
+  call.timeout = seconds(1);
+  TimePoint start = clock->now();
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_LE(clock->now() - start, Duration(seconds(1)));
+  // 400 ms + 250 ms wait + 400 ms would end past 1 s: clipped attempt times out at the deadline.
+  EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
+  EXPECT_EQ(clock->now() - start, Duration(seconds(1)));
+}
+
+TEST_F(ClientTest, SlowAttemptIsCutAtTheAttemptTimeoutAndFailsOver) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("slow", seconds(10))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("fast")});
+  ClientOptions o = two_routes();
+  o.timeouts.first_byte = seconds(2);
+  Client client(o);
+  TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(r->attempts[0].latency, Duration(seconds(2)));
+  EXPECT_EQ(clock->now() - start, Duration(seconds(2) + milliseconds(10)));
+}
+
+TEST_F(ClientTest, MalformedSuccessIsAProtocolErrorAndFailsOver) {
+  Reply bad;
+  bad.body = "{\"choices\": [ not json";
+  fake->sequence(testing::chat_url(kA), {bad});
+  fake->sequence(testing::chat_url(kB), {testing::ok("good")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:protocol", "b:success"}));
+  EXPECT_EQ(r->attempts[0].status, 200);
+}
+
+TEST_F(ClientTest, ErrorObjectInsideA200IsClassified) {
+  Reply in_band;
+  in_band.body = R"({"error":{"message":"relay overloaded","code":"503"}})";
+  fake->sequence(testing::chat_url(kA), {in_band});
+  fake->sequence(testing::chat_url(kB), {testing::ok("good")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+}
+
+TEST_F(ClientTest, InvalidRequestFailsBeforeAnyTraffic) {
+  Client client(two_routes());
+  ChatRequest empty;
+  auto r = client.chat(empty);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::InvalidRequest);
+  EXPECT_EQ(r.error().message(), "invalid request: messages is empty");
+  CallOptions bad_header;
+  bad_header.headers["X-Evil"] = "a\r\nHost: elsewhere";
+  auto h = client.chat(ping(), bad_header);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().kind(), ErrorKind::InvalidRequest);
+  EXPECT_EQ(h.error().message(),
+            "CallOptions.headers[X-Evil] contains CR, LF or other control characters");
+  EXPECT_TRUE(fake->seen().empty());
+  EXPECT_THROW((void)r.value(), Error);
+}
+
+TEST_F(ClientTest, ModelsOptionRestrictsAndOrdersRoutes) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  fake->sequence(testing::chat_url(kC), {testing::ok("c")});
+  Client client(options({Tier{{{"a", "gpt"}}}, Tier{{{"c", "claude"}}}}));
+  CallOptions call;
+  call.models = {"claude"};
+  auto r = client.chat(ping(), call);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.model, "claude");
+  call.models = {"unknown"};
+  auto none = client.chat(ping(), call);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().kind(), ErrorKind::InvalidRequest);
+}
+
+// A user-defined policy: retry the same route exactly once after 42 ms, then fail.
+class RetryOnceThenFail final : public RetryPolicy {
+ public:
+  Decision decide(const AttemptOutcome&, const CallState& state) override {
+    return state.route_attempts == 1 ? Decision::retry(milliseconds(42)) : Decision::fail();
+  }
+  std::unique_ptr<RetryPolicy> clone() const override {
+    return std::make_unique<RetryOnceThenFail>();
+  }
+};
+
+TEST_F(ClientTest, UserDefinedRetryPolicyIsObeyed) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("never")});
+  ClientOptions o = two_routes();
+  o.retry = std::make_shared<RetryOnceThenFail>();
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Overloaded);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:overloaded", "a:overloaded"}));
+  EXPECT_EQ(r.error().attempts()[0].delay, Duration(milliseconds(42)));
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+// A user-defined breaker that refuses route "a" outright and counts what it is told.
+class DenyBreaker final : public CircuitBreaker {
+ public:
+  explicit DenyBreaker(bool deny, std::shared_ptr<int> successes)
+      : deny_(deny), successes_(std::move(successes)) {}
+  bool try_acquire(TimePoint) override { return !deny_; }
+  void on_success(TimePoint, Duration) override { ++*successes_; }
+  void on_failure(TimePoint, ErrorKind) override {}
+  BreakerState state(TimePoint) const override {
+    return deny_ ? BreakerState::Open : BreakerState::Closed;
+  }
+
+ private:
+  bool deny_;
+  std::shared_ptr<int> successes_;
+};
+
+TEST_F(ClientTest, UserDefinedCircuitBreakerIsObeyed) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  auto successes = std::make_shared<int>(0);
+  ClientOptions o = two_routes();
+  o.circuit_breaker = [successes](const RouteRef& route) {
+    return std::make_unique<DenyBreaker>(route.endpoint == "a", successes);
+  };
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "b");
+  EXPECT_EQ(*successes, 1);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 0);
+}
+
+TEST_F(ClientTest, CancelledTokenEndsTheCall) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(two_routes());
+  CancellationSource source;
+  source.cancel();
+  CallOptions call;
+  call.cancel = source.token();
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  EXPECT_TRUE(fake->seen().empty());
+}
+
+TEST_F(ClientTest, AsyncCallsRunTheSameMachine) {
+  fake->sequence(testing::chat_url(kA), {testing::status(502)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("async b")});
+  Client client(two_routes());
+  auto future = client.chat_async(ping());
+  auto r = future.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "async b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:server_error", "b:success"}));
+}
+
+TEST_F(ClientTest, AttemptLinesAreLoggedWithoutKeys) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  std::ostringstream out;
+  auto logger = std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  logger->set_level(spdlog::level::trace);
+  ClientOptions o = two_routes();
+  o.logger = logger;
+  Client client(o);
+  ASSERT_TRUE(client.chat(ping()));
+  logger->flush();
+  std::string log = out.str();
+  EXPECT_NE(log.find("attempt 1 route=a/m outcome=overloaded status=503 latency_ms=10.000 "
+                     "next_delay_ms=0.000"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("attempt 2 route=b/m outcome=success status=200"), std::string::npos) << log;
+  EXPECT_EQ(log.find("sk-a"), std::string::npos);
+  EXPECT_EQ(log.find("sk-b"), std::string::npos);
+}
+
+// ---- options validation ----------------------------------------------------------------------
+
+std::string construction_error(ClientOptions o) {
+  try {
+    Client c(std::move(o));
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<accepted>";
+}
+
+TEST_F(ClientTest, InvalidOptionsNameTheField) {
+  ClientOptions o = two_routes();
+  o.endpoints.clear();
+  EXPECT_EQ(construction_error(o), "endpoints is empty: at least one endpoint is required");
+  o = two_routes();
+  o.endpoints[1].name = "a";
+  EXPECT_EQ(construction_error(o), "endpoints[1].name \"a\" is a duplicate");
+  o = two_routes();
+  o.endpoints[0].base_url = "ftp://x";
+  EXPECT_EQ(construction_error(o),
+            "endpoints[0].base_url must start with http:// or https:// (got \"ftp://x\")");
+  o = two_routes();
+  o.endpoints[2].api_key = "sk-secret\r\nX-Injected: 1";
+  EXPECT_EQ(construction_error(o),
+            "endpoints[2].api_key contains control characters (the key is not shown)");
+  o = two_routes();
+  o.priority = {Tier{{{"a", "m"}, {"zzz", "m"}}}};
+  EXPECT_EQ(construction_error(o),
+            "priority[0].routes[1].endpoint \"zzz\" is not a defined endpoint");
+  o = two_routes();
+  o.priority = {Tier{}};
+  EXPECT_EQ(construction_error(o), "priority[0].routes is empty");
+  o = two_routes();
+  o.timeouts.connect = Duration::zero();
+  EXPECT_EQ(construction_error(o), "timeouts.connect must be positive");
+  o = two_routes();
+  o.endpoints[0].headers["Bad Name"] = "x";
+  EXPECT_EQ(construction_error(o), "endpoints[0].headers has an invalid header name \"Bad Name\"");
+}
+
+TEST_F(ClientTest, KeysAreTrimmed) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  ClientOptions o = two_routes();
+  o.endpoints[0].api_key = "  sk-padded\n";
+  Client client(o);
+  ASSERT_TRUE(client.chat(ping()));
+  bool found = false;
+  const auto seen = fake->seen();
+  for (const auto& [k, v] : seen[0].request.headers) {
+    if (k == "Authorization") found = v == "Bearer sk-padded";
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(ClientTest, AzureStyleKeyAndQuery) {
+  ClientOptions o = two_routes();
+  o.endpoints[0].auth = AuthStyle::ApiKey;
+  o.endpoints[0].query = {{"api-version", "2024-10-21"}};
+  fake->sequence(testing::chat_url(kA) + "?api-version=2024-10-21", {testing::ok("azure")});
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "azure");
+  bool api_key = false, bearer = false;
+  const auto seen = fake->seen();
+  for (const auto& [k, v] : seen[0].request.headers) {
+    api_key = api_key || (k == "api-key" && v == "sk-a");
+    bearer = bearer || k == "Authorization";
+  }
+  EXPECT_TRUE(api_key);
+  EXPECT_FALSE(bearer);
+}
+
+}  // namespace
+}  // namespace failover

@@ -1,0 +1,338 @@
+// Wire format: request encoding, response decoding, error bodies, Retry-After family.
+
+#include "wire/http_headers.hpp"
+#include "wire/json_codec.hpp"
+
+#include <gtest/gtest.h>
+
+namespace failover {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// The "Default" request and response examples of POST /chat/completions in openai-openapi.yaml.
+constexpr const char* kDefaultRequest = R"({
+  "model": "VAR_chat_model_id",
+  "messages": [
+    {"role": "developer", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Hello!"}
+  ]
+})";
+
+constexpr const char* kDefaultResponse = R"({
+  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+  "object": "chat.completion",
+  "created": 1741569952,
+  "model": "gpt-5.4",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": "Hello! How can I assist you today?",
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 19,
+    "completion_tokens": 10,
+    "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+      "reasoning_tokens": 0, "audio_tokens": 0,
+      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default"
+})";
+
+// The "Functions" example.
+constexpr const char* kFunctionsRequest = R"({
+  "model": "gpt-5.4",
+  "messages": [{"role": "user", "content": "What is the weather like in Boston today?"}],
+  "tools": [{
+    "type": "function",
+    "function": {
+      "name": "get_current_weather",
+      "description": "Get the current weather in a given location",
+      "parameters": {
+        "type": "object",
+        "properties": {
+          "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+          "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+        },
+        "required": ["location"]
+      }
+    }
+  }],
+  "tool_choice": "auto"
+})";
+
+constexpr const char* kFunctionsResponse = R"({
+  "id": "chatcmpl-abc123",
+  "object": "chat.completion",
+  "created": 1699896916,
+  "model": "gpt-4o-mini",
+  "choices": [{
+    "index": 0,
+    "message": {
+      "role": "assistant",
+      "content": null,
+      "tool_calls": [{
+        "id": "call_abc123",
+        "type": "function",
+        "function": {"name": "get_current_weather", "arguments": "{\n\"location\": \"Boston, MA\"\n}"}
+      }]
+    },
+    "logprobs": null,
+    "finish_reason": "tool_calls"
+  }],
+  "usage": {
+    "prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99,
+    "completion_tokens_details": {"reasoning_tokens": 0, "accepted_prediction_tokens": 0,
+                                  "rejected_prediction_tokens": 0}
+  }
+})";
+
+json encode(const ChatRequest& r, const std::string& model) {
+  json out;
+  auto problem = wire::encode_request(r, false, out);
+  EXPECT_FALSE(problem.has_value()) << *problem;
+  out["model"] = model;
+  return out;
+}
+
+TEST(Codec, DefaultExampleRequestEncodesExactly) {
+  ChatRequest r;
+  r.messages = {Message::developer("You are a helpful assistant."), Message::user("Hello!")};
+  EXPECT_EQ(encode(r, "VAR_chat_model_id"), json::parse(kDefaultRequest));
+}
+
+TEST(Codec, FunctionsExampleRequestEncodesExactly) {
+  ChatRequest r;
+  r.messages = {Message::user("What is the weather like in Boston today?")};
+  Tool t;
+  t.name = "get_current_weather";
+  t.description = "Get the current weather in a given location";
+  t.parameters_json = json::parse(kFunctionsRequest)["tools"][0]["function"]["parameters"].dump();
+  r.tools = {t};
+  r.tool_choice = ToolChoice::automatic();
+  EXPECT_EQ(encode(r, "gpt-5.4"), json::parse(kFunctionsRequest));
+}
+
+TEST(Codec, ImageExampleAndSamplingFieldsEncode) {
+  ChatRequest r;
+  r.messages = {Message::user({ContentPart::text_part("What is in this image?"),
+                               ContentPart::image("https://example.invalid/a.jpg", "low")})};
+  r.max_tokens = 300;
+  r.temperature = 0.2;
+  r.top_p = 0.9;
+  r.stop = {"\n\n"};
+  r.seed = 42;
+  r.user = "u-1";
+  r.max_completion_tokens = 500;
+  r.response_format = ResponseFormat{"json_schema", "answer", "", R"({"type":"object"})", true};
+  r.extra_json = R"({"reasoning_effort":"low","logprobs":true})";
+  json j = encode(r, "m");
+  EXPECT_EQ(
+      j["messages"][0]["content"][1],
+      json::parse(
+          R"({"type":"image_url","image_url":{"url":"https://example.invalid/a.jpg","detail":"low"}})"));
+  EXPECT_EQ(j["max_tokens"], 300);
+  EXPECT_EQ(j["max_completion_tokens"], 500);
+  EXPECT_DOUBLE_EQ(j["temperature"].get<double>(), 0.2);
+  EXPECT_EQ(j["stop"], json::array({"\n\n"}));
+  EXPECT_EQ(j["seed"], 42);
+  EXPECT_EQ(j["user"], "u-1");
+  EXPECT_EQ(
+      j["response_format"],
+      json::parse(
+          R"({"type":"json_schema","json_schema":{"name":"answer","schema":{"type":"object"},"strict":true}})"));
+  EXPECT_EQ(j["reasoning_effort"], "low");
+  EXPECT_EQ(j["logprobs"], true);
+  EXPECT_FALSE(j.contains("stream"));
+}
+
+TEST(Codec, ToolTurnsEncode) {
+  ChatRequest r;
+  r.messages = {Message::user("weather?"),
+                Message::assistant(std::vector<ToolCall>{{"call_1", "function", "get", "{}"}}),
+                Message::tool("call_1", "sunny")};
+  json j = encode(r, "m");
+  EXPECT_TRUE(j["messages"][1]["content"].is_null());
+  EXPECT_EQ(j["messages"][1]["tool_calls"][0]["function"]["name"], "get");
+  EXPECT_EQ(j["messages"][2]["tool_call_id"], "call_1");
+  EXPECT_EQ(j["messages"][2]["role"], "tool");
+}
+
+TEST(Codec, InvalidRequestsNameTheField) {
+  auto problem = [](ChatRequest r) {
+    json out;
+    auto p = wire::encode_request(r, false, out);
+    return p.value_or("<accepted>");
+  };
+  ChatRequest empty;
+  EXPECT_EQ(problem(empty), "messages is empty");
+  ChatRequest bad_role;
+  bad_role.messages = {Message::user("a"), Message::user("b")};
+  bad_role.messages[1].role = "robot";
+  EXPECT_EQ(problem(bad_role),
+            "messages[1].role must be one of system, developer, user, assistant, tool");
+  ChatRequest bad_tool;
+  bad_tool.messages = {Message::user("a")};
+  bad_tool.tools = {Tool{"ok_name", "", "{not json", {}}};
+  EXPECT_EQ(problem(bad_tool), "tools[0].parameters_json is not valid JSON");
+  ChatRequest bad_temp;
+  bad_temp.messages = {Message::user("a")};
+  bad_temp.temperature = 3.5;
+  EXPECT_EQ(problem(bad_temp), "temperature must be between 0.0 and 2.0");
+  ChatRequest bad_extra;
+  bad_extra.messages = {Message::user("a")};
+  bad_extra.extra_json = R"({"model":"x"})";
+  EXPECT_EQ(problem(bad_extra), "extra_json may not set \"model\" (routes do)");
+  ChatRequest tool_without_id;
+  tool_without_id.messages = {Message::tool("", "x")};
+  EXPECT_EQ(problem(tool_without_id), "messages[0].tool_call_id is empty");
+  ChatRequest bad_utf8;
+  bad_utf8.messages = {Message::user(std::string("\xff\xfe"))};
+  EXPECT_NE(problem(bad_utf8), "<accepted>");
+}
+
+TEST(Codec, DefaultExampleResponseDecodes) {
+  std::string body = kDefaultResponse;
+  ChatResponse r;
+  auto failure = wire::decode_response(body, r);
+  ASSERT_FALSE(failure.has_value()) << failure->message;
+  EXPECT_EQ(r.id, "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+  EXPECT_EQ(r.object, "chat.completion");
+  EXPECT_EQ(r.created, 1741569952);
+  EXPECT_EQ(r.model, "gpt-5.4");
+  EXPECT_EQ(r.service_tier, "default");
+  EXPECT_EQ(r.text(), "Hello! How can I assist you today?");
+  EXPECT_EQ(r.finish_reason(), "stop");
+  ASSERT_TRUE(r.usage.has_value());
+  EXPECT_EQ(r.usage->prompt_tokens, 19);
+  EXPECT_EQ(r.usage->completion_tokens, 10);
+  EXPECT_EQ(r.usage->total_tokens, 29);
+  // Unknown fields (annotations, logprobs) survive in the raw JSON.
+  EXPECT_EQ(json::parse(r.raw_json), json::parse(kDefaultResponse));
+}
+
+TEST(Codec, FunctionsExampleResponseDecodes) {
+  std::string body = kFunctionsResponse;
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_response(body, r).has_value());
+  EXPECT_FALSE(r.choices[0].message.content.has_value());
+  ASSERT_EQ(r.tool_calls().size(), 1u);
+  EXPECT_EQ(r.tool_calls()[0].id, "call_abc123");
+  EXPECT_EQ(r.tool_calls()[0].name, "get_current_weather");
+  EXPECT_EQ(r.tool_calls()[0].arguments, "{\n\"location\": \"Boston, MA\"\n}");
+  EXPECT_EQ(r.finish_reason(), "tool_calls");
+  EXPECT_EQ(r.usage->total_tokens, 99);
+}
+
+TEST(Codec, MalformedResponsesAreRejectedWithReasons) {
+  auto reason = [](std::string body) {
+    ChatResponse r;
+    auto f = wire::decode_response(body, r);
+    return f ? f->message : std::string("<accepted>");
+  };
+  EXPECT_EQ(reason("{\"choices\": [").substr(0, 34), "the response body is not valid JSO");
+  EXPECT_EQ(reason("[1,2]"), "the response body is not a JSON object");
+  EXPECT_EQ(reason("{\"id\":\"x\"}"), "the response has no \"choices\" array");
+  EXPECT_EQ(reason(R"({"choices":[{"message":{"content":5}}]})"),
+            "\"content\" is neither a string nor null");
+  EXPECT_EQ(reason(R"({"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":"x"}})"),
+            "\"prompt_tokens\" is not a number");
+  std::string deep(10000, '[');
+  EXPECT_EQ(reason(deep).substr(0, 34), "the response body is not valid JSO");
+}
+
+TEST(Codec, ErrorInsideSuccessfulBodyIsReportedInBand) {
+  std::string body =
+      R"({"error":{"message":"upstream failed","type":"server_error","code":"502"}})";
+  ChatResponse r;
+  auto f = wire::decode_response(body, r);
+  ASSERT_TRUE(f.has_value());
+  ASSERT_TRUE(f->in_band_error.has_value());
+  EXPECT_EQ(f->in_band_error->message, "upstream failed");
+  EXPECT_EQ(f->in_band_error->code, "502");
+}
+
+TEST(Codec, ErrorBodiesInEveryShape) {
+  auto e = wire::decode_error_body(
+      R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})");
+  EXPECT_TRUE(e.found);
+  EXPECT_EQ(e.message, "You exceeded your current quota");
+  EXPECT_EQ(e.type, "insufficient_quota");
+  EXPECT_EQ(e.code, "insufficient_quota");
+  EXPECT_EQ(e.param, "");
+  auto numeric = wire::decode_error_body(R"({"error":{"message":"m","code":429}})");
+  EXPECT_EQ(numeric.code, "429");
+  auto plain = wire::decode_error_body(R"({"error":"just text"})");
+  EXPECT_EQ(plain.message, "just text");
+  auto gateway = wire::decode_error_body(R"({"message":"Bad gateway","code":502})");
+  EXPECT_EQ(gateway.message, "Bad gateway");
+  EXPECT_EQ(gateway.code, "502");
+  auto html = wire::decode_error_body("<html>\r\n<body>502 Bad Gateway</body></html>");
+  EXPECT_FALSE(html.found);
+  EXPECT_EQ(html.message, "<html>  <body>502 Bad Gateway</body></html>");
+}
+
+TEST(RetryAfter, Seconds) {
+  WallTime now{seconds(1'000'000)};
+  EXPECT_EQ(wire::parse_retry_after("2", now), Duration(seconds(2)));
+  EXPECT_EQ(wire::parse_retry_after(" 30 ", now), Duration(seconds(30)));
+  EXPECT_EQ(wire::parse_retry_after("1.5", now), Duration(milliseconds(1500)));
+  EXPECT_EQ(wire::parse_retry_after("0", now), Duration::zero());
+}
+
+TEST(RetryAfter, HttpDateInEveryFormat) {
+  // 1994-11-06 08:49:37 UTC is 784111777 seconds after the epoch.
+  WallTime now{seconds(784111777 - 7)};
+  EXPECT_EQ(wire::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Duration(seconds(7)));
+  EXPECT_EQ(wire::parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), Duration(seconds(7)));
+  EXPECT_EQ(wire::parse_retry_after("Sun Nov  6 08:49:37 1994", now), Duration(seconds(7)));
+  WallTime later{seconds(784111777 + 100)};
+  EXPECT_EQ(wire::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later), Duration::zero());
+}
+
+TEST(RetryAfter, MillisecondsHeaderWinsOverSeconds) {
+  HttpHeaders h = {{"retry-after", "20"}, {"retry-after-ms", "250"}};
+  EXPECT_EQ(wire::retry_after_from(h, WallTime{}), Duration(milliseconds(250)));
+  HttpHeaders bad_ms = {{"retry-after", "3"}, {"retry-after-ms", "soon"}};
+  EXPECT_EQ(wire::retry_after_from(bad_ms, WallTime{}), Duration(seconds(3)));
+  EXPECT_EQ(wire::parse_retry_after_ms("12.5"), Duration(std::chrono::microseconds(12500)));
+}
+
+TEST(RetryAfter, GarbageGivesNothing) {
+  WallTime now{seconds(1'000'000)};
+  for (const char* bad : {"", "soon", "-5", "1e3", "5s", "Sun, 06 Nov 1994 25:49:37 GMT",
+                          "Sun, 32 Foo 1994 08:49:37 GMT", "NaN", "0x10", "1.2.3"}) {
+    EXPECT_FALSE(wire::parse_retry_after(bad, now).has_value()) << bad;
+  }
+  EXPECT_FALSE(wire::retry_after_from({}, now).has_value());
+  // Absurd values are clamped to a day, never overflow.
+  EXPECT_EQ(wire::parse_retry_after("99999999999999999999", now), Duration(std::chrono::hours(24)));
+}
+
+TEST(Headers, ShouldRetryAndValidation) {
+  EXPECT_EQ(wire::should_retry_from({{"x-should-retry", "false"}}), false);
+  EXPECT_EQ(wire::should_retry_from({{"x-should-retry", "true"}}), true);
+  EXPECT_FALSE(wire::should_retry_from({{"x-should-retry", "maybe"}}).has_value());
+  EXPECT_TRUE(wire::valid_header_name("X-Custom_1"));
+  EXPECT_FALSE(wire::valid_header_name("Bad Header"));
+  EXPECT_FALSE(wire::valid_header_name(""));
+  EXPECT_TRUE(wire::valid_header_value("value\twith tab"));
+  EXPECT_FALSE(wire::valid_header_value("a\r\nInjected: 1"));
+  EXPECT_FALSE(wire::valid_header_value(std::string("a\0b", 3)));
+}
+
+}  // namespace
+}  // namespace failover
