@@ -369,7 +369,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
     for (const Attempt* a : last_by_route) {
       message += " " + route_name(a->route) + ": " + a->outcome();
       if (a->status) message += " (HTTP " + std::to_string(a->status) + ")";
-      if (!a->message.empty()) message += " " + wire::excerpt(a->message, 160);
+      if (!a->message.empty()) message += ": " + wire::excerpt(a->message, 160);
       message += ";";
     }
   } else {

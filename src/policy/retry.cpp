@@ -70,6 +70,11 @@ Class class_of(ErrorKind kind, bool failover_on_content_filter) {
 
 Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallState& state) {
   Class c = class_of(outcome.kind, options_.failover_on_content_filter);
+  // A redirect means a misconfigured base URL: asking that route again cannot help.
+  if (outcome.kind == ErrorKind::Protocol && outcome.http_status >= 300 &&
+      outcome.http_status < 400) {
+    c = Class::RouteFatal;
+  }
   // x-should-retry overrides the status-based answer for the same route (OpenAI SDK rule).
   bool may_retry_same = c == Class::Transient;
   if (outcome.should_retry) {

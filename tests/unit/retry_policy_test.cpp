@@ -92,6 +92,14 @@ TEST_F(PolicyTest, RouteFatalErrorsNeverRetryTheRoute) {
   }
 }
 
+TEST_F(PolicyTest, RedirectIsNeverRetried) {
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::Protocol, 302), state(1, 1, false)).action,
+            Decision::Action::Failover);
+  // A malformed 200 is transient: the last route is retried.
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::Protocol, 200), state(1, 1, false)).action,
+            Decision::Action::Retry);
+}
+
 TEST_F(PolicyTest, ContextLengthSkipsTheTier) {
   Decision d = policy.decide(outcome(ErrorKind::ContextLengthExceeded, 400), state(1, 1, true));
   EXPECT_EQ(d.action, Decision::Action::Failover);

@@ -84,7 +84,8 @@ struct RetryOptions {
  *   exponential backoff (`base_delay * 2^(n-1)`, capped at `max_delay`, times a uniform draw);
  * - 429 fails over; as the last option it waits `max(Retry-After, backoff)` when Retry-After is
  *   at most `max_retry_after`, otherwise gives the route up;
- * - quota, authentication, permission and not-found errors fail over and never retry the route;
+ * - quota, authentication, permission and not-found errors and redirects (3xx, never followed)
+ *   fail over and never retry the route;
  * - `context_length_exceeded` fails over to a later tier; other 400/422 fail the call;
  * - content-filter refusals fail over (or fail, per `failover_on_content_filter`);
  * - `x-should-retry: false` forbids retrying the route, `true` allows it;

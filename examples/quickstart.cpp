@@ -1,0 +1,25 @@
+// The quick start: two endpoints in one tier; the first answers 503, the second serves.
+// scripts/demo.sh starts matching local upstreams (examples/demo_upstreams).
+
+#include <failover/failover.hpp>
+#include <iostream>
+
+int main() {
+  failover::ClientOptions options;
+  options.endpoints = {
+      {"primary", "http://127.0.0.1:18082/v1", "sk-primary"},
+      {"backup", "http://127.0.0.1:18081/v1", "sk-backup"},
+  };
+  options.priority = {failover::Tier{{{"primary", "gpt-4.1"}, {"backup", "gpt-4.1"}}}};
+  failover::Client client(options);
+
+  failover::ChatRequest request;
+  request.messages = {failover::Message::system("You are terse."), failover::Message::user("ping")};
+  failover::Result<failover::ChatResponse> result = client.chat(request);
+  if (!result) {
+    std::cerr << result.error().message() << "\n";
+    return 1;
+  }
+  std::cout << result->text() << " via " << result->served_by.endpoint << " after "
+            << result->attempts.size() << " attempts\n";
+}

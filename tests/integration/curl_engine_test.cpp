@@ -1,0 +1,380 @@
+// The real curl engine against servers on 127.0.0.1 started by the tests.
+
+#include "loopback.hpp"
+
+#include <failover/failover.hpp>
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <sstream>
+#include <thread>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::LoopbackServer;
+using testing::SilentServer;
+using Strings = std::vector<std::string>;
+
+void answer(httplib::Response& res, const std::string& text) {
+  res.set_content(testing::completion_json(text), "application/json");
+}
+
+void answer_error(httplib::Response& res, int status, const std::string& code = "") {
+  res.status = status;
+  res.set_content(R"({"error":{"message":"loopback )" + std::to_string(status) +
+                      R"(","type":"test","code":)" +
+                      (code.empty() ? std::string("null") : "\"" + code + "\"") + "}}",
+                  "application/json");
+}
+
+ChatRequest ping() {
+  ChatRequest r;
+  r.messages = {Message::system("You are terse."), Message::user("ping")};
+  return r;
+}
+
+Strings outcomes(const std::vector<Attempt>& attempts) {
+  Strings out;
+  for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
+  return out;
+}
+
+ClientOptions two(const std::string& first_url, const std::string& second_url) {
+  ClientOptions o;
+  o.endpoints = {{"first", first_url, "sk-first-secret"},
+                 {"second", second_url, "sk-second-secret"}};
+  o.priority = {Tier{{{"first", "gpt-4.1"}, {"second", "gpt-4.1"}}}};
+  return o;
+}
+
+struct Healthy {
+  LoopbackServer server;
+  explicit Healthy(const std::string& text = "pong") {
+    server.on_chat([text](const httplib::Request&, httplib::Response& res) { answer(res, text); });
+    server.start();
+  }
+};
+
+TEST(CurlEngine, HealthyRouteAnswers) {
+  Healthy healthy;
+  ClientOptions o;
+  o.endpoints = {{"only", healthy.server.base_url(), "sk-only"}};
+  o.priority = {Tier{{{"only", "gpt-4.1"}}}};
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "pong");
+  EXPECT_EQ(r->served_by.endpoint, "only");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"only:success"}));
+  EXPECT_GT(r->attempts[0].latency, Duration::zero());
+  EXPECT_EQ(healthy.server.header_values("Authorization"), (Strings{"Bearer sk-only"}));
+  EXPECT_EQ(healthy.server.header_values("Content-Type"), (Strings{"application/json"}));
+  EXPECT_EQ(healthy.server.header_values("X-Failover-Attempt"), (Strings{"1"}));
+}
+
+TEST(CurlEngine, ServerErrorsFailOverToTheHealthyRoute) {
+  for (int status : {500, 503}) {
+    LoopbackServer failing;
+    failing.on_chat(
+        [status](const httplib::Request&, httplib::Response& res) { answer_error(res, status); });
+    failing.start();
+    Healthy healthy("from second");
+    Client client(two(failing.base_url(), healthy.server.base_url()));
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->text(), "from second");
+    ASSERT_EQ(r->attempts.size(), 2u);
+    EXPECT_EQ(r->attempts[0].status, status);
+    EXPECT_EQ(r->attempts[0].message, "loopback " + std::to_string(status));
+    EXPECT_EQ(r->served_by.endpoint, "second");
+  }
+}
+
+TEST(CurlEngine, RateLimitWithRetryAfterCoolsTheRouteDown) {
+  LoopbackServer limited;
+  limited.on_chat([](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Retry-After", "30");
+    answer_error(res, 429, "rate_limit_exceeded");
+  });
+  limited.start();
+  Healthy healthy;
+  Client client(two(limited.base_url(), healthy.server.base_url()));
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first);
+  EXPECT_EQ(outcomes(first->attempts), (Strings{"first:rate_limited", "second:success"}));
+  for (int i = 0; i < 5; ++i) {
+    auto next = client.chat(ping());
+    ASSERT_TRUE(next);
+    EXPECT_EQ(outcomes(next->attempts), (Strings{"second:success"}));
+  }
+  EXPECT_EQ(limited.requests(), 1);
+}
+
+TEST(CurlEngine, SlowAnswerIsCutAtTheAttemptTimeout) {
+  LoopbackServer slow;
+  slow.on_chat([](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(milliseconds(1500));
+    answer(res, "too late");
+  });
+  slow.start();
+  Healthy healthy;
+  ClientOptions o = two(slow.base_url(), healthy.server.base_url());
+  o.timeouts.attempt = milliseconds(300);
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
+  EXPECT_GE(r->attempts[0].latency, Duration(milliseconds(290)));
+  EXPECT_LT(r->attempts[0].latency, Duration(milliseconds(1400)));
+}
+
+TEST(CurlEngine, ConnectionRefusedFailsOver) {
+  Healthy healthy;
+  Client client(two("http://127.0.0.1:" + std::to_string(testing::refused_port()) + "/v1",
+                    healthy.server.base_url()));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"first:connect_failed", "second:success"}));
+  EXPECT_EQ(r->attempts[0].status, 0);
+}
+
+TEST(CurlEngine, SilentServersHitTheFirstByteTimeout) {
+  for (auto mode : {SilentServer::Mode::AcceptAndHold, SilentServer::Mode::NeverAccept}) {
+    SilentServer silent(mode);
+    Healthy healthy;
+    ClientOptions o = two(silent.base_url(), healthy.server.base_url());
+    o.timeouts.first_byte = milliseconds(300);
+    Client client(o);
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
+    EXPECT_NE(r->attempts[0].message.find("first-byte timeout of 300 ms"), std::string::npos)
+        << r->attempts[0].message;
+  }
+}
+
+TEST(CurlEngine, MalformedJsonInA200FailsOver) {
+  LoopbackServer broken;
+  broken.on_chat([](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"choices\": [{\"message\": ", "application/json");
+  });
+  broken.start();
+  Healthy healthy;
+  Client client(two(broken.base_url(), healthy.server.base_url()));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"first:protocol", "second:success"}));
+  EXPECT_EQ(r->attempts[0].status, 200);
+}
+
+TEST(CurlEngine, BodyOverTheCapIsResponseTooLarge) {
+  LoopbackServer huge;
+  huge.on_chat([](const httplib::Request&, httplib::Response& res) {
+    answer(res, std::string(100000, 'x'));
+  });
+  huge.start();
+  ClientOptions o;
+  o.endpoints = {{"huge", huge.base_url(), "sk-h"}};
+  o.priority = {Tier{{{"huge", "m"}}}};
+  o.max_response_bytes = 4096;
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"huge:response_too_large"}));
+  EXPECT_EQ(r.error().attempts()[0].message, "the response body exceeds the cap of 4096 bytes");
+}
+
+TEST(CurlEngine, SequentialCallsReuseOneConnection) {
+  Healthy healthy;
+  ClientOptions o;
+  o.endpoints = {{"only", healthy.server.base_url(), "sk-only"}};
+  o.priority = {Tier{{{"only", "m"}}}};
+  Client client(o);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(client.chat(ping()));
+  EXPECT_EQ(healthy.server.requests(), 50);
+  EXPECT_EQ(healthy.server.connections(), 1u);
+}
+
+TEST(CurlEngine, ThirtyTwoThreadsShareOneClient) {
+  Healthy healthy;
+  LoopbackServer failing;
+  failing.on_chat([](const httplib::Request&, httplib::Response& res) { answer_error(res, 503); });
+  failing.start();
+  Client client(two(failing.base_url(), healthy.server.base_url()));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 32; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = client.chat(ping());
+        if (r && r->text() == "pong") ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 32 * 50);
+  EXPECT_EQ(healthy.server.requests(), 32 * 50);
+  // The failing route's breaker opened after a handful of failures.
+  EXPECT_LT(failing.requests(), 100);
+}
+
+TEST(CurlEngine, AsyncCallsInFlightTogether) {
+  Healthy healthy;
+  ClientOptions o;
+  o.endpoints = {{"only", healthy.server.base_url(), "sk-only"}};
+  o.priority = {Tier{{{"only", "m"}}}};
+  Client client(o);
+  std::vector<std::future<Result<ChatResponse>>> futures;
+  for (int i = 0; i < 200; ++i) futures.push_back(client.chat_async(ping()));
+  int ok = 0;
+  for (auto& f : futures) ok += f.get() ? 1 : 0;
+  EXPECT_EQ(ok, 200);
+}
+
+TEST(CurlEngine, AsyncFailoverMatchesTheSynchronousPath) {
+  LoopbackServer failing;
+  failing.on_chat([](const httplib::Request&, httplib::Response& res) { answer_error(res, 500); });
+  failing.start();
+  Healthy healthy;
+  Client client(two(failing.base_url(), healthy.server.base_url()));
+  auto r = client.chat_async(ping()).get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"first:server_error", "second:success"}));
+}
+
+TEST(CurlEngine, CancellingAnAsyncCallEndsItAndClosesTheExchange) {
+  SilentServer silent(SilentServer::Mode::AcceptAndHold);
+  ClientOptions o;
+  o.endpoints = {{"silent", silent.base_url(), "sk-s"}};
+  o.priority = {Tier{{{"silent", "m"}}}};
+  Client client(o);
+  CancellationSource source;
+  CallOptions call;
+  call.cancel = source.token();
+  auto future = client.chat_async(ping(), call);
+  while (silent.accepted() == 0) std::this_thread::sleep_for(milliseconds(5));
+  source.cancel();
+  ASSERT_EQ(future.wait_for(seconds(10)), std::future_status::ready);
+  auto r = future.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"silent:cancelled"}));
+}
+
+TEST(CurlEngine, CancellingASynchronousCallFromAnotherThread) {
+  SilentServer silent(SilentServer::Mode::AcceptAndHold);
+  ClientOptions o;
+  o.endpoints = {{"silent", silent.base_url(), "sk-s"}};
+  o.priority = {Tier{{{"silent", "m"}}}};
+  Client client(o);
+  CancellationSource source;
+  std::thread canceller([&] {
+    while (silent.accepted() == 0) std::this_thread::sleep_for(milliseconds(5));
+    source.cancel();
+  });
+  CallOptions call;
+  call.cancel = source.token();
+  auto r = client.chat(ping(), call);
+  canceller.join();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+}
+
+TEST(CurlEngine, DestroyingTheClientCancelsCallsInFlight) {
+  SilentServer silent(SilentServer::Mode::AcceptAndHold);
+  std::vector<std::future<Result<ChatResponse>>> futures;
+  {
+    ClientOptions o;
+    o.endpoints = {{"silent", silent.base_url(), "sk-s"}};
+    o.priority = {Tier{{{"silent", "m"}}}};
+    Client client(o);
+    for (int i = 0; i < 10; ++i) futures.push_back(client.chat_async(ping()));
+    while (silent.accepted() < 10) std::this_thread::sleep_for(milliseconds(5));
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(seconds(0)), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+    EXPECT_EQ(r.error().message(), "the client is shutting down");
+  }
+}
+
+TEST(CurlEngine, CallDeadlineEndsAHangingCall) {
+  SilentServer silent(SilentServer::Mode::AcceptAndHold);
+  ClientOptions o;
+  o.endpoints = {{"silent", silent.base_url(), "sk-s"}};
+  o.priority = {Tier{{{"silent", "m"}}}};
+  Client client(o);
+  CallOptions call;
+  call.timeout = milliseconds(400);
+  auto start = std::chrono::steady_clock::now();
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
+  // A hang guard, not a speed target: the default first-byte timeout is 30 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
+}
+
+TEST(CurlEngine, RedirectsAreNeverFollowed) {
+  LoopbackServer target;
+  target.on_chat([](const httplib::Request&, httplib::Response& res) { answer(res, "stolen"); });
+  target.start();
+  LoopbackServer redirecting;
+  std::string location = target.base_url() + "/chat/completions";
+  redirecting.on_chat([location](const httplib::Request&, httplib::Response& res) {
+    res.status = 307;
+    res.set_header("Location", location);
+  });
+  redirecting.start();
+  ClientOptions o;
+  o.endpoints = {{"redirecting", redirecting.base_url(), "sk-redirect-secret"}};
+  o.priority = {Tier{{{"redirecting", "m"}}}};
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"redirecting:protocol"}));
+  EXPECT_EQ(target.requests(), 0);
+}
+
+TEST(CurlEngine, KeysGoOnlyToTheirEndpointAndNeverIntoLogsOrErrors) {
+  LoopbackServer a;
+  a.on_chat([](const httplib::Request&, httplib::Response& res) { answer_error(res, 401); });
+  a.start();
+  LoopbackServer b;
+  b.on_chat([](const httplib::Request&, httplib::Response& res) { answer_error(res, 500); });
+  b.start();
+  std::ostringstream log;
+  auto logger = std::make_shared<spdlog::logger>(
+      "keys", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  logger->set_level(spdlog::level::trace);
+  ClientOptions o = two(a.base_url(), b.base_url());
+  o.logger = logger;
+  RetryOptions quick;
+  quick.base_delay = milliseconds(5);
+  quick.max_delay = milliseconds(20);
+  o.retry = std::make_shared<DefaultRetryPolicy>(quick);
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  logger->flush();
+  EXPECT_EQ(a.header_values("Authorization"), (Strings{"Bearer sk-first-secret"}));
+  for (const std::string& v : b.header_values("Authorization")) {
+    EXPECT_EQ(v, "Bearer sk-second-secret");
+  }
+  std::string everything = log.str() + r.error().message();
+  for (const Attempt& at : r.error().attempts()) everything += at.message;
+  EXPECT_FALSE(log.str().empty());
+  EXPECT_EQ(everything.find("sk-first-secret"), std::string::npos) << everything;
+  EXPECT_EQ(everything.find("sk-second-secret"), std::string::npos) << everything;
+}
+
+}  // namespace
+}  // namespace failover

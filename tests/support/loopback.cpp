@@ -1,0 +1,160 @@
+#include "loopback.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace failover::testing {
+
+namespace {
+constexpr std::size_t kWorkers = 320;  // one per concurrent keep-alive connection
+}  // namespace
+
+LoopbackServer::LoopbackServer() {
+  // Keep-alive connections hold a worker each: give the pool room for many clients.
+  server_.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
+  server_.set_tcp_nodelay(true);  // else Nagle + delayed ACK add 40 ms to every answer
+  server_.set_keep_alive_max_count(100000);
+  server_.set_keep_alive_timeout(30);
+}
+
+LoopbackServer::~LoopbackServer() { stop(); }
+
+void LoopbackServer::on_chat(httplib::Server::Handler handler) {
+  server_.Post("/v1/chat/completions",
+               [this, handler](const httplib::Request& req, httplib::Response& res) {
+                 ++requests_;
+                 {
+                   std::lock_guard<std::mutex> lock(mutex_);
+                   peers_.emplace(req.remote_addr, req.remote_port);
+                   headers_.push_back(req.headers);
+                 }
+                 handler(req, res);
+               });
+}
+
+namespace {
+
+// The packaged cpp-httplib listens with a backlog of 5, so a burst of connects (hundreds of
+// calls in flight at once) overflows the accept queue and waits for SYN retransmits. Calling
+// listen() again on the listening socket raises the backlog; find that socket by its port.
+void widen_backlog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) continue;
+    if (addr.sin_family != AF_INET || ntohs(addr.sin_port) != port) continue;
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) == 0 && listening) {
+      ::listen(fd, 1024);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void LoopbackServer::start() {
+  port_ = server_.bind_to_any_port("127.0.0.1");
+  if (port_ <= 0) throw std::runtime_error("cannot bind a loopback port");
+  widen_backlog(port_);
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void LoopbackServer::stop() {
+  if (thread_.joinable()) {
+    server_.stop();
+    thread_.join();
+  }
+}
+
+std::string LoopbackServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+std::size_t LoopbackServer::connections() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return peers_.size();
+}
+
+std::vector<std::string> LoopbackServer::header_values(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& h : headers_) {
+    auto it = h.find(name);
+    out.push_back(it == h.end() ? std::string("<none>") : it->second);
+  }
+  return out;
+}
+
+std::string completion_json(const std::string& text, const std::string& model) {
+  return R"({"id":"chatcmpl-loop","object":"chat.completion","created":1700000000,"model":")" +
+         model + R"(","choices":[{"index":0,"message":{"role":"assistant","content":")" + text +
+         R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})";
+}
+
+namespace {
+
+int listen_loopback(int& port_out) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot listen on loopback");
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_out = ntohs(addr.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+SilentServer::SilentServer(Mode mode) {
+  fd_ = listen_loopback(port_);
+  if (mode == Mode::AcceptAndHold) {
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 50) > 0) {
+          int c = ::accept(fd_, nullptr, nullptr);
+          if (c >= 0) {
+            held_.push_back(c);
+            ++accepted_;
+          }
+        }
+      }
+    });
+  }
+}
+
+SilentServer::~SilentServer() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  for (int c : held_) ::close(c);
+  ::close(fd_);
+}
+
+std::string SilentServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+int refused_port() {
+  int port = 0;
+  int fd = listen_loopback(port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace failover::testing

@@ -1,0 +1,82 @@
+#pragma once
+
+// Loopback servers for integration tests. Everything binds 127.0.0.1 only.
+
+#include <httplib.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace failover::testing {
+
+/** A cpp-httplib server on 127.0.0.1 with a free port, counting requests and connections. */
+class LoopbackServer {
+ public:
+  LoopbackServer();
+  ~LoopbackServer();
+  LoopbackServer(const LoopbackServer&) = delete;
+  LoopbackServer& operator=(const LoopbackServer&) = delete;
+
+  /** The server, to install handlers before `start()`. */
+  httplib::Server& http() { return server_; }
+  /** Answers POST /v1/chat/completions with `handler`; requests are recorded. */
+  void on_chat(httplib::Server::Handler handler);
+  /** Binds and starts serving; returns once it accepts connections. */
+  void start();
+  /** Stops serving (idempotent). */
+  void stop();
+
+  int port() const { return port_; }
+  /** `http://127.0.0.1:PORT/v1`. */
+  std::string base_url() const;
+
+  /** Chat requests received. */
+  int requests() const { return requests_.load(); }
+  /** Distinct client connections seen by the chat handler. */
+  std::size_t connections() const;
+  /** Values of `name` in the chat requests received, in order. */
+  std::vector<std::string> header_values(const std::string& name) const;
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  mutable std::mutex mutex_;
+  std::set<std::pair<std::string, int>> peers_;
+  std::vector<httplib::Headers> headers_;
+};
+
+/** A valid chat completion body. */
+std::string completion_json(const std::string& text, const std::string& model = "gpt-4.1");
+
+/** A listening socket on 127.0.0.1 that never answers: it either never accepts or accepts and
+ *  holds the connection silently. */
+class SilentServer {
+ public:
+  enum class Mode { NeverAccept, AcceptAndHold };
+  explicit SilentServer(Mode mode);
+  ~SilentServer();
+  int port() const { return port_; }
+  std::string base_url() const;
+  /** Connections accepted so far (AcceptAndHold). */
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::vector<int> held_;
+  std::thread thread_;
+};
+
+/** A port on 127.0.0.1 where nothing listens (connections are refused). */
+int refused_port();
+
+}  // namespace failover::testing
