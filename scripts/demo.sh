@@ -16,10 +16,7 @@ cmake --build "$build" -j"$(jobs)" --target quickstart trace demo_upstreams
 "$build/examples/demo_upstreams" --seconds 120 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/18081) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/18082) 2>/dev/null && break
-  sleep 0.05
-done
+wait_for_ports 18081 18082
 
 echo
 echo "==> quick start: primary answers 503, backup answers"

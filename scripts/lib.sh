@@ -30,3 +30,14 @@ FAILOVER_BUILD_PACKAGES=(g++ cmake make pkg-config libcurl4-openssl-dev nlohmann
   libspdlog-dev libgtest-dev libgmock-dev libcpp-httplib-dev)
 
 jobs() { nproc 2>/dev/null || echo 2; }
+
+# wait_for_ports PORT...: waits (up to 5 s) until something accepts on each 127.0.0.1 port.
+wait_for_ports() {
+  local port _
+  for port in "$@"; do
+    for _ in $(seq 1 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.05
+    done
+  done
+}

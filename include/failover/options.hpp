@@ -78,7 +78,10 @@ struct ClientOptions {
   std::string user_agent;  ///< Appended to the SDK's own User-Agent when non-empty.
   /** Logger for attempt lines (debug) and warnings; null = no logging. Keys are never logged. */
   std::shared_ptr<spdlog::logger> logger;
-  std::shared_ptr<Clock> clock;          ///< Null = `SystemClock`.
+  /** Null = `SystemClock`. Policies, deadlines and traces read this clock; the libcurl
+   *  transport keeps its own socket timeouts on the steady clock, so a `ManualClock` is meant
+   *  for tests with a fake transport. */
+  std::shared_ptr<Clock> clock;
   std::shared_ptr<Rng> rng;              ///< Null = `SystemRng`.
   std::shared_ptr<Transport> transport;  ///< Null = libcurl (`make_curl_transport()`).
 };

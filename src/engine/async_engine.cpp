@@ -72,8 +72,11 @@ void AsyncEngine::run() {
     }
     TimePoint now = core_.clock().now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
-      std::uint64_t id = timers_.begin()->second;
+      auto [at, id] = *timers_.begin();
       timers_.erase(timers_.begin());
+      auto it = calls_.find(id);
+      if (it == calls_.end() || it->second.timer != at) continue;  // stale
+      it->second.timer = TimePoint::max();
       drive(id);
     }
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
@@ -133,10 +136,10 @@ void AsyncEngine::drive(std::uint64_t call_id) {
           m.on_stuck(now);
           continue;
         }
-        timers_.emplace(step.until, call_id);
+        arm(it->second, step.until);
         return;
       case Step::Kind::Wait:
-        timers_.emplace(step.until, call_id);
+        arm(it->second, step.until);
         return;
       case Step::Kind::Done:
         complete(it);
@@ -145,11 +148,17 @@ void AsyncEngine::drive(std::uint64_t call_id) {
   }
 }
 
+void AsyncEngine::arm(Call& call, TimePoint until) {
+  if (call.timer == until) return;
+  call.timer = until;  // an earlier entry for this call becomes stale and is skipped
+  timers_.emplace(until, call.id);
+}
+
 void AsyncEngine::complete(std::unordered_map<std::uint64_t, Call>::iterator it) {
   Call call = std::move(it->second);
   calls_.erase(it);
   if (call.subscription) call.options.cancel.unsubscribe(call.subscription);
-  // Stale timers of this call are dropped lazily (drive() ignores unknown ids).
+  // Its timer entries are dropped lazily: run() skips ids it no longer knows.
   try {
     call.done(call.machine->take());
   } catch (const std::exception& e) {

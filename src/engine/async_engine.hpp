@@ -36,6 +36,7 @@ class AsyncEngine {
     CallOptions options;
     Callback done;
     std::uint64_t subscription = 0;
+    TimePoint timer = TimePoint::max();  // the one wake-up armed for this call
   };
   struct Submission {
     ChatRequest request;
@@ -46,6 +47,7 @@ class AsyncEngine {
   void run();
   void admit(Submission submission);
   void drive(std::uint64_t call_id);
+  void arm(Call& call, TimePoint until);
   void complete(std::unordered_map<std::uint64_t, Call>::iterator it);
 
   ClientCore& core_;

@@ -79,10 +79,17 @@ class DefaultCircuitBreaker final : public CircuitBreaker {
  public:
   /** Throws `std::invalid_argument` naming the bad field. */
   explicit DefaultCircuitBreaker(CircuitBreakerOptions options = {});
+  /** Closed: yes. Open: no until the period ends, then half-open. Half-open: while a probe
+   *  slot is free. */
   bool try_acquire(TimePoint now) override;
+  /** Closed: records a success. Half-open: closes and resets the open period. */
   void on_success(TimePoint now, Duration latency) override;
+  /** Closed: records a counted failure and opens on the thresholds. Half-open: a counted
+   *  failure re-opens with a doubled period; a neutral one only frees the probe slot. */
   void on_failure(TimePoint now, ErrorKind kind) override;
+  /** Open turns into half-open once the period has passed. */
   BreakerState state(TimePoint now) const override;
+  /** End of the current open period, when open. */
   std::optional<TimePoint> reopens_at(TimePoint now) const override;
 
   /** Whether the default breaker counts `kind` as a failure of the route. */
