@@ -50,13 +50,33 @@ int main(int argc, char** argv) {
   });
   backup.Post("/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
     std::string model = "gpt-4.1";
+    if (req.body.find("\"stream\":true") != std::string::npos) {
+      // A streamed answer: "Hel", "lo", then the finish chunk and [DONE].
+      res.set_chunked_content_provider("text/event-stream", [](std::size_t,
+                                                               httplib::DataSink& sink) {
+        const char* head =
+            R"({"id":"chatcmpl-demo","object":"chat.completion.chunk","created":1732406400,"model":"gpt-4.1","choices":[{"index":0,"delta":)";
+        for (const char* delta :
+             {R"({"role":"assistant","content":""},"finish_reason":null}]})",
+              R"({"content":"Hel"},"finish_reason":null}]})",
+              R"({"content":"lo"},"finish_reason":null}]})", R"({},"finish_reason":"stop"}]})"}) {
+          std::string event = std::string("data: ") + head + delta + "\n\n";
+          if (!sink.write(event.data(), event.size())) return false;
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        const std::string done = "data: [DONE]\n\n";
+        sink.write(done.data(), done.size());
+        sink.done();
+        return true;
+      });
+      return;
+    }
     res.set_content(
         R"({"id":"chatcmpl-demo","object":"chat.completion","created":1732406400,"model":")" +
             model +
             R"(","choices":[{"index":0,"message":{"role":"assistant","content":"pong"},"finish_reason":"stop"}],)"
             R"("usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}})",
         "application/json");
-    (void)req;
   });
   for (httplib::Server* s : {&primary, &backup}) s->set_tcp_nodelay(true);
   if (!primary.bind_to_port("127.0.0.1", primary_port) ||

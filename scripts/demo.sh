@@ -10,8 +10,8 @@ ensure_packages "${FAILOVER_BUILD_PACKAGES[@]}"
 
 build=${FAILOVER_BUILD_DIR:-build/demo}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFAILOVER_BUILD_TESTS=OFF \
-  -DFAILOVER_BUILD_EXAMPLES=ON > /dev/null
-cmake --build "$build" -j"$(jobs)" --target quickstart trace demo_upstreams
+  -DFAILOVER_BUILD_BENCH=OFF -DFAILOVER_BUILD_EXAMPLES=ON > /dev/null
+cmake --build "$build" -j"$(jobs)" --target quickstart trace streaming_chat demo_upstreams
 
 "$build/examples/demo_upstreams" --seconds 120 &
 pid=$!
@@ -21,6 +21,10 @@ wait_for_ports 18081 18082
 echo
 echo "==> quick start: primary answers 503, backup answers"
 "$build/examples/quickstart"
+
+echo
+echo "==> a streamed answer, printed token by token"
+"$build/examples/streaming_chat"
 
 echo
 echo "==> the trace of one call: a refused port, the 503 primary, then the backup"

@@ -141,6 +141,10 @@ const std::vector<ToolCall>& ChatResponse::tool_calls() const {
   return choices.empty() ? kNoCalls : choices.front().message.tool_calls;
 }
 
+const std::string& ChatChunk::content() const {
+  return choices.empty() ? kEmpty : choices.front().content;
+}
+
 const std::string& ChatResponse::finish_reason() const {
   return choices.empty() ? kEmpty : choices.front().finish_reason;
 }

@@ -181,4 +181,37 @@ struct ChatResponse {
   const std::string& finish_reason() const;
 };
 
+/** A piece of a tool call inside a stream chunk; arguments arrive in fragments. */
+struct ToolCallDelta {
+  int index = 0;          ///< Which tool call of the message this piece belongs to.
+  std::string id;         ///< Set on the first piece of a call.
+  std::string type;       ///< Set on the first piece of a call (`function`).
+  std::string name;       ///< Set on the first piece of a call.
+  std::string arguments;  ///< A fragment of the arguments' JSON text.
+};
+
+/** The change one stream chunk brings to one choice (`ChatCompletionStreamResponseDelta`). */
+struct ChoiceDelta {
+  int index = 0;                          ///< Which choice.
+  std::string role;                       ///< Usually only on the first chunk.
+  std::string content;                    ///< Text fragment (may be empty).
+  std::string refusal;                    ///< Refusal fragment (may be empty).
+  std::vector<ToolCallDelta> tool_calls;  ///< Tool-call fragments.
+  std::string finish_reason;              ///< Set on the choice's last chunk.
+};
+
+/** One chunk of a streamed completion (`CreateChatCompletionStreamResponse`). */
+struct ChatChunk {
+  std::string id;                    ///< Completion id (the same on every chunk).
+  std::string model;                 ///< Model as reported by the provider.
+  std::int64_t created = 0;          ///< Unix seconds.
+  std::string system_fingerprint;    ///< Backend fingerprint, if sent.
+  std::vector<ChoiceDelta> choices;  ///< Deltas; empty on the final usage chunk.
+  std::optional<Usage> usage;        ///< With `include_usage`, on the last chunk.
+  std::string raw_json;              ///< The chunk's `data:` payload as received.
+
+  /** Text fragment of the first choice, or empty. */
+  const std::string& content() const;
+};
+
 }  // namespace failover

@@ -17,6 +17,13 @@ class ClientCore;
 }
 
 /**
+ * Receives the chunks of a streamed completion; returns `false` to cancel the call. Chunks
+ * arrive only from the route that serves the call: nothing is handed over before the first
+ * content, so a failover before it is invisible and no chunk is ever seen twice.
+ */
+using StreamHandler = std::function<bool(const ChatChunk&)>;
+
+/**
  * Sends chat completions through the model-priority list, retrying, failing over and breaking
  * circuits by its policies. Thread-safe: one client is meant to be shared by a whole process.
  * Destroying it cancels the asynchronous calls still in flight (they complete with `Cancelled`).
@@ -38,6 +45,29 @@ class Client {
    * the response or a typed error; both carry the attempt trace.
    */
   Result<ChatResponse> chat(const ChatRequest& request, const CallOptions& options = {});
+
+  /**
+   * Streams the answer: `handler` runs on the calling thread for each chunk. Returns the
+   * response assembled from the chunks (content, tool calls with their arguments joined,
+   * finish_reason, usage), with `served_by` and the trace. Before the first content chunk any
+   * failure fails over as usual; after it, a failure ends the call with `StreamInterrupted`
+   * carrying the partial response (`Error::partial()`). A handler returning `false` ends the
+   * call with `Cancelled` and closes the connection.
+   */
+  Result<ChatResponse> chat_stream(const ChatRequest& request, StreamHandler handler,
+                                   const CallOptions& options = {});
+
+  /**
+   * Streams on the client's engine thread: `handler` and then `done` run on that thread (the
+   * one that drives every asynchronous call), so neither may block.
+   */
+  void chat_stream_async(ChatRequest request, StreamHandler handler, CallOptions options,
+                         std::function<void(Result<ChatResponse>)> done);
+
+  /** Streams on the engine thread (`handler` runs there); the future completes with the
+   *  assembled response or the error. */
+  std::future<Result<ChatResponse>> chat_stream_async(ChatRequest request, StreamHandler handler,
+                                                      CallOptions options = {});
 
   /** Runs the call on the client's engine thread; the future completes with the result. */
   std::future<Result<ChatResponse>> chat_async(ChatRequest request, CallOptions options = {});

@@ -14,6 +14,8 @@
 
 namespace failover {
 
+struct ChatResponse;
+
 /** What went wrong, as a closed set. `to_string()` gives the snake_case name used on the wire. */
 enum class ErrorKind {
   InvalidRequest,         ///< 400/422 (and other 4xx) or a request refused before any traffic.
@@ -77,6 +79,9 @@ struct ErrorDetails {
   std::optional<Duration> retry_after;    ///< Retry-After given by the provider, if any.
   std::optional<TimePoint> available_at;  ///< Earliest time a route may serve again, if known.
   std::vector<Attempt> attempts;          ///< The call's trace.
+  /** For `StreamInterrupted` (and a cancelled stream): what was received before the break —
+   *  text, tool calls, finish state and usage so far. */
+  std::shared_ptr<const ChatResponse> partial;
 };
 
 /** A failed call: a typed kind, a message without secrets, and the attempt trace. */
@@ -103,6 +108,8 @@ class Error : public std::runtime_error {
   const std::optional<TimePoint>& available_at() const noexcept { return details_->available_at; }
   /** Every attempt the call made, in order. */
   const std::vector<Attempt>& attempts() const noexcept { return details_->attempts; }
+  /** The partial response of an interrupted or cancelled stream, or null. */
+  const ChatResponse* partial() const noexcept { return details_->partial.get(); }
   /** All details at once. */
   const ErrorDetails& details() const noexcept { return *details_; }
 

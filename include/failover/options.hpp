@@ -57,11 +57,14 @@ struct Tier {
 
 /** Time limits. Each must be positive; `attempt` and `total` bound everything else. */
 struct Timeouts {
-  Duration connect = std::chrono::seconds(5);      ///< TCP + TLS connect.
-  Duration first_byte = std::chrono::seconds(30);  ///< From request start to the first byte.
-  Duration idle = std::chrono::seconds(30);        ///< Between stream chunks.
-  Duration attempt = std::chrono::seconds(120);    ///< One attempt, whole.
-  Duration total = std::chrono::seconds(180);      ///< The whole call: attempts and waits.
+  Duration connect = std::chrono::seconds(5);  ///< TCP + TLS connect.
+  /** From request start to the first response byte; for streams, also to the first content
+   *  or tool-call delta (SSE comments and empty role chunks do not count). */
+  Duration first_byte = std::chrono::seconds(30);
+  /** Longest gap between stream chunks (SSE comments and keep-alives do not reset it). */
+  Duration idle = std::chrono::seconds(30);
+  Duration attempt = std::chrono::seconds(120);  ///< One attempt, whole.
+  Duration total = std::chrono::seconds(180);    ///< The whole call: attempts and waits.
 };
 
 /** Everything a `Client` is built from. Plain struct; every field has a sensible default. */

@@ -33,6 +33,9 @@ struct HttpRequest {
   Duration total_timeout{};            ///< Limit for the whole exchange.
   std::size_t max_response_bytes = 0;  ///< Body cap; 0 = none. Past it: `ResponseTooLarge`.
   std::string ca_bundle;  ///< CA bundle file for TLS peer verification (empty = system).
+  /** Deliver a 2xx body as it arrives (`TransportEvents::data`) instead of in the result.
+   *  Other statuses are still buffered whole into `HttpResult::body`. */
+  bool stream = false;
 };
 
 /** The end of one exchange. */
@@ -43,6 +46,28 @@ struct HttpResult {
   int status = 0;                            ///< HTTP status of the response.
   HttpHeaders headers;                       ///< Response headers, names in lower case.
   std::string body;                          ///< Response body.
+};
+
+/** Body bytes of a streaming 2xx exchange, delivered as they arrive. */
+struct StreamData {
+  std::uint64_t id = 0;  ///< The exchange.
+  int status = 0;        ///< HTTP status of the response.
+  HttpHeaders headers;   ///< Response headers (names in lower case), on the first piece only.
+  std::string bytes;     ///< The new bytes.
+};
+
+/** What one `wait` brought: stream data first, then completed exchanges. For one exchange,
+ *  all its data precedes its completion. */
+struct TransportEvents {
+  std::vector<StreamData> data;       ///< Bytes of streaming exchanges.
+  std::vector<HttpResult> completed;  ///< Exchanges that ended.
+  /** Nothing happened. */
+  bool empty() const { return data.empty() && completed.empty(); }
+  /** Forgets everything (keeps capacity). */
+  void clear() {
+    data.clear();
+    completed.clear();
+  }
 };
 
 /**
@@ -56,9 +81,9 @@ class TransportSession {
   virtual void start(std::uint64_t id, HttpRequest request) = 0;
   /** Abandons an exchange (its connection is closed); no result is reported for it. */
   virtual void cancel(std::uint64_t id) = 0;
-  /** Waits until at least one exchange ends (appended to `completed`), `until` passes, or
-   *  `wakeup()` is called, whichever comes first. */
-  virtual void wait(TimePoint until, std::vector<HttpResult>& completed) = 0;
+  /** Waits until something happens to an exchange (appended to `events`: stream data or an
+   *  end), `until` passes, or `wakeup()` is called, whichever comes first. */
+  virtual void wait(TimePoint until, TransportEvents& events) = 0;
   /** Makes a concurrent or the next `wait` return early. Thread-safe. */
   virtual void wakeup() = 0;
 };

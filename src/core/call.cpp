@@ -19,6 +19,9 @@ constexpr Duration kDefaultRateLimitCooldown = std::chrono::seconds(1);
 constexpr Duration kMaxCooldown = std::chrono::seconds(300);
 // Grace beyond the transport's own total timeout before an exchange counts as stuck.
 constexpr Duration kStuckGrace = std::chrono::seconds(1);
+// After [DONE], how long to wait for the server to end the response (so the connection can be
+// reused) before abandoning it.
+constexpr Duration kDoneGrace = std::chrono::milliseconds(500);
 // Less time than this left before the deadline: do not start another attempt.
 constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 
@@ -34,8 +37,8 @@ std::string format_ms(Duration d) {
 }  // namespace
 
 CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
-                         TimePoint now)
-    : core_(core), options_(options) {
+                         TimePoint now, StreamHandler handler)
+    : core_(core), options_(options), handler_(std::move(handler)) {
   const ClientOptions& o = core_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
   deadline_ = now + std::max(total, Duration::zero());
@@ -54,7 +57,7 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     invalid(e.what());
     return;
   }
-  if (auto problem = wire::encode_request(request, /*stream=*/false, body_)) {
+  if (auto problem = wire::encode_request(request, /*stream=*/handler_ != nullptr, body_)) {
     invalid("invalid request: " + *problem);
     return;
   }
@@ -88,13 +91,19 @@ Result<ChatResponse> CallMachine::take() {
 
 Step CallMachine::next(TimePoint now) {
   Step step;
+  if (abandon_ != 0) {
+    step.kind = Step::Kind::Abandon;
+    step.id = abandon_;
+    abandon_ = 0;
+    return step;
+  }
   switch (state_) {
     case State::Done:
       return step;
     case State::InFlight:
       step.kind = Step::Kind::InFlight;
       step.id = exchange_id_;
-      step.until = attempt_start_ + request_.total_timeout + kStuckGrace;
+      step.until = watchdog();
       return step;
     case State::Waiting:
       if (now < wait_until_) {
@@ -188,6 +197,16 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
   request_.first_byte_timeout = std::min(o.timeouts.first_byte, request_.total_timeout);
   request_.max_response_bytes = o.max_response_bytes;
   request_.ca_bundle = o.ca_bundle;
+  request_.stream = handler_ != nullptr;
+  if (request_.stream) {
+    parser_ = wire::SseParser{};
+    accumulated_ = wire::StreamAccumulator{};
+    held_.clear();
+    done_seen_ = false;
+    stream_error_.reset();
+    stream_error_message_.clear();
+    last_chunk_ = now;
+  }
 
   exchange_id_ = core_.next_exchange_id();
   attempt_start_ = now;
@@ -196,6 +215,13 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
 
 void CallMachine::on_result(TimePoint now, HttpResult result) {
   if (state_ != State::InFlight || result.id != exchange_id_) return;
+  if (handler_ && (committed_ || done_seen_) && result.transport_error) {
+    if (done_seen_) return end_stream(now);
+    return interrupt(now, *result.transport_error, result.error_message);
+  }
+  if (handler_ && !result.transport_error && result.status >= 200 && result.status < 300) {
+    return end_stream(now);
+  }
   if (result.transport_error) {
     AttemptOutcome outcome;
     outcome.kind = *result.transport_error;
@@ -227,9 +253,161 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
 
 void CallMachine::on_stuck(TimePoint now) {
   if (state_ != State::InFlight) return;
+  const Timeouts& t = core_.options().timeouts;
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::Timeout;
+  if (handler_ && done_seen_) return end_stream(now);  // [DONE] came; the server lingered
+  if (handler_ && committed_) {
+    if (now >= deadline_) {
+      return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
+    }
+    return interrupt(
+        now, ErrorKind::Timeout,
+        "no stream chunk within the idle timeout of " + std::to_string(to_millis(t.idle)) + " ms");
+  }
+  if (handler_ && now < attempt_start_ + request_.total_timeout) {
+    return fail_attempt(now, std::move(outcome),
+                        "no content within the first-token timeout of " +
+                            std::to_string(to_millis(request_.first_byte_timeout)) + " ms",
+                        {}, {});
+  }
   fail_attempt(now, std::move(outcome), "the exchange did not end within its time limit", {}, {});
+}
+
+TimePoint CallMachine::watchdog() const {
+  TimePoint hard = attempt_start_ + request_.total_timeout + kStuckGrace;
+  if (!handler_) return hard;
+  if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
+  TimePoint soft = committed_ ? last_chunk_ + core_.options().timeouts.idle
+                              : attempt_start_ + request_.first_byte_timeout;
+  return std::min(hard, std::min(soft, deadline_));
+}
+
+void CallMachine::on_data(TimePoint now, StreamData data) {
+  if (state_ != State::InFlight || data.id != exchange_id_ || !handler_) return;
+  parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
+  if (handler_stopped_) {
+    abandon_ = exchange_id_;
+    RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
+    route.breaker->on_failure(now, ErrorKind::Cancelled);
+    Attempt a;
+    a.route = route.ref;
+    a.error = ErrorKind::Cancelled;
+    a.status = data.status;
+    a.latency = now - attempt_start_;
+    a.message = handler_error_.empty() ? "the stream handler asked to stop" : handler_error_;
+    trace_.push_back(a);
+    log_attempt(trace_.back());
+    ErrorDetails d;
+    d.http_status = data.status;
+    d.attempts = trace_;
+    d.partial = partial();
+    return finish_error(ErrorKind::Cancelled, a.message, std::move(d));
+  }
+  if (stream_error_) {
+    abandon_ = exchange_id_;
+    AttemptOutcome outcome = std::move(*stream_error_);
+    stream_error_.reset();
+    if (committed_) return interrupt(now, outcome.kind, stream_error_message_);
+    outcome.http_status = data.status;
+    return fail_attempt(now, std::move(outcome), stream_error_message_, {}, {});
+  }
+}
+
+void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
+  if (handler_stopped_ || stream_error_ || done_seen_) return;
+  if (e.data == "[DONE]") {
+    done_seen_ = true;
+    done_at_ = now;
+    return;
+  }
+  ChatChunk chunk;
+  auto failure = wire::decode_chunk(e.data, chunk);
+  if (failure || e.event == "error") {
+    AttemptOutcome outcome;
+    if (failure && !failure->in_band_error) {
+      outcome.kind = ErrorKind::Protocol;
+      stream_error_message_ = failure->message;
+    } else {
+      policy::Classified c = policy::classify_http(200, {}, e.data, core_.clock().wall_now());
+      outcome.kind = c.kind;
+      outcome.provider_code = c.code;
+      stream_error_message_ = "error event in the stream: " + c.message;
+    }
+    stream_error_ = std::move(outcome);
+    return;
+  }
+  last_chunk_ = now;
+  accumulated_.add(chunk);
+  if (!committed_) {
+    if (!wire::has_content(chunk)) {
+      held_.push_back(std::move(chunk));
+      return;
+    }
+    committed_ = true;
+    for (const ChatChunk& h : held_) deliver(h);
+    held_.clear();
+  }
+  deliver(chunk);
+}
+
+void CallMachine::deliver(const ChatChunk& chunk) {
+  if (handler_stopped_) return;
+  try {
+    if (!handler_(chunk)) handler_stopped_ = true;
+  } catch (const std::exception& e) {
+    handler_stopped_ = true;
+    handler_error_ = std::string("the stream handler threw: ") + e.what();
+  } catch (...) {
+    handler_stopped_ = true;
+    handler_error_ = "the stream handler threw";
+  }
+}
+
+void CallMachine::end_stream(TimePoint now) {
+  if (done_seen_ || accumulated_.finished()) {
+    if (!committed_) {  // an answer with no content at all: hand over what there is
+      committed_ = true;
+      for (const ChatChunk& h : held_) deliver(h);
+      held_.clear();
+    }
+    return finish_success(now, accumulated_.build());
+  }
+  const std::string why = "the stream ended without [DONE] or a finish_reason";
+  if (committed_) return interrupt(now, ErrorKind::ConnectionLost, why);
+  AttemptOutcome outcome;
+  outcome.kind = ErrorKind::ConnectionLost;
+  fail_attempt(now, std::move(outcome), why + " before any content", {}, {});
+}
+
+std::shared_ptr<const ChatResponse> CallMachine::partial() const {
+  if (!handler_) return nullptr;
+  auto p = std::make_shared<ChatResponse>(accumulated_.build());
+  p->served_by = core_.routes()[core_.plan()[candidates_[*current_]].route]->ref;
+  p->attempts = trace_;
+  return p;
+}
+
+void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
+  RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
+  route.breaker->on_failure(
+      now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
+  Attempt a;
+  a.route = route.ref;
+  a.error = ErrorKind::StreamInterrupted;
+  a.status = 200;
+  a.latency = now - attempt_start_;
+  a.message = std::string(to_string(cause)) + ": " + message;
+  trace_.push_back(a);
+  log_attempt(trace_.back());
+  ErrorDetails d;
+  d.http_status = 200;
+  d.attempts = trace_;
+  d.partial = partial();
+  finish_error(
+      ErrorKind::StreamInterrupted,
+      route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")",
+      std::move(d));
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why) {
@@ -246,6 +424,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why) {
   }
   ErrorDetails d;
   d.attempts = trace_;
+  if (handler_ && current_) d.partial = partial();
   finish_error(ErrorKind::Cancelled, why, std::move(d));
 }
 

@@ -5,6 +5,8 @@
 // carry out the steps it returns.
 
 #include "core/client_core.hpp"
+#include "wire/sse.hpp"
+#include "wire/stream.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,7 @@ struct Step {
     InFlight,  ///< Wait for exchange `id`; if it has not ended by `until`, abandon it and
                ///< report `on_stuck`.
     Wait,      ///< Nothing in flight; call `next` again at `until`.
+    Abandon,   ///< Cancel exchange `id` in the transport (no result is expected), then `next`.
     Done,      ///< `take()` returns the result.
   };
   Kind kind = Kind::Done;
@@ -31,14 +34,18 @@ struct Step {
 
 class CallMachine {
  public:
+  /** A call; with a `handler` the answer is streamed to it. */
   CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
-              TimePoint now);
+              TimePoint now, StreamHandler handler = nullptr);
 
   /** The next step at `now`. */
   Step next(TimePoint now);
+  /** Body bytes of a streaming exchange arrived (the stream handler runs from here). */
+  void on_data(TimePoint now, StreamData data);
   /** Exchange `result.id` ended. */
   void on_result(TimePoint now, HttpResult result);
-  /** The in-flight exchange passed its hard limit; the driver has abandoned it. */
+  /** The in-flight exchange passed its limit (`Step::until`: the hard limit, or for streams
+   *  the first-token or idle watchdog); the driver has abandoned it. */
   void on_stuck(TimePoint now);
   /** The call was cancelled; the driver has abandoned any in-flight exchange. */
   void cancel(TimePoint now, const std::string& why);
@@ -63,6 +70,12 @@ class CallMachine {
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
+  void on_event(TimePoint now, const wire::SseEvent& event);
+  void deliver(const ChatChunk& chunk);
+  void end_stream(TimePoint now);
+  void interrupt(TimePoint now, ErrorKind kind, std::string message);
+  std::shared_ptr<const ChatResponse> partial() const;
+  TimePoint watchdog() const;
 
   ClientCore& core_;
   CallOptions options_;
@@ -85,6 +98,21 @@ class CallMachine {
   int attempts_ = 0;
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
+  std::uint64_t abandon_ = 0;  // exchange the driver must cancel before anything else
+
+  // Streaming. `committed_` holds for the whole call; the rest is per attempt.
+  StreamHandler handler_;
+  bool committed_ = false;
+  bool handler_stopped_ = false;
+  std::string handler_error_;
+  wire::SseParser parser_;
+  wire::StreamAccumulator accumulated_;
+  std::vector<ChatChunk> held_;  // chunks before the first content, handed over at commit
+  bool done_seen_ = false;
+  TimePoint done_at_{};
+  TimePoint last_chunk_{};
+  std::optional<AttemptOutcome> stream_error_;  // an error event or a malformed chunk
+  std::string stream_error_message_;
 };
 
 }  // namespace failover::detail

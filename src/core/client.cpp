@@ -8,21 +8,25 @@ namespace failover {
 namespace {
 
 Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequest& request,
-                                        const CallOptions& options) {
+                                        const CallOptions& options, StreamHandler handler) {
   Clock& clock = core.clock();
-  detail::CallMachine machine(core, request, options, clock.now());
+  detail::CallMachine machine(core, request, options, clock.now(), std::move(handler));
   if (machine.done()) return machine.take();
 
   std::unique_ptr<TransportSession> session = core.acquire_session();
   TransportSession* s = session.get();
   std::uint64_t subscription = options.cancel.subscribe([s] { s->wakeup(); });
-  std::vector<HttpResult> completed;
+  TransportEvents events;
   for (;;) {
     TimePoint now = clock.now();
     detail::Step step = machine.next(now);
     if (step.kind == detail::Step::Kind::Done) break;
     if (step.kind == detail::Step::Kind::Start) {
       s->start(step.id, std::move(*step.request));
+      continue;
+    }
+    if (step.kind == detail::Step::Kind::Abandon) {
+      s->cancel(step.id);
       continue;
     }
     if (options.cancel.cancelled()) {
@@ -35,10 +39,11 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
       machine.on_stuck(now);
       continue;
     }
-    s->wait(step.until, completed);
+    s->wait(step.until, events);
     now = clock.now();
-    for (HttpResult& r : completed) machine.on_result(now, std::move(r));
-    completed.clear();
+    for (StreamData& d : events.data) machine.on_data(now, std::move(d));
+    for (HttpResult& r : events.completed) machine.on_result(now, std::move(r));
+    events.clear();
   }
   options.cancel.unsubscribe(subscription);
   core.release_session(std::move(session));
@@ -63,21 +68,56 @@ Client& Client::operator=(Client&& other) noexcept {
   return *this;
 }
 
-Result<ChatResponse> Client::chat(const ChatRequest& request, const CallOptions& options) {
-  return run_on_this_thread(*core_, request, options);
+namespace {
+
+using Done = std::function<void(Result<ChatResponse>)>;
+
+// A completion callback that fulfils a promise, and the promise's future.
+std::pair<Done, std::future<Result<ChatResponse>>> promised() {
+  auto promise = std::make_shared<std::promise<Result<ChatResponse>>>();
+  std::future<Result<ChatResponse>> future = promise->get_future();
+  return {[promise](Result<ChatResponse> result) { promise->set_value(std::move(result)); },
+          std::move(future)};
 }
 
-void Client::chat_async(ChatRequest request, CallOptions options,
-                        std::function<void(Result<ChatResponse>)> done) {
-  core_->engine().submit(std::move(request), std::move(options), std::move(done));
+}  // namespace
+
+Result<ChatResponse> Client::chat(const ChatRequest& request, const CallOptions& options) {
+  return run_on_this_thread(*core_, request, options, nullptr);
+}
+
+Result<ChatResponse> Client::chat_stream(const ChatRequest& request, StreamHandler handler,
+                                         const CallOptions& options) {
+  if (!handler) return Error(ErrorKind::InvalidRequest, "chat_stream needs a stream handler");
+  return run_on_this_thread(*core_, request, options, std::move(handler));
+}
+
+void Client::chat_async(ChatRequest request, CallOptions options, Done done) {
+  core_->engine().submit(std::move(request), std::move(options), nullptr, std::move(done));
 }
 
 std::future<Result<ChatResponse>> Client::chat_async(ChatRequest request, CallOptions options) {
-  auto promise = std::make_shared<std::promise<Result<ChatResponse>>>();
-  std::future<Result<ChatResponse>> future = promise->get_future();
-  chat_async(std::move(request), std::move(options),
-             [promise](Result<ChatResponse> result) { promise->set_value(std::move(result)); });
-  return future;
+  auto [done, future] = promised();
+  chat_async(std::move(request), std::move(options), std::move(done));
+  return std::move(future);
+}
+
+void Client::chat_stream_async(ChatRequest request, StreamHandler handler, CallOptions options,
+                               Done done) {
+  if (!handler) {
+    done(Error(ErrorKind::InvalidRequest, "chat_stream_async needs a stream handler"));
+    return;
+  }
+  core_->engine().submit(std::move(request), std::move(options), std::move(handler),
+                         std::move(done));
+}
+
+std::future<Result<ChatResponse>> Client::chat_stream_async(ChatRequest request,
+                                                            StreamHandler handler,
+                                                            CallOptions options) {
+  auto [done, future] = promised();
+  chat_stream_async(std::move(request), std::move(handler), std::move(options), std::move(done));
+  return std::move(future);
 }
 
 }  // namespace failover

@@ -18,11 +18,13 @@ AsyncEngine::~AsyncEngine() {
   thread_.join();
 }
 
-void AsyncEngine::submit(ChatRequest request, CallOptions options, Callback done) {
+void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler handler,
+                         Callback done) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
-      incoming_.push_back(Submission{std::move(request), std::move(options), std::move(done)});
+      incoming_.push_back(
+          Submission{std::move(request), std::move(options), std::move(handler), std::move(done)});
       done = nullptr;
     }
   }
@@ -34,7 +36,7 @@ void AsyncEngine::submit(ChatRequest request, CallOptions options, Callback done
 }
 
 void AsyncEngine::run() {
-  std::vector<HttpResult> completed;
+  TransportEvents events;
   for (;;) {
     std::vector<Submission> incoming;
     std::vector<std::uint64_t> cancels;
@@ -80,9 +82,18 @@ void AsyncEngine::run() {
       drive(id);
     }
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
-    session_->wait(until, completed);
+    session_->wait(until, events);
     now = core_.clock().now();
-    for (HttpResult& r : completed) {
+    for (StreamData& d : events.data) {
+      auto ex = exchanges_.find(d.id);
+      if (ex == exchanges_.end()) continue;
+      std::uint64_t call_id = ex->second;
+      auto it = calls_.find(call_id);
+      if (it == calls_.end()) continue;
+      it->second.machine->on_data(now, std::move(d));
+      drive(call_id);
+    }
+    for (HttpResult& r : events.completed) {
       auto ex = exchanges_.find(r.id);
       if (ex == exchanges_.end()) continue;
       std::uint64_t call_id = ex->second;
@@ -92,7 +103,7 @@ void AsyncEngine::run() {
       it->second.machine->on_result(now, std::move(r));
       drive(call_id);
     }
-    completed.clear();
+    events.clear();
   }
 }
 
@@ -100,7 +111,8 @@ void AsyncEngine::admit(Submission s) {
   std::uint64_t id = next_call_id_++;
   Call call;
   call.id = id;
-  call.machine = std::make_unique<CallMachine>(core_, s.request, s.options, core_.clock().now());
+  call.machine = std::make_unique<CallMachine>(core_, s.request, s.options, core_.clock().now(),
+                                               std::move(s.handler));
   call.options = std::move(s.options);
   call.done = std::move(s.done);
   auto [it, inserted] = calls_.emplace(id, std::move(call));
@@ -128,6 +140,10 @@ void AsyncEngine::drive(std::uint64_t call_id) {
       case Step::Kind::Start:
         exchanges_[step.id] = call_id;
         session_->start(step.id, std::move(*step.request));
+        continue;
+      case Step::Kind::Abandon:
+        session_->cancel(step.id);
+        exchanges_.erase(step.id);
         continue;
       case Step::Kind::InFlight:
         if (now >= step.until) {

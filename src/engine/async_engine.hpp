@@ -26,8 +26,9 @@ class AsyncEngine {
   AsyncEngine(const AsyncEngine&) = delete;
   AsyncEngine& operator=(const AsyncEngine&) = delete;
 
-  /** Queues a call; `done` runs on the engine thread. */
-  void submit(ChatRequest request, CallOptions options, Callback done);
+  /** Queues a call (streamed to `handler` when set); `handler` and `done` run on the engine
+   *  thread. */
+  void submit(ChatRequest request, CallOptions options, StreamHandler handler, Callback done);
 
  private:
   struct Call {
@@ -41,6 +42,7 @@ class AsyncEngine {
   struct Submission {
     ChatRequest request;
     CallOptions options;
+    StreamHandler handler;
     Callback done;
   };
 

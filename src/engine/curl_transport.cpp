@@ -43,6 +43,11 @@ struct Exchange {
   TimePoint first_byte_deadline = TimePoint::max();
   bool got_byte = false;
   bool too_large = false;
+  std::size_t received = 0;                     // body bytes so far (the cap counts them all)
+  int body_mode = 0;                            // 0 = undecided, 1 = buffered, 2 = streamed
+  std::string pending;                          // streamed bytes not yet handed to the caller
+  bool headers_sent = false;                    // the first StreamData carried the headers
+  std::vector<std::uint64_t>* dirty = nullptr;  // session list of exchanges with pending bytes
   char errbuf[CURL_ERROR_SIZE] = {};
 };
 
@@ -51,11 +56,23 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   std::size_t n = size * count;
   ex->got_byte = true;
   std::size_t cap = ex->request.max_response_bytes;
-  if (cap != 0 && ex->result.body.size() + n > cap) {
+  if (cap != 0 && ex->received + n > cap) {
     ex->too_large = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
-  ex->result.body.append(data, n);
+  ex->received += n;
+  if (ex->body_mode == 0) {
+    long status = 0;
+    curl_easy_getinfo(ex->easy, CURLINFO_RESPONSE_CODE, &status);
+    ex->body_mode = ex->request.stream && status >= 200 && status < 300 ? 2 : 1;
+    ex->result.status = static_cast<int>(status);
+  }
+  if (ex->body_mode == 2) {
+    if (ex->pending.empty()) ex->dirty->push_back(ex->id);
+    ex->pending.append(data, n);
+  } else {
+    ex->result.body.append(data, n);
+  }
   return n;
 }
 
@@ -133,6 +150,7 @@ class CurlSession final : public TransportSession {
     ex->id = id;
     ex->result.id = id;
     ex->request = std::move(request);
+    ex->dirty = &dirty_;
     const HttpRequest& r = ex->request;
     CURL* easy = nullptr;
     if (!idle_.empty()) {
@@ -201,18 +219,19 @@ class CurlSession final : public TransportSession {
     active_.erase(it);
   }
 
-  void wait(TimePoint until, std::vector<HttpResult>& completed) override {
+  void wait(TimePoint until, TransportEvents& events) override {
     for (;;) {
       int running = 0;
       curl_multi_perform(multi_, &running);
-      drain(completed);
+      flush_streams(events);
+      drain(events.completed);
       TimePoint now = std::chrono::steady_clock::now();
-      TimePoint watchdog = check_first_byte(now, completed);
+      TimePoint watchdog = check_first_byte(now, events.completed);
       if (!ready_.empty()) {
-        for (auto& r : ready_) completed.push_back(std::move(r));
+        for (auto& r : ready_) events.completed.push_back(std::move(r));
         ready_.clear();
       }
-      if (!completed.empty() || now >= until || woken_.exchange(false)) return;
+      if (!events.empty() || now >= until || woken_.exchange(false)) return;
       TimePoint wake = std::min(until, watchdog);
       Duration left = wake - now;
       int timeout_ms =
@@ -250,6 +269,25 @@ class CurlSession final : public TransportSession {
     }
     curl_slist_free_all(ex.headers);
     ex.headers = nullptr;
+  }
+
+  // Hands over the bytes streamed since the last wait, before any completion is reported.
+  void flush_streams(TransportEvents& events) {
+    for (std::uint64_t id : dirty_) {
+      auto it = active_.find(id);
+      if (it == active_.end() || it->second->pending.empty()) continue;
+      Exchange& ex = *it->second;
+      StreamData d;
+      d.id = id;
+      d.status = ex.result.status;
+      if (!ex.headers_sent) {
+        d.headers = ex.result.headers;
+        ex.headers_sent = true;
+      }
+      d.bytes.swap(ex.pending);
+      events.data.push_back(std::move(d));
+    }
+    dirty_.clear();
   }
 
   void drain(std::vector<HttpResult>& completed) {
@@ -312,7 +350,8 @@ class CurlSession final : public TransportSession {
   CURLM* multi_ = nullptr;
   std::vector<CURL*> idle_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
-  std::vector<HttpResult> ready_;  // failed before reaching curl
+  std::vector<HttpResult> ready_;     // failed before reaching curl
+  std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over
   std::atomic<bool> woken_{false};
 };
 

@@ -386,6 +386,63 @@ std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& ou
   return std::nullopt;
 }
 
+std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out) {
+  auto doc = parse_json(data);
+  if (!doc) return DecodeFailure{"a stream chunk is not valid JSON: " + excerpt(data, 120), {}};
+  try {
+    if (!doc->is_object()) throw Invalid{"a stream chunk is not a JSON object"};
+    auto choices = doc->find("choices");
+    if (choices == doc->end() && doc->contains("error")) {
+      ErrorBody e = error_from_json(*doc);
+      return DecodeFailure{"error event in the stream: " + e.message, std::move(e)};
+    }
+    out.id = get_string(*doc, "id");
+    out.model = get_string(*doc, "model");
+    out.created = get_int(*doc, "created");
+    out.system_fingerprint = get_string(*doc, "system_fingerprint");
+    out.choices.clear();
+    if (choices != doc->end() && !choices->is_null()) {
+      if (!choices->is_array()) throw Invalid{"\"choices\" is not an array"};
+      for (const json& c : *choices) {
+        if (!c.is_object()) throw Invalid{"a choice is not an object"};
+        ChoiceDelta d;
+        d.index = static_cast<int>(get_int(c, "index"));
+        d.finish_reason = get_string(c, "finish_reason");
+        auto delta = c.find("delta");
+        if (delta != c.end() && delta->is_object()) {
+          d.role = get_string(*delta, "role");
+          d.content = get_string(*delta, "content");
+          d.refusal = get_string(*delta, "refusal");
+          if (auto calls = delta->find("tool_calls"); calls != delta->end() && !calls->is_null()) {
+            if (!calls->is_array()) throw Invalid{"\"tool_calls\" is not an array"};
+            for (const json& call : *calls) {
+              if (!call.is_object()) throw Invalid{"a tool call delta is not an object"};
+              ToolCallDelta t;
+              t.index = static_cast<int>(get_int(call, "index"));
+              t.id = get_string(call, "id");
+              t.type = get_string(call, "type");
+              if (auto fn = call.find("function"); fn != call.end() && fn->is_object()) {
+                t.name = get_string(*fn, "name");
+                t.arguments = get_string(*fn, "arguments");
+              }
+              d.tool_calls.push_back(std::move(t));
+            }
+          }
+        }
+        out.choices.push_back(std::move(d));
+      }
+    }
+    out.usage.reset();
+    if (auto u = doc->find("usage"); u != doc->end() && !u->is_null()) out.usage = decode_usage(*u);
+  } catch (const Invalid& e) {
+    return DecodeFailure{e.message, {}};
+  } catch (const json::exception& e) {
+    return DecodeFailure{std::string("a stream chunk does not match the API: ") + e.what(), {}};
+  }
+  out.raw_json.assign(data.data(), data.size());
+  return std::nullopt;
+}
+
 ErrorBody error_from_json(const json& doc) {
   ErrorBody out;
   if (!doc.is_object()) return out;

@@ -47,6 +47,10 @@ struct DecodeFailure {
  *  on failure it is left as it was. */
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out);
 
+/** Decodes one stream `data:` payload (`CreateChatCompletionStreamResponse`); the payload is
+ *  copied into `raw_json`. An error object instead of a chunk comes back as `in_band_error`. */
+std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out);
+
 /** Reads an error body; non-JSON bodies give an excerpt as the message. */
 ErrorBody decode_error_body(std::string_view body);
 

@@ -33,6 +33,34 @@ Reply status(int code, const std::string& error_code, HttpHeaders headers, Durat
   return r;
 }
 
+std::string sse_content(const std::string& piece) {
+  return R"(data: {"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":")" +
+         piece + R"("},"finish_reason":null}]})" + "\n\n";
+}
+
+std::string sse_role() {
+  return R"(data: {"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+         "\n\n";
+}
+
+std::string sse_finish_and_done(const std::string& reason) {
+  return R"(data: {"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":")" +
+         reason + "\"}]}\n\ndata: [DONE]\n\n";
+}
+
+Reply sse(const std::vector<std::string>& pieces, Duration gap, bool done) {
+  Reply r;
+  r.headers = {{"content-type", "text/event-stream"}};
+  r.parts.emplace_back(gap, sse_role());
+  for (const std::string& p : pieces) r.parts.emplace_back(gap, sse_content(p));
+  if (done) {
+    r.parts.emplace_back(gap, sse_finish_and_done());
+  } else {
+    r.end = Reply::End::Cut;
+  }
+  return r;
+}
+
 Reply failure(ErrorKind kind, Duration latency) {
   Reply r;
   r.latency = latency;
@@ -86,40 +114,75 @@ class FakeSession final : public TransportSession {
   void start(std::uint64_t id, HttpRequest request) override {
     TimePoint now = transport_.clock_->now();
     Reply reply = transport_.answer(request);
-    Pending p;
-    p.result.id = id;
-    Duration latency = reply.latency;
-    if (request.first_byte_timeout > Duration::zero() && latency > request.first_byte_timeout) {
-      p.at = now + request.first_byte_timeout;
-      p.result.transport_error = ErrorKind::Timeout;
-      p.result.error_message = "first-byte timeout";
-    } else if (request.total_timeout > Duration::zero() && latency > request.total_timeout) {
-      p.at = now + request.total_timeout;
-      p.result.transport_error = ErrorKind::Timeout;
-      p.result.error_message = "attempt timeout";
-    } else {
-      p.at = now + latency;
-      p.result.transport_error = reply.error;
-      p.result.error_message = reply.error_message;
-      p.result.status = reply.error ? 0 : reply.status;
-      p.result.headers = reply.headers;
-      p.result.body = reply.body;
-    }
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.push_back(std::move(p));
+    auto timeout = [&](TimePoint at, const char* what) {
+      HttpResult r;
+      r.id = id;
+      r.transport_error = ErrorKind::Timeout;
+      r.error_message = what;
+      push(at, std::move(r));
+    };
+    const TimePoint total_limit =
+        request.total_timeout > Duration::zero() ? now + request.total_timeout : TimePoint::max();
+    const TimePoint first_limit = request.first_byte_timeout > Duration::zero()
+                                      ? now + request.first_byte_timeout
+                                      : TimePoint::max();
+    if (!reply.parts.empty()) {
+      bool streamed = request.stream && reply.status >= 200 && reply.status < 300;
+      TimePoint at = now;
+      HttpResult end;
+      end.id = id;
+      end.status = reply.status;
+      end.headers = reply.headers;
+      for (std::size_t i = 0; i < reply.parts.size(); ++i) {
+        at += reply.parts[i].first;
+        if (i == 0 && at > first_limit) return timeout(first_limit, "first-byte timeout");
+        if (at > total_limit) return timeout(total_limit, "attempt timeout");
+        if (streamed) {
+          Event e;
+          e.at = at;
+          e.is_data = true;
+          e.data.id = id;
+          e.data.status = reply.status;
+          if (i == 0) e.data.headers = reply.headers;
+          e.data.bytes = reply.parts[i].second;
+          events_.push_back(std::move(e));
+        } else {
+          end.body += reply.parts[i].second;
+        }
+      }
+      if (reply.end == Reply::End::Hang) return;
+      if (reply.end == Reply::End::Cut) {
+        end.transport_error = ErrorKind::ConnectionLost;
+        end.error_message = "connection cut by the script";
+      }
+      return push(at, std::move(end));
+    }
+    if (reply.latency > first_limit - now) return timeout(first_limit, "first-byte timeout");
+    if (reply.latency > total_limit - now) return timeout(total_limit, "attempt timeout");
+    HttpResult r;
+    r.id = id;
+    r.transport_error = reply.error;
+    r.error_message = reply.error_message;
+    r.status = reply.error ? 0 : reply.status;
+    r.headers = reply.headers;
+    r.body = reply.body;
+    push(now + reply.latency, std::move(r));
   }
 
   void cancel(std::uint64_t id) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                  [&](const Pending& p) { return p.result.id == id; }),
-                   pending_.end());
+    events_.erase(
+        std::remove_if(events_.begin(), events_.end(),
+                       [&](const Event& e) { return (e.is_data ? e.data.id : e.result.id) == id; }),
+        events_.end());
+    cancelled_.push_back(id);
   }
 
-  void wait(TimePoint until, std::vector<HttpResult>& completed) override {
+  void wait(TimePoint until, TransportEvents& out) override {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (pending_.empty() && until == TimePoint::max()) {
-      cv_.wait(lock, [&] { return woken_ || !pending_.empty(); });
+    if (events_.empty() && until == TimePoint::max()) {
+      cv_.wait(lock, [&] { return woken_ || !events_.empty(); });
       woken_ = false;
       return;
     }
@@ -128,19 +191,23 @@ class FakeSession final : public TransportSession {
       return;
     }
     TimePoint earliest = TimePoint::max();
-    for (const Pending& p : pending_) earliest = std::min(earliest, p.at);
+    for (const Event& e : events_) earliest = std::min(earliest, e.at);
     if (earliest > until) {
       transport_.clock_->advance_to(until);
       return;
     }
     transport_.clock_->advance_to(earliest);
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->at <= earliest) {
-        completed.push_back(std::move(it->result));
-        it = pending_.erase(it);
-      } else {
+    for (auto it = events_.begin(); it != events_.end();) {
+      if (it->at > earliest) {
         ++it;
+        continue;
       }
+      if (it->is_data) {
+        out.data.push_back(std::move(it->data));
+      } else {
+        out.completed.push_back(std::move(it->result));
+      }
+      it = events_.erase(it);
     }
   }
 
@@ -151,14 +218,24 @@ class FakeSession final : public TransportSession {
   }
 
  private:
-  struct Pending {
+  struct Event {
     TimePoint at;
+    bool is_data = false;
+    StreamData data;
     HttpResult result;
   };
+  void push(TimePoint at, HttpResult r) {
+    Event e;
+    e.at = at;
+    e.result = std::move(r);
+    events_.push_back(std::move(e));
+  }
+
   FakeTransport& transport_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::vector<Pending> pending_;
+  std::vector<Event> events_;
+  std::vector<std::uint64_t> cancelled_;
   bool woken_ = false;
 };
 

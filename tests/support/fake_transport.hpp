@@ -23,7 +23,21 @@ struct Reply {
   std::string body;
   std::optional<ErrorKind> error;  // a transport error instead of a response
   std::string error_message;
+  /** A streamed body: (delay after the previous part, bytes). With parts, `latency` is unused:
+   *  the response ends right after the last part, as `end` says. */
+  std::vector<std::pair<Duration, std::string>> parts;
+  enum class End { Complete, Cut, Hang } end = End::Complete;
 };
+
+/** An SSE stream replying with `pieces` as content deltas, each `gap` apart, then `[DONE]`. */
+Reply sse(const std::vector<std::string>& pieces, Duration gap = std::chrono::milliseconds(10),
+          bool done = true);
+/** The SSE event for one content delta. */
+std::string sse_content(const std::string& piece);
+/** The SSE event of the first chunk: the assistant role and empty content. */
+std::string sse_role();
+/** The SSE event ending a choice with `reason`, followed by `data: [DONE]`. */
+std::string sse_finish_and_done(const std::string& reason = "stop");
 
 /** A valid chat completion body answering `text`. */
 std::string completion_body(const std::string& text, const std::string& model = "gpt-4.1");

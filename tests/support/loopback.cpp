@@ -1,5 +1,7 @@
 #include "loopback.hpp"
 
+#include "fake_transport.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -92,6 +94,40 @@ std::vector<std::string> LoopbackServer::header_values(const std::string& name) 
     out.push_back(it == h.end() ? std::string("<none>") : it->second);
   }
   return out;
+}
+
+void stream_sse(httplib::Response& res, std::vector<std::string> pieces,
+                std::chrono::milliseconds gap, StreamEnd end,
+                std::chrono::milliseconds stall_limit) {
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [pieces = std::move(pieces), gap, end, stall_limit](std::size_t, httplib::DataSink& sink) {
+        auto send = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        if (!send(sse_role())) return false;
+        for (const std::string& p : pieces) {
+          std::this_thread::sleep_for(gap);
+          if (!send(sse_content(p))) return false;
+        }
+        switch (end) {
+          case StreamEnd::Done:
+            send(sse_finish_and_done());
+            sink.done();
+            return true;
+          case StreamEnd::Close:
+            sink.done();
+            return true;
+          case StreamEnd::Cut:
+            return false;  // httplib drops the connection
+          case StreamEnd::Stall: {
+            auto until = std::chrono::steady_clock::now() + stall_limit;
+            while (std::chrono::steady_clock::now() < until && sink.is_writable()) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            return false;
+          }
+        }
+        return false;
+      });
 }
 
 std::string completion_json(const std::string& text, const std::string& model) {

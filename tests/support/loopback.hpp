@@ -52,6 +52,20 @@ class LoopbackServer {
   std::vector<httplib::Headers> headers_;
 };
 
+/** How a loopback SSE answer ends. */
+enum class StreamEnd {
+  Done,   ///< finish_reason and [DONE], then a clean end.
+  Close,  ///< A clean end with neither finish_reason nor [DONE].
+  Cut,    ///< The connection is dropped mid-response.
+  Stall,  ///< Nothing more is sent until the client goes away (at most `stall_limit`).
+};
+
+/** Answers with an SSE stream: the role chunk, one content delta per piece `gap` apart, then as
+ *  `end` says. */
+void stream_sse(httplib::Response& res, std::vector<std::string> pieces,
+                std::chrono::milliseconds gap, StreamEnd end,
+                std::chrono::milliseconds stall_limit = std::chrono::milliseconds(5000));
+
 /** A valid chat completion body. */
 std::string completion_json(const std::string& text, const std::string& model = "gpt-4.1");
 

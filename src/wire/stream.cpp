@@ -1,0 +1,131 @@
+#include "wire/stream.hpp"
+
+#include <algorithm>
+
+namespace failover::wire {
+
+using nlohmann::json;
+
+bool has_content(const ChatChunk& chunk) {
+  for (const ChoiceDelta& d : chunk.choices) {
+    if (!d.content.empty() || !d.refusal.empty()) return true;
+    for (const ToolCallDelta& t : d.tool_calls) {
+      if (!t.name.empty() || !t.arguments.empty()) return true;
+    }
+  }
+  return false;
+}
+
+StreamAccumulator::ChoiceState& StreamAccumulator::choice(int index) {
+  for (ChoiceState& c : choices_) {
+    if (c.index == index) return c;
+  }
+  choices_.push_back(ChoiceState{});
+  choices_.back().index = index;
+  return choices_.back();
+}
+
+void StreamAccumulator::add(const ChatChunk& chunk) {
+  if (id_.empty()) id_ = chunk.id;
+  if (model_.empty()) model_ = chunk.model;
+  if (created_ == 0) created_ = chunk.created;
+  if (system_fingerprint_.empty()) system_fingerprint_ = chunk.system_fingerprint;
+  if (chunk.usage) usage_ = chunk.usage;
+  for (const ChoiceDelta& d : chunk.choices) {
+    ChoiceState& c = choice(d.index);
+    if (!d.role.empty()) c.role = d.role;
+    if (!d.content.empty()) {
+      c.content += d.content;
+      c.has_content = true;
+    }
+    if (!d.refusal.empty()) {
+      c.refusal += d.refusal;
+      c.has_refusal = true;
+    }
+    for (const ToolCallDelta& t : d.tool_calls) {
+      auto it = std::find_if(c.calls.begin(), c.calls.end(),
+                             [&](const auto& p) { return p.first == t.index; });
+      if (it == c.calls.end()) {
+        c.calls.emplace_back(t.index, ToolCall{});
+        it = std::prev(c.calls.end());
+      }
+      ToolCall& call = it->second;
+      if (!t.id.empty()) call.id = t.id;
+      if (!t.type.empty()) call.type = t.type;
+      if (!t.name.empty()) call.name += t.name;
+      call.arguments += t.arguments;
+    }
+    if (!d.finish_reason.empty()) c.finish_reason = d.finish_reason;
+  }
+}
+
+bool StreamAccumulator::finished() const {
+  return std::any_of(choices_.begin(), choices_.end(),
+                     [](const ChoiceState& c) { return !c.finish_reason.empty(); });
+}
+
+ChatResponse StreamAccumulator::build() const {
+  ChatResponse r;
+  r.id = id_;
+  r.object = "chat.completion";
+  r.created = created_;
+  r.model = model_;
+  r.system_fingerprint = system_fingerprint_;
+  r.usage = usage_;
+  std::vector<const ChoiceState*> ordered;
+  for (const ChoiceState& c : choices_) ordered.push_back(&c);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const ChoiceState* a, const ChoiceState* b) { return a->index < b->index; });
+  json choices = json::array();
+  for (const ChoiceState* c : ordered) {
+    Choice choice;
+    choice.index = c->index;
+    choice.message.role = c->role.empty() ? "assistant" : c->role;
+    if (c->has_content || c->calls.empty()) choice.message.content = c->content;
+    if (c->has_refusal) choice.message.refusal = c->refusal;
+    for (const auto& [index, call] : c->calls) choice.message.tool_calls.push_back(call);
+    choice.finish_reason = c->finish_reason;
+
+    json message = {{"role", choice.message.role}};
+    message["content"] = choice.message.content ? json(*choice.message.content) : json(nullptr);
+    if (choice.message.refusal) message["refusal"] = *choice.message.refusal;
+    if (!choice.message.tool_calls.empty()) {
+      json calls = json::array();
+      for (const ToolCall& t : choice.message.tool_calls) {
+        calls.push_back({{"id", t.id},
+                         {"type", t.type.empty() ? "function" : t.type},
+                         {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+      }
+      message["tool_calls"] = std::move(calls);
+    }
+    choices.push_back(
+        {{"index", choice.index},
+         {"message", std::move(message)},
+         {"finish_reason",
+          choice.finish_reason.empty() ? json(nullptr) : json(choice.finish_reason)}});
+    r.choices.push_back(std::move(choice));
+  }
+  json doc = {{"id", r.id},
+              {"object", r.object},
+              {"created", r.created},
+              {"model", r.model},
+              {"choices", std::move(choices)}};
+  if (!r.system_fingerprint.empty()) doc["system_fingerprint"] = r.system_fingerprint;
+  if (usage_) {
+    doc["usage"] = {
+        {"prompt_tokens", usage_->prompt_tokens},
+        {"completion_tokens", usage_->completion_tokens},
+        {"total_tokens", usage_->total_tokens},
+        {"prompt_tokens_details",
+         {{"cached_tokens", usage_->cached_tokens}, {"audio_tokens", usage_->prompt_audio_tokens}}},
+        {"completion_tokens_details",
+         {{"reasoning_tokens", usage_->reasoning_tokens},
+          {"audio_tokens", usage_->completion_audio_tokens},
+          {"accepted_prediction_tokens", usage_->accepted_prediction_tokens},
+          {"rejected_prediction_tokens", usage_->rejected_prediction_tokens}}}};
+  }
+  r.raw_json = doc.dump();
+  return r;
+}
+
+}  // namespace failover::wire

@@ -1,0 +1,193 @@
+// Streaming through the real curl engine against loopback SSE servers.
+
+#include "loopback.hpp"
+
+#include <failover/failover.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::LoopbackServer;
+using testing::StreamEnd;
+using Strings = std::vector<std::string>;
+
+ChatRequest ping() {
+  ChatRequest r;
+  r.messages = {Message::user("ping")};
+  return r;
+}
+
+Strings outcomes(const std::vector<Attempt>& attempts) {
+  Strings out;
+  for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
+  return out;
+}
+
+ClientOptions routes(const std::vector<const LoopbackServer*>& servers) {
+  ClientOptions o;
+  Tier tier;
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    std::string name = std::string(1, static_cast<char>('a' + i));
+    o.endpoints.push_back({name, servers[i]->base_url(), "sk-" + name});
+    tier.routes.push_back({name, "m"});
+  }
+  o.priority = {tier};
+  return o;
+}
+
+struct Collector {
+  std::mutex mutex;
+  Strings pieces;
+  StreamHandler handler() {
+    return [this](const ChatChunk& c) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!c.content().empty()) pieces.push_back(c.content());
+      return true;
+    };
+  }
+};
+
+struct SseServer : LoopbackServer {
+  SseServer(Strings pieces, StreamEnd end, milliseconds gap = milliseconds(5),
+            milliseconds stall = milliseconds(3000)) {
+    on_chat([=](const httplib::Request&, httplib::Response& res) {
+      testing::stream_sse(res, pieces, gap, end, stall);
+    });
+    start();
+  }
+};
+
+TEST(CurlStream, NormalStreamArrivesInPieces) {
+  SseServer server({"Hel", "lo", ", world"}, StreamEnd::Done);
+  Client client(routes({&server}));
+  Collector c;
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(c.pieces, (Strings{"Hel", "lo", ", world"}));
+  EXPECT_EQ(r->text(), "Hello, world");
+  EXPECT_EQ(r->finish_reason(), "stop");
+  EXPECT_EQ(server.header_values("Accept"), (Strings{"application/json"}));
+}
+
+TEST(CurlStream, SequentialStreamsReuseOneConnection) {
+  SseServer server({"x"}, StreamEnd::Done, milliseconds(0));
+  Client client(routes({&server}));
+  for (int i = 0; i < 10; ++i) {
+    Collector c;
+    ASSERT_TRUE(client.chat_stream(ping(), c.handler()));
+  }
+  EXPECT_EQ(server.requests(), 10);
+  EXPECT_EQ(server.connections(), 1u);
+}
+
+TEST(CurlStream, ServiceUnavailableBeforeTheFirstByteFailsOver) {
+  LoopbackServer down;
+  down.on_chat([](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_content(R"({"error":{"message":"down"}})", "application/json");
+  });
+  down.start();
+  SseServer up({"from b"}, StreamEnd::Done);
+  Client client(routes({&down, &up}));
+  Collector c;
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(c.pieces, (Strings{"from b"}));
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+}
+
+TEST(CurlStream, FirstTokenTimeoutFailsOver) {
+  SseServer silent({}, StreamEnd::Stall, milliseconds(0), milliseconds(2000));  // role only
+  SseServer up({"b"}, StreamEnd::Done);
+  ClientOptions o = routes({&silent, &up});
+  o.timeouts.first_byte = milliseconds(400);
+  Client client(o);
+  Collector c;
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(c.pieces, (Strings{"b"}));
+}
+
+TEST(CurlStream, CutAfterThreeChunksKeepsExactlyThoseChunks) {
+  SseServer cut({"one ", "two ", "three"}, StreamEnd::Cut);
+  SseServer other({"never"}, StreamEnd::Done);
+  Client client(routes({&cut, &other}));
+  Collector c;
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  ASSERT_NE(r.error().partial(), nullptr);
+  EXPECT_EQ(r.error().partial()->text(), "one two three");
+  EXPECT_EQ(c.pieces, (Strings{"one ", "two ", "three"}));
+  EXPECT_EQ(other.requests(), 0);
+}
+
+TEST(CurlStream, TwoChunksAndACloseWithoutDoneIsInterrupted) {
+  SseServer closing({"Hel", "lo"}, StreamEnd::Close);
+  Client client(routes({&closing}));
+  Collector c;
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(r.error().partial()->text(), "Hello");
+}
+
+TEST(CurlStream, StallAfterTheFirstChunkTripsTheIdleWatchdog) {
+  SseServer stall({"first"}, StreamEnd::Stall, milliseconds(5), milliseconds(3000));
+  ClientOptions o = routes({&stall});
+  o.timeouts.idle = milliseconds(400);
+  Client client(o);
+  Collector c;
+  auto start = std::chrono::steady_clock::now();
+  auto r = client.chat_stream(ping(), c.handler());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(r.error().partial()->text(), "first");
+  EXPECT_NE(r.error().message().find("idle timeout of 400 ms"), std::string::npos);
+  // A hang guard (the stall lasts 3 s); the exact watchdog time is pinned by the unit tests.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2500));
+}
+
+TEST(CurlStream, HandlerReturningFalseCancelsAndClosesTheConnection) {
+  SseServer server({"a", "b", "c", "d"}, StreamEnd::Done, milliseconds(20));
+  Client client(routes({&server}));
+  auto r = client.chat_stream(ping(), [](const ChatChunk& c) { return c.content() != "b"; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  EXPECT_EQ(r.error().partial()->text(), "ab");
+  // The abandoned connection is not reused: the next call opens a new one.
+  Collector c;
+  ASSERT_TRUE(client.chat_stream(ping(), c.handler()));
+  EXPECT_EQ(server.connections(), 2u);
+}
+
+TEST(CurlStream, TwoHundredConcurrentStreamsOnOneClient) {
+  SseServer server({"a", "b", "c"}, StreamEnd::Done, milliseconds(10));
+  Client client(routes({&server}));
+  std::atomic<int> pieces{0};
+  std::vector<std::future<Result<ChatResponse>>> futures;
+  for (int i = 0; i < 200; ++i) {
+    futures.push_back(client.chat_stream_async(ping(), [&](const ChatChunk& c) {
+      if (!c.content().empty()) ++pieces;
+      return true;
+    }));
+  }
+  int ok = 0;
+  for (auto& f : futures) {
+    auto r = f.get();
+    ok += r && r->text() == "abc" ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(pieces.load(), 600);
+}
+
+}  // namespace
+}  // namespace failover

@@ -1,0 +1,202 @@
+// SSE parsing at every split point, chunk decoding and stream aggregation.
+
+#include "wire/sse.hpp"
+#include "wire/json_codec.hpp"
+#include "wire/stream.hpp"
+
+#include <failover/time.hpp>
+
+#include <gtest/gtest.h>
+
+namespace failover {
+namespace {
+
+struct Seen {
+  std::string event;
+  std::string data;
+  bool operator==(const Seen& o) const { return event == o.event && data == o.data; }
+};
+
+std::ostream& operator<<(std::ostream& os, const Seen& s) {
+  return os << "{" << s.event << ": " << s.data << "}";
+}
+
+// A recorded stream: role chunk, content pieces, a comment, a keep-alive, two tool calls whose
+// arguments arrive in pieces, a usage chunk with empty choices, [DONE]. Lines end in LF.
+const std::string kStream =
+    ": OPENROUTER PROCESSING\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]})"
+    "\n\n"
+    ":\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":""}},{"index":1,"id":"call_b","type":"function","function":{"name":"get_time","arguments":""}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}},{"index":1,"function":{"arguments":"{\"tz\""}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":":\"UTC\"}"}},{"index":0,"function":{"arguments":"\"Hanoi\"}"}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}})"
+    "\n\n"
+    "data: [DONE]\n\n";
+
+std::vector<Seen> parse_in_pieces(const std::string& stream, const std::vector<std::size_t>& cuts) {
+  wire::SseParser parser;
+  std::vector<Seen> out;
+  auto sink = [&](const wire::SseEvent& e) {
+    out.push_back(Seen{std::string(e.event), std::string(e.data)});
+  };
+  std::size_t from = 0;
+  for (std::size_t cut : cuts) {
+    parser.feed(std::string_view(stream).substr(from, cut - from), sink);
+    from = cut;
+  }
+  parser.feed(std::string_view(stream).substr(from), sink);
+  EXPECT_EQ(parser.pending(), 0u);
+  return out;
+}
+
+std::string crlf(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+TEST(SseParser, RecordedStreamGivesEveryEvent) {
+  auto events = parse_in_pieces(kStream, {});
+  ASSERT_EQ(events.size(), 9u);
+  EXPECT_EQ(events.back(), (Seen{"message", "[DONE]"}));
+  EXPECT_NE(events[1].data.find("\"Hel\""), std::string::npos);
+}
+
+TEST(SseParser, EverySplitPointGivesTheSameEvents) {
+  const auto whole = parse_in_pieces(kStream, {});
+  for (std::size_t cut = 0; cut <= kStream.size(); ++cut) {
+    ASSERT_EQ(parse_in_pieces(kStream, {cut}), whole) << "split at " << cut;
+  }
+  const std::string windows = crlf(kStream);
+  const auto whole_crlf = parse_in_pieces(windows, {});
+  EXPECT_EQ(whole_crlf, whole);
+  for (std::size_t cut = 0; cut <= windows.size(); ++cut) {
+    ASSERT_EQ(parse_in_pieces(windows, {cut}), whole) << "CRLF split at " << cut;
+  }
+}
+
+TEST(SseParser, ByteByByte) {
+  std::vector<std::size_t> cuts;
+  for (std::size_t i = 1; i < kStream.size(); ++i) cuts.push_back(i);
+  EXPECT_EQ(parse_in_pieces(kStream, cuts), parse_in_pieces(kStream, {}));
+  const std::string windows = crlf(kStream);
+  cuts.clear();
+  for (std::size_t i = 1; i < windows.size(); ++i) cuts.push_back(i);
+  EXPECT_EQ(parse_in_pieces(windows, cuts), parse_in_pieces(kStream, {}));
+}
+
+TEST(SseParser, RandomSplitsWithASeededRng) {
+  SeededRng rng(2026);
+  const auto whole = parse_in_pieces(kStream, {});
+  for (int round = 0; round < 500; ++round) {
+    std::vector<std::size_t> cuts;
+    std::size_t at = 0;
+    while (true) {
+      at += 1 + rng.next_u64() % 40;
+      if (at >= kStream.size()) break;
+      cuts.push_back(at);
+    }
+    ASSERT_EQ(parse_in_pieces(kStream, cuts), whole) << "round " << round;
+  }
+}
+
+TEST(SseParser, CommentsMultiLineDataEventNamesAndBareCr) {
+  const std::string s =
+      ": comment\r"
+      "event: error\r\n"
+      "data: {\"error\":\r\n"
+      "data:  {\"message\":\"boom\"}}\n"
+      "id: 7\n"
+      "retry: 100\n"
+      "\n"
+      "data\n"
+      "\n"
+      "event: ignored-without-data\n"
+      "\n"
+      "data:x\n\n";
+  auto events = parse_in_pieces(s, {});
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0], (Seen{"error", "{\"error\":\n {\"message\":\"boom\"}}"}));
+  EXPECT_EQ(events[1], (Seen{"message", ""}));
+  EXPECT_EQ(events[2], (Seen{"message", "x"}));
+}
+
+TEST(SseParser, UnfinishedEventIsHeld) {
+  wire::SseParser parser;
+  int count = 0;
+  parser.feed("data: {\"a\":1}\n", [&](const wire::SseEvent&) { ++count; });
+  EXPECT_EQ(count, 0);
+  EXPECT_GT(parser.pending(), 0u);
+  parser.feed("\n", [&](const wire::SseEvent&) { ++count; });
+  EXPECT_EQ(count, 1);
+}
+
+TEST(StreamChunks, AggregateContentParallelToolCallsAndUsage) {
+  wire::StreamAccumulator acc;
+  std::string text;
+  int with_content = 0;
+  for (const Seen& e : parse_in_pieces(kStream, {})) {
+    if (e.data == "[DONE]") continue;
+    ChatChunk chunk;
+    auto failure = wire::decode_chunk(e.data, chunk);
+    ASSERT_FALSE(failure.has_value()) << failure->message;
+    text += chunk.content();
+    with_content += wire::has_content(chunk) ? 1 : 0;
+    acc.add(chunk);
+  }
+  EXPECT_EQ(text, "Hello");
+  EXPECT_EQ(with_content, 5);  // Hel, lo and the three chunks of tool-call pieces
+  ASSERT_TRUE(acc.finished());
+  ChatResponse r = acc.build();
+  EXPECT_EQ(r.id, "c1");
+  EXPECT_EQ(r.model, "gpt-4.1");
+  EXPECT_EQ(r.text(), "Hello");
+  EXPECT_EQ(r.finish_reason(), "tool_calls");
+  ASSERT_EQ(r.tool_calls().size(), 2u);
+  EXPECT_EQ(r.tool_calls()[0].id, "call_a");
+  EXPECT_EQ(r.tool_calls()[0].name, "get_weather");
+  EXPECT_EQ(r.tool_calls()[0].arguments, "{\"city\":\"Hanoi\"}");
+  EXPECT_EQ(r.tool_calls()[1].id, "call_b");
+  EXPECT_EQ(r.tool_calls()[1].arguments, "{\"tz\":\"UTC\"}");
+  ASSERT_TRUE(r.usage.has_value());
+  EXPECT_EQ(r.usage->total_tokens, 21);
+  // The assembled raw JSON decodes back to the same response.
+  ChatResponse again;
+  std::string raw = r.raw_json;
+  ASSERT_FALSE(wire::decode_response(raw, again).has_value());
+  EXPECT_EQ(again.text(), "Hello");
+  EXPECT_EQ(again.tool_calls()[1].arguments, "{\"tz\":\"UTC\"}");
+  EXPECT_EQ(again.usage->completion_tokens, 12);
+}
+
+TEST(StreamChunks, ErrorEventsAndMalformedChunks) {
+  ChatChunk chunk;
+  auto error = wire::decode_chunk(
+      R"({"error":{"message":"Upstream overloaded","type":"server_error","code":"503"}})", chunk);
+  ASSERT_TRUE(error.has_value());
+  ASSERT_TRUE(error->in_band_error.has_value());
+  EXPECT_EQ(error->in_band_error->code, "503");
+  auto bad = wire::decode_chunk("{\"choices\": [", chunk);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_FALSE(bad->in_band_error.has_value());
+  auto wrong = wire::decode_chunk(R"({"choices":[{"delta":{"content":7}}]})", chunk);
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_EQ(wrong->message, "\"content\" is not a string");
+}
+
+}  // namespace
+}  // namespace failover

@@ -1,0 +1,254 @@
+// Streaming calls through Client on a fake transport and a manual clock: commit, watchdogs,
+// failover before the first content, StreamInterrupted after it.
+
+#include "fake_transport.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeTransport;
+using testing::Reply;
+using Strings = std::vector<std::string>;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+
+struct StreamTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+  Strings pieces;  // content deltas handed to the handler
+  int chunks = 0;  // chunks handed to the handler
+
+  ClientOptions options() {
+    ClientOptions o;
+    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
+    o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    o.timeouts.first_byte = seconds(2);
+    o.timeouts.idle = seconds(3);
+    return o;
+  }
+  StreamHandler collect() {
+    return [this](const ChatChunk& c) {
+      ++chunks;
+      if (!c.content().empty()) pieces.push_back(c.content());
+      return true;
+    };
+  }
+  static ChatRequest ping() {
+    ChatRequest r;
+    r.messages = {Message::user("ping")};
+    return r;
+  }
+  static Strings outcomes(const std::vector<Attempt>& attempts) {
+    Strings out;
+    for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
+    return out;
+  }
+};
+
+TEST_F(StreamTest, NormalStreamAssemblesTheResponse) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"Hel", "lo"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(pieces, (Strings{"Hel", "lo"}));
+  EXPECT_EQ(chunks, 4);  // role, Hel, lo, finish
+  EXPECT_EQ(r->text(), "Hello");
+  EXPECT_EQ(r->finish_reason(), "stop");
+  EXPECT_EQ(r->served_by.endpoint, "a");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_EQ(r->attempts[0].latency, Duration(milliseconds(40)));
+  auto seen = fake->seen();
+  EXPECT_TRUE(seen[0].request.stream);
+  EXPECT_NE(seen[0].request.body.find("\"stream\":true"), std::string::npos);
+}
+
+TEST_F(StreamTest, IncludeUsageIsRequested) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"x"})});
+  Client client(options());
+  ChatRequest r = ping();
+  r.include_usage = true;
+  ASSERT_TRUE(client.chat_stream(r, collect()));
+  EXPECT_NE(fake->seen()[0].request.body.find("\"stream_options\":{\"include_usage\":true}"),
+            std::string::npos);
+}
+
+TEST_F(StreamTest, ServerErrorBeforeTheFirstByteFailsOver) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"from ", "b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "from b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+}
+
+TEST_F(StreamTest, FirstTokenTimeoutFailsOverAndTheHandlerSeesOneStream) {
+  // a sends its role chunk at once, then nothing: no content within 2 s.
+  Reply stalled = testing::sse({"never"});
+  stalled.parts.resize(1);
+  stalled.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {stalled});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  TimePoint start = clock->now();
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(r->attempts[0].latency, Duration(seconds(2)));
+  EXPECT_EQ(r->attempts[0].message, "no content within the first-token timeout of 2000 ms");
+  EXPECT_EQ(clock->now() - start, Duration(seconds(2) + milliseconds(30)));
+  EXPECT_EQ(chunks, 3);  // b's role, "b", finish: a's role chunk was never handed over
+  EXPECT_EQ(pieces, (Strings{"b"}));
+}
+
+TEST_F(StreamTest, CutAfterThreeChunksIsStreamInterruptedWithThoseChunks) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"one ", "two ", "three"}, milliseconds(10),
+                                                      /*done=*/false)});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"never"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(r);
+  const Error& e = r.error();
+  EXPECT_EQ(e.kind(), ErrorKind::StreamInterrupted);
+  ASSERT_NE(e.partial(), nullptr);
+  EXPECT_EQ(e.partial()->text(), "one two three");
+  EXPECT_EQ(e.partial()->served_by.endpoint, "a");
+  EXPECT_EQ(e.partial()->finish_reason(), "");
+  EXPECT_EQ(pieces, (Strings{"one ", "two ", "three"}));
+  EXPECT_EQ(outcomes(e.attempts()), (Strings{"a:stream_interrupted"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);  // committed: never restarted elsewhere
+}
+
+TEST_F(StreamTest, EndWithoutDoneOrFinishReasonIsNeverSuccess) {
+  Reply two = testing::sse({"Hel", "lo"}, milliseconds(10), false);
+  two.end = Reply::End::Complete;  // a clean close, but no [DONE] and no finish_reason
+  fake->sequence(testing::chat_url(kA), {two});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(r.error().partial()->text(), "Hello");
+  EXPECT_NE(r.error().message().find("without [DONE] or a finish_reason"), std::string::npos);
+}
+
+TEST_F(StreamTest, FinishReasonWithoutDoneIsSuccess) {
+  Reply r = testing::sse({"ok"});
+  r.parts.back().second = R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+                          "\n\n";
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(result->text(), "ok");
+}
+
+TEST_F(StreamTest, StallAfterTheFirstChunkTripsTheIdleWatchdog) {
+  Reply stall = testing::sse({"first", "never"});
+  stall.parts.resize(2);  // role + "first", then silence
+  stall.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {stall});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(r.error().partial()->text(), "first");
+  // "first" arrived 20 ms in; the idle watchdog fires exactly 3 s later.
+  EXPECT_EQ(r.error().attempts()[0].latency, Duration(milliseconds(20) + seconds(3)));
+  EXPECT_EQ(r.error().attempts()[0].message,
+            "timeout: no stream chunk within the idle timeout of 3000 ms");
+}
+
+TEST_F(StreamTest, CommentsDoNotResetTheIdleWatchdog) {
+  Reply r = testing::sse({"first"});
+  r.parts.resize(2);
+  for (int i = 0; i < 10; ++i) r.parts.emplace_back(milliseconds(500), ": keep-alive\n\n");
+  r.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(result.error().attempts()[0].latency, Duration(milliseconds(20) + seconds(3)));
+}
+
+TEST_F(StreamTest, HandlerReturningFalseCancelsAndAbandonsTheExchange) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"a", "b", "c"})});
+  Client client(options());
+  int calls = 0;
+  auto r = client.chat_stream(ping(), [&](const ChatChunk& c) {
+    ++calls;
+    return c.content() != "a";
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  EXPECT_EQ(calls, 2);  // role, "a"
+  EXPECT_EQ(r.error().partial()->text(), "a");
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:cancelled"}));
+}
+
+TEST_F(StreamTest, ErrorEventBeforeContentFailsOver) {
+  Reply err;
+  err.parts = {{milliseconds(5),
+                "event: error\ndata: {\"error\":{\"message\":\"overloaded\","
+                "\"type\":\"server_error\",\"code\":\"503\"}}\n\n"}};
+  err.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {err});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+}
+
+TEST_F(StreamTest, ErrorEventAfterContentInterrupts) {
+  Reply r = testing::sse({"partial"});
+  r.parts.resize(2);
+  r.parts.emplace_back(milliseconds(5), "data: {\"error\":{\"message\":\"boom\"}}\n\n");
+  r.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(result.error().partial()->text(), "partial");
+}
+
+TEST_F(StreamTest, StreamThatNeverClosesAfterDoneStillSucceeds) {
+  Reply r = testing::sse({"x"});
+  r.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(result->text(), "x");
+}
+
+TEST_F(StreamTest, AsyncStreamRunsTheHandlerOnTheEngineThread) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500)});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"as", "ync"})});
+  Client client(options());
+  std::thread::id handler_thread;
+  auto future = client.chat_stream_async(ping(), [&](const ChatChunk& c) {
+    handler_thread = std::this_thread::get_id();
+    if (!c.content().empty()) pieces.push_back(c.content());
+    return true;
+  });
+  auto r = future.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "async");
+  EXPECT_EQ(pieces, (Strings{"as", "ync"}));
+  EXPECT_NE(handler_thread, std::this_thread::get_id());
+}
+
+}  // namespace
+}  // namespace failover
