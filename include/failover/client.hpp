@@ -3,6 +3,7 @@
 /** @file client.hpp  `failover::Client`: one entry point that walks the priority list. */
 
 #include <failover/chat.hpp>
+#include <failover/config.hpp>
 #include <failover/options.hpp>
 #include <failover/result.hpp>
 
@@ -30,8 +31,13 @@ using StreamHandler = std::function<bool(const ChatChunk&)>;
  */
 class Client {
  public:
-  /** Validates `options`; throws `std::invalid_argument` naming the bad field. */
+  /** Validates `options`; throws `ConfigError` (a `std::invalid_argument`) naming the bad
+   *  field. */
   explicit Client(ClientOptions options);
+
+  /** A client from a JSON configuration file (see `options_from_file`); throws `ConfigError`
+   *  naming the JSON path of any problem. */
+  static Client from_config_file(const std::string& path);
   ~Client();
   /** Moves the client; the moved-from client may only be destroyed or assigned. */
   Client(Client&&) noexcept;

@@ -5,6 +5,7 @@
 #include <failover/cancellation.hpp>
 #include <failover/chat.hpp>
 #include <failover/client.hpp>
+#include <failover/config.hpp>
 #include <failover/error.hpp>
 #include <failover/options.hpp>
 #include <failover/policy/circuit_breaker.hpp>

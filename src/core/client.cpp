@@ -55,6 +55,8 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
 Client::Client(ClientOptions options)
     : core_(std::make_shared<detail::ClientCore>(std::move(options))) {}
 
+Client Client::from_config_file(const std::string& path) { return Client(options_from_file(path)); }
+
 Client::~Client() {
   if (core_) core_->shutdown();
 }

@@ -4,6 +4,7 @@
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
+#include <failover/config.hpp>
 #include <failover/version.hpp>
 
 #include <cctype>
@@ -23,7 +24,7 @@ void RouteState::cool_down_until(TimePoint until) {
 
 namespace {
 
-[[noreturn]] void invalid(const std::string& message) { throw std::invalid_argument(message); }
+[[noreturn]] void invalid(const std::string& message) { throw ConfigError(message); }
 
 std::string shown(const std::string& s) { return "\"" + wire::excerpt(s, 80) + "\""; }
 
@@ -88,8 +89,8 @@ void validate_headers(const std::map<std::string, std::string>& headers, const s
   }
 }
 
-ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
-  ClientOptions& o = options_;
+ResolvedOptions resolve_options(ClientOptions& o) {
+  ResolvedOptions out;
   if (o.endpoints.empty()) invalid("endpoints is empty: at least one endpoint is required");
   std::map<std::string, std::size_t> endpoint_index;
   const std::string user_agent = std::string("failover-cpp/") + FAILOVER_VERSION_STRING +
@@ -141,7 +142,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
       }
     }
     for (const auto& [k, v] : e.headers) r.headers.emplace_back(k, v);
-    endpoints_.push_back(std::move(r));
+    out.endpoints.push_back(std::move(r));
   }
 
   if (o.priority.empty()) invalid("priority is empty: at least one tier is required");
@@ -153,12 +154,6 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
-
-  if (!o.retry) o.retry = std::make_shared<DefaultRetryPolicy>();
-  if (!o.circuit_breaker) o.circuit_breaker = DefaultCircuitBreaker::factory();
-  if (!o.clock) o.clock = std::make_shared<SystemClock>();
-  if (!o.rng) o.rng = std::make_shared<SystemRng>();
-  if (!o.transport) o.transport = make_curl_transport();
 
   std::map<std::pair<std::string, std::string>, std::size_t> route_index;
   for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
@@ -183,19 +178,37 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
       auto found = route_index.find(key);
       std::size_t index;
       if (found == route_index.end()) {
-        auto state = std::make_unique<RouteState>();
-        state->ref = RouteRef{route.endpoint, route.model};
-        state->endpoint = ep->second;
-        state->breaker = o.circuit_breaker(state->ref);
-        if (!state->breaker) invalid("circuit_breaker factory returned null for " + rfield);
-        index = routes_.size();
-        routes_.push_back(std::move(state));
+        index = out.routes.size();
+        out.routes.emplace_back(RouteRef{route.endpoint, route.model}, ep->second);
         route_index.emplace(key, index);
       } else {
         index = found->second;
       }
-      plan_.push_back(PlanEntry{index, ti});
+      out.plan.push_back(PlanEntry{index, ti});
     }
+  }
+  return out;
+}
+
+ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
+  ClientOptions& o = options_;
+  ResolvedOptions resolved = resolve_options(o);
+  if (!o.retry) o.retry = std::make_shared<DefaultRetryPolicy>();
+  if (!o.circuit_breaker) o.circuit_breaker = DefaultCircuitBreaker::factory();
+  if (!o.clock) o.clock = std::make_shared<SystemClock>();
+  if (!o.rng) o.rng = std::make_shared<SystemRng>();
+  if (!o.transport) o.transport = make_curl_transport();
+  endpoints_ = std::move(resolved.endpoints);
+  plan_ = std::move(resolved.plan);
+  for (auto& [ref, endpoint] : resolved.routes) {
+    auto state = std::make_unique<RouteState>();
+    state->ref = ref;
+    state->endpoint = endpoint;
+    state->breaker = o.circuit_breaker(state->ref);
+    if (!state->breaker) {
+      invalid("circuit_breaker factory returned null for " + ref.endpoint + "/" + ref.model);
+    }
+    routes_.push_back(std::move(state));
   }
 }
 

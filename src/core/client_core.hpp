@@ -42,6 +42,17 @@ struct PlanEntry {
   std::size_t tier = 0;
 };
 
+/** Options checked and resolved, before any client state exists. */
+struct ResolvedOptions {
+  std::vector<ResolvedEndpoint> endpoints;
+  std::vector<std::pair<RouteRef, std::size_t>> routes;  // distinct routes, with endpoint index
+  std::vector<PlanEntry> plan;
+};
+
+/** Validates `options` (trimming keys) and resolves URLs, headers and the plan; throws
+ *  `ConfigError` naming the field. No side effects beyond `options`. */
+ResolvedOptions resolve_options(ClientOptions& options);
+
 /** Everything shared by the calls of one client. */
 class ClientCore {
  public:

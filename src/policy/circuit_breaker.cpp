@@ -50,10 +50,14 @@ bool DefaultCircuitBreaker::counts_as_failure(ErrorKind kind) noexcept {
   }
 }
 
+std::unique_ptr<CircuitBreaker> DefaultCircuitBreakerFactory::operator()(const RouteRef&) const {
+  return std::make_unique<DefaultCircuitBreaker>(options);
+}
+
 CircuitBreakerFactory DefaultCircuitBreaker::factory(CircuitBreakerOptions options) {
   DefaultCircuitBreaker validate(options);  // throws now, not at the first call
   (void)validate;
-  return [options](const RouteRef&) { return std::make_unique<DefaultCircuitBreaker>(options); };
+  return DefaultCircuitBreakerFactory{options};
 }
 
 bool DefaultCircuitBreaker::try_acquire(TimePoint now) {

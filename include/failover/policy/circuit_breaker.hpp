@@ -63,6 +63,14 @@ struct CircuitBreakerOptions {
   int half_open_probes = 1;                                ///< Probes allowed at once in half-open.
 };
 
+/** The factory `DefaultCircuitBreaker::factory()` puts in a `CircuitBreakerFactory`; reachable
+ *  through `std::function::target`, so its options can be read back (e.g. to write a config). */
+struct DefaultCircuitBreakerFactory {
+  CircuitBreakerOptions options;  ///< Options of every breaker it makes.
+  /** A new default breaker. */
+  std::unique_ptr<CircuitBreaker> operator()(const RouteRef& route) const;
+};
+
 /**
  * The default breaker (Envoy outlier detection): opens after `consecutive_failures` failures in
  * a row or when the failure rate over the last `window` calls reaches `failure_rate` with at

@@ -1,0 +1,471 @@
+// JSON configuration files -> ClientOptions, strictly checked, and back.
+
+#include <failover/config.hpp>
+
+#include "core/client_core.hpp"
+#include "wire/http_headers.hpp"
+#include "wire/json_codec.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace failover {
+
+ConfigError::ConfigError(const std::string& message)
+    : std::invalid_argument(message), path_(message.substr(0, message.find(' '))) {}
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw ConfigError(path + " " + what);
+}
+
+std::string index_path(const std::string& base, std::size_t i) {
+  return base + "[" + std::to_string(i) + "]";
+}
+
+std::string join_path(const std::string& base, const std::string& key) {
+  return base.empty() ? key : base + "." + key;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+const char* type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "a number";
+  }
+}
+
+// Keys that belong to features this version does not run yet. Accepting them silently would
+// make a policy look configured while nothing enforces it.
+const std::set<std::string> kNotYet = {"hedging", "health", "prices", "budget", "shadow", "canary"};
+
+class Reader {
+ public:
+  explicit Reader(const EnvLookup& env) : env_(env) {}
+
+  ClientOptions read(const json& doc) {
+    if (!doc.is_object()) fail("config", "must be a JSON object");
+    for (const auto& [key, value] : doc.items()) {
+      (void)value;
+      if (kNotYet.count(key)) {
+        fail(key,
+             "is not supported by this version of failover yet; remove it (a policy "
+             "that does not run must not look configured)");
+      }
+    }
+    check_keys(doc, "",
+               {"endpoints", "priority", "timeouts", "retry", "circuit_breaker",
+                "max_response_bytes", "ca_bundle", "user_agent"});
+    ClientOptions o;
+    const json& endpoints = member(doc, "", "endpoints");
+    if (!endpoints.is_array())
+      fail("endpoints", std::string("must be an array, not ") + type_name(endpoints));
+    for (std::size_t i = 0; i < endpoints.size(); ++i) {
+      o.endpoints.push_back(endpoint(endpoints[i], index_path("endpoints", i)));
+    }
+    const json& priority = member(doc, "", "priority");
+    if (!priority.is_array())
+      fail("priority", std::string("must be an array, not ") + type_name(priority));
+    for (std::size_t i = 0; i < priority.size(); ++i) {
+      o.priority.push_back(tier(priority[i], index_path("priority", i)));
+    }
+    if (doc.contains("timeouts")) o.timeouts = timeouts(doc["timeouts"]);
+    if (doc.contains("retry")) o.retry = retry(doc["retry"]);
+    if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
+    if (doc.contains("max_response_bytes")) {
+      o.max_response_bytes =
+          static_cast<std::size_t>(positive(doc["max_response_bytes"], "max_response_bytes"));
+    }
+    if (doc.contains("ca_bundle")) o.ca_bundle = string(doc["ca_bundle"], "ca_bundle");
+    if (doc.contains("user_agent")) o.user_agent = string(doc["user_agent"], "user_agent");
+    return o;
+  }
+
+ private:
+  void check_keys(const json& obj, const std::string& path,
+                  std::initializer_list<const char*> allowed) {
+    for (const auto& [key, value] : obj.items()) {
+      (void)value;
+      bool known =
+          std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
+      if (known) continue;
+      std::string best;
+      std::size_t best_distance = 3;
+      for (const char* a : allowed) {
+        std::size_t d = edit_distance(key, a);
+        if (d < best_distance) {
+          best_distance = d;
+          best = a;
+        }
+      }
+      std::string list;
+      for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+      fail(join_path(path, key),
+           "is not a known key" + (best.empty() ? std::string() : " (did you mean " + best + "?)") +
+               "; known keys: " + list);
+    }
+  }
+
+  const json& member(const json& obj, const std::string& path, const char* key) {
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(join_path(path, key), "is missing");
+    return *it;
+  }
+
+  std::string string(const json& v, const std::string& path) {
+    if (!v.is_string()) fail(path, std::string("must be a string, not ") + type_name(v));
+    return interpolate(v.get<std::string>(), path);
+  }
+
+  std::int64_t positive(const json& v, const std::string& path) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
+      fail(path, "must be a positive whole number (got " + wire::excerpt(v.dump(), 40) + ")");
+    }
+    return v.get<std::int64_t>();
+  }
+
+  std::int64_t non_negative(const json& v, const std::string& path) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
+      fail(path, "must be a whole number of at least 0 (got " + wire::excerpt(v.dump(), 40) + ")");
+    }
+    return v.get<std::int64_t>();
+  }
+
+  bool boolean(const json& v, const std::string& path) {
+    if (!v.is_boolean()) fail(path, std::string("must be true or false, not ") + type_name(v));
+    return v.get<bool>();
+  }
+
+  Duration millis(const json& v, const std::string& path) {
+    return std::chrono::milliseconds(positive(v, path));
+  }
+
+  std::map<std::string, std::string> string_map(const json& v, const std::string& path) {
+    if (!v.is_object())
+      fail(path, std::string("must be an object of strings, not ") + type_name(v));
+    std::map<std::string, std::string> out;
+    for (const auto& [key, value] : v.items()) out[key] = string(value, path + "." + key);
+    return out;
+  }
+
+  std::string interpolate(const std::string& s, const std::string& path) {
+    if (s.find("${") == std::string::npos) return s;
+    std::string out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+      std::size_t open = s.find("${", i);
+      if (open == std::string::npos) {
+        out.append(s, i, std::string::npos);
+        break;
+      }
+      out.append(s, i, open - i);
+      std::size_t close = s.find('}', open);
+      if (close == std::string::npos) fail(path, "has a ${ without its closing }");
+      std::string inside = s.substr(open + 2, close - open - 2);
+      std::optional<std::string> fallback;
+      if (std::size_t sep = inside.find(":-"); sep != std::string::npos) {
+        fallback = inside.substr(sep + 2);
+        inside.resize(sep);
+      }
+      bool valid = !inside.empty() && !std::isdigit(static_cast<unsigned char>(inside[0]));
+      for (char c : inside)
+        valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+      if (!valid) fail(path, "has a malformed reference ${" + wire::excerpt(inside, 40) + "}");
+      std::optional<std::string> value = lookup(inside);
+      if (!value || value->empty()) {
+        if (!fallback)
+          fail(path, "refers to ${" + inside + "}, which is not set in the environment");
+        value = fallback;
+      }
+      out += *value;
+      i = close + 1;
+    }
+    return out;
+  }
+
+  std::optional<std::string> lookup(const std::string& name) {
+    if (env_) return env_(name);
+    if (const char* v = std::getenv(name.c_str())) return std::string(v);
+    return std::nullopt;
+  }
+
+  Endpoint endpoint(const json& v, const std::string& path) {
+    if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
+    if (v.contains("limits")) {
+      fail(path + ".limits",
+           "is not supported by this version of failover yet; remove it (a "
+           "limit that is not enforced must not look configured)");
+    }
+    check_keys(v, path, {"name", "base_url", "api_key", "headers", "auth", "query", "region"});
+    Endpoint e;
+    e.name = string(member(v, path, "name"), path + ".name");
+    e.base_url = string(member(v, path, "base_url"), path + ".base_url");
+    if (v.contains("auth")) {
+      std::string auth = string(v["auth"], path + ".auth");
+      if (auth == "bearer") {
+        e.auth = AuthStyle::Bearer;
+      } else if (auth == "api-key") {
+        e.auth = AuthStyle::ApiKey;
+      } else if (auth == "none") {
+        e.auth = AuthStyle::None;
+      } else {
+        fail(path + ".auth", "must be \"bearer\", \"api-key\" or \"none\" (got \"" +
+                                 wire::excerpt(auth, 40) + "\")");
+      }
+    }
+    if (e.auth != AuthStyle::None) {
+      if (!v.contains("api_key")) {
+        fail(path + ".api_key", "is missing (use \"auth\": \"none\" for a server without keys)");
+      }
+      e.api_key = string(v["api_key"], path + ".api_key");
+      if (wire::trim(e.api_key).empty()) {
+        fail(path + ".api_key", "is empty (use \"auth\": \"none\" for a server without keys)");
+      }
+    } else if (v.contains("api_key")) {
+      fail(path + ".api_key", "is set but auth is none");
+    }
+    if (v.contains("headers")) e.headers = string_map(v["headers"], path + ".headers");
+    if (v.contains("query")) e.query = string_map(v["query"], path + ".query");
+    if (v.contains("region")) e.region = string(v["region"], path + ".region");
+    return e;
+  }
+
+  Tier tier(const json& v, const std::string& path) {
+    if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, path, {"model", "routes", "balance"});
+    Tier t;
+    std::string model;
+    if (v.contains("model")) model = string(v["model"], path + ".model");
+    const json& routes = member(v, path, "routes");
+    if (!routes.is_array())
+      fail(path + ".routes", std::string("must be an array, not ") + type_name(routes));
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+      const std::string rpath = index_path(path + ".routes", i);
+      const json& r = routes[i];
+      Route route;
+      if (r.is_string()) {
+        route.endpoint = string(r, rpath);
+        if (model.empty()) fail(rpath, "names only an endpoint, but the tier has no \"model\"");
+        route.model = model;
+      } else if (r.is_object()) {
+        check_keys(r, rpath, {"endpoint", "model", "weight"});
+        route.endpoint = string(member(r, rpath, "endpoint"), rpath + ".endpoint");
+        route.model = r.contains("model") ? string(r["model"], rpath + ".model") : model;
+        if (route.model.empty()) fail(rpath + ".model", "is missing and the tier has no \"model\"");
+        if (r.contains("weight"))
+          route.weight = static_cast<int>(positive(r["weight"], rpath + ".weight"));
+      } else {
+        fail(rpath, std::string("must be an endpoint name or an object, not ") + type_name(r));
+      }
+      t.routes.push_back(std::move(route));
+    }
+    if (v.contains("balance")) {
+      std::string balance = string(v["balance"], path + ".balance");
+      if (balance != "ordered") {
+        fail(path + ".balance", "\"" + wire::excerpt(balance, 40) +
+                                    "\" is not supported by this version of failover yet "
+                                    "(supported: \"ordered\")");
+      }
+    }
+    return t;
+  }
+
+  Timeouts timeouts(const json& v) {
+    if (!v.is_object()) fail("timeouts", std::string("must be an object, not ") + type_name(v));
+    check_keys(v, "timeouts", {"connect_ms", "first_byte_ms", "idle_ms", "attempt_ms", "total_ms"});
+    Timeouts t;
+    if (v.contains("connect_ms")) t.connect = millis(v["connect_ms"], "timeouts.connect_ms");
+    if (v.contains("first_byte_ms"))
+      t.first_byte = millis(v["first_byte_ms"], "timeouts.first_byte_ms");
+    if (v.contains("idle_ms")) t.idle = millis(v["idle_ms"], "timeouts.idle_ms");
+    if (v.contains("attempt_ms")) t.attempt = millis(v["attempt_ms"], "timeouts.attempt_ms");
+    if (v.contains("total_ms")) t.total = millis(v["total_ms"], "timeouts.total_ms");
+    return t;
+  }
+
+  std::shared_ptr<const RetryPolicy> retry(const json& v) {
+    if (!v.is_object()) fail("retry", std::string("must be an object, not ") + type_name(v));
+    check_keys(v, "retry",
+               {"max_attempts", "base_delay_ms", "max_delay_ms", "max_retry_after_ms",
+                "failover_on_content_filter"});
+    RetryOptions r;
+    if (v.contains("max_attempts")) {
+      r.max_attempts = static_cast<int>(positive(v["max_attempts"], "retry.max_attempts"));
+    }
+    if (v.contains("base_delay_ms"))
+      r.base_delay = millis(v["base_delay_ms"], "retry.base_delay_ms");
+    if (v.contains("max_delay_ms")) r.max_delay = millis(v["max_delay_ms"], "retry.max_delay_ms");
+    if (v.contains("max_retry_after_ms")) {
+      r.max_retry_after = std::chrono::milliseconds(
+          non_negative(v["max_retry_after_ms"], "retry.max_retry_after_ms"));
+    }
+    if (v.contains("failover_on_content_filter")) {
+      r.failover_on_content_filter =
+          boolean(v["failover_on_content_filter"], "retry.failover_on_content_filter");
+    }
+    if (r.max_delay < r.base_delay)
+      fail("retry.max_delay_ms", "must be at least retry.base_delay_ms");
+    return std::make_shared<DefaultRetryPolicy>(r);
+  }
+
+  CircuitBreakerFactory breaker(const json& v) {
+    const std::string p = "circuit_breaker";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p,
+               {"consecutive_failures", "failure_rate", "window", "min_calls", "open_ms",
+                "max_open_ms", "half_open_probes"});
+    CircuitBreakerOptions b;
+    if (v.contains("consecutive_failures")) {
+      b.consecutive_failures =
+          static_cast<int>(positive(v["consecutive_failures"], p + ".consecutive_failures"));
+    }
+    if (v.contains("failure_rate")) {
+      const json& rate = v["failure_rate"];
+      if (!rate.is_number() || !(rate.get<double>() > 0.0 && rate.get<double>() <= 1.0)) {
+        fail(p + ".failure_rate",
+             "must be a number in (0, 1] (got " + wire::excerpt(rate.dump(), 40) + ")");
+      }
+      b.failure_rate = rate.get<double>();
+    }
+    if (v.contains("window")) b.window = static_cast<int>(positive(v["window"], p + ".window"));
+    if (v.contains("min_calls"))
+      b.min_calls = static_cast<int>(positive(v["min_calls"], p + ".min_calls"));
+    if (v.contains("open_ms")) b.open_duration = millis(v["open_ms"], p + ".open_ms");
+    if (v.contains("max_open_ms"))
+      b.max_open_duration = millis(v["max_open_ms"], p + ".max_open_ms");
+    if (v.contains("half_open_probes")) {
+      b.half_open_probes =
+          static_cast<int>(positive(v["half_open_probes"], p + ".half_open_probes"));
+    }
+    if (b.min_calls > b.window) fail(p + ".min_calls", "must not exceed circuit_breaker.window");
+    if (b.max_open_duration < b.open_duration)
+      fail(p + ".max_open_ms", "must be at least circuit_breaker.open_ms");
+    return DefaultCircuitBreaker::factory(b);
+  }
+
+  const EnvLookup& env_;
+};
+
+}  // namespace
+
+ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env) {
+  if (!wire::json_depth_within(json_text)) fail("config", "nests too deeply to be a configuration");
+  json doc = json::parse(json_text.begin(), json_text.end(), nullptr, false, /*comments=*/true);
+  if (doc.is_discarded()) {
+    // Parse again with exceptions for the position of the error.
+    try {
+      json ignored = json::parse(json_text.begin(), json_text.end(), nullptr, true, true);
+      (void)ignored;
+    } catch (const json::parse_error& e) {
+      fail("config", std::string("is not valid JSON: ") + e.what());
+    }
+    fail("config", "is not valid JSON");
+  }
+  Reader reader(env);
+  ClientOptions options = reader.read(doc);
+  ClientOptions check = options;
+  (void)detail::resolve_options(check);  // URLs, duplicates, unknown endpoints, empty tiers
+  return options;
+}
+
+ClientOptions options_from_file(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("config", "file \"" + wire::excerpt(path, 200) + "\" cannot be opened");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail("config", "file \"" + wire::excerpt(path, 200) + "\" cannot be read");
+  return options_from_json(text.str(), env);
+}
+
+std::string options_to_json(const ClientOptions& o, bool include_keys) {
+  json doc;
+  json endpoints = json::array();
+  for (const Endpoint& e : o.endpoints) {
+    json j = {{"name", e.name}, {"base_url", e.base_url}};
+    if (e.auth == AuthStyle::None) {
+      j["auth"] = "none";
+    } else {
+      j["api_key"] = include_keys ? e.api_key : std::string("<redacted>");
+      if (e.auth == AuthStyle::ApiKey) j["auth"] = "api-key";
+    }
+    if (!e.headers.empty()) j["headers"] = e.headers;
+    if (!e.query.empty()) j["query"] = e.query;
+    if (!e.region.empty()) j["region"] = e.region;
+    endpoints.push_back(std::move(j));
+  }
+  doc["endpoints"] = std::move(endpoints);
+  json priority = json::array();
+  for (const Tier& t : o.priority) {
+    json routes = json::array();
+    for (const Route& r : t.routes) {
+      json route = {{"endpoint", r.endpoint}, {"model", r.model}};
+      if (r.weight != 1) route["weight"] = r.weight;
+      routes.push_back(std::move(route));
+    }
+    priority.push_back({{"routes", std::move(routes)}, {"balance", "ordered"}});
+  }
+  doc["priority"] = std::move(priority);
+  auto ms = [](Duration d) { return to_millis(d); };
+  doc["timeouts"] = {{"connect_ms", ms(o.timeouts.connect)},
+                     {"first_byte_ms", ms(o.timeouts.first_byte)},
+                     {"idle_ms", ms(o.timeouts.idle)},
+                     {"attempt_ms", ms(o.timeouts.attempt)},
+                     {"total_ms", ms(o.timeouts.total)}};
+  if (auto* policy = dynamic_cast<const DefaultRetryPolicy*>(o.retry.get())) {
+    const RetryOptions& r = policy->options();
+    doc["retry"] = {{"max_attempts", r.max_attempts},
+                    {"base_delay_ms", ms(r.base_delay)},
+                    {"max_delay_ms", ms(r.max_delay)},
+                    {"max_retry_after_ms", ms(r.max_retry_after)},
+                    {"failover_on_content_filter", r.failover_on_content_filter}};
+  }
+  if (auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
+    const CircuitBreakerOptions& b = factory->options;
+    doc["circuit_breaker"] = {{"consecutive_failures", b.consecutive_failures},
+                              {"failure_rate", b.failure_rate},
+                              {"window", b.window},
+                              {"min_calls", b.min_calls},
+                              {"open_ms", ms(b.open_duration)},
+                              {"max_open_ms", ms(b.max_open_duration)},
+                              {"half_open_probes", b.half_open_probes}};
+  }
+  doc["max_response_bytes"] = o.max_response_bytes;
+  if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
+  if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;
+  return doc.dump(2);
+}
+
+}  // namespace failover
