@@ -27,7 +27,7 @@ ensure_packages() {
 
 # The packages every build of the project needs.
 FAILOVER_BUILD_PACKAGES=(g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev
-  libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)
+  libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcli11-dev)
 
 jobs() { nproc 2>/dev/null || echo 2; }
 

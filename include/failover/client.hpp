@@ -24,6 +24,20 @@ class ClientCore;
  */
 using StreamHandler = std::function<bool(const ChatChunk&)>;
 
+/** What probing one route found (`Client::probe`). */
+struct RouteProbe {
+  RouteRef route;                    ///< The route.
+  bool ok = false;                   ///< The endpoint answered 2xx and lists the model if it
+                                     ///< lists models at all.
+  int status = 0;                    ///< HTTP status (0 when no response arrived).
+  Duration latency{};                ///< Time to the end of the answer.
+  std::optional<ErrorKind> error;    ///< What went wrong, when something did.
+  std::string message;               ///< Short description of the failure.
+  std::optional<bool> model_listed;  ///< Whether `/models` lists the route's model, when the
+                                     ///< endpoint answered with a model list.
+  BreakerState breaker = BreakerState::Closed;  ///< The route's breaker state, as it is now.
+};
+
 /**
  * Sends chat completions through the model-priority list, retrying, failing over and breaking
  * circuits by its policies. Thread-safe: one client is meant to be shared by a whole process.
@@ -74,6 +88,12 @@ class Client {
    *  assembled response or the error. */
   std::future<Result<ChatResponse>> chat_stream_async(ChatRequest request, StreamHandler handler,
                                                       CallOptions options = {});
+
+  /**
+   * Probes every route now: one `GET {base_url}/models` per endpoint, all at once, on the
+   * calling thread, each limited to `timeout`. Costs no tokens and changes no breaker.
+   */
+  std::vector<RouteProbe> probe(Duration timeout = std::chrono::seconds(10));
 
   /** Runs the call on the client's engine thread; the future completes with the result. */
   std::future<Result<ChatResponse>> chat_async(ChatRequest request, CallOptions options = {});

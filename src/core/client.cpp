@@ -2,6 +2,10 @@
 
 #include "core/call.hpp"
 #include "engine/async_engine.hpp"
+#include "policy/classify.hpp"
+#include "wire/json_codec.hpp"
+
+#include <map>
 
 namespace failover {
 
@@ -92,6 +96,95 @@ Result<ChatResponse> Client::chat_stream(const ChatRequest& request, StreamHandl
                                          const CallOptions& options) {
   if (!handler) return Error(ErrorKind::InvalidRequest, "chat_stream needs a stream handler");
   return run_on_this_thread(*core_, request, options, std::move(handler));
+}
+
+std::vector<RouteProbe> Client::probe(Duration timeout) {
+  detail::ClientCore& core = *core_;
+  Clock& clock = core.clock();
+  struct Probe {
+    TimePoint start{};
+    std::optional<HttpResult> result;
+    TimePoint end{};
+  };
+  std::map<std::size_t, Probe> by_endpoint;
+  std::map<std::uint64_t, std::size_t> by_exchange;
+  std::unique_ptr<TransportSession> session = core.acquire_session();
+  for (const auto& route : core.routes()) {
+    if (by_endpoint.count(route->endpoint)) continue;
+    const detail::ResolvedEndpoint& e = core.endpoints()[route->endpoint];
+    HttpRequest r;
+    r.method = "GET";
+    r.url = e.models_url;
+    for (const auto& [k, v] : e.headers) {
+      if (k != "Content-Type") r.headers.emplace_back(k, v);
+    }
+    r.connect_timeout = std::min(core.options().timeouts.connect, timeout);
+    r.first_byte_timeout = timeout;
+    r.total_timeout = timeout;
+    r.max_response_bytes = core.options().max_response_bytes;
+    r.ca_bundle = core.options().ca_bundle;
+    std::uint64_t id = core.next_exchange_id();
+    by_endpoint[route->endpoint].start = clock.now();
+    by_exchange[id] = route->endpoint;
+    session->start(id, std::move(r));
+  }
+  TimePoint deadline = clock.now() + timeout + std::chrono::seconds(1);
+  std::size_t pending = by_exchange.size();
+  TransportEvents events;
+  while (pending > 0 && clock.now() < deadline) {
+    session->wait(deadline, events);
+    for (HttpResult& r : events.completed) {
+      auto it = by_exchange.find(r.id);
+      if (it == by_exchange.end()) continue;
+      Probe& p = by_endpoint[it->second];
+      p.end = clock.now();
+      p.result = std::move(r);
+      --pending;
+    }
+    events.clear();
+  }
+  for (const auto& [id, endpoint] : by_exchange) {
+    if (!by_endpoint[endpoint].result) session->cancel(id);
+  }
+  core.release_session(std::move(session));
+
+  std::vector<RouteProbe> out;
+  TimePoint now = clock.now();
+  for (const auto& route : core.routes()) {
+    RouteProbe rp;
+    rp.route = route->ref;
+    rp.breaker = route->breaker->state(now);
+    const Probe& p = by_endpoint[route->endpoint];
+    if (!p.result) {
+      rp.error = ErrorKind::Timeout;
+      rp.message = "no answer within the probe timeout";
+      rp.latency = timeout;
+      out.push_back(std::move(rp));
+      continue;
+    }
+    const HttpResult& r = *p.result;
+    rp.latency = p.end - p.start;
+    rp.status = r.status;
+    if (r.transport_error) {
+      rp.error = r.transport_error;
+      rp.message = r.error_message;
+    } else if (r.status < 200 || r.status >= 300) {
+      policy::Classified c = policy::classify_http(r.status, r.headers, r.body, clock.wall_now());
+      rp.error = c.kind;
+      rp.message = c.message;
+    } else if (auto doc = wire::parse_json(r.body);
+               doc && doc->is_object() && doc->contains("data") && (*doc)["data"].is_array()) {
+      bool listed = false;
+      for (const auto& m : (*doc)["data"]) {
+        listed = listed || (m.is_object() && m.value("id", "") == route->ref.model);
+      }
+      rp.model_listed = listed;
+      if (!listed) rp.message = "the endpoint does not list model " + route->ref.model;
+    }
+    rp.ok = !rp.error && rp.model_listed.value_or(true);
+    out.push_back(std::move(rp));
+  }
+  return out;
 }
 
 void Client::chat_async(ChatRequest request, CallOptions options, Done done) {

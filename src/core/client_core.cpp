@@ -124,12 +124,12 @@ ResolvedOptions resolve_options(ClientOptions& o) {
 
     ResolvedEndpoint r;
     r.name = e.name;
-    r.url = base + "/chat/completions";
-    char sep = '?';
+    std::string query;
     for (const auto& [k, v] : e.query) {
-      r.url += sep + percent_encode(k) + "=" + percent_encode(v);
-      sep = '&';
+      query += (query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);
     }
+    r.url = base + "/chat/completions" + query;
+    r.models_url = base + "/models" + query;
     r.headers.emplace_back("Content-Type", "application/json");
     r.headers.emplace_back("Accept", "application/json");
     r.headers.emplace_back("User-Agent", user_agent);

@@ -18,8 +18,9 @@ class AsyncEngine;
 /** An endpoint ready for requests: full URL and the headers every request carries. */
 struct ResolvedEndpoint {
   std::string name;
-  std::string url;      // .../chat/completions?query
-  HttpHeaders headers;  // content type, accept, user agent, auth, endpoint headers
+  std::string url;         // .../chat/completions?query
+  std::string models_url;  // .../models?query
+  HttpHeaders headers;     // content type, accept, user agent, auth, endpoint headers
 };
 
 /** Shared state of one (endpoint, model) route. */

@@ -1,0 +1,233 @@
+// The failover command-line tool end to end, against `failover mock` processes on 127.0.0.1.
+
+#include "process.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace failover {
+namespace {
+
+using nlohmann::json;
+using testing::Background;
+using testing::run;
+
+const std::string kCli = FAILOVER_CLI_PATH;
+
+// Unique per process and call: ctest runs the tests of this file in parallel processes.
+std::string temp_file(const std::string& name, const std::string& content) {
+  static int counter = 0;
+  std::string path = ::testing::TempDir() + "failover_cli_" + std::to_string(::getpid()) + "_" +
+                     std::to_string(++counter) + "_" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+// A `failover mock` process with a scenario; knows its base URL.
+class Mock {
+ public:
+  Mock(const std::string& name, const std::string& scenario)
+      : process_({kCli, "mock", "--port", "0", "--seconds", "120", "--scenario",
+                  temp_file("scenario_" + name + ".json", scenario)}) {
+    std::string line = process_.first_line();
+    std::size_t at = line.find("http://127.0.0.1:");
+    if (at == std::string::npos) throw std::runtime_error("mock did not start: " + line);
+    base_url_ = line.substr(at);
+    port_ = std::stoi(base_url_.substr(17));
+  }
+  const std::string& base_url() const { return base_url_; }
+  int port() const { return port_; }
+
+ private:
+  Background process_;
+  std::string base_url_;
+  int port_ = 0;
+};
+
+std::string config(const std::vector<std::pair<std::string, std::string>>& tiers) {
+  json endpoints = json::array(), priority = json::array();
+  for (const auto& [name, url] : tiers) {
+    endpoints.push_back({{"name", name}, {"base_url", url}, {"api_key", "sk-" + name}});
+    priority.push_back({{"model", "gpt-4.1"}, {"routes", {name}}});
+  }
+  return temp_file("config.json", json{{"endpoints", endpoints}, {"priority", priority}}.dump());
+}
+
+TEST(Cli, FailsOverAndPrintsTheResponseWithTheTrace) {
+  Mock down("down", R"({"then": 503})");
+  Mock up("up", R"({"reply": "pong"})");
+  auto r = run({kCli, "chat", "--config",
+                config({{"down", down.base_url()}, {"up", up.base_url()}}), "--json", "ping"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "pong");
+  EXPECT_EQ(doc["object"], "chat.completion");
+  EXPECT_EQ(doc["failover"]["served_by"], json({{"endpoint", "up"}, {"model", "gpt-4.1"}}));
+  ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
+  EXPECT_EQ(doc["failover"]["attempts"][0]["endpoint"], "down");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "overloaded");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["status"], 503);
+  EXPECT_EQ(doc["failover"]["attempts"][1]["outcome"], "success");
+  for (const char* key : {"endpoint", "model", "outcome", "status", "latency_ms", "delay_ms"}) {
+    EXPECT_TRUE(doc["failover"]["attempts"][1].contains(key)) << key;
+  }
+  EXPECT_TRUE(doc["failover"].contains("cost_usd"));
+  // The server's members come first, as sent; ours is appended last.
+  EXPECT_GT(r.out.find("\"failover\""), r.out.find("\"choices\""));
+}
+
+TEST(Cli, PlainChatPrintsTheAnswer) {
+  Mock up("plain", R"({"reply": "hello from the mock"})");
+  auto r = run(
+      {kCli, "chat", "--config", config({{"up", up.base_url()}}), "--system", "Be brief.", "ping"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello from the mock\n");
+}
+
+TEST(Cli, ConfigComesFromTheEnvironmentByDefault) {
+  Mock up("env", R"({"reply": "via env"})");
+  auto r = run({kCli, "chat", "ping"}, std::chrono::milliseconds(30000),
+               {"FAILOVER_CONFIG=" + config({{"up", up.base_url()}})});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "via env\n");
+}
+
+TEST(Cli, EveryRouteUnauthorizedExitsOneWithTheErrorJson) {
+  Mock a("auth_a", R"({"then": 401, "error_code": "invalid_api_key"})");
+  Mock b("auth_b", R"({"then": 401, "error_code": "invalid_api_key"})");
+  auto r = run({kCli, "chat", "--config", config({{"a", a.base_url()}, {"b", b.base_url()}}),
+                "--json", "ping"});
+  EXPECT_EQ(r.exit_code, 1);
+  json doc = json::parse(r.out);
+  ASSERT_TRUE(doc.contains("error"));
+  EXPECT_EQ(doc["error"]["kind"], "all_routes_unavailable");
+  EXPECT_NE(doc["error"]["message"].get<std::string>().find("authentication (HTTP 401)"),
+            std::string::npos);
+  EXPECT_EQ(doc["error"]["status"], 401);
+  ASSERT_EQ(doc["error"]["attempts"].size(), 2u);
+  EXPECT_EQ(doc["error"]["attempts"][0]["outcome"], "authentication");
+  EXPECT_EQ(r.out.find("sk-a"), std::string::npos);
+}
+
+TEST(Cli, UnknownConfigKeyExitsTwoNamingIt) {
+  std::string path = temp_file("bad.json", R"({"endpoints": [], "priority": [], "retyr": {}})");
+  auto r = run({kCli, "chat", "--config", path, "ping"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("retyr is not a known key (did you mean retry?)"), std::string::npos)
+      << r.err;
+}
+
+TEST(Cli, UsageErrorsExitTwoWithTheUsage) {
+  auto r = run({kCli, "chat", "--no-such-flag", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Usage: chat"), std::string::npos) << r.err;
+  EXPECT_EQ(run({kCli}).exit_code, 2);
+}
+
+TEST(Cli, StreamPrintsTokensAsTheyArrive) {
+  Mock up("stream", R"({"reply": "Hello there friend", "stream": {"interval_ms": 5}})");
+  auto r = run({kCli, "chat", "--config", config({{"up", up.base_url()}}), "--stream", "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hello there friend\n");
+}
+
+TEST(Cli, InterruptedStreamReportsThePartialAnswer) {
+  Mock up("cut", R"({"reply": "a b c d", "stream": {"cut_after": 2}})");
+  auto r =
+      run({kCli, "chat", "--config", config({{"up", up.base_url()}}), "--stream", "--json", "hi"});
+  EXPECT_EQ(r.exit_code, 1);
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["error"]["kind"], "stream_interrupted");
+  EXPECT_EQ(doc["error"]["partial"]["text"], "a b ");
+  EXPECT_TRUE(doc["error"]["partial"]["finish_reason"].is_null());
+}
+
+TEST(Cli, HealthProbesEveryRoute) {
+  Mock up("health_up", R"({"models": ["gpt-4.1"]})");
+  Mock down("health_down", R"({"then": 503})");
+  std::string cfg = config({{"up", up.base_url()}, {"down", down.base_url()}});
+  auto r = run({kCli, "health", "--config", cfg, "--json"});
+  EXPECT_EQ(r.exit_code, 1);
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["ok"], false);
+  ASSERT_EQ(doc["routes"].size(), 2u);
+  EXPECT_EQ(doc["routes"][0]["endpoint"], "up");
+  EXPECT_EQ(doc["routes"][0]["ok"], true);
+  EXPECT_EQ(doc["routes"][0]["model_listed"], true);
+  EXPECT_EQ(doc["routes"][1]["ok"], false);
+  EXPECT_EQ(doc["routes"][1]["status"], 503);
+  EXPECT_EQ(doc["routes"][1]["error"], "overloaded");
+  auto table = run({kCli, "health", "--config", cfg});
+  EXPECT_NE(table.out.find("ENDPOINT"), std::string::npos);
+  EXPECT_NE(table.out.find("overloaded"), std::string::npos);
+}
+
+// ---- the mock's scenarios ---------------------------------------------------------------------
+
+httplib::Result post(int port, const std::string& body = R"({"model":"gpt-4.1","messages":[]})") {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(5, 0);
+  return c.Post("/v1/chat/completions", body, "application/json");
+}
+
+TEST(Mock, SequenceThenSteadyStateWithHeaders) {
+  Mock m("sequence", R"({"statuses": [503, 429, 200], "then": 500, "retry_after": "2",
+                         "retry_after_ms": 1500, "headers": {"x-ratelimit-remaining-requests": "7"}})");
+  std::vector<int> statuses;
+  for (int i = 0; i < 5; ++i) {
+    auto r = post(m.port());
+    ASSERT_TRUE(r);
+    statuses.push_back(r->status);
+    EXPECT_EQ(r->get_header_value("x-ratelimit-remaining-requests"), "7");
+    if (r->status == 429 || r->status == 503) {
+      EXPECT_EQ(r->get_header_value("Retry-After"), "2");
+      EXPECT_EQ(r->get_header_value("retry-after-ms"), "1500");
+    }
+  }
+  EXPECT_EQ(statuses, (std::vector<int>{503, 429, 200, 500, 500}));
+}
+
+TEST(Mock, RandomErrorsAreDeterministicForASeed) {
+  auto statuses = [](const std::string& name) {
+    Mock m(name, R"({"seed": 7, "error_rate": 0.5, "error_status": 502})");
+    std::vector<int> out;
+    for (int i = 0; i < 24; ++i) out.push_back(post(m.port())->status);
+    return out;
+  };
+  auto first = statuses("seed_a");
+  EXPECT_EQ(statuses("seed_b"), first);
+  int errors = static_cast<int>(std::count(first.begin(), first.end(), 502));
+  EXPECT_GT(errors, 3);
+  EXPECT_LT(errors, 21);
+}
+
+TEST(Mock, MalformedBodyAndHang) {
+  Mock bad("malformed", R"({"malformed": true})");
+  auto r = post(bad.port());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(json::parse(r->body, nullptr, false).is_discarded());
+
+  Mock hang("hang", R"({"hang": true})");
+  httplib::Client c("127.0.0.1", hang.port());
+  c.set_read_timeout(0, 300000);  // 300 ms
+  auto start = std::chrono::steady_clock::now();
+  auto h = c.Post("/v1/chat/completions", "{}", "application/json");
+  EXPECT_FALSE(h);  // no answer: the client gave up
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(290));
+}
+
+TEST(Mock, BadScenarioExitsTwo) {
+  auto r = run({kCli, "mock", "--scenario", temp_file("bad_scenario.json", R"({"statuss": [1]})")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("scenario.statuss is not a known key"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace failover

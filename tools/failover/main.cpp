@@ -1,0 +1,341 @@
+// The failover command-line tool: chat, health, mock (contract in shared/DESIGN.md).
+// Exit codes: 0 success, 1 the call (or a probe) failed, 2 bad usage or bad configuration.
+
+#include "mock_server.hpp"
+
+#include <failover/failover.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+// Ordered, so a response is printed with its members in the order the server sent them.
+using json = nlohmann::ordered_json;
+namespace fo = failover;
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+std::atomic<bool> g_interrupted{false};
+fo::tools::MockServer* g_mock = nullptr;
+
+void on_signal(int) {
+  g_interrupted.store(true);
+  if (g_mock) g_mock->stop();
+}
+
+double ms(fo::Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double round3(double v) {
+  return static_cast<double>(static_cast<long long>(v * 1000.0 + 0.5)) / 1000.0;
+}
+
+json attempts_json(const std::vector<fo::Attempt>& attempts) {
+  json out = json::array();
+  for (const fo::Attempt& a : attempts) {
+    json j = {{"endpoint", a.route.endpoint},
+              {"model", a.route.model},
+              {"outcome", a.outcome()},
+              {"status", a.status},
+              {"latency_ms", round3(ms(a.latency))},
+              {"delay_ms", round3(ms(a.delay))}};
+    if (!a.message.empty()) j["message"] = a.message;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+json usage_json(const std::optional<fo::Usage>& u) {
+  if (!u) return nullptr;
+  return {{"prompt_tokens", u->prompt_tokens},
+          {"completion_tokens", u->completion_tokens},
+          {"total_tokens", u->total_tokens}};
+}
+
+json error_json(const fo::Error& e) {
+  json err = {{"kind", std::string(fo::to_string(e.kind()))},
+              {"message", e.message()},
+              {"status", e.http_status() ? json(e.http_status()) : json(nullptr)},
+              {"attempts", attempts_json(e.attempts())}};
+  if (!e.provider_code().empty()) err["code"] = e.provider_code();
+  if (const fo::ChatResponse* p = e.partial()) {
+    json calls = json::array();
+    for (const fo::ToolCall& t : p->tool_calls()) {
+      calls.push_back({{"id", t.id}, {"name", t.name}, {"arguments", t.arguments}});
+    }
+    err["partial"] = {
+        {"text", p->text()},
+        {"tool_calls", calls},
+        {"finish_reason", p->finish_reason().empty() ? json(nullptr) : json(p->finish_reason())},
+        {"usage", usage_json(p->usage)}};
+  }
+  return json{{"error", err}};
+}
+
+std::string config_path(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("FAILOVER_CONFIG"); env && *env) return env;
+  return "failover.json";
+}
+
+// Loads the client or explains why not (exit code 2).
+std::optional<fo::Client> load_client(const std::string& flag) {
+  try {
+    return fo::Client::from_config_file(config_path(flag));
+  } catch (const fo::ConfigError& e) {
+    std::cerr << "failover: bad configuration: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "failover: cannot start: " << e.what() << "\n";
+  }
+  return std::nullopt;
+}
+
+struct ChatArgs {
+  std::string config;
+  bool stream = false;
+  bool as_json = false;
+  std::string user;
+  std::string system;
+  std::vector<std::string> models;
+  std::string message;
+};
+
+int run_chat(const ChatArgs& a) {
+  auto client = load_client(a.config);
+  if (!client) return kUsage;
+  fo::ChatRequest request;
+  if (!a.system.empty()) request.messages.push_back(fo::Message::system(a.system));
+  request.messages.push_back(fo::Message::user(a.message));
+  request.user = a.user;
+  fo::CallOptions call;
+  call.user = a.user;
+  call.models = a.models;
+
+  fo::Result<fo::ChatResponse> result = [&] {
+    if (!a.stream) return client->chat(request, call);
+    request.include_usage = true;
+    return client->chat_stream(
+        request,
+        [&](const fo::ChatChunk& chunk) {
+          if (!a.as_json) {
+            std::fwrite(chunk.content().data(), 1, chunk.content().size(), stdout);
+            std::fflush(stdout);
+          }
+          return !g_interrupted.load();
+        },
+        call);
+  }();
+
+  if (!result) {
+    const fo::Error& e = result.error();
+    if (a.as_json) {
+      std::cout << error_json(e).dump(2) << "\n";
+    } else {
+      if (a.stream) std::cout << "\n";
+      std::cerr << "failover: " << fo::to_string(e.kind()) << ": " << e.message() << "\n";
+    }
+    return kFailed;
+  }
+  const fo::ChatResponse& r = *result;
+  if (a.as_json) {
+    json doc = json::parse(r.raw_json, nullptr, false);
+    if (!doc.is_object()) doc = json::object();
+    doc["failover"] = {
+        {"served_by", {{"endpoint", r.served_by.endpoint}, {"model", r.served_by.model}}},
+        {"attempts", attempts_json(r.attempts)},
+        {"cost_usd", nullptr}};
+    std::cout << doc.dump(2) << "\n";
+  } else if (a.stream) {
+    std::cout << "\n";
+  } else {
+    std::cout << r.text() << "\n";
+  }
+  return kOk;
+}
+
+struct HealthArgs {
+  std::string config;
+  double watch = 0;
+  bool as_json = false;
+};
+
+std::string pad(std::string s, std::size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+int print_health(fo::Client& client, bool as_json) {
+  std::vector<fo::RouteProbe> probes = client.probe();
+  bool all_ok = true;
+  json routes = json::array();
+  std::ostringstream table;
+  table << pad("ENDPOINT", 16) << pad("MODEL", 24) << pad("STATUS", 8) << pad("LATENCY", 11)
+        << pad("BREAKER", 11) << "RESULT\n";
+  for (const fo::RouteProbe& p : probes) {
+    all_ok = all_ok && p.ok;
+    std::string result = p.ok ? "ok" : (p.error ? std::string(fo::to_string(*p.error)) : "not ok");
+    if (!p.message.empty()) result += ": " + p.message;
+    char latency[32];
+    std::snprintf(latency, sizeof latency, "%.1f ms", ms(p.latency));
+    table << pad(p.route.endpoint, 16) << pad(p.route.model, 24)
+          << pad(p.status ? std::to_string(p.status) : "-", 8) << pad(latency, 11)
+          << pad(std::string(fo::to_string(p.breaker)), 11) << result << "\n";
+    routes.push_back(
+        {{"endpoint", p.route.endpoint},
+         {"model", p.route.model},
+         {"ok", p.ok},
+         {"status", p.status ? json(p.status) : json(nullptr)},
+         {"latency_ms", round3(ms(p.latency))},
+         {"breaker", std::string(fo::to_string(p.breaker))},
+         {"error", p.error ? json(std::string(fo::to_string(*p.error))) : json(nullptr)},
+         {"message", p.message},
+         {"model_listed", p.model_listed ? json(*p.model_listed) : json(nullptr)}});
+  }
+  if (as_json) {
+    std::cout << json{{"routes", routes}, {"ok", all_ok}}.dump(2) << "\n";
+  } else {
+    std::cout << table.str();
+  }
+  std::cout.flush();
+  return all_ok ? kOk : kFailed;
+}
+
+int run_health(const HealthArgs& a) {
+  auto client = load_client(a.config);
+  if (!client) return kUsage;
+  if (a.watch <= 0) return print_health(*client, a.as_json);
+  int code = kOk;
+  while (!g_interrupted.load()) {
+    if (!a.as_json) std::cout << "\033[H\033[2J";  // clear the screen, then redraw
+    code = print_health(*client, a.as_json);
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(static_cast<long long>(a.watch * 1000));
+    while (!g_interrupted.load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return code;
+}
+
+struct MockArgs {
+  int port = 0;
+  std::string scenario;
+  double seconds = 0;
+};
+
+int run_mock(const MockArgs& a) {
+  fo::tools::MockScenario scenario;
+  if (!a.scenario.empty()) {
+    std::ifstream in(a.scenario);
+    if (!in) {
+      std::cerr << "failover mock: cannot open scenario " << a.scenario << "\n";
+      return kUsage;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      scenario = fo::tools::parse_scenario(text.str());
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "failover mock: bad scenario: " << e.what() << "\n";
+      return kUsage;
+    }
+  }
+  fo::tools::MockServer server(scenario);
+  int port = server.bind(a.port);
+  if (port <= 0) {
+    std::cerr << "failover mock: cannot bind 127.0.0.1:" << a.port << "\n";
+    return kFailed;
+  }
+  g_mock = &server;
+  std::cout << "failover mock listening on http://127.0.0.1:" << port << "/v1" << std::endl;
+  std::thread stopper;
+  if (a.seconds > 0) {
+    stopper = std::thread([&] {
+      auto until = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(static_cast<long long>(a.seconds * 1000));
+      while (!g_interrupted.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      server.stop();
+    });
+  }
+  server.run();
+  g_interrupted.store(true);
+  if (stopper.joinable()) stopper.join();
+  g_mock = nullptr;
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  CLI::App app{"failover: talk to LLMs through an ordered list of routes that fail over"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("failover ") + FAILOVER_VERSION_STRING);
+
+  ChatArgs chat;
+  CLI::App* chat_cmd = app.add_subcommand("chat", "Send one message and print the answer");
+  chat_cmd->add_option("--config", chat.config,
+                       "Configuration file (default: $FAILOVER_CONFIG, then ./failover.json)");
+  chat_cmd->add_flag("--stream", chat.stream, "Print tokens as they arrive");
+  chat_cmd->add_flag("--json", chat.as_json, "Print the response (or error) as JSON");
+  chat_cmd->add_option("--user", chat.user, "End-user id");
+  chat_cmd->add_option("--system", chat.system, "System message");
+  chat_cmd->add_option("--model", chat.models, "Only use routes serving this model (repeatable)")
+      ->take_all();
+  chat_cmd->add_option("MESSAGE", chat.message, "The user message")->required();
+
+  HealthArgs health;
+  CLI::App* health_cmd = app.add_subcommand("health", "Probe every route and print a table");
+  health_cmd->add_option("--config", health.config, "Configuration file");
+  health_cmd->add_option("--watch", health.watch, "Refresh every SECONDS until interrupted")
+      ->check(CLI::PositiveNumber);
+  health_cmd->add_flag("--json", health.as_json, "Print JSON");
+
+  MockArgs mock;
+  CLI::App* mock_cmd =
+      app.add_subcommand("mock", "Run a fault-injecting OpenAI-compatible server on 127.0.0.1");
+  mock_cmd->add_option("--port", mock.port, "Port (0 = any free port, printed on start)")
+      ->check(CLI::Range(0, 65535));
+  mock_cmd->add_option("--scenario", mock.scenario, "Scenario file (JSON)");
+  mock_cmd->add_option("--seconds", mock.seconds, "Stop by itself after SECONDS")
+      ->check(CLI::PositiveNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // A usage error: say what was wrong, then show the usage of the command at hand.
+    const CLI::App* shown = &app;
+    for (const CLI::App* sub : {chat_cmd, health_cmd, mock_cmd}) {
+      for (int i = 1; i < argc; ++i) {
+        if (sub->get_name() == argv[i]) shown = sub;
+      }
+    }
+    std::cerr << "failover: " << e.what() << "\n\n" << shown->help();
+    return kUsage;
+  }
+  if (chat_cmd->parsed()) return run_chat(chat);
+  if (health_cmd->parsed()) return run_health(health);
+  if (mock_cmd->parsed()) return run_mock(mock);
+  return kUsage;
+}

@@ -1,0 +1,68 @@
+#pragma once
+
+// `failover mock`: a fault-injecting OpenAI-compatible server on 127.0.0.1, driven by a
+// scenario file and deterministic for a given seed.
+
+#include <httplib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace failover::tools {
+
+/** What the mock does; every field has a default (a healthy server answering "pong"). */
+struct MockScenario {
+  std::uint64_t seed = 1;                         ///< Seeds every random choice.
+  std::vector<std::string> models = {"gpt-4.1"};  ///< Listed by GET /v1/models.
+  std::string reply = "pong";                     ///< The answer's text.
+  std::vector<int> statuses;                      ///< Status of request 1, 2, ... in order,
+  int then = 200;  ///< ...and of every request after them (GET /v1/models answers with it too).
+  double error_rate = 0;                       ///< Chance a 200 becomes `error_status`.
+  int error_status = 503;                      ///< Status of those random errors.
+  std::string error_code;                      ///< error.code in error bodies.
+  std::string retry_after;                     ///< Retry-After on 429 and 503 answers.
+  std::optional<std::int64_t> retry_after_ms;  ///< retry-after-ms on 429 and 503 answers.
+  std::map<std::string, std::string> headers;  ///< Extra headers on every answer.
+  std::int64_t latency_min_ms = 0;             ///< Latency drawn uniformly from
+  std::int64_t latency_max_ms = 0;             ///< [min, max] before answering.
+  int stream_chunks = 0;                       ///< Pieces of a streamed reply (0 = words).
+  std::int64_t stream_interval_ms = 10;        ///< Pause between streamed pieces.
+  int cut_after = -1;                          ///< Drop the connection after this many pieces.
+  bool hang = false;                           ///< Never answer chat requests.
+  bool malformed = false;                      ///< Answer 200 with a broken JSON body.
+};
+
+/** Reads a scenario; throws `std::invalid_argument` naming the bad key. */
+MockScenario parse_scenario(const std::string& json_text);
+
+class MockServer {
+ public:
+  explicit MockServer(MockScenario scenario);
+  ~MockServer();
+  MockServer(const MockServer&) = delete;
+  MockServer& operator=(const MockServer&) = delete;
+
+  /** Binds 127.0.0.1:`port` (0 = any free port); returns the port, or -1. */
+  int bind(int port);
+  /** Serves until `stop()`. */
+  void run();
+  /** Stops serving; a hanging request is released. Safe from any thread. */
+  void stop();
+  /** Chat requests received so far. */
+  std::uint64_t requests() const { return requests_.load(); }
+
+ private:
+  void chat(const httplib::Request& req, httplib::Response& res);
+  double draw(std::uint64_t n, std::uint64_t salt) const;
+
+  MockScenario scenario_;
+  httplib::Server server_;
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace failover::tools
