@@ -1,5 +1,5 @@
 // The quick start: two endpoints in one tier; the first answers 503, the second serves.
-// scripts/demo.sh starts matching local upstreams (examples/demo_upstreams).
+// scripts/demo.sh starts matching local upstreams (`failover mock` with examples/mock/).
 
 #include <failover/failover.hpp>
 #include <iostream>

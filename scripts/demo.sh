@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is missing, builds, and runs the quick start against
-# two local upstreams (127.0.0.1:18082 answers 503, 127.0.0.1:18081 answers), then shows the full
-# attempt trace of a call whose routes fail in different ways. Loopback only; nothing leaves
-# this machine.
+# The README's first command: installs what is missing, builds, starts three local mock
+# providers and shows failover at work. Loopback only; nothing leaves this machine.
+#
+#   127.0.0.1:18082  primary    answers 503 (overloaded)
+#   127.0.0.1:18083  secondary  answers 429 with Retry-After: 30
+#   127.0.0.1:18081  healthy    answers "Hello" (streamed as "Hel" + "lo")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -10,26 +12,39 @@ ensure_packages "${FAILOVER_BUILD_PACKAGES[@]}"
 
 build=${FAILOVER_BUILD_DIR:-build/demo}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFAILOVER_BUILD_TESTS=OFF \
-  -DFAILOVER_BUILD_BENCH=OFF -DFAILOVER_BUILD_EXAMPLES=ON > /dev/null
-cmake --build "$build" -j"$(jobs)" --target quickstart trace streaming_chat demo_upstreams
+  -DFAILOVER_BUILD_BENCH=OFF -DFAILOVER_BUILD_EXAMPLES=ON -DFAILOVER_BUILD_TOOLS=ON > /dev/null
+cmake --build "$build" -j"$(jobs)" --target failover_cli quickstart streaming_chat trace
 
-"$build/examples/demo_upstreams" --seconds 120 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-wait_for_ports 18081 18082
+cli="$build/tools/failover/failover"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
+"$cli" mock --port 18082 --scenario examples/mock/overloaded.json --seconds 120 > /dev/null &
+pids+=($!)
+"$cli" mock --port 18083 --scenario examples/mock/rate_limited.json --seconds 120 > /dev/null &
+pids+=($!)
+"$cli" mock --port 18081 --scenario examples/mock/healthy.json --seconds 120 > /dev/null &
+pids+=($!)
+wait_for_ports 18081 18082 18083
 
-echo
-echo "==> quick start: primary answers 503, backup answers"
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "failover chat: tier 1 answers 503, tier 2 answers 429, tier 3 serves"
+"$cli" chat --config examples/configs/demo.json "ping"
+
+step "the same call with --json: the response plus served_by and every attempt"
+"$cli" chat --config examples/configs/demo.json --json "ping"
+
+step "failover chat --stream: tokens as they arrive"
+"$cli" chat --config examples/configs/demo.json --stream "Say hello"
+
+step "failover health: every route probed"
+"$cli" health --config examples/configs/demo.json || true
+
+step "the C++ quick start (examples/quickstart.cpp): primary 503, backup serves"
 "$build/examples/quickstart"
 
-echo
-echo "==> a streamed answer, printed token by token"
+step "streaming from C++ (examples/streaming_chat.cpp)"
 "$build/examples/streaming_chat"
 
-echo
-echo "==> the trace of one call: a refused port, the 503 primary, then the backup"
-"$build/examples/trace" http://127.0.0.1:9/v1 http://127.0.0.1:18082/v1 http://127.0.0.1:18081/v1
-
-echo
-echo "==> the trace when every route fails (the last one is retried with backoff)"
+step "when every route fails: a typed error with the whole trace (the last route is retried with backoff)"
 "$build/examples/trace" http://127.0.0.1:9/v1 http://127.0.0.1:18082/v1 || true

@@ -1,6 +1,6 @@
 #pragma once
 
-/** @file client.hpp  `failover::Client`: one entry point that walks the priority list. */
+/** @file client.hpp  The client: one entry point that walks the priority list. */
 
 #include <failover/chat.hpp>
 #include <failover/config.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-/** @file result.hpp  `Result<T>`: a value or an `Error`, never an "ok error". */
+/** @file result.hpp  The Result template: a value or an `Error`, never an "ok error". */
 
 #include <failover/error.hpp>
 

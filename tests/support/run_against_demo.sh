@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# run_against_demo.sh EXPECTED DEMO_UPSTREAMS COMMAND [ARGS...]
-# Starts the demo upstreams (127.0.0.1:18082 answers 503, 127.0.0.1:18081 answers, streaming
-# when asked), runs COMMAND and checks that its standard output is exactly EXPECTED.
+# run_against_demo.sh EXPECTED FAILOVER_CLI COMMAND [ARGS...]
+# Starts two `failover mock` upstreams from examples/mock (127.0.0.1:18082 answers 503,
+# 127.0.0.1:18081 answers "Hello", streamed as "Hel" + "lo" when asked), runs COMMAND and
+# checks that its standard output is exactly EXPECTED.
 set -euo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../../scripts/lib.sh"
 expected=$1
-upstreams=$2
+cli=$2
 shift 2
-"$upstreams" --seconds 60 > /dev/null &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+"$cli" mock --port 18082 --scenario "$here/../../examples/mock/overloaded.json" --seconds 60 > /dev/null &
+a=$!
+"$cli" mock --port 18081 --scenario "$here/../../examples/mock/healthy.json" --seconds 60 > /dev/null &
+b=$!
+trap 'kill $a $b 2>/dev/null; wait $a $b 2>/dev/null || true' EXIT
 wait_for_ports 18081 18082
 out=$("$@")
 echo "$out"

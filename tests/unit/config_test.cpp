@@ -212,5 +212,22 @@ TEST(Config, FromFileAndMissingFile) {
   }
 }
 
+TEST(Config, ShippedExampleConfigsLoad) {
+  // Every ${VAR} resolves to a placeholder; the files must pass every other check as they are.
+  EnvLookup any = [](const std::string& name) -> std::optional<std::string> {
+    return "value-of-" + name;
+  };
+  for (const char* name : {"demo.json", "holysheep.json", "providers.json", "local.json"}) {
+    std::string path = std::string(FAILOVER_SOURCE_DIR) + "/examples/configs/" + name;
+    try {
+      ClientOptions o = options_from_file(path, any);
+      EXPECT_FALSE(o.endpoints.empty()) << name;
+      Client client(o);
+    } catch (const ConfigError& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace failover
