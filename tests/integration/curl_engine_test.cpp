@@ -1,6 +1,7 @@
 // The real curl engine against servers on 127.0.0.1 started by the tests.
 
 #include "loopback.hpp"
+#include "test_helpers.hpp"
 
 #include <failover/failover.hpp>
 
@@ -15,11 +16,14 @@
 namespace failover {
 namespace {
 
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::LoopbackServer;
 using testing::SilentServer;
-using Strings = std::vector<std::string>;
 
 void answer(httplib::Response& res, const std::string& text) {
   res.set_content(testing::completion_json(text), "application/json");
@@ -31,18 +35,6 @@ void answer_error(httplib::Response& res, int status, const std::string& code = 
                       R"(","type":"test","code":)" +
                       (code.empty() ? std::string("null") : "\"" + code + "\"") + "}}",
                   "application/json");
-}
-
-ChatRequest ping() {
-  ChatRequest r;
-  r.messages = {Message::system("You are terse."), Message::user("ping")};
-  return r;
-}
-
-Strings outcomes(const std::vector<Attempt>& attempts) {
-  Strings out;
-  for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
-  return out;
 }
 
 ClientOptions two(const std::string& first_url, const std::string& second_url) {

@@ -1,6 +1,7 @@
 // Streaming through the real curl engine against loopback SSE servers.
 
 #include "loopback.hpp"
+#include "test_helpers.hpp"
 
 #include <failover/failover.hpp>
 
@@ -12,23 +13,14 @@
 namespace failover {
 namespace {
 
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::LoopbackServer;
 using testing::StreamEnd;
-using Strings = std::vector<std::string>;
-
-ChatRequest ping() {
-  ChatRequest r;
-  r.messages = {Message::user("ping")};
-  return r;
-}
-
-Strings outcomes(const std::vector<Attempt>& attempts) {
-  Strings out;
-  for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
-  return out;
-}
 
 ClientOptions routes(const std::vector<const LoopbackServer*>& servers) {
   ClientOptions o;

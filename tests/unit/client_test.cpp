@@ -1,6 +1,7 @@
 // The call state machine through Client, on a fake transport and a manual clock.
 
 #include "fake_transport.hpp"
+#include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,6 +12,10 @@
 
 namespace failover {
 namespace {
+
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -35,18 +40,6 @@ struct ClientTest : ::testing::Test {
     return o;
   }
   ClientOptions two_routes() { return options({Tier{{{"a", "m"}, {"b", "m"}}}}); }
-
-  static ChatRequest ping() {
-    ChatRequest r;
-    r.messages = {Message::user("ping")};
-    return r;
-  }
-  static std::vector<std::string> outcomes(const std::vector<Attempt>& attempts) {
-    std::vector<std::string> out;
-    for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
-    return out;
-  }
-  using Strings = std::vector<std::string>;
 };
 
 TEST_F(ClientTest, HealthyFirstRouteServes) {

@@ -2,6 +2,7 @@
 // failover before the first content, StreamInterrupted after it.
 
 #include "fake_transport.hpp"
+#include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,11 +11,14 @@
 namespace failover {
 namespace {
 
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::FakeTransport;
 using testing::Reply;
-using Strings = std::vector<std::string>;
 
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
@@ -42,16 +46,6 @@ struct StreamTest : ::testing::Test {
       if (!c.content().empty()) pieces.push_back(c.content());
       return true;
     };
-  }
-  static ChatRequest ping() {
-    ChatRequest r;
-    r.messages = {Message::user("ping")};
-    return r;
-  }
-  static Strings outcomes(const std::vector<Attempt>& attempts) {
-    Strings out;
-    for (const Attempt& a : attempts) out.push_back(a.route.endpoint + ":" + a.outcome());
-    return out;
   }
 };
 
