@@ -8,6 +8,7 @@
 #include <failover/config.hpp>
 #include <failover/error.hpp>
 #include <failover/options.hpp>
+#include <failover/policy/balancer.hpp>
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/policy/retry.hpp>
 #include <failover/result.hpp>

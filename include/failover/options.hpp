@@ -3,6 +3,7 @@
 /** @file options.hpp  Endpoints, routes, tiers, timeouts, and the client and call options. */
 
 #include <failover/cancellation.hpp>
+#include <failover/policy/balancer.hpp>
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/policy/retry.hpp>
 #include <failover/time.hpp>
@@ -44,15 +45,13 @@ struct Route {
   int weight = 1;        ///< Relative weight for weighted balancing (must be >= 1).
 };
 
-/** How a tier orders its routes. */
-enum class BalanceStrategy {
-  Ordered,  ///< Listed order; the next route only when the ones before cannot serve.
-};
-
 /** One level of the priority list. */
 struct Tier {
   std::vector<Route> routes;                           ///< Routes of this tier; not empty.
-  BalanceStrategy balance = BalanceStrategy::Ordered;  ///< Order of the routes.
+  BalanceStrategy balance = BalanceStrategy::Ordered;  ///< How the routes are ordered per call.
+  /** A balancer of your own; when set it replaces `balance`. Shared by all calls: must be
+   *  thread-safe. */
+  std::shared_ptr<Balancer> balancer;
 };
 
 /** Time limits. Each must be positive; `attempt` and `total` bound everything else. */

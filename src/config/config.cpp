@@ -72,6 +72,11 @@ const char* type_name(const json& v) {
 // make a policy look configured while nothing enforces it.
 const std::set<std::string> kNotYet = {"hedging", "health", "prices", "budget", "shadow", "canary"};
 
+constexpr BalanceStrategy kStrategies[] = {
+    BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
+    BalanceStrategy::RoundRobin,     BalanceStrategy::LeastOutstanding,
+    BalanceStrategy::ConsistentHash, BalanceStrategy::LatencyAware};
+
 class Reader {
  public:
   explicit Reader(const EnvLookup& env) : env_(env) {}
@@ -294,10 +299,18 @@ class Reader {
     }
     if (v.contains("balance")) {
       std::string balance = string(v["balance"], path + ".balance");
-      if (balance != "ordered") {
-        fail(path + ".balance", "\"" + wire::excerpt(balance, 40) +
-                                    "\" is not supported by this version of failover yet "
-                                    "(supported: \"ordered\")");
+      bool known = false;
+      for (BalanceStrategy b : kStrategies) {
+        if (balance == to_string(b)) {
+          t.balance = b;
+          known = true;
+        }
+      }
+      if (!known) {
+        fail(path + ".balance",
+             "must be one of ordered, weighted, round_robin, "
+             "least_outstanding, consistent_hash, latency (got \"" +
+                 wire::excerpt(balance, 40) + "\")");
       }
     }
     return t;
@@ -435,7 +448,8 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
       if (r.weight != 1) route["weight"] = r.weight;
       routes.push_back(std::move(route));
     }
-    priority.push_back({{"routes", std::move(routes)}, {"balance", "ordered"}});
+    priority.push_back(
+        {{"routes", std::move(routes)}, {"balance", std::string(to_string(t.balance))}});
   }
   doc["priority"] = std::move(priority);
   auto ms = [](Duration d) { return to_millis(d); };

@@ -62,26 +62,73 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     return;
   }
 
-  const auto& plan = core_.plan();
-  if (options_.models.empty()) {
-    for (std::size_t i = 0; i < plan.size(); ++i) candidates_.push_back(i);
-  } else {
-    for (const std::string& model : options_.models) {
-      for (std::size_t i = 0; i < plan.size(); ++i) {
-        if (core_.routes()[plan[i].route]->ref.model == model &&
-            std::find(candidates_.begin(), candidates_.end(), i) == candidates_.end()) {
-          candidates_.push_back(i);
-        }
-      }
-    }
-    if (candidates_.empty()) {
-      invalid("no route serves any model in CallOptions.models");
-      return;
-    }
+  plan_candidates(now);
+  if (candidates_.empty()) {
+    invalid("no route serves any model in CallOptions.models");
+    return;
   }
   tried_.assign(candidates_.size(), false);
   route_attempts_.assign(candidates_.size(), 0);
   policy_ = o.retry->clone();
+}
+
+CallMachine::~CallMachine() { close_attempt(); }
+
+void CallMachine::close_attempt() {
+  if (!attempt_open_) return;
+  attempt_open_ = false;
+  core_.routes()[core_.plan()[candidates_[*current_]].route]->in_flight.fetch_sub(
+      1, std::memory_order_relaxed);
+}
+
+// Tiers in order; inside each, the tier's balancer orders the routes for this call. With
+// CallOptions::models, only routes serving those models remain, by the list's preference.
+void CallMachine::plan_candidates(TimePoint now) {
+  const auto& plan = core_.plan();
+  std::vector<std::size_t> balanced;
+  balanced.reserve(plan.size());
+  std::vector<RouteView> views;
+  std::vector<std::size_t> order;
+  BalanceContext context;
+  context.user = options_.user;
+  context.rng = &core_.rng();
+  context.now = now;
+  for (const TierState& tier : core_.tiers()) {
+    views.clear();
+    for (std::size_t i = 0; i < tier.count; ++i) {
+      const RouteState& route = *core_.routes()[plan[tier.first + i].route];
+      RouteView v;
+      v.index = i;
+      v.weight = tier.weights[i];
+      v.in_flight = route.in_flight.load(std::memory_order_relaxed);
+      v.ewma_latency = Duration(route.ewma_latency.load(std::memory_order_relaxed));
+      views.push_back(v);
+    }
+    order.clear();
+    tier.balancer->order(views, context, order);
+    std::vector<bool> placed(tier.count, false);
+    for (std::size_t i : order) {  // a custom balancer's answer is checked, never trusted
+      if (i < tier.count && !placed[i]) {
+        placed[i] = true;
+        balanced.push_back(tier.first + i);
+      }
+    }
+    for (std::size_t i = 0; i < tier.count; ++i) {
+      if (!placed[i]) balanced.push_back(tier.first + i);
+    }
+  }
+  if (options_.models.empty()) {
+    candidates_ = std::move(balanced);
+    return;
+  }
+  for (const std::string& model : options_.models) {
+    for (std::size_t i : balanced) {
+      if (core_.routes()[plan[i].route]->ref.model == model &&
+          std::find(candidates_.begin(), candidates_.end(), i) == candidates_.end()) {
+        candidates_.push_back(i);
+      }
+    }
+  }
 }
 
 Result<ChatResponse> CallMachine::take() {
@@ -211,6 +258,9 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
   exchange_id_ = core_.next_exchange_id();
   attempt_start_ = now;
   state_ = State::InFlight;
+  core_.routes()[core_.plan()[candidates_[c]].route]->in_flight.fetch_add(
+      1, std::memory_order_relaxed);
+  attempt_open_ = true;
 }
 
 void CallMachine::on_result(TimePoint now, HttpResult result) {
@@ -288,6 +338,7 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
     abandon_ = exchange_id_;
+    close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
     route.breaker->on_failure(now, ErrorKind::Cancelled);
     Attempt a;
@@ -389,6 +440,7 @@ std::shared_ptr<const ChatResponse> CallMachine::partial() const {
 }
 
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
+  close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
   route.breaker->on_failure(
       now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
@@ -413,6 +465,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
 void CallMachine::cancel(TimePoint now, const std::string& why) {
   if (state_ == State::Done) return;
   if (state_ == State::InFlight) {
+    close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
     route.breaker->on_failure(now, ErrorKind::Cancelled);
     Attempt a;
@@ -429,9 +482,11 @@ void CallMachine::cancel(TimePoint now, const std::string& why) {
 }
 
 void CallMachine::finish_success(TimePoint now, ChatResponse response) {
+  close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
   Duration latency = now - attempt_start_;
   route.breaker->on_success(now, latency);
+  route.record_latency(latency);
   Attempt a;
   a.route = route.ref;
   a.status = 200;
@@ -446,6 +501,7 @@ void CallMachine::finish_success(TimePoint now, ChatResponse response) {
 
 void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::string message,
                                std::string provider_type, std::string param) {
+  close_attempt();
   const std::size_t c = *current_;
   RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
   outcome.route = route.ref;

@@ -37,6 +37,9 @@ class CallMachine {
   /** A call; with a `handler` the answer is streamed to it. */
   CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
               TimePoint now, StreamHandler handler = nullptr);
+  ~CallMachine();
+  CallMachine(const CallMachine&) = delete;
+  CallMachine& operator=(const CallMachine&) = delete;
 
   /** The next step at `now`. */
   Step next(TimePoint now);
@@ -70,6 +73,8 @@ class CallMachine {
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
+  void close_attempt();  // the in-flight attempt ended: give back its in-flight count
+  void plan_candidates(TimePoint now);
   void on_event(TimePoint now, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
   void end_stream(TimePoint now);
@@ -99,6 +104,7 @@ class CallMachine {
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
   std::uint64_t abandon_ = 0;  // exchange the driver must cancel before anything else
+  bool attempt_open_ = false;  // counted in its route's in_flight
 
   // Streaming. `committed_` holds for the whole call; the rest is per attempt.
   StreamHandler handler_;

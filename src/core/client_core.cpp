@@ -22,6 +22,15 @@ void RouteState::cool_down_until(TimePoint until) {
   }
 }
 
+void RouteState::record_latency(Duration latency) {
+  Duration::rep sample = std::max<Duration::rep>(latency.count(), 1);
+  Duration::rep current = ewma_latency.load(std::memory_order_relaxed);
+  Duration::rep next;
+  do {
+    next = current == 0 ? sample : current + (sample - current) / 5;
+  } while (!ewma_latency.compare_exchange_weak(current, next, std::memory_order_relaxed));
+}
+
 namespace {
 
 [[noreturn]] void invalid(const std::string& message) { throw ConfigError(message); }
@@ -200,6 +209,16 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.transport) o.transport = make_curl_transport();
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);
+  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
+    TierState t;
+    t.first = tiers_.empty() ? 0 : tiers_.back().first + tiers_.back().count;
+    t.count = o.priority[ti].routes.size();
+    for (const Route& r : o.priority[ti].routes) t.weights.push_back(r.weight);
+    t.balancer = o.priority[ti].balancer ? o.priority[ti].balancer
+                                         : std::shared_ptr<Balancer>(make_balancer(
+                                               o.priority[ti].balance, o.priority[ti].routes));
+    tiers_.push_back(std::move(t));
+  }
   for (auto& [ref, endpoint] : resolved.routes) {
     auto state = std::make_unique<RouteState>();
     state->ref = ref;

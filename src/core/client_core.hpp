@@ -29,6 +29,11 @@ struct RouteState {
   std::size_t endpoint = 0;
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};
+  std::atomic<int> in_flight{0};               // attempts on this route in flight now
+  std::atomic<Duration::rep> ewma_latency{0};  // of successful attempts; 0 = none yet
+
+  /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
+  void record_latency(Duration latency);
 
   TimePoint cooldown() const {
     return TimePoint{Duration{cooldown_until.load(std::memory_order_relaxed)}};
@@ -41,6 +46,14 @@ struct RouteState {
 struct PlanEntry {
   std::size_t route = 0;  // index into ClientCore::routes
   std::size_t tier = 0;
+};
+
+/** A tier: its plan entries (consecutive, in listed order) and its balancer. */
+struct TierState {
+  std::size_t first = 0;  // index of the tier's first PlanEntry
+  std::size_t count = 0;
+  std::vector<int> weights;
+  std::shared_ptr<Balancer> balancer;
 };
 
 /** Options checked and resolved, before any client state exists. */
@@ -68,6 +81,7 @@ class ClientCore {
   const std::vector<ResolvedEndpoint>& endpoints() const { return endpoints_; }
   const std::vector<std::unique_ptr<RouteState>>& routes() const { return routes_; }
   const std::vector<PlanEntry>& plan() const { return plan_; }
+  const std::vector<TierState>& tiers() const { return tiers_; }
   spdlog::logger* logger() const { return options_.logger.get(); }
   std::uint64_t next_exchange_id() {
     return next_exchange_.fetch_add(1, std::memory_order_relaxed);
@@ -88,6 +102,7 @@ class ClientCore {
   std::vector<ResolvedEndpoint> endpoints_;
   std::vector<std::unique_ptr<RouteState>> routes_;
   std::vector<PlanEntry> plan_;
+  std::vector<TierState> tiers_;
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;

@@ -32,9 +32,10 @@ const char* kDesignExample = R"({
      "api_key": "${HOLYSHEEP_API_KEY}", "auth": "api-key", "query": {"api-version": "2024-10-21"}}
   ],
   "priority": [
-    {"model": "gpt-4.1", "routes": ["holysheep", "openai"]},
+    {"model": "gpt-4.1", "routes": ["holysheep", "openai"], "balance": "weighted"},
     {"model": "claude-sonnet-4.5", "routes": ["holysheep"]},
-    {"model": "deepseek-v3.2", "routes": ["holysheep", {"endpoint": "azure", "model": "gpt41"}]}
+    {"model": "deepseek-v3.2", "routes": ["holysheep", {"endpoint": "azure", "model": "gpt41", "weight": 3}],
+     "balance": "consistent_hash"}
   ],
   "timeouts": {"connect_ms": 5000, "first_byte_ms": 30000, "idle_ms": 30000, "attempt_ms": 120000, "total_ms": 180000},
   "retry": {"max_attempts": 6, "base_delay_ms": 500, "max_delay_ms": 8000, "max_retry_after_ms": 60000},
@@ -75,6 +76,9 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_EQ(o.priority[0].routes[1].endpoint, "openai");
   EXPECT_EQ(o.priority[0].routes[1].model, "gpt-4.1");
   EXPECT_EQ(o.priority[2].routes[1].model, "gpt41");
+  EXPECT_EQ(o.priority[2].routes[1].weight, 3);
+  EXPECT_EQ(o.priority[0].balance, BalanceStrategy::Weighted);
+  EXPECT_EQ(o.priority[2].balance, BalanceStrategy::ConsistentHash);
   EXPECT_EQ(o.timeouts.attempt, Duration(std::chrono::seconds(120)));
   auto* retry = dynamic_cast<const DefaultRetryPolicy*>(o.retry.get());
   ASSERT_NE(retry, nullptr);
@@ -121,9 +125,9 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, R"([{"model": "m", "routes": []}])"), "priority[0].routes is empty"},
       {with(kOneEndpoint, R"([{"routes": ["a"]}])"),
        "priority[0].routes[0] names only an endpoint, but the tier has no \"model\""},
-      {with(kOneEndpoint, R"([{"model": "m", "routes": ["a"], "balance": "weighted"}])"),
-       "priority[0].balance \"weighted\" is not supported by this version of failover yet "
-       "(supported: \"ordered\")"},
+      {with(kOneEndpoint, R"([{"model": "m", "routes": ["a"], "balance": "fastest"}])"),
+       "priority[0].balance must be one of ordered, weighted, round_robin, least_outstanding, "
+       "consistent_hash, latency (got \"fastest\")"},
       {with(kOneEndpoint, kOneTier, R"("hedging": {"delay_ms": 2000})"),
        "hedging is not supported by this version of failover yet; remove it (a policy that does "
        "not run must not look configured)"},
