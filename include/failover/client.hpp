@@ -4,6 +4,7 @@
 
 #include <failover/chat.hpp>
 #include <failover/config.hpp>
+#include <failover/health.hpp>
 #include <failover/options.hpp>
 #include <failover/result.hpp>
 
@@ -94,6 +95,15 @@ class Client {
    * calling thread, each limited to `timeout`. Costs no tokens and changes no breaker.
    */
   std::vector<RouteProbe> probe(Duration timeout = std::chrono::seconds(10));
+
+  /** Health of every route from real traffic: breaker state, calls in flight, success rate,
+   *  latency percentiles and EWMA, the last error, reopen and cooldown times. */
+  HealthSnapshot health() const;
+
+  /** Prometheus text exposition: calls, attempts by route and outcome, retries, hedges and
+   *  breaker transitions (counters); calls in flight and breaker state (gauges); attempt and
+   *  call latency (histograms). */
+  std::string metrics_text() const;
 
   /** Runs the call on the client's engine thread; the future completes with the result. */
   std::future<Result<ChatResponse>> chat_async(ChatRequest request, CallOptions options = {});

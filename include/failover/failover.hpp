@@ -7,6 +7,7 @@
 #include <failover/client.hpp>
 #include <failover/config.hpp>
 #include <failover/error.hpp>
+#include <failover/health.hpp>
 #include <failover/options.hpp>
 #include <failover/policy/balancer.hpp>
 #include <failover/policy/circuit_breaker.hpp>

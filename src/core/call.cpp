@@ -38,7 +38,11 @@ std::string format_ms(Duration d) {
 
 CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
                          TimePoint now, StreamHandler handler)
-    : core_(core), options_(options), handler_(std::move(handler)) {
+    : core_(core),
+      options_(options),
+      call_start_(now),
+      last_now_(now),
+      handler_(std::move(handler)) {
   const ClientOptions& o = core_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
   deadline_ = now + std::max(total, Duration::zero());
@@ -137,6 +141,7 @@ Result<ChatResponse> CallMachine::take() {
 }
 
 Step CallMachine::next(TimePoint now) {
+  last_now_ = now;
   Step step;
   if (abandon_ != 0) {
     step.kind = Step::Kind::Abandon;
@@ -180,7 +185,7 @@ Step CallMachine::next(TimePoint now) {
     retry_.reset();
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
-    if (core_.routes()[core_.plan()[candidates_[c]].route]->breaker->try_acquire(now)) pick = c;
+    if (core_.routes()[core_.plan()[candidates_[c]].route]->try_acquire(now)) pick = c;
   }
   if (!pick) pick = pick_route(now);
   if (!pick) {
@@ -199,7 +204,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
     if (tried_[c]) continue;
     RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
     if (route.cooldown() > now) continue;
-    if (!route.breaker->try_acquire(now)) continue;
+    if (!route.try_acquire(now)) continue;
     return c;
   }
   return std::nullopt;
@@ -264,6 +269,7 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
 }
 
 void CallMachine::on_result(TimePoint now, HttpResult result) {
+  last_now_ = now;
   if (state_ != State::InFlight || result.id != exchange_id_) return;
   if (handler_ && (committed_ || done_seen_) && result.transport_error) {
     if (done_seen_) return end_stream(now);
@@ -302,6 +308,7 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
 }
 
 void CallMachine::on_stuck(TimePoint now) {
+  last_now_ = now;
   if (state_ != State::InFlight) return;
   const Timeouts& t = core_.options().timeouts;
   AttemptOutcome outcome;
@@ -334,13 +341,14 @@ TimePoint CallMachine::watchdog() const {
 }
 
 void CallMachine::on_data(TimePoint now, StreamData data) {
+  last_now_ = now;
   if (state_ != State::InFlight || data.id != exchange_id_ || !handler_) return;
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
     abandon_ = exchange_id_;
     close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    route.breaker->on_failure(now, ErrorKind::Cancelled);
+    route.on_failure(now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
@@ -348,6 +356,7 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
     a.latency = now - attempt_start_;
     a.message = handler_error_.empty() ? "the stream handler asked to stop" : handler_error_;
     trace_.push_back(a);
+    route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
     log_attempt(trace_.back());
     ErrorDetails d;
     d.http_status = data.status;
@@ -442,8 +451,8 @@ std::shared_ptr<const ChatResponse> CallMachine::partial() const {
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
   close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-  route.breaker->on_failure(
-      now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
+  route.on_failure(now,
+                   cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   Attempt a;
   a.route = route.ref;
   a.error = ErrorKind::StreamInterrupted;
@@ -451,6 +460,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   a.latency = now - attempt_start_;
   a.message = std::string(to_string(cause)) + ": " + message;
   trace_.push_back(a);
+  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
   log_attempt(trace_.back());
   ErrorDetails d;
   d.http_status = 200;
@@ -463,17 +473,19 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why) {
+  last_now_ = now;
   if (state_ == State::Done) return;
   if (state_ == State::InFlight) {
     close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    route.breaker->on_failure(now, ErrorKind::Cancelled);
+    route.on_failure(now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
     a.latency = now - attempt_start_;
     a.message = why;
     trace_.push_back(std::move(a));
+    route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
   }
   ErrorDetails d;
   d.attempts = trace_;
@@ -485,17 +497,19 @@ void CallMachine::finish_success(TimePoint now, ChatResponse response) {
   close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
   Duration latency = now - attempt_start_;
-  route.breaker->on_success(now, latency);
+  route.on_success(now, latency);
   route.record_latency(latency);
   Attempt a;
   a.route = route.ref;
   a.status = 200;
   a.latency = latency;
   trace_.push_back(a);
+  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
   log_attempt(trace_.back());
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
   state_ = State::Done;
+  core_.stats().record_call("success", now - call_start_);
   result_.emplace(std::move(response));
 }
 
@@ -505,7 +519,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   const std::size_t c = *current_;
   RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
   outcome.route = route.ref;
-  route.breaker->on_failure(now, outcome.kind);
+  route.on_failure(now, outcome.kind);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -518,6 +532,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   a.latency = now - attempt_start_;
   a.message = message;
   trace_.push_back(std::move(a));
+  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
   state_ = State::Planning;
 
   auto details = [&]() {
@@ -557,6 +572,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
         return finish_exhausted(now);
       }
       trace_.back().delay = delay;
+      core_.stats().record_retry();
       retry_ = c;
       wait_until_ = now + delay;
       state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
@@ -579,6 +595,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
   state_ = State::Done;
+  core_.stats().record_call(std::string(to_string(kind)), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
 

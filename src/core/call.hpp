@@ -105,6 +105,8 @@ class CallMachine {
   std::optional<Result<ChatResponse>> result_;
   std::uint64_t abandon_ = 0;  // exchange the driver must cancel before anything else
   bool attempt_open_ = false;  // counted in its route's in_flight
+  TimePoint call_start_{};
+  TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 
   // Streaming. `committed_` holds for the whole call; the rest is per attempt.
   StreamHandler handler_;

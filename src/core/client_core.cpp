@@ -31,6 +31,32 @@ void RouteState::record_latency(Duration latency) {
   } while (!ewma_latency.compare_exchange_weak(current, next, std::memory_order_relaxed));
 }
 
+// Transitions are counted against the last state this route reported, so a breaker that
+// turned half-open by itself (its open period passed) is counted when it is next looked at.
+void RouteState::observe_breaker(TimePoint now) {
+  int current = static_cast<int>(breaker->state(now));
+  int last = last_state.exchange(current, std::memory_order_relaxed);
+  if (last != current) {
+    stats.record_transition(static_cast<BreakerState>(last), static_cast<BreakerState>(current));
+  }
+}
+
+bool RouteState::try_acquire(TimePoint now) {
+  bool ok = breaker->try_acquire(now);
+  observe_breaker(now);
+  return ok;
+}
+
+void RouteState::on_success(TimePoint now, Duration latency) {
+  breaker->on_success(now, latency);
+  observe_breaker(now);
+}
+
+void RouteState::on_failure(TimePoint now, ErrorKind kind) {
+  breaker->on_failure(now, kind);
+  observe_breaker(now);
+}
+
 namespace {
 
 [[noreturn]] void invalid(const std::string& message) { throw ConfigError(message); }

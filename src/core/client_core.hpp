@@ -4,6 +4,8 @@
 
 #include <failover/client.hpp>
 
+#include "observe/route_stats.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -29,11 +31,19 @@ struct RouteState {
   std::size_t endpoint = 0;
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};
+  RouteStats stats;
   std::atomic<int> in_flight{0};               // attempts on this route in flight now
   std::atomic<Duration::rep> ewma_latency{0};  // of successful attempts; 0 = none yet
 
   /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
   void record_latency(Duration latency);
+  std::atomic<int> last_state{static_cast<int>(BreakerState::Closed)};
+  /** Records a breaker transition since the last observation. */
+  void observe_breaker(TimePoint now);
+  /** The breaker's calls, with transitions recorded in `stats`. */
+  bool try_acquire(TimePoint now);
+  void on_success(TimePoint now, Duration latency);
+  void on_failure(TimePoint now, ErrorKind kind);
 
   TimePoint cooldown() const {
     return TimePoint{Duration{cooldown_until.load(std::memory_order_relaxed)}};
@@ -86,6 +96,8 @@ class ClientCore {
   std::uint64_t next_exchange_id() {
     return next_exchange_.fetch_add(1, std::memory_order_relaxed);
   }
+  ClientStats& stats() { return stats_; }
+  const ClientStats& stats() const { return stats_; }
 
   /** A transport session for the calling thread (from the idle pool or new). */
   std::unique_ptr<TransportSession> acquire_session();
@@ -103,6 +115,7 @@ class ClientCore {
   std::vector<std::unique_ptr<RouteState>> routes_;
   std::vector<PlanEntry> plan_;
   std::vector<TierState> tiers_;
+  ClientStats stats_;
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;

@@ -1,0 +1,139 @@
+// Client::health() and Client::metrics_text() (Prometheus text exposition format 0.0.4).
+
+#include <failover/client.hpp>
+
+#include "core/client_core.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+namespace failover {
+
+HealthSnapshot Client::health() const {
+  const detail::ClientCore& core = *core_;
+  HealthSnapshot out;
+  out.at = core.clock().now();
+  for (const auto& route : core.routes()) {
+    RouteHealth h;
+    h.route = route->ref;
+    h.state = route->breaker->state(out.at);
+    h.in_flight = route->in_flight.load(std::memory_order_relaxed);
+    h.ewma = Duration(route->ewma_latency.load(std::memory_order_relaxed));
+    h.reopens_at = route->breaker->reopens_at(out.at);
+    if (route->cooldown() > out.at) h.cooldown_until = route->cooldown();
+    route->stats.fill(h);
+    out.routes.push_back(std::move(h));
+  }
+  return out;
+}
+
+namespace {
+
+// Label values escape backslash, double quote and newline.
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string route_labels(const RouteRef& r) {
+  return "endpoint=\"" + escape(r.endpoint) + "\",model=\"" + escape(r.model) + "\"";
+}
+
+void family(std::ostringstream& os, const char* name, const char* type, const char* help) {
+  os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+}
+
+void histogram(std::ostringstream& os, const char* name, const std::string& labels,
+               const detail::Histogram& h) {
+  std::uint64_t cumulative = 0;
+  const std::string sep = labels.empty() ? "" : ",";
+  for (std::size_t i = 0; i < detail::kLatencyBuckets.size(); ++i) {
+    cumulative += h.counts[i];
+    os << name << "_bucket{" << labels << sep << "le=\"" << number(detail::kLatencyBuckets[i])
+       << "\"} " << cumulative << '\n';
+  }
+  cumulative += h.counts.back();
+  os << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << cumulative << '\n';
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  os << name << "_sum" << braces << ' ' << number(h.sum_seconds) << '\n';
+  os << name << "_count" << braces << ' ' << h.count << '\n';
+}
+
+}  // namespace
+
+std::string Client::metrics_text() const {
+  const detail::ClientCore& core = *core_;
+  const TimePoint now = core.clock().now();
+  std::ostringstream os;
+
+  family(os, "failover_calls_total", "counter", "Calls finished, by result.");
+  for (const auto& [result, count] : core.stats().calls()) {
+    os << "failover_calls_total{result=\"" << escape(result) << "\"} " << count << '\n';
+  }
+  family(os, "failover_retries_total", "counter", "Retries of the same route after a failure.");
+  os << "failover_retries_total " << core.stats().retries() << '\n';
+  family(os, "failover_hedges_total", "counter", "Hedged attempts started.");
+  os << "failover_hedges_total " << core.stats().hedges() << '\n';
+
+  std::vector<detail::RouteStats::Counters> counters;
+  for (const auto& route : core.routes()) counters.push_back(route->stats.counters());
+
+  family(os, "failover_attempts_total", "counter", "Attempts by route and outcome.");
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    for (const auto& [outcome, count] : counters[i].attempts_by_outcome) {
+      os << "failover_attempts_total{" << route_labels(core.routes()[i]->ref) << ",outcome=\""
+         << escape(outcome) << "\"} " << count << '\n';
+    }
+  }
+  family(os, "failover_breaker_transitions_total", "counter",
+         "Circuit breaker state changes by route.");
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    for (const auto& [change, count] : counters[i].transitions) {
+      os << "failover_breaker_transitions_total{" << route_labels(core.routes()[i]->ref)
+         << ",from=\"" << to_string(change.first) << "\",to=\"" << to_string(change.second)
+         << "\"} " << count << '\n';
+    }
+  }
+  family(os, "failover_in_flight", "gauge", "Attempts in flight by route.");
+  for (const auto& route : core.routes()) {
+    os << "failover_in_flight{" << route_labels(route->ref) << "} "
+       << route->in_flight.load(std::memory_order_relaxed) << '\n';
+  }
+  family(os, "failover_breaker_state", "gauge",
+         "Circuit breaker state by route: 1 for the current state, 0 for the others.");
+  for (const auto& route : core.routes()) {
+    BreakerState state = route->breaker->state(now);
+    for (BreakerState s : {BreakerState::Closed, BreakerState::HalfOpen, BreakerState::Open}) {
+      os << "failover_breaker_state{" << route_labels(route->ref) << ",state=\"" << to_string(s)
+         << "\"} " << (s == state ? 1 : 0) << '\n';
+    }
+  }
+  family(os, "failover_attempt_duration_seconds", "histogram", "Attempt latency by route.");
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    histogram(os, "failover_attempt_duration_seconds", route_labels(core.routes()[i]->ref),
+              counters[i].latency);
+  }
+  family(os, "failover_call_duration_seconds", "histogram",
+         "Call latency, from start to result, every attempt and wait included.");
+  histogram(os, "failover_call_duration_seconds", "", core.stats().call_latency());
+  return os.str();
+}
+
+}  // namespace failover

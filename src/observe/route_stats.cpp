@@ -1,0 +1,96 @@
+#include "observe/route_stats.hpp"
+
+#include <algorithm>
+
+namespace failover::detail {
+
+void Histogram::observe(Duration d) {
+  double seconds = std::chrono::duration<double>(d).count();
+  std::size_t i = 0;
+  while (i < kLatencyBuckets.size() && seconds > kLatencyBuckets[i]) ++i;
+  ++counts[i];
+  sum_seconds += seconds;
+  ++count;
+}
+
+void RouteStats::record(TimePoint now, Duration latency, const std::optional<ErrorKind>& error,
+                        const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::uint8_t failed = error ? 1 : 0;
+  if (window_size_ == kWindow) {
+    window_failures_ -= window_[window_next_];
+  } else {
+    ++window_size_;
+  }
+  window_[window_next_] = failed;
+  window_failures_ += failed;
+  window_next_ = (window_next_ + 1) % kWindow;
+  if (error) {
+    ++failures_;
+    last_error_ = error;
+    last_error_message_ = message;
+    last_error_at_ = now;
+  } else {
+    ++successes_;
+    latencies_[latency_next_] = latency.count();
+    latency_next_ = (latency_next_ + 1) % kLatencies;
+    latency_size_ = std::min(latency_size_ + 1, kLatencies);
+  }
+  ++counters_.attempts_by_outcome[error ? std::string(to_string(*error)) : "success"];
+  counters_.latency.observe(latency);
+}
+
+void RouteStats::record_transition(BreakerState from, BreakerState to) {
+  if (from == to) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++counters_.transitions[{from, to}];
+}
+
+void RouteStats::fill(RouteHealth& out) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  out.window = window_size_;
+  out.success_rate = window_size_ == 0 ? 1.0
+                                       : 1.0 - static_cast<double>(window_failures_) /
+                                                   static_cast<double>(window_size_);
+  out.successes = successes_;
+  out.failures = failures_;
+  out.last_error = last_error_;
+  out.last_error_message = last_error_message_;
+  if (last_error_) out.last_error_at = last_error_at_;
+  if (latency_size_ > 0) {
+    std::vector<Duration::rep> sorted(
+        latencies_.begin(), latencies_.begin() + static_cast<std::ptrdiff_t>(latency_size_));
+    std::sort(sorted.begin(), sorted.end());
+    auto pct = [&](double p) {  // nearest rank
+      std::size_t rank =
+          static_cast<std::size_t>(p * static_cast<double>(sorted.size()) + 0.999999);
+      return Duration(sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1]);
+    };
+    out.p50 = pct(0.50);
+    out.p95 = pct(0.95);
+    out.p99 = pct(0.99);
+  }
+}
+
+RouteStats::Counters RouteStats::counters() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return counters_;
+}
+
+void ClientStats::record_call(const std::string& result, Duration duration) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++calls_[result];
+  call_latency_.observe(duration);
+}
+
+std::map<std::string, std::uint64_t> ClientStats::calls() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return calls_;
+}
+
+Histogram ClientStats::call_latency() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return call_latency_;
+}
+
+}  // namespace failover::detail
