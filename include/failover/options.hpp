@@ -66,6 +66,28 @@ struct Timeouts {
   Duration total = std::chrono::seconds(180);    ///< The whole call: attempts and waits.
 };
 
+/**
+ * Limits retries of the same route (and hedges) across the whole client, so an outage cannot
+ * become a retry storm. Two limits, both must allow: retries in flight at most
+ * `max(min_concurrent, ratio * calls in flight)` (Envoy's retry budget), and a throttle token
+ * bucket (gRPC retry throttling): each transient failure costs a token, each success earns
+ * `throttle_token_ratio`, and retries pause while the bucket is at or below half of
+ * `throttle_max_tokens`. When spent, calls still fail over to untried routes.
+ */
+struct RetryBudgetOptions {
+  double ratio = 0.2;                 ///< Share of calls in flight that may be retrying.
+  int min_concurrent = 3;             ///< Retries always allowed in flight at once.
+  double throttle_max_tokens = 100;   ///< Bucket size (0 turns the throttle off).
+  double throttle_token_ratio = 0.1;  ///< Tokens a success earns back.
+};
+
+/** What a call does when no route can serve it now (all open, cooling down or tried). */
+enum class WhenUnavailable {
+  FailFast,         ///< Fail at once with `AllRoutesUnavailable` (carrying `available_at`).
+  WaitForRecovery,  ///< Wait for the first route to come back, if that is before the deadline.
+  Panic,            ///< Try the route that comes back soonest anyway (Envoy's panic mode).
+};
+
 /** Everything a `Client` is built from. Plain struct; every field has a sensible default. */
 struct ClientOptions {
   std::vector<Endpoint> endpoints;  ///< The servers.
@@ -73,6 +95,8 @@ struct ClientOptions {
   Timeouts timeouts;                ///< Time limits.
   /** Retry policy prototype, cloned per call; null = `DefaultRetryPolicy`. */
   std::shared_ptr<const RetryPolicy> retry;
+  /** Client-wide limit on retries of the same route and on hedges. */
+  RetryBudgetOptions retry_budget;
   /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */
   CircuitBreakerFactory circuit_breaker;
   std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).
@@ -100,6 +124,8 @@ struct CallOptions {
   std::vector<std::string> models;
   /** Cancels the call when its source is cancelled. */
   CancellationToken cancel;
+  /** What to do when no route can serve the call now. */
+  WhenUnavailable when_unavailable = WhenUnavailable::FailFast;
   /** Extra headers for this call's requests (validated: no CR/LF). */
   std::map<std::string, std::string> headers;
 };

@@ -92,7 +92,7 @@ class Reader {
       }
     }
     check_keys(doc, "",
-               {"endpoints", "priority", "timeouts", "retry", "circuit_breaker",
+               {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
                 "max_response_bytes", "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
@@ -109,6 +109,7 @@ class Reader {
     }
     if (doc.contains("timeouts")) o.timeouts = timeouts(doc["timeouts"]);
     if (doc.contains("retry")) o.retry = retry(doc["retry"]);
+    if (doc.contains("retry_budget")) o.retry_budget = budget(doc["retry_budget"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
@@ -354,6 +355,34 @@ class Reader {
     return std::make_shared<DefaultRetryPolicy>(r);
   }
 
+  double fraction_or_more(const json& v, const std::string& path, double max) {
+    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > max) {
+      fail(path, "must be a number from 0 to " + json(max).dump() + " (got " +
+                     wire::excerpt(v.dump(), 40) + ")");
+    }
+    return v.get<double>();
+  }
+
+  RetryBudgetOptions budget(const json& v) {
+    const std::string p = "retry_budget";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"ratio", "min_concurrent", "throttle_max_tokens", "throttle_token_ratio"});
+    RetryBudgetOptions b;
+    if (v.contains("ratio")) b.ratio = fraction_or_more(v["ratio"], p + ".ratio", 1.0);
+    if (v.contains("min_concurrent")) {
+      b.min_concurrent = static_cast<int>(non_negative(v["min_concurrent"], p + ".min_concurrent"));
+    }
+    if (v.contains("throttle_max_tokens")) {
+      b.throttle_max_tokens =
+          fraction_or_more(v["throttle_max_tokens"], p + ".throttle_max_tokens", 1e6);
+    }
+    if (v.contains("throttle_token_ratio")) {
+      b.throttle_token_ratio =
+          fraction_or_more(v["throttle_token_ratio"], p + ".throttle_token_ratio", 1e6);
+    }
+    return b;
+  }
+
   CircuitBreakerFactory breaker(const json& v) {
     const std::string p = "circuit_breaker";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -476,6 +505,10 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                               {"max_open_ms", ms(b.max_open_duration)},
                               {"half_open_probes", b.half_open_probes}};
   }
+  doc["retry_budget"] = {{"ratio", o.retry_budget.ratio},
+                         {"min_concurrent", o.retry_budget.min_concurrent},
+                         {"throttle_max_tokens", o.retry_budget.throttle_max_tokens},
+                         {"throttle_token_ratio", o.retry_budget.throttle_token_ratio}};
   doc["max_response_bytes"] = o.max_response_bytes;
   if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
   if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;

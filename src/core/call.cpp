@@ -74,13 +74,75 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   tried_.assign(candidates_.size(), false);
   route_attempts_.assign(candidates_.size(), 0);
   policy_ = o.retry->clone();
+  core_.budget().call_started();
+  counted_ = true;
 }
 
-CallMachine::~CallMachine() { close_attempt(); }
+CallMachine::~CallMachine() {
+  close_attempt();
+  end_call();
+}
+
+void CallMachine::end_call() {
+  if (retry_slot_) {
+    retry_slot_ = false;
+    core_.budget().release();
+  }
+  if (counted_) {
+    counted_ = false;
+    core_.budget().call_finished();
+  }
+}
+
+void CallMachine::note_attempt(RouteState& route, TimePoint now) {
+  const Attempt& a = trace_.back();
+  route.stats.record(now, a.latency, a.error, a.message);
+  core_.budget().on_attempt(a.error);
+}
+
+void CallMachine::report_failure(RouteState& route, TimePoint now, ErrorKind kind) {
+  if (!panic_attempt_) route.on_failure(now, kind);
+}
+
+// When the first untried route can serve again: the end of its open period or cooldown. A
+// half-open route whose probe is out has no known time: look again shortly.
+std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
+  std::optional<TimePoint> best;
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (tried_[c]) continue;
+    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    TimePoint at = now + std::chrono::milliseconds(50);
+    if (std::optional<TimePoint> reopen = route.breaker->reopens_at(now)) at = *reopen;
+    if (route.cooldown() > now) at = std::max(at, route.cooldown());
+    if (!best || at < *best) best = at;
+  }
+  return best;
+}
+
+// Panic: of the untried routes, the one that would come back soonest.
+std::optional<std::size_t> CallMachine::least_bad(TimePoint now) const {
+  std::optional<std::size_t> pick;
+  TimePoint pick_at = TimePoint::max();
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (tried_[c]) continue;
+    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    TimePoint at = route.breaker->reopens_at(now).value_or(now);
+    at = std::max(at, route.cooldown());
+    if (at < pick_at) {
+      pick = c;
+      pick_at = at;
+    }
+  }
+  return pick;
+}
 
 void CallMachine::close_attempt() {
   if (!attempt_open_) return;
   attempt_open_ = false;
+  if (retry_slot_) {  // the retry this slot was taken for has ended
+    retry_slot_ = false;
+    core_.budget().release();
+  }
   core_.routes()[core_.plan()[candidates_[*current_]].route]->in_flight.fetch_sub(
       1, std::memory_order_relaxed);
 }
@@ -188,6 +250,21 @@ Step CallMachine::next(TimePoint now) {
     if (core_.routes()[core_.plan()[candidates_[c]].route]->try_acquire(now)) pick = c;
   }
   if (!pick) pick = pick_route(now);
+  panic_attempt_ = false;
+  if (!pick && options_.when_unavailable == WhenUnavailable::WaitForRecovery) {
+    std::optional<TimePoint> back = earliest_recovery(now);
+    if (back && *back < deadline_) {
+      wait_until_ = *back;
+      state_ = State::Waiting;
+      step.kind = Step::Kind::Wait;
+      step.until = wait_until_;
+      return step;
+    }
+  }
+  if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
+    pick = least_bad(now);
+    panic_attempt_ = pick.has_value();
+  }
   if (!pick) {
     finish_exhausted(now);
     return step;
@@ -348,7 +425,7 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
     abandon_ = exchange_id_;
     close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    route.on_failure(now, ErrorKind::Cancelled);
+    report_failure(route, now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
@@ -356,7 +433,7 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
     a.latency = now - attempt_start_;
     a.message = handler_error_.empty() ? "the stream handler asked to stop" : handler_error_;
     trace_.push_back(a);
-    route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
+    note_attempt(route, now);
     log_attempt(trace_.back());
     ErrorDetails d;
     d.http_status = data.status;
@@ -451,8 +528,8 @@ std::shared_ptr<const ChatResponse> CallMachine::partial() const {
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
   close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-  route.on_failure(now,
-                   cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
+  report_failure(route, now,
+                 cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   Attempt a;
   a.route = route.ref;
   a.error = ErrorKind::StreamInterrupted;
@@ -460,7 +537,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   a.latency = now - attempt_start_;
   a.message = std::string(to_string(cause)) + ": " + message;
   trace_.push_back(a);
-  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
+  note_attempt(route, now);
   log_attempt(trace_.back());
   ErrorDetails d;
   d.http_status = 200;
@@ -478,14 +555,14 @@ void CallMachine::cancel(TimePoint now, const std::string& why) {
   if (state_ == State::InFlight) {
     close_attempt();
     RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    route.on_failure(now, ErrorKind::Cancelled);
+    report_failure(route, now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
     a.latency = now - attempt_start_;
     a.message = why;
     trace_.push_back(std::move(a));
-    route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
+    note_attempt(route, now);
   }
   ErrorDetails d;
   d.attempts = trace_;
@@ -497,18 +574,19 @@ void CallMachine::finish_success(TimePoint now, ChatResponse response) {
   close_attempt();
   RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
   Duration latency = now - attempt_start_;
-  route.on_success(now, latency);
+  if (!panic_attempt_) route.on_success(now, latency);
   route.record_latency(latency);
   Attempt a;
   a.route = route.ref;
   a.status = 200;
   a.latency = latency;
   trace_.push_back(a);
-  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
+  note_attempt(route, now);
   log_attempt(trace_.back());
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
   state_ = State::Done;
+  end_call();
   core_.stats().record_call("success", now - call_start_);
   result_.emplace(std::move(response));
 }
@@ -519,7 +597,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   const std::size_t c = *current_;
   RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
   outcome.route = route.ref;
-  route.on_failure(now, outcome.kind);
+  report_failure(route, now, outcome.kind);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -532,7 +610,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   a.latency = now - attempt_start_;
   a.message = message;
   trace_.push_back(std::move(a));
-  route.stats.record(now, trace_.back().latency, trace_.back().error, trace_.back().message);
+  note_attempt(route, now);
   state_ = State::Planning;
 
   auto details = [&]() {
@@ -571,6 +649,11 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
         log_attempt(trace_.back());
         return finish_exhausted(now);
       }
+      if (!core_.budget().try_acquire()) {
+        budget_denied_ = true;  // the route is given up, as for Failover
+        break;
+      }
+      retry_slot_ = true;
       trace_.back().delay = delay;
       core_.stats().record_retry();
       retry_ = c;
@@ -595,6 +678,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
   state_ = State::Done;
+  end_call();
   core_.stats().record_call(std::string(to_string(kind)), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
@@ -645,6 +729,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
     if (at && (!earliest || *at < *earliest)) earliest = at;
   }
   if (!message.empty() && message.back() == ';') message.pop_back();
+  if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";
   d.available_at = earliest;
   d.attempts = trace_;
   finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));

@@ -74,6 +74,11 @@ class CallMachine {
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
   void close_attempt();  // the in-flight attempt ended: give back its in-flight count
+  void end_call();       // the call ended: give back its budget slots
+  void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
+  void report_failure(RouteState& route, TimePoint now, ErrorKind kind);
+  std::optional<TimePoint> earliest_recovery(TimePoint now) const;
+  std::optional<std::size_t> least_bad(TimePoint now) const;
   void plan_candidates(TimePoint now);
   void on_event(TimePoint now, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
@@ -105,6 +110,10 @@ class CallMachine {
   std::optional<Result<ChatResponse>> result_;
   std::uint64_t abandon_ = 0;  // exchange the driver must cancel before anything else
   bool attempt_open_ = false;  // counted in its route's in_flight
+  bool counted_ = false;       // counted in the retry budget's calls in flight
+  bool retry_slot_ = false;    // holds a retry-budget slot (from the decision to the attempt's end)
+  bool budget_denied_ = false;  // a retry was refused by the budget
+  bool panic_attempt_ = false;  // this attempt went to an unavailable route (panic mode)
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 

@@ -189,6 +189,13 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
+  const RetryBudgetOptions& b = o.retry_budget;
+  if (!(b.ratio >= 0 && b.ratio <= 1)) invalid("retry_budget.ratio must be between 0 and 1");
+  if (b.min_concurrent < 0) invalid("retry_budget.min_concurrent must not be negative");
+  if (!(b.throttle_max_tokens >= 0))
+    invalid("retry_budget.throttle_max_tokens must not be negative");
+  if (!(b.throttle_token_ratio >= 0))
+    invalid("retry_budget.throttle_token_ratio must not be negative");
 
   std::map<std::pair<std::string, std::string>, std::size_t> route_index;
   for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
@@ -233,6 +240,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.clock) o.clock = std::make_shared<SystemClock>();
   if (!o.rng) o.rng = std::make_shared<SystemRng>();
   if (!o.transport) o.transport = make_curl_transport();
+  budget_ = std::make_unique<RetryBudget>(o.retry_budget);
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);
   for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {

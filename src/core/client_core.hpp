@@ -5,6 +5,7 @@
 #include <failover/client.hpp>
 
 #include "observe/route_stats.hpp"
+#include "policy/retry_budget.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -96,6 +97,7 @@ class ClientCore {
   std::uint64_t next_exchange_id() {
     return next_exchange_.fetch_add(1, std::memory_order_relaxed);
   }
+  RetryBudget& budget() { return *budget_; }
   ClientStats& stats() { return stats_; }
   const ClientStats& stats() const { return stats_; }
 
@@ -116,6 +118,7 @@ class ClientCore {
   std::vector<PlanEntry> plan_;
   std::vector<TierState> tiers_;
   ClientStats stats_;
+  std::unique_ptr<RetryBudget> budget_;
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;

@@ -1,0 +1,191 @@
+// The retry budget and throttle, retry storms, and what a call does when no route can serve.
+
+#include "fake_transport.hpp"
+#include "policy/retry_budget.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeTransport;
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
+TEST(RetryBudget, AtLeastMinConcurrentThenAShareOfCallsInFlight) {
+  detail::RetryBudget b(RetryBudgetOptions{0.2, 3, 0, 0.1});  // throttle off
+  b.call_started();
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_FALSE(b.try_acquire());  // 1 call in flight: max(3, 0.2 x 1) = 3
+  for (int i = 0; i < 19; ++i) b.call_started();
+  EXPECT_TRUE(b.try_acquire());  // 20 calls: max(3, 0.2 x 20) = 4
+  EXPECT_FALSE(b.try_acquire());
+  for (int i = 0; i < 5; ++i) b.call_started();
+  EXPECT_TRUE(b.try_acquire());  // 25 calls: 5
+  EXPECT_FALSE(b.try_acquire());
+  b.release();
+  EXPECT_TRUE(b.try_acquire());
+  EXPECT_EQ(b.active_retries(), 5);
+  for (int i = 0; i < 25; ++i) b.call_finished();
+  EXPECT_EQ(b.active_calls(), 0);
+  EXPECT_FALSE(b.try_acquire());  // 5 held, cap back to 3
+}
+
+TEST(RetryBudget, ThrottlePausesRetriesAtHalfTheBucketAndSuccessesEarnItBack) {
+  detail::RetryBudget b(RetryBudgetOptions{1.0, 1000, 10, 0.5});
+  b.call_started();
+  for (int i = 0; i < 4; ++i) b.on_attempt(ErrorKind::ServerError);
+  EXPECT_DOUBLE_EQ(b.tokens(), 6);
+  EXPECT_TRUE(b.try_acquire());
+  b.release();
+  b.on_attempt(ErrorKind::Timeout);
+  EXPECT_DOUBLE_EQ(b.tokens(), 5);
+  EXPECT_FALSE(b.try_acquire());            // at half: paused
+  b.on_attempt(ErrorKind::InvalidRequest);  // not transient: no cost
+  EXPECT_DOUBLE_EQ(b.tokens(), 5);
+  b.on_attempt(std::nullopt);  // a success earns 0.5
+  EXPECT_DOUBLE_EQ(b.tokens(), 5.5);
+  EXPECT_TRUE(b.try_acquire());
+  for (int i = 0; i < 100; ++i) b.on_attempt(std::nullopt);
+  EXPECT_DOUBLE_EQ(b.tokens(), 10);  // capped at the bucket size
+}
+
+struct StormTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+  ClientOptions options(int routes) {
+    ClientOptions o;
+    Tier tier;
+    for (int i = 0; i < routes; ++i) {
+      std::string name(1, static_cast<char>('a' + i));
+      o.endpoints.push_back({name, "http://" + name + ".test/v1", "sk"});
+      tier.routes.push_back({name, "m"});
+    }
+    o.priority = {tier};
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    return o;
+  }
+};
+
+TEST_F(StormTest, AnOutageDoesNotBecomeARetryStorm) {
+  fake->sequence(testing::chat_url("http://a.test/v1"), {testing::status(503)});
+  fake->sequence(testing::chat_url("http://b.test/v1"), {testing::status(503)});
+  Client client(options(2));
+  std::vector<std::future<Result<ChatResponse>>> calls;
+  for (int i = 0; i < 100; ++i) calls.push_back(client.chat_async(ping()));
+  for (auto& f : calls) {
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  }
+  // Without a budget each call would make 6 attempts (600). With it: every route once per
+  // call, and retries only within 20 % of the calls in flight.
+  const std::size_t attempts = fake->seen().size();
+  RecordProperty("attempts", static_cast<int>(attempts));
+  EXPECT_LE(attempts, 100u * 2 + 20);
+  EXPECT_GE(attempts, 100u * 2);
+}
+
+TEST_F(StormTest, WithAHealthyLastRouteEveryCallSucceeds) {
+  fake->sequence(testing::chat_url("http://a.test/v1"), {testing::status(503)});
+  fake->sequence(testing::chat_url("http://b.test/v1"), {testing::status(500)});
+  fake->sequence(testing::chat_url("http://c.test/v1"), {testing::ok("c")});
+  Client client(options(3));
+  std::vector<std::future<Result<ChatResponse>>> calls;
+  for (int i = 0; i < 100; ++i) calls.push_back(client.chat_async(ping()));
+  int ok = 0;
+  for (auto& f : calls) {
+    auto r = f.get();
+    ok += r && r->served_by.endpoint == "c" ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 100);
+}
+
+TEST_F(StormTest, SpentBudgetStillFailsOverButNeverRetriesTheSameRoute) {
+  fake->sequence(testing::chat_url("http://a.test/v1"), {testing::status(503)});
+  fake->sequence(testing::chat_url("http://b.test/v1"), {testing::status(503), testing::ok("b")});
+  ClientOptions o = options(2);
+  o.retry_budget.min_concurrent = 0;
+  o.retry_budget.ratio = 0;  // no retries at all
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:overloaded", "b:overloaded"}));
+  EXPECT_NE(r.error().message().find("paused by the client's retry budget"), std::string::npos);
+}
+
+// ---- when no route can serve ------------------------------------------------------------------
+
+struct UnavailableTest : StormTest {
+  // Opens a's breaker with five failed calls (one attempt each).
+  Client opened_client() {
+    fake->sequence(testing::chat_url("http://a.test/v1"),
+                   {testing::status(500), testing::status(500), testing::status(500),
+                    testing::status(500), testing::status(500), testing::ok("back")});
+    ClientOptions o = options(1);
+    RetryOptions once;
+    once.max_attempts = 1;
+    o.retry = std::make_shared<DefaultRetryPolicy>(once);
+    Client client(o);
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(client.chat(ping()));
+    return client;
+  }
+};
+
+TEST_F(UnavailableTest, FailFastCarriesTheReopenTime) {
+  Client client = opened_client();
+  TimePoint now = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(r.error().available_at(), now + seconds(30));
+  EXPECT_EQ(clock->now(), now);
+}
+
+TEST_F(UnavailableTest, WaitForRecoveryWaitsForTheReopenWithinTheDeadline) {
+  Client client = opened_client();
+  TimePoint now = clock->now();
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::WaitForRecovery;
+  call.timeout = seconds(60);
+  auto r = client.chat(ping(), call);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "back");
+  EXPECT_EQ(clock->now(), now + seconds(30) + milliseconds(10));  // the wait, then the probe
+}
+
+TEST_F(UnavailableTest, WaitForRecoveryFailsAtOnceWhenTheReopenIsPastTheDeadline) {
+  Client client = opened_client();
+  TimePoint now = clock->now();
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::WaitForRecovery;
+  call.timeout = seconds(10);
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(clock->now(), now);
+}
+
+TEST_F(UnavailableTest, PanicTriesTheLeastBadRouteAnyway) {
+  Client client = opened_client();
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::Panic;
+  auto r = client.chat(ping(), call);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "back");
+  // The panic attempt does not touch the breaker: it stays open for other calls.
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::Open);
+}
+
+}  // namespace
+}  // namespace failover
