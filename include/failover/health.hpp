@@ -31,6 +31,9 @@ struct RouteHealth {
   std::optional<TimePoint> last_error_at;     ///< and when it happened.
   std::optional<TimePoint> reopens_at;        ///< When an open breaker lets a probe through.
   std::optional<TimePoint> cooldown_until;    ///< When a rate-limit cooldown ends.
+  std::optional<TimePoint> last_probe_at;     ///< When an active probe last ended, if any,
+  bool last_probe_ok = false;                 ///< whether it passed,
+  std::string last_probe_message;             ///< and why not.
 };
 
 /** Health of every route, in priority order. */

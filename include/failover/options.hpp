@@ -81,6 +81,27 @@ struct RetryBudgetOptions {
   double throttle_token_ratio = 0.1;  ///< Tokens a success earns back.
 };
 
+/** How active health probes ask a route whether it is well. */
+enum class ProbeMethod {
+  Models,  ///< `GET {base_url}/models` once per endpoint (free; checks the model is listed).
+  Chat,    ///< A one-token chat completion per route (costs a token; tests the model itself).
+};
+
+/**
+ * Active health probes on the engine thread's timers. Off while `interval` is zero. A probe
+ * result reaches a route's breaker only through `try_acquire`, so a passing probe closes a
+ * half-open breaker (no user call is spent on the route), a failing one counts against a
+ * closed breaker, and an open breaker ignores probes until its open period ends. Only
+ * transient failures count: a relay without `/models` is not penalised. Probes never spend a
+ * call's retries and are not part of the traffic statistics.
+ */
+struct HealthProbeOptions {
+  Duration interval{};                          ///< Time between probes of a target; 0 = off.
+  ProbeMethod method = ProbeMethod::Models;     ///< What a probe sends.
+  Duration timeout = std::chrono::seconds(10);  ///< Limit of one probe.
+  double jitter = 0.1;  ///< Each wait is `interval * (1 + jitter * u)`, u uniform in [-1, 1).
+};
+
 /** What a call does when no route can serve it now (all open, cooling down or tried). */
 enum class WhenUnavailable {
   FailFast,         ///< Fail at once with `AllRoutesUnavailable` (carrying `available_at`).
@@ -97,6 +118,8 @@ struct ClientOptions {
   std::shared_ptr<const RetryPolicy> retry;
   /** Client-wide limit on retries of the same route and on hedges. */
   RetryBudgetOptions retry_budget;
+  /** Active health probes (off by default). */
+  HealthProbeOptions health_probe;
   /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */
   CircuitBreakerFactory circuit_breaker;
   std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).

@@ -70,7 +70,7 @@ const char* type_name(const json& v) {
 
 // Keys that belong to features this version does not run yet. Accepting them silently would
 // make a policy look configured while nothing enforces it.
-const std::set<std::string> kNotYet = {"hedging", "health", "prices", "budget", "shadow", "canary"};
+const std::set<std::string> kNotYet = {"hedging", "prices", "budget", "shadow", "canary"};
 
 constexpr BalanceStrategy kStrategies[] = {
     BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
@@ -93,7 +93,7 @@ class Reader {
     }
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
-                "max_response_bytes", "ca_bundle", "user_agent"});
+                "health", "max_response_bytes", "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -110,6 +110,7 @@ class Reader {
     if (doc.contains("timeouts")) o.timeouts = timeouts(doc["timeouts"]);
     if (doc.contains("retry")) o.retry = retry(doc["retry"]);
     if (doc.contains("retry_budget")) o.retry_budget = budget(doc["retry_budget"]);
+    if (doc.contains("health")) o.health_probe = health(doc["health"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
@@ -363,6 +364,30 @@ class Reader {
     return v.get<double>();
   }
 
+  HealthProbeOptions health(const json& v) {
+    const std::string p = "health";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"interval_ms", "probe", "timeout_ms", "jitter"});
+    HealthProbeOptions h;
+    h.interval = millis(member(v, p, "interval_ms"), p + ".interval_ms");
+    if (v.contains("probe")) {
+      std::string probe = string(v["probe"], p + ".probe");
+      if (probe == "models") {
+        h.method = ProbeMethod::Models;
+      } else if (probe == "chat") {
+        h.method = ProbeMethod::Chat;
+      } else {
+        fail(p + ".probe",
+             "must be \"models\" or \"chat\" (got \"" + wire::excerpt(probe, 40) + "\")");
+      }
+    }
+    if (v.contains("timeout_ms")) h.timeout = millis(v["timeout_ms"], p + ".timeout_ms");
+    if (v.contains("jitter")) {
+      h.jitter = fraction_or_more(v["jitter"], p + ".jitter", 0.99);
+    }
+    return h;
+  }
+
   RetryBudgetOptions budget(const json& v) {
     const std::string p = "retry_budget";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -504,6 +529,12 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                               {"open_ms", ms(b.open_duration)},
                               {"max_open_ms", ms(b.max_open_duration)},
                               {"half_open_probes", b.half_open_probes}};
+  }
+  if (o.health_probe.interval > Duration::zero()) {
+    doc["health"] = {{"interval_ms", ms(o.health_probe.interval)},
+                     {"probe", o.health_probe.method == ProbeMethod::Models ? "models" : "chat"},
+                     {"timeout_ms", ms(o.health_probe.timeout)},
+                     {"jitter", o.health_probe.jitter}};
   }
   doc["retry_budget"] = {{"ratio", o.retry_budget.ratio},
                          {"min_concurrent", o.retry_budget.min_concurrent},

@@ -2,8 +2,7 @@
 
 #include "core/call.hpp"
 #include "engine/async_engine.hpp"
-#include "policy/classify.hpp"
-#include "wire/json_codec.hpp"
+#include "observe/probe.hpp"
 
 #include <map>
 
@@ -57,7 +56,10 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
 }  // namespace
 
 Client::Client(ClientOptions options)
-    : core_(std::make_shared<detail::ClientCore>(std::move(options))) {}
+    : core_(std::make_shared<detail::ClientCore>(std::move(options))) {
+  // Active probes run on the engine thread: start it now rather than at the first async call.
+  if (core_->options().health_probe.interval > Duration::zero()) core_->engine();
+}
 
 Client Client::from_config_file(const std::string& path) { return Client(options_from_file(path)); }
 
@@ -111,22 +113,10 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
   std::unique_ptr<TransportSession> session = core.acquire_session();
   for (const auto& route : core.routes()) {
     if (by_endpoint.count(route->endpoint)) continue;
-    const detail::ResolvedEndpoint& e = core.endpoints()[route->endpoint];
-    HttpRequest r;
-    r.method = "GET";
-    r.url = e.models_url;
-    for (const auto& [k, v] : e.headers) {
-      if (k != "Content-Type") r.headers.emplace_back(k, v);
-    }
-    r.connect_timeout = std::min(core.options().timeouts.connect, timeout);
-    r.first_byte_timeout = timeout;
-    r.total_timeout = timeout;
-    r.max_response_bytes = core.options().max_response_bytes;
-    r.ca_bundle = core.options().ca_bundle;
     std::uint64_t id = core.next_exchange_id();
     by_endpoint[route->endpoint].start = clock.now();
     by_exchange[id] = route->endpoint;
-    session->start(id, std::move(r));
+    session->start(id, detail::models_probe(core, route->endpoint, timeout));
   }
   TimePoint deadline = clock.now() + timeout + std::chrono::seconds(1);
   std::size_t pending = by_exchange.size();
@@ -150,38 +140,19 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
 
   std::vector<RouteProbe> out;
   TimePoint now = clock.now();
-  for (const auto& route : core.routes()) {
-    RouteProbe rp;
-    rp.route = route->ref;
-    rp.breaker = route->breaker->state(now);
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    const auto& route = core.routes()[i];
     const Probe& p = by_endpoint[route->endpoint];
-    if (!p.result) {
+    RouteProbe rp;
+    if (p.result) {
+      rp = detail::evaluate_probe(core, i, *p.result, p.end - p.start, /*models=*/true);
+    } else {
+      rp.route = route->ref;
       rp.error = ErrorKind::Timeout;
       rp.message = "no answer within the probe timeout";
       rp.latency = timeout;
-      out.push_back(std::move(rp));
-      continue;
     }
-    const HttpResult& r = *p.result;
-    rp.latency = p.end - p.start;
-    rp.status = r.status;
-    if (r.transport_error) {
-      rp.error = r.transport_error;
-      rp.message = r.error_message;
-    } else if (r.status < 200 || r.status >= 300) {
-      policy::Classified c = policy::classify_http(r.status, r.headers, r.body, clock.wall_now());
-      rp.error = c.kind;
-      rp.message = c.message;
-    } else if (auto doc = wire::parse_json(r.body);
-               doc && doc->is_object() && doc->contains("data") && (*doc)["data"].is_array()) {
-      bool listed = false;
-      for (const auto& m : (*doc)["data"]) {
-        listed = listed || (m.is_object() && m.value("id", "") == route->ref.model);
-      }
-      rp.model_listed = listed;
-      if (!listed) rp.message = "the endpoint does not list model " + route->ref.model;
-    }
-    rp.ok = !rp.error && rp.model_listed.value_or(true);
+    rp.breaker = route->breaker->state(now);
     out.push_back(std::move(rp));
   }
   return out;

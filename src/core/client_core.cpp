@@ -41,6 +41,20 @@ void RouteState::observe_breaker(TimePoint now) {
   }
 }
 
+void RouteState::record_probe(TimePoint at, bool ok, std::string message) {
+  std::lock_guard<std::mutex> lock(probe_mutex);
+  probe_at = at;
+  probe_ok = ok;
+  probe_message = std::move(message);
+}
+
+void RouteState::fill_probe(RouteHealth& out) const {
+  std::lock_guard<std::mutex> lock(probe_mutex);
+  out.last_probe_at = probe_at;
+  out.last_probe_ok = probe_ok;
+  out.last_probe_message = probe_message;
+}
+
 bool RouteState::try_acquire(TimePoint now) {
   bool ok = breaker->try_acquire(now);
   observe_breaker(now);
@@ -189,6 +203,10 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
+  const HealthProbeOptions& hp = o.health_probe;
+  if (hp.interval < Duration::zero()) invalid("health.interval must not be negative");
+  if (hp.timeout <= Duration::zero()) invalid("health.timeout must be positive");
+  if (!(hp.jitter >= 0 && hp.jitter < 1)) invalid("health.jitter must be in [0, 1)");
   const RetryBudgetOptions& b = o.retry_budget;
   if (!(b.ratio >= 0 && b.ratio <= 1)) invalid("retry_budget.ratio must be between 0 and 1");
   if (b.min_concurrent < 0) invalid("retry_budget.min_concurrent must not be negative");

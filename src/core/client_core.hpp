@@ -33,12 +33,20 @@ struct RouteState {
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};
   RouteStats stats;
+  mutable std::mutex probe_mutex;
+  std::optional<TimePoint> probe_at;
+  bool probe_ok = false;
+  std::string probe_message;
   std::atomic<int> in_flight{0};               // attempts on this route in flight now
   std::atomic<Duration::rep> ewma_latency{0};  // of successful attempts; 0 = none yet
 
   /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
   void record_latency(Duration latency);
   std::atomic<int> last_state{static_cast<int>(BreakerState::Closed)};
+  /** The last active probe's result. */
+  void record_probe(TimePoint at, bool ok, std::string message);
+  /** Fills the probe fields of `out`. */
+  void fill_probe(RouteHealth& out) const;
   /** Records a breaker transition since the last observation. */
   void observe_breaker(TimePoint now);
   /** The breaker's calls, with transitions recorded in `stats`. */

@@ -1,6 +1,11 @@
 #include "engine/async_engine.hpp"
 
+#include "observe/probe.hpp"
+#include "policy/retry_budget.hpp"
+
 #include <spdlog/spdlog.h>
+
+#include <set>
 
 namespace failover::detail {
 
@@ -35,8 +40,82 @@ void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler
   session_->wakeup();
 }
 
+TimePoint AsyncEngine::after_interval(TimePoint from) {
+  const HealthProbeOptions& p = core_.options().health_probe;
+  double u = core_.rng().uniform() * 2.0 - 1.0;
+  auto wait = std::chrono::duration_cast<Duration>(p.interval * (1.0 + p.jitter * u));
+  return from + std::max(wait, Duration(std::chrono::milliseconds(1)));
+}
+
+void AsyncEngine::plan_probes(TimePoint now) {
+  const HealthProbeOptions& p = core_.options().health_probe;
+  if (p.interval <= Duration::zero()) return;
+  std::set<std::size_t> endpoints;
+  for (std::size_t i = 0; i < core_.routes().size(); ++i) {
+    ProbeTarget t;
+    t.route = i;
+    t.endpoint = core_.routes()[i]->endpoint;
+    t.models = p.method == ProbeMethod::Models;
+    if (t.models && !endpoints.insert(t.endpoint).second) continue;  // one per endpoint
+    // The first round is spread over one interval so targets do not probe in lockstep.
+    t.due = now + std::chrono::duration_cast<Duration>(p.interval * core_.rng().uniform());
+    probes_.push_back(t);
+  }
+}
+
+TimePoint AsyncEngine::next_probe_due() const {
+  TimePoint due = TimePoint::max();
+  for (const ProbeTarget& t : probes_) {
+    if (t.exchange == 0) due = std::min(due, t.due);
+  }
+  return due;
+}
+
+void AsyncEngine::start_due_probes(TimePoint now) {
+  const HealthProbeOptions& p = core_.options().health_probe;
+  for (std::size_t i = 0; i < probes_.size(); ++i) {
+    ProbeTarget& t = probes_[i];
+    if (t.exchange != 0 || t.due > now) continue;
+    t.exchange = core_.next_exchange_id();
+    t.started = now;
+    probe_exchanges_[t.exchange] = i;
+    session_->start(t.exchange, t.models ? models_probe(core_, t.endpoint, p.timeout)
+                                         : chat_probe(core_, t.route, p.timeout));
+  }
+}
+
+// A passing probe closes a half-open breaker (taking its probe slot); a transient failure
+// counts against a breaker that is not open. Probes do not enter the traffic statistics.
+void AsyncEngine::finish_probe(TimePoint now, std::size_t index, const HttpResult& result) {
+  ProbeTarget& t = probes_[index];
+  const Duration latency = now - t.started;
+  t.exchange = 0;
+  t.due = after_interval(now);
+  for (std::size_t i = 0; i < core_.routes().size(); ++i) {
+    RouteState& route = *core_.routes()[i];
+    if (t.models ? route.endpoint != t.endpoint : i != t.route) continue;
+    RouteProbe rp = evaluate_probe(core_, i, result, latency, t.models);
+    route.record_probe(
+        now, rp.ok,
+        rp.message.empty() && rp.error ? std::string(to_string(*rp.error)) : rp.message);
+    BreakerState state = route.breaker->state(now);
+    if (rp.ok && state == BreakerState::HalfOpen) {
+      if (route.try_acquire(now)) route.on_success(now, latency);
+    } else if (!rp.ok && rp.error && is_transient(*rp.error) &&
+               *rp.error != ErrorKind::RateLimited && state != BreakerState::Open) {
+      if (route.try_acquire(now)) route.on_failure(now, *rp.error);
+    }
+    if (auto* log = core_.logger(); log && log->should_log(spdlog::level::debug)) {
+      log->debug("probe route={}/{} ok={} status={} latency_ms={:.3f}", route.ref.endpoint,
+                 route.ref.model, rp.ok, rp.status,
+                 std::chrono::duration<double, std::milli>(latency).count());
+    }
+  }
+}
+
 void AsyncEngine::run() {
   TransportEvents events;
+  plan_probes(core_.clock().now());
   for (;;) {
     std::vector<Submission> incoming;
     std::vector<std::uint64_t> cancels;
@@ -81,7 +160,9 @@ void AsyncEngine::run() {
       it->second.timer = TimePoint::max();
       drive(id);
     }
+    start_due_probes(now);
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
+    until = std::min(until, next_probe_due());
     session_->wait(until, events);
     now = core_.clock().now();
     for (StreamData& d : events.data) {
@@ -94,6 +175,12 @@ void AsyncEngine::run() {
       drive(call_id);
     }
     for (HttpResult& r : events.completed) {
+      if (auto probe = probe_exchanges_.find(r.id); probe != probe_exchanges_.end()) {
+        std::size_t index = probe->second;
+        probe_exchanges_.erase(probe);
+        finish_probe(now, index, r);
+        continue;
+      }
       auto ex = exchanges_.find(r.id);
       if (ex == exchanges_.end()) continue;
       std::uint64_t call_id = ex->second;

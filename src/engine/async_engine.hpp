@@ -46,6 +46,21 @@ class AsyncEngine {
     Callback done;
   };
 
+  // Active health probes (HealthProbeOptions), run on this thread.
+  struct ProbeTarget {
+    std::size_t endpoint = 0;  // for /models probes
+    std::size_t route = 0;     // for chat probes
+    bool models = true;
+    TimePoint due = TimePoint::max();
+    TimePoint started{};
+    std::uint64_t exchange = 0;  // 0 while idle
+  };
+  void plan_probes(TimePoint now);
+  TimePoint next_probe_due() const;
+  void start_due_probes(TimePoint now);
+  void finish_probe(TimePoint now, std::size_t index, const HttpResult& result);
+  TimePoint after_interval(TimePoint from);
+
   void run();
   void admit(Submission submission);
   void drive(std::uint64_t call_id);
@@ -65,6 +80,9 @@ class AsyncEngine {
   std::unordered_map<std::uint64_t, Call> calls_;
   std::unordered_map<std::uint64_t, std::uint64_t> exchanges_;  // exchange id -> call id
   std::multimap<TimePoint, std::uint64_t> timers_;              // wake-up -> call id
+
+  std::vector<ProbeTarget> probes_;
+  std::unordered_map<std::uint64_t, std::size_t> probe_exchanges_;  // exchange id -> probe
 
   std::thread thread_;
 };

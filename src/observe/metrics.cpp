@@ -22,6 +22,7 @@ HealthSnapshot Client::health() const {
     h.reopens_at = route->breaker->reopens_at(out.at);
     if (route->cooldown() > out.at) h.cooldown_until = route->cooldown();
     route->stats.fill(h);
+    route->fill_probe(h);
     out.routes.push_back(std::move(h));
   }
   return out;

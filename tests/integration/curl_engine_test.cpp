@@ -364,3 +364,60 @@ TEST(CurlEngine, KeysGoOnlyToTheirEndpointAndNeverIntoLogsOrErrors) {
 
 }  // namespace
 }  // namespace failover
+
+namespace failover {
+namespace {
+
+TEST(ActiveProbes, AnOpenRouteRecoversThroughAPassingProbeWithNoUserCall) {
+  std::atomic<bool> healthy{false};
+  std::atomic<int> probes{0};
+  LoopbackServer server;
+  server.on_chat([&](const httplib::Request&, httplib::Response& res) {
+    if (healthy) {
+      answer(res, "back");
+    } else {
+      answer_error(res, 503);
+    }
+  });
+  server.http().Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
+    ++probes;
+    if (healthy) {
+      res.set_content(R"({"object":"list","data":[{"id":"m","object":"model"}]})",
+                      "application/json");
+    } else {
+      res.status = 503;
+    }
+  });
+  server.start();
+  ClientOptions o = one("flaky", server.base_url());
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  CircuitBreakerOptions b;
+  b.open_duration = milliseconds(200);
+  o.circuit_breaker = DefaultCircuitBreaker::factory(b);
+  o.health_probe.interval = milliseconds(50);
+  o.health_probe.timeout = milliseconds(1000);
+  Client client(o);
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
+  ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
+  const int user_calls = server.requests();
+  healthy = true;
+  // Wait (bounded) for a probe after the open period to close the breaker.
+  auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (client.health().routes[0].state != BreakerState::Closed &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  HealthSnapshot h = client.health();
+  EXPECT_EQ(h.routes[0].state, BreakerState::Closed);
+  EXPECT_TRUE(h.routes[0].last_probe_ok);
+  EXPECT_EQ(server.requests(), user_calls);  // no user call was spent on the recovery
+  EXPECT_GT(probes.load(), 0);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "back");
+}
+
+}  // namespace
+}  // namespace failover

@@ -40,6 +40,7 @@ const char* kDesignExample = R"({
   "timeouts": {"connect_ms": 5000, "first_byte_ms": 30000, "idle_ms": 30000, "attempt_ms": 120000, "total_ms": 180000},
   "retry": {"max_attempts": 6, "base_delay_ms": 500, "max_delay_ms": 8000, "max_retry_after_ms": 60000},
   "retry_budget": {"ratio": 0.25, "min_concurrent": 4},
+  "health": {"interval_ms": 30000, "probe": "models"},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
                       "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1}
 })";
@@ -81,6 +82,8 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_DOUBLE_EQ(o.retry_budget.ratio, 0.25);
   EXPECT_EQ(o.retry_budget.min_concurrent, 4);
   EXPECT_DOUBLE_EQ(o.retry_budget.throttle_max_tokens, 100);
+  EXPECT_EQ(o.health_probe.interval, Duration(std::chrono::seconds(30)));
+  EXPECT_EQ(o.health_probe.method, ProbeMethod::Models);
   EXPECT_EQ(o.priority[0].balance, BalanceStrategy::Weighted);
   EXPECT_EQ(o.priority[2].balance, BalanceStrategy::ConsistentHash);
   EXPECT_EQ(o.timeouts.attempt, Duration(std::chrono::seconds(120)));
@@ -99,8 +102,10 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {"[]", "config must be a JSON object"},
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
-       "timeouts, retry, retry_budget, circuit_breaker, max_response_bytes, ca_bundle, "
+       "timeouts, retry, retry_budget, circuit_breaker, health, max_response_bytes, ca_bundle, "
        "user_agent"},
+      {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
+       "health.probe must be \"models\" or \"chat\" (got \"ping\")"},
       {with(kOneEndpoint, kOneTier, R"("retry_budget": {"ratio": 2})"),
        "retry_budget.ratio must be a number from 0 to 1.0 (got 2)"},
       {with(R"([{"name": "a", "bsae_url": "http://x/v1", "api_key": "k"}])", kOneTier),
