@@ -81,6 +81,19 @@ struct RetryBudgetOptions {
   double throttle_token_ratio = 0.1;  ///< Tokens a success earns back.
 };
 
+/**
+ * Hedging (Tail at Scale, gRPC A6): when an attempt has been in flight for `delay` (or, with
+ * `use_p95`, the route's observed p95 latency), start the next route as well; the first
+ * success wins and the others are cancelled, counted neither as failures nor in the traffic
+ * statistics. Hedges draw from the retry budget. Off while `delay` is zero and `use_p95` is
+ * false. Streamed calls are not hedged.
+ */
+struct HedgingOptions {
+  Duration delay{};      ///< Fixed hedge delay (also the fallback while p95 is unknown).
+  bool use_p95 = false;  ///< Use the route's observed p95 latency as the delay when known.
+  int max_extra = 1;     ///< Hedges a call may add at most.
+};
+
 /** How active health probes ask a route whether it is well. */
 enum class ProbeMethod {
   Models,  ///< `GET {base_url}/models` once per endpoint (free; checks the model is listed).
@@ -118,6 +131,8 @@ struct ClientOptions {
   std::shared_ptr<const RetryPolicy> retry;
   /** Client-wide limit on retries of the same route and on hedges. */
   RetryBudgetOptions retry_budget;
+  /** Hedged attempts (off by default). */
+  HedgingOptions hedging;
   /** Active health probes (off by default). */
   HealthProbeOptions health_probe;
   /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */

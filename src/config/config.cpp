@@ -70,7 +70,7 @@ const char* type_name(const json& v) {
 
 // Keys that belong to features this version does not run yet. Accepting them silently would
 // make a policy look configured while nothing enforces it.
-const std::set<std::string> kNotYet = {"hedging", "prices", "budget", "shadow", "canary"};
+const std::set<std::string> kNotYet = {"prices", "budget", "shadow", "canary"};
 
 constexpr BalanceStrategy kStrategies[] = {
     BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
@@ -93,7 +93,7 @@ class Reader {
     }
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
-                "health", "max_response_bytes", "ca_bundle", "user_agent"});
+                "health", "hedging", "max_response_bytes", "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -111,6 +111,7 @@ class Reader {
     if (doc.contains("retry")) o.retry = retry(doc["retry"]);
     if (doc.contains("retry_budget")) o.retry_budget = budget(doc["retry_budget"]);
     if (doc.contains("health")) o.health_probe = health(doc["health"]);
+    if (doc.contains("hedging")) o.hedging = hedging(doc["hedging"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
@@ -364,6 +365,21 @@ class Reader {
     return v.get<double>();
   }
 
+  HedgingOptions hedging(const json& v) {
+    const std::string p = "hedging";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"delay_ms", "max_extra", "use_p95"});
+    HedgingOptions h;
+    if (v.contains("delay_ms")) h.delay = millis(v["delay_ms"], p + ".delay_ms");
+    if (v.contains("max_extra"))
+      h.max_extra = static_cast<int>(non_negative(v["max_extra"], p + ".max_extra"));
+    if (v.contains("use_p95")) h.use_p95 = boolean(v["use_p95"], p + ".use_p95");
+    if (h.delay == Duration::zero() && !h.use_p95) {
+      fail(p, "needs delay_ms, use_p95 or both (remove the key to turn hedging off)");
+    }
+    return h;
+  }
+
   HealthProbeOptions health(const json& v) {
     const std::string p = "health";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -529,6 +545,11 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                               {"open_ms", ms(b.open_duration)},
                               {"max_open_ms", ms(b.max_open_duration)},
                               {"half_open_probes", b.half_open_probes}};
+  }
+  if (o.hedging.delay > Duration::zero() || o.hedging.use_p95) {
+    doc["hedging"] = {{"delay_ms", ms(o.hedging.delay)},
+                      {"max_extra", o.hedging.max_extra},
+                      {"use_p95", o.hedging.use_p95}};
   }
   if (o.health_probe.interval > Duration::zero()) {
     doc["health"] = {{"interval_ms", ms(o.health_probe.interval)},

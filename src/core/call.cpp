@@ -74,18 +74,20 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   tried_.assign(candidates_.size(), false);
   route_attempts_.assign(candidates_.size(), 0);
   policy_ = o.retry->clone();
+  flights_.reserve(static_cast<std::size_t>(2 + std::max(0, o.hedging.max_extra)));
   core_.budget().call_started();
   counted_ = true;
 }
 
 CallMachine::~CallMachine() {
-  close_attempt();
+  for (Flight& f : flights_) close_flight(f);
+  flights_.clear();
   end_call();
 }
 
 void CallMachine::end_call() {
-  if (retry_slot_) {
-    retry_slot_ = false;
+  if (retry_has_slot_) {
+    retry_has_slot_ = false;
     core_.budget().release();
   }
   if (counted_) {
@@ -100,8 +102,25 @@ void CallMachine::note_attempt(RouteState& route, TimePoint now) {
   core_.budget().on_attempt(a.error);
 }
 
-void CallMachine::report_failure(RouteState& route, TimePoint now, ErrorKind kind) {
-  if (!panic_attempt_) route.on_failure(now, kind);
+void CallMachine::report_failure(const Flight& f, TimePoint now, ErrorKind kind) {
+  if (!f.panic) route_of(f).on_failure(now, kind);
+}
+
+std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
+  return std::find_if(flights_.begin(), flights_.end(),
+                      [&](const Flight& f) { return f.id == id; });
+}
+
+RouteState& CallMachine::route_of(const Flight& f) const {
+  return *core_.routes()[core_.plan()[candidates_[f.candidate]].route];
+}
+
+void CallMachine::close_flight(Flight& f) {
+  route_of(f).in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (f.budget_slot) {
+    f.budget_slot = false;
+    core_.budget().release();
+  }
 }
 
 // When the first untried route can serve again: the end of its open period or cooldown. A
@@ -134,17 +153,6 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) const {
     }
   }
   return pick;
-}
-
-void CallMachine::close_attempt() {
-  if (!attempt_open_) return;
-  attempt_open_ = false;
-  if (retry_slot_) {  // the retry this slot was taken for has ended
-    retry_slot_ = false;
-    core_.budget().release();
-  }
-  core_.routes()[core_.plan()[candidates_[*current_]].route]->in_flight.fetch_sub(
-      1, std::memory_order_relaxed);
 }
 
 // Tiers in order; inside each, the tier's balancer orders the routes for this call. With
@@ -205,20 +213,30 @@ Result<ChatResponse> CallMachine::take() {
 Step CallMachine::next(TimePoint now) {
   last_now_ = now;
   Step step;
-  if (abandon_ != 0) {
+  if (!abandon_.empty()) {
     step.kind = Step::Kind::Abandon;
-    step.id = abandon_;
-    abandon_ = 0;
+    step.id = abandon_.back();
+    abandon_.pop_back();
+    return step;
+  }
+  if (to_start_) {
+    Flight& f = flights_[*to_start_];
+    to_start_.reset();
+    step.kind = Step::Kind::Start;
+    step.id = f.id;
+    step.request = &f.request;
     return step;
   }
   switch (state_) {
     case State::Done:
       return step;
-    case State::InFlight:
+    case State::InFlight: {
       step.kind = Step::Kind::InFlight;
-      step.id = exchange_id_;
-      step.until = watchdog();
+      TimePoint until = hedge_at_;
+      for (const Flight& f : flights_) until = std::min(until, watchdog(f));
+      step.until = until;
       return step;
+    }
     case State::Waiting:
       if (now < wait_until_) {
         step.kind = Step::Kind::Wait;
@@ -232,7 +250,7 @@ Step CallMachine::next(TimePoint now) {
   }
   if (options_.cancel.cancelled()) {
     cancel(now, "the call was cancelled");
-    return step;
+    return next(now);
   }
   if (deadline_ - now < kMinAttemptTime) {
     ErrorDetails d;
@@ -242,15 +260,23 @@ Step CallMachine::next(TimePoint now) {
     return step;
   }
   std::optional<std::size_t> pick;
+  bool slot = false;
   if (retry_) {
     std::size_t c = *retry_;
     retry_.reset();
+    slot = retry_has_slot_;
+    retry_has_slot_ = false;
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
-    if (core_.routes()[core_.plan()[candidates_[c]].route]->try_acquire(now)) pick = c;
+    if (core_.routes()[core_.plan()[candidates_[c]].route]->try_acquire(now)) {
+      pick = c;
+    } else if (slot) {
+      core_.budget().release();
+      slot = false;
+    }
   }
   if (!pick) pick = pick_route(now);
-  panic_attempt_ = false;
+  bool panic = false;
   if (!pick && options_.when_unavailable == WhenUnavailable::WaitForRecovery) {
     std::optional<TimePoint> back = earliest_recovery(now);
     if (back && *back < deadline_) {
@@ -263,17 +289,17 @@ Step CallMachine::next(TimePoint now) {
   }
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
     pick = least_bad(now);
-    panic_attempt_ = pick.has_value();
+    panic = pick.has_value();
   }
   if (!pick) {
     finish_exhausted(now);
     return step;
   }
-  start_attempt(now, *pick);
-  step.kind = Step::Kind::Start;
-  step.id = exchange_id_;
-  step.request = &request_;
-  return step;
+  start_flight(now, *pick, /*hedge=*/false, slot);
+  flights_.back().panic = panic;
+  Duration delay = hedge_delay(route_of(flights_.back()));
+  hedge_at_ = delay > Duration::zero() ? now + delay : TimePoint::max();
+  return next(now);
 }
 
 std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
@@ -298,9 +324,9 @@ bool CallMachine::has_alternative(TimePoint now) const {
   return false;
 }
 
-void CallMachine::start_attempt(TimePoint now, std::size_t c) {
+void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool budget_slot) {
   const ClientOptions& o = core_.options();
-  const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+  RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
   const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
   current_ = c;
   tried_[c] = true;
@@ -312,22 +338,29 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
     body_text_ = body_.dump();
     body_model_ = route.ref.model;
   }
-  request_ = HttpRequest{};
-  request_.method = "POST";
-  request_.url = endpoint.url;
-  request_.headers = endpoint.headers;
-  for (const auto& [k, v] : options_.headers) request_.headers.emplace_back(k, v);
-  request_.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
-  request_.body = body_text_;
+  Flight f;
+  f.candidate = c;
+  f.hedge = hedge;
+  f.budget_slot = budget_slot;
+  f.start = now;
+  HttpRequest& r = f.request;
+  r.method = "POST";
+  r.url = endpoint.url;
+  r.headers = endpoint.headers;
+  for (const auto& [k, v] : options_.headers) r.headers.emplace_back(k, v);
+  r.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
+  r.body = body_text_;
   Duration remaining = deadline_ - now;
-  clipped_by_deadline_ = remaining < o.timeouts.attempt;
-  request_.total_timeout = std::min(o.timeouts.attempt, remaining);
-  request_.connect_timeout = std::min(o.timeouts.connect, request_.total_timeout);
-  request_.first_byte_timeout = std::min(o.timeouts.first_byte, request_.total_timeout);
-  request_.max_response_bytes = o.max_response_bytes;
-  request_.ca_bundle = o.ca_bundle;
-  request_.stream = handler_ != nullptr;
-  if (request_.stream) {
+  f.clipped = remaining < o.timeouts.attempt;
+  r.total_timeout = std::min(o.timeouts.attempt, remaining);
+  r.connect_timeout = std::min(o.timeouts.connect, r.total_timeout);
+  r.first_byte_timeout = std::min(o.timeouts.first_byte, r.total_timeout);
+  r.max_response_bytes = o.max_response_bytes;
+  r.ca_bundle = o.ca_bundle;
+  r.stream = handler_ != nullptr;
+  f.total_timeout = r.total_timeout;
+  f.first_byte_timeout = r.first_byte_timeout;
+  if (r.stream) {
     parser_ = wire::SseParser{};
     accumulated_ = wire::StreamAccumulator{};
     held_.clear();
@@ -336,18 +369,67 @@ void CallMachine::start_attempt(TimePoint now, std::size_t c) {
     stream_error_message_.clear();
     last_chunk_ = now;
   }
-
-  exchange_id_ = core_.next_exchange_id();
-  attempt_start_ = now;
+  f.id = core_.next_exchange_id();
+  route.in_flight.fetch_add(1, std::memory_order_relaxed);
+  flights_.push_back(std::move(f));
+  to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
-  core_.routes()[core_.plan()[candidates_[c]].route]->in_flight.fetch_add(
-      1, std::memory_order_relaxed);
-  attempt_open_ = true;
+}
+
+// The hedge delay after an attempt on `route` starts: its p95 when asked for and known, else
+// the fixed delay; zero means no hedge.
+Duration CallMachine::hedge_delay(const RouteState& route) const {
+  const HedgingOptions& h = core_.options().hedging;
+  if (handler_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) return Duration::zero();
+  if (h.use_p95) {
+    RouteHealth health;
+    route.stats.fill(health);
+    if (health.p95 > Duration::zero()) return health.p95;
+  }
+  return h.delay;
+}
+
+void CallMachine::try_hedge(TimePoint now) {
+  hedge_at_ = TimePoint::max();
+  if (deadline_ - now < kMinAttemptTime) return;
+  if (!core_.budget().try_acquire()) return;  // hedges draw from the retry budget
+  std::optional<std::size_t> pick = pick_route(now);
+  if (!pick) {
+    core_.budget().release();
+    return;
+  }
+  ++hedges_started_;
+  core_.stats().record_hedge();
+  start_flight(now, *pick, /*hedge=*/true, /*budget_slot=*/true);
+  Duration delay = hedge_delay(route_of(flights_.back()));
+  if (delay > Duration::zero()) hedge_at_ = now + delay;
+}
+
+// Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and
+// count neither against their breakers nor in the statistics.
+void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::string& why) {
+  for (Flight& f : flights_) {
+    if (f.id == keep) continue;
+    abandon_.push_back(f.id);
+    close_flight(f);
+    report_failure(f, now, ErrorKind::Cancelled);
+    Attempt a;
+    a.route = route_of(f).ref;
+    a.error = ErrorKind::Cancelled;
+    a.latency = now - f.start;
+    a.message = why;
+    trace_.push_back(std::move(a));
+    log_attempt(trace_.back());
+  }
+  flights_.erase(std::remove_if(flights_.begin(), flights_.end(),
+                                [&](const Flight& f) { return f.id != keep; }),
+                 flights_.end());
 }
 
 void CallMachine::on_result(TimePoint now, HttpResult result) {
   last_now_ = now;
-  if (state_ != State::InFlight || result.id != exchange_id_) return;
+  if (state_ != State::InFlight || find_flight(result.id) == flights_.end()) return;
+  const std::uint64_t id = result.id;
   if (handler_ && (committed_ || done_seen_) && result.transport_error) {
     if (done_seen_) return end_stream(now);
     return interrupt(now, *result.transport_error, result.error_message);
@@ -358,17 +440,17 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
   if (result.transport_error) {
     AttemptOutcome outcome;
     outcome.kind = *result.transport_error;
-    return fail_attempt(now, std::move(outcome), std::move(result.error_message), {}, {});
+    return fail_attempt(now, id, std::move(outcome), std::move(result.error_message), {}, {});
   }
   if (result.status >= 200 && result.status < 300) {
     ChatResponse response;
     auto failure = wire::decode_response(result.body, response);
-    if (!failure) return finish_success(now, std::move(response));
+    if (!failure) return finish_success(now, id, std::move(response));
     if (!failure->in_band_error) {
       AttemptOutcome outcome;
       outcome.kind = ErrorKind::Protocol;
       outcome.http_status = result.status;
-      return fail_attempt(now, std::move(outcome), std::move(failure->message), {}, {});
+      return fail_attempt(now, id, std::move(outcome), std::move(failure->message), {}, {});
     }
     // An error object inside a 2xx: classify it as the error it says it is.
   }
@@ -380,57 +462,82 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
   outcome.provider_code = std::move(c.code);
   outcome.retry_after = c.retry_after;
   outcome.should_retry = c.should_retry;
-  fail_attempt(now, std::move(outcome), std::move(c.message), std::move(c.type),
+  fail_attempt(now, id, std::move(outcome), std::move(c.message), std::move(c.type),
                std::move(c.param));
 }
 
-void CallMachine::on_stuck(TimePoint now) {
+void CallMachine::on_timer(TimePoint now) {
   last_now_ = now;
   if (state_ != State::InFlight) return;
   const Timeouts& t = core_.options().timeouts;
-  AttemptOutcome outcome;
-  outcome.kind = ErrorKind::Timeout;
-  if (handler_ && done_seen_) return end_stream(now);  // [DONE] came; the server lingered
-  if (handler_ && committed_) {
-    if (now >= deadline_) {
-      return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
+  if (handler_) {  // a stream: one flight, with its first-token and idle watchdogs
+    Flight& f = flights_.front();
+    if (watchdog(f) > now) return;
+    const std::uint64_t id = f.id;
+    abandon_.push_back(id);
+    if (done_seen_) return end_stream(now);  // [DONE] came; the server lingered
+    if (committed_) {
+      if (now >= deadline_) {
+        return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
+      }
+      return interrupt(now, ErrorKind::Timeout,
+                       "no stream chunk within the idle timeout of " +
+                           std::to_string(to_millis(t.idle)) + " ms");
     }
-    return interrupt(
-        now, ErrorKind::Timeout,
-        "no stream chunk within the idle timeout of " + std::to_string(to_millis(t.idle)) + " ms");
+    AttemptOutcome outcome;
+    outcome.kind = ErrorKind::Timeout;
+    if (now < f.start + f.total_timeout) {
+      return fail_attempt(now, id, std::move(outcome),
+                          "no content within the first-token timeout of " +
+                              std::to_string(to_millis(f.first_byte_timeout)) + " ms",
+                          {}, {});
+    }
+    return fail_attempt(now, id, std::move(outcome),
+                        "the exchange did not end within its time limit", {}, {});
   }
-  if (handler_ && now < attempt_start_ + request_.total_timeout) {
-    return fail_attempt(now, std::move(outcome),
-                        "no content within the first-token timeout of " +
-                            std::to_string(to_millis(request_.first_byte_timeout)) + " ms",
-                        {}, {});
+  std::vector<std::uint64_t> stuck;
+  for (const Flight& f : flights_) {
+    if (watchdog(f) <= now) stuck.push_back(f.id);
   }
-  fail_attempt(now, std::move(outcome), "the exchange did not end within its time limit", {}, {});
+  for (std::uint64_t id : stuck) {
+    if (state_ != State::InFlight || find_flight(id) == flights_.end()) break;
+    abandon_.push_back(id);
+    AttemptOutcome outcome;
+    outcome.kind = ErrorKind::Timeout;
+    fail_attempt(now, id, std::move(outcome), "the exchange did not end within its time limit", {},
+                 {});
+  }
+  if (state_ == State::InFlight && hedge_at_ <= now) try_hedge(now);
 }
 
-TimePoint CallMachine::watchdog() const {
-  TimePoint hard = attempt_start_ + request_.total_timeout + kStuckGrace;
+TimePoint CallMachine::watchdog(const Flight& f) const {
+  TimePoint hard = f.start + f.total_timeout + kStuckGrace;
   if (!handler_) return hard;
   if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
-  TimePoint soft = committed_ ? last_chunk_ + core_.options().timeouts.idle
-                              : attempt_start_ + request_.first_byte_timeout;
+  TimePoint soft =
+      committed_ ? last_chunk_ + core_.options().timeouts.idle : f.start + f.first_byte_timeout;
   return std::min(hard, std::min(soft, deadline_));
 }
 
 void CallMachine::on_data(TimePoint now, StreamData data) {
   last_now_ = now;
-  if (state_ != State::InFlight || data.id != exchange_id_ || !handler_) return;
+  if (state_ != State::InFlight || !handler_ || flights_.empty() ||
+      flights_.front().id != data.id) {
+    return;
+  }
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
-    abandon_ = exchange_id_;
-    close_attempt();
-    RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    report_failure(route, now, ErrorKind::Cancelled);
+    Flight f = std::move(flights_.front());
+    flights_.clear();
+    abandon_.push_back(f.id);
+    close_flight(f);
+    RouteState& route = route_of(f);
+    report_failure(f, now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
     a.status = data.status;
-    a.latency = now - attempt_start_;
+    a.latency = now - f.start;
     a.message = handler_error_.empty() ? "the stream handler asked to stop" : handler_error_;
     trace_.push_back(a);
     note_attempt(route, now);
@@ -442,12 +549,12 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
     return finish_error(ErrorKind::Cancelled, a.message, std::move(d));
   }
   if (stream_error_) {
-    abandon_ = exchange_id_;
+    abandon_.push_back(data.id);
     AttemptOutcome outcome = std::move(*stream_error_);
     stream_error_.reset();
     if (committed_) return interrupt(now, outcome.kind, stream_error_message_);
     outcome.http_status = data.status;
-    return fail_attempt(now, std::move(outcome), stream_error_message_, {}, {});
+    return fail_attempt(now, data.id, std::move(outcome), stream_error_message_, {}, {});
   }
 }
 
@@ -502,23 +609,24 @@ void CallMachine::deliver(const ChatChunk& chunk) {
 }
 
 void CallMachine::end_stream(TimePoint now) {
+  const std::uint64_t id = flights_.front().id;
   if (done_seen_ || accumulated_.finished()) {
     if (!committed_) {  // an answer with no content at all: hand over what there is
       committed_ = true;
       for (const ChatChunk& h : held_) deliver(h);
       held_.clear();
     }
-    return finish_success(now, accumulated_.build());
+    return finish_success(now, id, accumulated_.build());
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
   if (committed_) return interrupt(now, ErrorKind::ConnectionLost, why);
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::ConnectionLost;
-  fail_attempt(now, std::move(outcome), why + " before any content", {}, {});
+  fail_attempt(now, id, std::move(outcome), why + " before any content", {}, {});
 }
 
 std::shared_ptr<const ChatResponse> CallMachine::partial() const {
-  if (!handler_) return nullptr;
+  if (!handler_ || !current_) return nullptr;
   auto p = std::make_shared<ChatResponse>(accumulated_.build());
   p->served_by = core_.routes()[core_.plan()[candidates_[*current_]].route]->ref;
   p->attempts = trace_;
@@ -526,15 +634,17 @@ std::shared_ptr<const ChatResponse> CallMachine::partial() const {
 }
 
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
-  close_attempt();
-  RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-  report_failure(route, now,
+  Flight f = std::move(flights_.front());
+  flights_.clear();
+  close_flight(f);
+  RouteState& route = route_of(f);
+  report_failure(f, now,
                  cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   Attempt a;
   a.route = route.ref;
   a.error = ErrorKind::StreamInterrupted;
   a.status = 200;
-  a.latency = now - attempt_start_;
+  a.latency = now - f.start;
   a.message = std::string(to_string(cause)) + ": " + message;
   trace_.push_back(a);
   note_attempt(route, now);
@@ -552,29 +662,36 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
 void CallMachine::cancel(TimePoint now, const std::string& why) {
   last_now_ = now;
   if (state_ == State::Done) return;
-  if (state_ == State::InFlight) {
-    close_attempt();
-    RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-    report_failure(route, now, ErrorKind::Cancelled);
+  for (Flight& f : flights_) {
+    abandon_.push_back(f.id);
+    close_flight(f);
+    RouteState& route = route_of(f);
+    report_failure(f, now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
-    a.latency = now - attempt_start_;
+    a.latency = now - f.start;
     a.message = why;
     trace_.push_back(std::move(a));
     note_attempt(route, now);
   }
+  flights_.clear();
+  to_start_.reset();
   ErrorDetails d;
   d.attempts = trace_;
   if (handler_ && current_) d.partial = partial();
   finish_error(ErrorKind::Cancelled, why, std::move(d));
 }
 
-void CallMachine::finish_success(TimePoint now, ChatResponse response) {
-  close_attempt();
-  RouteState& route = *core_.routes()[core_.plan()[candidates_[*current_]].route];
-  Duration latency = now - attempt_start_;
-  if (!panic_attempt_) route.on_success(now, latency);
+void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse response) {
+  auto it = find_flight(id);
+  Flight f = std::move(*it);
+  flights_.erase(it);
+  close_flight(f);
+  RouteState& route = route_of(f);
+  current_ = f.candidate;
+  Duration latency = now - f.start;
+  if (!f.panic) route.on_success(now, latency);
   route.record_latency(latency);
   Attempt a;
   a.route = route.ref;
@@ -583,6 +700,7 @@ void CallMachine::finish_success(TimePoint now, ChatResponse response) {
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
+  abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
   state_ = State::Done;
@@ -591,13 +709,16 @@ void CallMachine::finish_success(TimePoint now, ChatResponse response) {
   result_.emplace(std::move(response));
 }
 
-void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::string message,
-                               std::string provider_type, std::string param) {
-  close_attempt();
-  const std::size_t c = *current_;
-  RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome,
+                               std::string message, std::string provider_type, std::string param) {
+  auto it = find_flight(id);
+  Flight f = std::move(*it);
+  flights_.erase(it);
+  close_flight(f);
+  const std::size_t c = f.candidate;
+  RouteState& route = route_of(f);
   outcome.route = route.ref;
-  report_failure(route, now, outcome.kind);
+  report_failure(f, now, outcome.kind);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -607,11 +728,11 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   a.route = route.ref;
   a.error = outcome.kind;
   a.status = outcome.http_status;
-  a.latency = now - attempt_start_;
+  a.latency = now - f.start;
   a.message = message;
   trace_.push_back(std::move(a));
   note_attempt(route, now);
-  state_ = State::Planning;
+  state_ = flights_.empty() ? State::Planning : State::InFlight;
 
   auto details = [&]() {
     ErrorDetails d;
@@ -627,8 +748,9 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
     log_attempt(trace_.back());
     return cancel(now, "the call was cancelled");
   }
-  if (now >= deadline_ || (outcome.kind == ErrorKind::Timeout && clipped_by_deadline_)) {
+  if (now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.clipped)) {
     log_attempt(trace_.back());
+    abandon_others(now, 0, "the call's deadline passed");
     return finish_error(ErrorKind::DeadlineExceeded,
                         "the call's deadline passed during an attempt on " + route_name(route.ref),
                         details());
@@ -642,6 +764,10 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
   state.deadline = deadline_;
   state.rng = &core_.rng();
   Decision decision = policy_->decide(outcome, state);
+  if (!flights_.empty() && decision.action != Decision::Action::Fail) {
+    log_attempt(trace_.back());  // another attempt of this call is still in flight: wait for it
+    return;
+  }
   switch (decision.action) {
     case Decision::Action::Retry: {
       Duration delay = std::max(decision.delay, Duration::zero());
@@ -653,7 +779,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
         budget_denied_ = true;  // the route is given up, as for Failover
         break;
       }
-      retry_slot_ = true;
+      retry_has_slot_ = true;
       trace_.back().delay = delay;
       core_.stats().record_retry();
       retry_ = c;
@@ -671,6 +797,7 @@ void CallMachine::fail_attempt(TimePoint now, AttemptOutcome outcome, std::strin
       break;
     case Decision::Action::Fail:
       log_attempt(trace_.back());
+      abandon_others(now, 0, "the call failed on " + route_name(route.ref));
       return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
   }
   log_attempt(trace_.back());

@@ -20,8 +20,7 @@ namespace failover::detail {
 struct Step {
   enum class Kind {
     Start,     ///< Start exchange `id` with `request` (moved out by the driver).
-    InFlight,  ///< Wait for exchange `id`; if it has not ended by `until`, abandon it and
-               ///< report `on_stuck`.
+    InFlight,  ///< Wait for the exchanges in flight; at `until` call `on_timer`.
     Wait,      ///< Nothing in flight; call `next` again at `until`.
     Abandon,   ///< Cancel exchange `id` in the transport (no result is expected), then `next`.
     Done,      ///< `take()` returns the result.
@@ -47,15 +46,13 @@ class CallMachine {
   void on_data(TimePoint now, StreamData data);
   /** Exchange `result.id` ended. */
   void on_result(TimePoint now, HttpResult result);
-  /** The in-flight exchange passed its limit (`Step::until`: the hard limit, or for streams
-   *  the first-token or idle watchdog); the driver has abandoned it. */
-  void on_stuck(TimePoint now);
-  /** The call was cancelled; the driver has abandoned any in-flight exchange. */
+  /** The `until` of an InFlight step has come: a watchdog fired or a hedge is due. Exchanges
+   *  to cancel come back as Abandon steps. */
+  void on_timer(TimePoint now);
+  /** Cancels the call; its exchanges in flight come back as Abandon steps. */
   void cancel(TimePoint now, const std::string& why);
 
   bool done() const { return result_.has_value(); }
-  /** The in-flight exchange id, or 0. */
-  std::uint64_t in_flight() const { return state_ == State::InFlight ? exchange_id_ : 0; }
   /** The result; only when `done()`. */
   Result<ChatResponse> take();
   /** The call's deadline. */
@@ -64,19 +61,38 @@ class CallMachine {
  private:
   enum class State { Planning, InFlight, Waiting, Done };
 
+  // One attempt in flight.
+  struct Flight {
+    std::uint64_t id = 0;
+    std::size_t candidate = 0;
+    TimePoint start{};
+    Duration total_timeout{};
+    Duration first_byte_timeout{};
+    bool clipped = false;      // the attempt's limit is the call's deadline
+    bool panic = false;        // sent to an unavailable route: the breaker is left alone
+    bool budget_slot = false;  // holds a retry-budget slot (a retry or a hedge)
+    bool hedge = false;
+    HttpRequest request;  // until the driver takes it
+  };
+  std::vector<Flight>::iterator find_flight(std::uint64_t id);
+  RouteState& route_of(const Flight& f) const;
+  void start_flight(TimePoint now, std::size_t candidate, bool hedge, bool budget_slot);
+  void close_flight(Flight& f);  // gives back in-flight count and budget slot
+  void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
+  void try_hedge(TimePoint now);
+  Duration hedge_delay(const RouteState& route) const;
+
   std::optional<std::size_t> pick_route(TimePoint now);
   bool has_alternative(TimePoint now) const;
-  void start_attempt(TimePoint now, std::size_t plan_index);
-  void finish_success(TimePoint now, ChatResponse response);
-  void fail_attempt(TimePoint now, AttemptOutcome outcome, std::string message,
+  void finish_success(TimePoint now, std::uint64_t id, ChatResponse response);
+  void fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome, std::string message,
                     std::string provider_type, std::string param);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
-  void close_attempt();  // the in-flight attempt ended: give back its in-flight count
-  void end_call();       // the call ended: give back its budget slots
+  void end_call();  // the call ended: give back its budget slots
   void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
-  void report_failure(RouteState& route, TimePoint now, ErrorKind kind);
+  void report_failure(const Flight& f, TimePoint now, ErrorKind kind);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now) const;
   void plan_candidates(TimePoint now);
@@ -85,7 +101,7 @@ class CallMachine {
   void end_stream(TimePoint now);
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
   std::shared_ptr<const ChatResponse> partial() const;
-  TimePoint watchdog() const;
+  TimePoint watchdog(const Flight& f) const;
 
   ClientCore& core_;
   CallOptions options_;
@@ -98,22 +114,20 @@ class CallMachine {
   std::vector<int> route_attempts_;      // per candidate
   TimePoint deadline_{};
   State state_ = State::Planning;
-  std::optional<std::size_t> current_;  // candidate index of the current/last attempt
-  std::optional<std::size_t> retry_;    // candidate index to retry after the wait
-  std::uint64_t exchange_id_ = 0;
-  HttpRequest request_;
-  TimePoint attempt_start_{};
+  std::optional<std::size_t> current_;   // candidate index of the latest attempt
+  std::optional<std::size_t> retry_;     // candidate index to retry after the wait
+  bool retry_has_slot_ = false;          // the pending retry holds a budget slot
+  std::vector<Flight> flights_;          // attempts in flight (a stream: at most one)
+  std::optional<std::size_t> to_start_;  // a flight not yet handed to the driver
+  std::vector<std::uint64_t> abandon_;   // exchanges the driver must cancel
+  TimePoint hedge_at_ = TimePoint::max();
+  int hedges_started_ = 0;
   TimePoint wait_until_{};
-  bool clipped_by_deadline_ = false;
   int attempts_ = 0;
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
-  std::uint64_t abandon_ = 0;  // exchange the driver must cancel before anything else
-  bool attempt_open_ = false;  // counted in its route's in_flight
-  bool counted_ = false;       // counted in the retry budget's calls in flight
-  bool retry_slot_ = false;    // holds a retry-budget slot (from the decision to the attempt's end)
+  bool counted_ = false;        // counted in the retry budget's calls in flight
   bool budget_denied_ = false;  // a retry was refused by the budget
-  bool panic_attempt_ = false;  // this attempt went to an unavailable route (panic mode)
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 

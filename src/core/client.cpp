@@ -33,13 +33,11 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
       continue;
     }
     if (options.cancel.cancelled()) {
-      if (std::uint64_t id = machine.in_flight()) s->cancel(id);
-      machine.cancel(now, "the call was cancelled");
-      break;
+      machine.cancel(now, "the call was cancelled");  // its exchanges come back as Abandon
+      continue;
     }
     if (step.kind == detail::Step::Kind::InFlight && now >= step.until) {
-      s->cancel(step.id);
-      machine.on_stuck(now);
+      machine.on_timer(now);
       continue;
     }
     s->wait(step.until, events);

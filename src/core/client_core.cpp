@@ -203,6 +203,8 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
+  if (o.hedging.delay < Duration::zero()) invalid("hedging.delay must not be negative");
+  if (o.hedging.max_extra < 0) invalid("hedging.max_extra must not be negative");
   const HealthProbeOptions& hp = o.health_probe;
   if (hp.interval < Duration::zero()) invalid("health.interval must not be negative");
   if (hp.timeout <= Duration::zero()) invalid("health.timeout must be positive");

@@ -128,12 +128,11 @@ void AsyncEngine::run() {
     }
     if (stopping) {
       TimePoint now = core_.clock().now();
-      for (auto it = calls_.begin(); it != calls_.end();) {
-        auto next = std::next(it);
-        if (std::uint64_t ex = it->second.machine->in_flight()) session_->cancel(ex);
-        it->second.machine->cancel(now, "the client is shutting down");
-        complete(it);
-        it = next;
+      std::vector<std::uint64_t> ids;
+      for (const auto& [id, call] : calls_) ids.push_back(id);
+      for (std::uint64_t id : ids) {
+        calls_.at(id).machine->cancel(now, "the client is shutting down");
+        drive(id);  // abandons its exchanges and completes it
       }
       for (Submission& s : incoming) {
         s.done(Error(ErrorKind::Cancelled, "the client is shutting down"));
@@ -144,12 +143,8 @@ void AsyncEngine::run() {
     for (std::uint64_t id : cancels) {
       auto it = calls_.find(id);
       if (it == calls_.end()) continue;
-      if (std::uint64_t ex = it->second.machine->in_flight()) {
-        session_->cancel(ex);
-        exchanges_.erase(ex);
-      }
       it->second.machine->cancel(core_.clock().now(), "the call was cancelled");
-      complete(it);
+      drive(id);  // abandons its exchanges and completes it
     }
     TimePoint now = core_.clock().now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
@@ -234,9 +229,7 @@ void AsyncEngine::drive(std::uint64_t call_id) {
         continue;
       case Step::Kind::InFlight:
         if (now >= step.until) {
-          session_->cancel(step.id);
-          exchanges_.erase(step.id);
-          m.on_stuck(now);
+          m.on_timer(now);
           continue;
         }
         arm(it->second, step.until);

@@ -16,6 +16,9 @@ void Histogram::observe(Duration d) {
 void RouteStats::record(TimePoint now, Duration latency, const std::optional<ErrorKind>& error,
                         const std::string& message) {
   std::lock_guard<std::mutex> lock(mutex_);
+  ++counters_.attempts_by_outcome[error ? std::string(to_string(*error)) : "success"];
+  counters_.latency.observe(latency);
+  if (error == ErrorKind::Cancelled) return;  // the caller's choice says nothing of the route
   const std::uint8_t failed = error ? 1 : 0;
   if (window_size_ == kWindow) {
     window_failures_ -= window_[window_next_];
@@ -36,8 +39,6 @@ void RouteStats::record(TimePoint now, Duration latency, const std::optional<Err
     latency_next_ = (latency_next_ + 1) % kLatencies;
     latency_size_ = std::min(latency_size_ + 1, kLatencies);
   }
-  ++counters_.attempts_by_outcome[error ? std::string(to_string(*error)) : "success"];
-  counters_.latency.observe(latency);
 }
 
 void RouteStats::record_transition(BreakerState from, BreakerState to) {

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
 
 namespace failover {
 namespace {
@@ -78,11 +80,25 @@ struct StormTest : ::testing::Test {
 };
 
 TEST_F(StormTest, AnOutageDoesNotBecomeARetryStorm) {
-  fake->sequence(testing::chat_url("http://a.test/v1"), {testing::status(503)});
+  // The first exchange waits at a gate until all 100 calls are submitted, so they are truly
+  // in flight together (the engine admits the rest in one batch meanwhile).
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  fake->on(testing::chat_url("http://a.test/v1"), [&](const HttpRequest&) {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return open; });
+    return testing::status(503);
+  });
   fake->sequence(testing::chat_url("http://b.test/v1"), {testing::status(503)});
   Client client(options(2));
   std::vector<std::future<Result<ChatResponse>>> calls;
   for (int i = 0; i < 100; ++i) calls.push_back(client.chat_async(ping()));
+  {
+    std::lock_guard<std::mutex> lock(m);
+    open = true;
+  }
+  cv.notify_all();
   for (auto& f : calls) {
     auto r = f.get();
     ASSERT_FALSE(r);

@@ -41,6 +41,7 @@ const char* kDesignExample = R"({
   "retry": {"max_attempts": 6, "base_delay_ms": 500, "max_delay_ms": 8000, "max_retry_after_ms": 60000},
   "retry_budget": {"ratio": 0.25, "min_concurrent": 4},
   "health": {"interval_ms": 30000, "probe": "models"},
+  "hedging": {"delay_ms": 2000, "max_extra": 1},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
                       "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1}
 })";
@@ -84,6 +85,8 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_DOUBLE_EQ(o.retry_budget.throttle_max_tokens, 100);
   EXPECT_EQ(o.health_probe.interval, Duration(std::chrono::seconds(30)));
   EXPECT_EQ(o.health_probe.method, ProbeMethod::Models);
+  EXPECT_EQ(o.hedging.delay, Duration(std::chrono::seconds(2)));
+  EXPECT_EQ(o.hedging.max_extra, 1);
   EXPECT_EQ(o.priority[0].balance, BalanceStrategy::Weighted);
   EXPECT_EQ(o.priority[2].balance, BalanceStrategy::ConsistentHash);
   EXPECT_EQ(o.timeouts.attempt, Duration(std::chrono::seconds(120)));
@@ -102,8 +105,8 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {"[]", "config must be a JSON object"},
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
-       "timeouts, retry, retry_budget, circuit_breaker, health, max_response_bytes, ca_bundle, "
-       "user_agent"},
+       "timeouts, retry, retry_budget, circuit_breaker, health, hedging, max_response_bytes, "
+       "ca_bundle, user_agent"},
       {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
        "health.probe must be \"models\" or \"chat\" (got \"ping\")"},
       {with(kOneEndpoint, kOneTier, R"("retry_budget": {"ratio": 2})"),
@@ -140,9 +143,11 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, R"([{"model": "m", "routes": ["a"], "balance": "fastest"}])"),
        "priority[0].balance must be one of ordered, weighted, round_robin, least_outstanding, "
        "consistent_hash, latency (got \"fastest\")"},
-      {with(kOneEndpoint, kOneTier, R"("hedging": {"delay_ms": 2000})"),
-       "hedging is not supported by this version of failover yet; remove it (a policy that does "
+      {with(kOneEndpoint, kOneTier, R"("canary": {"steps": [5]})"),
+       "canary is not supported by this version of failover yet; remove it (a policy that does "
        "not run must not look configured)"},
+      {with(kOneEndpoint, kOneTier, R"("hedging": {"max_extra": 1})"),
+       "hedging needs delay_ms, use_p95 or both (remove the key to turn hedging off)"},
       {with(kOneEndpoint, kOneTier, R"("circuit_breaker": {"failure_rate": 1.5})"),
        "circuit_breaker.failure_rate must be a number in (0, 1] (got 1.5)"},
       {with(kOneEndpoint, kOneTier, R"("retry": {"base_delay_ms": 900, "max_delay_ms": 100})"),

@@ -1,0 +1,141 @@
+// Hedging on a manual clock with a fake transport.
+
+#include "fake_transport.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::FakeTransport;
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+
+struct HedgingTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+  ClientOptions options(Duration delay) {
+    ClientOptions o;
+    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
+    o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    o.hedging.delay = delay;
+    return o;
+  }
+};
+
+TEST_F(HedgingTest, HedgeFiresAtTheDelayAndTheFirstSuccessWins) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("slow a", seconds(3))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("fast b", milliseconds(100))});
+  Client client(options(milliseconds(500)));
+  TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "fast b");
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(600)));
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"b:success", "a:cancelled"}));
+  EXPECT_EQ(r->attempts[1].message, "lost the hedge race to b/m");
+  auto seen = fake->seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].at - seen[0].at, Duration(milliseconds(500)));  // the hedge started at 500 ms
+  // The loser counts neither against its breaker nor in its statistics.
+  HealthSnapshot h = client.health();
+  EXPECT_EQ(h.routes[0].failures, 0u);
+  EXPECT_EQ(h.routes[0].in_flight, 0);
+  EXPECT_EQ(h.routes[1].in_flight, 0);
+  EXPECT_NE(client.metrics_text().find("failover_hedges_total 1"), std::string::npos);
+}
+
+TEST_F(HedgingTest, NoHedgeWhenTheFirstAnswersInTime) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a", milliseconds(100))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(options(milliseconds(500)));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "a");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(HedgingTest, TheOriginalCanStillWin) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a", milliseconds(700))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", seconds(2))});
+  Client client(options(milliseconds(500)));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "a");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success", "b:cancelled"}));
+}
+
+TEST_F(HedgingTest, AFailureWhileTheOtherIsInFlightWaitsForIt) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503, "", {}, milliseconds(700))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", milliseconds(400))});
+  Client client(options(milliseconds(500)));
+  TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(900)));
+}
+
+TEST_F(HedgingTest, HedgesDrawFromTheRetryBudget) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("slow a", seconds(2))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", milliseconds(10))});
+  ClientOptions o = options(milliseconds(500));
+  o.retry_budget.ratio = 0;
+  o.retry_budget.min_concurrent = 0;
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "slow a");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(HedgingTest, P95DelayComesFromTheRoutesHistory) {
+  // Twenty answers at 100 ms give a p95 of 100 ms; then a slow one is hedged after 100 ms.
+  std::vector<testing::Reply> replies(20, testing::ok("a", milliseconds(100)));
+  replies.push_back(testing::ok("slow a", seconds(5)));
+  fake->sequence(testing::chat_url(kA), replies);
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", milliseconds(10))});
+  ClientOptions o = options(seconds(10));  // the fixed fallback: far too late to matter
+  o.hedging.use_p95 = true;
+  Client client(o);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(client.chat(ping())->text(), "a");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+  TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->text(), "b");
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(110)));
+}
+
+TEST_F(HedgingTest, StreamsAreNotHedged) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"slow"}, milliseconds(300))});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"never"})});
+  Client client(options(milliseconds(100)));
+  auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "slow");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(HedgingTest, AsyncCallsHedgeToo) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("slow a", seconds(3))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("fast b", milliseconds(100))});
+  Client client(options(milliseconds(500)));
+  auto r = client.chat_async(ping()).get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "fast b");
+}
+
+}  // namespace
+}  // namespace failover
