@@ -1,5 +1,7 @@
 #include <failover/policy/circuit_breaker.hpp>
 
+#include "policy/kinds.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -29,15 +31,9 @@ DefaultCircuitBreaker::DefaultCircuitBreaker(CircuitBreakerOptions options) : op
 }
 
 bool DefaultCircuitBreaker::counts_as_failure(ErrorKind kind) noexcept {
+  if (kind == ErrorKind::RateLimited) return false;  // the route cools down instead
+  if (detail::is_transient(kind)) return true;
   switch (kind) {
-    case ErrorKind::ServerError:
-    case ErrorKind::Overloaded:
-    case ErrorKind::Conflict:
-    case ErrorKind::ConnectFailed:
-    case ErrorKind::ConnectionLost:
-    case ErrorKind::Tls:
-    case ErrorKind::Timeout:
-    case ErrorKind::Protocol:
     case ErrorKind::ResponseTooLarge:
     case ErrorKind::Authentication:
     case ErrorKind::PermissionDenied:

@@ -1,5 +1,7 @@
 #include <failover/policy/retry.hpp>
 
+#include "policy/kinds.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -35,17 +37,8 @@ namespace {
 enum class Class { Transient, RouteFatal, CallFatal, NextTier };
 
 Class class_of(ErrorKind kind, bool failover_on_content_filter) {
+  if (detail::is_transient(kind)) return Class::Transient;
   switch (kind) {
-    case ErrorKind::ServerError:
-    case ErrorKind::Overloaded:
-    case ErrorKind::Conflict:
-    case ErrorKind::ConnectFailed:
-    case ErrorKind::ConnectionLost:
-    case ErrorKind::Tls:
-    case ErrorKind::Timeout:
-    case ErrorKind::Protocol:
-    case ErrorKind::RateLimited:
-      return Class::Transient;
     case ErrorKind::Authentication:
     case ErrorKind::PermissionDenied:
     case ErrorKind::NotFound:
@@ -62,6 +55,8 @@ Class class_of(ErrorKind kind, bool failover_on_content_filter) {
     case ErrorKind::Cancelled:
     case ErrorKind::StreamInterrupted:
       return Class::CallFatal;
+    default:
+      break;  // the transient kinds, answered above
   }
   return Class::CallFatal;
 }

@@ -5,6 +5,8 @@
 #include <failover/error.hpp>
 #include <failover/options.hpp>
 
+#include "policy/kinds.hpp"
+
 #include <mutex>
 
 namespace failover::detail {
@@ -33,8 +35,5 @@ class RetryBudget {
   int active_retries_ = 0;
   double tokens_;
 };
-
-/** Failures a retry might cure (and so count against the throttle). */
-bool is_transient(ErrorKind kind) noexcept;
 
 }  // namespace failover::detail
