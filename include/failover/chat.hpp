@@ -171,7 +171,9 @@ struct ChatResponse {
   std::optional<Usage> usage;      ///< Token usage, when the provider sent it.
   std::string raw_json;            ///< The body exactly as received (unknown fields included).
   RouteRef served_by;              ///< The route that produced this response.
-  std::vector<Attempt> attempts;   ///< Every attempt of the call, the successful one last.
+  /** Cost of this response from its usage and the model's price; empty without either. */
+  std::optional<double> cost_usd;
+  std::vector<Attempt> attempts;  ///< Every attempt of the call, the successful one last.
 
   /** Content of the first choice's message, or empty. */
   const std::string& text() const;

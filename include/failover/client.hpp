@@ -100,6 +100,9 @@ class Client {
    *  latency percentiles and EWMA, the last error, reopen and cooldown times. */
   HealthSnapshot health() const;
 
+  /** Calls, tokens, cost, latency and error rate per route since the client started. */
+  UsageReport usage_report() const;
+
   /** Prometheus text exposition: calls, attempts by route and outcome, retries, hedges and
    *  breaker transitions (counters); calls in flight and breaker state (gauges); attempt and
    *  call latency (histograms). */

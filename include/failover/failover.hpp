@@ -15,4 +15,5 @@
 #include <failover/result.hpp>
 #include <failover/time.hpp>
 #include <failover/transport.hpp>
+#include <failover/usage.hpp>
 #include <failover/version.hpp>

@@ -8,6 +8,7 @@
 #include <failover/policy/retry.hpp>
 #include <failover/time.hpp>
 #include <failover/transport.hpp>
+#include <failover/usage.hpp>
 
 #include <spdlog/fwd.h>
 
@@ -131,6 +132,8 @@ struct ClientOptions {
   std::shared_ptr<const RetryPolicy> retry;
   /** Client-wide limit on retries of the same route and on hedges. */
   RetryBudgetOptions retry_budget;
+  /** Prices by model name (the route's model); no price is built in. */
+  std::map<std::string, ModelPrice> prices;
   /** Hedged attempts (off by default). */
   HedgingOptions hedging;
   /** Active health probes (off by default). */

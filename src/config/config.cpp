@@ -70,7 +70,7 @@ const char* type_name(const json& v) {
 
 // Keys that belong to features this version does not run yet. Accepting them silently would
 // make a policy look configured while nothing enforces it.
-const std::set<std::string> kNotYet = {"prices", "budget", "shadow", "canary"};
+const std::set<std::string> kNotYet = {"budget", "shadow", "canary"};
 
 constexpr BalanceStrategy kStrategies[] = {
     BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
@@ -93,7 +93,7 @@ class Reader {
     }
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
-                "health", "hedging", "max_response_bytes", "ca_bundle", "user_agent"});
+                "health", "hedging", "prices", "max_response_bytes", "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -112,6 +112,7 @@ class Reader {
     if (doc.contains("retry_budget")) o.retry_budget = budget(doc["retry_budget"]);
     if (doc.contains("health")) o.health_probe = health(doc["health"]);
     if (doc.contains("hedging")) o.hedging = hedging(doc["hedging"]);
+    if (doc.contains("prices")) o.prices = prices(doc["prices"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
@@ -365,6 +366,28 @@ class Reader {
     return v.get<double>();
   }
 
+  std::map<std::string, ModelPrice> prices(const json& v) {
+    if (!v.is_object())
+      fail("prices", std::string("must be an object of models, not ") + type_name(v));
+    std::map<std::string, ModelPrice> out;
+    for (const auto& [model, p] : v.items()) {
+      const std::string path = "prices." + model;
+      if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
+      check_keys(p, path, {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok"});
+      ModelPrice price;
+      price.input_per_mtok =
+          fraction_or_more(member(p, path, "input_per_mtok"), path + ".input_per_mtok", 1e6);
+      price.output_per_mtok =
+          fraction_or_more(member(p, path, "output_per_mtok"), path + ".output_per_mtok", 1e6);
+      if (p.contains("cached_input_per_mtok")) {
+        price.cached_input_per_mtok =
+            fraction_or_more(p["cached_input_per_mtok"], path + ".cached_input_per_mtok", 1e6);
+      }
+      out[model] = price;
+    }
+    return out;
+  }
+
   HedgingOptions hedging(const json& v) {
     const std::string p = "hedging";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -545,6 +568,15 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                               {"open_ms", ms(b.open_duration)},
                               {"max_open_ms", ms(b.max_open_duration)},
                               {"half_open_probes", b.half_open_probes}};
+  }
+  if (!o.prices.empty()) {
+    json prices = json::object();
+    for (const auto& [model, p] : o.prices) {
+      json j = {{"input_per_mtok", p.input_per_mtok}, {"output_per_mtok", p.output_per_mtok}};
+      if (p.cached_input_per_mtok) j["cached_input_per_mtok"] = *p.cached_input_per_mtok;
+      prices[model] = std::move(j);
+    }
+    doc["prices"] = std::move(prices);
   }
   if (o.hedging.delay > Duration::zero() || o.hedging.use_p95) {
     doc["hedging"] = {{"delay_ms", ms(o.hedging.delay)},

@@ -701,6 +701,11 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   note_attempt(route, now);
   log_attempt(trace_.back());
   abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
+  if (response.usage) {
+    if (std::optional<std::int64_t> nanos = route.add_usage(*response.usage)) {
+      response.cost_usd = static_cast<double>(*nanos) / 1e9;
+    }
+  }
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
   state_ = State::Done;

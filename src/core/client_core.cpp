@@ -7,7 +7,9 @@
 #include <failover/config.hpp>
 #include <failover/version.hpp>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -39,6 +41,23 @@ void RouteState::observe_breaker(TimePoint now) {
   if (last != current) {
     stats.record_transition(static_cast<BreakerState>(last), static_cast<BreakerState>(current));
   }
+}
+
+std::optional<std::int64_t> RouteState::add_usage(const Usage& u) {
+  prompt_tokens.fetch_add(u.prompt_tokens, std::memory_order_relaxed);
+  cached_tokens.fetch_add(u.cached_tokens, std::memory_order_relaxed);
+  completion_tokens.fetch_add(u.completion_tokens, std::memory_order_relaxed);
+  if (!price) return std::nullopt;
+  // Per-million-token prices: one token costs price * 1000 nano-dollars.
+  const std::int64_t cached = std::clamp<std::int64_t>(u.cached_tokens, 0, u.prompt_tokens);
+  const double nanos =
+      static_cast<double>(u.prompt_tokens - cached) * price->input_per_mtok * 1000.0 +
+      static_cast<double>(cached) * price->cached_input_per_mtok.value_or(price->input_per_mtok) *
+          1000.0 +
+      static_cast<double>(u.completion_tokens) * price->output_per_mtok * 1000.0;
+  const std::int64_t cost = std::llround(nanos);
+  cost_nanos.fetch_add(cost, std::memory_order_relaxed);
+  return cost;
 }
 
 void RouteState::record_probe(TimePoint at, bool ok, std::string message) {
@@ -209,6 +228,13 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (hp.interval < Duration::zero()) invalid("health.interval must not be negative");
   if (hp.timeout <= Duration::zero()) invalid("health.timeout must be positive");
   if (!(hp.jitter >= 0 && hp.jitter < 1)) invalid("health.jitter must be in [0, 1)");
+  for (const auto& [model, price] : o.prices) {
+    auto bad = [](double v) { return !(v >= 0 && v < 1e9); };
+    if (bad(price.input_per_mtok) || bad(price.output_per_mtok) ||
+        (price.cached_input_per_mtok && bad(*price.cached_input_per_mtok))) {
+      invalid("prices." + model + " must hold non-negative dollar amounts per million tokens");
+    }
+  }
   const RetryBudgetOptions& b = o.retry_budget;
   if (!(b.ratio >= 0 && b.ratio <= 1)) invalid("retry_budget.ratio must be between 0 and 1");
   if (b.min_concurrent < 0) invalid("retry_budget.min_concurrent must not be negative");
@@ -261,6 +287,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.rng) o.rng = std::make_shared<SystemRng>();
   if (!o.transport) o.transport = make_curl_transport();
   budget_ = std::make_unique<RetryBudget>(o.retry_budget);
+  started_ = o.clock->now();
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);
   for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
@@ -278,6 +305,8 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     state->ref = ref;
     state->endpoint = endpoint;
     state->breaker = o.circuit_breaker(state->ref);
+    if (auto price = o.prices.find(ref.model); price != o.prices.end())
+      state->price = &price->second;
     if (!state->breaker) {
       invalid("circuit_breaker factory returned null for " + ref.endpoint + "/" + ref.model);
     }

@@ -33,6 +33,13 @@ struct RouteState {
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};
   RouteStats stats;
+  const ModelPrice* price = nullptr;  // from ClientOptions::prices, when the model has one
+  std::atomic<std::int64_t> prompt_tokens{0};
+  std::atomic<std::int64_t> cached_tokens{0};
+  std::atomic<std::int64_t> completion_tokens{0};
+  std::atomic<std::int64_t> cost_nanos{0};  // US dollars x 1e9, so totals never drift
+  /** Adds a served response's usage; returns its cost in nano-dollars when priced. */
+  std::optional<std::int64_t> add_usage(const Usage& usage);
   mutable std::mutex probe_mutex;
   std::optional<TimePoint> probe_at;
   bool probe_ok = false;
@@ -106,6 +113,8 @@ class ClientCore {
     return next_exchange_.fetch_add(1, std::memory_order_relaxed);
   }
   RetryBudget& budget() { return *budget_; }
+  /** When the client was built (the start of its usage report). */
+  TimePoint started() const { return started_; }
   ClientStats& stats() { return stats_; }
   const ClientStats& stats() const { return stats_; }
 
@@ -126,6 +135,7 @@ class ClientCore {
   std::vector<PlanEntry> plan_;
   std::vector<TierState> tiers_;
   ClientStats stats_;
+  TimePoint started_{};
   std::unique_ptr<RetryBudget> budget_;
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;

@@ -28,6 +28,27 @@ HealthSnapshot Client::health() const {
   return out;
 }
 
+UsageReport Client::usage_report() const {
+  const detail::ClientCore& core = *core_;
+  UsageReport out;
+  out.since = core.started();
+  out.at = core.clock().now();
+  for (const auto& route : core.routes()) {
+    RouteUsage u;
+    u.route = route->ref;
+    route->stats.fill(u);
+    u.prompt_tokens = route->prompt_tokens.load(std::memory_order_relaxed);
+    u.cached_tokens = route->cached_tokens.load(std::memory_order_relaxed);
+    u.completion_tokens = route->completion_tokens.load(std::memory_order_relaxed);
+    u.cost_usd = static_cast<double>(route->cost_nanos.load(std::memory_order_relaxed)) / 1e9;
+    u.priced = route->price != nullptr;
+    out.calls += u.calls;
+    out.cost_usd += u.cost_usd;
+    out.routes.push_back(std::move(u));
+  }
+  return out;
+}
+
 namespace {
 
 // Label values escape backslash, double quote and newline.
@@ -125,6 +146,24 @@ std::string Client::metrics_text() const {
       os << "failover_breaker_state{" << route_labels(route->ref) << ",state=\"" << to_string(s)
          << "\"} " << (s == state ? 1 : 0) << '\n';
     }
+  }
+  family(os, "failover_tokens_total", "counter",
+         "Tokens reported by providers, by route and type.");
+  for (const auto& route : core.routes()) {
+    const std::pair<const char*, std::int64_t> kinds[] = {
+        {"prompt", route->prompt_tokens.load(std::memory_order_relaxed)},
+        {"cached", route->cached_tokens.load(std::memory_order_relaxed)},
+        {"completion", route->completion_tokens.load(std::memory_order_relaxed)}};
+    for (const auto& [type, count] : kinds) {
+      os << "failover_tokens_total{" << route_labels(route->ref) << ",type=\"" << type << "\"} "
+         << count << '\n';
+    }
+  }
+  family(os, "failover_cost_usd_total", "counter", "Cost in US dollars by route (priced models).");
+  for (const auto& route : core.routes()) {
+    os << "failover_cost_usd_total{" << route_labels(route->ref) << "} "
+       << number(static_cast<double>(route->cost_nanos.load(std::memory_order_relaxed)) / 1e9)
+       << '\n';
   }
   family(os, "failover_attempt_duration_seconds", "histogram", "Attempt latency by route.");
   for (std::size_t i = 0; i < core.routes().size(); ++i) {

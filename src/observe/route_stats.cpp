@@ -35,6 +35,7 @@ void RouteStats::record(TimePoint now, Duration latency, const std::optional<Err
     last_error_at_ = now;
   } else {
     ++successes_;
+    success_latency_total_ += latency;
     latencies_[latency_next_] = latency.count();
     latency_next_ = (latency_next_ + 1) % kLatencies;
     latency_size_ = std::min(latency_size_ + 1, kLatencies);
@@ -71,6 +72,20 @@ void RouteStats::fill(RouteHealth& out) const {
     out.p95 = pct(0.95);
     out.p99 = pct(0.99);
   }
+}
+
+void RouteStats::fill(RouteUsage& out) const {
+  RouteHealth h;
+  fill(h);
+  std::lock_guard<std::mutex> lock(mutex_);
+  out.calls = successes_;
+  out.failures = failures_;
+  const std::uint64_t all = successes_ + failures_;
+  out.error_rate = all == 0 ? 0.0 : static_cast<double>(failures_) / static_cast<double>(all);
+  out.average_latency = successes_ == 0
+                            ? Duration::zero()
+                            : success_latency_total_ / static_cast<Duration::rep>(successes_);
+  out.p99_latency = h.p99;
 }
 
 RouteStats::Counters RouteStats::counters() const {

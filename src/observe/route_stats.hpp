@@ -5,6 +5,7 @@
 #include <failover/error.hpp>
 #include <failover/health.hpp>
 #include <failover/policy/circuit_breaker.hpp>
+#include <failover/usage.hpp>
 
 #include <array>
 #include <atomic>
@@ -39,6 +40,8 @@ class RouteStats {
 
   /** Fills the passive fields of `out` (not state, in-flight, EWMA, reopen, cooldown). */
   void fill(RouteHealth& out) const;
+  /** Fills calls, failures, error rate and latencies of `out`. */
+  void fill(RouteUsage& out) const;
 
   struct Counters {
     std::map<std::string, std::uint64_t> attempts_by_outcome;
@@ -61,6 +64,7 @@ class RouteStats {
   std::size_t latency_next_ = 0;
   std::size_t latency_size_ = 0;
   std::uint64_t successes_ = 0;
+  Duration success_latency_total_{};
   std::uint64_t failures_ = 0;
   std::optional<ErrorKind> last_error_;
   std::string last_error_message_;

@@ -42,6 +42,7 @@ const char* kDesignExample = R"({
   "retry_budget": {"ratio": 0.25, "min_concurrent": 4},
   "health": {"interval_ms": 30000, "probe": "models"},
   "hedging": {"delay_ms": 2000, "max_extra": 1},
+  "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0}},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
                       "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1}
 })";
@@ -105,8 +106,8 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {"[]", "config must be a JSON object"},
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
-       "timeouts, retry, retry_budget, circuit_breaker, health, hedging, max_response_bytes, "
-       "ca_bundle, user_agent"},
+       "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, "
+       "max_response_bytes, ca_bundle, user_agent"},
       {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
        "health.probe must be \"models\" or \"chat\" (got \"ping\")"},
       {with(kOneEndpoint, kOneTier, R"("retry_budget": {"ratio": 2})"),

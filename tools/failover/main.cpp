@@ -155,7 +155,7 @@ int run_chat(const ChatArgs& a) {
     doc["failover"] = {
         {"served_by", {{"endpoint", r.served_by.endpoint}, {"model", r.served_by.model}}},
         {"attempts", attempts_json(r.attempts)},
-        {"cost_usd", nullptr}};
+        {"cost_usd", r.cost_usd ? json(*r.cost_usd) : json(nullptr)}};
     std::cout << doc.dump(2) << "\n";
   } else if (a.stream) {
     std::cout << "\n";

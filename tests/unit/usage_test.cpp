@@ -1,0 +1,131 @@
+// Prices, per-response cost (exact to the micro-dollar), and the usage report.
+
+#include "fake_transport.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeTransport;
+using testing::ping;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+
+testing::Reply with_usage(std::int64_t prompt, std::int64_t cached, std::int64_t completion,
+                          Duration latency = milliseconds(10)) {
+  testing::Reply r;
+  r.latency = latency;
+  r.body =
+      R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":)" +
+      std::to_string(prompt) + R"(,"completion_tokens":)" + std::to_string(completion) +
+      R"(,"total_tokens":)" + std::to_string(prompt + completion) +
+      R"(,"prompt_tokens_details":{"cached_tokens":)" + std::to_string(cached) + "}}}";
+  return r;
+}
+
+struct UsageTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+  ClientOptions options() {
+    ClientOptions o;
+    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
+    o.priority = {Tier{{{"a", "gpt-4.1"}}}, Tier{{{"b", "local"}}}};
+    o.prices["gpt-4.1"] = ModelPrice{8.0, 2.0, 8.0};
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    return o;
+  }
+};
+
+TEST_F(UsageTest, CostIsExactToTheMicroDollar) {
+  // 600 uncached x $8 + 400 cached x $2 + 500 out x $8, per million tokens = $0.0096.
+  fake->sequence(testing::chat_url(kA), {with_usage(1000, 400, 500)});
+  Client client(options());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->cost_usd.has_value());
+  EXPECT_EQ(*r->cost_usd, 0.0096);
+  EXPECT_EQ(std::llround(*r->cost_usd * 1e6), 9600);
+}
+
+TEST_F(UsageTest, CachedTokensFallBackToTheInputPrice) {
+  ClientOptions o = options();
+  o.prices["gpt-4.1"].cached_input_per_mtok.reset();
+  fake->sequence(testing::chat_url(kA), {with_usage(1000, 400, 0)});
+  Client client(o);
+  EXPECT_EQ(*client.chat(ping())->cost_usd, 0.008);
+}
+
+TEST_F(UsageTest, TotalsStayExactOverManyCalls) {
+  fake->sequence(testing::chat_url(kA), {with_usage(123, 0, 45)});  // 168 x $8 / 1e6
+  Client client(options());
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(client.chat(ping()));
+  UsageReport report = client.usage_report();
+  EXPECT_EQ(report.routes[0].prompt_tokens, 123000);
+  EXPECT_EQ(report.routes[0].completion_tokens, 45000);
+  EXPECT_EQ(std::llround(report.routes[0].cost_usd * 1e6), 1344000);  // $1.344000
+  EXPECT_EQ(std::llround(report.cost_usd * 1e6), 1344000);
+}
+
+TEST_F(UsageTest, UnpricedModelsCountTokensButNoCost) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {with_usage(10, 0, 5)});
+  Client client(options());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "b");
+  EXPECT_FALSE(r->cost_usd.has_value());
+  UsageReport report = client.usage_report();
+  EXPECT_FALSE(report.routes[1].priced);
+  EXPECT_EQ(report.routes[1].prompt_tokens, 10);
+  EXPECT_EQ(report.routes[1].cost_usd, 0);
+}
+
+TEST_F(UsageTest, ReportShowsCallsErrorRateAndLatency) {
+  fake->sequence(testing::chat_url(kA),
+                 {with_usage(10, 0, 1, milliseconds(10)), with_usage(10, 0, 1, milliseconds(30)),
+                  testing::status(500), with_usage(10, 0, 1, milliseconds(20))});
+  fake->sequence(testing::chat_url(kB), {with_usage(10, 0, 1)});
+  Client client(options());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(client.chat(ping()));
+  UsageReport report = client.usage_report();
+  const RouteUsage& a = report.routes[0];
+  EXPECT_EQ(a.route.endpoint, "a");
+  EXPECT_EQ(a.calls, 3u);
+  EXPECT_EQ(a.failures, 1u);
+  EXPECT_DOUBLE_EQ(a.error_rate, 0.25);
+  EXPECT_EQ(a.average_latency, Duration(milliseconds(20)));
+  EXPECT_EQ(a.p99_latency, Duration(milliseconds(30)));
+  EXPECT_EQ(report.calls, 4u);  // three on a, one on b after a's 500
+  EXPECT_NE(client.metrics_text().find("failover_cost_usd_total{endpoint=\"a\",model=\"gpt-4.1\"}"),
+            std::string::npos);
+}
+
+TEST(UsageConfig, PricesLoadAndAreChecked) {
+  const char* base =
+      R"({"endpoints": [{"name": "a", "base_url": "http://127.0.0.1:1/v1", "api_key": "k"}],
+                         "priority": [{"model": "gpt-4.1", "routes": ["a"]}], "prices": )";
+  ClientOptions o = options_from_json(
+      std::string(base) +
+      R"({"gpt-4.1": {"input_per_mtok": 8.0, "cached_input_per_mtok": 2.0, "output_per_mtok": 8.0}}})");
+  EXPECT_EQ(o.prices.at("gpt-4.1").input_per_mtok, 8.0);
+  EXPECT_EQ(o.prices.at("gpt-4.1").cached_input_per_mtok, 2.0);
+  try {
+    (void)options_from_json(std::string(base) +
+                            R"({"gpt-4.1": {"input_per_mtok": -1, "output_per_mtok": 1}}})");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "prices.gpt-4.1.input_per_mtok must be a number from 0 to 1000000.0 (got -1)");
+  }
+}
+
+}  // namespace
+}  // namespace failover
