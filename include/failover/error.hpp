@@ -39,6 +39,7 @@ enum class ErrorKind {
   AllRoutesUnavailable,   ///< No route could serve the call (all failed, open or cooling down).
   Cancelled,              ///< The caller cancelled the call, or the client shut down.
   StreamInterrupted,      ///< A stream broke after content was handed to the caller.
+  BudgetExceeded,         ///< Every route that could serve would exceed a spending budget.
 };
 
 /** snake_case name of `kind`, e.g. `all_routes_unavailable`. */

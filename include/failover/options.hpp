@@ -134,6 +134,8 @@ struct ClientOptions {
   RetryBudgetOptions retry_budget;
   /** Prices by model name (the route's model); no price is built in. */
   std::map<std::string, ModelPrice> prices;
+  /** Spending limits (off by default). */
+  BudgetOptions budget;
   /** Hedged attempts (off by default). */
   HedgingOptions hedging;
   /** Active health probes (off by default). */

@@ -6,6 +6,7 @@
 #include <failover/time.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -16,6 +17,30 @@ struct ModelPrice {
   double input_per_mtok = 0;                    ///< Prompt tokens.
   std::optional<double> cached_input_per_mtok;  ///< Cached prompt tokens (input price if unset).
   double output_per_mtok = 0;                   ///< Completion tokens (reasoning included).
+};
+
+/** A spending budget crossed 80 % or 100 % of its limit (reported once per period). */
+struct BudgetAlert {
+  enum class Period { Day, Month };
+  Period period = Period::Day;  ///< Which budget.
+  double threshold = 0;         ///< 0.8 or 1.0.
+  double spent_usd = 0;         ///< Spent in the period so far.
+  double limit_usd = 0;         ///< The period's limit.
+};
+
+/**
+ * Spending limits over UTC calendar days and months (from the clock's wall time). Before an
+ * attempt on a priced route the call's cost is estimated (prompt characters / 4 plus
+ * `max_completion_tokens` or `max_tokens`); a route that would exceed a limit is skipped, so a
+ * cheaper or unpriced tier still serves. When only the budget stops a call, it fails with
+ * `BudgetExceeded`. Unpriced routes never count against a budget.
+ */
+struct BudgetOptions {
+  std::optional<double> usd_per_day;    ///< Daily limit, if any.
+  std::optional<double> usd_per_month;  ///< Monthly limit, if any.
+  /** Called at 80 % and at 100 % of each limit, once each per period, on the thread whose call
+   *  crossed it (the engine thread for asynchronous calls): it must not block. */
+  std::function<void(const BudgetAlert&)> on_alert;
 };
 
 /** Traffic and money of one route since the client started. */

@@ -70,7 +70,7 @@ const char* type_name(const json& v) {
 
 // Keys that belong to features this version does not run yet. Accepting them silently would
 // make a policy look configured while nothing enforces it.
-const std::set<std::string> kNotYet = {"budget", "shadow", "canary"};
+const std::set<std::string> kNotYet = {"shadow", "canary"};
 
 constexpr BalanceStrategy kStrategies[] = {
     BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
@@ -91,9 +91,10 @@ class Reader {
              "that does not run must not look configured)");
       }
     }
-    check_keys(doc, "",
-               {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
-                "health", "hedging", "prices", "max_response_bytes", "ca_bundle", "user_agent"});
+    check_keys(
+        doc, "",
+        {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker", "health",
+         "hedging", "prices", "budget", "max_response_bytes", "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -113,6 +114,7 @@ class Reader {
     if (doc.contains("health")) o.health_probe = health(doc["health"]);
     if (doc.contains("hedging")) o.hedging = hedging(doc["hedging"]);
     if (doc.contains("prices")) o.prices = prices(doc["prices"]);
+    if (doc.contains("budget")) o.budget = budget_limits(doc["budget"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
@@ -388,6 +390,20 @@ class Reader {
     return out;
   }
 
+  BudgetOptions budget_limits(const json& v) {
+    const std::string p = "budget";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"usd_per_day", "usd_per_month"});
+    BudgetOptions b;
+    for (const char* key : {"usd_per_day", "usd_per_month"}) {
+      if (!v.contains(key)) continue;
+      double amount = fraction_or_more(v[key], p + "." + key, 1e9);
+      if (amount <= 0) fail(p + "." + key, "must be a positive amount");
+      (std::string(key) == "usd_per_day" ? b.usd_per_day : b.usd_per_month) = amount;
+    }
+    return b;
+  }
+
   HedgingOptions hedging(const json& v) {
     const std::string p = "hedging";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -577,6 +593,12 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
       prices[model] = std::move(j);
     }
     doc["prices"] = std::move(prices);
+  }
+  if (o.budget.usd_per_day || o.budget.usd_per_month) {
+    json b = json::object();
+    if (o.budget.usd_per_day) b["usd_per_day"] = *o.budget.usd_per_day;
+    if (o.budget.usd_per_month) b["usd_per_month"] = *o.budget.usd_per_month;
+    doc["budget"] = std::move(b);
   }
   if (o.hedging.delay > Duration::zero() || o.hedging.use_p95) {
     doc["hedging"] = {{"delay_ms", ms(o.hedging.delay)},

@@ -66,6 +66,16 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     return;
   }
 
+  // A cost estimate for spending budgets: about four characters a token, plus the output cap.
+  std::size_t chars = 0;
+  for (const Message& m : request.messages) {
+    chars += m.content ? m.content->size() : 0;
+    for (const ContentPart& p : m.parts) chars += p.text.size();
+    for (const ToolCall& t : m.tool_calls) chars += t.name.size() + t.arguments.size();
+  }
+  estimated_prompt_tokens_ = static_cast<std::int64_t>((chars + 3) / 4);
+  estimated_output_tokens_ = request.max_completion_tokens.value_or(request.max_tokens.value_or(0));
+
   plan_candidates(now);
   if (candidates_.empty()) {
     invalid("no route serves any model in CallOptions.models");
@@ -138,13 +148,25 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   return best;
 }
 
+bool CallMachine::within_budget(const RouteState& route) {
+  SpendTracker& spend = core_.spend();
+  if (!spend.enabled() || !route.price) return true;  // unpriced routes cost nothing
+  const ModelPrice& p = *route.price;
+  const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
+                       static_cast<double>(estimated_output_tokens_) * p.output_per_mtok * 1000.0;
+  if (spend.fits(core_.clock().wall_now(), std::llround(nanos))) return true;
+  spend_blocked_ = true;
+  return false;
+}
+
 // Panic: of the untried routes, the one that would come back soonest.
-std::optional<std::size_t> CallMachine::least_bad(TimePoint now) const {
+std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
   std::optional<std::size_t> pick;
   TimePoint pick_at = TimePoint::max();
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
     const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    if (!within_budget(route)) continue;
     TimePoint at = route.breaker->reopens_at(now).value_or(now);
     at = std::max(at, route.cooldown());
     if (at < pick_at) {
@@ -268,7 +290,8 @@ Step CallMachine::next(TimePoint now) {
     retry_has_slot_ = false;
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
-    if (core_.routes()[core_.plan()[candidates_[c]].route]->try_acquire(now)) {
+    RouteState& again = *core_.routes()[core_.plan()[candidates_[c]].route];
+    if (within_budget(again) && again.try_acquire(now)) {
       pick = c;
     } else if (slot) {
       core_.budget().release();
@@ -307,6 +330,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
     if (tried_[c]) continue;
     RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
     if (route.cooldown() > now) continue;
+    if (!within_budget(route)) continue;
     if (!route.try_acquire(now)) continue;
     return c;
   }
@@ -704,6 +728,16 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   if (response.usage) {
     if (std::optional<std::int64_t> nanos = route.add_usage(*response.usage)) {
       response.cost_usd = static_cast<double>(*nanos) / 1e9;
+      if (core_.spend().enabled()) {
+        for (const BudgetAlert& alert : core_.spend().spend(core_.clock().wall_now(), *nanos)) {
+          if (!core_.spend().options().on_alert) break;
+          try {
+            core_.spend().options().on_alert(alert);
+          } catch (...) {
+            if (auto* log = core_.logger()) log->error("a budget alert callback threw");
+          }
+        }
+      }
     }
   }
   response.served_by = route.ref;
@@ -864,6 +898,12 @@ void CallMachine::finish_exhausted(TimePoint now) {
   if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";
   d.available_at = earliest;
   d.attempts = trace_;
+  if (spend_blocked_ && trace_.empty()) {
+    return finish_error(ErrorKind::BudgetExceeded,
+                        "every route that could serve this call would exceed the spending budget",
+                        std::move(d));
+  }
+  if (spend_blocked_) message += " (some routes skipped: they would exceed the spending budget)";
   finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));
 }
 

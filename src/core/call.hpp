@@ -94,7 +94,8 @@ class CallMachine {
   void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
   void report_failure(const Flight& f, TimePoint now, ErrorKind kind);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
-  std::optional<std::size_t> least_bad(TimePoint now) const;
+  std::optional<std::size_t> least_bad(TimePoint now);
+  bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void plan_candidates(TimePoint now);
   void on_event(TimePoint now, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
@@ -128,6 +129,9 @@ class CallMachine {
   std::optional<Result<ChatResponse>> result_;
   bool counted_ = false;        // counted in the retry budget's calls in flight
   bool budget_denied_ = false;  // a retry was refused by the budget
+  bool spend_blocked_ = false;  // a route was skipped for the spending budget
+  std::int64_t estimated_prompt_tokens_ = 0;
+  std::int64_t estimated_output_tokens_ = 0;
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 

@@ -235,6 +235,12 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       invalid("prices." + model + " must hold non-negative dollar amounts per million tokens");
     }
   }
+  for (const auto* limit : {&o.budget.usd_per_day, &o.budget.usd_per_month}) {
+    if (*limit && !(**limit > 0 && **limit < 1e12)) {
+      invalid(limit == &o.budget.usd_per_day ? "budget.usd_per_day must be a positive amount"
+                                             : "budget.usd_per_month must be a positive amount");
+    }
+  }
   const RetryBudgetOptions& b = o.retry_budget;
   if (!(b.ratio >= 0 && b.ratio <= 1)) invalid("retry_budget.ratio must be between 0 and 1");
   if (b.min_concurrent < 0) invalid("retry_budget.min_concurrent must not be negative");
@@ -287,6 +293,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.rng) o.rng = std::make_shared<SystemRng>();
   if (!o.transport) o.transport = make_curl_transport();
   budget_ = std::make_unique<RetryBudget>(o.retry_budget);
+  spend_ = std::make_unique<SpendTracker>(o.budget);
   started_ = o.clock->now();
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);

@@ -6,6 +6,7 @@
 
 #include "observe/route_stats.hpp"
 #include "policy/retry_budget.hpp"
+#include "policy/spend.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -113,6 +114,7 @@ class ClientCore {
     return next_exchange_.fetch_add(1, std::memory_order_relaxed);
   }
   RetryBudget& budget() { return *budget_; }
+  SpendTracker& spend() { return *spend_; }
   /** When the client was built (the start of its usage report). */
   TimePoint started() const { return started_; }
   ClientStats& stats() { return stats_; }
@@ -137,6 +139,7 @@ class ClientCore {
   ClientStats stats_;
   TimePoint started_{};
   std::unique_ptr<RetryBudget> budget_;
+  std::unique_ptr<SpendTracker> spend_;
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;

@@ -43,6 +43,7 @@ const char* kDesignExample = R"({
   "health": {"interval_ms": 30000, "probe": "models"},
   "hedging": {"delay_ms": 2000, "max_extra": 1},
   "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0}},
+  "budget": {"usd_per_day": 100.0},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
                       "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1}
 })";
@@ -106,7 +107,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {"[]", "config must be a JSON object"},
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
-       "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, "
+       "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
        "max_response_bytes, ca_bundle, user_agent"},
       {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
        "health.probe must be \"models\" or \"chat\" (got \"ping\")"},

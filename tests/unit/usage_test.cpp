@@ -129,3 +129,65 @@ TEST(UsageConfig, PricesLoadAndAreChecked) {
 
 }  // namespace
 }  // namespace failover
+
+namespace failover {
+namespace {
+
+// Spending budgets on the manual clock's wall time (UTC days).
+struct SpendTest : UsageTest {
+  std::vector<BudgetAlert> alerts;
+  ClientOptions budgeted(bool with_cheap_tier) {
+    ClientOptions o = options();
+    if (!with_cheap_tier) o.priority.resize(1);
+    o.budget.usd_per_day = 0.02;
+    o.budget.on_alert = [this](const BudgetAlert& a) { alerts.push_back(a); };
+    return o;
+  }
+};
+
+TEST_F(SpendTest, AnExpensiveTierIsSkippedOnceSpentSoACheaperOneServes) {
+  fake->sequence(testing::chat_url(kA), {with_usage(1000, 0, 0)});  // $0.008 a call
+  fake->sequence(testing::chat_url(kB), {with_usage(1000, 0, 0)});  // unpriced
+  Client client(budgeted(true));
+  std::vector<std::string> served;
+  for (int i = 0; i < 4; ++i) served.push_back(client.chat(ping())->served_by.endpoint);
+  // 0.008, 0.016 (80 % alert), 0.024 (100 % alert: the third call fitted its estimate), then b.
+  EXPECT_EQ(served, (std::vector<std::string>{"a", "a", "a", "b"}));
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0].threshold, 0.8);
+  EXPECT_EQ(alerts[0].period, BudgetAlert::Period::Day);
+  EXPECT_DOUBLE_EQ(alerts[0].spent_usd, 0.016);
+  EXPECT_EQ(alerts[1].threshold, 1.0);
+  EXPECT_DOUBLE_EQ(alerts[1].spent_usd, 0.024);
+  EXPECT_DOUBLE_EQ(alerts[1].limit_usd, 0.02);
+}
+
+TEST_F(SpendTest, NothingFitsGivesBudgetExceededUntilTheNextDay) {
+  fake->sequence(testing::chat_url(kA), {with_usage(1000, 0, 0)});
+  Client client(budgeted(false));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.chat(ping()));
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_TRUE(r.error().attempts().empty());
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 3);
+  EXPECT_EQ(alerts.size(), 2u);            // each alert once
+  clock->advance(std::chrono::hours(24));  // a new UTC day
+  EXPECT_TRUE(client.chat(ping()));
+}
+
+TEST_F(SpendTest, TheEstimateIncludesTheOutputCap) {
+  fake->sequence(testing::chat_url(kA), {with_usage(10, 0, 10)});
+  Client client(budgeted(false));
+  ChatRequest big = ping();
+  big.max_tokens = 3000;  // 3000 x $8 / 1e6 = $0.024 > $0.02: refused before any traffic
+  auto r = client.chat(big);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 0);
+  big.max_tokens = 1000;  // $0.008: fits
+  EXPECT_TRUE(client.chat(big));
+}
+
+}  // namespace
+}  // namespace failover
