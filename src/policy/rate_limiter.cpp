@@ -1,0 +1,120 @@
+#include "policy/rate_limiter.hpp"
+
+#include "wire/http_headers.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+
+namespace failover::detail {
+
+std::optional<Duration> parse_reset_duration(std::string_view text) {
+  text = wire::trim(text);
+  if (text.empty() || text.size() > 40) return std::nullopt;
+  double total_ms = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t start = i;
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+      ++i;
+    }
+    if (i == start) return std::nullopt;
+    double value = 0;
+    auto r = std::from_chars(text.data() + start, text.data() + i, value);
+    if (r.ec != std::errc() || r.ptr != text.data() + i) return std::nullopt;
+    std::size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    std::string_view unit = text.substr(unit_start, i - unit_start);
+    if (unit == "h") {
+      total_ms += value * 3600e3;
+    } else if (unit == "m") {
+      total_ms += value * 60e3;
+    } else if (unit == "s") {
+      total_ms += value * 1e3;
+    } else if (unit == "ms") {
+      total_ms += value;
+    } else {
+      return std::nullopt;  // a bare number, "us", garbage
+    }
+  }
+  if (!std::isfinite(total_ms) || total_ms > 24 * 3600e3) return std::nullopt;
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::milli>(total_ms));
+}
+
+RateLimiter::RateLimiter(Limits limits, TimePoint now)
+    : limits_(limits),
+      last_(now),
+      requests_(limits.rpm.value_or(0)),
+      tokens_(limits.tpm.value_or(0)) {}
+
+void RateLimiter::refill(TimePoint now) {
+  if (now <= last_) return;
+  const double minutes = std::chrono::duration<double>(now - last_).count() / 60.0;
+  last_ = now;
+  if (limits_.rpm) requests_ = std::min(*limits_.rpm, requests_ + *limits_.rpm * minutes);
+  if (limits_.tpm) tokens_ = std::min(*limits_.tpm, tokens_ + *limits_.tpm * minutes);
+}
+
+RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refill(now);
+  Answer a;
+  TimePoint due = now;
+  if (blocked_until_ > now) due = std::max(due, blocked_until_);
+  // Time until a bucket holds `need`, at its refill rate per minute.
+  auto when = [&](double have, double need, double per_minute) {
+    if (have >= need) return now;
+    const double seconds = (need - have) / per_minute * 60.0;
+    return now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
+  };
+  if (limits_.rpm) due = std::max(due, when(requests_, 1.0, *limits_.rpm));
+  if (limits_.tpm) {
+    // A request larger than the whole bucket waits for a full bucket, then may go.
+    due = std::max(due, when(tokens_, std::min(tokens, *limits_.tpm), *limits_.tpm));
+  }
+  const bool slot = !limits_.max_concurrency || in_flight_ < *limits_.max_concurrency;
+  if (due > now || !slot) {
+    if (due > now) a.retry_at = due;
+    return a;
+  }
+  if (limits_.rpm) requests_ -= 1.0;
+  if (limits_.tpm) tokens_ -= tokens;
+  ++in_flight_;
+  a.granted = true;
+  return a;
+}
+
+void RateLimiter::release(TimePoint now, double estimated, std::optional<double> actual) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refill(now);
+  if (in_flight_ > 0) --in_flight_;
+  if (limits_.tpm && actual) tokens_ = std::min(*limits_.tpm, tokens_ + estimated - *actual);
+}
+
+void RateLimiter::observe(TimePoint now, const HttpHeaders& headers) {
+  auto number = [&](std::string_view name) -> std::optional<double> {
+    const std::string* v = wire::find_header(headers, name);
+    if (!v) return std::nullopt;
+    double out = 0;
+    std::string_view t = wire::trim(*v);
+    auto r = std::from_chars(t.data(), t.data() + t.size(), out);
+    if (r.ec != std::errc() || r.ptr != t.data() + t.size()) return std::nullopt;
+    return out;
+  };
+  auto reset = [&](std::string_view name) -> std::optional<Duration> {
+    const std::string* v = wire::find_header(headers, name);
+    return v ? parse_reset_duration(*v) : std::nullopt;
+  };
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto [remaining, reset_name] :
+       {std::pair{"x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
+        std::pair{"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"}}) {
+    std::optional<double> left = number(remaining);
+    std::optional<Duration> wait = reset(reset_name);
+    if (left && *left <= 0 && wait) blocked_until_ = std::max(blocked_until_, now + *wait);
+  }
+}
+
+}  // namespace failover::detail

@@ -1,0 +1,54 @@
+#pragma once
+
+// Client-side rate limits of one endpoint: requests and tokens per minute as token buckets
+// with continuous refill, a concurrency cap, and what the provider's x-ratelimit-* headers
+// say. Sans-I/O and thread-safe.
+
+#include <failover/time.hpp>
+#include <failover/transport.hpp>
+
+#include <mutex>
+#include <optional>
+#include <string_view>
+
+namespace failover::detail {
+
+/** An OpenAI rate-limit reset duration: `1s`, `6m0s`, `20ms`, `1h2m3.5s`, `0.5s`. */
+std::optional<Duration> parse_reset_duration(std::string_view text);
+
+class RateLimiter {
+ public:
+  struct Limits {
+    std::optional<double> rpm;           ///< Requests per minute.
+    std::optional<double> tpm;           ///< Tokens per minute.
+    std::optional<int> max_concurrency;  ///< Requests in flight at once.
+  };
+  RateLimiter(Limits limits, TimePoint now);
+
+  bool limited() const { return limits_.rpm || limits_.tpm || limits_.max_concurrency; }
+
+  /** Takes a permit for one request of about `tokens` tokens, or says when one may be due
+   *  (empty when only a request in flight ending can free one). */
+  struct Answer {
+    bool granted = false;
+    std::optional<TimePoint> retry_at;
+  };
+  Answer try_acquire(TimePoint now, double tokens);
+  /** The request ended: its concurrency slot is free; `actual` tokens replace the estimate. */
+  void release(TimePoint now, double estimated, std::optional<double> actual);
+  /** Reads x-ratelimit-remaining-/reset- headers: a provider at zero blocks until its reset. */
+  void observe(TimePoint now, const HttpHeaders& headers);
+
+ private:
+  void refill(TimePoint now);
+
+  Limits limits_;
+  std::mutex mutex_;
+  TimePoint last_{};
+  double requests_ = 0;  // tokens in the request bucket
+  double tokens_ = 0;    // tokens in the token bucket (may go negative after reconciliation)
+  int in_flight_ = 0;
+  TimePoint blocked_until_{};
+};
+
+}  // namespace failover::detail

@@ -1,0 +1,101 @@
+// Client-side rate limits on a manual clock: token buckets, reconciliation, headers, threads.
+
+#include "policy/rate_limiter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace failover {
+namespace {
+
+using detail::parse_reset_duration;
+using detail::RateLimiter;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+TEST(ResetDuration, EveryFormAndGarbage) {
+  EXPECT_EQ(parse_reset_duration("1s"), Duration(seconds(1)));
+  EXPECT_EQ(parse_reset_duration("6m0s"), Duration(std::chrono::minutes(6)));
+  EXPECT_EQ(parse_reset_duration("20ms"), Duration(milliseconds(20)));
+  EXPECT_EQ(parse_reset_duration("1h2m3s"), Duration(seconds(3723)));
+  EXPECT_EQ(parse_reset_duration("0.5s"), Duration(milliseconds(500)));
+  EXPECT_EQ(parse_reset_duration("2m30.5s"), Duration(milliseconds(150500)));
+  for (const char* bad : {"", "5", "soon", "1x", "s", "-1s", "1s2", "1.2.3s", "99999h"}) {
+    EXPECT_FALSE(parse_reset_duration(bad).has_value()) << bad;
+  }
+}
+
+TEST(RateLimiter, SixtyRpmGivesTheSixtyFirstItsPermitExactlyWhenTheBucketRefills) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{60.0, std::nullopt, std::nullopt}, t);
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(limiter.try_acquire(t, 0).granted) << i;
+    limiter.release(t, 0, std::nullopt);
+  }
+  RateLimiter::Answer a = limiter.try_acquire(t, 0);
+  EXPECT_FALSE(a.granted);
+  ASSERT_TRUE(a.retry_at.has_value());
+  EXPECT_EQ(*a.retry_at, t + seconds(1));  // 60 per minute: one per second
+  EXPECT_FALSE(limiter.try_acquire(t + milliseconds(999), 0).granted);
+  EXPECT_TRUE(limiter.try_acquire(t + seconds(1), 0).granted);
+}
+
+TEST(RateLimiter, TokensPerMinuteWithReconciliation) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{std::nullopt, 1200.0, std::nullopt}, t);  // 20/s
+  ASSERT_TRUE(limiter.try_acquire(t, 1000).granted);  // estimated 1000
+  limiter.release(t, 1000, 400.0);                    // used 400: 600 come back
+  EXPECT_TRUE(limiter.try_acquire(t, 800).granted);   // 1200 - 400 = 800 left
+  RateLimiter::Answer a = limiter.try_acquire(t, 100);
+  EXPECT_FALSE(a.granted);
+  EXPECT_EQ(*a.retry_at, t + seconds(5));  // 100 tokens at 20 a second
+}
+
+TEST(RateLimiter, ConcurrencyCap) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{std::nullopt, std::nullopt, 2}, t);
+  EXPECT_TRUE(limiter.try_acquire(t, 0).granted);
+  EXPECT_TRUE(limiter.try_acquire(t, 0).granted);
+  RateLimiter::Answer full = limiter.try_acquire(t, 0);
+  EXPECT_FALSE(full.granted);
+  EXPECT_FALSE(full.retry_at.has_value());  // only an end frees a slot
+  limiter.release(t, 0, std::nullopt);
+  EXPECT_TRUE(limiter.try_acquire(t, 0).granted);
+}
+
+TEST(RateLimiter, HeadersAtZeroBlockUntilTheReset) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
+  limiter.observe(t, {{"x-ratelimit-remaining-requests", "0"},
+                      {"x-ratelimit-reset-requests", "6m0s"},
+                      {"x-ratelimit-remaining-tokens", "5000"},
+                      {"x-ratelimit-reset-tokens", "20ms"}});
+  RateLimiter::Answer a = limiter.try_acquire(t, 0);
+  EXPECT_FALSE(a.granted);
+  EXPECT_EQ(*a.retry_at, t + std::chrono::minutes(6));
+  EXPECT_TRUE(limiter.try_acquire(t + std::chrono::minutes(6), 0).granted);
+  limiter.observe(t, {{"x-ratelimit-remaining-requests", "garbage"},
+                      {"x-ratelimit-reset-requests", "1s"}});  // ignored
+  EXPECT_TRUE(limiter.try_acquire(t + std::chrono::minutes(6), 0).granted);
+}
+
+TEST(RateLimiter, SixteenThreadsNeverExceedTheLimit) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{100.0, std::nullopt, std::nullopt}, t);
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 50; ++k) {
+        if (limiter.try_acquire(t, 0).granted) ++granted;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(granted.load(), 100);
+}
+
+}  // namespace
+}  // namespace failover
