@@ -13,6 +13,8 @@
 #include <spdlog/fwd.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,11 +23,29 @@
 
 namespace failover {
 
+struct ChatRequest;
+
 /** How the API key is presented. */
 enum class AuthStyle {
   Bearer,  ///< `Authorization: Bearer <key>` (OpenAI and most providers).
   ApiKey,  ///< `api-key: <key>` (Azure OpenAI).
   None,    ///< No key (local servers); `api_key` must then be empty.
+};
+
+/**
+ * Client-side limits of one endpoint, so the SDK slows down before the provider answers 429:
+ * requests and tokens per minute (token buckets with continuous refill; a request's tokens are
+ * estimated as prompt characters / 4 plus its output cap, then reconciled with the usage the
+ * provider reports) and requests in flight at once. The provider's x-ratelimit-remaining-* and
+ * x-ratelimit-reset-* headers are read as well: at zero remaining, the endpoint waits for the
+ * reset. A route whose endpoint has no permit is skipped: the call fails over at once; when no
+ * route has one, `CallOptions::when_unavailable` decides (fail with `RateLimited` carrying
+ * when the first permit is due, or wait for it within the deadline).
+ */
+struct EndpointLimits {
+  std::optional<double> rpm;           ///< Requests per minute.
+  std::optional<double> tpm;           ///< Tokens per minute.
+  std::optional<int> max_concurrency;  ///< Requests in flight at once.
 };
 
 /** One OpenAI-compatible server. */
@@ -37,6 +57,7 @@ struct Endpoint {
   AuthStyle auth = AuthStyle::Bearer;          ///< How the key is sent.
   std::map<std::string, std::string> query;    ///< Query parameters (Azure `api-version`).
   std::string region;                          ///< Free-form region label.
+  EndpointLimits limits;                       ///< Client-side rate limits (none by default).
 };
 
 /** (endpoint, model): the unit of health. */
@@ -134,6 +155,12 @@ struct ClientOptions {
   RetryBudgetOptions retry_budget;
   /** Prices by model name (the route's model); no price is built in. */
   std::map<std::string, ModelPrice> prices;
+  /**
+   * Estimates the tokens a request will use (prompt and output together), for rate limits
+   * and budgets. Empty: prompt characters / 4 plus `max_completion_tokens` or `max_tokens`.
+   * Estimates are reconciled with the usage the provider reports.
+   */
+  std::function<std::int64_t(const ChatRequest&)> token_estimator;
   /** Spending limits (off by default). */
   BudgetOptions budget;
   /** Hedged attempts (off by default). */

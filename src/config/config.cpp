@@ -235,12 +235,8 @@ class Reader {
 
   Endpoint endpoint(const json& v, const std::string& path) {
     if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
-    if (v.contains("limits")) {
-      fail(path + ".limits",
-           "is not supported by this version of failover yet; remove it (a "
-           "limit that is not enforced must not look configured)");
-    }
-    check_keys(v, path, {"name", "base_url", "api_key", "headers", "auth", "query", "region"});
+    check_keys(v, path,
+               {"name", "base_url", "api_key", "headers", "auth", "query", "region", "limits"});
     Endpoint e;
     e.name = string(member(v, path, "name"), path + ".name");
     e.base_url = string(member(v, path, "base_url"), path + ".base_url");
@@ -271,6 +267,26 @@ class Reader {
     if (v.contains("headers")) e.headers = string_map(v["headers"], path + ".headers");
     if (v.contains("query")) e.query = string_map(v["query"], path + ".query");
     if (v.contains("region")) e.region = string(v["region"], path + ".region");
+    if (v.contains("limits")) {
+      const json& l = v["limits"];
+      const std::string lp = path + ".limits";
+      if (!l.is_object()) fail(lp, std::string("must be an object, not ") + type_name(l));
+      check_keys(l, lp, {"rpm", "tpm", "max_concurrency"});
+      auto rate = [&](const char* key) {
+        const json& x = l[key];
+        if (!x.is_number() || !(x.get<double>() > 0) || x.get<double>() > 1e12) {
+          fail(lp + "." + key,
+               "must be a positive number (got " + wire::excerpt(x.dump(), 40) + ")");
+        }
+        return x.get<double>();
+      };
+      if (l.contains("rpm")) e.limits.rpm = rate("rpm");
+      if (l.contains("tpm")) e.limits.tpm = rate("tpm");
+      if (l.contains("max_concurrency")) {
+        e.limits.max_concurrency =
+            static_cast<int>(positive(l["max_concurrency"], lp + ".max_concurrency"));
+      }
+    }
     return e;
   }
 
@@ -546,6 +562,11 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     if (!e.headers.empty()) j["headers"] = e.headers;
     if (!e.query.empty()) j["query"] = e.query;
     if (!e.region.empty()) j["region"] = e.region;
+    json limits = json::object();
+    if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;
+    if (e.limits.tpm) limits["tpm"] = *e.limits.tpm;
+    if (e.limits.max_concurrency) limits["max_concurrency"] = *e.limits.max_concurrency;
+    if (!limits.empty()) j["limits"] = std::move(limits);
     endpoints.push_back(std::move(j));
   }
   doc["endpoints"] = std::move(endpoints);

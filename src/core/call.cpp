@@ -75,6 +75,10 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   }
   estimated_prompt_tokens_ = static_cast<std::int64_t>((chars + 3) / 4);
   estimated_output_tokens_ = request.max_completion_tokens.value_or(request.max_tokens.value_or(0));
+  if (o.token_estimator) {  // the user's estimate covers prompt and output together
+    estimated_prompt_tokens_ = std::max<std::int64_t>(0, o.token_estimator(request));
+    estimated_output_tokens_ = 0;
+  }
 
   plan_candidates(now);
   if (candidates_.empty()) {
@@ -125,8 +129,12 @@ RouteState& CallMachine::route_of(const Flight& f) const {
   return *core_.routes()[core_.plan()[candidates_[f.candidate]].route];
 }
 
-void CallMachine::close_flight(Flight& f) {
+void CallMachine::close_flight(Flight& f, std::optional<double> actual_tokens) {
   route_of(f).in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (f.limiter) {
+    f.limiter->release(last_now_, f.permit_tokens, actual_tokens);
+    f.limiter = nullptr;
+  }
   if (f.budget_slot) {
     f.budget_slot = false;
     core_.budget().release();
@@ -137,6 +145,7 @@ void CallMachine::close_flight(Flight& f) {
 // half-open route whose probe is out has no known time: look again shortly.
 std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   std::optional<TimePoint> best;
+  if (rate_blocked_) best = rate_wait_;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
     const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
@@ -157,6 +166,33 @@ bool CallMachine::within_budget(const RouteState& route) {
   if (spend.fits(core_.clock().wall_now(), std::llround(nanos))) return true;
   spend_blocked_ = true;
   return false;
+}
+
+bool CallMachine::take_permit(const RouteState& route, TimePoint now) {
+  RateLimiter* limiter = core_.limiter(route.endpoint);
+  if (!limiter) return true;
+  const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
+  RateLimiter::Answer a = limiter->try_acquire(now, tokens);
+  if (a.granted) {
+    pending_permit_ = std::make_pair(limiter, tokens);
+    return true;
+  }
+  rate_blocked_ = true;
+  // Without a due time only a request ending frees a slot: look again shortly.
+  rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
+  return false;
+}
+
+void CallMachine::refund_permit(TimePoint now) {
+  if (!pending_permit_) return;
+  pending_permit_->first->refund(now, pending_permit_->second);
+  pending_permit_.reset();
+}
+
+void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
+  auto it = find_flight(id);
+  if (it == flights_.end() || headers.empty()) return;
+  if (RateLimiter* limiter = core_.limiter(route_of(*it).endpoint)) limiter->observe(now, headers);
 }
 
 // Panic: of the untried routes, the one that would come back soonest.
@@ -283,6 +319,8 @@ Step CallMachine::next(TimePoint now) {
   }
   std::optional<std::size_t> pick;
   bool slot = false;
+  rate_blocked_ = false;
+  rate_wait_ = TimePoint::max();
   if (retry_) {
     std::size_t c = *retry_;
     retry_.reset();
@@ -291,9 +329,14 @@ Step CallMachine::next(TimePoint now) {
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
     RouteState& again = *core_.routes()[core_.plan()[candidates_[c]].route];
-    if (within_budget(again) && again.try_acquire(now)) {
-      pick = c;
-    } else if (slot) {
+    if (within_budget(again) && take_permit(again, now)) {
+      if (again.try_acquire(now)) {
+        pick = c;
+      } else {
+        refund_permit(now);
+      }
+    }
+    if (!pick && slot) {
       core_.budget().release();
       slot = false;
     }
@@ -331,7 +374,11 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
     RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
     if (route.cooldown() > now) continue;
     if (!within_budget(route)) continue;
-    if (!route.try_acquire(now)) continue;
+    if (!take_permit(route, now)) continue;
+    if (!route.try_acquire(now)) {
+      refund_permit(now);
+      continue;
+    }
     return c;
   }
   return std::nullopt;
@@ -392,6 +439,11 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
     stream_error_.reset();
     stream_error_message_.clear();
     last_chunk_ = now;
+  }
+  if (pending_permit_) {
+    f.limiter = pending_permit_->first;
+    f.permit_tokens = pending_permit_->second;
+    pending_permit_.reset();
   }
   f.id = core_.next_exchange_id();
   route.in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -454,6 +506,7 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
   last_now_ = now;
   if (state_ != State::InFlight || find_flight(result.id) == flights_.end()) return;
   const std::uint64_t id = result.id;
+  observe_limits(id, now, result.headers);
   if (handler_ && (committed_ || done_seen_) && result.transport_error) {
     if (done_seen_) return end_stream(now);
     return interrupt(now, *result.transport_error, result.error_message);
@@ -549,6 +602,7 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
       flights_.front().id != data.id) {
     return;
   }
+  observe_limits(data.id, now, data.headers);
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
     Flight f = std::move(flights_.front());
@@ -711,7 +765,9 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
-  close_flight(f);
+  std::optional<double> used;
+  if (response.usage) used = static_cast<double>(response.usage->total_tokens);
+  close_flight(f, used);
   RouteState& route = route_of(f);
   current_ = f.candidate;
   Duration latency = now - f.start;
@@ -898,6 +954,14 @@ void CallMachine::finish_exhausted(TimePoint now) {
   if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";
   d.available_at = earliest;
   d.attempts = trace_;
+  if (rate_blocked_ && trace_.empty() && !spend_blocked_) {
+    d.available_at = rate_wait_;
+    return finish_error(ErrorKind::RateLimited,
+                        "every route's endpoint is at its client-side rate limit; the next permit "
+                        "is due in " +
+                            format_ms(rate_wait_ - now),
+                        std::move(d));
+  }
   if (spend_blocked_ && trace_.empty()) {
     return finish_error(ErrorKind::BudgetExceeded,
                         "every route that could serve this call would exceed the spending budget",

@@ -72,12 +72,16 @@ class CallMachine {
     bool panic = false;        // sent to an unavailable route: the breaker is left alone
     bool budget_slot = false;  // holds a retry-budget slot (a retry or a hedge)
     bool hedge = false;
-    HttpRequest request;  // until the driver takes it
+    RateLimiter* limiter = nullptr;  // holds a permit of its endpoint's limiter
+    double permit_tokens = 0;        // the estimate the permit reserved
+    HttpRequest request;             // until the driver takes it
   };
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const;
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, bool budget_slot);
-  void close_flight(Flight& f);  // gives back in-flight count and budget slot
+  void close_flight(Flight& f, std::optional<double> actual_tokens = std::nullopt);
+  bool take_permit(const RouteState& route, TimePoint now);  // into pending_permit_
+  void refund_permit(TimePoint now);
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
   void try_hedge(TimePoint now);
   Duration hedge_delay(const RouteState& route) const;
@@ -96,6 +100,7 @@ class CallMachine {
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
+  void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void plan_candidates(TimePoint now);
   void on_event(TimePoint now, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
@@ -131,6 +136,9 @@ class CallMachine {
   bool budget_denied_ = false;  // a retry was refused by the budget
   bool spend_blocked_ = false;  // a route was skipped for the spending budget
   std::int64_t estimated_prompt_tokens_ = 0;
+  std::optional<std::pair<RateLimiter*, double>> pending_permit_;  // taken for the next flight
+  bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit
+  TimePoint rate_wait_ = TimePoint::max();  // when the first permit is due
   std::int64_t estimated_output_tokens_ = 0;
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)

@@ -185,6 +185,11 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       invalid(field + ".api_key is set but auth is none");
     }
     validate_headers(e.headers, field + ".headers");
+    if (e.limits.rpm && !(*e.limits.rpm > 0)) invalid(field + ".limits.rpm must be positive");
+    if (e.limits.tpm && !(*e.limits.tpm > 0)) invalid(field + ".limits.tpm must be positive");
+    if (e.limits.max_concurrency && *e.limits.max_concurrency < 1) {
+      invalid(field + ".limits.max_concurrency must be at least 1");
+    }
     for (const auto& [k, v] : e.query) {
       if (k.empty()) invalid(field + ".query has an empty parameter name");
       if (has_control(k) || has_control(v)) invalid(field + ".query contains control characters");
@@ -294,6 +299,12 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.transport) o.transport = make_curl_transport();
   budget_ = std::make_unique<RetryBudget>(o.retry_budget);
   spend_ = std::make_unique<SpendTracker>(o.budget);
+  for (const Endpoint& e : o.endpoints) {
+    RateLimiter::Limits l{e.limits.rpm, e.limits.tpm, e.limits.max_concurrency};
+    limiters_.push_back(l.rpm || l.tpm || l.max_concurrency
+                            ? std::make_unique<RateLimiter>(l, o.clock->now())
+                            : nullptr);
+  }
   started_ = o.clock->now();
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);

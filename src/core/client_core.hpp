@@ -5,6 +5,7 @@
 #include <failover/client.hpp>
 
 #include "observe/route_stats.hpp"
+#include "policy/rate_limiter.hpp"
 #include "policy/retry_budget.hpp"
 #include "policy/spend.hpp"
 
@@ -115,6 +116,8 @@ class ClientCore {
   }
   RetryBudget& budget() { return *budget_; }
   SpendTracker& spend() { return *spend_; }
+  /** The rate limiter of `endpoint`, or null when it has no limits. */
+  RateLimiter* limiter(std::size_t endpoint) const { return limiters_[endpoint].get(); }
   /** When the client was built (the start of its usage report). */
   TimePoint started() const { return started_; }
   ClientStats& stats() { return stats_; }
@@ -140,6 +143,7 @@ class ClientCore {
   TimePoint started_{};
   std::unique_ptr<RetryBudget> budget_;
   std::unique_ptr<SpendTracker> spend_;
+  std::vector<std::unique_ptr<RateLimiter>> limiters_;  // per endpoint
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;

@@ -64,10 +64,12 @@ RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
   TimePoint due = now;
   if (blocked_until_ > now) due = std::max(due, blocked_until_);
   // Time until a bucket holds `need`, at its refill rate per minute.
+  // Rounded up, and with a little slack against floating-point dust, so that a permit
+  // promised for a time is there at that time.
   auto when = [&](double have, double need, double per_minute) {
-    if (have >= need) return now;
+    if (have + 1e-9 >= need) return now;
     const double seconds = (need - have) / per_minute * 60.0;
-    return now + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
+    return now + std::chrono::ceil<Duration>(std::chrono::duration<double>(seconds));
   };
   if (limits_.rpm) due = std::max(due, when(requests_, 1.0, *limits_.rpm));
   if (limits_.tpm) {
@@ -91,6 +93,14 @@ void RateLimiter::release(TimePoint now, double estimated, std::optional<double>
   refill(now);
   if (in_flight_ > 0) --in_flight_;
   if (limits_.tpm && actual) tokens_ = std::min(*limits_.tpm, tokens_ + estimated - *actual);
+}
+
+void RateLimiter::refund(TimePoint now, double tokens) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refill(now);
+  if (in_flight_ > 0) --in_flight_;
+  if (limits_.rpm) requests_ = std::min(*limits_.rpm, requests_ + 1.0);
+  if (limits_.tpm) tokens_ = std::min(*limits_.tpm, tokens_ + tokens);
 }
 
 void RateLimiter::observe(TimePoint now, const HttpHeaders& headers) {

@@ -36,6 +36,8 @@ class RateLimiter {
   Answer try_acquire(TimePoint now, double tokens);
   /** The request ended: its concurrency slot is free; `actual` tokens replace the estimate. */
   void release(TimePoint now, double estimated, std::optional<double> actual);
+  /** A permit taken but not used (the route was not tried after all): all of it comes back. */
+  void refund(TimePoint now, double tokens);
   /** Reads x-ratelimit-remaining-/reset- headers: a provider at zero blocks until its reset. */
   void observe(TimePoint now, const HttpHeaders& headers);
 

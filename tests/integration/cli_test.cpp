@@ -82,6 +82,32 @@ TEST(Cli, FailsOverAndPrintsTheResponseWithTheTrace) {
   EXPECT_GT(r.out.find("\"failover\""), r.out.find("\"choices\""));
 }
 
+TEST(Cli, CostAndTheUsageReport) {
+  Mock up("priced", R"({"reply": "pong"})");
+  json cfg = json::parse(R"({"endpoints": [{"name": "up", "api_key": "k"}],
+                             "priority": [{"model": "gpt-4.1", "routes": ["up"]}],
+                             "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0}}})");
+  cfg["endpoints"][0]["base_url"] = up.base_url();
+  auto r = run({kCli, "chat", "--config", temp_file("priced.json", cfg.dump()), "--json", "--usage",
+                "ping"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = json::parse(r.out);
+  // The mock reports prompt = body bytes / 4 and completion = reply bytes / 4 + 1 tokens.
+  const json& usage = doc["usage"];
+  double expected =
+      (usage["prompt_tokens"].get<double>() + usage["completion_tokens"].get<double>()) * 8.0 / 1e6;
+  EXPECT_DOUBLE_EQ(doc["failover"]["cost_usd"].get<double>(), expected);
+  const json& report = doc["failover"]["usage"];
+  EXPECT_EQ(report["calls"], 1);
+  EXPECT_EQ(report["routes"][0]["endpoint"], "up");
+  EXPECT_EQ(report["routes"][0]["prompt_tokens"], usage["prompt_tokens"]);
+  EXPECT_DOUBLE_EQ(report["routes"][0]["cost_usd"].get<double>(), expected);
+  auto table =
+      run({kCli, "chat", "--config", temp_file("priced2.json", cfg.dump()), "--usage", "ping"});
+  EXPECT_EQ(table.out, "pong\n");
+  EXPECT_NE(table.err.find("tokens in"), std::string::npos) << table.err;
+}
+
 TEST(Cli, PlainChatPrintsTheAnswer) {
   Mock up("plain", R"({"reply": "hello from the mock"})");
   auto r = run(

@@ -27,7 +27,8 @@ const char* kDesignExample = R"({
   "endpoints": [
     {"name": "holysheep", "base_url": "https://api.holysheep.ai/v1", "api_key": "${HOLYSHEEP_API_KEY}"},
     {"name": "openai", "base_url": "https://api.openai.com/v1", "api_key": "${OPENAI_API_KEY}",
-     "headers": {"OpenAI-Organization": "${OPENAI_ORG:-org-default}"}, "region": "us"},
+     "headers": {"OpenAI-Organization": "${OPENAI_ORG:-org-default}"}, "region": "us",
+     "limits": {"rpm": 500, "tpm": 200000, "max_concurrency": 64}},
     {"name": "azure", "base_url": "https://my.openai.azure.com/openai/deployments/gpt41",
      "api_key": "${HOLYSHEEP_API_KEY}", "auth": "api-key", "query": {"api-version": "2024-10-21"}}
   ],
@@ -75,6 +76,9 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_EQ(o.endpoints[1].api_key, "  sk-oa-456\n");  // trimmed when the client is built
   EXPECT_EQ(o.endpoints[1].headers.at("OpenAI-Organization"), "org-default");
   EXPECT_EQ(o.endpoints[1].region, "us");
+  EXPECT_EQ(o.endpoints[1].limits.rpm, 500.0);
+  EXPECT_EQ(o.endpoints[1].limits.tpm, 200000.0);
+  EXPECT_EQ(o.endpoints[1].limits.max_concurrency, 64);
   EXPECT_EQ(o.endpoints[2].auth, AuthStyle::ApiKey);
   EXPECT_EQ(o.endpoints[2].query.at("api-version"), "2024-10-21");
   ASSERT_EQ(o.priority.size(), 3u);
@@ -115,7 +119,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retry_budget.ratio must be a number from 0 to 1.0 (got 2)"},
       {with(R"([{"name": "a", "bsae_url": "http://x/v1", "api_key": "k"}])", kOneTier),
        "endpoints[0].bsae_url is not a known key (did you mean base_url?); known keys: name, "
-       "base_url, api_key, headers, auth, query, region"},
+       "base_url, api_key, headers, auth, query, region, limits"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"connect_ms": "5s"})"),
        "timeouts.connect_ms must be a positive whole number (got \"5s\")"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 0})"),
@@ -161,10 +165,9 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k", "auth": "basic"}])",
             kOneTier),
        "endpoints[0].auth must be \"bearer\", \"api-key\" or \"none\" (got \"basic\")"},
-      {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k", "limits": {"rpm": 5}}])",
+      {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k", "limits": {"rpm": 0}}])",
             kOneTier),
-       "endpoints[0].limits is not supported by this version of failover yet; remove it (a limit "
-       "that is not enforced must not look configured)"},
+       "endpoints[0].limits.rpm must be a positive number (got 0)"},
       {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "${BROKEN"}])", kOneTier),
        "endpoints[0].api_key has a ${ without its closing }"},
   };

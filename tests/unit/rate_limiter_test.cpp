@@ -99,3 +99,77 @@ TEST(RateLimiter, SixteenThreadsNeverExceedTheLimit) {
 
 }  // namespace
 }  // namespace failover
+
+// ---- through the client -------------------------------------------------------------------------
+
+#include "fake_transport.hpp"
+#include "test_helpers.hpp"
+
+namespace failover {
+namespace {
+
+struct LimitedClientTest : ::testing::Test {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+  std::shared_ptr<testing::FakeTransport> fake = std::make_shared<testing::FakeTransport>(clock);
+  ClientOptions options(bool second_route) {
+    ClientOptions o;
+    o.endpoints = {{"a", "http://a.test/v1", "sk-a"}, {"b", "http://b.test/v1", "sk-b"}};
+    o.endpoints[0].limits.rpm = 60;
+    o.priority = {Tier{{{"a", "m"}}}};
+    if (second_route) o.priority.push_back(Tier{{{"b", "m"}}});
+    o.clock = clock;
+    o.rng = std::make_shared<FixedRng>(0.5);
+    o.transport = fake;
+    fake->sequence(testing::chat_url("http://a.test/v1"), {testing::ok("a", Duration::zero())});
+    fake->sequence(testing::chat_url("http://b.test/v1"), {testing::ok("b", Duration::zero())});
+    return o;
+  }
+};
+
+TEST_F(LimitedClientTest, WithoutAPermitTheCallFailsOverAtOnce) {
+  Client client(options(true));
+  for (int i = 0; i < 60; ++i) ASSERT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
+  auto r = client.chat(testing::ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "b");
+  EXPECT_EQ(r->attempts.size(), 1u);  // a was skipped, not tried
+  EXPECT_EQ(fake->count(testing::chat_url("http://a.test/v1")), 60);
+}
+
+TEST_F(LimitedClientTest, FailFastSaysWhenThePermitIsDue) {
+  Client client(options(false));
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(client.chat(testing::ping()));
+  TimePoint now = clock->now();
+  auto r = client.chat(testing::ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::RateLimited);
+  EXPECT_EQ(r.error().available_at(), now + seconds(1));
+  EXPECT_EQ(fake->count(testing::chat_url("http://a.test/v1")), 60);
+}
+
+TEST_F(LimitedClientTest, WaitForRecoveryWaitsForThePermit) {
+  Client client(options(false));
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(client.chat(testing::ping()));
+  TimePoint now = clock->now();
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::WaitForRecovery;
+  auto r = client.chat(testing::ping(), call);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(clock->now(), now + seconds(1));
+}
+
+TEST_F(LimitedClientTest, ProviderHeadersCoolTheEndpointBefore429) {
+  ClientOptions o = options(true);
+  testing::Reply last_one = testing::ok("a", Duration::zero());
+  last_one.headers = {{"x-ratelimit-remaining-requests", "0"},
+                      {"x-ratelimit-reset-requests", "20s"}};
+  fake->sequence(testing::chat_url("http://a.test/v1"), {last_one, testing::ok("a again")});
+  Client client(o);
+  EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
+  EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "b");  // a waits for its reset
+  clock->advance(seconds(20));
+  EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
+}
+
+}  // namespace
+}  // namespace failover

@@ -191,3 +191,20 @@ TEST_F(SpendTest, TheEstimateIncludesTheOutputCap) {
 
 }  // namespace
 }  // namespace failover
+
+namespace failover {
+namespace {
+
+TEST_F(SpendTest, AUserSuppliedEstimatorReplacesTheBuiltInOne) {
+  fake->sequence(testing::chat_url(kA), {with_usage(10, 0, 10)});
+  ClientOptions o = budgeted(false);
+  o.token_estimator = [](const ChatRequest&) { return std::int64_t{5000}; };  // $0.04 > $0.02
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 0);
+}
+
+}  // namespace
+}  // namespace failover

@@ -109,8 +109,41 @@ struct ChatArgs {
   std::string user;
   std::string system;
   std::vector<std::string> models;
+  bool usage = false;
   std::string message;
 };
+
+json usage_json(const fo::UsageReport& report) {
+  json routes = json::array();
+  for (const fo::RouteUsage& u : report.routes) {
+    routes.push_back({{"endpoint", u.route.endpoint},
+                      {"model", u.route.model},
+                      {"calls", u.calls},
+                      {"failures", u.failures},
+                      {"error_rate", u.error_rate},
+                      {"prompt_tokens", u.prompt_tokens},
+                      {"cached_tokens", u.cached_tokens},
+                      {"completion_tokens", u.completion_tokens},
+                      {"cost_usd", u.priced ? json(u.cost_usd) : json(nullptr)},
+                      {"average_latency_ms", round3(ms(u.average_latency))},
+                      {"p99_latency_ms", round3(ms(u.p99_latency))}});
+  }
+  return {{"routes", routes}, {"calls", report.calls}, {"cost_usd", report.cost_usd}};
+}
+
+void print_usage_table(const fo::UsageReport& report) {
+  std::fprintf(stderr, "\n%-28s %6s %6s %10s %10s %12s %10s %10s\n", "route", "calls", "errors",
+               "tokens in", "tokens out", "cost usd", "avg ms", "p99 ms");
+  for (const fo::RouteUsage& u : report.routes) {
+    std::string route = u.route.endpoint + "/" + u.route.model;
+    std::string cost = u.priced ? std::to_string(u.cost_usd) : "-";
+    std::fprintf(
+        stderr, "%-28s %6llu %6llu %10lld %10lld %12s %10.2f %10.2f\n", route.c_str(),
+        static_cast<unsigned long long>(u.calls), static_cast<unsigned long long>(u.failures),
+        static_cast<long long>(u.prompt_tokens), static_cast<long long>(u.completion_tokens),
+        cost.c_str(), ms(u.average_latency), ms(u.p99_latency));
+  }
+}
 
 int run_chat(const ChatArgs& a) {
   auto client = load_client(a.config);
@@ -141,10 +174,13 @@ int run_chat(const ChatArgs& a) {
   if (!result) {
     const fo::Error& e = result.error();
     if (a.as_json) {
-      std::cout << error_json(e).dump(2) << "\n";
+      json doc = error_json(e);
+      if (a.usage) doc["usage"] = usage_json(client->usage_report());
+      std::cout << doc.dump(2) << "\n";
     } else {
       if (a.stream) std::cout << "\n";
       std::cerr << "failover: " << fo::to_string(e.kind()) << ": " << e.message() << "\n";
+      if (a.usage) print_usage_table(client->usage_report());
     }
     return kFailed;
   }
@@ -156,12 +192,14 @@ int run_chat(const ChatArgs& a) {
         {"served_by", {{"endpoint", r.served_by.endpoint}, {"model", r.served_by.model}}},
         {"attempts", attempts_json(r.attempts)},
         {"cost_usd", r.cost_usd ? json(*r.cost_usd) : json(nullptr)}};
+    if (a.usage) doc["failover"]["usage"] = usage_json(client->usage_report());
     std::cout << doc.dump(2) << "\n";
   } else if (a.stream) {
     std::cout << "\n";
   } else {
     std::cout << r.text() << "\n";
   }
+  if (a.usage && !a.as_json) print_usage_table(client->usage_report());
   return kOk;
 }
 
@@ -297,6 +335,8 @@ int main(int argc, char** argv) {
   chat_cmd->add_option("--system", chat.system, "System message");
   chat_cmd->add_option("--model", chat.models, "Only use routes serving this model (repeatable)")
       ->take_all();
+  chat_cmd->add_flag("--usage", chat.usage,
+                     "Also print the usage report (per route: calls, tokens, cost, latency)");
   chat_cmd->add_option("MESSAGE", chat.message, "The user message")->required();
 
   HealthArgs health;
