@@ -605,26 +605,8 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
   observe_limits(data.id, now, data.headers);
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
-    Flight f = std::move(flights_.front());
-    flights_.clear();
-    abandon_.push_back(f.id);
-    close_flight(f);
-    RouteState& route = route_of(f);
-    report_failure(f, now, ErrorKind::Cancelled);
-    Attempt a;
-    a.route = route.ref;
-    a.error = ErrorKind::Cancelled;
-    a.status = data.status;
-    a.latency = now - f.start;
-    a.message = handler_error_.empty() ? "the stream handler asked to stop" : handler_error_;
-    trace_.push_back(a);
-    note_attempt(route, now);
-    log_attempt(trace_.back());
-    ErrorDetails d;
-    d.http_status = data.status;
-    d.attempts = trace_;
-    d.partial = partial();
-    return finish_error(ErrorKind::Cancelled, a.message, std::move(d));
+    return cancel(now, handler_error_.empty() ? "the stream handler asked to stop" : handler_error_,
+                  data.status);
   }
   if (stream_error_) {
     abandon_.push_back(data.id);
@@ -737,7 +719,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
       std::move(d));
 }
 
-void CallMachine::cancel(TimePoint now, const std::string& why) {
+void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   last_now_ = now;
   if (state_ == State::Done) return;
   for (Flight& f : flights_) {
@@ -748,14 +730,17 @@ void CallMachine::cancel(TimePoint now, const std::string& why) {
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
+    a.status = status;
     a.latency = now - f.start;
     a.message = why;
     trace_.push_back(std::move(a));
     note_attempt(route, now);
+    log_attempt(trace_.back());
   }
   flights_.clear();
   to_start_.reset();
   ErrorDetails d;
+  d.http_status = status;
   d.attempts = trace_;
   if (handler_ && current_) d.partial = partial();
   finish_error(ErrorKind::Cancelled, why, std::move(d));

@@ -50,7 +50,7 @@ class CallMachine {
    *  to cancel come back as Abandon steps. */
   void on_timer(TimePoint now);
   /** Cancels the call; its exchanges in flight come back as Abandon steps. */
-  void cancel(TimePoint now, const std::string& why);
+  void cancel(TimePoint now, const std::string& why, int status = 0);
 
   bool done() const { return result_.has_value(); }
   /** The result; only when `done()`. */
