@@ -176,7 +176,6 @@ class FakeSession final : public TransportSession {
         std::remove_if(events_.begin(), events_.end(),
                        [&](const Event& e) { return (e.is_data ? e.data.id : e.result.id) == id; }),
         events_.end());
-    cancelled_.push_back(id);
   }
 
   void wait(TimePoint until, TransportEvents& out) override {
@@ -235,7 +234,6 @@ class FakeSession final : public TransportSession {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<Event> events_;
-  std::vector<std::uint64_t> cancelled_;
   bool woken_ = false;
 };
 
