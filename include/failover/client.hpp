@@ -7,7 +7,9 @@
 #include <failover/health.hpp>
 #include <failover/options.hpp>
 #include <failover/result.hpp>
+#include <failover/traffic.hpp>
 
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
@@ -107,6 +109,32 @@ class Client {
    *  breaker transitions (counters); calls in flight and breaker state (gauges); attempt and
    *  call latency (histograms). */
   std::string metrics_text() const;
+
+  /** Shadow traffic's report so far (see `ShadowOptions`); empty when shadow traffic is off. */
+  std::optional<ShadowReport> shadow_report() const;
+
+  /** Waits until no shadow mirror is queued or in flight (before reading a final report or
+   *  exiting); false when `timeout` passed first. True at once when shadow traffic is off. */
+  bool wait_for_shadow(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+  /** The canary roll-out's state (see `CanaryOptions`); empty when no canary is configured. */
+  std::optional<CanaryStatus> canary() const;
+  /** Holds the canary at its current share (rollback stays armed). False when there is no
+   *  canary or it is not running. */
+  bool canary_pause();
+  /** Restarts the current step of a paused canary, or the first step of one that was rolled
+   *  back or drained. False when there is no canary or it is running or completed. */
+  bool canary_resume();
+  /** Sends every call to the candidate from now on (state `Completed`). False when there is no
+   *  canary or it was already promoted. */
+  bool canary_promote();
+  /** Sends no more calls to the candidate (state `RolledBack`); no alert is raised for a rollback
+   *  by hand. False when there is no canary or it is already rolled back. */
+  bool canary_rollback(const std::string& reason = {});
+  /** Sends no new calls to the candidate without judging it (state `Drained`); attempts in
+   *  flight finish (`CanaryStatus::in_flight`). False when there is no canary or it serves
+   *  nothing already. */
+  bool canary_drain();
 
   /** Runs the call on the client's engine thread; the future completes with the result. */
   std::future<Result<ChatResponse>> chat_async(ChatRequest request, CallOptions options = {});

@@ -5,6 +5,7 @@
 #include <failover/error.hpp>
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/time.hpp>
+#include <failover/traffic.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -38,8 +39,9 @@ struct RouteHealth {
 
 /** Health of every route, in priority order. */
 struct HealthSnapshot {
-  TimePoint at{};                   ///< When the snapshot was taken.
-  std::vector<RouteHealth> routes;  ///< One entry per distinct route.
+  TimePoint at{};                      ///< When the snapshot was taken.
+  std::vector<RouteHealth> routes;     ///< One entry per distinct route.
+  std::optional<CanaryStatus> canary;  ///< The canary roll-out, when one is configured.
 };
 
 }  // namespace failover

@@ -7,6 +7,7 @@
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/policy/retry.hpp>
 #include <failover/time.hpp>
+#include <failover/traffic.hpp>
 #include <failover/transport.hpp>
 #include <failover/usage.hpp>
 
@@ -167,6 +168,10 @@ struct ClientOptions {
   HedgingOptions hedging;
   /** Active health probes (off by default). */
   HealthProbeOptions health_probe;
+  /** Shadow traffic to a candidate route, with a comparison report (off by default). */
+  ShadowOptions shadow;
+  /** A canary roll-out of a candidate route with automatic rollback (off by default). */
+  CanaryOptions canary;
   /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */
   CircuitBreakerFactory circuit_breaker;
   std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).

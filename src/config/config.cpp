@@ -68,10 +68,6 @@ const char* type_name(const json& v) {
   }
 }
 
-// Keys that belong to features this version does not run yet. Accepting them silently would
-// make a policy look configured while nothing enforces it.
-const std::set<std::string> kNotYet = {"shadow", "canary"};
-
 constexpr BalanceStrategy kStrategies[] = {
     BalanceStrategy::Ordered,        BalanceStrategy::Weighted,
     BalanceStrategy::RoundRobin,     BalanceStrategy::LeastOutstanding,
@@ -83,18 +79,10 @@ class Reader {
 
   ClientOptions read(const json& doc) {
     if (!doc.is_object()) fail("config", "must be a JSON object");
-    for (const auto& [key, value] : doc.items()) {
-      (void)value;
-      if (kNotYet.count(key)) {
-        fail(key,
-             "is not supported by this version of failover yet; remove it (a policy "
-             "that does not run must not look configured)");
-      }
-    }
-    check_keys(
-        doc, "",
-        {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker", "health",
-         "hedging", "prices", "budget", "max_response_bytes", "ca_bundle", "user_agent"});
+    check_keys(doc, "",
+               {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
+                "health", "hedging", "prices", "budget", "shadow", "canary", "max_response_bytes",
+                "ca_bundle", "user_agent"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -116,6 +104,8 @@ class Reader {
     if (doc.contains("prices")) o.prices = prices(doc["prices"]);
     if (doc.contains("budget")) o.budget = budget_limits(doc["budget"]);
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
+    if (doc.contains("shadow")) o.shadow = shadow(doc["shadow"]);
+    if (doc.contains("canary")) o.canary = canary(doc["canary"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
           static_cast<std::size_t>(positive(doc["max_response_bytes"], "max_response_bytes"));
@@ -420,6 +410,95 @@ class Reader {
     return b;
   }
 
+  RouteRef route_ref(const json& v, const std::string& path) {
+    if (!v.is_object()) {
+      fail(path, std::string("must be an object {\"endpoint\": ..., \"model\": ...}, not ") +
+                     type_name(v));
+    }
+    check_keys(v, path, {"endpoint", "model"});
+    RouteRef r;
+    r.endpoint = string(member(v, path, "endpoint"), path + ".endpoint");
+    r.model = string(member(v, path, "model"), path + ".model");
+    return r;
+  }
+
+  ShadowOptions shadow(const json& v) {
+    const std::string p = "shadow";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"candidate", "sample", "queue", "timeout_ms", "worst_pairs", "thresholds"});
+    ShadowOptions o;
+    o.candidate = route_ref(member(v, p, "candidate"), p + ".candidate");
+    o.sample = fraction_or_more(member(v, p, "sample"), p + ".sample", 1.0);
+    if (v.contains("queue")) o.queue = static_cast<std::size_t>(positive(v["queue"], p + ".queue"));
+    if (v.contains("timeout_ms")) o.timeout = millis(v["timeout_ms"], p + ".timeout_ms");
+    if (v.contains("worst_pairs")) {
+      o.worst_pairs = static_cast<std::size_t>(non_negative(v["worst_pairs"], p + ".worst_pairs"));
+    }
+    if (v.contains("thresholds")) {
+      const std::string tp = p + ".thresholds";
+      const json& t = v["thresholds"];
+      if (!t.is_object()) fail(tp, std::string("must be an object, not ") + type_name(t));
+      check_keys(t, tp, {"min_pairs", "min_success_rate", "min_similarity", "max_p95_ratio"});
+      ShadowThresholds& th = o.thresholds;
+      if (t.contains("min_pairs")) {
+        th.min_pairs = static_cast<std::size_t>(non_negative(t["min_pairs"], tp + ".min_pairs"));
+      }
+      if (t.contains("min_success_rate")) {
+        th.min_success_rate = fraction_or_more(t["min_success_rate"], tp + ".min_success_rate", 1);
+      }
+      if (t.contains("min_similarity")) {
+        th.min_similarity = fraction_or_more(t["min_similarity"], tp + ".min_similarity", 1);
+      }
+      if (t.contains("max_p95_ratio")) {
+        th.max_p95_ratio = fraction_or_more(t["max_p95_ratio"], tp + ".max_p95_ratio", 1e6);
+        if (th.max_p95_ratio <= 0) fail(tp + ".max_p95_ratio", "must be positive");
+      }
+    }
+    return o;
+  }
+
+  CanaryOptions canary(const json& v) {
+    const std::string p = "canary";
+    if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
+    check_keys(v, p, {"candidate", "steps", "step_ms", "rollback"});
+    CanaryOptions o;
+    o.candidate = route_ref(member(v, p, "candidate"), p + ".candidate");
+    if (v.contains("steps")) {
+      const json& steps = v["steps"];
+      if (!steps.is_array() || steps.empty()) {
+        fail(p + ".steps", "must be a non-empty array of percentages, e.g. [5, 10, 25, 50, 100]");
+      }
+      o.steps.clear();
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        const std::string sp = index_path(p + ".steps", i);
+        double step = fraction_or_more(steps[i], sp, 100);
+        if (step <= 0) fail(sp, "must be above 0");
+        if (!o.steps.empty() && step <= o.steps.back()) {
+          fail(sp, "must be above the step before it (steps increase)");
+        }
+        o.steps.push_back(step);
+      }
+    }
+    if (v.contains("step_ms")) o.step = millis(v["step_ms"], p + ".step_ms");
+    if (v.contains("rollback")) {
+      const std::string rp = p + ".rollback";
+      const json& r = v["rollback"];
+      if (!r.is_object()) fail(rp, std::string("must be an object, not ") + type_name(r));
+      check_keys(r, rp, {"error_rate", "p99_ms", "min_success_rate", "min_calls"});
+      CanaryRollback& rb = o.rollback;
+      if (r.contains("error_rate"))
+        rb.error_rate = fraction_or_more(r["error_rate"], rp + ".error_rate", 1);
+      if (r.contains("p99_ms")) rb.p99 = millis(r["p99_ms"], rp + ".p99_ms");
+      if (r.contains("min_success_rate")) {
+        rb.min_success_rate = fraction_or_more(r["min_success_rate"], rp + ".min_success_rate", 1);
+      }
+      if (r.contains("min_calls")) {
+        rb.min_calls = static_cast<std::size_t>(positive(r["min_calls"], rp + ".min_calls"));
+      }
+    }
+    return o;
+  }
+
   HedgingOptions hedging(const json& v) {
     const std::string p = "hedging";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -636,6 +715,32 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                          {"min_concurrent", o.retry_budget.min_concurrent},
                          {"throttle_max_tokens", o.retry_budget.throttle_max_tokens},
                          {"throttle_token_ratio", o.retry_budget.throttle_token_ratio}};
+  if (o.shadow.candidate) {
+    const ShadowOptions& sh = o.shadow;
+    json j = {{"candidate", {{"endpoint", sh.candidate->endpoint}, {"model", sh.candidate->model}}},
+              {"sample", sh.sample},
+              {"queue", sh.queue},
+              {"worst_pairs", sh.worst_pairs},
+              {"thresholds",
+               {{"min_pairs", sh.thresholds.min_pairs},
+                {"min_success_rate", sh.thresholds.min_success_rate},
+                {"min_similarity", sh.thresholds.min_similarity},
+                {"max_p95_ratio", sh.thresholds.max_p95_ratio}}}};
+    if (sh.timeout) j["timeout_ms"] = ms(*sh.timeout);
+    doc["shadow"] = std::move(j);
+  }
+  if (o.canary.candidate) {
+    const CanaryOptions& c = o.canary;
+    doc["canary"] = {
+        {"candidate", {{"endpoint", c.candidate->endpoint}, {"model", c.candidate->model}}},
+        {"steps", c.steps},
+        {"step_ms", ms(c.step)},
+        {"rollback",
+         {{"error_rate", c.rollback.error_rate},
+          {"p99_ms", ms(c.rollback.p99)},
+          {"min_success_rate", c.rollback.min_success_rate},
+          {"min_calls", c.rollback.min_calls}}}};
+  }
   doc["max_response_bytes"] = o.max_response_bytes;
   if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
   if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;

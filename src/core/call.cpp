@@ -37,9 +37,10 @@ std::string format_ms(Duration d) {
 }  // namespace
 
 CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
-                         TimePoint now, StreamHandler handler)
+                         TimePoint now, StreamHandler handler, bool mirror)
     : core_(core),
       options_(options),
+      mirror_(mirror),
       call_start_(now),
       last_now_(now),
       handler_(std::move(handler)) {
@@ -80,15 +81,23 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     estimated_output_tokens_ = 0;
   }
 
-  plan_candidates(now);
-  if (candidates_.empty()) {
-    invalid("no route serves any model in CallOptions.models");
-    return;
+  if (mirror_) {
+    candidates_ = {*core_.shadow_plan()};
+  } else {
+    plan_candidates(now);
+    if (candidates_.empty()) {
+      invalid("no route serves any model in CallOptions.models");
+      return;
+    }
+    if (core_.shadow() && o.shadow.sample > 0 && core_.rng().uniform() < o.shadow.sample) {
+      shadow_request_ = request;
+    }
   }
   tried_.assign(candidates_.size(), false);
   route_attempts_.assign(candidates_.size(), 0);
   policy_ = o.retry->clone();
   flights_.reserve(static_cast<std::size_t>(2 + std::max(0, o.hedging.max_extra)));
+  if (mirror_) return;  // outside the retry budget's calls in flight
   core_.budget().call_started();
   counted_ = true;
 }
@@ -113,7 +122,7 @@ void CallMachine::end_call() {
 void CallMachine::note_attempt(RouteState& route, TimePoint now) {
   const Attempt& a = trace_.back();
   route.stats.record(now, a.latency, a.error, a.message);
-  core_.budget().on_attempt(a.error);
+  if (!mirror_) core_.budget().on_attempt(a.error);
 }
 
 void CallMachine::report_failure(const Flight& f, TimePoint now, ErrorKind kind) {
@@ -249,8 +258,23 @@ void CallMachine::plan_candidates(TimePoint now) {
       if (!placed[i]) balanced.push_back(tier.first + i);
     }
   }
+  // A canary call tries the candidate first, with the priority list behind it. With
+  // CallOptions::models, only when the candidate serves one of them.
+  if (std::optional<std::size_t> canary = core_.canary_plan()) {
+    const std::string& model = core_.routes()[plan[*canary].route]->ref.model;
+    if ((options_.models.empty() || std::find(options_.models.begin(), options_.models.end(),
+                                              model) != options_.models.end()) &&
+        core_.canary()->admit(now, options_.user, core_.rng())) {
+      candidates_.push_back(*canary);
+      // Where the candidate is in the priority list too, this call tries it once, first.
+      balanced.erase(
+          std::remove_if(balanced.begin(), balanced.end(),
+                         [&](std::size_t i) { return plan[i].route == plan[*canary].route; }),
+          balanced.end());
+    }
+  }
   if (options_.models.empty()) {
-    candidates_ = std::move(balanced);
+    candidates_.insert(candidates_.end(), balanced.begin(), balanced.end());
     return;
   }
   for (const std::string& model : options_.models) {
@@ -261,6 +285,12 @@ void CallMachine::plan_candidates(TimePoint now) {
       }
     }
   }
+}
+
+std::optional<ChatRequest> CallMachine::take_shadow() {
+  std::optional<ChatRequest> out;
+  if (attempts_ > 0) out.swap(shadow_request_);
+  return out;
 }
 
 Result<ChatResponse> CallMachine::take() {
@@ -412,6 +442,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   Flight f;
   f.candidate = c;
   f.hedge = hedge;
+  f.canary = core_.canary_plan() == candidates_[c];
   f.budget_slot = budget_slot;
   f.start = now;
   HttpRequest& r = f.request;
@@ -456,7 +487,9 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
 // the fixed delay; zero means no hedge.
 Duration CallMachine::hedge_delay(const RouteState& route) const {
   const HedgingOptions& h = core_.options().hedging;
-  if (handler_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) return Duration::zero();
+  if (handler_ || mirror_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) {
+    return Duration::zero();
+  }
   if (h.use_p95) {
     RouteHealth health;
     route.stats.fill(health);
@@ -700,6 +733,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   RouteState& route = route_of(f);
   report_failure(f, now,
                  cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
+  if (f.canary) core_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a;
   a.route = route.ref;
   a.error = ErrorKind::StreamInterrupted;
@@ -758,6 +792,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   Duration latency = now - f.start;
   if (!f.panic) route.on_success(now, latency);
   route.record_latency(latency);
+  if (f.canary) core_.canary_record(now, std::nullopt, latency);
   Attempt a;
   a.route = route.ref;
   a.status = 200;
@@ -785,7 +820,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   response.attempts = std::move(trace_);
   state_ = State::Done;
   end_call();
-  core_.stats().record_call("success", now - call_start_);
+  if (!mirror_) core_.stats().record_call("success", now - call_start_);
   result_.emplace(std::move(response));
 }
 
@@ -799,6 +834,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   RouteState& route = route_of(f);
   outcome.route = route.ref;
   report_failure(f, now, outcome.kind);
+  if (f.canary) core_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -834,6 +870,11 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     return finish_error(ErrorKind::DeadlineExceeded,
                         "the call's deadline passed during an attempt on " + route_name(route.ref),
                         details());
+  }
+
+  if (mirror_) {  // a mirror makes exactly one attempt
+    log_attempt(trace_.back());
+    return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
   }
 
   CallState state;
@@ -886,7 +927,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
   state_ = State::Done;
   end_call();
-  core_.stats().record_call(std::string(to_string(kind)), last_now_ - call_start_);
+  if (!mirror_) core_.stats().record_call(std::string(to_string(kind)), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
 

@@ -33,9 +33,10 @@ struct Step {
 
 class CallMachine {
  public:
-  /** A call; with a `handler` the answer is streamed to it. */
+  /** A call; with a `handler` the answer is streamed to it. A `mirror` is a shadow call: one
+   *  attempt on the shadow candidate, outside the client's call statistics and retry budget. */
   CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
-              TimePoint now, StreamHandler handler = nullptr);
+              TimePoint now, StreamHandler handler = nullptr, bool mirror = false);
   ~CallMachine();
   CallMachine(const CallMachine&) = delete;
   CallMachine& operator=(const CallMachine&) = delete;
@@ -57,6 +58,10 @@ class CallMachine {
   Result<ChatResponse> take();
   /** The call's deadline. */
   TimePoint deadline() const { return deadline_; }
+  /** Time from the start of the call to the latest event. */
+  Duration elapsed() const { return last_now_ - call_start_; }
+  /** The request, once, when the call was sampled for shadow traffic and made an attempt. */
+  std::optional<ChatRequest> take_shadow();
 
  private:
   enum class State { Planning, InFlight, Waiting, Done };
@@ -72,6 +77,7 @@ class CallMachine {
     bool panic = false;        // sent to an unavailable route: the breaker is left alone
     bool budget_slot = false;  // holds a retry-budget slot (a retry or a hedge)
     bool hedge = false;
+    bool canary = false;             // an attempt on the canary's candidate
     RateLimiter* limiter = nullptr;  // holds a permit of its endpoint's limiter
     double permit_tokens = 0;        // the estimate the permit reserved
     HttpRequest request;             // until the driver takes it
@@ -111,6 +117,8 @@ class CallMachine {
 
   ClientCore& core_;
   CallOptions options_;
+  bool mirror_ = false;                        // a shadow call (see the constructor)
+  std::optional<ChatRequest> shadow_request_;  // sampled for shadow traffic
   std::unique_ptr<RetryPolicy> policy_;
   nlohmann::json body_;
   std::string body_model_;  // model of the cached body text

@@ -48,7 +48,9 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
   }
   options.cancel.unsubscribe(subscription);
   core.release_session(std::move(session));
-  return machine.take();
+  Result<ChatResponse> result = machine.take();
+  core.after_call(machine, result);
+  return result;
 }
 
 }  // namespace

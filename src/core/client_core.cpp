@@ -1,11 +1,14 @@
 #include "core/client_core.hpp"
 
+#include "core/call.hpp"
 #include "engine/async_engine.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
 #include <failover/config.hpp>
 #include <failover/version.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -286,6 +289,60 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       out.plan.push_back(PlanEntry{index, ti});
     }
   }
+
+  // A candidate route of shadow or canary traffic: a route of its own (stats, breaker, cost)
+  // and a plan entry after the priority list, in a tier of its own.
+  auto candidate = [&](const RouteRef& ref, const std::string& field) {
+    auto ep = endpoint_index.find(ref.endpoint);
+    if (ep == endpoint_index.end()) {
+      invalid(field + ".endpoint " + shown(ref.endpoint) + " is not a defined endpoint");
+    }
+    if (ref.model.empty()) invalid(field + ".model is empty");
+    if (has_control(ref.model)) invalid(field + ".model contains control characters");
+    auto key = std::make_pair(ref.endpoint, ref.model);
+    auto found = route_index.find(key);
+    std::size_t index;
+    if (found == route_index.end()) {
+      index = out.routes.size();
+      out.routes.emplace_back(ref, ep->second);
+      route_index.emplace(key, index);
+    } else {
+      index = found->second;
+    }
+    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size()});
+    return out.plan.size() - 1;
+  };
+  const CanaryOptions& c = o.canary;
+  if (c.candidate) {
+    if (c.steps.empty()) invalid("canary.steps is empty");
+    for (std::size_t i = 0; i < c.steps.size(); ++i) {
+      const std::string f = "canary.steps[" + std::to_string(i) + "]";
+      if (!(c.steps[i] > 0 && c.steps[i] <= 100)) invalid(f + " must be a percentage in (0, 100]");
+      if (i > 0 && !(c.steps[i] > c.steps[i - 1])) invalid(f + " must be above the step before");
+    }
+    if (c.step <= Duration::zero()) invalid("canary.step_ms must be positive");
+    const CanaryRollback& r = c.rollback;
+    if (!(r.error_rate >= 0 && r.error_rate <= 1))
+      invalid("canary.rollback.error_rate must be between 0 and 1");
+    if (!(r.min_success_rate >= 0 && r.min_success_rate <= 1))
+      invalid("canary.rollback.min_success_rate must be between 0 and 1");
+    if (r.p99 <= Duration::zero()) invalid("canary.rollback.p99_ms must be positive");
+    if (r.min_calls < 1) invalid("canary.rollback.min_calls must be at least 1");
+    out.canary_plan = candidate(*c.candidate, "canary.candidate");
+  }
+  const ShadowOptions& sh = o.shadow;
+  if (!(sh.sample >= 0 && sh.sample <= 1)) invalid("shadow.sample must be between 0 and 1");
+  if (sh.timeout && *sh.timeout <= Duration::zero()) invalid("shadow.timeout_ms must be positive");
+  if (sh.candidate) {
+    if (sh.queue < 1) invalid("shadow.queue must be at least 1");
+    const ShadowThresholds& th = sh.thresholds;
+    if (!(th.min_success_rate >= 0 && th.min_success_rate <= 1))
+      invalid("shadow.thresholds.min_success_rate must be between 0 and 1");
+    if (!(th.min_similarity >= 0 && th.min_similarity <= 1))
+      invalid("shadow.thresholds.min_similarity must be between 0 and 1");
+    if (!(th.max_p95_ratio > 0)) invalid("shadow.thresholds.max_p95_ratio must be positive");
+    out.shadow_plan = candidate(*sh.candidate, "shadow.candidate");
+  }
   return out;
 }
 
@@ -317,6 +374,12 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
                                          : std::shared_ptr<Balancer>(make_balancer(
                                                o.priority[ti].balance, o.priority[ti].routes));
     tiers_.push_back(std::move(t));
+  }
+  canary_plan_ = resolved.canary_plan;
+  shadow_plan_ = resolved.shadow_plan;
+  if (canary_plan_) canary_ = std::make_unique<CanaryController>(o.canary, started_);
+  if (shadow_plan_) {
+    shadow_ = std::make_unique<ShadowAnalyzer>(o.shadow.thresholds, o.shadow.worst_pairs);
   }
   for (auto& [ref, endpoint] : resolved.routes) {
     auto state = std::make_unique<RouteState>();
@@ -361,9 +424,99 @@ void ClientCore::shutdown() {
   std::unique_ptr<AsyncEngine> engine;
   {
     std::lock_guard<std::mutex> lock(engine_mutex_);
+    closed_ = true;
     engine = std::move(engine_);
   }
   engine.reset();  // joins the thread after cancelling its calls
+}
+
+std::optional<CanaryStatus> ClientCore::canary_status(TimePoint now) const {
+  if (!canary_) return std::nullopt;
+  const RouteState& route = *routes_[plan_[*canary_plan_].route];
+  CanaryStatus s = canary_->status(now, route.in_flight.load(std::memory_order_relaxed));
+  s.candidate = route.ref;
+  return s;
+}
+
+void ClientCore::canary_record(TimePoint now, const std::optional<ErrorKind>& error,
+                               Duration latency) {
+  std::optional<CanaryAlert> alert = canary_->record(now, canary_outcome(error), latency);
+  if (!alert) return;
+  alert->candidate = routes_[plan_[*canary_plan_].route]->ref;
+  if (spdlog::logger* log = logger()) {
+    log->error("canary {}/{} rolled back from {}%: {}", alert->candidate.endpoint,
+               alert->candidate.model, alert->percent, alert->reason);
+  }
+  if (!options_.canary.on_rollback) return;
+  try {
+    options_.canary.on_rollback(*alert);
+  } catch (const std::exception& e) {
+    if (spdlog::logger* log = logger())
+      log->error("a canary rollback callback threw: {}", e.what());
+  } catch (...) {
+    if (spdlog::logger* log = logger()) log->error("a canary rollback callback threw");
+  }
+}
+
+// Hands a sampled call's request to the engine as a mirror of one attempt on the candidate.
+// The caller's result was already decided: nothing here can change it.
+void ClientCore::mirror(ChatRequest request, const Result<ChatResponse>& primary,
+                        Duration primary_latency) {
+  shadow_->count_sampled();
+  {
+    std::lock_guard<std::mutex> lock(mirrors_mutex_);
+    if (closed_ || mirrors_pending_ >= options_.shadow.queue) {
+      shadow_->count_dropped();
+      return;
+    }
+    ++mirrors_pending_;
+  }
+  auto request_copy = std::make_shared<ChatRequest>(std::move(request));
+  auto primary_copy = std::make_shared<Result<ChatResponse>>(primary);
+  CallOptions options;
+  options.timeout = options_.shadow.timeout.value_or(options_.timeouts.total);
+  auto done = [this, request_copy, primary_copy, primary_latency](Result<ChatResponse> result) {
+    const std::vector<Attempt>& attempts =
+        result.ok() ? result.value().attempts : result.error().attempts();
+    const bool reached = !attempts.empty() && attempts.back().error != ErrorKind::Cancelled;
+    if (reached) {
+      shadow_->add(compare_results(*request_copy, *primary_copy, primary_latency, result,
+                                   attempts.back().latency, options_.shadow.comparator));
+    } else {
+      shadow_->count_skipped();
+    }
+    std::lock_guard<std::mutex> lock(mirrors_mutex_);
+    --mirrors_pending_;
+    mirrors_idle_.notify_all();
+  };
+  AsyncEngine* engine = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(engine_mutex_);
+    if (!closed_) {
+      if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this);
+      engine = engine_.get();
+    }
+  }
+  if (!engine) {  // shutting down: nothing more is sent
+    shadow_->count_dropped();
+    std::lock_guard<std::mutex> lock(mirrors_mutex_);
+    --mirrors_pending_;
+    mirrors_idle_.notify_all();
+    return;
+  }
+  engine->submit(ChatRequest(*request_copy), std::move(options), nullptr, std::move(done),
+                 /*mirror=*/true);
+}
+
+bool ClientCore::wait_for_mirrors(std::chrono::steady_clock::duration timeout) {
+  std::unique_lock<std::mutex> lock(mirrors_mutex_);
+  return mirrors_idle_.wait_for(lock, timeout, [&] { return mirrors_pending_ == 0; });
+}
+
+void ClientCore::after_call(CallMachine& machine, const Result<ChatResponse>& result) {
+  if (std::optional<ChatRequest> request = machine.take_shadow()) {
+    mirror(std::move(*request), result, machine.elapsed());
+  }
 }
 
 }  // namespace failover::detail

@@ -8,8 +8,11 @@
 #include "policy/rate_limiter.hpp"
 #include "policy/retry_budget.hpp"
 #include "policy/spend.hpp"
+#include "traffic/canary.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -19,6 +22,7 @@
 namespace failover::detail {
 
 class AsyncEngine;
+class CallMachine;
 
 /** An endpoint ready for requests: full URL and the headers every request carries. */
 struct ResolvedEndpoint {
@@ -88,7 +92,9 @@ struct TierState {
 struct ResolvedOptions {
   std::vector<ResolvedEndpoint> endpoints;
   std::vector<std::pair<RouteRef, std::size_t>> routes;  // distinct routes, with endpoint index
-  std::vector<PlanEntry> plan;
+  std::vector<PlanEntry> plan;             // the priority list, then the candidates below
+  std::optional<std::size_t> canary_plan;  // plan entry of the canary's candidate
+  std::optional<std::size_t> shadow_plan;  // plan entry of the shadow's candidate
 };
 
 /** Validates `options` (trimming keys) and resolves URLs, headers and the plan; throws
@@ -128,6 +134,24 @@ class ClientCore {
   /** Returns a session to the idle pool. */
   void release_session(std::unique_ptr<TransportSession> session);
 
+  /** The canary, when one is configured. */
+  CanaryController* canary() const { return canary_.get(); }
+  /** Plan entry of the canary's candidate, when a canary is configured. */
+  std::optional<std::size_t> canary_plan() const { return canary_plan_; }
+  /** Plan entry of the shadow candidate, when shadow traffic is configured. */
+  std::optional<std::size_t> shadow_plan() const { return shadow_plan_; }
+  /** The shadow analyser, when shadow traffic is configured. */
+  ShadowAnalyzer* shadow() const { return shadow_.get(); }
+  /** The canary's status, when one is configured. */
+  std::optional<CanaryStatus> canary_status(TimePoint now) const;
+  /** An attempt of a canary call on the candidate ended (`error` empty on success); delivers
+   *  the alert when it rolled the canary back. */
+  void canary_record(TimePoint now, const std::optional<ErrorKind>& error, Duration latency);
+  /** A call ended with `result`: mirrors it when it was sampled for shadow traffic. */
+  void after_call(CallMachine& machine, const Result<ChatResponse>& result);
+  /** Waits until no mirror is queued or in flight; false on timeout. */
+  bool wait_for_mirrors(std::chrono::steady_clock::duration timeout);
+
   /** The engine thread for asynchronous calls, started on first use. */
   AsyncEngine& engine();
   /** Stops the engine thread, cancelling its calls. */
@@ -147,8 +171,18 @@ class ClientCore {
   std::atomic<std::uint64_t> next_exchange_{1};
   std::mutex sessions_mutex_;
   std::vector<std::unique_ptr<TransportSession>> idle_sessions_;
+  std::optional<std::size_t> canary_plan_;
+  std::optional<std::size_t> shadow_plan_;
+  std::unique_ptr<CanaryController> canary_;
+  std::unique_ptr<ShadowAnalyzer> shadow_;
+  std::mutex mirrors_mutex_;
+  std::condition_variable mirrors_idle_;
+  std::size_t mirrors_pending_ = 0;  // queued or in flight
   std::mutex engine_mutex_;
   std::unique_ptr<AsyncEngine> engine_;
+  std::atomic<bool> closed_{false};  // shut down: no new engine, no new mirror
+
+  void mirror(ChatRequest request, const Result<ChatResponse>& primary, Duration primary_latency);
 };
 
 /** Validates header names and values; throws `std::invalid_argument` naming `field`. */

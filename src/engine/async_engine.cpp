@@ -24,12 +24,12 @@ AsyncEngine::~AsyncEngine() {
 }
 
 void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler handler,
-                         Callback done) {
+                         Callback done, bool mirror) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stopping_) {
-      incoming_.push_back(
-          Submission{std::move(request), std::move(options), std::move(handler), std::move(done)});
+      incoming_.push_back(Submission{std::move(request), std::move(options), std::move(handler),
+                                     std::move(done), mirror});
       done = nullptr;
     }
   }
@@ -156,6 +156,12 @@ void AsyncEngine::run() {
       drive(id);
     }
     start_due_probes(now);
+    // Entries of calls that ended or re-armed are dropped here, so the wait never wakes for them.
+    while (!timers_.empty()) {
+      auto it = calls_.find(timers_.begin()->second);
+      if (it != calls_.end() && it->second.timer == timers_.begin()->first) break;
+      timers_.erase(timers_.begin());
+    }
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
     until = std::min(until, next_probe_due());
     session_->wait(until, events);
@@ -194,7 +200,7 @@ void AsyncEngine::admit(Submission s) {
   Call call;
   call.id = id;
   call.machine = std::make_unique<CallMachine>(core_, s.request, s.options, core_.clock().now(),
-                                               std::move(s.handler));
+                                               std::move(s.handler), s.mirror);
   call.options = std::move(s.options);
   call.done = std::move(s.done);
   auto [it, inserted] = calls_.emplace(id, std::move(call));
@@ -255,8 +261,10 @@ void AsyncEngine::complete(std::unordered_map<std::uint64_t, Call>::iterator it)
   calls_.erase(it);
   if (call.subscription) call.options.cancel.unsubscribe(call.subscription);
   // Its timer entries are dropped lazily: run() skips ids it no longer knows.
+  Result<ChatResponse> result = call.machine->take();
+  core_.after_call(*call.machine, result);  // before `done`: a waiter then sees the mirror queued
   try {
-    call.done(call.machine->take());
+    call.done(std::move(result));
   } catch (const std::exception& e) {
     if (auto* log = core_.logger()) log->error("a chat_async callback threw: {}", e.what());
   } catch (...) {

@@ -27,8 +27,9 @@ class AsyncEngine {
   AsyncEngine& operator=(const AsyncEngine&) = delete;
 
   /** Queues a call (streamed to `handler` when set); `handler` and `done` run on the engine
-   *  thread. */
-  void submit(ChatRequest request, CallOptions options, StreamHandler handler, Callback done);
+   *  thread. A `mirror` is a shadow call (see `CallMachine`). */
+  void submit(ChatRequest request, CallOptions options, StreamHandler handler, Callback done,
+              bool mirror = false);
 
  private:
   struct Call {
@@ -44,6 +45,7 @@ class AsyncEngine {
     CallOptions options;
     StreamHandler handler;
     Callback done;
+    bool mirror = false;
   };
 
   // Active health probes (HealthProbeOptions), run on this thread.

@@ -25,6 +25,7 @@ HealthSnapshot Client::health() const {
     route->fill_probe(h);
     out.routes.push_back(std::move(h));
   }
+  out.canary = core.canary_status(out.at);
   return out;
 }
 
@@ -173,6 +174,52 @@ std::string Client::metrics_text() const {
   family(os, "failover_call_duration_seconds", "histogram",
          "Call latency, from start to result, every attempt and wait included.");
   histogram(os, "failover_call_duration_seconds", "", core.stats().call_latency());
+  if (std::optional<CanaryStatus> c = core.canary_status(now)) {
+    const std::string labels = route_labels(c->candidate);
+    family(os, "failover_canary_percent", "gauge", "Share of calls sent to the canary, in %.");
+    os << "failover_canary_percent{" << labels << "} " << number(c->percent) << '\n';
+    family(os, "failover_canary_state", "gauge",
+           "Canary state: 1 for the current state, 0 for the others.");
+    for (CanaryState s : {CanaryState::Running, CanaryState::Paused, CanaryState::RolledBack,
+                          CanaryState::Drained, CanaryState::Completed}) {
+      os << "failover_canary_state{" << labels << ",state=\"" << to_string(s) << "\"} "
+         << (s == c->state ? 1 : 0) << '\n';
+    }
+    family(os, "failover_canary_step", "gauge", "Index of the canary's current step.");
+    os << "failover_canary_step{" << labels << "} " << c->step << '\n';
+    family(os, "failover_canary_window_calls", "gauge",
+           "Calls in the canary step's window, by outcome.");
+    const std::pair<const char*, std::uint64_t> outcomes[] = {
+        {"success", c->window.successes},
+        {"error", c->window.errors},
+        {"other", c->window.calls - c->window.successes - c->window.errors}};
+    for (const auto& [outcome, n] : outcomes) {
+      os << "failover_canary_window_calls{" << labels << ",outcome=\"" << outcome << "\"} " << n
+         << '\n';
+    }
+    family(os, "failover_canary_rollbacks_total", "counter", "Canary rollbacks.");
+    os << "failover_canary_rollbacks_total{" << labels << "} " << c->rollbacks << '\n';
+  }
+  if (core.shadow()) {
+    const ShadowReport r = core.shadow()->report();
+    const std::string labels =
+        route_labels(core.routes()[core.plan()[*core.shadow_plan()].route]->ref);
+    family(os, "failover_shadow_mirrors_total", "counter",
+           "Calls sampled for shadow traffic, by what became of the mirror.");
+    const std::pair<const char*, std::uint64_t> results[] = {
+        {"compared", r.pairs}, {"dropped", r.dropped}, {"skipped", r.skipped}};
+    for (const auto& [result, n] : results) {
+      os << "failover_shadow_mirrors_total{" << labels << ",result=\"" << result << "\"} " << n
+         << '\n';
+    }
+    family(os, "failover_shadow_candidate_success_rate", "gauge",
+           "Share of compared mirrors the candidate answered.");
+    os << "failover_shadow_candidate_success_rate{" << labels << "} "
+       << number(r.candidate_success_rate) << '\n';
+    family(os, "failover_shadow_similarity_mean", "gauge",
+           "Mean similarity of the pairs where both sides answered.");
+    os << "failover_shadow_similarity_mean{" << labels << "} " << number(r.mean_similarity) << '\n';
+  }
   return os.str();
 }
 

@@ -1,5 +1,7 @@
 #include "observe/route_stats.hpp"
 
+#include "util/percentile.hpp"
+
 #include <algorithm>
 
 namespace failover::detail {
@@ -63,11 +65,7 @@ void RouteStats::fill(RouteHealth& out) const {
     std::vector<Duration::rep> sorted(
         latencies_.begin(), latencies_.begin() + static_cast<std::ptrdiff_t>(latency_size_));
     std::sort(sorted.begin(), sorted.end());
-    auto pct = [&](double p) {  // nearest rank
-      std::size_t rank =
-          static_cast<std::size_t>(p * static_cast<double>(sorted.size()) + 0.999999);
-      return Duration(sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1]);
-    };
+    auto pct = [&](double p) { return Duration(nearest_rank(sorted, p)); };
     out.p50 = pct(0.50);
     out.p95 = pct(0.95);
     out.p99 = pct(0.99);

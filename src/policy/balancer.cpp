@@ -1,6 +1,8 @@
 #include <failover/options.hpp>
 #include <failover/policy/balancer.hpp>
 
+#include "util/hash.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <numeric>
@@ -97,20 +99,6 @@ class LeastOutstandingBalancer final : public Balancer {
   }
 };
 
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  // Finalise (splitmix64) so that similar keys land far apart on the ring.
-  h ^= h >> 30;
-  h *= 0xBF58476D1CE4E5B9ULL;
-  h ^= h >> 27;
-  h *= 0x94D049BB133111EBULL;
-  return h ^ (h >> 31);
-}
-
 // A hash ring with virtual nodes (kPointsPerWeight per unit of weight). A user's owner is the
 // first node clockwise from hash(user); the routes after it on the ring come next, so when the
 // owner cannot serve, the next ring node does. Adding a route moves only the keys it takes over.
@@ -122,7 +110,7 @@ class ConsistentHashBalancer final : public Balancer {
     for (std::size_t i = 0; i < routes.size(); ++i) {
       const std::string id = routes[i].endpoint + "/" + routes[i].model;
       for (int p = 0; p < kPointsPerWeight * std::max(1, routes[i].weight); ++p) {
-        ring_.emplace_back(fnv1a(id + "#" + std::to_string(p)), i);
+        ring_.emplace_back(detail::stable_hash(id + "#" + std::to_string(p)), i);
       }
     }
     std::sort(ring_.begin(), ring_.end());
@@ -133,8 +121,8 @@ class ConsistentHashBalancer final : public Balancer {
     if (c.user.empty()) return fallback_.order(routes, c, out);  // nothing to be sticky to
     out.clear();
     std::vector<bool> seen(routes.size(), false);
-    auto it =
-        std::lower_bound(ring_.begin(), ring_.end(), std::make_pair(fnv1a(c.user), std::size_t{0}));
+    auto it = std::lower_bound(ring_.begin(), ring_.end(),
+                               std::make_pair(detail::stable_hash(c.user), std::size_t{0}));
     for (std::size_t step = 0; step < ring_.size() && out.size() < routes.size(); ++step) {
       if (it == ring_.end()) it = ring_.begin();
       std::size_t route = it->second;

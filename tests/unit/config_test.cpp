@@ -22,7 +22,7 @@ EnvLookup env() {
   };
 }
 
-// The DESIGN.md example without the keys of features this version does not run yet.
+// The DESIGN.md example.
 const char* kDesignExample = R"({
   "endpoints": [
     {"name": "holysheep", "base_url": "https://api.holysheep.ai/v1", "api_key": "${HOLYSHEEP_API_KEY}"},
@@ -46,7 +46,10 @@ const char* kDesignExample = R"({
   "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0}},
   "budget": {"usd_per_day": 100.0},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
-                      "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1}
+                      "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1},
+  "shadow": {"candidate": {"endpoint": "openai", "model": "gpt-4.1"}, "sample": 0.05},
+  "canary": {"candidate": {"endpoint": "openai", "model": "gpt-4.1"}, "steps": [5, 10, 25, 50, 100],
+             "step_ms": 600000, "rollback": {"error_rate": 0.05, "p99_ms": 5000, "min_success_rate": 0.95, "min_calls": 50}}
 })";
 
 std::string error_of(const std::string& text) {
@@ -96,6 +99,17 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_EQ(o.priority[0].balance, BalanceStrategy::Weighted);
   EXPECT_EQ(o.priority[2].balance, BalanceStrategy::ConsistentHash);
   EXPECT_EQ(o.timeouts.attempt, Duration(std::chrono::seconds(120)));
+  ASSERT_TRUE(o.shadow.candidate);
+  EXPECT_EQ(o.shadow.candidate->endpoint, "openai");
+  EXPECT_DOUBLE_EQ(o.shadow.sample, 0.05);
+  ASSERT_TRUE(o.canary.candidate);
+  EXPECT_EQ(o.canary.candidate->model, "gpt-4.1");
+  EXPECT_EQ(o.canary.steps, (std::vector<double>{5, 10, 25, 50, 100}));
+  EXPECT_EQ(o.canary.step, Duration(std::chrono::minutes(10)));
+  EXPECT_DOUBLE_EQ(o.canary.rollback.error_rate, 0.05);
+  EXPECT_EQ(o.canary.rollback.p99, Duration(std::chrono::seconds(5)));
+  EXPECT_DOUBLE_EQ(o.canary.rollback.min_success_rate, 0.95);
+  EXPECT_EQ(o.canary.rollback.min_calls, 50u);
   auto* retry = dynamic_cast<const DefaultRetryPolicy*>(o.retry.get());
   ASSERT_NE(retry, nullptr);
   EXPECT_EQ(retry->options().max_delay, Duration(std::chrono::seconds(8)));
@@ -112,7 +126,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
        "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
-       "max_response_bytes, ca_bundle, user_agent"},
+       "shadow, canary, max_response_bytes, ca_bundle, user_agent"},
       {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
        "health.probe must be \"models\" or \"chat\" (got \"ping\")"},
       {with(kOneEndpoint, kOneTier, R"("retry_budget": {"ratio": 2})"),
@@ -149,9 +163,28 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, R"([{"model": "m", "routes": ["a"], "balance": "fastest"}])"),
        "priority[0].balance must be one of ordered, weighted, round_robin, least_outstanding, "
        "consistent_hash, latency (got \"fastest\")"},
-      {with(kOneEndpoint, kOneTier, R"("canary": {"steps": [5]})"),
-       "canary is not supported by this version of failover yet; remove it (a policy that does "
-       "not run must not look configured)"},
+      {with(kOneEndpoint, kOneTier, R"("canary": {"steps": [5]})"), "canary.candidate is missing"},
+      {with(kOneEndpoint, kOneTier,
+            R"("canary": {"candidate": {"endpoint": "a", "model": "n"}, "steps": [10, 5]})"),
+       "canary.steps[1] must be above the step before it (steps increase)"},
+      {with(kOneEndpoint, kOneTier,
+            R"("canary": {"candidate": {"endpoint": "a", "model": "n"}, "steps": [0, 5]})"),
+       "canary.steps[0] must be above 0"},
+      {with(kOneEndpoint, kOneTier,
+            R"("canary": {"candidate": {"endpoint": "a", "model": "n"}, "rollback": {"p99": 5}})"),
+       "canary.rollback.p99 is not a known key; known keys: error_rate, p99_ms, min_success_rate, "
+       "min_calls"},
+      {with(kOneEndpoint, kOneTier, R"("canary": {"candidate": {"endpoint": "b", "model": "n"}})"),
+       "canary.candidate.endpoint \"b\" is not a defined endpoint"},
+      {with(kOneEndpoint, kOneTier, R"("shadow": {"candidate": "a", "sample": 0.1})"),
+       "shadow.candidate must be an object {\"endpoint\": ..., \"model\": ...}, not a string"},
+      {with(kOneEndpoint, kOneTier,
+            R"("shadow": {"candidate": {"endpoint": "a", "model": "n"}, "sample": 1.5})"),
+       "shadow.sample must be a number from 0 to 1.0 (got 1.5)"},
+      {with(
+           kOneEndpoint, kOneTier,
+           R"("shadow": {"candidate": {"endpoint": "a", "model": "n"}, "sample": 0.1, "thresholds": {"min_similarity": 2}})"),
+       "shadow.thresholds.min_similarity must be a number from 0 to 1.0 (got 2)"},
       {with(kOneEndpoint, kOneTier, R"("hedging": {"max_extra": 1})"),
        "hedging needs delay_ms, use_p95 or both (remove the key to turn hedging off)"},
       {with(kOneEndpoint, kOneTier, R"("circuit_breaker": {"failure_rate": 1.5})"),

@@ -1,0 +1,272 @@
+#include "traffic/canary.hpp"
+
+#include "util/hash.hpp"
+#include "util/percentile.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace failover::detail {
+
+namespace {
+
+std::string figure(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %%", v * 100);
+  return buf;
+}
+
+std::string millis(Duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f ms", std::chrono::duration<double, std::milli>(d).count());
+  return buf;
+}
+
+}  // namespace
+
+CanaryOutcome canary_outcome(const std::optional<ErrorKind>& error) {
+  if (!error) return CanaryOutcome::Success;
+  switch (*error) {
+    case ErrorKind::Cancelled:
+    case ErrorKind::InvalidRequest:
+    case ErrorKind::BudgetExceeded:
+    case ErrorKind::AllRoutesUnavailable:
+      return CanaryOutcome::Ignored;
+    case ErrorKind::RateLimited:
+    case ErrorKind::ContextLengthExceeded:
+    case ErrorKind::ContentFiltered:
+      return CanaryOutcome::Other;
+    default:
+      return CanaryOutcome::Error;
+  }
+}
+
+CanaryController::CanaryController(const CanaryOptions& options, TimePoint now)
+    : options_(options) {
+  options_.on_rollback = nullptr;
+  start_step(now, 0);
+}
+
+std::uint32_t CanaryController::bucket(const std::string& user) {
+  return static_cast<std::uint32_t>(stable_hash("failover-canary:" + user) % 10000);
+}
+
+void CanaryController::start_step(TimePoint now, std::size_t step) {
+  step_ = step;
+  step_started_ = now;
+  calls_ = successes_ = errors_ = slow_ = 0;
+  recent_size_ = recent_next_ = 0;
+}
+
+double CanaryController::percent() const {
+  switch (state_) {
+    case CanaryState::Running:
+    case CanaryState::Paused:
+      return options_.steps[step_];
+    case CanaryState::Completed:
+      return promoted_ ? 100.0 : options_.steps.back();
+    case CanaryState::RolledBack:
+    case CanaryState::Drained:
+      return 0;
+  }
+  return 0;
+}
+
+bool CanaryController::admit(TimePoint now, const std::string& user, Rng& rng) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  advance(now);
+  const double p = percent();
+  if (p <= 0) return false;
+  if (p >= 100) return true;
+  if (user.empty()) return rng.uniform() * 100.0 < p;
+  return bucket(user) < static_cast<std::uint32_t>(std::llround(p * 100.0));
+}
+
+// Judged as if the step had already seen `min_calls` calls: before that, a threshold counts
+// as crossed only when no later call of the minimum window could bring it back.
+std::optional<std::string> CanaryController::crossed() const {
+  const CanaryRollback& r = options_.rollback;
+  const std::uint64_t min_calls = r.min_calls;
+  const std::uint64_t missing = calls_ < min_calls ? min_calls - calls_ : 0;
+  const double n = static_cast<double>(calls_ + missing);
+  if (calls_ == 0) return std::nullopt;
+  const double error_rate = static_cast<double>(errors_) / n;
+  if (error_rate > r.error_rate) {
+    return "error rate " + figure(error_rate) + " (" + std::to_string(errors_) + " of " +
+           std::to_string(calls_) + " calls) is above " + figure(r.error_rate);
+  }
+  const double success_rate = 1.0 - static_cast<double>(calls_ - successes_) / n;
+  if (success_rate < r.min_success_rate) {
+    return "success rate " + figure(success_rate) + " (" + std::to_string(successes_) + " of " +
+           std::to_string(calls_) + " calls) is below " + figure(r.min_success_rate);
+  }
+  // p99 (nearest rank) of m successes exceeds the limit when more than m - ceil(0.99 m) are
+  // slower than it.
+  const std::uint64_t m = successes_ + missing;
+  const std::uint64_t allowed = m - (99 * m + 99) / 100;
+  if (slow_ > allowed) {
+    return "p99 latency is above " + millis(r.p99) + " (" + std::to_string(slow_) + " of " +
+           std::to_string(successes_) + " successes slower)";
+  }
+  return std::nullopt;
+}
+
+void CanaryController::advance(TimePoint now) {
+  if (state_ != CanaryState::Running) return;
+  if (now - step_started_ < options_.step || calls_ < options_.rollback.min_calls) return;
+  if (crossed()) return;
+  if (step_ + 1 < options_.steps.size()) {
+    start_step(now, step_ + 1);
+    return;
+  }
+  state_ = CanaryState::Completed;
+  step_started_ = now;
+}
+
+std::optional<CanaryAlert> CanaryController::record(TimePoint now, CanaryOutcome outcome,
+                                                    Duration latency) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (outcome == CanaryOutcome::Ignored) return std::nullopt;
+  if (state_ != CanaryState::Running && state_ != CanaryState::Paused) return std::nullopt;
+  ++calls_;
+  if (outcome == CanaryOutcome::Success) {
+    ++successes_;
+    if (latency > options_.rollback.p99) ++slow_;
+    recent_[recent_next_] = latency;
+    recent_next_ = (recent_next_ + 1) % recent_.size();
+    recent_size_ = std::min(recent_size_ + 1, recent_.size());
+  } else if (outcome == CanaryOutcome::Error) {
+    ++errors_;
+  }
+  std::optional<std::string> why = crossed();
+  if (!why) {
+    advance(now);
+    return std::nullopt;
+  }
+  CanaryAlert alert;
+  alert.percent = percent();
+  alert.step = step_;
+  alert.reason = std::move(*why);
+  alert.window = window();
+  alert.at = now;
+  state_ = CanaryState::RolledBack;
+  ++rollbacks_;
+  reason_ = alert.reason;
+  return alert;
+}
+
+CanaryWindow CanaryController::window() const {
+  CanaryWindow w;
+  w.calls = calls_;
+  w.successes = successes_;
+  w.errors = errors_;
+  w.slow = slow_;
+  if (calls_ > 0) {
+    w.error_rate = static_cast<double>(errors_) / static_cast<double>(calls_);
+    w.success_rate = static_cast<double>(successes_) / static_cast<double>(calls_);
+  }
+  if (recent_size_ > 0) {
+    std::vector<Duration> sorted(recent_.begin(),
+                                 recent_.begin() + static_cast<std::ptrdiff_t>(recent_size_));
+    std::sort(sorted.begin(), sorted.end());
+    w.p99 = nearest_rank(sorted, 0.99);
+  }
+  return w;
+}
+
+CanaryStatus CanaryController::status(TimePoint now, int in_flight) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  advance(now);
+  CanaryStatus s;
+  s.candidate = *options_.candidate;
+  s.state = state_;
+  s.percent = percent();
+  s.step = step_;
+  s.steps = options_.steps;
+  s.step_started = step_started_;
+  s.window = window();
+  s.in_flight = in_flight;
+  s.rollbacks = rollbacks_;
+  s.reason = reason_;
+  return s;
+}
+
+bool CanaryController::pause(TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  advance(now);
+  if (state_ != CanaryState::Running) return false;
+  state_ = CanaryState::Paused;
+  reason_ = "paused by hand";
+  return true;
+}
+
+bool CanaryController::resume(TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  switch (state_) {
+    case CanaryState::Paused:
+      start_step(now, step_);  // the step starts over: its hold time and window
+      break;
+    case CanaryState::RolledBack:
+    case CanaryState::Drained:
+      start_step(now, 0);
+      break;
+    case CanaryState::Running:
+    case CanaryState::Completed:
+      return false;
+  }
+  state_ = CanaryState::Running;
+  reason_.clear();
+  return true;
+}
+
+bool CanaryController::promote(TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == CanaryState::Completed && promoted_) return false;
+  state_ = CanaryState::Completed;
+  promoted_ = true;
+  step_started_ = now;
+  reason_ = "promoted by hand";
+  return true;
+}
+
+bool CanaryController::rollback(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == CanaryState::RolledBack) return false;
+  state_ = CanaryState::RolledBack;
+  promoted_ = false;
+  ++rollbacks_;
+  reason_ = reason.empty() ? "rolled back by hand" : reason;
+  return true;
+}
+
+bool CanaryController::drain() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == CanaryState::Drained || state_ == CanaryState::RolledBack) return false;
+  state_ = CanaryState::Drained;
+  promoted_ = false;
+  reason_ = "drained by hand";
+  return true;
+}
+
+}  // namespace failover::detail
+
+namespace failover {
+
+std::string_view to_string(CanaryState state) noexcept {
+  switch (state) {
+    case CanaryState::Running:
+      return "running";
+    case CanaryState::Paused:
+      return "paused";
+    case CanaryState::RolledBack:
+      return "rolled_back";
+    case CanaryState::Drained:
+      return "drained";
+    case CanaryState::Completed:
+      return "completed";
+  }
+  return "unknown";
+}
+
+}  // namespace failover
