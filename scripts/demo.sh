@@ -13,7 +13,8 @@ ensure_packages "${FAILOVER_BUILD_PACKAGES[@]}"
 build=${FAILOVER_BUILD_DIR:-build/demo}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFAILOVER_BUILD_TESTS=OFF \
   -DFAILOVER_BUILD_BENCH=OFF -DFAILOVER_BUILD_EXAMPLES=ON -DFAILOVER_BUILD_TOOLS=ON > /dev/null
-cmake --build "$build" -j"$(jobs)" --target failover_cli quickstart streaming_chat trace
+cmake --build "$build" -j"$(jobs)" --target failover_cli quickstart streaming_chat trace \
+  shadow_compare canary_rollout
 
 cli="$build/tools/failover/failover"
 pids=()
@@ -48,3 +49,14 @@ step "streaming from C++ (examples/streaming_chat.cpp)"
 
 step "when every route fails: a typed error with the whole trace (the last route is retried with backoff)"
 "$build/examples/trace" http://127.0.0.1:9/v1 http://127.0.0.1:18082/v1 || true
+
+step "failover shadow: replay recorded requests against a candidate and compare (HTML report too)"
+"$cli" shadow --config examples/configs/demo.json --requests examples/shadow/requests.jsonl \
+  --primary healthy/deepseek-v3.2 --candidate healthy/gpt-4.1 --report "$build/shadow-report.html"
+echo "report: $build/shadow-report.html"
+
+step "shadow traffic from C++ (examples/shadow_compare.cpp): every call mirrored and compared"
+"$build/examples/shadow_compare"
+
+step "a canary with automatic rollback (examples/canary_rollout.cpp): a broken candidate at 10 %"
+"$build/examples/canary_rollout"

@@ -63,7 +63,8 @@ struct ShadowPair {
   bool primary_ok = false;                   ///< The primary call succeeded.
   bool candidate_ok = false;                 ///< The candidate's attempt succeeded.
   std::optional<ErrorKind> primary_error;    ///< Why the primary failed, if it did.
-  std::optional<ErrorKind> candidate_error;  ///< Why the candidate failed, if it did.
+  std::optional<ErrorKind> candidate_error;  ///< Why the candidate failed, if it did (the
+                                             ///< last attempt's error when there was one).
   Duration primary_latency{};                ///< The primary call, start to end.
   Duration candidate_latency{};              ///< The candidate's attempt, start to end.
   // The fields below are meaningful only when both succeeded.

@@ -21,6 +21,7 @@ struct ModelPrice {
 
 /** A spending budget crossed 80 % or 100 % of its limit (reported once per period). */
 struct BudgetAlert {
+  /** Which budget period. */
   enum class Period { Day, Month };
   Period period = Period::Day;  ///< Which budget.
   double threshold = 0;         ///< 0.8 or 1.0.

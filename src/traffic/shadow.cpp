@@ -57,6 +57,15 @@ std::string last_user_message(const ChatRequest& request) {
   return {};
 }
 
+// What failed: the last attempt's error when the call gave up on its routes.
+ErrorKind failure_kind(const Error& e) {
+  if (e.kind() == ErrorKind::AllRoutesUnavailable && !e.attempts().empty() &&
+      e.attempts().back().error) {
+    return *e.attempts().back().error;
+  }
+  return e.kind();
+}
+
 std::vector<std::string> tool_names(const ChatResponse& r) {
   std::vector<std::string> names;
   for (const ToolCall& t : r.tool_calls()) names.push_back(t.name);
@@ -129,8 +138,8 @@ ShadowPair compare_results(const ChatRequest& request, const Result<ChatResponse
   p.prompt = last_user_message(request);
   p.primary_ok = primary.ok();
   p.candidate_ok = candidate.ok();
-  if (!primary.ok()) p.primary_error = primary.error().kind();
-  if (!candidate.ok()) p.candidate_error = candidate.error().kind();
+  if (!primary.ok()) p.primary_error = failure_kind(primary.error());
+  if (!candidate.ok()) p.candidate_error = failure_kind(candidate.error());
   p.primary_latency = primary_latency;
   p.candidate_latency = candidate_latency;
   if (primary.ok()) {

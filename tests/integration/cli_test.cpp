@@ -255,5 +255,97 @@ TEST(Mock, BadScenarioExitsTwo) {
   EXPECT_NE(r.err.find("scenario.statuss is not a known key"), std::string::npos) << r.err;
 }
 
+// Two mocks as primary and candidate, and a config that names both (thresholds from "shadow").
+struct ShadowFixture {
+  Mock primary{"primary", R"({"reply": "The capital of France is Paris.", "latency_ms": 20})"};
+  Mock candidate{"candidate", R"({"reply": "the capital of  France is PARIS.", "latency_ms": 20,
+                                  "statuses": [200, 200, 500]})"};
+  std::string config_path() const {
+    json doc = {
+        {"endpoints",
+         {{{"name", "old"}, {"base_url", primary.base_url()}, {"api_key", "sk-old"}},
+          {{"name", "new"}, {"base_url", candidate.base_url()}, {"api_key", "sk-new"}}}},
+        {"priority", {{{"model", "gpt-4.1"}, {"routes", {"old"}}}}},
+        {"shadow",
+         {{"candidate", {{"endpoint", "new"}, {"model", "gpt-5"}}},
+          {"sample", 0},
+          {"thresholds", {{"min_pairs", 5}, {"min_success_rate", 0.7}, {"max_p95_ratio", 3}}}}}};
+    return temp_file("shadow_config.json", doc.dump());
+  }
+};
+
+std::string requests_file(int n) {
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    text += R"({"model": "ignored", "messages": [{"role": "user", "content": "capital )" +
+            std::to_string(i) + R"(?"}], "temperature": 0})" + "\n";
+  }
+  return temp_file("requests.jsonl", text);
+}
+
+TEST(CliShadow, ReplaysRequestsAndReportsAsJson) {
+  ShadowFixture f;
+  auto r = run({kCli, "shadow", "--config", f.config_path(), "--requests", requests_file(6),
+                "--primary", "old/gpt-4.1", "--candidate", "new/gpt-5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["pairs"], 6);
+  EXPECT_EQ(doc["both_ok"], 5);
+  EXPECT_DOUBLE_EQ(doc["candidate_success_rate"].get<double>(), 5.0 / 6.0);
+  EXPECT_DOUBLE_EQ(doc["mean_similarity"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(doc["exact_match_rate"].get<double>(), 1.0);
+  EXPECT_EQ(doc["recommendation"], "READY") << doc["reasons"].dump();
+  EXPECT_EQ(doc["candidate"], json({{"endpoint", "new"}, {"model", "gpt-5"}}));
+  EXPECT_GE(doc["latency_ms"]["primary"]["p50"].get<double>(), 20.0);
+  ASSERT_EQ(doc["worst"].size(), 6u);
+  EXPECT_EQ(doc["worst"][5]["candidate_error"], "server_error");
+  EXPECT_NE(r.err.find("6/6 pairs"), std::string::npos) << r.err;  // the progress line
+}
+
+TEST(CliShadow, WritesASelfContainedHtmlReport) {
+  ShadowFixture f;
+  std::string html = temp_file("report.html", "");
+  auto r = run({kCli, "shadow", "--config", f.config_path(), "--requests", requests_file(4),
+                "--primary", "old/gpt-4.1", "--candidate", "new/gpt-5", "--report", html});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("recommendation:     NEEDS_TUNING"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("only 4 pairs compared; at least 5 are needed"), std::string::npos) << r.out;
+  std::ifstream in(html);
+  std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_NE(page.find("<polyline"), std::string::npos);
+  EXPECT_NE(page.find("NEEDS_TUNING"), std::string::npos);
+  EXPECT_NE(page.find("failed: server_error"), std::string::npos);
+  EXPECT_EQ(page.find("<script"), std::string::npos);  // nothing loaded from anywhere
+  EXPECT_EQ(page.find(" src="), std::string::npos);
+  EXPECT_EQ(page.find("<link"), std::string::npos);
+  EXPECT_EQ(page.find("sk-"), std::string::npos);
+}
+
+TEST(CliShadow, BadInputExitsTwoNamingIt) {
+  ShadowFixture f;
+  const std::string cfg = f.config_path();
+  std::string broken = temp_file("broken.jsonl", R"({"messages": [{"role": "user", "content": "a"}]}
+{"messages": [{"role": "user", "content": "b", "audio": {}}]}
+)");
+  auto r = run({kCli, "shadow", "--config", cfg, "--requests", broken, "--primary", "old/gpt-4.1",
+                "--candidate", "new/gpt-5"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("broken.jsonl:2: messages[0].audio is not a message field"),
+            std::string::npos)
+      << r.err;
+  r = run({kCli, "shadow", "--config", cfg, "--requests", requests_file(1), "--primary",
+           "old/gpt-4.1", "--candidate", "nowhere/gpt-5"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--candidate: endpoint \"nowhere\" is not in the configuration"),
+            std::string::npos)
+      << r.err;
+  r = run({kCli, "shadow", "--config", cfg, "--requests", requests_file(1), "--primary", "old",
+           "--candidate", "new/gpt-5"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("\"old\" is not ENDPOINT/MODEL"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace failover

@@ -1,7 +1,8 @@
-// The failover command-line tool: chat, health, mock (contract in shared/DESIGN.md).
+// The failover command-line tool: chat, health, shadow, mock (contract in shared/DESIGN.md).
 // Exit codes: 0 success, 1 the call (or a probe) failed, 2 bad usage or bad configuration.
 
 #include "mock_server.hpp"
+#include "shadow_replay.hpp"
 
 #include <failover/failover.hpp>
 
@@ -346,6 +347,24 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   health_cmd->add_flag("--json", health.as_json, "Print JSON");
 
+  fo::tools::ShadowArgs shadow;
+  CLI::App* shadow_cmd = app.add_subcommand(
+      "shadow", "Replay recorded requests against a primary and a candidate route and compare");
+  shadow_cmd->add_option("--config", shadow.config, "Configuration file")->required();
+  shadow_cmd
+      ->add_option("--requests", shadow.requests,
+                   "Requests to replay: one CreateChatCompletionRequest JSON per line")
+      ->required();
+  shadow_cmd->add_option("--primary", shadow.primary, "The route in use, ENDPOINT/MODEL")
+      ->required();
+  shadow_cmd->add_option("--candidate", shadow.candidate, "The route to evaluate, ENDPOINT/MODEL")
+      ->required();
+  shadow_cmd->add_flag("--json", shadow.as_json, "Print the report as JSON");
+  shadow_cmd->add_option("--report", shadow.report,
+                         "Also write a self-contained HTML report (charts, worst pairs)");
+  shadow_cmd->add_option("--concurrency", shadow.concurrency, "Requests in flight at once")
+      ->check(CLI::Range(1, 256));
+
   MockArgs mock;
   CLI::App* mock_cmd =
       app.add_subcommand("mock", "Run a fault-injecting OpenAI-compatible server on 127.0.0.1");
@@ -366,7 +385,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // A usage error: say what was wrong, then show the usage of the command at hand.
     const CLI::App* shown = &app;
-    for (const CLI::App* sub : {chat_cmd, health_cmd, mock_cmd}) {
+    for (const CLI::App* sub : {chat_cmd, health_cmd, shadow_cmd, mock_cmd}) {
       for (int i = 1; i < argc; ++i) {
         if (sub->get_name() == argv[i]) shown = sub;
       }
@@ -376,6 +395,7 @@ int main(int argc, char** argv) {
   }
   if (chat_cmd->parsed()) return run_chat(chat);
   if (health_cmd->parsed()) return run_health(health);
+  if (shadow_cmd->parsed()) return fo::tools::run_shadow(shadow);
   if (mock_cmd->parsed()) return run_mock(mock);
   return kUsage;
 }
