@@ -1,0 +1,552 @@
+// The scenario benchmark: the SDK and a raw libcurl baseline against local nginx upstreams.
+//
+//   failover_bench run SCENARIO SIDE --base URL [--calls N] [--concurrency N] [--streams N]
+//       One measurement in this process (so peak RSS is this measurement's own); prints one
+//       JSON object. SCENARIO is B1..B6, SIDE is sdk or baseline. URL is the nginx root
+//       (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
+//   failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] [--extra EXTRA.json]
+//       Reduces the samples of every round (medians) to results.json and prints the table.
+//
+// bench/run.sh drives both; nothing here talks to anything but 127.0.0.1.
+
+#include <failover/failover.hpp>
+
+#include <curl/curl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+namespace fo = failover;
+
+const char* const kBody =
+    R"({"model":"gpt-4.1","messages":[{"role":"user","content":"Say hello in one word."}]})";
+
+struct Args {
+  std::string scenario;
+  std::string side;
+  std::string base;
+  long calls = 10000;
+  int concurrency = 256;
+  int streams = 1000;
+};
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;  // KiB on Linux
+}
+
+long current_rss_kib() {
+  std::ifstream in("/proc/self/statm");
+  long pages = 0;
+  long resident = 0;
+  in >> pages >> resident;
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+double percentile_us(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(p * static_cast<double>(v.size()) + 0.999999);
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+double us_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SDK side
+
+fo::ClientOptions sdk_options(const Args& a, const std::vector<std::string>& upstreams) {
+  fo::ClientOptions o;
+  fo::Tier tier;
+  for (const std::string& u : upstreams) {
+    o.endpoints.push_back({u, a.base + "/" + u + "/v1", "sk-bench"});
+    tier.routes.push_back({u, "gpt-4.1"});
+  }
+  o.priority = {tier};
+  o.timeouts.first_byte = std::chrono::milliseconds(500);
+  return o;
+}
+
+fo::ChatRequest hello() {
+  fo::ChatRequest r;
+  r.messages = {fo::Message::user("Say hello in one word.")};
+  return r;
+}
+
+// Sequential chat() calls: the per-call latencies in µs.
+std::vector<double> sdk_sequential(fo::Client& client, long calls) {
+  std::vector<double> lat;
+  lat.reserve(static_cast<std::size_t>(calls));
+  const fo::ChatRequest request = hello();
+  for (long i = 0; i < calls; ++i) {
+    auto t = Clock::now();
+    auto r = client.chat(request);
+    lat.push_back(us_since(t));
+    if (!r) {
+      std::cerr << "sdk call failed: " << r.error().message() << "\n";
+      std::exit(1);
+    }
+  }
+  return lat;
+}
+
+// `calls` through chat_async with `concurrency` in flight.
+void sdk_concurrent(fo::Client& client, long calls, int concurrency) {
+  std::mutex m;
+  std::condition_variable cv;
+  long started = 0;
+  long done = 0;
+  long failed = 0;
+  const fo::ChatRequest request = hello();
+  std::function<void()> launch;
+  launch = [&] {
+    client.chat_async(request, {}, [&](fo::Result<fo::ChatResponse> r) {
+      bool again = false;
+      {
+        std::lock_guard<std::mutex> lock(m);
+        ++done;
+        if (!r) ++failed;
+        if (started < calls) {
+          ++started;
+          again = true;
+        }
+      }
+      if (again) launch();
+      cv.notify_one();
+    });
+  };
+  {
+    std::lock_guard<std::mutex> lock(m);
+    started = std::min<long>(concurrency, calls);
+  }
+  for (long i = 0; i < std::min<long>(concurrency, calls); ++i) launch();
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done == calls; });
+  if (failed) {
+    std::cerr << failed << " sdk calls failed\n";
+    std::exit(1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw libcurl side
+
+std::size_t sink(char* data, std::size_t size, std::size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+std::size_t count_only(char*, std::size_t size, std::size_t n, void* user) {
+  *static_cast<std::size_t*>(user) += size * n;
+  return size * n;
+}
+
+struct Raw {
+  CURL* easy = curl_easy_init();
+  curl_slist* headers = nullptr;
+  std::string body;
+  explicit Raw(const std::string& url) {
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Authorization: Bearer sk-bench");
+    headers = curl_slist_append(headers, "Expect:");
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, kBody);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  }
+  ~Raw() {
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+  }
+  Raw(const Raw&) = delete;
+  Raw& operator=(const Raw&) = delete;
+};
+
+std::vector<double> raw_sequential(const std::string& url, long calls) {
+  Raw raw(url);
+  std::vector<double> lat;
+  lat.reserve(static_cast<std::size_t>(calls));
+  for (long i = 0; i < calls; ++i) {
+    raw.body.clear();
+    auto t = Clock::now();
+    CURLcode rc = curl_easy_perform(raw.easy);
+    lat.push_back(us_since(t));
+    long status = 0;
+    curl_easy_getinfo(raw.easy, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK || status != 200) {
+      std::cerr << "raw call failed: " << curl_easy_strerror(rc) << " " << status << "\n";
+      std::exit(1);
+    }
+  }
+  return lat;
+}
+
+void raw_concurrent(const std::string& url, long calls, int concurrency) {
+  CURLM* multi = curl_multi_init();
+  std::vector<std::unique_ptr<Raw>> handles;
+  long started = 0;
+  long done = 0;
+  for (int i = 0; i < concurrency && started < calls; ++i, ++started) {
+    handles.push_back(std::make_unique<Raw>(url));
+    curl_easy_setopt(handles.back()->easy, CURLOPT_PRIVATE, handles.back().get());
+    curl_multi_add_handle(multi, handles.back()->easy);
+  }
+  while (done < calls) {
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Raw* raw = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &raw);
+      long status = 0;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+      if (msg->data.result != CURLE_OK || status != 200) {
+        std::cerr << "raw call failed: " << curl_easy_strerror(msg->data.result) << "\n";
+        std::exit(1);
+      }
+      ++done;
+      curl_multi_remove_handle(multi, msg->easy_handle);
+      if (started < calls) {
+        ++started;
+        raw->body.clear();
+        curl_multi_add_handle(multi, msg->easy_handle);
+      }
+    }
+    if (done < calls) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+  }
+  handles.clear();
+  curl_multi_cleanup(multi);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+json run(const Args& a) {
+  json out = {{"scenario", a.scenario}, {"side", a.side}};
+  const bool sdk = a.side == "sdk";
+  const std::string healthy = a.base + "/healthy/v1/chat/completions";
+  auto sequential = [&](fo::Client* client, long warm, long calls) {
+    if (client) {
+      sdk_sequential(*client, warm);
+    } else {
+      raw_sequential(healthy, warm);
+    }
+    const double cpu0 = cpu_seconds();
+    auto t = Clock::now();
+    std::vector<double> lat =
+        client ? sdk_sequential(*client, calls) : raw_sequential(healthy, calls);
+    const double wall = us_since(t);
+    out["calls"] = calls;
+    out["us_per_call"] = wall / static_cast<double>(calls);
+    out["cpu_us_per_call"] = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(calls);
+    out["p50_us"] = percentile_us(lat, 0.50);
+    out["p99_us"] = percentile_us(lat, 0.99);
+    out["calls_per_second"] = static_cast<double>(calls) / (wall / 1e6);
+  };
+
+  if (a.scenario == "B1") {  // sequential calls to a healthy route
+    if (sdk) {
+      fo::Client client(sdk_options(a, {"healthy"}));
+      sequential(&client, 200, a.calls);
+    } else {
+      sequential(nullptr, 200, a.calls);
+    }
+  } else if (a.scenario == "B2") {  // `concurrency` calls in flight
+    const long before = current_rss_kib();
+    const double cpu0 = cpu_seconds();
+    auto t = Clock::now();
+    if (sdk) {
+      fo::Client client(sdk_options(a, {"healthy"}));
+      sdk_concurrent(client, a.calls, a.concurrency);
+    } else {
+      raw_concurrent(healthy, a.calls, a.concurrency);
+    }
+    const double wall = us_since(t);
+    out["calls"] = a.calls;
+    out["concurrency"] = a.concurrency;
+    out["calls_per_second"] = static_cast<double>(a.calls) / (wall / 1e6);
+    out["cpu_us_per_call"] = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(a.calls);
+    out["peak_rss_kib"] = peak_rss_kib();
+    out["rss_before_kib"] = before;
+  } else if (a.scenario == "B3" || a.scenario == "B4" || a.scenario == "B5") {
+    // B3: the first route answers 503; B4: it never answers; B5: it answers after 2 s and a
+    // hedge starts at 100 ms. The second route is healthy.
+    const std::string first = a.scenario == "B3"   ? "overloaded"
+                              : a.scenario == "B4" ? "dead"
+                                                   : "slow";
+    fo::ClientOptions o = sdk_options(a, {first, "healthy"});
+    if (a.scenario == "B5") o.hedging.delay = std::chrono::milliseconds(100);
+    fo::Client client(o);
+    // B3 and B4 measure once the breaker is open: warm-up calls trip it (5 failures).
+    const long warm = a.scenario == "B5" ? 2 : 20;
+    sequential(&client, warm, a.calls);
+    const fo::HealthSnapshot h = client.health();
+    out["breaker"] = std::string(fo::to_string(h.routes[0].state));
+  } else if (a.scenario == "B6") {  // `streams` concurrent streams of 100 chunks
+    std::atomic<long> chunks{0};
+    const long before = current_rss_kib();
+    const double cpu0 = cpu_seconds();
+    auto t = Clock::now();
+    if (sdk) {
+      fo::ClientOptions o = sdk_options(a, {"sse"});
+      o.timeouts.first_byte = std::chrono::seconds(30);
+      fo::Client client(o);
+      std::mutex m;
+      std::condition_variable cv;
+      int done = 0;
+      int failed = 0;
+      for (int i = 0; i < a.streams; ++i) {
+        client.chat_stream_async(
+            hello(),
+            [&](const fo::ChatChunk&) {
+              chunks.fetch_add(1, std::memory_order_relaxed);
+              return true;
+            },
+            {},
+            [&](fo::Result<fo::ChatResponse> r) {
+              std::lock_guard<std::mutex> lock(m);
+              ++done;
+              if (!r) {
+                if (failed++ == 0) std::cerr << "stream failed: " << r.error().message() << "\n";
+              }
+              cv.notify_one();
+            });
+      }
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return done == a.streams; });
+      if (failed) std::exit(1);
+      out["peak_rss_kib"] = peak_rss_kib();  // while the client (and its streams) is alive
+    } else {
+      CURLM* multi = curl_multi_init();
+      std::vector<std::unique_ptr<Raw>> handles;
+      std::vector<std::size_t> bytes(static_cast<std::size_t>(a.streams), 0);
+      const std::string url = a.base + "/sse/v1/chat/completions";
+      for (int i = 0; i < a.streams; ++i) {
+        handles.push_back(std::make_unique<Raw>(url));
+        curl_easy_setopt(handles.back()->easy, CURLOPT_WRITEFUNCTION, count_only);
+        curl_easy_setopt(handles.back()->easy, CURLOPT_WRITEDATA,
+                         &bytes[static_cast<std::size_t>(i)]);
+        curl_multi_add_handle(multi, handles.back()->easy);
+      }
+      int running = 1;
+      while (running) {
+        curl_multi_perform(multi, &running);
+        if (running) curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      }
+      out["peak_rss_kib"] = peak_rss_kib();
+      for (std::size_t b : bytes) {
+        if (b == 0 || b != bytes[0]) {
+          std::cerr << "raw streams received different bodies\n";
+          std::exit(1);
+        }
+      }
+      chunks = static_cast<long>(a.streams) * 101;  // 100 content chunks and the finishing one
+      for (auto& h : handles) curl_multi_remove_handle(multi, h->easy);
+      handles.clear();
+      curl_multi_cleanup(multi);
+    }
+    const double wall = us_since(t);
+    out["streams"] = a.streams;
+    out["chunks"] = chunks.load();
+    out["cpu_us_per_chunk"] =
+        (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(std::max<long>(1, chunks.load()));
+    out["seconds"] = wall / 1e6;
+    out["rss_before_kib"] = before;
+    out["rss_per_stream_kib"] =
+        static_cast<double>(out["peak_rss_kib"].get<long>() - before) / a.streams;
+  } else {
+    std::cerr << "unknown scenario " << a.scenario << "\n";
+    std::exit(2);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int report(const std::string& samples_path, const std::string& out_path, const std::string& machine,
+           const std::string& extra_path) {
+  std::ifstream in(samples_path);
+  std::map<std::pair<std::string, std::string>, std::vector<json>> samples;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line);
+    samples[{j["scenario"], j["side"]}].push_back(j);
+  }
+  auto med = [&](const std::string& scenario, const std::string& side, const std::string& key) {
+    std::vector<double> v;
+    for (const json& j : samples[{scenario, side}]) {
+      if (j.contains(key)) v.push_back(j[key].get<double>());
+    }
+    return median(v);
+  };
+  json extra = json::object();
+  if (!extra_path.empty()) {
+    std::ifstream e(extra_path);
+    if (e) extra = json::parse(e, nullptr, false);
+    if (extra.is_discarded()) extra = json::object();
+  }
+  json rows = json::array();
+  auto row = [&](const std::string& id, const std::string& what, const std::string& metric,
+                 double sdk, double baseline, double ratio, const std::string& target, bool pass,
+                 json details) {
+    rows.push_back({{"id", id},
+                    {"what", what},
+                    {"metric", metric},
+                    {"sdk", sdk},
+                    {"baseline", baseline},
+                    {"ratio", ratio},
+                    {"target", target},
+                    {"pass", pass},
+                    {"details", std::move(details)}});
+  };
+  const double b1_sdk = med("B1", "sdk", "us_per_call");
+  const double b1_raw = med("B1", "baseline", "us_per_call");
+  json b1_details = {{"sdk_p99_us", med("B1", "sdk", "p99_us")},
+                     {"baseline_p99_us", med("B1", "baseline", "p99_us")},
+                     {"sdk_cpu_us_per_call", med("B1", "sdk", "cpu_us_per_call")},
+                     {"baseline_cpu_us_per_call", med("B1", "baseline", "cpu_us_per_call")},
+                     {"rounds", samples[{"B1", "sdk"}].size()}};
+  if (extra.contains("callgrind")) b1_details["callgrind_ir_per_call"] = extra["callgrind"];
+  row("B1", "sequential calls to a healthy route: chat() vs a reused libcurl easy handle",
+      "us_per_call", b1_sdk, b1_raw, b1_sdk / b1_raw, "ratio <= 1.10", b1_sdk / b1_raw <= 1.10,
+      b1_details);
+
+  const double b2_sdk = med("B2", "sdk", "calls_per_second");
+  const double b2_raw = med("B2", "baseline", "calls_per_second");
+  row("B2", "256 calls in flight: chat_async vs curl_multi with 256 handles", "calls_per_second",
+      b2_sdk, b2_raw, b2_sdk / b2_raw, "ratio >= 0.90", b2_sdk / b2_raw >= 0.90,
+      {{"sdk_cpu_us_per_call", med("B2", "sdk", "cpu_us_per_call")},
+       {"baseline_cpu_us_per_call", med("B2", "baseline", "cpu_us_per_call")},
+       {"sdk_peak_rss_kib", med("B2", "sdk", "peak_rss_kib")},
+       {"baseline_peak_rss_kib", med("B2", "baseline", "peak_rss_kib")}});
+
+  const double b3 = med("B3", "sdk", "us_per_call");
+  row("B3", "first route 503 (breaker open), second healthy: vs B1's SDK figure", "us_per_call", b3,
+      b1_sdk, b3 / b1_sdk, "ratio <= 1.10", b3 / b1_sdk <= 1.10,
+      {{"p99_us", med("B3", "sdk", "p99_us")}});
+
+  const double b1_sdk_p99 = med("B1", "sdk", "p99_us");
+  const double b4 = med("B4", "sdk", "p99_us");
+  row("B4", "first route never answers (after the first breaker trip): p99 vs B1's SDK p99",
+      "p99_us", b4, b1_sdk_p99, b4 / b1_sdk_p99, "ratio <= 2.0", b4 / b1_sdk_p99 <= 2.0,
+      {{"calls_per_second", med("B4", "sdk", "calls_per_second")},
+       {"b1_calls_per_second", med("B1", "sdk", "calls_per_second")}});
+
+  const double b5 = med("B5", "sdk", "p99_us");
+  const double b5_limit = 150000 + b1_sdk_p99;
+  row("B5", "first route answers after 2 s, hedge at 100 ms: p99 vs 150 ms + healthy p99", "p99_us",
+      b5, b5_limit, b5 / b5_limit, "ratio <= 1.0", b5 <= b5_limit,
+      {{"p50_us", med("B5", "sdk", "p50_us")}});
+
+  const double b6_rss = med("B6", "sdk", "rss_per_stream_kib");
+  json b6_details = {{"sdk_cpu_us_per_chunk", med("B6", "sdk", "cpu_us_per_chunk")},
+                     {"baseline_cpu_us_per_chunk", med("B6", "baseline", "cpu_us_per_chunk")},
+                     {"baseline_rss_per_stream_kib", med("B6", "baseline", "rss_per_stream_kib")},
+                     {"sdk_seconds", med("B6", "sdk", "seconds")},
+                     {"baseline_seconds", med("B6", "baseline", "seconds")}};
+  bool b6_pass = b6_rss <= 64;
+  if (extra.contains("sse_parser_gbps")) {
+    const double gbps = extra["sse_parser_gbps"].get<double>();
+    b6_details["sse_parser_gb_per_s"] = gbps;
+    b6_details["sse_parser_target"] = ">= 1 GB/s";
+    b6_pass = b6_pass && gbps >= 1.0;
+  }
+  row("B6", "1000 concurrent streams of 100 chunks: RSS per stream (and the SSE parser)",
+      "rss_per_stream_kib", b6_rss, med("B6", "baseline", "rss_per_stream_kib"),
+      b6_rss / std::max(1.0, med("B6", "baseline", "rss_per_stream_kib")), "sdk <= 64 KiB", b6_pass,
+      b6_details);
+
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  json doc = {{"date", date}, {"machine", machine}, {"scenarios", rows}};
+  std::ofstream(out_path) << doc.dump(2) << "\n";
+
+  std::printf("%-4s %-20s %14s %14s %8s %-16s %s\n", "id", "metric", "sdk", "baseline", "ratio",
+              "target", "pass");
+  bool all = true;
+  for (const json& r : rows) {
+    std::printf("%-4s %-20s %14.2f %14.2f %8.3f %-16s %s\n", r["id"].get<std::string>().c_str(),
+                r["metric"].get<std::string>().c_str(), r["sdk"].get<double>(),
+                r["baseline"].get<double>(), r["ratio"].get<double>(),
+                r["target"].get<std::string>().c_str(), r["pass"].get<bool>() ? "yes" : "NO");
+    all = all && r["pass"].get<bool>();
+  }
+  return all ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> v(argv + 1, argv + argc);
+  auto flag = [&](const std::string& name, const std::string& fallback) {
+    auto it = std::find(v.begin(), v.end(), name);
+    return it != v.end() && it + 1 != v.end() ? *(it + 1) : fallback;
+  };
+  if (v.size() >= 3 && v[0] == "report") {
+    return report(v[1], v[2], flag("--machine", "unknown"), flag("--extra", ""));
+  }
+  if (v.size() < 3 || v[0] != "run") {
+    std::cerr << "usage: failover_bench run SCENARIO sdk|baseline --base URL [--calls N] "
+                 "[--concurrency N] [--streams N]\n"
+                 "       failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] "
+                 "[--extra FILE]\n";
+    return 2;
+  }
+  Args a;
+  a.scenario = v[1];
+  a.side = v[2];
+  a.base = flag("--base", "");
+  a.calls = std::stol(flag("--calls", "10000"));
+  a.concurrency = std::stoi(flag("--concurrency", "256"));
+  a.streams = std::stoi(flag("--streams", "1000"));
+  if (a.base.rfind("http://127.0.0.1:", 0) != 0) {
+    std::cerr << "--base must be http://127.0.0.1:PORT (loopback only)\n";
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  std::cout << run(a).dump() << std::endl;
+  curl_global_cleanup();
+  return 0;
+}
