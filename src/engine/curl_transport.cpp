@@ -18,7 +18,7 @@ namespace failover {
 
 namespace {
 
-constexpr std::size_t kMaxIdleEasyHandles = 32;
+constexpr std::size_t kMaxIdleEasyHandles = 256;
 
 void global_init() {
   static std::once_flag once;

@@ -344,6 +344,14 @@ Message decode_message(const json& m) {
 }  // namespace
 
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out) {
+  if (decode_response_fast(body, out)) {
+    out.raw_json = std::move(body);
+    return std::nullopt;
+  }
+  return decode_response_dom(body, out);
+}
+
+std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse& out) {
   auto doc = parse_json(body);
   if (!doc) return DecodeFailure{"the response body is not valid JSON: " + excerpt(body, 120), {}};
   try {

@@ -47,6 +47,14 @@ struct DecodeFailure {
  *  on failure it is left as it was. */
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out);
 
+/** The reference decoder behind `decode_response`: parses a DOM, then reads it. */
+std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse& out);
+
+/** The fast path of `decode_response` (SAX, no DOM): true when it decoded `body` into `out`
+ *  exactly as `decode_response_dom` would; false (and `out` untouched) when the DOM decoder
+ *  must decide. */
+bool decode_response_fast(const std::string& body, ChatResponse& out);
+
 /** Decodes one stream `data:` payload (`CreateChatCompletionStreamResponse`); the payload is
  *  copied into `raw_json`. An error object instead of a chunk comes back as `in_band_error`. */
 std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out);

@@ -334,5 +334,96 @@ TEST(Headers, ShouldRetryAndValidation) {
   EXPECT_FALSE(wire::valid_header_value(std::string("a\0b", 3)));
 }
 
+// Everything decode_response fills, as text, to compare two decodings.
+std::string describe(const ChatResponse& r) {
+  json doc = {{"id", r.id},       {"object", r.object},         {"created", r.created},
+              {"model", r.model}, {"fp", r.system_fingerprint}, {"tier", r.service_tier}};
+  for (const Choice& c : r.choices) {
+    json calls = json::array();
+    for (const ToolCall& t : c.message.tool_calls) {
+      calls.push_back({t.id, t.type, t.name, t.arguments});
+    }
+    doc["choices"].push_back({{"index", c.index},
+                              {"finish", c.finish_reason},
+                              {"role", c.message.role},
+                              {"content", c.message.content ? json(*c.message.content) : json()},
+                              {"refusal", c.message.refusal ? json(*c.message.refusal) : json()},
+                              {"calls", calls}});
+  }
+  if (r.usage) {
+    const Usage& u = *r.usage;
+    doc["usage"] = {
+        u.prompt_tokens,           u.completion_tokens,          u.total_tokens,
+        u.cached_tokens,           u.prompt_audio_tokens,        u.reasoning_tokens,
+        u.completion_audio_tokens, u.accepted_prediction_tokens, u.rejected_prediction_tokens};
+  }
+  return doc.dump();
+}
+
+// The SAX fast path and the DOM decoder agree on every body: the fast path either declines
+// or gives exactly the DOM's answer, and it takes the usual shapes itself.
+TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
+  const std::string tool =
+      R"({"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}},{"id":"t2","function":{"name":"put","arguments":null}}]},"finish_reason":"tool_calls"}]})";
+  const std::string usage =
+      R"({"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":3,"audio_tokens":1},"completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":0,"accepted_prediction_tokens":1,"rejected_prediction_tokens":2},"extra":{"deep":[1,{"x":[]}]}}})";
+  const std::vector<std::pair<std::string, bool>> cases = {
+      // body, whether the fast path must take it
+      {kDefaultResponse, true},
+      {tool, true},
+      {usage, true},
+      {R"({"choices":[{"message":{"content":"a","role":null},"finish_reason":null,"index":1.9}],"created":1.5e3,"model":null,"usage":null})",
+       true},
+      {R"({"choices":[],"x":{"y":[[[]]]},"id":"dup","id":"last"})", true},
+      {R"({"choices":[{"message":{"content":"a","content":"b","refusal":5}}]})", true},
+      {R"({"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]})", false},
+      {R"({"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]})", false},
+      {R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]}}]})",
+       false},
+      {R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f"},"function":{"arguments":"x"}}]}}]})",
+       false},
+      {R"({"usage":{"prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":{}},"choices":[]})",
+       false},
+      {R"({"error":{"message":"in band","code":"x"}})", false},
+      {R"({"choices":{"0":{}}})", false},
+      {R"({"choices":[{"message":"text"}]})", false},
+      {R"({"choices":[{"finish_reason":"stop"}]})", false},
+      {R"({"choices":[1]})", false},
+      {R"({"choices":[],"created":"yesterday"})", false},
+      {R"({"choices":[{"message":{"content":true}}]})", false},
+      {R"([{"choices":[]}])", false},
+      {R"("just a string")", false},
+      {R"({"choices":[]} trailing)", false},
+      {R"({"choices":[{"message":{"content":"unterminated)", false},
+      {std::string(200, '[') + std::string(200, ']'), false},
+      {R"({"choices":[],"deep":)" + std::string(150, '[') + std::string(150, ']') + "}", false},
+  };
+  for (const auto& [body, fast_must_take] : cases) {
+    SCOPED_TRACE(body.substr(0, 120));
+    ChatResponse dom;
+    std::string copy = body;
+    auto failure = wire::decode_response_dom(copy, dom);
+    ChatResponse fast;
+    fast.id = "untouched";
+    const bool took = wire::decode_response_fast(body, fast);
+    EXPECT_EQ(took, fast_must_take);
+    if (took) {
+      ASSERT_FALSE(failure) << failure->message;
+      EXPECT_EQ(describe(fast), describe(dom));
+    } else {
+      EXPECT_EQ(fast.id, "untouched");
+    }
+    ChatResponse both;  // decode_response itself gives the DOM's answer either way
+    copy = body;
+    auto public_failure = wire::decode_response(copy, both);
+    EXPECT_EQ(public_failure.has_value(), failure.has_value());
+    if (!failure) {
+      EXPECT_EQ(describe(both), describe(dom));
+    } else if (public_failure) {
+      EXPECT_EQ(public_failure->message, failure->message);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace failover

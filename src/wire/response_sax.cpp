@@ -1,0 +1,355 @@
+// The fast path of decode_response: nlohmann's SAX parser fills a ChatResponse directly, with no
+// DOM in between (building and freeing the DOM was a third of the SDK's own cost per call).
+// It accepts only the usual shape of a response and gives up at the first thing it would not
+// decode exactly as the DOM decoder does (an error object, content parts, non-string tool
+// arguments, a value of the wrong type, deep nesting, malformed JSON); the DOM decoder then
+// decides, so both paths always agree. tests/unit/wire_test.cpp checks that they do.
+
+#include "wire/json_codec.hpp"
+
+#include <vector>
+
+namespace failover::wire {
+
+namespace {
+
+using nlohmann::json;
+
+class ResponseSax final : public nlohmann::json_sax<json> {
+ public:
+  explicit ResponseSax(ChatResponse& out) : out_(out) {}
+
+  bool complete() const { return done_ && saw_choices_ && messages_ == out_.choices.size(); }
+
+  bool null() override { return scalar(Value::Null, nullptr, 0); }
+  bool boolean(bool) override { return scalar(Value::Bool, nullptr, 0); }
+  bool number_integer(number_integer_t v) override { return scalar(Value::Int, nullptr, v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return scalar(Value::Int, nullptr, static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t v, const string_t&) override {
+    return scalar(Value::Int, nullptr, static_cast<std::int64_t>(v));
+  }
+  bool string(string_t& v) override { return scalar(Value::String, &v, 0); }
+  bool binary(binary_t&) override { return false; }
+
+  bool key(string_t& k) override {
+    key_.swap(k);
+    return true;
+  }
+
+  bool start_object(std::size_t) override {
+    if (++depth_ > kMaxJsonDepth) return false;
+    if (stack_.empty()) return push(Frame::Root);
+    switch (stack_.back()) {
+      case Frame::Skip:
+        return push(Frame::Skip);
+      case Frame::Root:
+        if (key_ == "usage") {
+          out_.usage.emplace();
+          prompt_details_seen_ = completion_details_seen_ = false;
+          return push(Frame::Usage);
+        }
+        if (key_ == "error" || key_ == "choices" || is_root_scalar()) return false;
+        return push(Frame::Skip);
+      case Frame::Choices:
+        out_.choices.emplace_back();
+        return push(Frame::Choice);
+      case Frame::Choice:
+        if (key_ == "message") {
+          ++messages_;
+          return push(Frame::Message);
+        }
+        if (key_ == "index" || key_ == "finish_reason") return false;
+        return push(Frame::Skip);
+      case Frame::Message:
+        if (key_ == "role" || key_ == "content" || key_ == "refusal" || key_ == "tool_calls") {
+          return false;
+        }
+        return push(Frame::Skip);
+      case Frame::ToolCalls:
+        message().tool_calls.emplace_back();
+        message().tool_calls.back().type.clear();
+        function_seen_ = false;
+        return push(Frame::ToolCall);
+      case Frame::ToolCall:
+        if (key_ == "function") {
+          if (function_seen_) return false;  // a repeated key: the DOM keeps the last one
+          function_seen_ = true;
+          return push(Frame::Function);
+        }
+        if (key_ == "id" || key_ == "type") return false;
+        return push(Frame::Skip);
+      case Frame::Function:
+        if (key_ == "name" || key_ == "arguments") return false;
+        return push(Frame::Skip);
+      case Frame::Usage:
+        if (key_ == "prompt_tokens_details") {
+          if (prompt_details_seen_) return false;
+          prompt_details_seen_ = true;
+          return push(Frame::PromptDetails);
+        }
+        if (key_ == "completion_tokens_details") {
+          if (completion_details_seen_) return false;
+          completion_details_seen_ = true;
+          return push(Frame::CompletionDetails);
+        }
+        if (is_usage_field()) return false;
+        return push(Frame::Skip);
+      case Frame::PromptDetails:
+      case Frame::CompletionDetails:
+        if (is_detail_field()) return false;
+        return push(Frame::Skip);
+    }
+    return false;
+  }
+
+  bool end_object() override { return pop(); }
+
+  bool start_array(std::size_t) override {
+    if (++depth_ > kMaxJsonDepth || stack_.empty()) return false;
+    switch (stack_.back()) {
+      case Frame::Skip:
+        return push(Frame::Skip);
+      case Frame::Root:
+        if (key_ == "choices") {
+          if (saw_choices_) return false;  // a repeated key: the DOM keeps the last one
+          saw_choices_ = true;
+          return push(Frame::Choices);
+        }
+        if (key_ == "usage" || key_ == "error" || is_root_scalar()) return false;
+        return push(Frame::Skip);
+      case Frame::Message:
+        if (key_ == "tool_calls") {
+          if (!message().tool_calls.empty()) return false;
+          return push(Frame::ToolCalls);
+        }
+        if (key_ == "role" || key_ == "content" || key_ == "refusal") return false;
+        return push(Frame::Skip);
+      case Frame::Choices:
+      case Frame::ToolCalls:
+        return false;  // an array where an object belongs
+      case Frame::Choice:
+        if (key_ == "message" || key_ == "index" || key_ == "finish_reason") return false;
+        return push(Frame::Skip);
+      case Frame::ToolCall:
+        if (key_ == "function" || key_ == "id" || key_ == "type") return false;
+        return push(Frame::Skip);
+      case Frame::Function:
+        if (key_ == "name" || key_ == "arguments") return false;
+        return push(Frame::Skip);
+      case Frame::Usage:
+        if (is_usage_field() || key_ == "prompt_tokens_details" ||
+            key_ == "completion_tokens_details") {
+          return false;
+        }
+        return push(Frame::Skip);
+      case Frame::PromptDetails:
+      case Frame::CompletionDetails:
+        if (is_detail_field()) return false;
+        return push(Frame::Skip);
+    }
+    return false;
+  }
+
+  bool end_array() override { return pop(); }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  enum class Frame {
+    Root,
+    Choices,
+    Choice,
+    Message,
+    ToolCalls,
+    ToolCall,
+    Function,
+    Usage,
+    PromptDetails,
+    CompletionDetails,
+    Skip,
+  };
+  enum class Value { Null, Bool, Int, String };
+
+  bool push(Frame f) {
+    stack_.push_back(f);
+    return true;
+  }
+  bool pop() {
+    --depth_;
+    stack_.pop_back();
+    if (stack_.empty()) done_ = true;
+    return true;
+  }
+  Message& message() { return out_.choices.back().message; }
+  bool is_root_scalar() const {
+    return key_ == "id" || key_ == "object" || key_ == "created" || key_ == "model" ||
+           key_ == "system_fingerprint" || key_ == "service_tier";
+  }
+  bool is_usage_field() const {
+    return key_ == "prompt_tokens" || key_ == "completion_tokens" || key_ == "total_tokens";
+  }
+  bool is_detail_field() const {
+    return key_ == "cached_tokens" || key_ == "audio_tokens" || key_ == "reasoning_tokens" ||
+           key_ == "accepted_prediction_tokens" || key_ == "rejected_prediction_tokens";
+  }
+
+  // A string field: a string, or null for empty; anything else is the DOM decoder's to judge.
+  static bool text(Value type, std::string* v, std::string& into) {
+    if (type == Value::String) {
+      into.swap(*v);
+      return true;
+    }
+    if (type == Value::Null) {
+      into.clear();
+      return true;
+    }
+    return false;
+  }
+  // A number field: a number, or null for 0.
+  template <typename T>
+  static bool number(Value type, std::int64_t v, T& into) {
+    if (type == Value::Int) {
+      into = static_cast<T>(v);
+      return true;
+    }
+    if (type == Value::Null) {
+      into = 0;
+      return true;
+    }
+    return false;
+  }
+
+  bool scalar(Value type, std::string* s, std::int64_t n) {
+    if (stack_.empty()) return false;  // a bare scalar document
+    switch (stack_.back()) {
+      case Frame::Skip:
+        return true;
+      case Frame::Root:
+        if (key_ == "id") return text(type, s, out_.id);
+        if (key_ == "object") return text(type, s, out_.object);
+        if (key_ == "model") return text(type, s, out_.model);
+        if (key_ == "system_fingerprint") return text(type, s, out_.system_fingerprint);
+        if (key_ == "service_tier") return text(type, s, out_.service_tier);
+        if (key_ == "created") return number(type, n, out_.created);
+        if (key_ == "usage") {
+          if (type != Value::Null) return false;
+          out_.usage.reset();
+          return true;
+        }
+        return key_ != "choices" && key_ != "error";
+      case Frame::Choice: {
+        Choice& c = out_.choices.back();
+        if (key_ == "index") return number(type, n, c.index);
+        if (key_ == "finish_reason") return text(type, s, c.finish_reason);
+        return key_ != "message";
+      }
+      case Frame::Message: {
+        Message& m = message();
+        if (key_ == "role") return text(type, s, m.role);
+        if (key_ == "content") {
+          if (type == Value::Null) {
+            m.content.reset();
+            return true;
+          }
+          if (type != Value::String) return false;
+          m.content.emplace().swap(*s);
+          return true;
+        }
+        if (key_ == "refusal") {
+          if (type == Value::String) {
+            m.refusal.emplace().swap(*s);
+          } else {
+            m.refusal.reset();  // the DOM decoder ignores a refusal that is not a string
+          }
+          return true;
+        }
+        if (key_ == "tool_calls") return type == Value::Null && m.tool_calls.empty();
+        return true;
+      }
+      case Frame::ToolCall: {
+        ToolCall& t = message().tool_calls.back();
+        if (key_ == "id") return text(type, s, t.id);
+        if (key_ == "type") return text(type, s, t.type);
+        if (key_ == "function") return !function_seen_;  // not an object: ignored
+        return true;
+      }
+      case Frame::Function: {
+        ToolCall& t = message().tool_calls.back();
+        if (key_ == "name") return text(type, s, t.name);
+        if (key_ == "arguments") return text(type, s, t.arguments);
+        return true;
+      }
+      case Frame::Usage: {
+        Usage& u = *out_.usage;
+        if (key_ == "prompt_tokens") return number(type, n, u.prompt_tokens);
+        if (key_ == "completion_tokens") return number(type, n, u.completion_tokens);
+        if (key_ == "total_tokens") return number(type, n, u.total_tokens);
+        if (key_ == "prompt_tokens_details") return !prompt_details_seen_;
+        if (key_ == "completion_tokens_details") return !completion_details_seen_;
+        return true;  // other members, and details that are not objects, are ignored
+      }
+      case Frame::PromptDetails: {
+        Usage& u = *out_.usage;
+        if (key_ == "cached_tokens") return number(type, n, u.cached_tokens);
+        if (key_ == "audio_tokens") return number(type, n, u.prompt_audio_tokens);
+        return true;
+      }
+      case Frame::CompletionDetails: {
+        Usage& u = *out_.usage;
+        if (key_ == "reasoning_tokens") return number(type, n, u.reasoning_tokens);
+        if (key_ == "audio_tokens") return number(type, n, u.completion_audio_tokens);
+        if (key_ == "accepted_prediction_tokens") {
+          return number(type, n, u.accepted_prediction_tokens);
+        }
+        if (key_ == "rejected_prediction_tokens") {
+          return number(type, n, u.rejected_prediction_tokens);
+        }
+        return true;
+      }
+      case Frame::Choices:
+      case Frame::ToolCalls:
+        return false;  // a scalar where an object belongs
+    }
+    return false;
+  }
+
+  ChatResponse& out_;
+  std::vector<Frame> stack_;
+  std::string key_;
+  int depth_ = 0;
+  bool done_ = false;
+  bool saw_choices_ = false;
+  bool function_seen_ = false;        // in the current tool call
+  bool prompt_details_seen_ = false;  // in the current usage
+  bool completion_details_seen_ = false;
+  std::size_t messages_ = 0;
+};
+
+}  // namespace
+
+bool decode_response_fast(const std::string& body, ChatResponse& out) {
+  ChatResponse r;
+  ResponseSax sax(r);
+  if (!json::sax_parse(body.begin(), body.end(), &sax) || !sax.complete()) return false;
+  for (Choice& c : r.choices) {
+    if (c.message.role.empty()) c.message.role = "assistant";
+    for (ToolCall& t : c.message.tool_calls) {
+      if (t.type.empty()) t.type = "function";
+    }
+  }
+  out.id = std::move(r.id);
+  out.object = std::move(r.object);
+  out.created = r.created;
+  out.model = std::move(r.model);
+  out.system_fingerprint = std::move(r.system_fingerprint);
+  out.service_tier = std::move(r.service_tier);
+  out.choices = std::move(r.choices);
+  out.usage = r.usage;
+  return true;
+}
+
+}  // namespace failover::wire
