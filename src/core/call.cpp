@@ -62,7 +62,9 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     invalid(e.what());
     return;
   }
-  if (auto problem = wire::encode_request(request, /*stream=*/handler_ != nullptr, body_)) {
+  nlohmann::json body;
+  if (auto problem =
+          wire::encode_request(request, /*stream=*/handler_ != nullptr, body, &body_rest_)) {
     invalid("invalid request: " + *problem);
     return;
   }
@@ -435,8 +437,14 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   ++attempts_;
 
   if (body_model_ != route.ref.model || body_text_.empty()) {
-    body_["model"] = route.ref.model;
-    body_text_ = body_.dump();
+    // The body was encoded once, without the model: each route's model goes in front.
+    body_text_ = "{\"model\":" + nlohmann::json(route.ref.model).dump();
+    if (body_rest_.size() > 2) {
+      body_text_ += ',';
+      body_text_.append(body_rest_, 1, std::string::npos);
+    } else {
+      body_text_ += '}';
+    }
     body_model_ = route.ref.model;
   }
   Flight f;

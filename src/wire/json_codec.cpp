@@ -163,7 +163,8 @@ bool valid_function_name(const std::string& name) {
 
 }  // namespace
 
-std::optional<std::string> encode_request(const ChatRequest& r, bool stream, json& out) {
+std::optional<std::string> encode_request(const ChatRequest& r, bool stream, json& out,
+                                          std::string* text) {
   try {
     out = json::object();
     if (r.messages.empty()) throw Invalid{"messages is empty"};
@@ -252,7 +253,8 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, jso
       for (auto& [key, value] : extra.items()) out[key] = std::move(value);
     }
     // Strings must be valid UTF-8 to be sent at all: find out now, not at dump time.
-    (void)out.dump();
+    std::string dumped = out.dump();
+    if (text) *text = std::move(dumped);
   } catch (const Invalid& e) {
     return e.message;
   } catch (const json::exception& e) {

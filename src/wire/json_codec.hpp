@@ -22,11 +22,12 @@ bool json_depth_within(std::string_view text, int max_depth = kMaxJsonDepth);
 std::optional<nlohmann::json> parse_json(std::string_view text);
 
 /**
- * Validates `request` and encodes it as a `CreateChatCompletionRequest` body without `model`.
+ * Validates `request` and encodes it as a `CreateChatCompletionRequest` body without `model`
+ * (and, when `text` is given, as JSON text there too).
  * On failure returns a message that names the offending field (e.g. `messages[2].role`).
  */
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
-                                          nlohmann::json& out);
+                                          nlohmann::json& out, std::string* text = nullptr);
 
 /** The fields of an error body (`ErrorResponse`), leniently read from any JSON shape. */
 struct ErrorBody {
