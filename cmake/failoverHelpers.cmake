@@ -10,8 +10,19 @@ function(failover_set_warnings target)
 endfunction()
 
 function(failover_set_sanitizers target)
-  if(FAILOVER_SANITIZE AND NOT MSVC)
+  if(MSVC)
+    return()
+  endif()
+  if(FAILOVER_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
+      -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+  elseif(FAILOVER_SANITIZE_THREAD)
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PUBLIC -fsanitize=thread)
+  elseif(FAILOVER_FUZZ)
+    # Coverage for libFuzzer in the code under test; the fuzz targets link the fuzzer itself.
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined
       -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PUBLIC -fsanitize=address,undefined)
   endif()

@@ -118,8 +118,8 @@ class Reader {
  private:
   void check_keys(const json& obj, const std::string& path,
                   std::initializer_list<const char*> allowed) {
-    for (const auto& [key, value] : obj.items()) {
-      (void)value;
+    for (const auto& item : obj.items()) {
+      const std::string& key = item.key();
       bool known =
           std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
       if (known) continue;
@@ -606,7 +606,7 @@ ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env
     try {
       json ignored = json::parse(json_text.begin(), json_text.end(), nullptr, true, true);
       (void)ignored;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       fail("config", std::string("is not valid JSON: ") + e.what());
     }
     fail("config", "is not valid JSON");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 namespace failover::wire {
 
@@ -38,6 +39,13 @@ bool json_depth_within(std::string_view text, int max_depth) {
     }
   }
   return true;
+}
+
+std::int64_t to_int64(double v) noexcept {
+  if (!(v == v)) return 0;
+  if (v >= 9223372036854775807.0) return std::numeric_limits<std::int64_t>::max();
+  if (v <= -9223372036854775808.0) return std::numeric_limits<std::int64_t>::min();
+  return static_cast<std::int64_t>(v);
 }
 
 std::optional<json> parse_json(std::string_view text) {
@@ -278,8 +286,7 @@ std::int64_t get_int(const json& obj, const char* key) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return 0;
   if (!it->is_number()) throw Invalid{std::string("\"") + key + "\" is not a number"};
-  return it->is_number_float() ? static_cast<std::int64_t>(it->get<double>())
-                               : it->get<std::int64_t>();
+  return it->is_number_float() ? to_int64(it->get<double>()) : it->get<std::int64_t>();
 }
 
 Usage decode_usage(const json& u) {

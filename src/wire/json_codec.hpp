@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,10 @@ inline constexpr int kMaxJsonDepth = 128;
 
 /** True when `text` nests arrays/objects no deeper than `max_depth` (strings are skipped). */
 bool json_depth_within(std::string_view text, int max_depth = kMaxJsonDepth);
+
+/** A JSON number as an integer: truncated toward zero, clamped to the int64 range, NaN as 0
+ *  (a plain cast of an out-of-range double is undefined behaviour). */
+std::int64_t to_int64(double v) noexcept;
 
 /** Parses `text` as JSON; empty on malformed or too deeply nested input. */
 std::optional<nlohmann::json> parse_json(std::string_view text);

@@ -28,7 +28,7 @@ class ResponseSax final : public nlohmann::json_sax<json> {
     return scalar(Value::Int, nullptr, static_cast<std::int64_t>(v));
   }
   bool number_float(number_float_t v, const string_t&) override {
-    return scalar(Value::Int, nullptr, static_cast<std::int64_t>(v));
+    return scalar(Value::Int, nullptr, to_int64(v));
   }
   bool string(string_t& v) override { return scalar(Value::String, &v, 0); }
   bool binary(binary_t&) override { return false; }

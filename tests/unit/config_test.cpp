@@ -242,6 +242,17 @@ TEST(Config, CommentsAreAllowed) {
   EXPECT_EQ(o.endpoints[0].name, "a");
 }
 
+// Found by fuzz_config: a number too large for a double made nlohmann throw out_of_range,
+// which escaped as something other than ConfigError.
+TEST(Config, ANumberBeyondDoubleIsAConfigError) {
+  EXPECT_EQ(error_of("-3E3333"),
+            "config is not valid JSON: [json.exception.out_of_range.406] number overflow parsing "
+            "'-3E3333'");
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier, R"("max_response_bytes": 1e999)"))
+                .rfind("config is not valid JSON: [json.exception.out_of_range.406]", 0),
+            0u);
+}
+
 TEST(Config, RoundTrip) {
   ClientOptions first = options_from_json(kDesignExample, env());
   std::string text = options_to_json(first, /*include_keys=*/true);

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 namespace failover {
 namespace {
 
@@ -362,6 +365,17 @@ std::string describe(const ChatResponse& r) {
 
 // The SAX fast path and the DOM decoder agree on every body: the fast path either declines
 // or gives exactly the DOM's answer, and it takes the usual shapes itself.
+TEST(Wire, NumbersBeyondInt64AreClamped) {
+  EXPECT_EQ(wire::to_int64(1e300), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(wire::to_int64(-1e300), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(wire::to_int64(std::nan("")), 0);
+  EXPECT_EQ(wire::to_int64(-2.9), -2);
+  std::string body = R"({"choices":[],"created":1e300})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_response(body, r).has_value());
+  EXPECT_EQ(r.created, std::numeric_limits<std::int64_t>::max());
+}
+
 TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
   const std::string tool =
       R"({"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}},{"id":"t2","function":{"name":"put","arguments":null}}]},"finish_reason":"tool_calls"}]})";
@@ -375,6 +389,9 @@ TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
       {R"({"choices":[{"message":{"content":"a","role":null},"finish_reason":null,"index":1.9}],"created":1.5e3,"model":null,"usage":null})",
        true},
       {R"({"choices":[],"x":{"y":[[[]]]},"id":"dup","id":"last"})", true},
+      // Found by fuzz_response: a double beyond int64 was cast (undefined behaviour).
+      {R"({"choices":[{"index":-1e300,"message":{}}],"created":1e300,"usage":{"total_tokens":-5e20}})",
+       true},
       {R"({"choices":[{"message":{"content":"a","content":"b","refusal":5}}]})", true},
       {R"({"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]})", false},
       {R"({"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]})", false},

@@ -431,8 +431,9 @@ int run_shadow(const ShadowArgs& a) {
   }
   for (const auto& [flag, route] :
        {std::pair{"--primary", &primary}, {"--candidate", &candidate}}) {
+    const std::string& name = route->endpoint;
     if (std::none_of(base.endpoints.begin(), base.endpoints.end(),
-                     [&](const Endpoint& e) { return e.name == route->endpoint; })) {
+                     [&name](const Endpoint& e) { return e.name == name; })) {
       std::cerr << "failover: " << flag << ": endpoint \"" << route->endpoint
                 << "\" is not in the configuration\n";
       return 2;
