@@ -739,6 +739,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   flights_.clear();
   close_flight(f);
   RouteState& route = route_of(f);
+  message = core_.endpoints()[route.endpoint].redact(std::move(message));
   report_failure(f, now,
                  cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   if (f.canary) core_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
@@ -841,6 +842,12 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   const std::size_t c = f.candidate;
   RouteState& route = route_of(f);
   outcome.route = route.ref;
+  // A server may echo the key back ("Incorrect API key provided: sk-..."): never pass it on.
+  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
+  message = endpoint.redact(std::move(message));
+  provider_type = endpoint.redact(std::move(provider_type));
+  param = endpoint.redact(std::move(param));
+  outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
   report_failure(f, now, outcome.kind);
   if (f.canary) core_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||

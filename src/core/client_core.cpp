@@ -19,6 +19,15 @@
 
 namespace failover::detail {
 
+std::string ResolvedEndpoint::redact(std::string text) const {
+  if (secret.empty()) return text;
+  for (std::size_t at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + 10)) {
+    text.replace(at, secret.size(), "[redacted]");
+  }
+  return text;
+}
+
 void RouteState::cool_down_until(TimePoint until) {
   TimePoint::rep wanted = until.time_since_epoch().count();
   TimePoint::rep current = cooldown_until.load(std::memory_order_relaxed);
@@ -200,6 +209,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
 
     ResolvedEndpoint r;
     r.name = e.name;
+    r.secret = e.api_key;
     std::string query;
     for (const auto& [k, v] : e.query) {
       query += (query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);

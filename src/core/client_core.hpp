@@ -30,6 +30,10 @@ struct ResolvedEndpoint {
   std::string url;         // .../chat/completions?query
   std::string models_url;  // .../models?query
   HttpHeaders headers;     // content type, accept, user agent, auth, endpoint headers
+  std::string secret;      // the API key, to redact wherever a server echoes it back
+
+  /** `text` with every occurrence of the key replaced by `[redacted]`. */
+  std::string redact(std::string text) const;
 };
 
 /** Shared state of one (endpoint, model) route. */
