@@ -40,8 +40,6 @@ void LoopbackServer::on_chat(httplib::Server::Handler handler) {
                });
 }
 
-namespace {
-
 // The packaged cpp-httplib listens with a backlog of 5, so a burst of connects (hundreds of
 // calls in flight at once) overflows the accept queue and waits for SYN retransmits. Calling
 // listen() again on the listening socket raises the backlog; find that socket by its port.
@@ -59,8 +57,6 @@ void widen_backlog(int port) {
     }
   }
 }
-
-}  // namespace
 
 void LoopbackServer::start() {
   port_ = server_.bind_to_any_port("127.0.0.1");

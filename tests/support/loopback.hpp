@@ -90,6 +90,9 @@ class SilentServer {
   std::thread thread_;
 };
 
+/** Raises the accept backlog of the listening socket on `port` (cpp-httplib uses 5). */
+void widen_backlog(int port);
+
 /** A port on 127.0.0.1 where nothing listens (connections are refused). */
 int refused_port();
 
