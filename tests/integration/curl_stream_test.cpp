@@ -96,10 +96,10 @@ TEST(CurlStream, ServiceUnavailableBeforeTheFirstByteFailsOver) {
 }
 
 TEST(CurlStream, FirstTokenTimeoutFailsOver) {
-  SseServer silent({}, StreamEnd::Stall, milliseconds(0), milliseconds(2000));  // role only
+  SseServer silent({}, StreamEnd::Stall, milliseconds(0), milliseconds(3000));  // role only
   SseServer up({"b"}, StreamEnd::Done);
   ClientOptions o = routes({&silent, &up});
-  o.timeouts.first_byte = milliseconds(400);
+  o.timeouts.first_byte = milliseconds(1000);  // ample for the healthy one even under TSan
   Client client(o);
   Collector c;
   auto r = client.chat_stream(ping(), c.handler());
