@@ -152,13 +152,20 @@ class CurlSession final : public TransportSession {
     ex->request = std::move(request);
     ex->dirty = &dirty_;
     const HttpRequest& r = ex->request;
+    // Idle handles keep the options every exchange shares (set once, below); a handle is only
+    // reset when the CA bundle changes. Per-exchange options are all set again here.
+    if (r.ca_bundle != idle_ca_) {
+      for (CURL* e : idle_) curl_easy_cleanup(e);
+      idle_.clear();
+      idle_ca_ = r.ca_bundle;
+    }
     CURL* easy = nullptr;
     if (!idle_.empty()) {
       easy = idle_.back();
       idle_.pop_back();
-      curl_easy_reset(easy);
     } else {
       easy = curl_easy_init();
+      if (easy) configure(easy, r.ca_bundle);
     }
     if (!easy) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_easy_init failed");
     ex->easy = easy;
@@ -178,26 +185,15 @@ class CurlSession final : public TransportSession {
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, ex->headers);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex.get());
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex.get());
     curl_easy_setopt(easy, CURLOPT_PRIVATE, ex.get());
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ex->errbuf);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_PROXY, "");  // ignore proxy environment variables
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!r.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, r.ca_bundle.c_str());
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (r.connect_timeout > Duration::zero()) {
-      curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, ceil_millis(r.connect_timeout));
-    }
-    if (r.total_timeout > Duration::zero()) {
-      curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, ceil_millis(r.total_timeout));
-    }
+    // 0 restores curl's default (a handle may have had a limit in its previous exchange).
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     r.connect_timeout > Duration::zero() ? ceil_millis(r.connect_timeout) : 0L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     r.total_timeout > Duration::zero() ? ceil_millis(r.total_timeout) : 0L);
     if (r.first_byte_timeout > Duration::zero()) {
       ex->first_byte_deadline = std::chrono::steady_clock::now() + r.first_byte_timeout;
     }
@@ -238,6 +234,20 @@ class CurlSession final : public TransportSession {
           static_cast<int>(std::min<long>(ceil_millis(std::max(left, Duration(1))), 60'000));
       curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
     }
+  }
+
+  // What every exchange on a handle shares.
+  static void configure(CURL* easy, const std::string& ca_bundle) {
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");  // ignore proxy environment variables
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, ca_bundle.c_str());
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   }
 
   void wakeup() override {
@@ -349,6 +359,7 @@ class CurlSession final : public TransportSession {
 
   CURLM* multi_ = nullptr;
   std::vector<CURL*> idle_;
+  std::string idle_ca_;  // the CA bundle the idle handles were configured with
   std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
   std::vector<HttpResult> ready_;     // failed before reaching curl
   std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over
