@@ -170,8 +170,20 @@ class Reader {
     return v.get<bool>();
   }
 
+  // Durations in milliseconds, at most a year: the SDK counts time in nanoseconds, and a larger
+  // value would overflow (found by fuzz_config: total_ms 555555555555600000).
+  static constexpr std::int64_t kMaxMillis = 365LL * 24 * 3600 * 1000;
+
   Duration millis(const json& v, const std::string& path) {
-    return std::chrono::milliseconds(positive(v, path));
+    return std::chrono::milliseconds(at_most_a_year(positive(v, path), path));
+  }
+
+  std::int64_t at_most_a_year(std::int64_t ms, const std::string& path) {
+    if (ms > kMaxMillis) {
+      fail(path, "must be at most " + std::to_string(kMaxMillis) + " ms (a year; got " +
+                     std::to_string(ms) + ")");
+    }
+    return ms;
   }
 
   std::map<std::string, std::string> string_map(const json& v, const std::string& path) {
@@ -355,7 +367,8 @@ class Reader {
     if (v.contains("max_delay_ms")) r.max_delay = millis(v["max_delay_ms"], "retry.max_delay_ms");
     if (v.contains("max_retry_after_ms")) {
       r.max_retry_after = std::chrono::milliseconds(
-          non_negative(v["max_retry_after_ms"], "retry.max_retry_after_ms"));
+          at_most_a_year(non_negative(v["max_retry_after_ms"], "retry.max_retry_after_ms"),
+                         "retry.max_retry_after_ms"));
     }
     if (v.contains("failover_on_content_filter")) {
       r.failover_on_content_filter =

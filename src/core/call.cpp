@@ -46,7 +46,9 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
       handler_(std::move(handler)) {
   const ClientOptions& o = core_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
-  deadline_ = now + std::max(total, Duration::zero());
+  // A year at most, so that now + total cannot overflow (options are checked to that too).
+  total = std::clamp(total, Duration::zero(), Duration(std::chrono::hours(24 * 365)));
+  deadline_ = now + total;
   if (options_.deadline) deadline_ = std::min(deadline_, *options_.deadline);
 
   auto invalid = [&](std::string message) {

@@ -238,13 +238,26 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (t.idle <= Duration::zero()) invalid("timeouts.idle must be positive");
   if (t.attempt <= Duration::zero()) invalid("timeouts.attempt must be positive");
   if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
+  // Time is counted in nanoseconds: a deadline a year out is already beyond any real use, and
+  // far larger ones would overflow.
+  constexpr Duration kYear = std::chrono::hours(24 * 365);
+  for (const auto& [value, name] : {std::pair{t.connect, "connect"},
+                                    {t.first_byte, "first_byte"},
+                                    {t.idle, "idle"},
+                                    {t.attempt, "attempt"},
+                                    {t.total, "total"}}) {
+    if (value > kYear) invalid(std::string("timeouts.") + name + " must be at most a year");
+  }
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
   if (o.hedging.delay < Duration::zero()) invalid("hedging.delay must not be negative");
+  if (o.hedging.delay > kYear) invalid("hedging.delay must be at most a year");
   if (o.hedging.max_extra < 0) invalid("hedging.max_extra must not be negative");
   const HealthProbeOptions& hp = o.health_probe;
   if (hp.interval < Duration::zero()) invalid("health.interval must not be negative");
   if (hp.timeout <= Duration::zero()) invalid("health.timeout must be positive");
+  if (hp.interval > kYear || hp.timeout > kYear)
+    invalid("health.interval and timeout must be at most a year");
   if (!(hp.jitter >= 0 && hp.jitter < 1)) invalid("health.jitter must be in [0, 1)");
   for (const auto& [model, price] : o.prices) {
     auto bad = [](double v) { return !(v >= 0 && v < 1e9); };

@@ -253,6 +253,19 @@ TEST(Config, ANumberBeyondDoubleIsAConfigError) {
             0u);
 }
 
+// Found by fuzz_config: milliseconds beyond what nanoseconds can hold overflowed.
+TEST(Config, DurationsAreAtMostAYear) {
+  EXPECT_EQ(
+      error_of(with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 555555555555600000})")),
+      "timeouts.total_ms must be at most 31536000000 ms (a year; got 555555555555600000)");
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier,
+                          R"("retry": {"max_retry_after_ms": 99999999999999999})")),
+            "retry.max_retry_after_ms must be at most 31536000000 ms (a year; got "
+            "99999999999999999)");
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 31536000000})")),
+            "<accepted>");
+}
+
 TEST(Config, RoundTrip) {
   ClientOptions first = options_from_json(kDesignExample, env());
   std::string text = options_to_json(first, /*include_keys=*/true);
