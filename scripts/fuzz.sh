@@ -3,6 +3,7 @@
 # for SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/. New inputs go to
 # build/fuzz/work/ (the committed corpus is only read). Exits non-zero when a target finds a
 # crash, a leak or a broken property; the reproducer is left in build/fuzz/.
+# FAILOVER_FUZZ_TARGETS="config" runs only some of the targets (sse, response, config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -16,7 +17,7 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -D
 cmake --build "$build" -j"$(jobs)" --target fuzz_sse fuzz_response fuzz_config
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for target in sse response config; do
+for target in ${FAILOVER_FUZZ_TARGETS:-sse response config}; do
   work="$build/work/$target"
   mkdir -p "$work"
   echo "==> fuzz_$target for ${seconds}s"
