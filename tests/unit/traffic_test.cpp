@@ -8,6 +8,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <future>
 #include <set>
 #include <sstream>
@@ -119,6 +120,8 @@ TEST_F(ShadowTest, SamplesTheConfiguredFractionWithinTwoPercent) {
   for (int i = 0; i < kCalls; ++i) ASSERT_TRUE(client.chat(ping()));
   ASSERT_TRUE(client.wait_for_shadow(std::chrono::seconds(60)));
   ShadowReport r = *client.shadow_report();
+  std::printf("sampled %llu of %d calls at 0.25\n", static_cast<unsigned long long>(r.sampled),
+              kCalls);
   EXPECT_NEAR(static_cast<double>(r.sampled) / kCalls, 0.25, 0.02) << r.sampled;
   EXPECT_EQ(r.pairs, r.sampled);
   EXPECT_EQ(r.dropped, 0u);
