@@ -89,8 +89,9 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   std::size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return n;
   std::string name(line.substr(0, colon));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : name) {  // ASCII only, without the locale lookups of std::tolower
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);

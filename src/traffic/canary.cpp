@@ -1,5 +1,6 @@
 #include "traffic/canary.hpp"
 
+#include "util/format.hpp"
 #include "util/hash.hpp"
 #include "util/percentile.hpp"
 
@@ -8,22 +9,6 @@
 #include <vector>
 
 namespace failover::detail {
-
-namespace {
-
-std::string figure(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %%", v * 100);
-  return buf;
-}
-
-std::string millis(Duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f ms", std::chrono::duration<double, std::milli>(d).count());
-  return buf;
-}
-
-}  // namespace
 
 CanaryOutcome canary_outcome(const std::optional<ErrorKind>& error) {
   if (!error) return CanaryOutcome::Success;
@@ -93,20 +78,20 @@ std::optional<std::string> CanaryController::crossed() const {
   if (calls_ == 0) return std::nullopt;
   const double error_rate = static_cast<double>(errors_) / n;
   if (error_rate > r.error_rate) {
-    return "error rate " + figure(error_rate) + " (" + std::to_string(errors_) + " of " +
-           std::to_string(calls_) + " calls) is above " + figure(r.error_rate);
+    return "error rate " + percent_text(error_rate) + " (" + std::to_string(errors_) + " of " +
+           std::to_string(calls_) + " calls) is above " + percent_text(r.error_rate);
   }
   const double success_rate = 1.0 - static_cast<double>(calls_ - successes_) / n;
   if (success_rate < r.min_success_rate) {
-    return "success rate " + figure(success_rate) + " (" + std::to_string(successes_) + " of " +
-           std::to_string(calls_) + " calls) is below " + figure(r.min_success_rate);
+    return "success rate " + percent_text(success_rate) + " (" + std::to_string(successes_) +
+           " of " + std::to_string(calls_) + " calls) is below " + percent_text(r.min_success_rate);
   }
   // p99 (nearest rank) of m successes exceeds the limit when more than m - ceil(0.99 m) are
   // slower than it.
   const std::uint64_t m = successes_ + missing;
   const std::uint64_t allowed = m - (99 * m + 99) / 100;
   if (slow_ > allowed) {
-    return "p99 latency is above " + millis(r.p99) + " (" + std::to_string(slow_) + " of " +
+    return "p99 latency is above " + millis_text(r.p99) + " (" + std::to_string(slow_) + " of " +
            std::to_string(successes_) + " successes slower)";
   }
   return std::nullopt;

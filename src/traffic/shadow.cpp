@@ -2,6 +2,7 @@
 
 #include <failover/traffic.hpp>
 
+#include "util/format.hpp"
 #include "util/percentile.hpp"
 
 #include <algorithm>
@@ -85,18 +86,6 @@ LatencySummary summarize(const std::deque<Duration>& latencies) {
   s.p95 = detail::nearest_rank(sorted, 0.95);
   s.p99 = detail::nearest_rank(sorted, 0.99);
   return s;
-}
-
-std::string percent(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %%", v * 100);
-  return buf;
-}
-
-std::string millis(Duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f ms", std::chrono::duration<double, std::milli>(d).count());
-  return buf;
 }
 
 }  // namespace
@@ -293,8 +282,8 @@ ShadowReport ShadowAnalyzer::report() const {
                         std::to_string(t.min_pairs) + " are needed");
   }
   if (s.pairs > 0 && r.candidate_success_rate < t.min_success_rate) {
-    r.reasons.push_back("candidate success rate " + percent(r.candidate_success_rate) +
-                        " is below " + percent(t.min_success_rate));
+    r.reasons.push_back("candidate success rate " + detail::percent_text(r.candidate_success_rate) +
+                        " is below " + detail::percent_text(t.min_success_rate));
   }
   if (s.both_ok > 0 && r.mean_similarity < t.min_similarity) {
     char buf[96];
@@ -312,8 +301,8 @@ ShadowReport ShadowAnalyzer::report() const {
     if (ratio > t.max_p95_ratio) {
       char buf[64];
       std::snprintf(buf, sizeof buf, " (%.2fx, limit %.2fx)", ratio, t.max_p95_ratio);
-      r.reasons.push_back("candidate p95 " + millis(r.candidate_latency.p95) + " vs primary " +
-                          millis(r.primary_latency.p95) + buf);
+      r.reasons.push_back("candidate p95 " + detail::millis_text(r.candidate_latency.p95) +
+                          " vs primary " + detail::millis_text(r.primary_latency.p95) + buf);
     }
   }
   r.recommendation = r.reasons.empty() ? ShadowVerdict::Ready : ShadowVerdict::NeedsTuning;

@@ -7,6 +7,7 @@
 
 #include "wire/json_codec.hpp"
 
+#include <string_view>
 #include <vector>
 
 namespace failover::wire {
@@ -45,25 +46,25 @@ class ResponseSax final : public nlohmann::json_sax<json> {
       case Frame::Skip:
         return push(Frame::Skip);
       case Frame::Root:
-        if (key_ == "usage") {
+        if (k() == "usage") {
           out_.usage.emplace();
           prompt_details_seen_ = completion_details_seen_ = false;
           return push(Frame::Usage);
         }
-        if (key_ == "error" || key_ == "choices" || is_root_scalar()) return false;
+        if (k() == "error" || k() == "choices" || is_root_scalar()) return false;
         return push(Frame::Skip);
       case Frame::Choices:
         out_.choices.emplace_back();
         return push(Frame::Choice);
       case Frame::Choice:
-        if (key_ == "message") {
+        if (k() == "message") {
           ++messages_;
           return push(Frame::Message);
         }
-        if (key_ == "index" || key_ == "finish_reason") return false;
+        if (k() == "index" || k() == "finish_reason") return false;
         return push(Frame::Skip);
       case Frame::Message:
-        if (key_ == "role" || key_ == "content" || key_ == "refusal" || key_ == "tool_calls") {
+        if (k() == "role" || k() == "content" || k() == "refusal" || k() == "tool_calls") {
           return false;
         }
         return push(Frame::Skip);
@@ -73,23 +74,23 @@ class ResponseSax final : public nlohmann::json_sax<json> {
         function_seen_ = false;
         return push(Frame::ToolCall);
       case Frame::ToolCall:
-        if (key_ == "function") {
+        if (k() == "function") {
           if (function_seen_) return false;  // a repeated key: the DOM keeps the last one
           function_seen_ = true;
           return push(Frame::Function);
         }
-        if (key_ == "id" || key_ == "type") return false;
+        if (k() == "id" || k() == "type") return false;
         return push(Frame::Skip);
       case Frame::Function:
-        if (key_ == "name" || key_ == "arguments") return false;
+        if (k() == "name" || k() == "arguments") return false;
         return push(Frame::Skip);
       case Frame::Usage:
-        if (key_ == "prompt_tokens_details") {
+        if (k() == "prompt_tokens_details") {
           if (prompt_details_seen_) return false;
           prompt_details_seen_ = true;
           return push(Frame::PromptDetails);
         }
-        if (key_ == "completion_tokens_details") {
+        if (k() == "completion_tokens_details") {
           if (completion_details_seen_) return false;
           completion_details_seen_ = true;
           return push(Frame::CompletionDetails);
@@ -112,35 +113,35 @@ class ResponseSax final : public nlohmann::json_sax<json> {
       case Frame::Skip:
         return push(Frame::Skip);
       case Frame::Root:
-        if (key_ == "choices") {
+        if (k() == "choices") {
           if (saw_choices_) return false;  // a repeated key: the DOM keeps the last one
           saw_choices_ = true;
           return push(Frame::Choices);
         }
-        if (key_ == "usage" || key_ == "error" || is_root_scalar()) return false;
+        if (k() == "usage" || k() == "error" || is_root_scalar()) return false;
         return push(Frame::Skip);
       case Frame::Message:
-        if (key_ == "tool_calls") {
+        if (k() == "tool_calls") {
           if (!message().tool_calls.empty()) return false;
           return push(Frame::ToolCalls);
         }
-        if (key_ == "role" || key_ == "content" || key_ == "refusal") return false;
+        if (k() == "role" || k() == "content" || k() == "refusal") return false;
         return push(Frame::Skip);
       case Frame::Choices:
       case Frame::ToolCalls:
         return false;  // an array where an object belongs
       case Frame::Choice:
-        if (key_ == "message" || key_ == "index" || key_ == "finish_reason") return false;
+        if (k() == "message" || k() == "index" || k() == "finish_reason") return false;
         return push(Frame::Skip);
       case Frame::ToolCall:
-        if (key_ == "function" || key_ == "id" || key_ == "type") return false;
+        if (k() == "function" || k() == "id" || k() == "type") return false;
         return push(Frame::Skip);
       case Frame::Function:
-        if (key_ == "name" || key_ == "arguments") return false;
+        if (k() == "name" || k() == "arguments") return false;
         return push(Frame::Skip);
       case Frame::Usage:
-        if (is_usage_field() || key_ == "prompt_tokens_details" ||
-            key_ == "completion_tokens_details") {
+        if (is_usage_field() || k() == "prompt_tokens_details" ||
+            k() == "completion_tokens_details") {
           return false;
         }
         return push(Frame::Skip);
@@ -185,16 +186,18 @@ class ResponseSax final : public nlohmann::json_sax<json> {
     return true;
   }
   Message& message() { return out_.choices.back().message; }
+  // The current key as a view: comparisons check the length before any byte.
+  std::string_view k() const { return key_; }
   bool is_root_scalar() const {
-    return key_ == "id" || key_ == "object" || key_ == "created" || key_ == "model" ||
-           key_ == "system_fingerprint" || key_ == "service_tier";
+    return k() == "id" || k() == "object" || k() == "created" || k() == "model" ||
+           k() == "system_fingerprint" || k() == "service_tier";
   }
   bool is_usage_field() const {
-    return key_ == "prompt_tokens" || key_ == "completion_tokens" || key_ == "total_tokens";
+    return k() == "prompt_tokens" || k() == "completion_tokens" || k() == "total_tokens";
   }
   bool is_detail_field() const {
-    return key_ == "cached_tokens" || key_ == "audio_tokens" || key_ == "reasoning_tokens" ||
-           key_ == "accepted_prediction_tokens" || key_ == "rejected_prediction_tokens";
+    return k() == "cached_tokens" || k() == "audio_tokens" || k() == "reasoning_tokens" ||
+           k() == "accepted_prediction_tokens" || k() == "rejected_prediction_tokens";
   }
 
   // A string field: a string, or null for empty; anything else is the DOM decoder's to judge.
@@ -229,28 +232,28 @@ class ResponseSax final : public nlohmann::json_sax<json> {
       case Frame::Skip:
         return true;
       case Frame::Root:
-        if (key_ == "id") return text(type, s, out_.id);
-        if (key_ == "object") return text(type, s, out_.object);
-        if (key_ == "model") return text(type, s, out_.model);
-        if (key_ == "system_fingerprint") return text(type, s, out_.system_fingerprint);
-        if (key_ == "service_tier") return text(type, s, out_.service_tier);
-        if (key_ == "created") return number(type, n, out_.created);
-        if (key_ == "usage") {
+        if (k() == "id") return text(type, s, out_.id);
+        if (k() == "object") return text(type, s, out_.object);
+        if (k() == "model") return text(type, s, out_.model);
+        if (k() == "system_fingerprint") return text(type, s, out_.system_fingerprint);
+        if (k() == "service_tier") return text(type, s, out_.service_tier);
+        if (k() == "created") return number(type, n, out_.created);
+        if (k() == "usage") {
           if (type != Value::Null) return false;
           out_.usage.reset();
           return true;
         }
-        return key_ != "choices" && key_ != "error";
+        return k() != "choices" && k() != "error";
       case Frame::Choice: {
         Choice& c = out_.choices.back();
-        if (key_ == "index") return number(type, n, c.index);
-        if (key_ == "finish_reason") return text(type, s, c.finish_reason);
-        return key_ != "message";
+        if (k() == "index") return number(type, n, c.index);
+        if (k() == "finish_reason") return text(type, s, c.finish_reason);
+        return k() != "message";
       }
       case Frame::Message: {
         Message& m = message();
-        if (key_ == "role") return text(type, s, m.role);
-        if (key_ == "content") {
+        if (k() == "role") return text(type, s, m.role);
+        if (k() == "content") {
           if (type == Value::Null) {
             m.content.reset();
             return true;
@@ -259,7 +262,7 @@ class ResponseSax final : public nlohmann::json_sax<json> {
           m.content.emplace().swap(*s);
           return true;
         }
-        if (key_ == "refusal") {
+        if (k() == "refusal") {
           if (type == Value::String) {
             m.refusal.emplace().swap(*s);
           } else {
@@ -267,45 +270,45 @@ class ResponseSax final : public nlohmann::json_sax<json> {
           }
           return true;
         }
-        if (key_ == "tool_calls") return type == Value::Null && m.tool_calls.empty();
+        if (k() == "tool_calls") return type == Value::Null && m.tool_calls.empty();
         return true;
       }
       case Frame::ToolCall: {
         ToolCall& t = message().tool_calls.back();
-        if (key_ == "id") return text(type, s, t.id);
-        if (key_ == "type") return text(type, s, t.type);
-        if (key_ == "function") return !function_seen_;  // not an object: ignored
+        if (k() == "id") return text(type, s, t.id);
+        if (k() == "type") return text(type, s, t.type);
+        if (k() == "function") return !function_seen_;  // not an object: ignored
         return true;
       }
       case Frame::Function: {
         ToolCall& t = message().tool_calls.back();
-        if (key_ == "name") return text(type, s, t.name);
-        if (key_ == "arguments") return text(type, s, t.arguments);
+        if (k() == "name") return text(type, s, t.name);
+        if (k() == "arguments") return text(type, s, t.arguments);
         return true;
       }
       case Frame::Usage: {
         Usage& u = *out_.usage;
-        if (key_ == "prompt_tokens") return number(type, n, u.prompt_tokens);
-        if (key_ == "completion_tokens") return number(type, n, u.completion_tokens);
-        if (key_ == "total_tokens") return number(type, n, u.total_tokens);
-        if (key_ == "prompt_tokens_details") return !prompt_details_seen_;
-        if (key_ == "completion_tokens_details") return !completion_details_seen_;
+        if (k() == "prompt_tokens") return number(type, n, u.prompt_tokens);
+        if (k() == "completion_tokens") return number(type, n, u.completion_tokens);
+        if (k() == "total_tokens") return number(type, n, u.total_tokens);
+        if (k() == "prompt_tokens_details") return !prompt_details_seen_;
+        if (k() == "completion_tokens_details") return !completion_details_seen_;
         return true;  // other members, and details that are not objects, are ignored
       }
       case Frame::PromptDetails: {
         Usage& u = *out_.usage;
-        if (key_ == "cached_tokens") return number(type, n, u.cached_tokens);
-        if (key_ == "audio_tokens") return number(type, n, u.prompt_audio_tokens);
+        if (k() == "cached_tokens") return number(type, n, u.cached_tokens);
+        if (k() == "audio_tokens") return number(type, n, u.prompt_audio_tokens);
         return true;
       }
       case Frame::CompletionDetails: {
         Usage& u = *out_.usage;
-        if (key_ == "reasoning_tokens") return number(type, n, u.reasoning_tokens);
-        if (key_ == "audio_tokens") return number(type, n, u.completion_audio_tokens);
-        if (key_ == "accepted_prediction_tokens") {
+        if (k() == "reasoning_tokens") return number(type, n, u.reasoning_tokens);
+        if (k() == "audio_tokens") return number(type, n, u.completion_audio_tokens);
+        if (k() == "accepted_prediction_tokens") {
           return number(type, n, u.accepted_prediction_tokens);
         }
-        if (key_ == "rejected_prediction_tokens") {
+        if (k() == "rejected_prediction_tokens") {
           return number(type, n, u.rejected_prediction_tokens);
         }
         return true;

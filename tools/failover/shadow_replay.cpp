@@ -132,22 +132,38 @@ std::string escape_html(const std::string& s) {
   return out;
 }
 
+// The frame both latency charts share: size, margins, the slowest latency of either side (the
+// x axis runs from 0 to it) and the axis labels.
+struct Chart {
+  static constexpr int kWidth = 720;
+  static constexpr int kHeight = 240;
+  static constexpr int kLeft = 48;
+  static constexpr double kPlotW = kWidth - kLeft - 10;
+  static constexpr double kPlotH = kHeight - 32 - 10;
+  double top = 0;  // ms
+  std::ostringstream svg;
+
+  Chart(const std::vector<Duration>& a, const std::vector<Duration>& b, const char* label) {
+    for (const auto* side : {&a, &b}) {
+      for (Duration d : *side) top = std::max(top, ms(d));
+    }
+    svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
+        << kHeight << "\" role=\"img\" aria-label=\"" << label << "\">";
+  }
+  void x_labels() {
+    for (int i = 0; i <= 4; ++i) {
+      svg << "<text x=\"" << fixed(kLeft + kPlotW * i / 4, 1) << "\" y=\"" << kHeight - 12
+          << "\" font-size=\"11\" text-anchor=\"middle\">" << fixed(top * i / 4, 0) << " ms</text>";
+    }
+  }
+};
+
 // Two latency distributions as grouped histogram bars, on one shared linear axis.
 std::string histogram_svg(const std::vector<Duration>& a, const std::vector<Duration>& b) {
   constexpr int kBins = 20;
-  constexpr int kWidth = 720;
-  constexpr int kHeight = 240;
-  constexpr int kLeft = 48;
-  constexpr int kBottom = 32;
-  double top = 0;
-  for (const auto* side : {&a, &b}) {
-    for (Duration d : *side) top = std::max(top, ms(d));
-  }
-  std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
-      << "\" role=\"img\" aria-label=\"latency histogram\">";
-  if (top <= 0) return svg.str() + "<text x=\"10\" y=\"20\">no successful calls</text></svg>";
-  top *= 1.0001;  // the slowest call falls in the last bin
+  Chart c(a, b, "latency histogram");
+  if (c.top <= 0) return c.svg.str() + "<text x=\"10\" y=\"20\">no successful calls</text></svg>";
+  const double top = c.top * 1.0001;  // the slowest call falls in the last bin
   std::vector<int> ca(kBins, 0);
   std::vector<int> cb(kBins, 0);
   for (Duration d : a) ++ca[static_cast<std::size_t>(ms(d) / top * kBins)];
@@ -160,70 +176,51 @@ std::string histogram_svg(const std::vector<Duration>& a, const std::vector<Dura
   for (int i = 0; i < kBins; ++i) {
     peak = std::max({peak, share(ca[i], a.size()), share(cb[i], b.size())});
   }
-  const double plot_w = kWidth - kLeft - 10;
-  const double plot_h = kHeight - kBottom - 10;
-  const double bin_w = plot_w / kBins;
-  svg << "<line x1=\"" << kLeft << "\" y1=\"" << 10 + plot_h << "\" x2=\"" << kLeft + plot_w
-      << "\" y2=\"" << 10 + plot_h << "\" stroke=\"#444\"/>";
+  const double bin_w = Chart::kPlotW / kBins;
+  const double base = 10 + Chart::kPlotH;
+  c.svg << "<line x1=\"" << Chart::kLeft << "\" y1=\"" << base << "\" x2=\""
+        << Chart::kLeft + Chart::kPlotW << "\" y2=\"" << base << "\" stroke=\"#444\"/>";
   for (int i = 0; i < kBins; ++i) {
-    const double x = kLeft + i * bin_w;
-    const double ha = peak > 0 ? share(ca[i], a.size()) / peak * plot_h : 0;
-    const double hb = peak > 0 ? share(cb[i], b.size()) / peak * plot_h : 0;
-    svg << "<rect x=\"" << fixed(x + 1, 1) << "\" y=\"" << fixed(10 + plot_h - ha, 1)
-        << "\" width=\"" << fixed(bin_w / 2 - 1, 1) << "\" height=\"" << fixed(ha, 1)
-        << "\" fill=\"#3b6fb6\"><title>primary " << ca[i] << "</title></rect>";
-    svg << "<rect x=\"" << fixed(x + bin_w / 2, 1) << "\" y=\"" << fixed(10 + plot_h - hb, 1)
-        << "\" width=\"" << fixed(bin_w / 2 - 1, 1) << "\" height=\"" << fixed(hb, 1)
-        << "\" fill=\"#e08a2c\"><title>candidate " << cb[i] << "</title></rect>";
+    const double x = Chart::kLeft + i * bin_w;
+    const double ha = peak > 0 ? share(ca[i], a.size()) / peak * Chart::kPlotH : 0;
+    const double hb = peak > 0 ? share(cb[i], b.size()) / peak * Chart::kPlotH : 0;
+    c.svg << "<rect x=\"" << fixed(x + 1, 1) << "\" y=\"" << fixed(base - ha, 1) << "\" width=\""
+          << fixed(bin_w / 2 - 1, 1) << "\" height=\"" << fixed(ha, 1)
+          << "\" fill=\"#3b6fb6\"><title>primary " << ca[i] << "</title></rect>";
+    c.svg << "<rect x=\"" << fixed(x + bin_w / 2, 1) << "\" y=\"" << fixed(base - hb, 1)
+          << "\" width=\"" << fixed(bin_w / 2 - 1, 1) << "\" height=\"" << fixed(hb, 1)
+          << "\" fill=\"#e08a2c\"><title>candidate " << cb[i] << "</title></rect>";
   }
-  for (int i = 0; i <= 4; ++i) {
-    const double x = kLeft + plot_w * i / 4;
-    svg << "<text x=\"" << fixed(x, 1) << "\" y=\"" << kHeight - 12
-        << "\" font-size=\"11\" text-anchor=\"middle\">" << fixed(top * i / 4, 0) << " ms</text>";
-  }
-  svg << "<text x=\"4\" y=\"18\" font-size=\"11\">share</text></svg>";
-  return svg.str();
+  c.x_labels();
+  c.svg << "<text x=\"4\" y=\"18\" font-size=\"11\">share</text></svg>";
+  return c.svg.str();
 }
 
 // Cumulative distributions of both sides.
 std::string cdf_svg(const std::vector<Duration>& a, const std::vector<Duration>& b) {
-  constexpr int kWidth = 720;
-  constexpr int kHeight = 240;
-  constexpr int kLeft = 48;
-  constexpr int kBottom = 32;
-  double top = 0;
-  for (const auto* side : {&a, &b}) {
-    for (Duration d : *side) top = std::max(top, ms(d));
-  }
-  std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
-      << "\" role=\"img\" aria-label=\"latency CDF\">";
-  if (top <= 0) return svg.str() + "</svg>";
-  const double plot_w = kWidth - kLeft - 10;
-  const double plot_h = kHeight - kBottom - 10;
+  Chart c(a, b, "latency CDF");
+  if (c.top <= 0) return c.svg.str() + "</svg>";
+  const double base = 10 + Chart::kPlotH;
   auto line = [&](std::vector<Duration> v, const char* colour) {
     if (v.empty()) return;
     std::sort(v.begin(), v.end());
-    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";
-    svg << kLeft << "," << 10 + plot_h;
+    c.svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\""
+          << Chart::kLeft << "," << base;
     for (std::size_t i = 0; i < v.size(); ++i) {
-      const double x = kLeft + ms(v[i]) / top * plot_w;
+      const double x = Chart::kLeft + ms(v[i]) / c.top * Chart::kPlotW;
       const double y =
-          10 + plot_h - plot_h * static_cast<double>(i + 1) / static_cast<double>(v.size());
-      svg << " " << fixed(x, 1) << "," << fixed(y, 1);
+          base - Chart::kPlotH * static_cast<double>(i + 1) / static_cast<double>(v.size());
+      c.svg << " " << fixed(x, 1) << "," << fixed(y, 1);
     }
-    svg << "\"/>";
+    c.svg << "\"/>";
   };
-  svg << "<rect x=\"" << kLeft << "\" y=\"10\" width=\"" << plot_w << "\" height=\"" << plot_h
-      << "\" fill=\"none\" stroke=\"#bbb\"/>";
+  c.svg << "<rect x=\"" << Chart::kLeft << "\" y=\"10\" width=\"" << Chart::kPlotW << "\" height=\""
+        << Chart::kPlotH << "\" fill=\"none\" stroke=\"#bbb\"/>";
   line(a, "#3b6fb6");
   line(b, "#e08a2c");
-  for (int i = 0; i <= 4; ++i) {
-    svg << "<text x=\"" << fixed(kLeft + plot_w * i / 4, 1) << "\" y=\"" << kHeight - 12
-        << "\" font-size=\"11\" text-anchor=\"middle\">" << fixed(top * i / 4, 0) << " ms</text>";
-  }
-  svg << "<text x=\"4\" y=\"18\" font-size=\"11\">100%</text></svg>";
-  return svg.str();
+  c.x_labels();
+  c.svg << "<text x=\"4\" y=\"18\" font-size=\"11\">100%</text></svg>";
+  return c.svg.str();
 }
 
 void print_text(const ShadowReport& r, const RouteRef& primary, const RouteRef& candidate) {
