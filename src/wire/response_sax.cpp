@@ -42,115 +42,48 @@ class ResponseSax final : public nlohmann::json_sax<json> {
   bool start_object(std::size_t) override {
     if (++depth_ > kMaxJsonDepth) return false;
     if (stack_.empty()) return push(Frame::Root);
-    switch (stack_.back()) {
-      case Frame::Skip:
-        return push(Frame::Skip);
-      case Frame::Root:
-        if (k() == "usage") {
-          out_.usage.emplace();
-          prompt_details_seen_ = completion_details_seen_ = false;
-          return push(Frame::Usage);
-        }
-        if (k() == "error" || k() == "choices" || is_root_scalar()) return false;
-        return push(Frame::Skip);
-      case Frame::Choices:
-        out_.choices.emplace_back();
-        return push(Frame::Choice);
-      case Frame::Choice:
-        if (k() == "message") {
-          ++messages_;
-          return push(Frame::Message);
-        }
-        if (k() == "index" || k() == "finish_reason") return false;
-        return push(Frame::Skip);
-      case Frame::Message:
-        if (k() == "role" || k() == "content" || k() == "refusal" || k() == "tool_calls") {
-          return false;
-        }
-        return push(Frame::Skip);
-      case Frame::ToolCalls:
-        message().tool_calls.emplace_back();
-        message().tool_calls.back().type.clear();
-        function_seen_ = false;
-        return push(Frame::ToolCall);
-      case Frame::ToolCall:
-        if (k() == "function") {
-          if (function_seen_) return false;  // a repeated key: the DOM keeps the last one
-          function_seen_ = true;
-          return push(Frame::Function);
-        }
-        if (k() == "id" || k() == "type") return false;
-        return push(Frame::Skip);
-      case Frame::Function:
-        if (k() == "name" || k() == "arguments") return false;
-        return push(Frame::Skip);
-      case Frame::Usage:
-        if (k() == "prompt_tokens_details") {
-          if (prompt_details_seen_) return false;
-          prompt_details_seen_ = true;
-          return push(Frame::PromptDetails);
-        }
-        if (k() == "completion_tokens_details") {
-          if (completion_details_seen_) return false;
-          completion_details_seen_ = true;
-          return push(Frame::CompletionDetails);
-        }
-        if (is_usage_field()) return false;
-        return push(Frame::Skip);
-      case Frame::PromptDetails:
-      case Frame::CompletionDetails:
-        if (is_detail_field()) return false;
-        return push(Frame::Skip);
+    const Frame f = stack_.back();
+    if (f == Frame::Root && k() == "usage") {
+      out_.usage.emplace();
+      prompt_details_seen_ = completion_details_seen_ = false;
+      return push(Frame::Usage);
     }
-    return false;
+    if (f == Frame::Choices) {
+      out_.choices.emplace_back();
+      return push(Frame::Choice);
+    }
+    if (f == Frame::Choice && k() == "message") {
+      ++messages_;
+      return push(Frame::Message);
+    }
+    if (f == Frame::ToolCalls) {
+      message().tool_calls.emplace_back();
+      message().tool_calls.back().type.clear();
+      function_seen_ = false;
+      return push(Frame::ToolCall);
+    }
+    // Objects that may appear once: the DOM keeps the last of a repeated key.
+    if (f == Frame::ToolCall && k() == "function") return once(function_seen_, Frame::Function);
+    if (f == Frame::Usage && k() == "prompt_tokens_details") {
+      return once(prompt_details_seen_, Frame::PromptDetails);
+    }
+    if (f == Frame::Usage && k() == "completion_tokens_details") {
+      return once(completion_details_seen_, Frame::CompletionDetails);
+    }
+    return nest();
   }
 
   bool end_object() override { return pop(); }
 
   bool start_array(std::size_t) override {
     if (++depth_ > kMaxJsonDepth || stack_.empty()) return false;
-    switch (stack_.back()) {
-      case Frame::Skip:
-        return push(Frame::Skip);
-      case Frame::Root:
-        if (k() == "choices") {
-          if (saw_choices_) return false;  // a repeated key: the DOM keeps the last one
-          saw_choices_ = true;
-          return push(Frame::Choices);
-        }
-        if (k() == "usage" || k() == "error" || is_root_scalar()) return false;
-        return push(Frame::Skip);
-      case Frame::Message:
-        if (k() == "tool_calls") {
-          if (!message().tool_calls.empty()) return false;
-          return push(Frame::ToolCalls);
-        }
-        if (k() == "role" || k() == "content" || k() == "refusal") return false;
-        return push(Frame::Skip);
-      case Frame::Choices:
-      case Frame::ToolCalls:
-        return false;  // an array where an object belongs
-      case Frame::Choice:
-        if (k() == "message" || k() == "index" || k() == "finish_reason") return false;
-        return push(Frame::Skip);
-      case Frame::ToolCall:
-        if (k() == "function" || k() == "id" || k() == "type") return false;
-        return push(Frame::Skip);
-      case Frame::Function:
-        if (k() == "name" || k() == "arguments") return false;
-        return push(Frame::Skip);
-      case Frame::Usage:
-        if (is_usage_field() || k() == "prompt_tokens_details" ||
-            k() == "completion_tokens_details") {
-          return false;
-        }
-        return push(Frame::Skip);
-      case Frame::PromptDetails:
-      case Frame::CompletionDetails:
-        if (is_detail_field()) return false;
-        return push(Frame::Skip);
+    const Frame f = stack_.back();
+    if (f == Frame::Root && k() == "choices") return once(saw_choices_, Frame::Choices);
+    if (f == Frame::Message && k() == "tool_calls") {
+      if (!message().tool_calls.empty()) return false;
+      return push(Frame::ToolCalls);
     }
-    return false;
+    return nest();
   }
 
   bool end_array() override { return pop(); }
@@ -184,6 +117,45 @@ class ResponseSax final : public nlohmann::json_sax<json> {
     stack_.pop_back();
     if (stack_.empty()) done_ = true;
     return true;
+  }
+  bool once(bool& seen, Frame f) {
+    if (seen) return false;
+    seen = true;
+    return push(f);
+  }
+  // Any other object or array: skipped unless it sits where the decoder reads a value (or where
+  // an object belongs), which the DOM decoder must judge.
+  bool nest() {
+    const Frame f = stack_.back();
+    if (f == Frame::Skip) return push(Frame::Skip);
+    if (f == Frame::Choices || f == Frame::ToolCalls) return false;
+    return known_key(f) ? false : push(Frame::Skip);
+  }
+  // The keys each frame reads.
+  bool known_key(Frame f) const {
+    switch (f) {
+      case Frame::Root:
+        return is_root_scalar() || k() == "choices" || k() == "usage" || k() == "error";
+      case Frame::Choice:
+        return k() == "message" || k() == "index" || k() == "finish_reason";
+      case Frame::Message:
+        return k() == "role" || k() == "content" || k() == "refusal" || k() == "tool_calls";
+      case Frame::ToolCall:
+        return k() == "function" || k() == "id" || k() == "type";
+      case Frame::Function:
+        return k() == "name" || k() == "arguments";
+      case Frame::Usage:
+        return is_usage_field() || k() == "prompt_tokens_details" ||
+               k() == "completion_tokens_details";
+      case Frame::PromptDetails:
+      case Frame::CompletionDetails:
+        return is_detail_field();
+      case Frame::Choices:
+      case Frame::ToolCalls:
+      case Frame::Skip:
+        return false;
+    }
+    return false;
   }
   Message& message() { return out_.choices.back().message; }
   // The current key as a view: comparisons check the length before any byte.
