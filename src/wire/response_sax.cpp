@@ -1,12 +1,18 @@
-// The fast path of decode_response: nlohmann's SAX parser fills a ChatResponse directly, with no
-// DOM in between (building and freeing the DOM was a third of the SDK's own cost per call).
-// It accepts only the usual shape of a response and gives up at the first thing it would not
-// decode exactly as the DOM decoder does (an error object, content parts, non-string tool
-// arguments, a value of the wrong type, deep nesting, malformed JSON); the DOM decoder then
-// decides, so both paths always agree. tests/unit/wire_test.cpp checks that they do.
+// The fast path of decode_response: simdjson parses the body (it validates all of it, several
+// times faster than nlohmann's lexer), and a SAX-style handler walks the parsed document and
+// fills a ChatResponse directly, with no nlohmann DOM in between. It accepts only the usual
+// shape of a response and gives up at the first thing it would not decode exactly as the DOM
+// decoder does (an error object, content parts, non-string tool arguments, a value of the wrong
+// type, deep nesting, anything simdjson rejects: malformed JSON, but also a byte order mark or
+// a number beyond 64 bits, which nlohmann accepts); the DOM decoder then decides, so both paths
+// always agree. tests/unit/wire_test.cpp and tests/fuzz/fuzz_response.cpp check that they do.
 
 #include "wire/json_codec.hpp"
 
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -14,32 +20,22 @@ namespace failover::wire {
 
 namespace {
 
-using nlohmann::json;
-
-class ResponseSax final : public nlohmann::json_sax<json> {
+// Receives the parsed document as a stream of events, in document order (the order nlohmann's
+// DOM builder sees them, so a repeated key ends the same way in both).
+class ResponseSax {
  public:
   explicit ResponseSax(ChatResponse& out) : out_(out) {}
 
   bool complete() const { return done_ && saw_choices_ && messages_ == out_.choices.size(); }
 
-  bool null() override { return scalar(Value::Null, nullptr, 0); }
-  bool boolean(bool) override { return scalar(Value::Bool, nullptr, 0); }
-  bool number_integer(number_integer_t v) override { return scalar(Value::Int, nullptr, v); }
-  bool number_unsigned(number_unsigned_t v) override {
-    return scalar(Value::Int, nullptr, static_cast<std::int64_t>(v));
-  }
-  bool number_float(number_float_t v, const string_t&) override {
-    return scalar(Value::Int, nullptr, to_int64(v));
-  }
-  bool string(string_t& v) override { return scalar(Value::String, &v, 0); }
-  bool binary(binary_t&) override { return false; }
+  bool null() { return scalar(Value::Null, nullptr, 0); }
+  bool boolean() { return scalar(Value::Bool, nullptr, 0); }
+  bool number(std::int64_t v) { return scalar(Value::Int, nullptr, v); }
+  bool string(std::string& v) { return scalar(Value::String, &v, 0); }
 
-  bool key(string_t& k) override {
-    key_.swap(k);
-    return true;
-  }
+  void key(std::string_view k) { key_.assign(k.data(), k.size()); }
 
-  bool start_object(std::size_t) override {
+  bool start_object() {
     if (++depth_ > kMaxJsonDepth) return false;
     if (stack_.empty()) return push(Frame::Root);
     const Frame f = stack_.back();
@@ -73,9 +69,9 @@ class ResponseSax final : public nlohmann::json_sax<json> {
     return nest();
   }
 
-  bool end_object() override { return pop(); }
+  bool end_object() { return pop(); }
 
-  bool start_array(std::size_t) override {
+  bool start_array() {
     if (++depth_ > kMaxJsonDepth || stack_.empty()) return false;
     const Frame f = stack_.back();
     if (f == Frame::Root && k() == "choices") return once(saw_choices_, Frame::Choices);
@@ -86,11 +82,7 @@ class ResponseSax final : public nlohmann::json_sax<json> {
     return nest();
   }
 
-  bool end_array() override { return pop(); }
-
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
+  bool end_array() { return pop(); }
 
  private:
   enum class Frame {
@@ -304,12 +296,72 @@ class ResponseSax final : public nlohmann::json_sax<json> {
   std::size_t messages_ = 0;
 };
 
+// Replays one parsed value as events; false as soon as the handler declines. The handler stops
+// past kMaxJsonDepth, which bounds the recursion.
+bool replay(simdjson::dom::element e, ResponseSax& sax, std::string& scratch) {
+  using simdjson::dom::element_type;
+  switch (e.type()) {
+    case element_type::OBJECT: {
+      simdjson::dom::object object;
+      if (e.get_object().get(object) != simdjson::SUCCESS || !sax.start_object()) return false;
+      for (simdjson::dom::key_value_pair field : object) {
+        sax.key(field.key);
+        if (!replay(field.value, sax, scratch)) return false;
+      }
+      return sax.end_object();
+    }
+    case element_type::ARRAY: {
+      simdjson::dom::array array;
+      if (e.get_array().get(array) != simdjson::SUCCESS || !sax.start_array()) return false;
+      for (simdjson::dom::element item : array) {
+        if (!replay(item, sax, scratch)) return false;
+      }
+      return sax.end_array();
+    }
+    case element_type::STRING: {
+      std::string_view v;
+      if (e.get_string().get(v) != simdjson::SUCCESS) return false;
+      scratch.assign(v.data(), v.size());
+      return sax.string(scratch);
+    }
+    case element_type::INT64: {
+      std::int64_t v = 0;
+      return e.get_int64().get(v) == simdjson::SUCCESS && sax.number(v);
+    }
+    case element_type::UINT64: {
+      std::uint64_t v = 0;
+      return e.get_uint64().get(v) == simdjson::SUCCESS && sax.number(static_cast<std::int64_t>(v));
+    }
+    case element_type::DOUBLE: {
+      double v = 0;
+      return e.get_double().get(v) == simdjson::SUCCESS && sax.number(to_int64(v));
+    }
+    case element_type::BOOL:
+      return sax.boolean();
+    case element_type::NULL_VALUE:
+      return sax.null();
+  }
+  return false;
+}
+
+// Bodies up to this size are parsed by a parser kept per thread (its buffers grow to the
+// largest such body and stay); larger ones get a parser of their own that is freed after.
+constexpr std::size_t kReusedParserLimit = 1 << 20;
+
 }  // namespace
 
 bool decode_response_fast(const std::string& body, ChatResponse& out) {
+  thread_local simdjson::dom::parser reused;
+  simdjson::dom::parser own;
+  simdjson::dom::parser& parser = body.size() <= kReusedParserLimit ? reused : own;
+  simdjson::dom::element root;
+  // parse(std::string) reads the string's spare capacity as simdjson's padding when there is
+  // enough of it, and copies the body into the parser's padded buffer otherwise.
+  if (parser.parse(body).get(root) != simdjson::SUCCESS) return false;
   ChatResponse r;
   ResponseSax sax(r);
-  if (!json::sax_parse(body.begin(), body.end(), &sax) || !sax.complete()) return false;
+  std::string scratch;
+  if (!replay(root, sax, scratch) || !sax.complete()) return false;
   for (Choice& c : r.choices) {
     if (c.message.role.empty()) c.message.role = "assistant";
     for (ToolCall& t : c.message.tool_calls) {

@@ -402,6 +402,10 @@ TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
       {R"({"usage":{"prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":{}},"choices":[]})",
        false},
       {R"({"error":{"message":"in band","code":"x"}})", false},
+      // simdjson rejects what nlohmann accepts here: a byte order mark, an integer beyond 64
+      // bits (nlohmann reads it as a double). The DOM decoder decides these.
+      {std::string("\xEF\xBB\xBF") + kDefaultResponse, false},
+      {R"({"choices":[],"created":123456789012345678901234567890})", false},
       {R"({"choices":{"0":{}}})", false},
       {R"({"choices":[{"message":"text"}]})", false},
       {R"({"choices":[{"finish_reason":"stop"}]})", false},
