@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -260,8 +261,11 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, jso
       if (extra.contains("stream")) throw Invalid{"extra_json may not set \"stream\""};
       for (auto& [key, value] : extra.items()) out[key] = std::move(value);
     }
-    // Strings must be valid UTF-8 to be sent at all: find out now, not at dump time.
-    std::string dumped = out.dump();
+    // Strings must be valid UTF-8 to be sent at all: find out now, not at dump time. dump()
+    // throws the error that names the first bad byte.
+    std::string dumped;
+    dumped.reserve(256);
+    if (!append_json(out, dumped)) dumped = out.dump();
     if (text) *text = std::move(dumped);
   } catch (const Invalid& e) {
     return e.message;
@@ -269,6 +273,141 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, jso
     return std::string("request cannot be encoded as JSON: ") + e.what();
   }
   return std::nullopt;
+}
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence at `p` (Unicode's table 3-7: no overlong forms,
+// no surrogates, nothing above U+10FFFF), or 0.
+std::size_t utf8_sequence(const unsigned char* p, std::size_t left) {
+  const unsigned char c = p[0];
+  auto cont = [&](std::size_t i, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+    return i < left && p[i] >= lo && p[i] <= hi;
+  };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+    const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+bool append_string(const std::string& s, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  out += '"';
+  std::size_t run = 0;  // the start of the bytes copied as they are
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c >= 0x80) {
+      const std::size_t len = utf8_sequence(p + i, n - i);
+      if (len == 0) return false;
+      i += len;
+      continue;
+    }
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out.append(s, run, i - run);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default: {
+        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(escaped, sizeof escaped);
+      }
+    }
+    run = ++i;
+  }
+  out.append(s, run, n - run);
+  out += '"';
+  return true;
+}
+
+template <typename Int>
+void append_integer(Int v, std::string& out) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+}
+
+}  // namespace
+
+bool append_json(const json& value, std::string& out) {
+  switch (value.type()) {
+    case json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        if (!append_string(it.key(), out)) return false;
+        out += ':';
+        if (!append_json(it.value(), out)) return false;
+      }
+      out += '}';
+      return true;
+    }
+    case json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const json& item : value) {
+        if (!first) out += ',';
+        first = false;
+        if (!append_json(item, out)) return false;
+      }
+      out += ']';
+      return true;
+    }
+    case json::value_t::string:
+      return append_string(value.get_ref<const std::string&>(), out);
+    case json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return true;
+    case json::value_t::null:
+      out += "null";
+      return true;
+    case json::value_t::number_integer:
+      append_integer(value.get<std::int64_t>(), out);
+      return true;
+    case json::value_t::number_unsigned:
+      append_integer(value.get<std::uint64_t>(), out);
+      return true;
+    case json::value_t::number_float:  // nlohmann's shortest round-trip form, NaN as null
+    case json::value_t::binary:
+    case json::value_t::discarded:
+      out += value.dump();
+      return true;
+  }
+  return false;
 }
 
 // ---- response -------------------------------------------------------------------------------

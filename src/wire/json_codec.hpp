@@ -49,6 +49,11 @@ struct DecodeFailure {
   std::optional<ErrorBody> in_band_error;  ///< Set when the body is an error object instead.
 };
 
+/** Appends `value` to `out` exactly as `value.dump()` writes it (compact, keys in the object's
+ *  order, UTF-8 kept as it is), several times faster. False, with `out` partly written, at the
+ *  first string that is not valid UTF-8: `dump()` throws there. */
+bool append_json(const nlohmann::json& value, std::string& out);
+
 /** Decodes a `CreateChatCompletionResponse`. On success `body` is moved into `raw_json`;
  *  on failure it is left as it was. */
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out);
