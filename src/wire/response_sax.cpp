@@ -12,6 +12,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,10 +34,11 @@ class ResponseSax {
   bool number(std::int64_t v) { return scalar(Value::Int, nullptr, v); }
   bool string(std::string& v) { return scalar(Value::String, &v, 0); }
 
-  void key(std::string_view k) { key_.assign(k.data(), k.size()); }
+  // The key stays in simdjson's document, which outlives the walk.
+  void key(std::string_view k) { key_ = k; }
 
   bool start_object() {
-    if (++depth_ > kMaxJsonDepth) return false;
+    if (too_deep()) return false;
     if (stack_.empty()) return push(Frame::Root);
     const Frame f = stack_.back();
     if (f == Frame::Root && k() == "usage") {
@@ -72,7 +74,7 @@ class ResponseSax {
   bool end_object() { return pop(); }
 
   bool start_array() {
-    if (++depth_ > kMaxJsonDepth || stack_.empty()) return false;
+    if (too_deep() || stack_.empty()) return false;
     const Frame f = stack_.back();
     if (f == Frame::Root && k() == "choices") return once(saw_choices_, Frame::Choices);
     if (f == Frame::Message && k() == "tool_calls") {
@@ -105,7 +107,6 @@ class ResponseSax {
     return true;
   }
   bool pop() {
-    --depth_;
     stack_.pop_back();
     if (stack_.empty()) done_ = true;
     return true;
@@ -152,6 +153,7 @@ class ResponseSax {
   Message& message() { return out_.choices.back().message; }
   // The current key as a view: comparisons check the length before any byte.
   std::string_view k() const { return key_; }
+  bool too_deep() const { return stack_.size() >= static_cast<std::size_t>(kMaxJsonDepth); }
   bool is_root_scalar() const {
     return k() == "id" || k() == "object" || k() == "created" || k() == "model" ||
            k() == "system_fingerprint" || k() == "service_tier";
@@ -286,8 +288,7 @@ class ResponseSax {
 
   ChatResponse& out_;
   std::vector<Frame> stack_;
-  std::string key_;
-  int depth_ = 0;
+  std::string_view key_;
   bool done_ = false;
   bool saw_choices_ = false;
   bool function_seen_ = false;        // in the current tool call
@@ -352,8 +353,8 @@ constexpr std::size_t kReusedParserLimit = 1 << 20;
 
 bool decode_response_fast(const std::string& body, ChatResponse& out) {
   thread_local simdjson::dom::parser reused;
-  simdjson::dom::parser own;
-  simdjson::dom::parser& parser = body.size() <= kReusedParserLimit ? reused : own;
+  std::optional<simdjson::dom::parser> own;
+  simdjson::dom::parser& parser = body.size() <= kReusedParserLimit ? reused : own.emplace();
   simdjson::dom::element root;
   // parse(std::string) reads the string's spare capacity as simdjson's padding when there is
   // enough of it, and copies the body into the parser's padded buffer otherwise.

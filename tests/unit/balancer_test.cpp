@@ -1,6 +1,6 @@
 // Balancers over 10 000 picks with a seeded Rng, and through the client.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <failover/failover.hpp>
@@ -180,24 +180,19 @@ TEST(Balancer, LatencyAwareUsesPowerOfTwoChoices) {
 
 // ---- through the client ------------------------------------------------------------------------
 
-struct BalancedClientTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<testing::FakeTransport> fake = std::make_shared<testing::FakeTransport>(clock);
-
+struct BalancedClientTest : testing::FakeClientTest {
   ClientOptions options(BalanceStrategy strategy) {
-    ClientOptions o;
+    std::vector<Endpoint> endpoints;
     Tier tier;
     for (const char* name : {"a", "b", "c"}) {
       std::string url = std::string("http://") + name + ".test/v1";
-      o.endpoints.push_back({name, url, std::string("sk-") + name});
+      endpoints.push_back({name, url, std::string("sk-") + name});
       fake->sequence(testing::chat_url(url), {testing::ok(name)});
       tier.routes.push_back({name, "m"});
     }
     tier.balance = strategy;
-    o.priority = {tier};
-    o.clock = clock;
+    ClientOptions o = fake_options(std::move(endpoints), {tier});
     o.rng = std::make_shared<SeededRng>(11);
-    o.transport = fake;
     return o;
   }
 };

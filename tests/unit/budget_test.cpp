@@ -1,6 +1,6 @@
 // The retry budget and throttle, retry storms, and what a call does when no route can serve.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "policy/retry_budget.hpp"
 #include "test_helpers.hpp"
 
@@ -15,7 +15,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::outcomes;
 using testing::ping;
 using testing::Strings;
@@ -60,22 +59,16 @@ TEST(RetryBudget, ThrottlePausesRetriesAtHalfTheBucketAndSuccessesEarnItBack) {
   EXPECT_DOUBLE_EQ(b.tokens(), 10);  // capped at the bucket size
 }
 
-struct StormTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct StormTest : testing::FakeClientTest {
   ClientOptions options(int routes) {
-    ClientOptions o;
+    std::vector<Endpoint> endpoints;
     Tier tier;
     for (int i = 0; i < routes; ++i) {
       std::string name(1, static_cast<char>('a' + i));
-      o.endpoints.push_back({name, "http://" + name + ".test/v1", "sk"});
+      endpoints.push_back({name, "http://" + name + ".test/v1", "sk"});
       tier.routes.push_back({name, "m"});
     }
-    o.priority = {tier};
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
-    return o;
+    return fake_options(std::move(endpoints), {tier});
   }
 };
 

@@ -1,6 +1,6 @@
 // The call state machine through Client, on a fake transport and a manual clock.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -19,25 +19,16 @@ using testing::Strings;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::Reply;
 
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
 const std::string kC = "http://c.test/v1";
 
-struct ClientTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
-
+struct ClientTest : testing::FakeClientTest {
   ClientOptions options(std::vector<Tier> priority) {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}, {"c", kC, "sk-c"}};
-    o.priority = std::move(priority);
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
-    return o;
+    return fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}, {"c", kC, "sk-c"}},
+                        std::move(priority));
   }
   ClientOptions two_routes() { return options({Tier{{{"a", "m"}, {"b", "m"}}}}); }
 };

@@ -1,6 +1,6 @@
 // Hedging on a manual clock with a fake transport.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -10,7 +10,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::outcomes;
 using testing::ping;
 using testing::Strings;
@@ -18,16 +17,10 @@ using testing::Strings;
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
 
-struct HedgingTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct HedgingTest : testing::FakeClientTest {
   ClientOptions options(Duration delay) {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
-    o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
+    ClientOptions o =
+        fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
     o.hedging.delay = delay;
     return o;
   }

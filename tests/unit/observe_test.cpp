@@ -1,6 +1,6 @@
 // Passive health (Client::health) and Prometheus metrics (Client::metrics_text).
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -16,23 +16,14 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::ping;
 
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
 
-struct ObserveTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct ObserveTest : testing::FakeClientTest {
   ClientOptions options() {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
-    o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
-    return o;
+    return fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
   }
 };
 

@@ -102,24 +102,19 @@ TEST(RateLimiter, SixteenThreadsNeverExceedTheLimit) {
 
 // ---- through the client -------------------------------------------------------------------------
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 namespace failover {
 namespace {
 
-struct LimitedClientTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<testing::FakeTransport> fake = std::make_shared<testing::FakeTransport>(clock);
+struct LimitedClientTest : testing::FakeClientTest {
   ClientOptions options(bool second_route) {
-    ClientOptions o;
-    o.endpoints = {{"a", "http://a.test/v1", "sk-a"}, {"b", "http://b.test/v1", "sk-b"}};
+    ClientOptions o =
+        fake_options({{"a", "http://a.test/v1", "sk-a"}, {"b", "http://b.test/v1", "sk-b"}},
+                     {Tier{{{"a", "m"}}}});
     o.endpoints[0].limits.rpm = 60;
-    o.priority = {Tier{{{"a", "m"}}}};
     if (second_route) o.priority.push_back(Tier{{{"b", "m"}}});
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
     fake->sequence(testing::chat_url("http://a.test/v1"), {testing::ok("a", Duration::zero())});
     fake->sequence(testing::chat_url("http://b.test/v1"), {testing::ok("b", Duration::zero())});
     return o;

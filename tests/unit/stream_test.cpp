@@ -1,7 +1,7 @@
 // Streaming calls through Client on a fake transport and a manual clock: commit, watchdogs,
 // failover before the first content, StreamInterrupted after it.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -17,25 +17,18 @@ using testing::Strings;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::Reply;
 
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
 
-struct StreamTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct StreamTest : testing::FakeClientTest {
   Strings pieces;  // content deltas handed to the handler
   int chunks = 0;  // chunks handed to the handler
 
   ClientOptions options() {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
-    o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
+    ClientOptions o =
+        fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
     o.timeouts.first_byte = seconds(2);
     o.timeouts.idle = seconds(3);
     return o;

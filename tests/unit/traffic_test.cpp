@@ -1,6 +1,6 @@
 // Shadow traffic and canary roll-outs on a manual clock with a fake transport.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 #include "traffic/canary.hpp"
 
@@ -18,7 +18,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using testing::FakeTransport;
 using testing::outcomes;
 using testing::ping;
 using testing::Reply;
@@ -94,16 +93,10 @@ TEST(ShadowCompare, PairFieldsAndACustomComparator) {
 // ---------------------------------------------------------------------------------------------
 // Shadow traffic through the client
 
-struct ShadowTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct ShadowTest : testing::FakeClientTest {
   ClientOptions options(double sample) {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"c", kC, "sk-c"}};
-    o.priority = {Tier{{{"a", "m"}}}};
-    o.clock = clock;
+    ClientOptions o = fake_options({{"a", kA, "sk-a"}, {"c", kC, "sk-c"}}, {Tier{{{"a", "m"}}}});
     o.rng = std::make_shared<SeededRng>(42);
-    o.transport = fake;
     o.shadow.candidate = RouteRef{"c", "m2"};
     o.shadow.sample = sample;
     return o;
@@ -284,19 +277,13 @@ TEST_F(ShadowTest, NoReportWithoutShadowTraffic) {
 // ---------------------------------------------------------------------------------------------
 // Canary
 
-struct CanaryTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct CanaryTest : testing::FakeClientTest {
   std::vector<CanaryAlert> alerts;
   std::ostringstream log;
 
   ClientOptions options() {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"c", kC, "sk-c"}};
-    o.priority = {Tier{{{"a", "m"}}}};
-    o.clock = clock;
+    ClientOptions o = fake_options({{"a", kA, "sk-a"}, {"c", kC, "sk-c"}}, {Tier{{{"a", "m"}}}});
     o.rng = std::make_shared<SeededRng>(7);
-    o.transport = fake;
     o.canary.candidate = RouteRef{"c", "m2"};
     o.canary.step = seconds(60);
     o.canary.rollback.min_calls = 50;

@@ -1,6 +1,6 @@
 // Prices, per-response cost (exact to the micro-dollar), and the usage report.
 
-#include "fake_transport.hpp"
+#include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -11,7 +11,6 @@ namespace failover {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::FakeTransport;
 using testing::ping;
 
 const std::string kA = "http://a.test/v1";
@@ -29,17 +28,11 @@ testing::Reply with_usage(std::int64_t prompt, std::int64_t cached, std::int64_t
   return r;
 }
 
-struct UsageTest : ::testing::Test {
-  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-  std::shared_ptr<FakeTransport> fake = std::make_shared<FakeTransport>(clock);
+struct UsageTest : testing::FakeClientTest {
   ClientOptions options() {
-    ClientOptions o;
-    o.endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}};
-    o.priority = {Tier{{{"a", "gpt-4.1"}}}, Tier{{{"b", "local"}}}};
+    ClientOptions o = fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}},
+                                   {Tier{{{"a", "gpt-4.1"}}}, Tier{{{"b", "local"}}}});
     o.prices["gpt-4.1"] = ModelPrice{8.0, 2.0, 8.0};
-    o.clock = clock;
-    o.rng = std::make_shared<FixedRng>(0.5);
-    o.transport = fake;
     return o;
   }
 };
