@@ -2,6 +2,7 @@
 
 #include "core/call.hpp"
 #include "engine/async_engine.hpp"
+#include "util/ascii.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -137,8 +138,8 @@ std::string validate_base_url(const std::string& url, const std::string& field) 
     if (c <= 0x20 || c == 0x7f) invalid(field + " contains whitespace or control characters");
   }
   std::size_t scheme_end = u.find("://");
-  std::string scheme = scheme_end == std::string::npos ? "" : u.substr(0, scheme_end);
-  for (auto& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string scheme =
+      scheme_end == std::string::npos ? "" : detail::ascii_lower(u.substr(0, scheme_end));
   if (scheme != "http" && scheme != "https") {
     invalid(field + " must start with http:// or https:// (got " + shown(u) + ")");
   }

@@ -3,11 +3,12 @@
 
 #include <failover/transport.hpp>
 
+#include "util/ascii.hpp"
+
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -88,10 +89,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   }
   std::size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return n;
-  std::string name(line.substr(0, colon));
-  for (char& c : name) {  // ASCII only, without the locale lookups of std::tolower
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  std::string name = detail::ascii_lower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);

@@ -1,22 +1,15 @@
 #include "policy/classify.hpp"
 
+#include "util/ascii.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 
 namespace failover::policy {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
@@ -39,9 +32,9 @@ bool is_context_length(std::string_view code, std::string_view message) {
 
 ErrorKind kind_for_status(int status, std::string_view code_in, std::string_view type_in,
                           std::string_view message_in) {
-  const std::string code = lower(code_in);
-  const std::string type = lower(type_in);
-  const std::string message = lower(message_in);
+  const std::string code = detail::ascii_lower(code_in);
+  const std::string type = detail::ascii_lower(type_in);
+  const std::string message = detail::ascii_lower(message_in);
   if (status >= 300 && status < 400) return ErrorKind::Protocol;  // redirects are not followed
   switch (status) {
     case 400:
@@ -97,14 +90,15 @@ Classified classify_http(int status, const HttpHeaders& headers, std::string_vie
       effective = numeric;
     } else {
       effective = 500;
-      if (lower(out.code) == "insufficient_quota" || lower(out.type) == "insufficient_quota") {
+      const std::string code = detail::ascii_lower(out.code);
+      const std::string type = detail::ascii_lower(out.type);
+      if (code == "insufficient_quota" || type == "insufficient_quota") {
         effective = 429;
-      } else if (is_content_filter(lower(out.code), lower(out.type))) {
+      } else if (is_content_filter(code, type)) {
         effective = 400;
-      } else if (lower(out.code) == "context_length_exceeded") {
+      } else if (code == "context_length_exceeded") {
         effective = 400;
-      } else if (contains(lower(out.code), "rate_limit") ||
-                 contains(lower(out.type), "rate_limit")) {
+      } else if (contains(code, "rate_limit") || contains(type, "rate_limit")) {
         effective = 429;
       }
     }

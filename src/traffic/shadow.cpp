@@ -2,6 +2,7 @@
 
 #include <failover/traffic.hpp>
 
+#include "util/ascii.hpp"
 #include "util/format.hpp"
 #include "util/percentile.hpp"
 
@@ -18,8 +19,6 @@ namespace {
 bool is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-
-char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); }
 
 // Letters, digits and every byte of a multi-byte UTF-8 sequence belong to words.
 bool is_word(unsigned char c) {
@@ -38,7 +37,7 @@ std::unordered_map<std::string, int> word_counts(std::string_view text, std::siz
   };
   for (unsigned char c : text) {
     if (is_word(c)) {
-      word.push_back(lower(c));
+      word.push_back(detail::ascii_lower(static_cast<char>(c)));
     } else {
       flush();
     }
@@ -101,7 +100,7 @@ std::string normalize_text(std::string_view text) {
     }
     if (space) out.push_back(' ');
     space = false;
-    out.push_back(lower(c));
+    out.push_back(detail::ascii_lower(static_cast<char>(c)));
   }
   return out;
 }
