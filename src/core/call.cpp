@@ -138,8 +138,8 @@ std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_
                       [&](const Flight& f) { return f.id == id; });
 }
 
-RouteState& CallMachine::route_of(const Flight& f) const {
-  return *core_.routes()[core_.plan()[candidates_[f.candidate]].route];
+RouteState& CallMachine::candidate_route(std::size_t c) const {
+  return *core_.routes()[core_.plan()[candidates_[c]].route];
 }
 
 void CallMachine::close_flight(Flight& f, std::optional<double> actual_tokens) {
@@ -161,7 +161,7 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   if (rate_blocked_) best = rate_wait_;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
-    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    const RouteState& route = candidate_route(c);
     TimePoint at = now + std::chrono::milliseconds(50);
     if (std::optional<TimePoint> reopen = route.breaker->reopens_at(now)) at = *reopen;
     if (route.cooldown() > now) at = std::max(at, route.cooldown());
@@ -214,7 +214,7 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
   TimePoint pick_at = TimePoint::max();
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
-    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    const RouteState& route = candidate_route(c);
     if (!within_budget(route)) continue;
     TimePoint at = route.breaker->reopens_at(now).value_or(now);
     at = std::max(at, route.cooldown());
@@ -362,7 +362,7 @@ Step CallMachine::next(TimePoint now) {
     retry_has_slot_ = false;
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
-    RouteState& again = *core_.routes()[core_.plan()[candidates_[c]].route];
+    RouteState& again = candidate_route(c);
     if (within_budget(again) && take_permit(again, now)) {
       if (again.try_acquire(now)) {
         pick = c;
@@ -405,7 +405,7 @@ Step CallMachine::next(TimePoint now) {
 std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
-    RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
     if (!within_budget(route)) continue;
     if (!take_permit(route, now)) continue;
@@ -421,7 +421,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
 bool CallMachine::has_alternative(TimePoint now) const {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
-    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    const RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
     if (route.breaker->state(now) == BreakerState::Open) continue;
     return true;
@@ -431,7 +431,7 @@ bool CallMachine::has_alternative(TimePoint now) const {
 
 void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool budget_slot) {
   const ClientOptions& o = core_.options();
-  RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+  RouteState& route = candidate_route(c);
   const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
   current_ = c;
   tried_[c] = true;
@@ -731,7 +731,7 @@ void CallMachine::end_stream(TimePoint now) {
 std::shared_ptr<const ChatResponse> CallMachine::partial() const {
   if (!handler_ || !current_) return nullptr;
   auto p = std::make_shared<ChatResponse>(accumulated_.build());
-  p->served_by = core_.routes()[core_.plan()[candidates_[*current_]].route]->ref;
+  p->served_by = candidate_route(*current_).ref;
   p->attempts = trace_;
   return p;
 }
@@ -979,7 +979,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (tried_[c]) continue;
-    const RouteState& route = *core_.routes()[core_.plan()[candidates_[c]].route];
+    const RouteState& route = candidate_route(c);
     std::optional<TimePoint> at = route.breaker->reopens_at(now);
     std::string why = "circuit open";
     if (route.cooldown() > now) {

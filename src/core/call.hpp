@@ -83,7 +83,9 @@ class CallMachine {
     HttpRequest request;             // until the driver takes it
   };
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
-  RouteState& route_of(const Flight& f) const;
+  RouteState& route_of(const Flight& f) const { return candidate_route(f.candidate); }
+  /** The route of candidate `c` (an index into `candidates_`). */
+  RouteState& candidate_route(std::size_t c) const;
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, bool budget_slot);
   void close_flight(Flight& f, std::optional<double> actual_tokens = std::nullopt);
   bool take_permit(const RouteState& route, TimePoint now);  // into pending_permit_
