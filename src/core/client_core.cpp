@@ -107,6 +107,10 @@ namespace {
 
 [[noreturn]] void invalid(const std::string& message) { throw ConfigError(message); }
 
+void check_fraction(double v, const char* field) {
+  if (!(v >= 0 && v <= 1)) invalid(std::string(field) + " must be between 0 and 1");
+}
+
 std::string shown(const std::string& s) { return "\"" + wire::excerpt(s, 80) + "\""; }
 
 std::string percent_encode(const std::string& s) {
@@ -274,7 +278,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     }
   }
   const RetryBudgetOptions& b = o.retry_budget;
-  if (!(b.ratio >= 0 && b.ratio <= 1)) invalid("retry_budget.ratio must be between 0 and 1");
+  check_fraction(b.ratio, "retry_budget.ratio");
   if (b.min_concurrent < 0) invalid("retry_budget.min_concurrent must not be negative");
   if (!(b.throttle_max_tokens >= 0))
     invalid("retry_budget.throttle_max_tokens must not be negative");
@@ -346,24 +350,20 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     }
     if (c.step <= Duration::zero()) invalid("canary.step_ms must be positive");
     const CanaryRollback& r = c.rollback;
-    if (!(r.error_rate >= 0 && r.error_rate <= 1))
-      invalid("canary.rollback.error_rate must be between 0 and 1");
-    if (!(r.min_success_rate >= 0 && r.min_success_rate <= 1))
-      invalid("canary.rollback.min_success_rate must be between 0 and 1");
+    check_fraction(r.error_rate, "canary.rollback.error_rate");
+    check_fraction(r.min_success_rate, "canary.rollback.min_success_rate");
     if (r.p99 <= Duration::zero()) invalid("canary.rollback.p99_ms must be positive");
     if (r.min_calls < 1) invalid("canary.rollback.min_calls must be at least 1");
     out.canary_plan = candidate(*c.candidate, "canary.candidate");
   }
   const ShadowOptions& sh = o.shadow;
-  if (!(sh.sample >= 0 && sh.sample <= 1)) invalid("shadow.sample must be between 0 and 1");
+  check_fraction(sh.sample, "shadow.sample");
   if (sh.timeout && *sh.timeout <= Duration::zero()) invalid("shadow.timeout_ms must be positive");
   if (sh.candidate) {
     if (sh.queue < 1) invalid("shadow.queue must be at least 1");
     const ShadowThresholds& th = sh.thresholds;
-    if (!(th.min_success_rate >= 0 && th.min_success_rate <= 1))
-      invalid("shadow.thresholds.min_success_rate must be between 0 and 1");
-    if (!(th.min_similarity >= 0 && th.min_similarity <= 1))
-      invalid("shadow.thresholds.min_similarity must be between 0 and 1");
+    check_fraction(th.min_success_rate, "shadow.thresholds.min_success_rate");
+    check_fraction(th.min_similarity, "shadow.thresholds.min_similarity");
     if (!(th.max_p95_ratio > 0)) invalid("shadow.thresholds.max_p95_ratio must be positive");
     out.shadow_plan = candidate(*sh.candidate, "shadow.candidate");
   }
