@@ -64,9 +64,7 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
     invalid(e.what());
     return;
   }
-  nlohmann::json body;
-  if (auto problem =
-          wire::encode_request(request, /*stream=*/handler_ != nullptr, body, &body_rest_)) {
+  if (auto problem = wire::encode_request(request, /*stream=*/handler_ != nullptr, body_rest_)) {
     invalid("invalid request: " + *problem);
     return;
   }
@@ -438,16 +436,19 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   ++route_attempts_[c];
   ++attempts_;
 
-  if (body_model_ != route.ref.model || body_text_.empty()) {
+  if (body_model_ != &route || body_text_.empty()) {
     // The body was encoded once, without the model: each route's model goes in front.
-    body_text_ = "{\"model\":" + nlohmann::json(route.ref.model).dump();
+    body_text_.clear();
+    body_text_.reserve(route.model_json.size() + body_rest_.size() + 10);
+    body_text_ += "{\"model\":";
+    body_text_ += route.model_json;
     if (body_rest_.size() > 2) {
       body_text_ += ',';
       body_text_.append(body_rest_, 1, std::string::npos);
     } else {
       body_text_ += '}';
     }
-    body_model_ = route.ref.model;
+    body_model_ = &route;
   }
   Flight f;
   f.candidate = c;
@@ -458,7 +459,8 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   HttpRequest& r = f.request;
   r.method = "POST";
   r.url = endpoint.url;
-  r.headers = endpoint.headers;
+  r.headers.reserve(endpoint.headers.size() + options_.headers.size() + 1);
+  r.headers.assign(endpoint.headers.begin(), endpoint.headers.end());
   for (const auto& [k, v] : options_.headers) r.headers.emplace_back(k, v);
   r.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
   r.body = body_text_;

@@ -135,6 +135,16 @@ bool has_control(const std::string& s) {
   return false;
 }
 
+// A route's model: sent as a JSON string in every request body, so it must be valid UTF-8.
+void check_model(const std::string& model, const std::string& field) {
+  if (model.empty()) invalid(field + ".model is empty");
+  if (has_control(model)) invalid(field + ".model contains control characters");
+  std::string encoded;
+  if (!wire::append_json(nlohmann::json(model), encoded)) {
+    invalid(field + ".model is not valid UTF-8");
+  }
+}
+
 std::string validate_base_url(const std::string& url, const std::string& field) {
   std::string u(wire::trim(url));
   if (u.empty()) invalid(field + " is empty");
@@ -298,8 +308,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       if (ep == endpoint_index.end()) {
         invalid(rfield + ".endpoint " + shown(route.endpoint) + " is not a defined endpoint");
       }
-      if (route.model.empty()) invalid(rfield + ".model is empty");
-      if (has_control(route.model)) invalid(rfield + ".model contains control characters");
+      check_model(route.model, rfield);
       if (route.weight < 1) invalid(rfield + ".weight must be at least 1");
       auto key = std::make_pair(route.endpoint, route.model);
       if (!in_tier.insert(key).second) {
@@ -325,8 +334,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     if (ep == endpoint_index.end()) {
       invalid(field + ".endpoint " + shown(ref.endpoint) + " is not a defined endpoint");
     }
-    if (ref.model.empty()) invalid(field + ".model is empty");
-    if (has_control(ref.model)) invalid(field + ".model contains control characters");
+    check_model(ref.model, field);
     auto key = std::make_pair(ref.endpoint, ref.model);
     auto found = route_index.find(key);
     std::size_t index;
@@ -409,6 +417,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     auto state = std::make_unique<RouteState>();
     state->ref = ref;
     state->endpoint = endpoint;
+    wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
     state->breaker = o.circuit_breaker(state->ref);
     if (auto price = o.prices.find(ref.model); price != o.prices.end())
       state->price = &price->second;

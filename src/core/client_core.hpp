@@ -39,6 +39,7 @@ struct ResolvedEndpoint {
 /** Shared state of one (endpoint, model) route. */
 struct RouteState {
   RouteRef ref;
+  std::string model_json;  // ref.model as a JSON string, as request bodies carry it
   std::size_t endpoint = 0;
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};

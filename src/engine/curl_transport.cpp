@@ -38,7 +38,10 @@ long ceil_millis(Duration d) {
 struct Exchange {
   std::uint64_t id = 0;
   CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
+  // The request headers as curl reads them: nodes over one buffer of NUL-terminated lines,
+  // built once per exchange without an allocation per header (curl only reads the list).
+  std::vector<curl_slist> header_nodes;
+  std::string header_lines;
   HttpRequest request;  // owns the body curl reads from
   HttpResult result;
   TimePoint first_byte_deadline = TimePoint::max();
@@ -148,6 +151,7 @@ class CurlSession final : public TransportSession {
     auto ex = std::make_unique<Exchange>();
     ex->id = id;
     ex->result.id = id;
+    ex->result.headers.reserve(16);  // one allocation for a typical response's headers
     ex->request = std::move(request);
     ex->dirty = &dirty_;
     const HttpRequest& r = ex->request;
@@ -168,13 +172,7 @@ class CurlSession final : public TransportSession {
     }
     if (!easy) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_easy_init failed");
     ex->easy = easy;
-    for (const auto& [name, value] : r.headers) {
-      // "Name:" removes a header curl would add; "Name;" sends it empty.
-      std::string line = name + (value.empty() ? ":" : ": " + value);
-      curl_slist* next = curl_slist_append(ex->headers, line.c_str());
-      if (!next) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "out of memory");
-      ex->headers = next;
-    }
+    build_header_list(*ex);
     curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
     if (r.method == "GET") {
       curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -183,7 +181,8 @@ class CurlSession final : public TransportSession {
       curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     }
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, ex->headers);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
+                     ex->header_nodes.empty() ? nullptr : ex->header_nodes.data());
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex.get());
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex.get());
     curl_easy_setopt(easy, CURLOPT_PRIVATE, ex.get());
@@ -276,8 +275,29 @@ class CurlSession final : public TransportSession {
       }
       ex.easy = nullptr;
     }
-    curl_slist_free_all(ex.headers);
-    ex.headers = nullptr;
+  }
+
+  // "Name: value" lines for curl; "Name:" (an empty value) removes a header curl would add.
+  static void build_header_list(Exchange& ex) {
+    const HttpHeaders& headers = ex.request.headers;
+    std::size_t size = 0;
+    for (const auto& [name, value] : headers) size += name.size() + value.size() + 3;
+    // Reserved whole, so the buffer never moves and the nodes can point into it as it grows.
+    ex.header_lines.reserve(size);
+    ex.header_nodes.resize(headers.size());
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+      const auto& [name, value] = headers[i];
+      curl_slist& node = ex.header_nodes[i];
+      node.data = ex.header_lines.data() + ex.header_lines.size();
+      node.next = i + 1 < headers.size() ? &ex.header_nodes[i + 1] : nullptr;
+      ex.header_lines += name;
+      ex.header_lines += ':';
+      if (!value.empty()) {
+        ex.header_lines += ' ';
+        ex.header_lines += value;
+      }
+      ex.header_lines += '\0';
+    }
   }
 
   // Hands over the bytes streamed since the last wait, before any completion is reported.

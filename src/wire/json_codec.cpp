@@ -94,74 +94,6 @@ void check_range(const std::optional<double>& v, double lo, double hi, const cha
   }
 }
 
-json encode_part(const ContentPart& part, const std::string& field) {
-  switch (part.type) {
-    case ContentPart::Type::Text:
-      return {{"type", "text"}, {"text", part.text}};
-    case ContentPart::Type::ImageUrl: {
-      if (part.url.empty()) throw Invalid{field + ".url is empty"};
-      json image = {{"url", part.url}};
-      if (!part.detail.empty()) image["detail"] = part.detail;
-      return {{"type", "image_url"}, {"image_url", std::move(image)}};
-    }
-    case ContentPart::Type::InputAudio:
-      if (part.data.empty()) throw Invalid{field + ".data is empty"};
-      if (part.format.empty()) throw Invalid{field + ".format is empty"};
-      return {{"type", "input_audio"},
-              {"input_audio", {{"data", part.data}, {"format", part.format}}}};
-    case ContentPart::Type::Raw: {
-      json raw = parse_object_field(part.raw_json, field + ".raw_json");
-      if (!raw.contains("type")) throw Invalid{field + ".raw_json has no \"type\""};
-      return raw;
-    }
-  }
-  throw Invalid{field + ".type is unknown"};
-}
-
-json encode_message(const Message& m, const std::string& field) {
-  static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool"};
-  bool role_ok = false;
-  for (const char* r : kRoles) role_ok = role_ok || m.role == r;
-  if (!role_ok) {
-    throw Invalid{field + ".role must be one of system, developer, user, assistant, tool"};
-  }
-  json out = {{"role", m.role}};
-  if (!m.parts.empty()) {
-    json parts = json::array();
-    for (std::size_t i = 0; i < m.parts.size(); ++i) {
-      parts.push_back(encode_part(m.parts[i], at(field + ".parts", i)));
-    }
-    out["content"] = std::move(parts);
-  } else if (m.content) {
-    out["content"] = *m.content;
-  } else if (m.role == "assistant" && (!m.tool_calls.empty() || m.refusal)) {
-    out["content"] = nullptr;
-  } else {
-    throw Invalid{field + ".content is missing"};
-  }
-  if (!m.name.empty()) out["name"] = m.name;
-  if (!m.tool_calls.empty()) {
-    if (m.role != "assistant") throw Invalid{field + ".tool_calls is only for assistant messages"};
-    json calls = json::array();
-    for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
-      const ToolCall& c = m.tool_calls[i];
-      std::string f = at(field + ".tool_calls", i);
-      if (c.id.empty()) throw Invalid{f + ".id is empty"};
-      if (c.name.empty()) throw Invalid{f + ".name is empty"};
-      calls.push_back({{"id", c.id},
-                       {"type", c.type.empty() ? "function" : c.type},
-                       {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-    }
-    out["tool_calls"] = std::move(calls);
-  }
-  if (m.role == "tool") {
-    if (m.tool_call_id.empty()) throw Invalid{field + ".tool_call_id is empty"};
-    out["tool_call_id"] = m.tool_call_id;
-  }
-  if (m.refusal) out["refusal"] = *m.refusal;
-  return out;
-}
-
 bool valid_function_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (unsigned char c : name) {
@@ -170,60 +102,269 @@ bool valid_function_name(const std::string& name) {
   return true;
 }
 
+bool append_string(const std::string& s, std::string& out);
+template <typename Int>
+void append_integer(Int v, std::string& out);
+
+// Writes a request body as it validates it, without building a document: the JSON text is
+// appended to `out` member by member, commas placed by looking at the byte before.
+class RequestWriter {
+ public:
+  RequestWriter(std::string& out, const json* extra) : out_(out), extra_(extra) {}
+
+  // Opens member `key` of the object being written. False when `extra_json` sets the member:
+  // its value is written at the end instead (the caller validates but writes nothing).
+  bool member(const char* key) {
+    if (extra_ && extra_->contains(key)) return false;
+    separate();
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+    return true;
+  }
+  // A member whose name comes from the user (escaped as any string).
+  void key(const std::string& name, const std::string& field) {
+    string(name, field);
+    out_ += ':';
+  }
+  void open(char bracket) {
+    separate();
+    out_ += bracket;
+  }
+  void close(char bracket) { out_ += bracket; }
+  void string(const std::string& s, const std::string& field) {
+    separate();
+    if (!append_string(s, out_)) throw Invalid{field + " is not valid UTF-8"};
+  }
+  void literal(const char* text) {
+    separate();
+    out_ += text;
+  }
+  void boolean(bool v) { literal(v ? "true" : "false"); }
+  void integer(std::int64_t v) {
+    separate();
+    append_integer(v, out_);
+  }
+  // A parsed document (a raw part, a schema, an extra member): nlohmann's own form.
+  void value(const json& v, const std::string& field) {
+    separate();
+    if (!append_json(v, out_)) throw Invalid{field + " is not valid UTF-8"};
+  }
+  void number(double v) { value(json(v), "number"); }
+  // Both members of a string-valued pair, which `extra_json` cannot reach (nested objects).
+  void pair(const char* key, const std::string& v, const std::string& field) {
+    separate();
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+    string(v, field);
+  }
+
+ private:
+  // A comma before every item but the first of an object or array; none after a key.
+  void separate() {
+    const char last = out_.empty() ? '{' : out_.back();
+    if (last != '{' && last != '[' && last != ':') out_ += ',';
+  }
+  std::string& out_;
+  const json* extra_;
+};
+
+void write_part(RequestWriter& w, const ContentPart& part, const std::string& field) {
+  switch (part.type) {
+    case ContentPart::Type::Text:
+      w.open('{');
+      w.pair("type", "text", field);
+      w.pair("text", part.text, field + ".text");
+      w.close('}');
+      return;
+    case ContentPart::Type::ImageUrl:
+      if (part.url.empty()) throw Invalid{field + ".url is empty"};
+      w.open('{');
+      w.pair("type", "image_url", field);
+      w.literal("\"image_url\":{");
+      w.pair("url", part.url, field + ".url");
+      if (!part.detail.empty()) w.pair("detail", part.detail, field + ".detail");
+      w.close('}');
+      w.close('}');
+      return;
+    case ContentPart::Type::InputAudio:
+      if (part.data.empty()) throw Invalid{field + ".data is empty"};
+      if (part.format.empty()) throw Invalid{field + ".format is empty"};
+      w.open('{');
+      w.pair("type", "input_audio", field);
+      w.literal("\"input_audio\":{");
+      w.pair("data", part.data, field + ".data");
+      w.pair("format", part.format, field + ".format");
+      w.close('}');
+      w.close('}');
+      return;
+    case ContentPart::Type::Raw: {
+      json raw = parse_object_field(part.raw_json, field + ".raw_json");
+      if (!raw.contains("type")) throw Invalid{field + ".raw_json has no \"type\""};
+      w.value(raw, field + ".raw_json");
+      return;
+    }
+  }
+  throw Invalid{field + ".type is unknown"};
+}
+
+void write_message(RequestWriter& w, const Message& m, const std::string& field) {
+  static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool"};
+  bool role_ok = false;
+  for (const char* r : kRoles) role_ok = role_ok || m.role == r;
+  if (!role_ok) {
+    throw Invalid{field + ".role must be one of system, developer, user, assistant, tool"};
+  }
+  w.open('{');
+  w.pair("role", m.role, field + ".role");
+  if (!m.parts.empty()) {
+    w.literal("\"content\":[");
+    for (std::size_t i = 0; i < m.parts.size(); ++i) {
+      write_part(w, m.parts[i], at(field + ".parts", i));
+    }
+    w.close(']');
+  } else if (m.content) {
+    w.pair("content", *m.content, field + ".content");
+  } else if (m.role == "assistant" && (!m.tool_calls.empty() || m.refusal)) {
+    w.literal("\"content\":null");
+  } else {
+    throw Invalid{field + ".content is missing"};
+  }
+  if (!m.name.empty()) w.pair("name", m.name, field + ".name");
+  if (!m.tool_calls.empty()) {
+    if (m.role != "assistant") throw Invalid{field + ".tool_calls is only for assistant messages"};
+    w.literal("\"tool_calls\":[");
+    for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
+      const ToolCall& c = m.tool_calls[i];
+      std::string f = at(field + ".tool_calls", i);
+      if (c.id.empty()) throw Invalid{f + ".id is empty"};
+      if (c.name.empty()) throw Invalid{f + ".name is empty"};
+      w.open('{');
+      w.pair("id", c.id, f + ".id");
+      w.pair("type", c.type.empty() ? "function" : c.type, f + ".type");
+      w.literal("\"function\":{");
+      w.pair("name", c.name, f + ".name");
+      w.pair("arguments", c.arguments, f + ".arguments");
+      w.close('}');
+      w.close('}');
+    }
+    w.close(']');
+  }
+  if (m.role == "tool") {
+    if (m.tool_call_id.empty()) throw Invalid{field + ".tool_call_id is empty"};
+    w.pair("tool_call_id", m.tool_call_id, field + ".tool_call_id");
+  }
+  if (m.refusal) w.pair("refusal", *m.refusal, field + ".refusal");
+  w.close('}');
+}
+
 }  // namespace
 
-std::optional<std::string> encode_request(const ChatRequest& r, bool stream, json& out,
-                                          std::string* text) {
+std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std::string& text) {
+  std::string out;
+  out.reserve(128);
   try {
-    out = json::object();
-    if (r.messages.empty()) throw Invalid{"messages is empty"};
-    json messages = json::array();
-    for (std::size_t i = 0; i < r.messages.size(); ++i) {
-      messages.push_back(encode_message(r.messages[i], at("messages", i)));
+    // Members of extra_json override the modelled ones: the writer skips those and they are
+    // written, as given, at the end.
+    std::optional<json> extra;
+    if (!r.extra_json.empty()) {
+      extra = parse_object_field(r.extra_json, "extra_json");
+      if (extra->contains("model")) throw Invalid{"extra_json may not set \"model\" (routes do)"};
+      if (extra->contains("stream")) throw Invalid{"extra_json may not set \"stream\""};
     }
-    out["messages"] = std::move(messages);
+    RequestWriter w(out, extra ? &*extra : nullptr);
+    out += '{';
+    if (r.messages.empty()) throw Invalid{"messages is empty"};
+    {
+      std::string discard;  // overridden messages are still validated
+      RequestWriter inner(discard, nullptr);
+      RequestWriter& mw = w.member("messages") ? w : inner;
+      mw.open('[');
+      for (std::size_t i = 0; i < r.messages.size(); ++i) {
+        write_message(mw, r.messages[i], at("messages", i));
+      }
+      mw.close(']');
+    }
     if (!r.tools.empty()) {
-      json tools = json::array();
+      std::string discard;
+      RequestWriter inner(discard, nullptr);
+      RequestWriter& tw = w.member("tools") ? w : inner;
+      tw.open('[');
       for (std::size_t i = 0; i < r.tools.size(); ++i) {
         const Tool& t = r.tools[i];
         std::string f = at("tools", i);
         if (!valid_function_name(t.name)) {
           throw Invalid{f + ".name must be 1-64 characters of a-z, A-Z, 0-9, _ and -"};
         }
-        json fn = {{"name", t.name}};
-        if (!t.description.empty()) fn["description"] = t.description;
+        tw.open('{');
+        tw.pair("type", "function", f);
+        tw.literal("\"function\":{");
+        tw.pair("name", t.name, f + ".name");
+        if (!t.description.empty()) tw.pair("description", t.description, f + ".description");
         if (!t.parameters_json.empty()) {
-          fn["parameters"] = parse_object_field(t.parameters_json, f + ".parameters_json");
+          json parameters = parse_object_field(t.parameters_json, f + ".parameters_json");
+          tw.literal("\"parameters\":");
+          tw.value(parameters, f + ".parameters_json");
         }
-        if (t.strict) fn["strict"] = *t.strict;
-        tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
+        if (t.strict) tw.literal(*t.strict ? "\"strict\":true" : "\"strict\":false");
+        tw.close('}');
+        tw.close('}');
       }
-      out["tools"] = std::move(tools);
+      tw.close(']');
     }
     if (r.tool_choice) {
       const ToolChoice& c = *r.tool_choice;
-      if (!c.function.empty()) {
-        out["tool_choice"] = {{"type", "function"}, {"function", {{"name", c.function}}}};
-      } else if (c.mode == "none" || c.mode == "auto" || c.mode == "required") {
-        out["tool_choice"] = c.mode;
-      } else {
+      if (c.function.empty() && c.mode != "none" && c.mode != "auto" && c.mode != "required") {
         throw Invalid{"tool_choice must be none, auto, required or a function name"};
       }
+      std::string discard;
+      RequestWriter inner(discard, nullptr);
+      RequestWriter& cw = w.member("tool_choice") ? w : inner;
+      if (!c.function.empty()) {
+        cw.open('{');
+        cw.pair("type", "function", "tool_choice");
+        cw.literal("\"function\":{");
+        cw.pair("name", c.function, "tool_choice.function");
+        cw.close('}');
+        cw.close('}');
+      } else {
+        cw.string(c.mode, "tool_choice");
+      }
     }
-    if (r.parallel_tool_calls) out["parallel_tool_calls"] = *r.parallel_tool_calls;
+    if (r.parallel_tool_calls && w.member("parallel_tool_calls")) {
+      w.boolean(*r.parallel_tool_calls);
+    }
     if (r.response_format) {
       const ResponseFormat& f = *r.response_format;
+      std::string discard;
+      RequestWriter inner(discard, nullptr);
       if (f.type == "text" || f.type == "json_object") {
-        out["response_format"] = {{"type", f.type}};
+        RequestWriter& fw = w.member("response_format") ? w : inner;
+        fw.open('{');
+        fw.pair("type", f.type, "response_format.type");
+        fw.close('}');
       } else if (f.type == "json_schema") {
         if (f.schema_name.empty()) throw Invalid{"response_format.schema_name is empty"};
-        json schema = {{"name", f.schema_name}};
-        if (!f.schema_description.empty()) schema["description"] = f.schema_description;
+        std::optional<json> schema;
         if (!f.schema_json.empty()) {
-          schema["schema"] = parse_object_field(f.schema_json, "response_format.schema_json");
+          schema = parse_object_field(f.schema_json, "response_format.schema_json");
         }
-        if (f.strict) schema["strict"] = *f.strict;
-        out["response_format"] = {{"type", "json_schema"}, {"json_schema", std::move(schema)}};
+        RequestWriter& fw = w.member("response_format") ? w : inner;
+        fw.open('{');
+        fw.pair("type", "json_schema", "response_format.type");
+        fw.literal("\"json_schema\":{");
+        fw.pair("name", f.schema_name, "response_format.schema_name");
+        if (!f.schema_description.empty()) {
+          fw.pair("description", f.schema_description, "response_format.schema_description");
+        }
+        if (schema) {
+          fw.literal("\"schema\":");
+          fw.value(*schema, "response_format.schema_json");
+        }
+        if (f.strict) fw.literal(*f.strict ? "\"strict\":true" : "\"strict\":false");
+        fw.close('}');
+        fw.close('}');
       } else {
         throw Invalid{"response_format.type must be text, json_object or json_schema"};
       }
@@ -232,46 +373,60 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, jso
     check_range(r.top_p, 0.0, 1.0, "top_p");
     check_range(r.presence_penalty, -2.0, 2.0, "presence_penalty");
     check_range(r.frequency_penalty, -2.0, 2.0, "frequency_penalty");
-    if (r.temperature) out["temperature"] = *r.temperature;
-    if (r.top_p) out["top_p"] = *r.top_p;
-    if (r.presence_penalty) out["presence_penalty"] = *r.presence_penalty;
-    if (r.frequency_penalty) out["frequency_penalty"] = *r.frequency_penalty;
+    if (r.temperature && w.member("temperature")) w.number(*r.temperature);
+    if (r.top_p && w.member("top_p")) w.number(*r.top_p);
+    if (r.presence_penalty && w.member("presence_penalty")) w.number(*r.presence_penalty);
+    if (r.frequency_penalty && w.member("frequency_penalty")) w.number(*r.frequency_penalty);
     if (r.max_tokens) {
       if (*r.max_tokens < 1) throw Invalid{"max_tokens must be at least 1"};
-      out["max_tokens"] = *r.max_tokens;
+      if (w.member("max_tokens")) w.integer(*r.max_tokens);
     }
     if (r.max_completion_tokens) {
       if (*r.max_completion_tokens < 1) throw Invalid{"max_completion_tokens must be at least 1"};
-      out["max_completion_tokens"] = *r.max_completion_tokens;
+      if (w.member("max_completion_tokens")) w.integer(*r.max_completion_tokens);
     }
-    if (!r.stop.empty()) out["stop"] = r.stop;
-    if (r.seed) out["seed"] = *r.seed;
+    if (!r.stop.empty()) {
+      std::string discard;
+      RequestWriter inner(discard, nullptr);
+      RequestWriter& sw = w.member("stop") ? w : inner;
+      sw.open('[');
+      for (std::size_t i = 0; i < r.stop.size(); ++i) sw.string(r.stop[i], at("stop", i));
+      sw.close(']');
+    }
+    if (r.seed && w.member("seed")) w.integer(*r.seed);
     if (r.n) {
       if (*r.n < 1) throw Invalid{"n must be at least 1"};
-      out["n"] = *r.n;
+      if (w.member("n")) w.integer(*r.n);
     }
-    if (!r.user.empty()) out["user"] = r.user;
+    if (!r.user.empty()) {
+      std::string discard;
+      RequestWriter inner(discard, nullptr);
+      (w.member("user") ? w : inner).string(r.user, "user");
+    }
     if (stream) {
-      out["stream"] = true;
-      if (r.include_usage) out["stream_options"] = {{"include_usage", *r.include_usage}};
+      if (w.member("stream")) w.boolean(true);  // always: extra_json may not set it
+      if (r.include_usage && w.member("stream_options")) {
+        w.literal(*r.include_usage ? "{\"include_usage\":true}" : "{\"include_usage\":false}");
+      }
     }
-    if (!r.extra_json.empty()) {
-      json extra = parse_object_field(r.extra_json, "extra_json");
-      if (extra.contains("model")) throw Invalid{"extra_json may not set \"model\" (routes do)"};
-      if (extra.contains("stream")) throw Invalid{"extra_json may not set \"stream\""};
-      for (auto& [key, value] : extra.items()) out[key] = std::move(value);
+    if (extra) {
+      for (auto it = extra->begin(); it != extra->end(); ++it) {
+        w.key(it.key(), "extra_json");
+        w.value(it.value(), "extra_json." + it.key());
+      }
     }
-    // Strings must be valid UTF-8 to be sent at all: find out now, not at dump time. dump()
-    // throws the error that names the first bad byte.
-    std::string dumped;
-    dumped.reserve(256);
-    if (!append_json(out, dumped)) dumped = out.dump();
-    if (text) *text = std::move(dumped);
+    out += '}';
   } catch (const Invalid& e) {
     return e.message;
-  } catch (const json::exception& e) {
-    return std::string("request cannot be encoded as JSON: ") + e.what();
   }
+  text = std::move(out);
+  return std::nullopt;
+}
+
+std::optional<std::string> encode_request(const ChatRequest& r, bool stream, json& out) {
+  std::string text;
+  if (auto problem = encode_request(r, stream, text)) return problem;
+  out = json::parse(text);
   return std::nullopt;
 }
 

@@ -27,12 +27,17 @@ std::int64_t to_int64(double v) noexcept;
 std::optional<nlohmann::json> parse_json(std::string_view text);
 
 /**
- * Validates `request` and encodes it as a `CreateChatCompletionRequest` body without `model`
- * (and, when `text` is given, as JSON text there too).
- * On failure returns a message that names the offending field (e.g. `messages[2].role`).
+ * Validates `request` and writes it as the JSON text of a `CreateChatCompletionRequest` body
+ * without `model`, straight from the request (no document is built). On failure returns a
+ * message that names the offending field (e.g. `messages[2].role`, `messages[0].content is
+ * not valid UTF-8`) and leaves `text` as it was.
  */
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
-                                          nlohmann::json& out, std::string* text = nullptr);
+                                          std::string& text);
+
+/** The same body as a document (what `text` parses to). */
+std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
+                                          nlohmann::json& out);
 
 /** The fields of an error body (`ErrorResponse`), leniently read from any JSON shape. */
 struct ErrorBody {

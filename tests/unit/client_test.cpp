@@ -428,6 +428,9 @@ TEST_F(ClientTest, InvalidOptionsNameTheField) {
   EXPECT_EQ(construction_error(o),
             "priority[0].routes[1].endpoint \"zzz\" is not a defined endpoint");
   o = two_routes();
+  o.priority = {Tier{{{"a", "m"}, {"b", "gpt-\xff"}}}};  // every request body carries it
+  EXPECT_EQ(construction_error(o), "priority[0].routes[1].model is not valid UTF-8");
+  o = two_routes();
   o.priority = {Tier{}};
   EXPECT_EQ(construction_error(o), "priority[0].routes is empty");
   o = two_routes();

@@ -204,8 +204,95 @@ TEST(Codec, InvalidRequestsNameTheField) {
   tool_without_id.messages = {Message::tool("", "x")};
   EXPECT_EQ(problem(tool_without_id), "messages[0].tool_call_id is empty");
   ChatRequest bad_utf8;
-  bad_utf8.messages = {Message::user(std::string("\xff\xfe"))};
-  EXPECT_NE(problem(bad_utf8), "<accepted>");
+  bad_utf8.messages = {Message::user("ok"), Message::user(std::string("\xff\xfe"))};
+  EXPECT_EQ(problem(bad_utf8), "messages[1].content is not valid UTF-8");
+  bad_utf8.messages = {Message::user("ok")};
+  bad_utf8.stop = {"a", "\xc0\xaf"};  // an overlong form
+  EXPECT_EQ(problem(bad_utf8), "stop[1] is not valid UTF-8");
+  bad_utf8.stop.clear();
+  bad_utf8.extra_json = "{\"metadata\":{\"k\":\"\xed\xa0\x80\"}}";  // a surrogate
+  EXPECT_EQ(problem(bad_utf8), "extra_json is not valid JSON");
+}
+
+// Members of extra_json replace the modelled ones of the same name: each is written once.
+TEST(Codec, ExtraJsonOverridesModelledFieldsOnce) {
+  ChatRequest r;
+  r.messages = {Message::user("hi")};
+  r.temperature = 0.5;
+  r.stop = {"x"};
+  r.user = "u";
+  r.extra_json = R"({"temperature":1.5,"stop":null,"logprobs":true,"user":"v"})";
+  std::string text;
+  ASSERT_FALSE(wire::encode_request(r, /*stream=*/true, text).has_value());
+  auto count = [&](const std::string& key) {
+    std::size_t n = 0;
+    for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("\"temperature\":"), 1u) << text;
+  EXPECT_EQ(count("\"stop\":"), 1u) << text;
+  EXPECT_EQ(count("\"user\":"), 1u) << text;
+  EXPECT_EQ(json::parse(text),
+            json::parse(R"({"messages":[{"role":"user","content":"hi"}],"stream":true,
+                            "temperature":1.5,"stop":null,"logprobs":true,"user":"v"})"));
+}
+
+// Every modelled field at once: the text is compact JSON that parses to what each field says.
+TEST(Codec, EveryFieldWritesCompactJson) {
+  ChatRequest r;
+  Message assistant = Message::assistant(std::vector<ToolCall>{{"c1", "", "f", "{\"a\":1}"}});
+  assistant.name = "bot";
+  assistant.refusal = "no";
+  r.messages = {Message::system("s\n\"q\""),
+                Message::user({ContentPart::text_part("t"), ContentPart::image("u", "high"),
+                               ContentPart::audio("ZGF0YQ==", "wav")}),
+                assistant, Message::tool("c1", "done")};
+  ContentPart raw;
+  raw.type = ContentPart::Type::Raw;
+  raw.raw_json = R"({"type":"file","file":{"file_id":"f-1"}})";
+  r.messages[1].parts.push_back(raw);
+  r.tools = {Tool{"f", "does f", R"({"type":"object"})", false}};
+  r.tool_choice = ToolChoice::named("f");
+  r.parallel_tool_calls = false;
+  r.response_format = ResponseFormat{"json_schema", "n", "d", R"({"type":"object"})", true};
+  r.temperature = 1;
+  r.top_p = 0.25;
+  r.presence_penalty = -2;
+  r.frequency_penalty = 0.1;
+  r.max_tokens = 7;
+  r.max_completion_tokens = 9;
+  r.stop = {"a", "b"};
+  r.seed = -3;
+  r.n = 2;
+  r.user = "é";
+  r.include_usage = true;
+  std::string text;
+  ASSERT_FALSE(wire::encode_request(r, /*stream=*/true, text).has_value());
+  const json expected = json::parse(R"({
+    "messages": [
+      {"role": "system", "content": "s\n\"q\""},
+      {"role": "user", "content": [
+        {"type": "text", "text": "t"},
+        {"type": "image_url", "image_url": {"url": "u", "detail": "high"}},
+        {"type": "input_audio", "input_audio": {"data": "ZGF0YQ==", "format": "wav"}},
+        {"type": "file", "file": {"file_id": "f-1"}}]},
+      {"role": "assistant", "content": null, "name": "bot", "refusal": "no",
+       "tool_calls": [{"id": "c1", "type": "function",
+                       "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+      {"role": "tool", "content": "done", "tool_call_id": "c1"}],
+    "tools": [{"type": "function", "function": {"name": "f", "description": "does f",
+                                                "parameters": {"type": "object"},
+                                                "strict": false}}],
+    "tool_choice": {"type": "function", "function": {"name": "f"}},
+    "parallel_tool_calls": false,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "n", "description": "d",
+                        "schema": {"type": "object"}, "strict": true}},
+    "temperature": 1.0, "top_p": 0.25, "presence_penalty": -2.0, "frequency_penalty": 0.1,
+    "max_tokens": 7, "max_completion_tokens": 9, "stop": ["a", "b"], "seed": -3, "n": 2,
+    "user": "é", "stream": true, "stream_options": {"include_usage": true}})");
+  EXPECT_EQ(json::parse(text), expected);
+  // Compact: re-serialising the parsed text changes nothing but the key order.
+  EXPECT_EQ(text.size(), expected.dump().size()) << text;
 }
 
 TEST(Codec, DefaultExampleResponseDecodes) {
