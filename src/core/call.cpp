@@ -793,7 +793,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   finish_error(ErrorKind::Cancelled, why, std::move(d));
 }
 
-void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse response) {
+void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response) {
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
@@ -813,7 +813,8 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse r
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
-  abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
+  if (!flights_.empty())
+    abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
   if (response.usage) {
     if (std::optional<std::int64_t> nanos = route.add_usage(*response.usage)) {
       response.cost_usd = static_cast<double>(*nanos) / 1e9;

@@ -96,7 +96,7 @@ class CallMachine {
 
   std::optional<std::size_t> pick_route(TimePoint now);
   bool has_alternative(TimePoint now) const;
-  void finish_success(TimePoint now, std::uint64_t id, ChatResponse response);
+  void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   void fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome, std::string message,
                     std::string provider_type, std::string param);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);

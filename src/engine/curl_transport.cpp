@@ -20,6 +20,7 @@ namespace failover {
 namespace {
 
 constexpr std::size_t kMaxIdleEasyHandles = 256;
+constexpr std::size_t kMaxParsedUrls = 64;
 
 void global_init() {
   static std::once_flag once;
@@ -145,13 +146,14 @@ class CurlSession final : public TransportSession {
     for (auto& [id, ex] : active_) release(*ex);
     for (CURL* e : idle_) curl_easy_cleanup(e);
     curl_multi_cleanup(multi_);
+    for (auto& [url, parsed] : urls_) curl_url_cleanup(parsed);
   }
 
   void start(std::uint64_t id, HttpRequest request) override {
     auto ex = std::make_unique<Exchange>();
     ex->id = id;
     ex->result.id = id;
-    ex->result.headers.reserve(16);  // one allocation for a typical response's headers
+    ex->result.headers.reserve(8);  // a typical response's (16 would be a large-bin request)
     ex->request = std::move(request);
     ex->dirty = &dirty_;
     const HttpRequest& r = ex->request;
@@ -173,7 +175,14 @@ class CurlSession final : public TransportSession {
     if (!easy) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_easy_init failed");
     ex->easy = easy;
     build_header_list(*ex);
-    curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+    // A URL parsed once and handed over whole spares curl parsing it on every transfer.
+    if (CURLU* parsed = parsed_url(r.url)) {
+      curl_easy_setopt(easy, CURLOPT_URL, nullptr);
+      curl_easy_setopt(easy, CURLOPT_CURLU, parsed);
+    } else {
+      curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
+      curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());  // curl parses it (and says why not)
+    }
     if (r.method == "GET") {
       curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else {
@@ -275,6 +284,23 @@ class CurlSession final : public TransportSession {
       }
       ex.easy = nullptr;
     }
+  }
+
+  // `url` parsed by curl and kept, read-only, for every later exchange to it (a session sees
+  // few URLs: each endpoint's chat and models URLs). Null when curl cannot parse it, or when
+  // the session already keeps kMaxParsedUrls: a kept one may be in use, so none is dropped.
+  CURLU* parsed_url(const std::string& url) {
+    auto it = urls_.find(url);
+    if (it != urls_.end()) return it->second;
+    if (urls_.size() >= kMaxParsedUrls) return nullptr;
+    CURLU* parsed = curl_url();
+    if (!parsed) return nullptr;
+    if (curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+      curl_url_cleanup(parsed);
+      return nullptr;
+    }
+    urls_.emplace(url, parsed);
+    return parsed;
   }
 
   // "Name: value" lines for curl; "Name:" (an empty value) removes a header curl would add.
@@ -379,6 +405,7 @@ class CurlSession final : public TransportSession {
   CURLM* multi_ = nullptr;
   std::vector<CURL*> idle_;
   std::string idle_ca_;  // the CA bundle the idle handles were configured with
+  std::unordered_map<std::string, CURLU*> urls_;  // see parsed_url
   std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
   std::vector<HttpResult> ready_;     // failed before reaching curl
   std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over

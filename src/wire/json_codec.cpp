@@ -151,13 +151,17 @@ class RequestWriter {
     if (!append_json(v, out_)) throw Invalid{field + " is not valid UTF-8"};
   }
   void number(double v) { value(json(v), "number"); }
-  // Both members of a string-valued pair, which `extra_json` cannot reach (nested objects).
-  void pair(const char* key, const std::string& v, const std::string& field) {
+  // Member `key` with a string value, in a nested object `extra_json` cannot reach. A bad
+  // value is reported as `base.key` (or `base.field_key`); the name is only built then.
+  void pair(const char* key, const std::string& v, const std::string& base,
+            const char* field_key = nullptr) {
     separate();
     out_ += '"';
     out_ += key;
     out_ += "\":";
-    string(v, field);
+    if (!append_string(v, out_)) {
+      throw Invalid{base + "." + (field_key ? field_key : key) + " is not valid UTF-8"};
+    }
   }
 
  private:
@@ -175,7 +179,7 @@ void write_part(RequestWriter& w, const ContentPart& part, const std::string& fi
     case ContentPart::Type::Text:
       w.open('{');
       w.pair("type", "text", field);
-      w.pair("text", part.text, field + ".text");
+      w.pair("text", part.text, field);
       w.close('}');
       return;
     case ContentPart::Type::ImageUrl:
@@ -183,8 +187,8 @@ void write_part(RequestWriter& w, const ContentPart& part, const std::string& fi
       w.open('{');
       w.pair("type", "image_url", field);
       w.literal("\"image_url\":{");
-      w.pair("url", part.url, field + ".url");
-      if (!part.detail.empty()) w.pair("detail", part.detail, field + ".detail");
+      w.pair("url", part.url, field);
+      if (!part.detail.empty()) w.pair("detail", part.detail, field);
       w.close('}');
       w.close('}');
       return;
@@ -194,8 +198,8 @@ void write_part(RequestWriter& w, const ContentPart& part, const std::string& fi
       w.open('{');
       w.pair("type", "input_audio", field);
       w.literal("\"input_audio\":{");
-      w.pair("data", part.data, field + ".data");
-      w.pair("format", part.format, field + ".format");
+      w.pair("data", part.data, field);
+      w.pair("format", part.format, field);
       w.close('}');
       w.close('}');
       return;
@@ -217,7 +221,7 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     throw Invalid{field + ".role must be one of system, developer, user, assistant, tool"};
   }
   w.open('{');
-  w.pair("role", m.role, field + ".role");
+  w.pair("role", m.role, field);
   if (!m.parts.empty()) {
     w.literal("\"content\":[");
     for (std::size_t i = 0; i < m.parts.size(); ++i) {
@@ -225,13 +229,13 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     }
     w.close(']');
   } else if (m.content) {
-    w.pair("content", *m.content, field + ".content");
+    w.pair("content", *m.content, field);
   } else if (m.role == "assistant" && (!m.tool_calls.empty() || m.refusal)) {
     w.literal("\"content\":null");
   } else {
     throw Invalid{field + ".content is missing"};
   }
-  if (!m.name.empty()) w.pair("name", m.name, field + ".name");
+  if (!m.name.empty()) w.pair("name", m.name, field);
   if (!m.tool_calls.empty()) {
     if (m.role != "assistant") throw Invalid{field + ".tool_calls is only for assistant messages"};
     w.literal("\"tool_calls\":[");
@@ -241,11 +245,11 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
       if (c.id.empty()) throw Invalid{f + ".id is empty"};
       if (c.name.empty()) throw Invalid{f + ".name is empty"};
       w.open('{');
-      w.pair("id", c.id, f + ".id");
-      w.pair("type", c.type.empty() ? "function" : c.type, f + ".type");
+      w.pair("id", c.id, f);
+      w.pair("type", c.type.empty() ? "function" : c.type, f);
       w.literal("\"function\":{");
-      w.pair("name", c.name, f + ".name");
-      w.pair("arguments", c.arguments, f + ".arguments");
+      w.pair("name", c.name, f);
+      w.pair("arguments", c.arguments, f);
       w.close('}');
       w.close('}');
     }
@@ -253,9 +257,9 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
   }
   if (m.role == "tool") {
     if (m.tool_call_id.empty()) throw Invalid{field + ".tool_call_id is empty"};
-    w.pair("tool_call_id", m.tool_call_id, field + ".tool_call_id");
+    w.pair("tool_call_id", m.tool_call_id, field);
   }
-  if (m.refusal) w.pair("refusal", *m.refusal, field + ".refusal");
+  if (m.refusal) w.pair("refusal", *m.refusal, field);
   w.close('}');
 }
 
@@ -300,8 +304,8 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
         tw.open('{');
         tw.pair("type", "function", f);
         tw.literal("\"function\":{");
-        tw.pair("name", t.name, f + ".name");
-        if (!t.description.empty()) tw.pair("description", t.description, f + ".description");
+        tw.pair("name", t.name, f);
+        if (!t.description.empty()) tw.pair("description", t.description, f);
         if (!t.parameters_json.empty()) {
           json parameters = parse_object_field(t.parameters_json, f + ".parameters_json");
           tw.literal("\"parameters\":");
@@ -325,7 +329,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
         cw.open('{');
         cw.pair("type", "function", "tool_choice");
         cw.literal("\"function\":{");
-        cw.pair("name", c.function, "tool_choice.function");
+        cw.pair("name", c.function, "tool_choice", "function");
         cw.close('}');
         cw.close('}');
       } else {
@@ -342,7 +346,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
       if (f.type == "text" || f.type == "json_object") {
         RequestWriter& fw = w.member("response_format") ? w : inner;
         fw.open('{');
-        fw.pair("type", f.type, "response_format.type");
+        fw.pair("type", f.type, "response_format");
         fw.close('}');
       } else if (f.type == "json_schema") {
         if (f.schema_name.empty()) throw Invalid{"response_format.schema_name is empty"};
@@ -352,11 +356,11 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
         }
         RequestWriter& fw = w.member("response_format") ? w : inner;
         fw.open('{');
-        fw.pair("type", "json_schema", "response_format.type");
+        fw.pair("type", "json_schema", "response_format");
         fw.literal("\"json_schema\":{");
-        fw.pair("name", f.schema_name, "response_format.schema_name");
+        fw.pair("name", f.schema_name, "response_format", "schema_name");
         if (!f.schema_description.empty()) {
-          fw.pair("description", f.schema_description, "response_format.schema_description");
+          fw.pair("description", f.schema_description, "response_format", "schema_description");
         }
         if (schema) {
           fw.literal("\"schema\":");

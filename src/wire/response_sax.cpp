@@ -25,7 +25,7 @@ namespace {
 // DOM builder sees them, so a repeated key ends the same way in both).
 class ResponseSax {
  public:
-  explicit ResponseSax(ChatResponse& out) : out_(out) {}
+  explicit ResponseSax(ChatResponse& out) : out_(out) { stack_.reserve(16); }
 
   bool complete() const { return done_ && saw_choices_ && messages_ == out_.choices.size(); }
 

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -75,6 +77,53 @@ TEST(CurlEngine, HealthyRouteAnswers) {
   EXPECT_EQ(healthy.server.header_values("Authorization"), (Strings{"Bearer sk-only"}));
   EXPECT_EQ(healthy.server.header_values("Content-Type"), (Strings{"application/json"}));
   EXPECT_EQ(healthy.server.header_values("X-Failover-Attempt"), (Strings{"1"}));
+}
+
+// A session keeps the URLs it has parsed (up to 64) and hands the rest to curl as text on
+// every exchange: 80 distinct URLs, each used twice, all reach the server whole.
+TEST(CurlEngine, KeptAndUnkeptUrlsAllArriveWhole) {
+  LoopbackServer server;
+  std::mutex m;
+  std::multiset<std::string> seen;
+  server.on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      seen.insert(req.get_param_value("i"));
+    }
+    answer(res, "ok");
+  });
+  server.start();
+  std::unique_ptr<TransportSession> session = make_curl_transport()->open_session();
+  const int urls = 80;
+  std::multiset<std::string> expected;
+  std::uint64_t id = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < urls; ++i) {
+      HttpRequest r;
+      r.url = server.base_url() + "/chat/completions?i=" + std::to_string(i);
+      r.headers = {{"Content-Type", "application/json"}};
+      r.body = "{}";
+      r.connect_timeout = seconds(5);
+      r.first_byte_timeout = seconds(10);
+      r.total_timeout = seconds(10);
+      session->start(++id, std::move(r));
+      expected.insert(std::to_string(i));
+    }
+  }
+  std::vector<int> statuses;
+  TransportEvents events;
+  const TimePoint deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (statuses.size() < id && std::chrono::steady_clock::now() < deadline) {
+    session->wait(deadline, events);
+    for (const HttpResult& r : events.completed) {
+      EXPECT_FALSE(r.transport_error.has_value()) << r.error_message;
+      statuses.push_back(r.status);
+    }
+    events.clear();
+  }
+  EXPECT_EQ(statuses, std::vector<int>(id, 200));
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(seen, expected);
 }
 
 TEST(CurlEngine, ServerErrorsFailOverToTheHealthyRoute) {
