@@ -54,6 +54,18 @@ struct Exchange {
   bool headers_sent = false;                    // the first StreamData carried the headers
   std::vector<std::uint64_t>* dirty = nullptr;  // session list of exchanges with pending bytes
   char errbuf[CURL_ERROR_SIZE] = {};
+
+  // Back to a new exchange's state, keeping only the header buffers' capacity (the request,
+  // with its body, is freed: an idle exchange holds no caller data).
+  void recycle() {
+    std::string lines = std::move(header_lines);
+    std::vector<curl_slist> nodes = std::move(header_nodes);
+    *this = Exchange{};
+    lines.clear();
+    nodes.clear();
+    header_lines = std::move(lines);
+    header_nodes = std::move(nodes);
+  }
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
@@ -150,7 +162,13 @@ class CurlSession final : public TransportSession {
   }
 
   void start(std::uint64_t id, HttpRequest request) override {
-    auto ex = std::make_unique<Exchange>();
+    std::unique_ptr<Exchange> ex;
+    if (spare_.empty()) {
+      ex = std::make_unique<Exchange>();
+    } else {
+      ex = std::move(spare_.back());
+      spare_.pop_back();
+    }
     ex->id = id;
     ex->result.id = id;
     ex->result.headers.reserve(8);  // a typical response's (16 would be a large-bin request)
@@ -219,6 +237,7 @@ class CurlSession final : public TransportSession {
       return;
     }
     release(*it->second);
+    retire(std::move(it->second));
     active_.erase(it);
   }
 
@@ -270,6 +289,14 @@ class CurlSession final : public TransportSession {
     r.error_message = message;
     if (ex->easy) release(*ex);
     ready_.push_back(std::move(r));
+    retire(std::move(ex));
+  }
+
+  // Keeps a finished exchange's allocation (and its header buffers) for the next one.
+  void retire(std::unique_ptr<Exchange> ex) {
+    if (spare_.size() >= kMaxIdleEasyHandles) return;
+    ex->recycle();
+    spare_.push_back(std::move(ex));
   }
 
   // Detaches the easy handle (closing its connection if the transfer was unfinished) and
@@ -371,6 +398,7 @@ class CurlSession final : public TransportSession {
       }
       release(ex);
       completed.push_back(std::move(r));
+      retire(std::move(it->second));
       active_.erase(it);
     }
   }
@@ -393,6 +421,7 @@ class CurlSession final : public TransportSession {
                           std::to_string(ceil_millis(ex.request.first_byte_timeout)) + " ms";
         release(ex);
         completed.push_back(std::move(r));
+        retire(std::move(it->second));
         it = active_.erase(it);
         continue;
       }
@@ -407,8 +436,9 @@ class CurlSession final : public TransportSession {
   std::string idle_ca_;  // the CA bundle the idle handles were configured with
   std::unordered_map<std::string, CURLU*> urls_;  // see parsed_url
   std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
-  std::vector<HttpResult> ready_;     // failed before reaching curl
-  std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over
+  std::vector<std::unique_ptr<Exchange>> spare_;  // finished exchanges, for reuse
+  std::vector<HttpResult> ready_;                 // failed before reaching curl
+  std::vector<std::uint64_t> dirty_;              // exchanges with streamed bytes to hand over
   std::atomic<bool> woken_{false};
 };
 
