@@ -3,7 +3,9 @@
 #
 # Installs nginx-light (and its echo module) when missing, starts nginx on 127.0.0.1 with the
 # upstreams below, builds the harness in Release, runs every scenario for the SDK and for its
-# baseline in interleaved rounds (each measurement in a process of its own), writes
+# baseline in interleaved rounds (each measurement in a process of its own, except B1, whose
+# two sides alternate in blocks of 10 calls within one process, so that both are timed over
+# the same stretch of the machine's drifting speed), writes
 # bench/out/results.json and prints the table. Stops what it started. Loopback only.
 #
 #   /healthy/v1   200 with a chat completion        /overloaded/v1   503
@@ -119,7 +121,8 @@ for round in $(seq 1 "$rounds"); do
   echo "==> round $round of $rounds"
   # Alternate which side goes first so drift in the machine hits both alike.
   if [ $((round % 2)) = 1 ]; then sides=(sdk baseline); else sides=(baseline sdk); fi
-  for side in "${sides[@]}"; do measure B1 "$side" --calls "$seq_calls"; done
+  measure B1 paired --calls "$seq_calls" --block 10
+  measure B1 sdk --calls "$seq_calls"  # alone, as B3 and B4 run: their reference
   for side in "${sides[@]}"; do measure B2 "$side" --calls "$conc_calls" --concurrency 256; done
   measure B3 sdk --calls "$seq_calls"
   measure B4 sdk --calls "$seq_calls"
