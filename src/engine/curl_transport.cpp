@@ -195,8 +195,7 @@ class CurlSession final : public TransportSession {
     build_header_list(*ex);
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     if (CURLU* parsed = parsed_url(r.url)) {
-      curl_easy_setopt(easy, CURLOPT_URL, nullptr);
-      curl_easy_setopt(easy, CURLOPT_CURLU, parsed);
+      curl_easy_setopt(easy, CURLOPT_CURLU, parsed);  // overrides CURLOPT_URL
     } else {
       curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
       curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());  // curl parses it (and says why not)
