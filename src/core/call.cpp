@@ -226,18 +226,30 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
 
 // Tiers in order; inside each, the tier's balancer orders the routes for this call. With
 // CallOptions::models, only routes serving those models remain, by the list's preference.
-void CallMachine::plan_candidates(TimePoint now) {
-  const auto& plan = core_.plan();
-  std::vector<std::size_t> balanced;
-  balanced.reserve(plan.size());
+// Planning's working buffers, one set per thread (a call is planned on one thread): reused
+// from call to call instead of allocated for each. Taken out while in use, so that a custom
+// balancer that plans a call of its own gets fresh ones.
+namespace {
+struct PlanBuffers {
   std::vector<RouteView> views;
   std::vector<std::size_t> order;
+  std::vector<char> placed;
+};
+thread_local PlanBuffers plan_buffers;
+}  // namespace
+
+void CallMachine::plan_candidates(TimePoint now) {
+  const auto& plan = core_.plan();
+  PlanBuffers b = std::move(plan_buffers);
+  // Each tier's routes in its balancer's order, tier after tier.
+  candidates_.clear();
+  candidates_.reserve(plan.size() + 1);
   BalanceContext context;
   context.user = options_.user;
   context.rng = &core_.rng();
   context.now = now;
   for (const TierState& tier : core_.tiers()) {
-    views.clear();
+    b.views.clear();
     for (std::size_t i = 0; i < tier.count; ++i) {
       const RouteState& route = *core_.routes()[plan[tier.first + i].route];
       RouteView v;
@@ -245,48 +257,54 @@ void CallMachine::plan_candidates(TimePoint now) {
       v.weight = tier.weights[i];
       v.in_flight = route.in_flight.load(std::memory_order_relaxed);
       v.ewma_latency = Duration(route.ewma_latency.load(std::memory_order_relaxed));
-      views.push_back(v);
+      b.views.push_back(v);
     }
-    order.clear();
-    tier.balancer->order(views, context, order);
-    std::vector<bool> placed(tier.count, false);
-    for (std::size_t i : order) {  // a custom balancer's answer is checked, never trusted
-      if (i < tier.count && !placed[i]) {
-        placed[i] = true;
-        balanced.push_back(tier.first + i);
+    b.order.clear();
+    tier.balancer->order(b.views, context, b.order);
+    b.placed.assign(tier.count, 0);
+    for (std::size_t i : b.order) {  // a custom balancer's answer is checked, never trusted
+      if (i < tier.count && !b.placed[i]) {
+        b.placed[i] = 1;
+        candidates_.push_back(tier.first + i);
       }
     }
     for (std::size_t i = 0; i < tier.count; ++i) {
-      if (!placed[i]) balanced.push_back(tier.first + i);
+      if (!b.placed[i]) candidates_.push_back(tier.first + i);
     }
   }
+  plan_buffers = std::move(b);
   // A canary call tries the candidate first, with the priority list behind it. With
   // CallOptions::models, only when the candidate serves one of them.
+  bool canary_first = false;
   if (std::optional<std::size_t> canary = core_.canary_plan()) {
     const std::string& model = core_.routes()[plan[*canary].route]->ref.model;
     if ((options_.models.empty() || std::find(options_.models.begin(), options_.models.end(),
                                               model) != options_.models.end()) &&
         core_.canary()->admit(now, options_.user, core_.rng())) {
-      candidates_.push_back(*canary);
       // Where the candidate is in the priority list too, this call tries it once, first.
-      balanced.erase(
-          std::remove_if(balanced.begin(), balanced.end(),
+      candidates_.erase(
+          std::remove_if(candidates_.begin(), candidates_.end(),
                          [&](std::size_t i) { return plan[i].route == plan[*canary].route; }),
-          balanced.end());
+          candidates_.end());
+      candidates_.insert(candidates_.begin(), *canary);
+      canary_first = true;
     }
   }
-  if (options_.models.empty()) {
-    candidates_.insert(candidates_.end(), balanced.begin(), balanced.end());
-    return;
-  }
+  if (options_.models.empty()) return;
+  // Only the named models, in the order they are named.
+  std::vector<std::size_t> chosen;
+  const std::size_t from = canary_first ? 1 : 0;
+  if (canary_first) chosen.push_back(candidates_[0]);
   for (const std::string& model : options_.models) {
-    for (std::size_t i : balanced) {
+    for (std::size_t k = from; k < candidates_.size(); ++k) {
+      const std::size_t i = candidates_[k];
       if (core_.routes()[plan[i].route]->ref.model == model &&
-          std::find(candidates_.begin(), candidates_.end(), i) == candidates_.end()) {
-        candidates_.push_back(i);
+          std::find(chosen.begin(), chosen.end(), i) == chosen.end()) {
+        chosen.push_back(i);
       }
     }
   }
+  candidates_ = std::move(chosen);
 }
 
 std::optional<ChatRequest> CallMachine::take_shadow() {
@@ -436,20 +454,6 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   ++route_attempts_[c];
   ++attempts_;
 
-  if (body_model_ != &route || body_text_.empty()) {
-    // The body was encoded once, without the model: each route's model goes in front.
-    body_text_.clear();
-    body_text_.reserve(route.model_json.size() + body_rest_.size() + 10);
-    body_text_ += "{\"model\":";
-    body_text_ += route.model_json;
-    if (body_rest_.size() > 2) {
-      body_text_ += ',';
-      body_text_.append(body_rest_, 1, std::string::npos);
-    } else {
-      body_text_ += '}';
-    }
-    body_model_ = &route;
-  }
   Flight f;
   f.candidate = c;
   f.hedge = hedge;
@@ -463,7 +467,16 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   r.headers.assign(endpoint.headers.begin(), endpoint.headers.end());
   for (const auto& [k, v] : options_.headers) r.headers.emplace_back(k, v);
   r.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
-  r.body = body_text_;
+  // The body was encoded once, without the model: each attempt puts its route's model in front.
+  r.body.reserve(route.model_json.size() + body_rest_.size() + 10);
+  r.body += "{\"model\":";
+  r.body += route.model_json;
+  if (body_rest_.size() > 2) {
+    r.body += ',';
+    r.body.append(body_rest_, 1, std::string::npos);
+  } else {
+    r.body += '}';
+  }
   Duration remaining = deadline_ - now;
   f.clipped = remaining < o.timeouts.attempt;
   r.total_timeout = std::min(o.timeouts.attempt, remaining);

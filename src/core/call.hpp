@@ -122,9 +122,7 @@ class CallMachine {
   bool mirror_ = false;                        // a shadow call (see the constructor)
   std::optional<ChatRequest> shadow_request_;  // sampled for shadow traffic
   std::unique_ptr<RetryPolicy> policy_;
-  std::string body_rest_;                   // the encoded body without the model
-  const RouteState* body_model_ = nullptr;  // the route whose model the cached body carries
-  std::string body_text_;
+  std::string body_rest_;                // the encoded body without the model
   std::vector<std::size_t> candidates_;  // plan indices, in call order
   std::vector<bool> tried_;              // per candidate
   std::vector<int> route_attempts_;      // per candidate
