@@ -107,7 +107,7 @@ fi
 base="http://127.0.0.1:$port"
 
 if [ "$quick" = 1 ]; then
-  rounds=3; seq_calls=5000; conc_calls=20000; slow_calls=60; streams=1000
+  rounds=5; seq_calls=5000; conc_calls=20000; slow_calls=60; streams=1000
 else
   rounds=7; seq_calls=20000; conc_calls=100000; slow_calls=200; streams=1000
 fi
