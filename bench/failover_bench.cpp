@@ -2,8 +2,9 @@
 //
 //   failover_bench run SCENARIO SIDE --base URL [--calls N] [--concurrency N] [--streams N]
 //       One measurement in this process (so peak RSS is this measurement's own); prints one
-//       JSON object. SCENARIO is B1..B6, SIDE is sdk or baseline, or for B1 paired:
-//       both sides in one process, alternating in blocks of --block calls (default 10). URL is the
+//       JSON object. SCENARIO is B1..B6, SIDE is sdk or baseline, or for B1, B3 and B4
+//       paired: both sides in one process, alternating in blocks of --block calls (default
+//       10); B3's and B4's other side is B1's SDK side. URL is the
 //       nginx root (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
 //   failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] [--extra EXTRA.json]
 //       Reduces the samples of every round (medians) to results.json and prints the table.
@@ -261,6 +262,41 @@ void raw_concurrent(const std::string& url, long calls, int concurrency) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
+// Two sides in one process, in alternating blocks of `block` sequential calls (which side goes
+// first alternates too). The machine's speed drifts over seconds on a shared host; this way
+// both sides are timed over the same stretches of it. µs per call are total time over calls,
+// as for the other scenarios; `ratio` is the subject's total time over the reference's.
+json paired(const std::function<std::vector<double>(long)>& subject,
+            const std::function<std::vector<double>(long)>& reference, long calls, long block) {
+  const long blocks = std::max<long>(2, calls / block);
+  std::vector<double> lat[2];  // 0: the subject (the SDK side), 1: the reference
+  double wall_us[2] = {0, 0};
+  double cpu_s[2] = {0, 0};
+  for (long b = 0; b < blocks; ++b) {
+    for (long k = 0; k < 2; ++k) {
+      const auto side = static_cast<std::size_t>((k + b) % 2);
+      const double cpu0 = cpu_seconds();
+      auto t = Clock::now();
+      std::vector<double> l = side == 0 ? subject(block) : reference(block);
+      wall_us[side] += us_since(t);
+      cpu_s[side] += cpu_seconds() - cpu0;
+      lat[side].insert(lat[side].end(), l.begin(), l.end());
+    }
+  }
+  const double n = static_cast<double>(blocks * block);
+  return {{"calls", blocks * block},
+          {"block_calls", block},
+          {"sdk_us_per_call", wall_us[0] / n},
+          {"baseline_us_per_call", wall_us[1] / n},
+          {"ratio", wall_us[0] / wall_us[1]},
+          {"sdk_cpu_us_per_call", cpu_s[0] * 1e6 / n},
+          {"baseline_cpu_us_per_call", cpu_s[1] * 1e6 / n},
+          {"sdk_p50_us", percentile_us(lat[0], 0.50)},
+          {"sdk_p99_us", percentile_us(lat[0], 0.99)},
+          {"baseline_p50_us", percentile_us(lat[1], 0.50)},
+          {"baseline_p99_us", percentile_us(lat[1], 0.99)}};
+}
+
 json run(const Args& a) {
   json out = {{"scenario", a.scenario}, {"side", a.side}};
   const bool sdk = a.side == "sdk";
@@ -284,43 +320,34 @@ json run(const Args& a) {
     out["calls_per_second"] = static_cast<double>(calls) / (wall / 1e6);
   };
 
-  if (a.scenario == "B1" && a.side == "paired") {
-    // Both sides in one process, in alternating blocks of `block` calls (which side goes first
-    // alternates too): the machine's speed drifts over seconds on a shared host, and this way
-    // both sides are timed in the same stretches of it. Their µs per call are total time over
-    // calls, as for the other scenarios.
-    fo::Client client(sdk_options(a, {"healthy"}));
-    Raw raw(healthy);
-    sdk_sequential(client, 200);
-    raw_sequential(raw, 200);
-    const long blocks = std::max<long>(2, a.calls / a.block);
-    std::vector<double> lat[2];  // 0: the SDK, 1: the baseline
-    double wall_us[2] = {0, 0};
-    double cpu_s[2] = {0, 0};
-    for (long b = 0; b < blocks; ++b) {
-      for (int k = 0; k < 2; ++k) {
-        const auto side = static_cast<std::size_t>((k + b) % 2);
-        const double cpu0 = cpu_seconds();
-        auto t = Clock::now();
-        std::vector<double> l =
-            side == 0 ? sdk_sequential(client, a.block) : raw_sequential(raw, a.block);
-        wall_us[side] += us_since(t);
-        cpu_s[side] += cpu_seconds() - cpu0;
-        lat[side].insert(lat[side].end(), l.begin(), l.end());
-      }
+  if (a.side == "paired" && (a.scenario == "B1" || a.scenario == "B3" || a.scenario == "B4")) {
+    // The scenario's SDK side and its reference in one process (see `paired`). B1's
+    // reference is raw libcurl; B3's and B4's is B1's SDK side, a client whose only route
+    // is the healthy one.
+    fo::Client healthy_client(sdk_options(a, {"healthy"}));
+    fo::Client* subject = &healthy_client;
+    std::function<std::vector<double>(long)> reference;
+    std::unique_ptr<Raw> raw;
+    std::unique_ptr<fo::Client> failing;
+    if (a.scenario == "B1") {
+      raw = std::make_unique<Raw>(healthy);
+      reference = [&](long n) { return raw_sequential(*raw, n); };
+    } else {
+      reference = [&](long n) { return sdk_sequential(healthy_client, n); };
+      // B3: the first route answers 503; B4: it never answers. The second route is healthy.
+      failing = std::make_unique<fo::Client>(
+          sdk_options(a, {a.scenario == "B3" ? "overloaded" : "dead", "healthy"}));
+      subject = failing.get();
     }
-    const double calls = static_cast<double>(blocks * a.block);
-    out["calls"] = blocks * a.block;
-    out["block_calls"] = a.block;
-    out["sdk_us_per_call"] = wall_us[0] / calls;
-    out["baseline_us_per_call"] = wall_us[1] / calls;
-    out["ratio"] = wall_us[0] / wall_us[1];
-    out["sdk_cpu_us_per_call"] = cpu_s[0] * 1e6 / calls;
-    out["baseline_cpu_us_per_call"] = cpu_s[1] * 1e6 / calls;
-    out["sdk_p50_us"] = percentile_us(lat[0], 0.50);
-    out["sdk_p99_us"] = percentile_us(lat[0], 0.99);
-    out["baseline_p50_us"] = percentile_us(lat[1], 0.50);
-    out["baseline_p99_us"] = percentile_us(lat[1], 0.99);
+    // Warm-up; for B3 and B4 it also trips the first route's breaker (5 failures).
+    sdk_sequential(*subject, 200);
+    reference(200);
+    out = paired([&](long n) { return sdk_sequential(*subject, n); }, reference, a.calls, a.block);
+    out["scenario"] = a.scenario;
+    out["side"] = a.side;
+    if (a.scenario != "B1") {
+      out["breaker"] = std::string(fo::to_string(subject->health().routes[0].state));
+    }
   } else if (a.scenario == "B1") {  // sequential calls to a healthy route, one side
     if (sdk) {
       fo::Client client(sdk_options(a, {"healthy"}));
@@ -345,20 +372,13 @@ json run(const Args& a) {
     out["cpu_us_per_call"] = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(a.calls);
     out["peak_rss_kib"] = peak_rss_kib();
     out["rss_before_kib"] = before;
-  } else if (a.scenario == "B3" || a.scenario == "B4" || a.scenario == "B5") {
-    // B3: the first route answers 503; B4: it never answers; B5: it answers after 2 s and a
-    // hedge starts at 100 ms. The second route is healthy.
-    const std::string first = a.scenario == "B3"   ? "overloaded"
-                              : a.scenario == "B4" ? "dead"
-                                                   : "slow";
-    fo::ClientOptions o = sdk_options(a, {first, "healthy"});
-    if (a.scenario == "B5") o.hedging.delay = std::chrono::milliseconds(100);
+  } else if (a.scenario == "B5") {
+    // The first route answers after 2 s; a hedge starts at 100 ms. The second is healthy.
+    fo::ClientOptions o = sdk_options(a, {"slow", "healthy"});
+    o.hedging.delay = std::chrono::milliseconds(100);
     fo::Client client(o);
-    // B3 and B4 measure once the breaker is open: warm-up calls trip it (5 failures).
-    const long warm = a.scenario == "B5" ? 2 : 20;
-    sequential(&client, warm, a.calls);
-    const fo::HealthSnapshot h = client.health();
-    out["breaker"] = std::string(fo::to_string(h.routes[0].state));
+    sequential(&client, 2, a.calls);
+    out["breaker"] = std::string(fo::to_string(client.health().routes[0].state));
   } else if (a.scenario == "B6") {  // `streams` concurrent streams of 100 chunks
     std::atomic<long> chunks{0};
     const long before = current_rss_kib();
@@ -478,24 +498,27 @@ int report(const std::string& samples_path, const std::string& out_path, const s
                     {"pass", pass},
                     {"details", std::move(details)}});
   };
-  // B1 is measured paired (see `run`): each round's ratio compares the two sides over the
-  // same stretch of time; the row takes the median round.
+  // B1, B3 and B4 are measured paired (see `paired`): each round compares its two sides over
+  // the same stretch of time, and the row takes the median round.
+  auto round_values = [&](const std::string& scenario, auto value) {
+    std::vector<double> v;
+    for (const json& j : samples[{scenario, "paired"}]) v.push_back(value(j));
+    return v;
+  };
+  auto time_ratio = [](const json& j) { return j["ratio"].get<double>(); };
+  auto p99_ratio = [](const json& j) {
+    return j["sdk_p99_us"].get<double>() / j["baseline_p99_us"].get<double>();
+  };
   const double b1_sdk = med("B1", "paired", "sdk_us_per_call");
   const double b1_raw = med("B1", "paired", "baseline_us_per_call");
-  const double b1_ratio = med("B1", "paired", "ratio");
+  const std::vector<double> b1_ratios = round_values("B1", time_ratio);
+  const double b1_ratio = median(b1_ratios);
   const double b1_sdk_p99 = med("B1", "paired", "sdk_p99_us");
-  // B3 to B5 run in processes of their own: their reference is the SDK's B1 run alone.
-  const double b1_alone = med("B1", "sdk", "us_per_call");
-  const double b1_alone_p99 = med("B1", "sdk", "p99_us");
-  std::vector<double> b1_ratios;
-  for (const json& j : samples[{"B1", "paired"}]) b1_ratios.push_back(j["ratio"].get<double>());
   json b1_details = {{"sdk_p99_us", b1_sdk_p99},
                      {"baseline_p99_us", med("B1", "paired", "baseline_p99_us")},
                      {"sdk_cpu_us_per_call", med("B1", "paired", "sdk_cpu_us_per_call")},
                      {"baseline_cpu_us_per_call", med("B1", "paired", "baseline_cpu_us_per_call")},
-                     {"round_ratios", b1_ratios},
-                     {"sdk_alone_us_per_call", b1_alone},
-                     {"sdk_alone_p99_us", b1_alone_p99}};
+                     {"round_ratios", b1_ratios}};
   if (extra.contains("callgrind")) b1_details["callgrind_ir_per_call"] = extra["callgrind"];
   row("B1", "sequential calls to a healthy route: chat() vs a reused libcurl easy handle",
       "us_per_call", b1_sdk, b1_raw, b1_ratio, "ratio <= 1.10", b1_ratio <= 1.10, b1_details);
@@ -509,19 +532,24 @@ int report(const std::string& samples_path, const std::string& out_path, const s
        {"sdk_peak_rss_kib", med("B2", "sdk", "peak_rss_kib")},
        {"baseline_peak_rss_kib", med("B2", "baseline", "peak_rss_kib")}});
 
-  const double b3 = med("B3", "sdk", "us_per_call");
-  row("B3", "first route 503 (breaker open), second healthy: vs B1's SDK figure", "us_per_call", b3,
-      b1_alone, b3 / b1_alone, "ratio <= 1.10", b3 / b1_alone <= 1.10,
-      {{"p99_us", med("B3", "sdk", "p99_us")}});
+  const std::vector<double> b3_ratios = round_values("B3", time_ratio);
+  const double b3_ratio = median(b3_ratios);
+  row("B3", "first route 503 (breaker open), second healthy: vs B1's SDK figure", "us_per_call",
+      med("B3", "paired", "sdk_us_per_call"), med("B3", "paired", "baseline_us_per_call"), b3_ratio,
+      "ratio <= 1.10", b3_ratio <= 1.10,
+      {{"p99_us", med("B3", "paired", "sdk_p99_us")}, {"round_ratios", b3_ratios}});
 
-  const double b4 = med("B4", "sdk", "p99_us");
+  const std::vector<double> b4_ratios = round_values("B4", p99_ratio);
+  const double b4_ratio = median(b4_ratios);
   row("B4", "first route never answers (after the first breaker trip): p99 vs B1's SDK p99",
-      "p99_us", b4, b1_alone_p99, b4 / b1_alone_p99, "ratio <= 2.0", b4 / b1_alone_p99 <= 2.0,
-      {{"calls_per_second", med("B4", "sdk", "calls_per_second")},
-       {"b1_calls_per_second", 1e6 / b1_alone}});
+      "p99_us", med("B4", "paired", "sdk_p99_us"), med("B4", "paired", "baseline_p99_us"), b4_ratio,
+      "ratio <= 2.0", b4_ratio <= 2.0,
+      {{"us_per_call", med("B4", "paired", "sdk_us_per_call")},
+       {"b1_us_per_call", med("B4", "paired", "baseline_us_per_call")},
+       {"round_ratios", b4_ratios}});
 
   const double b5 = med("B5", "sdk", "p99_us");
-  const double b5_limit = 150000 + b1_alone_p99;
+  const double b5_limit = 150000 + b1_sdk_p99;
   row("B5", "first route answers after 2 s, hedge at 100 ms: p99 vs 150 ms + healthy p99", "p99_us",
       b5, b5_limit, b5 / b5_limit, "ratio <= 1.0", b5 <= b5_limit,
       {{"p50_us", med("B5", "sdk", "p50_us")}});

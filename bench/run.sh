@@ -3,10 +3,12 @@
 #
 # Installs nginx-light (and its echo module) when missing, starts nginx on 127.0.0.1 with the
 # upstreams below, builds the harness in Release, runs every scenario for the SDK and for its
-# baseline in interleaved rounds (each measurement in a process of its own, except B1, whose
-# two sides alternate in blocks of 10 calls within one process, so that both are timed over
-# the same stretch of the machine's drifting speed), writes
-# bench/out/results.json and prints the table. Stops what it started. Loopback only.
+# baseline in rounds, writes bench/out/results.json and prints the table. Stops what it
+# started. Loopback only.
+#
+# B1, B3 and B4 time their two sides in one process, in alternating blocks of 10 calls, so
+# that both are timed over the same stretch of the machine's drifting speed. B2 and B6 run
+# each side in a process of its own (peak RSS is a process's own), alternately first.
 #
 #   /healthy/v1   200 with a chat completion        /overloaded/v1   503
 #   /limited/v1   429 with Retry-After: 1           /slow/v1         200 after 2 s (echo_sleep)
@@ -122,10 +124,9 @@ for round in $(seq 1 "$rounds"); do
   # Alternate which side goes first so drift in the machine hits both alike.
   if [ $((round % 2)) = 1 ]; then sides=(sdk baseline); else sides=(baseline sdk); fi
   measure B1 paired --calls "$seq_calls" --block 10
-  measure B1 sdk --calls "$seq_calls"  # alone, as B3 and B4 run: their reference
   for side in "${sides[@]}"; do measure B2 "$side" --calls "$conc_calls" --concurrency 256; done
-  measure B3 sdk --calls "$seq_calls"
-  measure B4 sdk --calls "$seq_calls"
+  measure B3 paired --calls "$seq_calls" --block 10
+  measure B4 paired --calls "$seq_calls" --block 10
   for side in "${sides[@]}"; do measure B6 "$side" --streams "$streams"; done
 done
 echo "==> B5 (hedging against a 2 s route): $slow_calls calls"
