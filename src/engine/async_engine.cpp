@@ -9,6 +9,13 @@
 
 namespace failover::detail {
 
+namespace {
+// Finished calls' nodes kept for reuse, each with a call machine's storage (about 2 KiB): as
+// many as the transport keeps idle handles, since one turn of the loop may finish that many
+// calls before it admits the calls their callbacks submitted.
+constexpr std::size_t kMaxSpareCalls = 256;
+}  // namespace
+
 AsyncEngine::AsyncEngine(ClientCore& core)
     : core_(core), session_(core.options().transport->open_session()) {
   thread_ = std::thread([this] { run(); });
@@ -202,14 +209,21 @@ void AsyncEngine::run() {
 
 void AsyncEngine::admit(Submission s) {
   std::uint64_t id = next_call_id_++;
-  Call call;
+  Calls::iterator it;
+  if (spare_calls_.empty()) {
+    it = calls_.try_emplace(id).first;
+  } else {
+    Calls::node_type node = std::move(spare_calls_.back());
+    spare_calls_.pop_back();
+    node.key() = id;
+    it = calls_.insert(std::move(node)).position;
+  }
+  Call& call = it->second;
   call.id = id;
-  call.machine = std::make_unique<CallMachine>(core_, s.request, s.options, core_.clock().now(),
-                                               std::move(s.handler), s.mirror);
+  call.machine.emplace(core_, s.request, s.options, core_.clock().now(), std::move(s.handler),
+                       s.mirror);
   call.options = std::move(s.options);
   call.done = std::move(s.done);
-  auto [it, inserted] = calls_.emplace(id, std::move(call));
-  (void)inserted;
   if (it->second.options.cancel.can_be_cancelled()) {
     it->second.subscription = it->second.options.cancel.subscribe([this, id] {
       {
@@ -261,15 +275,25 @@ void AsyncEngine::arm(Call& call, TimePoint until) {
   timers_.emplace(until, call.id);
 }
 
-void AsyncEngine::complete(std::unordered_map<std::uint64_t, Call>::iterator it) {
-  Call call = std::move(it->second);
-  calls_.erase(it);
+void AsyncEngine::complete(Calls::iterator it) {
+  Calls::node_type node = calls_.extract(it);
+  Call& call = node.mapped();
   if (call.subscription) call.options.cancel.unsubscribe(call.subscription);
   // Its timer entries are dropped lazily: run() skips ids it no longer knows.
   Result<ChatResponse> result = call.machine->take();
   core_.after_call(*call.machine, result);  // before `done`: a waiter then sees the mirror queued
+  Callback done = std::move(call.done);
+  // The node is spare before `done` runs, so that a call the callback submits can reuse it.
+  if (spare_calls_.size() < kMaxSpareCalls) {
+    call.machine.reset();
+    call.options = CallOptions{};
+    call.done = nullptr;
+    call.subscription = 0;
+    call.timer = TimePoint::max();
+    spare_calls_.push_back(std::move(node));
+  }
   try {
-    call.done(std::move(result));
+    done(std::move(result));
   } catch (const std::exception& e) {
     if (auto* log = core_.logger()) log->error("a chat_async callback threw: {}", e.what());
   } catch (...) {

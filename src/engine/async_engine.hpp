@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -32,14 +33,17 @@ class AsyncEngine {
               bool mirror = false);
 
  private:
+  // A call in flight. The machine lives in the map's node, and finished nodes are kept for
+  // reuse (spare_calls_), so admitting a call usually allocates neither.
   struct Call {
     std::uint64_t id = 0;
-    std::unique_ptr<CallMachine> machine;
+    std::optional<CallMachine> machine;
     CallOptions options;
     Callback done;
     std::uint64_t subscription = 0;
     TimePoint timer = TimePoint::max();  // the one wake-up armed for this call
   };
+  using Calls = std::unordered_map<std::uint64_t, Call>;
   struct Submission {
     ChatRequest request;
     CallOptions options;
@@ -67,7 +71,7 @@ class AsyncEngine {
   void admit(Submission submission);
   void drive(std::uint64_t call_id);
   void arm(Call& call, TimePoint until);
-  void complete(std::unordered_map<std::uint64_t, Call>::iterator it);
+  void complete(Calls::iterator it);
 
   ClientCore& core_;
   std::unique_ptr<TransportSession> session_;
@@ -79,7 +83,8 @@ class AsyncEngine {
 
   // Engine-thread state.
   std::uint64_t next_call_id_ = 1;
-  std::unordered_map<std::uint64_t, Call> calls_;
+  Calls calls_;
+  std::vector<Calls::node_type> spare_calls_;                   // finished calls' nodes, emptied
   std::unordered_map<std::uint64_t, std::uint64_t> exchanges_;  // exchange id -> call id
   std::multimap<TimePoint, std::uint64_t> timers_;              // wake-up -> call id
 
