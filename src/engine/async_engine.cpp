@@ -151,7 +151,7 @@ void AsyncEngine::run() {
       }
       return;
     }
-    for (Submission& s : incoming) admit(std::move(s));
+    for (Submission& s : incoming) admit(s);
     for (std::uint64_t id : cancels) {
       auto it = calls_.find(id);
       if (it == calls_.end()) continue;
@@ -207,7 +207,7 @@ void AsyncEngine::run() {
   }
 }
 
-void AsyncEngine::admit(Submission s) {
+void AsyncEngine::admit(Submission& s) {
   std::uint64_t id = next_call_id_++;
   Calls::iterator it;
   if (spare_calls_.empty()) {

@@ -68,7 +68,7 @@ class AsyncEngine {
   TimePoint after_interval(TimePoint from);
 
   void run();
-  void admit(Submission submission);
+  void admit(Submission& submission);  // takes what it needs out of `submission`
   void drive(std::uint64_t call_id);
   void arm(Call& call, TimePoint until);
   void complete(Calls::iterator it);
