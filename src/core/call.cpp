@@ -92,7 +92,7 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
       return;
     }
     if (core_.shadow() && o.shadow.sample > 0 && core_.rng().uniform() < o.shadow.sample) {
-      shadow_request_ = request;
+      shadow_request_ = std::make_unique<ChatRequest>(request);
     }
   }
   tried_.assign(candidates_.size(), false);
@@ -309,7 +309,10 @@ void CallMachine::plan_candidates(TimePoint now) {
 
 std::optional<ChatRequest> CallMachine::take_shadow() {
   std::optional<ChatRequest> out;
-  if (attempts_ > 0) out.swap(shadow_request_);
+  if (attempts_ > 0 && shadow_request_) {
+    out.emplace(std::move(*shadow_request_));
+    shadow_request_.reset();
+  }
   return out;
 }
 

@@ -119,8 +119,8 @@ class CallMachine {
 
   ClientCore& core_;
   CallOptions options_;
-  bool mirror_ = false;                        // a shadow call (see the constructor)
-  std::optional<ChatRequest> shadow_request_;  // sampled for shadow traffic
+  bool mirror_ = false;                          // a shadow call (see the constructor)
+  std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
   std::unique_ptr<RetryPolicy> policy_;
   std::string body_rest_;                // the encoded body without the model
   std::vector<std::size_t> candidates_;  // plan indices, in call order
