@@ -305,16 +305,13 @@ json run(const Args& a) {
   json out = {{"scenario", a.scenario}, {"side", a.side}};
   const bool sdk = a.side == "sdk";
   const std::string healthy = a.base + "/healthy/v1/chat/completions";
-  auto sequential = [&](fo::Client* client, long warm, long calls) {
-    Raw raw(healthy);
-    if (client) {
-      sdk_sequential(*client, warm);
-    } else {
-      raw_sequential(raw, warm);
-    }
+  // `side(n)` makes n sequential calls and returns their latencies.
+  auto sequential = [&](const std::function<std::vector<double>(long)>& side, long warm,
+                        long calls) {
+    side(warm);
     const double cpu0 = cpu_seconds();
     auto t = Clock::now();
-    std::vector<double> lat = client ? sdk_sequential(*client, calls) : raw_sequential(raw, calls);
+    std::vector<double> lat = side(calls);
     const double wall = us_since(t);
     out["calls"] = calls;
     out["us_per_call"] = wall / static_cast<double>(calls);
@@ -355,9 +352,10 @@ json run(const Args& a) {
   } else if (a.scenario == "B1") {  // sequential calls to a healthy route, one side
     if (sdk) {
       fo::Client client(sdk_options(a, {"healthy"}));
-      sequential(&client, 200, a.calls);
+      sequential([&](long n) { return sdk_sequential(client, n); }, 200, a.calls);
     } else {
-      sequential(nullptr, 200, a.calls);
+      Raw raw(healthy);
+      sequential([&](long n) { return raw_sequential(raw, n); }, 200, a.calls);
     }
   } else if (a.scenario == "B2") {  // `concurrency` calls in flight
     const long before = current_rss_kib();
@@ -381,7 +379,7 @@ json run(const Args& a) {
     fo::ClientOptions o = sdk_options(a, {"slow", "healthy"});
     o.hedging.delay = std::chrono::milliseconds(100);
     fo::Client client(o);
-    sequential(&client, 2, a.calls);
+    sequential([&](long n) { return sdk_sequential(client, n); }, 2, a.calls);
     out["breaker"] = std::string(fo::to_string(client.health().routes[0].state));
   } else if (a.scenario == "B6") {  // `streams` concurrent streams of 100 chunks
     std::atomic<long> chunks{0};

@@ -224,8 +224,6 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
   return pick;
 }
 
-// Tiers in order; inside each, the tier's balancer orders the routes for this call. With
-// CallOptions::models, only routes serving those models remain, by the list's preference.
 // Planning's working buffers, one set per thread (a call is planned on one thread): reused
 // from call to call instead of allocated for each. Taken out while in use, so that a custom
 // balancer that plans a call of its own gets fresh ones.
@@ -238,6 +236,8 @@ struct PlanBuffers {
 thread_local PlanBuffers plan_buffers;
 }  // namespace
 
+// Tiers in order; inside each, the tier's balancer orders the routes for this call. With
+// CallOptions::models, only routes serving those models remain, by the list's preference.
 void CallMachine::plan_candidates(TimePoint now) {
   const auto& plan = core_.plan();
   PlanBuffers b = std::move(plan_buffers);

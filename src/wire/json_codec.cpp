@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 namespace failover::wire {
 
@@ -112,15 +113,20 @@ class RequestWriter {
  public:
   RequestWriter(std::string& out, const json* extra) : out_(out), extra_(extra) {}
 
-  // Opens member `key` of the object being written. False when `extra_json` sets the member:
-  // its value is written at the end instead (the caller validates but writes nothing).
-  bool member(const char* key) {
-    if (extra_ && extra_->contains(key)) return false;
+  // Opens top-level member `key` and returns the writer for its value. When `extra_json` sets
+  // the member, its value is written at the end instead: the modelled value is still
+  // validated, by a writer whose text is dropped.
+  RequestWriter& member(const char* key) {
+    if (extra_ && extra_->contains(key)) {
+      dropped_text_.clear();
+      if (!dropped_) dropped_ = std::make_unique<RequestWriter>(dropped_text_, nullptr);
+      return *dropped_;
+    }
     separate();
     out_ += '"';
     out_ += key;
     out_ += "\":";
-    return true;
+    return *this;
   }
   // A member whose name comes from the user (escaped as any string).
   void key(const std::string& name, const std::string& field) {
@@ -172,6 +178,8 @@ class RequestWriter {
   }
   std::string& out_;
   const json* extra_;
+  std::string dropped_text_;                // see member()
+  std::unique_ptr<RequestWriter> dropped_;  // made on the first member extra_json overrides
 };
 
 void write_part(RequestWriter& w, const ContentPart& part, const std::string& field) {
@@ -269,8 +277,8 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
   std::string out;
   out.reserve(128);
   try {
-    // Members of extra_json override the modelled ones: the writer skips those and they are
-    // written, as given, at the end.
+    // Members of extra_json override the modelled ones: the writer drops those (see
+    // RequestWriter::member) and they are written, as given, at the end.
     std::optional<json> extra;
     if (!r.extra_json.empty()) {
       extra = parse_object_field(r.extra_json, "extra_json");
@@ -280,20 +288,14 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
     RequestWriter w(out, extra ? &*extra : nullptr);
     out += '{';
     if (r.messages.empty()) throw Invalid{"messages is empty"};
-    {
-      std::string discard;  // overridden messages are still validated
-      RequestWriter inner(discard, nullptr);
-      RequestWriter& mw = w.member("messages") ? w : inner;
-      mw.open('[');
-      for (std::size_t i = 0; i < r.messages.size(); ++i) {
-        write_message(mw, r.messages[i], at("messages", i));
-      }
-      mw.close(']');
+    RequestWriter& mw = w.member("messages");
+    mw.open('[');
+    for (std::size_t i = 0; i < r.messages.size(); ++i) {
+      write_message(mw, r.messages[i], at("messages", i));
     }
+    mw.close(']');
     if (!r.tools.empty()) {
-      std::string discard;
-      RequestWriter inner(discard, nullptr);
-      RequestWriter& tw = w.member("tools") ? w : inner;
+      RequestWriter& tw = w.member("tools");
       tw.open('[');
       for (std::size_t i = 0; i < r.tools.size(); ++i) {
         const Tool& t = r.tools[i];
@@ -322,9 +324,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
       if (c.function.empty() && c.mode != "none" && c.mode != "auto" && c.mode != "required") {
         throw Invalid{"tool_choice must be none, auto, required or a function name"};
       }
-      std::string discard;
-      RequestWriter inner(discard, nullptr);
-      RequestWriter& cw = w.member("tool_choice") ? w : inner;
+      RequestWriter& cw = w.member("tool_choice");
       if (!c.function.empty()) {
         cw.open('{');
         cw.pair("type", "function", "tool_choice");
@@ -336,15 +336,11 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
         cw.string(c.mode, "tool_choice");
       }
     }
-    if (r.parallel_tool_calls && w.member("parallel_tool_calls")) {
-      w.boolean(*r.parallel_tool_calls);
-    }
+    if (r.parallel_tool_calls) w.member("parallel_tool_calls").boolean(*r.parallel_tool_calls);
     if (r.response_format) {
       const ResponseFormat& f = *r.response_format;
-      std::string discard;
-      RequestWriter inner(discard, nullptr);
       if (f.type == "text" || f.type == "json_object") {
-        RequestWriter& fw = w.member("response_format") ? w : inner;
+        RequestWriter& fw = w.member("response_format");
         fw.open('{');
         fw.pair("type", f.type, "response_format");
         fw.close('}');
@@ -354,7 +350,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
         if (!f.schema_json.empty()) {
           schema = parse_object_field(f.schema_json, "response_format.schema_json");
         }
-        RequestWriter& fw = w.member("response_format") ? w : inner;
+        RequestWriter& fw = w.member("response_format");
         fw.open('{');
         fw.pair("type", "json_schema", "response_format");
         fw.literal("\"json_schema\":{");
@@ -377,40 +373,35 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
     check_range(r.top_p, 0.0, 1.0, "top_p");
     check_range(r.presence_penalty, -2.0, 2.0, "presence_penalty");
     check_range(r.frequency_penalty, -2.0, 2.0, "frequency_penalty");
-    if (r.temperature && w.member("temperature")) w.number(*r.temperature);
-    if (r.top_p && w.member("top_p")) w.number(*r.top_p);
-    if (r.presence_penalty && w.member("presence_penalty")) w.number(*r.presence_penalty);
-    if (r.frequency_penalty && w.member("frequency_penalty")) w.number(*r.frequency_penalty);
+    if (r.temperature) w.member("temperature").number(*r.temperature);
+    if (r.top_p) w.member("top_p").number(*r.top_p);
+    if (r.presence_penalty) w.member("presence_penalty").number(*r.presence_penalty);
+    if (r.frequency_penalty) w.member("frequency_penalty").number(*r.frequency_penalty);
     if (r.max_tokens) {
       if (*r.max_tokens < 1) throw Invalid{"max_tokens must be at least 1"};
-      if (w.member("max_tokens")) w.integer(*r.max_tokens);
+      w.member("max_tokens").integer(*r.max_tokens);
     }
     if (r.max_completion_tokens) {
       if (*r.max_completion_tokens < 1) throw Invalid{"max_completion_tokens must be at least 1"};
-      if (w.member("max_completion_tokens")) w.integer(*r.max_completion_tokens);
+      w.member("max_completion_tokens").integer(*r.max_completion_tokens);
     }
     if (!r.stop.empty()) {
-      std::string discard;
-      RequestWriter inner(discard, nullptr);
-      RequestWriter& sw = w.member("stop") ? w : inner;
+      RequestWriter& sw = w.member("stop");
       sw.open('[');
       for (std::size_t i = 0; i < r.stop.size(); ++i) sw.string(r.stop[i], at("stop", i));
       sw.close(']');
     }
-    if (r.seed && w.member("seed")) w.integer(*r.seed);
+    if (r.seed) w.member("seed").integer(*r.seed);
     if (r.n) {
       if (*r.n < 1) throw Invalid{"n must be at least 1"};
-      if (w.member("n")) w.integer(*r.n);
+      w.member("n").integer(*r.n);
     }
-    if (!r.user.empty()) {
-      std::string discard;
-      RequestWriter inner(discard, nullptr);
-      (w.member("user") ? w : inner).string(r.user, "user");
-    }
+    if (!r.user.empty()) w.member("user").string(r.user, "user");
     if (stream) {
-      if (w.member("stream")) w.boolean(true);  // always: extra_json may not set it
-      if (r.include_usage && w.member("stream_options")) {
-        w.literal(*r.include_usage ? "{\"include_usage\":true}" : "{\"include_usage\":false}");
+      w.member("stream").boolean(true);  // extra_json may not set it
+      if (r.include_usage) {
+        w.member("stream_options")
+            .literal(*r.include_usage ? "{\"include_usage\":true}" : "{\"include_usage\":false}");
       }
     }
     if (extra) {
