@@ -36,6 +36,10 @@ struct HttpRequest {
   /** Deliver a 2xx body as it arrives (`TransportEvents::data`) instead of in the result.
    *  Other statuses are still buffered whole into `HttpResult::body`. */
   bool stream = false;
+  /** Whether the caller reads a 2xx response's headers. When false, a transport may leave
+   *  them out of the result (and of the stream data), sparing their copies; the headers of
+   *  any other status are always delivered. */
+  bool success_headers = true;
 };
 
 /** The end of one exchange. */
@@ -77,8 +81,10 @@ struct TransportEvents {
 class TransportSession {
  public:
   virtual ~TransportSession() = default;
-  /** Starts an exchange; its end is reported by `wait` with the same id. */
-  virtual void start(std::uint64_t id, HttpRequest request) = 0;
+  /** Starts an exchange; its end is reported by `wait` with the same id. The transport copies
+   *  what it needs of `request` before it returns: the caller reuses the object for its next
+   *  request (so its buffers are not allocated anew for each exchange). */
+  virtual void start(std::uint64_t id, const HttpRequest& request) = 0;
   /** Abandons an exchange (its connection is closed); no result is reported for it. */
   virtual void cancel(std::uint64_t id) = 0;
   /** Waits until something happens to an exchange (appended to `events`: stream data or an

@@ -84,7 +84,7 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   }
 
   if (mirror_) {
-    candidates_ = {*core_.shadow_plan()};
+    candidates_ = {Candidate{*core_.shadow_plan()}};
   } else {
     plan_candidates(now);
     if (candidates_.empty()) {
@@ -95,8 +95,6 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
       shadow_request_ = std::make_unique<ChatRequest>(request);
     }
   }
-  tried_.assign(candidates_.size(), false);
-  route_attempts_.assign(candidates_.size(), 0);
   policy_ = o.retry->clone();
   flights_.reserve(static_cast<std::size_t>(2 + std::max(0, o.hedging.max_extra)));
   if (mirror_) return;  // outside the retry budget's calls in flight
@@ -137,7 +135,7 @@ std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_
 }
 
 RouteState& CallMachine::candidate_route(std::size_t c) const {
-  return *core_.routes()[core_.plan()[candidates_[c]].route];
+  return *core_.routes()[core_.plan()[candidates_[c].plan].route];
 }
 
 void CallMachine::close_flight(Flight& f, std::optional<double> actual_tokens) {
@@ -158,7 +156,7 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   std::optional<TimePoint> best;
   if (rate_blocked_) best = rate_wait_;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tried_[c]) continue;
+    if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
     TimePoint at = now + std::chrono::milliseconds(50);
     if (std::optional<TimePoint> reopen = route.breaker->reopens_at(now)) at = *reopen;
@@ -211,7 +209,7 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
   std::optional<std::size_t> pick;
   TimePoint pick_at = TimePoint::max();
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tried_[c]) continue;
+    if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
     if (!within_budget(route)) continue;
     TimePoint at = route.breaker->reopens_at(now).value_or(now);
@@ -265,11 +263,11 @@ void CallMachine::plan_candidates(TimePoint now) {
     for (std::size_t i : b.order) {  // a custom balancer's answer is checked, never trusted
       if (i < tier.count && !b.placed[i]) {
         b.placed[i] = 1;
-        candidates_.push_back(tier.first + i);
+        candidates_.push_back(Candidate{tier.first + i});
       }
     }
     for (std::size_t i = 0; i < tier.count; ++i) {
-      if (!b.placed[i]) candidates_.push_back(tier.first + i);
+      if (!b.placed[i]) candidates_.push_back(Candidate{tier.first + i});
     }
   }
   plan_buffers = std::move(b);
@@ -284,23 +282,23 @@ void CallMachine::plan_candidates(TimePoint now) {
       // Where the candidate is in the priority list too, this call tries it once, first.
       candidates_.erase(
           std::remove_if(candidates_.begin(), candidates_.end(),
-                         [&](std::size_t i) { return plan[i].route == plan[*canary].route; }),
+                         [&](Candidate c) { return plan[c.plan].route == plan[*canary].route; }),
           candidates_.end());
-      candidates_.insert(candidates_.begin(), *canary);
+      candidates_.insert(candidates_.begin(), Candidate{*canary});
       canary_first = true;
     }
   }
   if (options_.models.empty()) return;
   // Only the named models, in the order they are named.
-  std::vector<std::size_t> chosen;
+  std::vector<Candidate> chosen;
   const std::size_t from = canary_first ? 1 : 0;
   if (canary_first) chosen.push_back(candidates_[0]);
   for (const std::string& model : options_.models) {
     for (std::size_t k = from; k < candidates_.size(); ++k) {
-      const std::size_t i = candidates_[k];
+      const std::size_t i = candidates_[k].plan;
       if (core_.routes()[plan[i].route]->ref.model == model &&
-          std::find(chosen.begin(), chosen.end(), i) == chosen.end()) {
-        chosen.push_back(i);
+          std::none_of(chosen.begin(), chosen.end(), [&](Candidate c) { return c.plan == i; })) {
+        chosen.push_back(Candidate{i});
       }
     }
   }
@@ -335,7 +333,7 @@ Step CallMachine::next(TimePoint now) {
     to_start_.reset();
     step.kind = Step::Kind::Start;
     step.id = f.id;
-    step.request = &f.request;
+    step.request = &write_request(f);
     return step;
   }
   switch (state_) {
@@ -423,7 +421,7 @@ Step CallMachine::next(TimePoint now) {
 
 std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tried_[c]) continue;
+    if (candidates_[c].tried) continue;
     RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
     if (!within_budget(route)) continue;
@@ -439,7 +437,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
 
 bool CallMachine::has_alternative(TimePoint now) const {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tried_[c]) continue;
+    if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
     if (route.breaker->state(now) == BreakerState::Open) continue;
@@ -451,46 +449,23 @@ bool CallMachine::has_alternative(TimePoint now) const {
 void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool budget_slot) {
   const ClientOptions& o = core_.options();
   RouteState& route = candidate_route(c);
-  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
   current_ = c;
-  tried_[c] = true;
-  ++route_attempts_[c];
+  candidates_[c].tried = true;
+  ++candidates_[c].attempts;
   ++attempts_;
 
   Flight f;
   f.candidate = c;
   f.hedge = hedge;
-  f.canary = core_.canary_plan() == candidates_[c];
+  f.canary = core_.canary_plan() == candidates_[c].plan;
   f.budget_slot = budget_slot;
   f.start = now;
-  HttpRequest& r = f.request;
-  r.method = "POST";
-  r.url = endpoint.url;
-  r.headers.reserve(endpoint.headers.size() + options_.headers.size() + 1);
-  r.headers.assign(endpoint.headers.begin(), endpoint.headers.end());
-  for (const auto& [k, v] : options_.headers) r.headers.emplace_back(k, v);
-  r.headers.emplace_back("X-Failover-Attempt", std::to_string(attempts_));
-  // The body was encoded once, without the model: each attempt puts its route's model in front.
-  r.body.reserve(route.model_json.size() + body_rest_.size() + 10);
-  r.body += "{\"model\":";
-  r.body += route.model_json;
-  if (body_rest_.size() > 2) {
-    r.body += ',';
-    r.body.append(body_rest_, 1, std::string::npos);
-  } else {
-    r.body += '}';
-  }
+  f.attempt = attempts_;
   Duration remaining = deadline_ - now;
   f.clipped = remaining < o.timeouts.attempt;
-  r.total_timeout = std::min(o.timeouts.attempt, remaining);
-  r.connect_timeout = std::min(o.timeouts.connect, r.total_timeout);
-  r.first_byte_timeout = std::min(o.timeouts.first_byte, r.total_timeout);
-  r.max_response_bytes = o.max_response_bytes;
-  r.ca_bundle = o.ca_bundle;
-  r.stream = handler_ != nullptr;
-  f.total_timeout = r.total_timeout;
-  f.first_byte_timeout = r.first_byte_timeout;
-  if (r.stream) {
+  f.total_timeout = std::min(o.timeouts.attempt, remaining);
+  f.first_byte_timeout = std::min(o.timeouts.first_byte, f.total_timeout);
+  if (handler_) {
     parser_ = wire::SseParser{};
     accumulated_ = wire::StreamAccumulator{};
     held_.clear();
@@ -509,6 +484,54 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
+}
+
+// The request of flight `f`, written into this thread's request buffer: the driver hands it to
+// the transport, which copies what it needs, before it asks this thread's machines for anything
+// else. Reusing one buffer keeps its strings' and header list's capacity from call to call, so
+// writing a request allocates nothing once the buffer has grown.
+const HttpRequest& CallMachine::write_request(const Flight& f) {
+  thread_local HttpRequest r;
+  const ClientOptions& o = core_.options();
+  const RouteState& route = route_of(f);
+  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
+  r.method = "POST";
+  r.url = endpoint.url;
+  // Assigned element by element into the entries already there, to keep their capacity.
+  r.headers.resize(endpoint.headers.size() + options_.headers.size() + 1);
+  auto header = r.headers.begin();
+  for (const auto& [k, v] : endpoint.headers) {
+    header->first = k;
+    header->second = v;
+    ++header;
+  }
+  for (const auto& [k, v] : options_.headers) {
+    header->first = k;
+    header->second = v;
+    ++header;
+  }
+  header->first = "X-Failover-Attempt";
+  header->second = std::to_string(f.attempt);
+  // The body was encoded once, without the model: each attempt puts its route's model in front.
+  r.body.clear();
+  r.body.reserve(route.model_json.size() + body_rest_.size() + 10);
+  r.body += "{\"model\":";
+  r.body += route.model_json;
+  if (body_rest_.size() > 2) {
+    r.body += ',';
+    r.body.append(body_rest_, 1, std::string::npos);
+  } else {
+    r.body += '}';
+  }
+  r.total_timeout = f.total_timeout;
+  r.connect_timeout = std::min(o.timeouts.connect, f.total_timeout);
+  r.first_byte_timeout = f.first_byte_timeout;
+  r.max_response_bytes = o.max_response_bytes;
+  r.ca_bundle = o.ca_bundle;
+  r.stream = handler_ != nullptr;
+  // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
+  r.success_headers = core_.limiter(route.endpoint) != nullptr;
+  return r;
 }
 
 // The hedge delay after an attempt on `route` starts: its p95 when asked for and known, else
@@ -915,7 +938,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
 
   CallState state;
   state.attempts = attempts_;
-  state.route_attempts = route_attempts_[c];
+  state.route_attempts = candidates_[c].attempts;
   state.has_alternative = has_alternative(now);
   state.now = now;
   state.deadline = deadline_;
@@ -946,9 +969,9 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     }
     case Decision::Action::Failover:
       if (decision.skip_tier) {
-        std::size_t tier = core_.plan()[candidates_[c]].tier;
-        for (std::size_t i = 0; i < candidates_.size(); ++i) {
-          if (core_.plan()[candidates_[i]].tier == tier) tried_[i] = true;
+        std::size_t tier = core_.plan()[candidates_[c].plan].tier;
+        for (Candidate& other : candidates_) {
+          if (core_.plan()[other.plan].tier == tier) other.tried = true;
         }
       }
       break;
@@ -997,7 +1020,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
   }
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tried_[c]) continue;
+    if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
     std::optional<TimePoint> at = route.breaker->reopens_at(now);
     std::string why = "circuit open";

@@ -19,7 +19,7 @@ namespace failover::detail {
 /** What the driver must do next. */
 struct Step {
   enum class Kind {
-    Start,     ///< Start exchange `id` with `request` (moved out by the driver).
+    Start,     ///< Start exchange `id` with `request` (the transport copies it).
     InFlight,  ///< Wait for the exchanges in flight; at `until` call `on_timer`.
     Wait,      ///< Nothing in flight; call `next` again at `until`.
     Abandon,   ///< Cancel exchange `id` in the transport (no result is expected), then `next`.
@@ -27,7 +27,7 @@ struct Step {
   };
   Kind kind = Kind::Done;
   std::uint64_t id = 0;
-  HttpRequest* request = nullptr;
+  const HttpRequest* request = nullptr;  ///< Valid until the driver's next call into the machine.
   TimePoint until{};
 };
 
@@ -80,13 +80,14 @@ class CallMachine {
     bool canary = false;             // an attempt on the canary's candidate
     RateLimiter* limiter = nullptr;  // holds a permit of its endpoint's limiter
     double permit_tokens = 0;        // the estimate the permit reserved
-    HttpRequest request;             // until the driver takes it
+    int attempt = 0;                 // the call's attempt number (1 for the first)
   };
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const { return candidate_route(f.candidate); }
   /** The route of candidate `c` (an index into `candidates_`). */
   RouteState& candidate_route(std::size_t c) const;
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, bool budget_slot);
+  const HttpRequest& write_request(const Flight& f);
   void close_flight(Flight& f, std::optional<double> actual_tokens = std::nullopt);
   bool take_permit(const RouteState& route, TimePoint now);  // into pending_permit_
   void refund_permit(TimePoint now);
@@ -122,10 +123,14 @@ class CallMachine {
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
   std::unique_ptr<RetryPolicy> policy_;
-  std::string body_rest_;                // the encoded body without the model
-  std::vector<std::size_t> candidates_;  // plan indices, in call order
-  std::vector<bool> tried_;              // per candidate
-  std::vector<int> route_attempts_;      // per candidate
+  std::string body_rest_;  // the encoded body without the model
+  // A route this call may try: its plan index, in call order (one vector, one allocation).
+  struct Candidate {
+    std::size_t plan = 0;
+    bool tried = false;
+    int attempts = 0;
+  };
+  std::vector<Candidate> candidates_;
   TimePoint deadline_{};
   State state_ = State::Planning;
   std::optional<std::size_t> current_;   // candidate index of the latest attempt

@@ -25,7 +25,7 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
     detail::Step step = machine.next(now);
     if (step.kind == detail::Step::Kind::Done) break;
     if (step.kind == detail::Step::Kind::Start) {
-      s->start(step.id, std::move(*step.request));
+      s->start(step.id, *step.request);
       continue;
     }
     if (step.kind == detail::Step::Kind::Abandon) {

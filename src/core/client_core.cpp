@@ -173,13 +173,13 @@ std::string validate_base_url(const std::string& url, const std::string& field) 
 
 }  // namespace
 
-void validate_headers(const std::map<std::string, std::string>& headers, const std::string& field) {
+void validate_headers(const std::map<std::string, std::string>& headers, std::string_view field) {
   for (const auto& [name, value] : headers) {
     if (!wire::valid_header_name(name)) {
-      invalid(field + " has an invalid header name " + shown(name));
+      invalid(std::string(field) + " has an invalid header name " + shown(name));
     }
     if (!wire::valid_header_value(value)) {
-      invalid(field + "[" + name + "] contains CR, LF or other control characters");
+      invalid(std::string(field) + "[" + name + "] contains CR, LF or other control characters");
     }
   }
 }

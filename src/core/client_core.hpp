@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace failover::detail {
@@ -191,6 +192,6 @@ class ClientCore {
 };
 
 /** Validates header names and values; throws `std::invalid_argument` naming `field`. */
-void validate_headers(const std::map<std::string, std::string>& headers, const std::string& field);
+void validate_headers(const std::map<std::string, std::string>& headers, std::string_view field);
 
 }  // namespace failover::detail

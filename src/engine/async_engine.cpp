@@ -9,13 +9,6 @@
 
 namespace failover::detail {
 
-namespace {
-// Finished calls' nodes kept for reuse, each with a call machine's storage (about 2 KiB): as
-// many as the transport keeps idle handles, since one turn of the loop may finish that many
-// calls before it admits the calls their callbacks submitted.
-constexpr std::size_t kMaxSpareCalls = 256;
-}  // namespace
-
 AsyncEngine::AsyncEngine(ClientCore& core)
     : core_(core), session_(core.options().transport->open_session()) {
   thread_ = std::thread([this] { run(); });
@@ -161,7 +154,7 @@ void AsyncEngine::run() {
     TimePoint now = core_.clock().now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
       auto [at, id] = *timers_.begin();
-      timers_.erase(timers_.begin());
+      timer_nodes_.erase(timers_, timers_.begin());
       auto it = calls_.find(id);
       if (it == calls_.end() || it->second.timer != at) continue;  // stale
       it->second.timer = TimePoint::max();
@@ -172,7 +165,7 @@ void AsyncEngine::run() {
     while (!timers_.empty()) {
       auto it = calls_.find(timers_.begin()->second);
       if (it != calls_.end() && it->second.timer == timers_.begin()->first) break;
-      timers_.erase(timers_.begin());
+      timer_nodes_.erase(timers_, timers_.begin());
     }
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
     until = std::min(until, next_probe_due());
@@ -197,7 +190,7 @@ void AsyncEngine::run() {
       auto ex = exchanges_.find(r.id);
       if (ex == exchanges_.end()) continue;
       std::uint64_t call_id = ex->second;
-      exchanges_.erase(ex);
+      exchange_nodes_.erase(exchanges_, ex);
       auto it = calls_.find(call_id);
       if (it == calls_.end()) continue;
       it->second.machine->on_result(now, std::move(r));
@@ -245,12 +238,14 @@ void AsyncEngine::drive(std::uint64_t call_id) {
     Step step = m.next(now);
     switch (step.kind) {
       case Step::Kind::Start:
-        exchanges_[step.id] = call_id;
-        session_->start(step.id, std::move(*step.request));
+        exchange_nodes_.insert(exchanges_, step.id, call_id);
+        session_->start(step.id, *step.request);
         continue;
       case Step::Kind::Abandon:
         session_->cancel(step.id);
-        exchanges_.erase(step.id);
+        if (auto ex = exchanges_.find(step.id); ex != exchanges_.end()) {
+          exchange_nodes_.erase(exchanges_, ex);
+        }
         continue;
       case Step::Kind::InFlight:
         if (now >= step.until) {
@@ -272,7 +267,7 @@ void AsyncEngine::drive(std::uint64_t call_id) {
 void AsyncEngine::arm(Call& call, TimePoint until) {
   if (call.timer == until) return;
   call.timer = until;  // an earlier entry for this call becomes stale and is skipped
-  timers_.emplace(until, call.id);
+  timer_nodes_.insert(timers_, until, call.id);
 }
 
 void AsyncEngine::complete(Calls::iterator it) {
@@ -284,7 +279,7 @@ void AsyncEngine::complete(Calls::iterator it) {
   core_.after_call(*call.machine, result);  // before `done`: a waiter then sees the mirror queued
   Callback done = std::move(call.done);
   // The node is spare before `done` runs, so that a call the callback submits can reuse it.
-  if (spare_calls_.size() < kMaxSpareCalls) {
+  if (spare_calls_.size() < kMaxSpareNodes) {
     call.machine.reset();
     call.options = CallOptions{};
     call.done = nullptr;

@@ -3,6 +3,7 @@
 // The engine thread: drives many calls' state machines on one transport session.
 
 #include "core/call.hpp"
+#include "util/node_cache.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -44,6 +45,11 @@ class AsyncEngine {
     TimePoint timer = TimePoint::max();  // the one wake-up armed for this call
   };
   using Calls = std::unordered_map<std::uint64_t, Call>;
+  // Finished calls' nodes (each with a call machine's storage, about 1.6 KiB) and the nodes of
+  // the per-call map entries below, kept for reuse: as many as the transport keeps idle handles,
+  // since one turn of the loop may finish that many calls before it admits the calls their
+  // callbacks submitted.
+  static constexpr std::size_t kMaxSpareNodes = 256;
   struct Submission {
     ChatRequest request;
     CallOptions options;
@@ -84,9 +90,13 @@ class AsyncEngine {
   // Engine-thread state.
   std::uint64_t next_call_id_ = 1;
   Calls calls_;
-  std::vector<Calls::node_type> spare_calls_;                   // finished calls' nodes, emptied
-  std::unordered_map<std::uint64_t, std::uint64_t> exchanges_;  // exchange id -> call id
-  std::multimap<TimePoint, std::uint64_t> timers_;              // wake-up -> call id
+  std::vector<Calls::node_type> spare_calls_;  // finished calls' nodes, emptied
+  using Exchanges = std::unordered_map<std::uint64_t, std::uint64_t>;  // exchange id -> call id
+  using Timers = std::multimap<TimePoint, std::uint64_t>;              // wake-up -> call id
+  Exchanges exchanges_;
+  Timers timers_;
+  NodeCache<Exchanges> exchange_nodes_{kMaxSpareNodes};
+  NodeCache<Timers> timer_nodes_{kMaxSpareNodes};
 
   std::vector<ProbeTarget> probes_;
   std::unordered_map<std::uint64_t, std::size_t> probe_exchanges_;  // exchange id -> probe

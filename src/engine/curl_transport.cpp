@@ -4,6 +4,7 @@
 #include <failover/transport.hpp>
 
 #include "util/ascii.hpp"
+#include "util/node_cache.hpp"
 
 #include <curl/curl.h>
 
@@ -44,7 +45,14 @@ struct Exchange {
   // built once per exchange without an allocation per header (curl only reads the list).
   std::vector<curl_slist> header_nodes;
   std::string header_lines;
-  HttpRequest request;  // owns the body curl reads from
+  // What the exchange keeps of its request: the body curl reads from (a copy, in a buffer kept
+  // from exchange to exchange) and the limits it checks.
+  std::string body;
+  bool stream = false;
+  bool success_headers = true;
+  bool skip_headers = false;  // this response is a 2xx whose headers are not wanted
+  std::size_t max_response_bytes = 0;
+  Duration first_byte_timeout{};
   HttpResult result;
   TimePoint first_byte_deadline = TimePoint::max();
   bool got_byte = false;
@@ -56,16 +64,18 @@ struct Exchange {
   std::vector<std::uint64_t>* dirty = nullptr;  // session list of exchanges with pending bytes
   char errbuf[CURL_ERROR_SIZE] = {};
 
-  // Back to a new exchange's state, keeping only the header buffers' capacity (the request,
-  // with its body, is freed: an idle exchange holds no caller data).
+  // Back to a new exchange's state, keeping only the buffers' capacity.
   void recycle() {
     std::string lines = std::move(header_lines);
     std::vector<curl_slist> nodes = std::move(header_nodes);
+    std::string kept_body = std::move(body);
     *this = Exchange{};
     lines.clear();
     nodes.clear();
+    kept_body.clear();
     header_lines = std::move(lines);
     header_nodes = std::move(nodes);
+    body = std::move(kept_body);
   }
 };
 
@@ -73,7 +83,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   auto* ex = static_cast<Exchange*>(user);
   std::size_t n = size * count;
   ex->got_byte = true;
-  std::size_t cap = ex->request.max_response_bytes;
+  std::size_t cap = ex->max_response_bytes;
   if (cap != 0 && ex->received + n > cap) {
     ex->too_large = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
@@ -82,7 +92,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   if (ex->body_mode == 0) {
     long status = 0;
     curl_easy_getinfo(ex->easy, CURLINFO_RESPONSE_CODE, &status);
-    ex->body_mode = ex->request.stream && status >= 200 && status < 300 ? 2 : 1;
+    ex->body_mode = ex->stream && status >= 200 && status < 300 ? 2 : 1;
     ex->result.status = static_cast<int>(status);
   }
   if (ex->body_mode == 2) {
@@ -94,22 +104,36 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   return n;
 }
 
+// The first digit of a status line's code ("HTTP/1.1 200 OK", "HTTP/2 503"), or 0.
+char status_class(std::string_view status_line) {
+  std::size_t space = status_line.find(' ');
+  if (space == std::string_view::npos || status_line.size() < space + 4) return 0;
+  for (std::size_t i = space + 1; i < space + 4; ++i) {
+    if (status_line[i] < '0' || status_line[i] > '9') return 0;
+  }
+  return status_line[space + 1];
+}
+
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* ex = static_cast<Exchange*>(user);
   std::size_t n = size * count;
   ex->got_byte = true;
   std::string_view line(data, n);
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
   if (line.substr(0, 5) == "HTTP/") {
     ex->result.headers.clear();  // a new response (after 100 Continue, say)
+    ex->skip_headers = !ex->success_headers && status_class(line) == '2';
     return n;
   }
+  if (ex->skip_headers) return n;
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
   std::size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return n;
   std::string name = detail::ascii_lower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  // A typical response's count at once (16 would be a large-bin request).
+  if (ex->result.headers.empty()) ex->result.headers.reserve(8);
   ex->result.headers.emplace_back(std::move(name), std::string(value));
   return n;
 }
@@ -149,6 +173,8 @@ ErrorKind kind_of(CURLcode code) {
 }
 
 class CurlSession final : public TransportSession {
+  using Active = std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>>;
+
  public:
   CurlSession() {
     multi_ = curl_multi_init();
@@ -162,20 +188,19 @@ class CurlSession final : public TransportSession {
     for (auto& [url, parsed] : urls_) curl_url_cleanup(parsed);
   }
 
-  void start(std::uint64_t id, HttpRequest request) override {
-    std::unique_ptr<Exchange> ex;
-    if (spare_.empty()) {
-      ex = std::make_unique<Exchange>();
-    } else {
-      ex = std::move(spare_.back());
-      spare_.pop_back();
-    }
+  void start(std::uint64_t id, const HttpRequest& r) override {
+    // A finished exchange's node comes back with the exchange (and its header buffers) in it.
+    Active::iterator it = active_nodes_.acquire(active_, id);
+    if (!it->second) it->second = std::make_unique<Exchange>();
+    Exchange* ex = it->second.get();
     ex->id = id;
     ex->result.id = id;
-    ex->result.headers.reserve(8);  // a typical response's (16 would be a large-bin request)
-    ex->request = std::move(request);
+    ex->body.assign(r.body);
+    ex->stream = r.stream;
+    ex->success_headers = r.success_headers;
+    ex->max_response_bytes = r.max_response_bytes;
+    ex->first_byte_timeout = r.first_byte_timeout;
     ex->dirty = &dirty_;
-    const HttpRequest& r = ex->request;
     // Idle handles keep the options every exchange shares (set once, below); a handle is only
     // reset when the CA bundle changes. Per-exchange options are all set again here.
     if (r.ca_bundle != idle_ca_) {
@@ -193,9 +218,9 @@ class CurlSession final : public TransportSession {
       easy = curl_easy_init();
       if (easy) configure(easy, r.ca_bundle);
     }
-    if (!easy) return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_easy_init failed");
+    if (!easy) return fail_now(it, ErrorKind::ConnectFailed, "curl_easy_init failed");
     ex->easy = easy;
-    build_header_list(*ex);
+    build_header_list(r.headers, *ex);
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     // curl keeps the URL's text from the handle's last transfer and writes it anew from the
     // parsed URL only once that text is cleared: so it is cleared unless the handle's last
@@ -213,14 +238,14 @@ class CurlSession final : public TransportSession {
       curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
     } else {
       curl_easy_setopt(easy, CURLOPT_POST, 1L);
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ex->body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(ex->body.size()));
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
                      ex->header_nodes.empty() ? nullptr : ex->header_nodes.data());
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex.get());
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex.get());
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, ex.get());
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, ex);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ex->errbuf);
     // 0 restores curl's default (a handle may have had a limit in its previous exchange).
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -231,9 +256,8 @@ class CurlSession final : public TransportSession {
       ex->first_byte_deadline = std::chrono::steady_clock::now() + r.first_byte_timeout;
     }
     if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
-      return fail_now(std::move(ex), ErrorKind::ConnectFailed, "curl_multi_add_handle failed");
+      return fail_now(it, ErrorKind::ConnectFailed, "curl_multi_add_handle failed");
     }
-    active_.emplace(id, std::move(ex));
   }
 
   void cancel(std::uint64_t id) override {
@@ -244,9 +268,7 @@ class CurlSession final : public TransportSession {
                    ready_.end());
       return;
     }
-    release(*it->second);
-    retire(std::move(it->second));
-    active_.erase(it);
+    retire(it);
   }
 
   void wait(TimePoint until, TransportEvents& events) override {
@@ -290,21 +312,21 @@ class CurlSession final : public TransportSession {
   }
 
  private:
-  void fail_now(std::unique_ptr<Exchange> ex, ErrorKind kind, const char* message) {
+  void fail_now(Active::iterator it, ErrorKind kind, const char* message) {
     HttpResult r;
-    r.id = ex->id;
+    r.id = it->first;
     r.transport_error = kind;
     r.error_message = message;
-    if (ex->easy) release(*ex);
     ready_.push_back(std::move(r));
-    retire(std::move(ex));
+    retire(it);
   }
 
-  // Keeps a finished exchange's allocation (and its header buffers) for the next one.
-  void retire(std::unique_ptr<Exchange> ex) {
-    if (spare_.size() >= kMaxIdleEasyHandles) return;
-    ex->recycle();
-    spare_.push_back(std::move(ex));
+  // Ends an exchange: its handle goes back to the idle ones, and the exchange is emptied and
+  // kept in its map node (with its header buffers) for a later one.
+  void retire(Active::iterator it) {
+    release(*it->second);
+    it->second->recycle();
+    active_nodes_.erase(active_, it);
   }
 
   // Detaches the easy handle (closing its connection if the transfer was unfinished) and
@@ -339,8 +361,7 @@ class CurlSession final : public TransportSession {
   }
 
   // "Name: value" lines for curl; "Name:" (an empty value) removes a header curl would add.
-  static void build_header_list(Exchange& ex) {
-    const HttpHeaders& headers = ex.request.headers;
+  static void build_header_list(const HttpHeaders& headers, Exchange& ex) {
     std::size_t size = 0;
     for (const auto& [name, value] : headers) size += name.size() + value.size() + 3;
     // Reserved whole, so the buffer never moves and the nodes can point into it as it grows.
@@ -398,16 +419,14 @@ class CurlSession final : public TransportSession {
       } else if (ex.too_large) {
         r.transport_error = ErrorKind::ResponseTooLarge;
         r.error_message = "the response body exceeds the cap of " +
-                          std::to_string(ex.request.max_response_bytes) + " bytes";
+                          std::to_string(ex.max_response_bytes) + " bytes";
         r.body.clear();
       } else {
         r.transport_error = kind_of(code);
         r.error_message = ex.errbuf[0] ? std::string(ex.errbuf) : curl_easy_strerror(code);
       }
-      release(ex);
       completed.push_back(std::move(r));
-      retire(std::move(it->second));
-      active_.erase(it);
+      retire(it);
     }
   }
 
@@ -426,11 +445,9 @@ class CurlSession final : public TransportSession {
         r.id = ex.id;
         r.transport_error = ErrorKind::Timeout;
         r.error_message = "no response byte within the first-byte timeout of " +
-                          std::to_string(ceil_millis(ex.request.first_byte_timeout)) + " ms";
-        release(ex);
+                          std::to_string(ceil_millis(ex.first_byte_timeout)) + " ms";
         completed.push_back(std::move(r));
-        retire(std::move(it->second));
-        it = active_.erase(it);
+        retire(it++);
         continue;
       }
       earliest = std::min(earliest, ex.first_byte_deadline);
@@ -447,10 +464,10 @@ class CurlSession final : public TransportSession {
   std::vector<IdleHandle> idle_;
   std::string idle_ca_;  // the CA bundle the idle handles were configured with
   std::unordered_map<std::string, CURLU*> urls_;  // see parsed_url
-  std::unordered_map<std::uint64_t, std::unique_ptr<Exchange>> active_;
-  std::vector<std::unique_ptr<Exchange>> spare_;  // finished exchanges, for reuse
-  std::vector<HttpResult> ready_;                 // failed before reaching curl
-  std::vector<std::uint64_t> dirty_;              // exchanges with streamed bytes to hand over
+  Active active_;
+  detail::NodeCache<Active> active_nodes_{kMaxIdleEasyHandles};  // finished exchanges, for reuse
+  std::vector<HttpResult> ready_;                                // failed before reaching curl
+  std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over
   std::atomic<bool> woken_{false};
 };
 

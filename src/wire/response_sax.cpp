@@ -11,6 +11,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,7 +26,7 @@ namespace {
 // DOM builder sees them, so a repeated key ends the same way in both).
 class ResponseSax {
  public:
-  explicit ResponseSax(ChatResponse& out) : out_(out) { stack_.reserve(16); }
+  explicit ResponseSax(ChatResponse& out) : out_(out) {}
 
   bool complete() const { return done_ && saw_choices_ && messages_ == out_.choices.size(); }
 
@@ -39,8 +40,8 @@ class ResponseSax {
 
   bool start_object() {
     if (too_deep()) return false;
-    if (stack_.empty()) return push(Frame::Root);
-    const Frame f = stack_.back();
+    if (depth_ == 0) return push(Frame::Root);
+    const Frame f = top();
     if (f == Frame::Root && k() == "usage") {
       out_.usage.emplace();
       prompt_details_seen_ = completion_details_seen_ = false;
@@ -74,8 +75,8 @@ class ResponseSax {
   bool end_object() { return pop(); }
 
   bool start_array() {
-    if (too_deep() || stack_.empty()) return false;
-    const Frame f = stack_.back();
+    if (too_deep() || depth_ == 0) return false;
+    const Frame f = top();
     if (f == Frame::Root && k() == "choices") return once(saw_choices_, Frame::Choices);
     if (f == Frame::Message && k() == "tool_calls") {
       if (!message().tool_calls.empty()) return false;
@@ -87,7 +88,7 @@ class ResponseSax {
   bool end_array() { return pop(); }
 
  private:
-  enum class Frame {
+  enum class Frame : std::uint8_t {
     Root,
     Choices,
     Choice,
@@ -102,13 +103,13 @@ class ResponseSax {
   };
   enum class Value { Null, Bool, Int, String };
 
-  bool push(Frame f) {
-    stack_.push_back(f);
+  Frame top() const { return stack_[depth_ - 1]; }
+  bool push(Frame f) {  // after too_deep(): the stack has room
+    stack_[depth_++] = f;
     return true;
   }
   bool pop() {
-    stack_.pop_back();
-    if (stack_.empty()) done_ = true;
+    if (--depth_ == 0) done_ = true;
     return true;
   }
   bool once(bool& seen, Frame f) {
@@ -119,7 +120,7 @@ class ResponseSax {
   // Any other object or array: skipped unless it sits where the decoder reads a value (or where
   // an object belongs), which the DOM decoder must judge.
   bool nest() {
-    const Frame f = stack_.back();
+    const Frame f = top();
     if (f == Frame::Skip) return push(Frame::Skip);
     if (f == Frame::Choices || f == Frame::ToolCalls) return false;
     return known_key(f) ? false : push(Frame::Skip);
@@ -153,7 +154,7 @@ class ResponseSax {
   Message& message() { return out_.choices.back().message; }
   // The current key as a view: comparisons check the length before any byte.
   std::string_view k() const { return key_; }
-  bool too_deep() const { return stack_.size() >= static_cast<std::size_t>(kMaxJsonDepth); }
+  bool too_deep() const { return depth_ >= stack_.size(); }
   bool is_root_scalar() const {
     return k() == "id" || k() == "object" || k() == "created" || k() == "model" ||
            k() == "system_fingerprint" || k() == "service_tier";
@@ -193,8 +194,8 @@ class ResponseSax {
   }
 
   bool scalar(Value type, std::string* s, std::int64_t n) {
-    if (stack_.empty()) return false;  // a bare scalar document
-    switch (stack_.back()) {
+    if (depth_ == 0) return false;  // a bare scalar document
+    switch (top()) {
       case Frame::Skip:
         return true;
       case Frame::Root:
@@ -287,7 +288,8 @@ class ResponseSax {
   }
 
   ChatResponse& out_;
-  std::vector<Frame> stack_;
+  std::array<Frame, kMaxJsonDepth> stack_{};  // the open objects and arrays
+  std::size_t depth_ = 0;
   std::string_view key_;
   bool done_ = false;
   bool saw_choices_ = false;

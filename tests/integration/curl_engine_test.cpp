@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -80,7 +81,9 @@ TEST(CurlEngine, HealthyRouteAnswers) {
 }
 
 // A session keeps the URLs it has parsed (up to 64) and hands the rest to curl as text on
-// every exchange: 80 distinct URLs, each used twice, all reach the server whole.
+// every exchange: 80 distinct URLs, each used twice, all reach the server whole. The caller
+// reuses one request object, rewritten right after each start: every exchange still carries
+// its own URL, header and body (the transport copied them).
 TEST(CurlEngine, KeptAndUnkeptUrlsAllArriveWhole) {
   LoopbackServer server;
   std::mutex m;
@@ -88,7 +91,8 @@ TEST(CurlEngine, KeptAndUnkeptUrlsAllArriveWhole) {
   server.on_chat([&](const httplib::Request& req, httplib::Response& res) {
     {
       std::lock_guard<std::mutex> lock(m);
-      seen.insert(req.get_param_value("i"));
+      seen.insert(req.get_param_value("i") + " " + req.get_header_value("X-Index") + " " +
+                  req.body);
     }
     answer(res, "ok");
   });
@@ -97,27 +101,29 @@ TEST(CurlEngine, KeptAndUnkeptUrlsAllArriveWhole) {
   const int urls = 80;
   std::multiset<std::string> expected;
   std::uint64_t id = 0;
+  HttpRequest r;
+  r.connect_timeout = seconds(5);
+  r.first_byte_timeout = seconds(10);
+  r.total_timeout = seconds(10);
   for (int round = 0; round < 2; ++round) {
     for (int i = 0; i < urls; ++i) {
-      HttpRequest r;
-      r.url = server.base_url() + "/chat/completions?i=" + std::to_string(i);
-      r.headers = {{"Content-Type", "application/json"}};
-      r.body = "{}";
-      r.connect_timeout = seconds(5);
-      r.first_byte_timeout = seconds(10);
-      r.total_timeout = seconds(10);
-      session->start(++id, std::move(r));
-      expected.insert(std::to_string(i));
+      const std::string n = std::to_string(i);
+      r.url = server.base_url() + "/chat/completions?i=" + n;
+      r.headers = {{"Content-Type", "application/json"}, {"X-Index", n}};
+      r.body = "{\"i\":" + n + "}";
+      session->start(++id, r);
+      expected.insert(n + " " + n + " {\"i\":" + n + "}");
     }
   }
+  r = HttpRequest{};  // nothing of the last request is read after its start
   std::vector<int> statuses;
   TransportEvents events;
   const TimePoint deadline = std::chrono::steady_clock::now() + seconds(20);
   while (statuses.size() < id && std::chrono::steady_clock::now() < deadline) {
     session->wait(deadline, events);
-    for (const HttpResult& r : events.completed) {
-      EXPECT_FALSE(r.transport_error.has_value()) << r.error_message;
-      statuses.push_back(r.status);
+    for (const HttpResult& res : events.completed) {
+      EXPECT_FALSE(res.transport_error.has_value()) << res.error_message;
+      statuses.push_back(res.status);
     }
     events.clear();
   }
@@ -162,6 +168,83 @@ TEST(CurlEngine, RateLimitWithRetryAfterCoolsTheRouteDown) {
     EXPECT_EQ(outcomes(next->attempts), (Strings{"second:success"}));
   }
   EXPECT_EQ(limited.requests(), 1);
+}
+
+// With a rate limiter on the endpoint, the provider's x-ratelimit headers on a 200 reach it
+// (the request asks for a successful answer's headers): the endpoint waits for the reset.
+TEST(CurlEngine, ProviderRateLimitHeadersOnA200CoolTheEndpoint) {
+  LoopbackServer limited;
+  limited.on_chat([](const httplib::Request&, httplib::Response& res) {
+    res.set_header("x-ratelimit-remaining-requests", "0");
+    res.set_header("x-ratelimit-reset-requests", "30s");
+    answer(res, "last one");
+  });
+  limited.start();
+  Healthy healthy;
+  ClientOptions o = two(limited.base_url(), healthy.server.base_url());
+  o.endpoints[0].limits.rpm = 1000;
+  Client client(o);
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->text(), "last one");
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"second:success"}));
+  EXPECT_EQ(limited.requests(), 1);
+}
+
+// The transport leaves out a 2xx response's headers only when asked to; an error response's
+// headers always arrive.
+TEST(CurlEngine, SuccessHeadersArriveOnlyWhenWanted) {
+  LoopbackServer server;
+  server.on_chat([](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("X-Seen", "yes");
+    if (req.get_param_value("fail") == "1") return answer_error(res, 503);
+    answer(res, "ok");
+  });
+  server.start();
+  std::unique_ptr<TransportSession> session = make_curl_transport()->open_session();
+  struct Case {
+    bool fail;
+    bool wanted;
+    bool expect_headers;
+  };
+  const std::vector<Case> cases = {
+      {false, true, true}, {false, false, false}, {true, false, true}, {true, true, true}};
+  HttpRequest r;
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = "{}";
+  r.total_timeout = seconds(10);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    r.url = server.base_url() + "/chat/completions?fail=" + (cases[i].fail ? "1" : "0");
+    r.success_headers = cases[i].wanted;
+    session->start(i + 1, r);
+  }
+  std::map<std::uint64_t, HttpResult> results;
+  TransportEvents events;
+  const TimePoint deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (results.size() < cases.size() && std::chrono::steady_clock::now() < deadline) {
+    session->wait(deadline, events);
+    for (HttpResult& res : events.completed) results[res.id] = std::move(res);
+    events.clear();
+  }
+  ASSERT_EQ(results.size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const HttpResult& res = results[i + 1];
+    EXPECT_EQ(res.status, cases[i].fail ? 503 : 200) << i;
+    const std::string* seen = nullptr;
+    for (const auto& [name, value] : res.headers) {
+      if (name == "x-seen") seen = &value;
+    }
+    EXPECT_EQ(seen != nullptr, cases[i].expect_headers) << i;
+    if (cases[i].expect_headers) {
+      ASSERT_NE(seen, nullptr);
+      EXPECT_EQ(*seen, "yes");
+    } else {
+      EXPECT_TRUE(res.headers.empty()) << i;
+    }
+    EXPECT_FALSE(res.body.empty()) << i;
+  }
 }
 
 TEST(CurlEngine, SlowAnswerIsCutAtTheAttemptTimeout) {
