@@ -130,45 +130,53 @@ std::vector<double> sdk_sequential(fo::Client& client, long calls) {
 }
 
 // `calls` through chat_async with `concurrency` in flight.
+// `calls` calls through chat_async with `concurrency` in flight: each callback (on the engine
+// thread) starts the next call, as raw_concurrent re-adds a handle. The callback captures one
+// pointer, so std::function holds it without an allocation, and counts with atomics instead
+// of a lock: as lean as the raw loop's bookkeeping.
+class SdkConcurrent {
+ public:
+  SdkConcurrent(fo::Client& client, long calls) : client_(client), calls_(calls) {}
+
+  void run(int concurrency) {
+    const long first = std::min<long>(concurrency, calls_);
+    started_.store(first);
+    for (long i = 0; i < first; ++i) launch();
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return done_.load() == calls_; });
+    if (failed_.load()) {
+      std::cerr << failed_.load() << " sdk calls failed\n";
+      std::exit(1);
+    }
+  }
+
+ private:
+  void launch() {
+    client_.chat_async(request_, {}, [this](fo::Result<fo::ChatResponse> r) { finished(r); });
+  }
+  void finished(const fo::Result<fo::ChatResponse>& r) {
+    if (!r) failed_.fetch_add(1);
+    if (started_.fetch_add(1) < calls_) launch();
+    // Only the last call wakes the waiting thread: a wake-up per call would cost the harness
+    // two futex calls and a context switch per call, on the core nginx needs.
+    if (done_.fetch_add(1) + 1 == calls_) {
+      { std::lock_guard<std::mutex> lock(m_); }
+      cv_.notify_one();
+    }
+  }
+
+  fo::Client& client_;
+  const long calls_;
+  const fo::ChatRequest request_ = hello();
+  std::atomic<long> started_{0};
+  std::atomic<long> done_{0};
+  std::atomic<long> failed_{0};
+  std::mutex m_;
+  std::condition_variable cv_;
+};
+
 void sdk_concurrent(fo::Client& client, long calls, int concurrency) {
-  std::mutex m;
-  std::condition_variable cv;
-  long started = 0;
-  long done = 0;
-  long failed = 0;
-  const fo::ChatRequest request = hello();
-  std::function<void()> launch;
-  launch = [&] {
-    client.chat_async(request, {}, [&](fo::Result<fo::ChatResponse> r) {
-      bool again = false;
-      bool last = false;
-      {
-        std::lock_guard<std::mutex> lock(m);
-        ++done;
-        if (!r) ++failed;
-        if (started < calls) {
-          ++started;
-          again = true;
-        }
-        last = done == calls;
-      }
-      if (again) launch();
-      // Only the last call wakes the waiting thread: a wake-up per call would cost the
-      // harness two futex calls and a context switch per call, on the core nginx needs.
-      if (last) cv.notify_one();
-    });
-  };
-  {
-    std::lock_guard<std::mutex> lock(m);
-    started = std::min<long>(concurrency, calls);
-  }
-  for (long i = 0; i < std::min<long>(concurrency, calls); ++i) launch();
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return done == calls; });
-  if (failed) {
-    std::cerr << failed << " sdk calls failed\n";
-    std::exit(1);
-  }
+  SdkConcurrent(client, calls).run(concurrency);
 }
 
 // ---------------------------------------------------------------------------------------------
