@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::size_t kMaxIdleEasyHandles = 256;
 constexpr std::size_t kMaxParsedUrls = 64;
+constexpr std::size_t kParserPadding = 64;
 
 void global_init() {
   static std::once_flag once;
@@ -99,6 +100,9 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     if (ex->pending.empty()) ex->dirty->push_back(ex->id);
     ex->pending.append(data, n);
   } else {
+    // Room past the first piece for a SIMD JSON parser's padding (simdjson reads 64 bytes
+    // beyond the text): a body that arrives in one piece is then parsed where it lies.
+    if (ex->result.body.empty()) ex->result.body.reserve(n + kParserPadding);
     ex->result.body.append(data, n);
   }
   return n;
