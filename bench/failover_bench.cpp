@@ -4,8 +4,8 @@
 //       One measurement in this process (so peak RSS is this measurement's own); prints one
 //       JSON object. SCENARIO is B1..B6, SIDE is sdk or baseline, or for B1, B3 and B4
 //       paired: both sides in one process, alternating in blocks of --block calls (default
-//       10); B3's and B4's other side is B1's SDK side. URL is the
-//       nginx root (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
+//       10); B3's and B4's other side is B1's SDK side. URL is the nginx root
+//       (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
 //   failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] [--extra EXTRA.json]
 //       Reduces the samples of every round (medians) to results.json and prints the table.
 //
@@ -129,7 +129,6 @@ std::vector<double> sdk_sequential(fo::Client& client, long calls) {
   return lat;
 }
 
-// `calls` through chat_async with `concurrency` in flight.
 // `calls` calls through chat_async with `concurrency` in flight: each callback (on the engine
 // thread) starts the next call, as raw_concurrent re-adds a handle. The callback captures one
 // pointer, so std::function holds it without an allocation, and counts with atomics instead

@@ -500,18 +500,14 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   // Assigned element by element into the entries already there, to keep their capacity.
   r.headers.resize(endpoint.headers.size() + options_.headers.size() + 1);
   auto header = r.headers.begin();
-  for (const auto& [k, v] : endpoint.headers) {
-    header->first = k;
-    header->second = v;
+  auto put = [&](const std::string& name, const std::string& value) {
+    header->first = name;
+    header->second = value;
     ++header;
-  }
-  for (const auto& [k, v] : options_.headers) {
-    header->first = k;
-    header->second = v;
-    ++header;
-  }
-  header->first = "X-Failover-Attempt";
-  header->second = std::to_string(f.attempt);
+  };
+  for (const auto& [k, v] : endpoint.headers) put(k, v);
+  for (const auto& [k, v] : options_.headers) put(k, v);
+  put("X-Failover-Attempt", std::to_string(f.attempt));
   // The body was encoded once, without the model: each attempt puts its route's model in front.
   r.body.clear();
   r.body.reserve(route.model_json.size() + body_rest_.size() + 10);

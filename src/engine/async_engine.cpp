@@ -202,15 +202,7 @@ void AsyncEngine::run() {
 
 void AsyncEngine::admit(Submission& s) {
   std::uint64_t id = next_call_id_++;
-  Calls::iterator it;
-  if (spare_calls_.empty()) {
-    it = calls_.try_emplace(id).first;
-  } else {
-    Calls::node_type node = std::move(spare_calls_.back());
-    spare_calls_.pop_back();
-    node.key() = id;
-    it = calls_.insert(std::move(node)).position;
-  }
+  Calls::iterator it = call_nodes_.acquire(calls_, id);  // a finished call's node, emptied
   Call& call = it->second;
   call.id = id;
   call.machine.emplace(core_, s.request, s.options, core_.clock().now(), std::move(s.handler),
@@ -273,22 +265,20 @@ void AsyncEngine::arm(Call& call, TimePoint until) {
 }
 
 void AsyncEngine::complete(Calls::iterator it) {
-  Calls::node_type node = calls_.extract(it);
-  Call& call = node.mapped();
+  Call& call = it->second;
   if (call.subscription) call.options.cancel.unsubscribe(call.subscription);
   // Its timer entries are dropped lazily: run() skips ids it no longer knows.
   Result<ChatResponse> result = call.machine->take();
   core_.after_call(*call.machine, result);  // before `done`: a waiter then sees the mirror queued
   Callback done = std::move(call.done);
-  // The node is spare before `done` runs, so that a call the callback submits can reuse it.
-  if (spare_calls_.size() < kMaxSpareNodes) {
-    call.machine.reset();
-    call.options = CallOptions{};
-    call.done = nullptr;
-    call.subscription = 0;
-    call.timer = TimePoint::max();
-    spare_calls_.push_back(std::move(node));
-  }
+  // The node is emptied and kept before `done` runs, so that a call the callback submits can
+  // reuse it.
+  call.machine.reset();
+  call.options = CallOptions{};
+  call.done = nullptr;
+  call.subscription = 0;
+  call.timer = TimePoint::max();
+  call_nodes_.erase(calls_, it);
   try {
     done(std::move(result));
   } catch (const std::exception& e) {

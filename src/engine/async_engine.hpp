@@ -35,7 +35,7 @@ class AsyncEngine {
 
  private:
   // A call in flight. The machine lives in the map's node, and finished nodes are kept for
-  // reuse (spare_calls_), so admitting a call usually allocates neither.
+  // reuse (call_nodes_), so admitting a call usually allocates neither.
   struct Call {
     std::uint64_t id = 0;
     std::optional<CallMachine> machine;
@@ -90,11 +90,11 @@ class AsyncEngine {
   // Engine-thread state.
   std::uint64_t next_call_id_ = 1;
   Calls calls_;
-  std::vector<Calls::node_type> spare_calls_;  // finished calls' nodes, emptied
   using Exchanges = std::unordered_map<std::uint64_t, std::uint64_t>;  // exchange id -> call id
   using Timers = std::multimap<TimePoint, std::uint64_t>;              // wake-up -> call id
   Exchanges exchanges_;
   Timers timers_;
+  NodeCache<Calls> call_nodes_{kMaxSpareNodes};  // finished calls' nodes, emptied
   NodeCache<Exchanges> exchange_nodes_{kMaxSpareNodes};
   NodeCache<Timers> timer_nodes_{kMaxSpareNodes};
 

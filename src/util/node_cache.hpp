@@ -30,10 +30,10 @@ class NodeCache {
   }
 
   /** Inserts `key` with the mapped value its kept node still holds (see `erase`), or with a
-   *  value-initialised one when no node is kept; returns the entry. The same precondition as
-   *  `insert`. */
+   *  default-constructed one when no node is kept; returns the entry. For unique-key maps only,
+   *  with `insert`'s precondition. */
   typename Map::iterator acquire(Map& map, const typename Map::key_type& key) {
-    if (spare_.empty()) return place(map.emplace(key, typename Map::mapped_type{}));
+    if (spare_.empty()) return place(map.try_emplace(key));
     typename Map::node_type node = std::move(spare_.back());
     spare_.pop_back();
     node.key() = key;

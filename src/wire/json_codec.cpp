@@ -122,10 +122,7 @@ class RequestWriter {
       if (!dropped_) dropped_ = std::make_unique<RequestWriter>(dropped_text_, nullptr);
       return *dropped_;
     }
-    separate();
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
+    write_name(key);
     return *this;
   }
   // A member whose name comes from the user (escaped as any string).
@@ -161,16 +158,20 @@ class RequestWriter {
   // value is reported as `base.key` (or `base.field_key`); the name is only built then.
   void pair(const char* key, const std::string& v, const std::string& base,
             const char* field_key = nullptr) {
-    separate();
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
+    write_name(key);
     if (!append_string(v, out_)) {
       throw Invalid{base + "." + (field_key ? field_key : key) + " is not valid UTF-8"};
     }
   }
 
  private:
+  // `"key":` for a member whose name needs no escaping.
+  void write_name(const char* key) {
+    separate();
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+  }
   // A comma before every item but the first of an object or array; none after a key.
   void separate() {
     const char last = out_.empty() ? '{' : out_.back();
