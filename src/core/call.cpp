@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace failover::detail {
@@ -495,19 +496,22 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   const ClientOptions& o = core_.options();
   const RouteState& route = route_of(f);
   const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
-  r.method = "POST";
-  r.url = endpoint.url;
-  // Assigned element by element into the entries already there, to keep their capacity.
+  if (r.method != "POST") r.method = "POST";
+  if (r.url != endpoint.url) r.url = endpoint.url;
+  // Written into the entries already there, which mostly hold these very strings from the
+  // thread's last request: comparing is cheaper than copying.
   r.headers.resize(endpoint.headers.size() + options_.headers.size() + 1);
   auto header = r.headers.begin();
-  auto put = [&](const std::string& name, const std::string& value) {
-    header->first = name;
-    header->second = value;
+  auto put = [&](std::string_view name, std::string_view value) {
+    if (header->first != name) header->first = name;
+    if (header->second != value) header->second = value;
     ++header;
   };
   for (const auto& [k, v] : endpoint.headers) put(k, v);
   for (const auto& [k, v] : options_.headers) put(k, v);
-  put("X-Failover-Attempt", std::to_string(f.attempt));
+  char attempt[12];
+  auto written = std::to_chars(attempt, attempt + sizeof attempt, f.attempt);
+  put("X-Failover-Attempt", std::string_view(attempt, written.ptr - attempt));
   // The body was encoded once, without the model: each attempt puts its route's model in front.
   r.body.clear();
   r.body.reserve(route.model_json.size() + body_rest_.size() + 10);
@@ -523,7 +527,7 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   r.connect_timeout = std::min(o.timeouts.connect, f.total_timeout);
   r.first_byte_timeout = f.first_byte_timeout;
   r.max_response_bytes = o.max_response_bytes;
-  r.ca_bundle = o.ca_bundle;
+  if (r.ca_bundle != o.ca_bundle) r.ca_bundle = o.ca_bundle;
   r.stream = handler_ != nullptr;
   // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
   r.success_headers = core_.limiter(route.endpoint) != nullptr;
@@ -982,7 +986,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
   state_ = State::Done;
   end_call();
-  if (!mirror_) core_.stats().record_call(std::string(to_string(kind)), last_now_ - call_start_);
+  if (!mirror_) core_.stats().record_call(to_string(kind), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
 

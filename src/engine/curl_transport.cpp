@@ -43,7 +43,8 @@ struct Exchange {
   CURL* easy = nullptr;
   CURLU* url = nullptr;  // the session's parsed copy of request.url, when it keeps one
   // The request headers as curl reads them: nodes over one buffer of NUL-terminated lines,
-  // built once per exchange without an allocation per header (curl only reads the list).
+  // built without an allocation per header (curl only reads the list). They outlive the
+  // exchange: the next exchange in this slot keeps them when its headers are the same.
   std::vector<curl_slist> header_nodes;
   std::string header_lines;
   // What the exchange keeps of its request: the body curl reads from (a copy, in a buffer kept
@@ -65,18 +66,28 @@ struct Exchange {
   std::vector<std::uint64_t>* dirty = nullptr;  // session list of exchanges with pending bytes
   char errbuf[CURL_ERROR_SIZE] = {};
 
-  // Back to a new exchange's state, keeping only the buffers' capacity.
+  // Back to a new exchange's state, keeping the buffers' capacity. Field by field: a fresh
+  // Exchange assigned whole would also zero the error buffer and rebuild the result.
   void recycle() {
-    std::string lines = std::move(header_lines);
-    std::vector<curl_slist> nodes = std::move(header_nodes);
-    std::string kept_body = std::move(body);
-    *this = Exchange{};
-    lines.clear();
-    nodes.clear();
-    kept_body.clear();
-    header_lines = std::move(lines);
-    header_nodes = std::move(nodes);
-    body = std::move(kept_body);
+    id = 0;
+    easy = nullptr;
+    url = nullptr;
+    body.clear();
+    stream = false;
+    success_headers = true;
+    skip_headers = false;
+    max_response_bytes = 0;
+    first_byte_timeout = Duration{};
+    result = HttpResult{};  // its strings were moved out with the result, or are dropped here
+    first_byte_deadline = TimePoint::max();
+    got_byte = false;
+    too_large = false;
+    received = 0;
+    body_mode = 0;
+    pending.clear();
+    headers_sent = false;
+    dirty = nullptr;
+    errbuf[0] = '\0';  // curl writes a message only on failure, and terminates it
   }
 };
 
@@ -365,7 +376,10 @@ class CurlSession final : public TransportSession {
   }
 
   // "Name: value" lines for curl; "Name:" (an empty value) removes a header curl would add.
+  // A list the slot's last exchange built for the same headers is kept as it is.
   static void build_header_list(const HttpHeaders& headers, Exchange& ex) {
+    if (same_header_lines(headers, ex)) return;
+    ex.header_lines.clear();
     std::size_t size = 0;
     for (const auto& [name, value] : headers) size += name.size() + value.size() + 3;
     // Reserved whole, so the buffer never moves and the nodes can point into it as it grows.
@@ -384,6 +398,23 @@ class CurlSession final : public TransportSession {
       }
       ex.header_lines += '\0';
     }
+  }
+
+  // Whether `ex.header_lines` holds exactly the lines build_header_list writes for `headers`.
+  static bool same_header_lines(const HttpHeaders& headers, const Exchange& ex) {
+    if (ex.header_nodes.size() != headers.size()) return false;
+    std::string_view lines = ex.header_lines;
+    auto take = [&](std::string_view part) {
+      if (lines.substr(0, part.size()) != part) return false;
+      lines.remove_prefix(part.size());
+      return true;
+    };
+    for (const auto& [name, value] : headers) {
+      if (!take(name) || !take(":")) return false;
+      if (!value.empty() && !(take(" ") && take(value))) return false;
+      if (!take(std::string_view("\0", 1))) return false;
+    }
+    return lines.empty();
   }
 
   // Hands over the bytes streamed since the last wait, before any completion is reported.

@@ -91,15 +91,17 @@ RouteStats::Counters RouteStats::counters() const {
   return counters_;
 }
 
-void ClientStats::record_call(const std::string& result, Duration duration) {
+void ClientStats::record_call(std::string_view result, Duration duration) {
   std::lock_guard<std::mutex> lock(mutex_);
-  ++calls_[result];
+  auto it = calls_.find(result);
+  if (it == calls_.end()) it = calls_.emplace(std::string(result), 0).first;
+  ++it->second;
   call_latency_.observe(duration);
 }
 
 std::map<std::string, std::uint64_t> ClientStats::calls() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return calls_;
+  return {calls_.begin(), calls_.end()};
 }
 
 Histogram ClientStats::call_latency() const {

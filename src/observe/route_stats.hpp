@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace failover::detail {
@@ -75,7 +76,7 @@ class RouteStats {
 /** Client-wide counters. */
 class ClientStats {
  public:
-  void record_call(const std::string& result, Duration duration);
+  void record_call(std::string_view result, Duration duration);
   void record_retry() { retries_.fetch_add(1, std::memory_order_relaxed); }
   void record_hedge() { hedges_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t retries() const { return retries_.load(std::memory_order_relaxed); }
@@ -85,7 +86,7 @@ class ClientStats {
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, std::uint64_t> calls_;
+  std::map<std::string, std::uint64_t, std::less<>> calls_;  // found by string_view
   Histogram call_latency_;
   std::atomic<std::uint64_t> retries_{0};
   std::atomic<std::uint64_t> hedges_{0};

@@ -1,13 +1,14 @@
 #pragma once
 
-// The client-wide retry budget (Envoy) and retry throttle (gRPC). Sans-I/O and thread-safe.
+// The client-wide retry budget (Envoy) and retry throttle (gRPC). Sans-I/O and thread-safe:
+// every call touches it, so its counters are atomics rather than a lock.
 
 #include <failover/error.hpp>
 #include <failover/options.hpp>
 
 #include "policy/kinds.hpp"
 
-#include <mutex>
+#include <atomic>
 
 namespace failover::detail {
 
@@ -30,10 +31,9 @@ class RetryBudget {
 
  private:
   RetryBudgetOptions options_;
-  mutable std::mutex mutex_;
-  int active_calls_ = 0;
-  int active_retries_ = 0;
-  double tokens_;
+  std::atomic<int> active_calls_{0};
+  std::atomic<int> active_retries_{0};
+  std::atomic<double> tokens_;
 };
 
 }  // namespace failover::detail

@@ -29,10 +29,11 @@ class ResponseSax {
 
   bool complete() const { return done_ && saw_choices_ && messages_ == out_.choices.size(); }
 
-  bool null() { return scalar(Value::Null, nullptr, 0); }
-  bool boolean() { return scalar(Value::Bool, nullptr, 0); }
-  bool number(std::int64_t v) { return scalar(Value::Int, nullptr, v); }
-  bool string(std::string& v) { return scalar(Value::String, &v, 0); }
+  bool null() { return scalar(Value::Null, {}, 0); }
+  bool boolean() { return scalar(Value::Bool, {}, 0); }
+  bool number(std::int64_t v) { return scalar(Value::Int, {}, v); }
+  // The text stays in simdjson's document: each field copies it straight into place.
+  bool string(std::string_view v) { return scalar(Value::String, v, 0); }
 
   // The key stays in simdjson's document, which outlives the walk.
   void key(std::string_view k) { key_ = k; }
@@ -167,9 +168,9 @@ class ResponseSax {
   }
 
   // A string field: a string, or null for empty; anything else is the DOM decoder's to judge.
-  static bool text(Value type, std::string* v, std::string& into) {
+  static bool text(Value type, std::string_view v, std::string& into) {
     if (type == Value::String) {
-      into.swap(*v);
+      into.assign(v.data(), v.size());
       return true;
     }
     if (type == Value::Null) {
@@ -192,7 +193,7 @@ class ResponseSax {
     return false;
   }
 
-  bool scalar(Value type, std::string* s, std::int64_t n) {
+  bool scalar(Value type, std::string_view s, std::int64_t n) {
     if (depth_ == 0) return false;  // a bare scalar document
     switch (top()) {
       case Frame::Skip:
@@ -225,12 +226,12 @@ class ResponseSax {
             return true;
           }
           if (type != Value::String) return false;
-          m.content.emplace().swap(*s);
+          m.content.emplace(s);
           return true;
         }
         if (k() == "refusal") {
           if (type == Value::String) {
-            m.refusal.emplace().swap(*s);
+            m.refusal.emplace(s);
           } else {
             m.refusal.reset();  // the DOM decoder ignores a refusal that is not a string
           }
@@ -300,7 +301,7 @@ class ResponseSax {
 
 // Replays one parsed value as events; false as soon as the handler declines. The handler stops
 // past kMaxJsonDepth, which bounds the recursion.
-bool replay(simdjson::dom::element e, ResponseSax& sax, std::string& scratch) {
+bool replay(simdjson::dom::element e, ResponseSax& sax) {
   using simdjson::dom::element_type;
   switch (e.type()) {
     case element_type::OBJECT: {
@@ -308,7 +309,7 @@ bool replay(simdjson::dom::element e, ResponseSax& sax, std::string& scratch) {
       if (e.get_object().get(object) != simdjson::SUCCESS || !sax.start_object()) return false;
       for (simdjson::dom::key_value_pair field : object) {
         sax.key(field.key);
-        if (!replay(field.value, sax, scratch)) return false;
+        if (!replay(field.value, sax)) return false;
       }
       return sax.end_object();
     }
@@ -316,15 +317,13 @@ bool replay(simdjson::dom::element e, ResponseSax& sax, std::string& scratch) {
       simdjson::dom::array array;
       if (e.get_array().get(array) != simdjson::SUCCESS || !sax.start_array()) return false;
       for (simdjson::dom::element item : array) {
-        if (!replay(item, sax, scratch)) return false;
+        if (!replay(item, sax)) return false;
       }
       return sax.end_array();
     }
     case element_type::STRING: {
       std::string_view v;
-      if (e.get_string().get(v) != simdjson::SUCCESS) return false;
-      scratch.assign(v.data(), v.size());
-      return sax.string(scratch);
+      return e.get_string().get(v) == simdjson::SUCCESS && sax.string(v);
     }
     case element_type::INT64: {
       std::int64_t v = 0;
@@ -362,8 +361,7 @@ bool decode_response_fast(const std::string& body, ChatResponse& out) {
   if (parser.parse(body).get(root) != simdjson::SUCCESS) return false;
   ChatResponse r;
   ResponseSax sax(r);
-  std::string scratch;
-  if (!replay(root, sax, scratch) || !sax.complete()) return false;
+  if (!replay(root, sax) || !sax.complete()) return false;
   for (Choice& c : r.choices) {
     if (c.message.role.empty()) c.message.role = "assistant";
     for (ToolCall& t : c.message.tool_calls) {

@@ -132,6 +132,58 @@ TEST(CurlEngine, KeptAndUnkeptUrlsAllArriveWhole) {
   EXPECT_EQ(seen, expected);
 }
 
+// One exchange at a time, so each reuses the last one's slot and header lines: a list kept
+// because it is the same must be exactly the same, and any change must reach the server.
+TEST(CurlEngine, EachExchangeSendsItsOwnHeaders) {
+  LoopbackServer server;
+  std::mutex m;
+  Strings seen;
+  server.on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    std::string line = req.get_header_value("X-Index") + "|" +
+                       (req.has_header("X-Extra") ? "extra" : "-") + "|" +
+                       req.get_header_value("Accept");
+    {
+      std::lock_guard<std::mutex> lock(m);
+      seen.push_back(line);
+    }
+    answer(res, "ok");
+  });
+  server.start();
+  std::unique_ptr<TransportSession> session = make_curl_transport()->open_session();
+  const std::vector<HttpHeaders> lists = {
+      {{"X-Index", "1"}},
+      {{"X-Index", "1"}},                                    // the same: kept
+      {{"X-Index", "12"}},                                   // a longer value
+      {{"X-Index", "13"}},                                   // as long, different
+      {{"X-Index", "2"}, {"X-Extra", "x"}, {"Accept", ""}},  // more, and one removed
+      {{"X-Index", "2"}, {"X-Extra", "x"}, {"Accept", ""}},  // kept again
+      {{"X-Index", "2"}, {"X-Extra", "x"}},                  // fewer
+      {},                                                    // none
+      {{"X-Index", "3"}, {"Accept", "application/json"}},
+      {{"X-Index", "3"}, {"Accept", "application/jso"}},  // one byte shorter
+  };
+  HttpRequest r;
+  r.url = server.base_url() + "/chat/completions";
+  r.body = "{}";
+  r.total_timeout = seconds(10);
+  std::uint64_t id = 0;
+  for (const HttpHeaders& headers : lists) {
+    r.headers = headers;
+    session->start(++id, r);
+    TransportEvents events;
+    const TimePoint deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (events.completed.empty() && std::chrono::steady_clock::now() < deadline) {
+      session->wait(deadline, events);
+    }
+    ASSERT_EQ(events.completed.size(), 1u);
+    EXPECT_EQ(events.completed[0].status, 200) << events.completed[0].error_message;
+  }
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(seen,
+            (Strings{"1|-|*/*", "1|-|*/*", "12|-|*/*", "13|-|*/*", "2|extra|", "2|extra|",
+                     "2|extra|*/*", "|-|*/*", "3|-|application/json", "3|-|application/jso"}));
+}
+
 TEST(CurlEngine, ServerErrorsFailOverToTheHealthyRoute) {
   for (int status : {500, 503}) {
     LoopbackServer failing;
