@@ -124,7 +124,7 @@ for round in $(seq 1 "$rounds"); do
   # Alternate which side goes first so drift in the machine hits both alike.
   if [ $((round % 2)) = 1 ]; then sides=(sdk baseline); else sides=(baseline sdk); fi
   measure B1 paired --calls "$seq_calls" --block 10
-  for side in "${sides[@]}"; do measure B2 "$side" --calls "$conc_calls" --concurrency 256; done
+  for side in "${sides[@]}" minimal; do measure B2 "$side" --calls "$conc_calls" --concurrency 256; done
   measure B3 paired --calls "$seq_calls" --block 10
   measure B4 paired --calls "$seq_calls" --block 10
   for side in "${sides[@]}"; do measure B6 "$side" --streams "$streams"; done
