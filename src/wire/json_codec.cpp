@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string_view>
 
 namespace failover::wire {
 
@@ -77,8 +78,17 @@ struct Invalid {
   std::string message;
 };
 
+// "base[i]": built for every item (for the error it may name), so in one buffer.
 std::string at(const std::string& base, std::size_t i) {
-  return base + "[" + std::to_string(i) + "]";
+  char index[24];
+  const char* end = std::to_chars(index, index + sizeof index, i).ptr;
+  std::string name;
+  name.reserve(base.size() + static_cast<std::size_t>(end - index) + 2);
+  name += base;
+  name += '[';
+  name.append(index, static_cast<std::size_t>(end - index));
+  name += ']';
+  return name;
 }
 
 json parse_object_field(const std::string& text, const std::string& field) {
@@ -223,9 +233,10 @@ void write_part(RequestWriter& w, const ContentPart& part, const std::string& fi
 }
 
 void write_message(RequestWriter& w, const Message& m, const std::string& field) {
-  static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool"};
+  static constexpr std::string_view kRoles[] = {"system", "developer", "user", "assistant",
+                                                "tool"};
   bool role_ok = false;
-  for (const char* r : kRoles) role_ok = role_ok || m.role == r;
+  for (std::string_view r : kRoles) role_ok = role_ok || m.role == r;
   if (!role_ok) {
     throw Invalid{field + ".role must be one of system, developer, user, assistant, tool"};
   }
@@ -239,14 +250,14 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     w.close(']');
   } else if (m.content) {
     w.pair("content", *m.content, field);
-  } else if (m.role == "assistant" && (!m.tool_calls.empty() || m.refusal)) {
+  } else if (m.role == std::string_view("assistant") && (!m.tool_calls.empty() || m.refusal)) {
     w.literal("\"content\":null");
   } else {
     throw Invalid{field + ".content is missing"};
   }
   if (!m.name.empty()) w.pair("name", m.name, field);
   if (!m.tool_calls.empty()) {
-    if (m.role != "assistant") throw Invalid{field + ".tool_calls is only for assistant messages"};
+    if (m.role != std::string_view("assistant")) throw Invalid{field + ".tool_calls is only for assistant messages"};
     w.literal("\"tool_calls\":[");
     for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
       const ToolCall& c = m.tool_calls[i];
@@ -264,7 +275,7 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     }
     w.close(']');
   }
-  if (m.role == "tool") {
+  if (m.role == std::string_view("tool")) {
     if (m.tool_call_id.empty()) throw Invalid{field + ".tool_call_id is empty"};
     w.pair("tool_call_id", m.tool_call_id, field);
   }
