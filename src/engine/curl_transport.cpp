@@ -20,7 +20,7 @@ namespace failover {
 
 namespace {
 
-constexpr std::size_t kMaxIdleEasyHandles = 256;
+constexpr std::size_t kMaxIdleSlots = 256;  // finished exchange slots kept, each with its handle
 constexpr std::size_t kMaxParsedUrls = 64;
 constexpr std::size_t kParserPadding = 64;
 
@@ -38,9 +38,33 @@ long ceil_millis(Duration d) {
   return static_cast<long>(std::clamp<std::int64_t>(ms, 1, 0x7fffffff));
 }
 
+// The options an easy handle holds from its last transfer, as far as start() sets them: an
+// option is only set again when its value changes.
+struct Applied {
+  CURLU* url = nullptr;  // the kept parsed URL, or null for a URL given as text
+  bool get = false;
+  const char* post_data = nullptr;
+  std::size_t post_size = 0;
+  const curl_slist* headers = nullptr;
+  long connect_ms = 0;  // 0: curl's default
+  long total_ms = 0;
+};
+
+// One exchange, in a slot that outlives it: a finished slot keeps its easy handle (with the
+// options that point at the slot, set once) and its buffers for a later exchange.
 struct Exchange {
+  Exchange() = default;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+  ~Exchange() {
+    if (easy) curl_easy_cleanup(easy);
+  }
+
   std::uint64_t id = 0;
-  CURL* easy = nullptr;
+  CURL* easy = nullptr;   // owned; made with the session's CA bundle of generation ca_generation
+  bool attached = false;  // easy is in the multi handle
+  std::uint64_t ca_generation = 0;
+  Applied applied;       // what easy holds (valid while easy is)
   CURLU* url = nullptr;  // the session's parsed copy of request.url, when it keeps one
   // The request headers as curl reads them: nodes over one buffer of NUL-terminated lines,
   // built without an allocation per header (curl only reads the list). They outlive the
@@ -70,7 +94,6 @@ struct Exchange {
   // Exchange assigned whole would also zero the error buffer and rebuild the result.
   void recycle() {
     id = 0;
-    easy = nullptr;
     url = nullptr;
     body.clear();
     stream = false;
@@ -198,7 +221,9 @@ class CurlSession final : public TransportSession {
 
   ~CurlSession() override {
     for (auto& [id, ex] : active_) release(*ex);
-    for (const IdleHandle& h : idle_) curl_easy_cleanup(h.easy);
+    // The exchanges' handles go before the multi handle and the parsed URLs they point at.
+    active_.clear();
+    active_nodes_.clear();
     curl_multi_cleanup(multi_);
     for (auto& [url, parsed] : urls_) curl_url_cleanup(parsed);
   }
@@ -216,25 +241,25 @@ class CurlSession final : public TransportSession {
     ex->max_response_bytes = r.max_response_bytes;
     ex->first_byte_timeout = r.first_byte_timeout;
     ex->dirty = &dirty_;
-    // Idle handles keep the options every exchange shares (set once, below); a handle is only
-    // reset when the CA bundle changes. Per-exchange options are all set again here.
-    if (r.ca_bundle != idle_ca_) {
-      for (const IdleHandle& h : idle_) curl_easy_cleanup(h.easy);
-      idle_.clear();
-      idle_ca_ = r.ca_bundle;
+    // A slot's handle keeps the options every exchange shares (set once, in configure); it is
+    // made anew only when the CA bundle changed since. The others are set when they change.
+    if (r.ca_bundle != ca_) {
+      ca_ = r.ca_bundle;
+      ++ca_generation_;
     }
-    CURL* easy = nullptr;
-    CURLU* last_url = nullptr;  // the parsed URL of the handle's last transfer
-    if (!idle_.empty()) {
-      easy = idle_.back().easy;
-      last_url = idle_.back().url;
-      idle_.pop_back();
-    } else {
-      easy = curl_easy_init();
-      if (easy) configure(easy, r.ca_bundle);
+    if (ex->easy && ex->ca_generation != ca_generation_) {
+      curl_easy_cleanup(ex->easy);
+      ex->easy = nullptr;
     }
-    if (!easy) return fail_now(it, ErrorKind::ConnectFailed, "curl_easy_init failed");
-    ex->easy = easy;
+    if (!ex->easy) {
+      ex->easy = curl_easy_init();
+      if (!ex->easy) return fail_now(it, ErrorKind::ConnectFailed, "curl_easy_init failed");
+      configure(ex->easy, ca_, ex);
+      ex->ca_generation = ca_generation_;
+      ex->applied = Applied{};
+    }
+    CURL* easy = ex->easy;
+    Applied& applied = ex->applied;
     build_header_list(r.headers, *ex);
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     // curl keeps the URL's text from the handle's last transfer and writes it anew from the
@@ -243,36 +268,56 @@ class CurlSession final : public TransportSession {
     // the same URL). Writing the text costs about 8 k instructions.
     ex->url = parsed_url(r.url);
     if (ex->url) {
-      if (ex->url != last_url) curl_easy_setopt(easy, CURLOPT_URL, nullptr);
-      curl_easy_setopt(easy, CURLOPT_CURLU, ex->url);  // overrides CURLOPT_URL
+      if (ex->url != applied.url) {
+        curl_easy_setopt(easy, CURLOPT_URL, nullptr);
+        curl_easy_setopt(easy, CURLOPT_CURLU, ex->url);  // overrides CURLOPT_URL
+      }
     } else {
       curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
       curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());  // curl parses it (and says why not)
     }
+    applied.url = ex->url;
     if (r.method == "GET") {
-      curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+      if (!applied.get) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+      applied.get = true;
     } else {
-      curl_easy_setopt(easy, CURLOPT_POST, 1L);
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ex->body.data());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(ex->body.size()));
+      // CURLOPT_HTTPGET dropped the fields; POSTFIELDS sets the method as well as the data.
+      if (applied.get || applied.post_data != ex->body.data()) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ex->body.data());
+        applied.post_data = ex->body.data();
+        applied.post_size = static_cast<std::size_t>(-1);
+      }
+      if (applied.post_size != ex->body.size()) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(ex->body.size()));
+        applied.post_size = ex->body.size();
+      }
+      applied.get = false;
     }
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER,
-                     ex->header_nodes.empty() ? nullptr : ex->header_nodes.data());
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, ex);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ex->errbuf);
+    const curl_slist* headers = ex->header_nodes.empty() ? nullptr : ex->header_nodes.data();
+    if (headers != applied.headers) {
+      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+      applied.headers = headers;
+    }
     // 0 restores curl's default (a handle may have had a limit in its previous exchange).
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     r.connect_timeout > Duration::zero() ? ceil_millis(r.connect_timeout) : 0L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                     r.total_timeout > Duration::zero() ? ceil_millis(r.total_timeout) : 0L);
+    const long connect_ms =
+        r.connect_timeout > Duration::zero() ? ceil_millis(r.connect_timeout) : 0L;
+    if (connect_ms != applied.connect_ms) {
+      curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+      applied.connect_ms = connect_ms;
+    }
+    const long total_ms = r.total_timeout > Duration::zero() ? ceil_millis(r.total_timeout) : 0L;
+    if (total_ms != applied.total_ms) {
+      curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, total_ms);
+      applied.total_ms = total_ms;
+    }
     if (r.first_byte_timeout > Duration::zero()) {
       ex->first_byte_deadline = std::chrono::steady_clock::now() + r.first_byte_timeout;
     }
     if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
       return fail_now(it, ErrorKind::ConnectFailed, "curl_multi_add_handle failed");
     }
+    ex->attached = true;
   }
 
   void cancel(std::uint64_t id) override {
@@ -307,10 +352,15 @@ class CurlSession final : public TransportSession {
     }
   }
 
-  // What every exchange on a handle shares.
-  static void configure(CURL* easy, const std::string& ca_bundle) {
+  // What every exchange in a slot shares: the callbacks and where they write, and the
+  // connection's rules.
+  static void configure(CURL* easy, const std::string& ca_bundle, Exchange* ex) {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, ex);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, ex->errbuf);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -336,25 +386,20 @@ class CurlSession final : public TransportSession {
     retire(it);
   }
 
-  // Ends an exchange: its handle goes back to the idle ones, and the exchange is emptied and
-  // kept in its map node (with its header buffers) for a later one.
+  // Ends an exchange: its slot (with its handle and header buffers) is emptied and kept in
+  // its map node for a later exchange.
   void retire(Active::iterator it) {
     release(*it->second);
     it->second->recycle();
     active_nodes_.erase(active_, it);
   }
 
-  // Detaches the easy handle (closing its connection if the transfer was unfinished) and
-  // keeps it for reuse.
+  // Detaches the exchange's handle from the multi handle (closing its connection if the
+  // transfer was unfinished).
   void release(Exchange& ex) {
-    if (ex.easy) {
+    if (ex.attached) {
       curl_multi_remove_handle(multi_, ex.easy);
-      if (idle_.size() < kMaxIdleEasyHandles) {
-        idle_.push_back({ex.easy, ex.url});
-      } else {
-        curl_easy_cleanup(ex.easy);
-      }
-      ex.easy = nullptr;
+      ex.attached = false;
     }
   }
 
@@ -492,16 +537,12 @@ class CurlSession final : public TransportSession {
   }
 
   CURLM* multi_ = nullptr;
-  struct IdleHandle {
-    CURL* easy = nullptr;
-    CURLU* url = nullptr;  // the kept parsed URL of its last transfer; null for a text URL
-  };
-  std::vector<IdleHandle> idle_;
-  std::string idle_ca_;  // the CA bundle the idle handles were configured with
+  std::string ca_;                                // the CA bundle of the latest exchange
+  std::uint64_t ca_generation_ = 0;               // counts its changes
   std::unordered_map<std::string, CURLU*> urls_;  // see parsed_url
   Active active_;
-  detail::NodeCache<Active> active_nodes_{kMaxIdleEasyHandles};  // finished exchanges, for reuse
-  std::vector<HttpResult> ready_;                                // failed before reaching curl
+  detail::NodeCache<Active> active_nodes_{kMaxIdleSlots};  // finished exchange slots
+  std::vector<HttpResult> ready_;                          // failed before reaching curl
   std::vector<std::uint64_t> dirty_;  // exchanges with streamed bytes to hand over
   std::atomic<bool> woken_{false};
 };

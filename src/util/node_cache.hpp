@@ -40,6 +40,9 @@ class NodeCache {
     return place(map.insert(std::move(node)));
   }
 
+  /** Drops every kept node (and what it holds). */
+  void clear() { spare_.clear(); }
+
   /** Erases the entry at `it`, keeping its node with the mapped value still in it (reset the
    *  value first when it holds something that must be released now). */
   void erase(Map& map, typename Map::iterator it) {

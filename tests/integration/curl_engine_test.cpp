@@ -184,6 +184,75 @@ TEST(CurlEngine, EachExchangeSendsItsOwnHeaders) {
                      "2|extra|*/*", "|-|*/*", "3|-|application/json", "3|-|application/jso"}));
 }
 
+// A slot's handle keeps what it was told for the last exchange; each option that changes
+// must change on the handle too: method, body (same pointer, other bytes or length), URL and
+// the total timeout, restored to none after an exchange that had one.
+TEST(CurlEngine, EachExchangeGetsItsOwnMethodBodyAndLimit) {
+  LoopbackServer server;
+  std::mutex m;
+  Strings seen;
+  auto record = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(m);
+    seen.push_back(line);
+  };
+  server.on_chat([&](const httplib::Request& req, httplib::Response& res) {
+    record("POST " + req.body);
+    if (req.body == "{\"slow\":1}") std::this_thread::sleep_for(milliseconds(600));
+    answer(res, "ok");
+  });
+  server.http().Get("/v1/models", [&](const httplib::Request& req, httplib::Response& res) {
+    record("GET " + req.body);
+    res.set_content("{\"object\":\"list\",\"data\":[]}", "application/json");
+  });
+  server.start();
+  std::unique_ptr<TransportSession> session = make_curl_transport()->open_session();
+  struct Step {
+    std::string method;
+    std::string path;
+    std::string body;
+    Duration total_timeout;
+    bool times_out;
+  };
+  const std::vector<Step> steps = {
+      {"POST", "/chat/completions", "{\"a\":1}", seconds(10), false},
+      {"POST", "/chat/completions", "{\"b\":2}", seconds(10), false},  // same length
+      {"GET", "/models", "", seconds(10), false},
+      {"POST", "/chat/completions", "{\"c\":3}", seconds(10), false},  // after a GET
+      {"POST", "/chat/completions", "{\"longer\":12345}", seconds(10), false},
+      {"POST", "/chat/completions", "{}", seconds(10), false},  // shorter
+      {"POST", "/chat/completions", "{\"slow\":1}", milliseconds(200), true},
+      {"POST", "/chat/completions", "{\"slow\":1}", Duration::zero(), false},  // no limit
+      {"GET", "/models", "", seconds(10), false},
+  };
+  HttpRequest r;
+  r.connect_timeout = seconds(5);
+  std::uint64_t id = 0;
+  for (const Step& step : steps) {
+    r.method = step.method;
+    r.url = server.base_url() + step.path;
+    r.body = step.body;
+    r.total_timeout = step.total_timeout;
+    session->start(++id, r);
+    TransportEvents events;
+    const TimePoint deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (events.completed.empty() && std::chrono::steady_clock::now() < deadline) {
+      session->wait(deadline, events);
+    }
+    ASSERT_EQ(events.completed.size(), 1u) << step.body;
+    const HttpResult& res = events.completed[0];
+    if (step.times_out) {
+      EXPECT_EQ(res.transport_error, ErrorKind::Timeout) << step.body;
+    } else {
+      EXPECT_FALSE(res.transport_error.has_value()) << step.body << ": " << res.error_message;
+      EXPECT_EQ(res.status, 200) << step.body;
+    }
+  }
+  std::lock_guard<std::mutex> lock(m);
+  EXPECT_EQ(seen, (Strings{"POST {\"a\":1}", "POST {\"b\":2}", "GET ", "POST {\"c\":3}",
+                           "POST {\"longer\":12345}", "POST {}", "POST {\"slow\":1}",
+                           "POST {\"slow\":1}", "GET "}));
+}
+
 TEST(CurlEngine, ServerErrorsFailOverToTheHealthyRoute) {
   for (int status : {500, 503}) {
     LoopbackServer failing;

@@ -195,6 +195,47 @@ TEST(Security, TlsIsVerifiedUnlessTheCaIsConfigured) {
   thread.join();
 }
 
+// The curl session keeps each slot's handle, configured with the CA bundle of its time: a
+// request with another bundle must get a handle that verifies against that one.
+TEST(Security, ASessionVerifiesEachExchangeAgainstItsOwnCaBundle) {
+  SelfSigned pki;
+  ASSERT_TRUE(pki.ok) << "the openssl tool could not make a certificate";
+  httplib::SSLServer server(pki.cert.c_str(), pki.key.c_str());
+  ASSERT_TRUE(server.is_valid());
+  server.Post("/v1/chat/completions", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(testing::completion_json("over tls"), "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread thread([&] { server.listen_after_bind(); });
+  for (int i = 0; i < 5000 && !server.is_running(); ++i) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  std::unique_ptr<TransportSession> session = make_curl_transport()->open_session();
+  HttpRequest r;
+  r.url = "https://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions";
+  r.body = "{}";
+  r.total_timeout = std::chrono::seconds(10);
+  std::vector<std::string> outcomes;
+  std::uint64_t id = 0;
+  for (const std::string& ca : {std::string(), pki.cert, pki.cert, std::string()}) {
+    r.ca_bundle = ca;
+    session->start(++id, r);
+    TransportEvents events;
+    const TimePoint deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (events.completed.empty() && std::chrono::steady_clock::now() < deadline) {
+      session->wait(deadline, events);
+    }
+    ASSERT_EQ(events.completed.size(), 1u);
+    const HttpResult& res = events.completed[0];
+    outcomes.push_back(res.transport_error ? std::string(to_string(*res.transport_error))
+                                           : std::to_string(res.status));
+  }
+  EXPECT_EQ(outcomes, (Strings{"tls", "200", "200", "tls"}));
+  session.reset();  // closes the kept connection, which the server would wait out
+  server.stop();
+  thread.join();
+}
+
 TEST(Security, LineBreaksCannotSmuggleHeaders) {
   auto rejects = [](ClientOptions o) {
     try {
