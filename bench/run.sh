@@ -8,7 +8,9 @@
 #
 # B1, B3 and B4 time their two sides in one process, in alternating blocks of 10 calls, so
 # that both are timed over the same stretch of the machine's drifting speed. B2 and B6 run
-# each side in a process of its own (peak RSS is a process's own), alternately first.
+# each side in a process of its own (peak RSS is a process's own), alternately first. Raw
+# libcurl posts the SDK's own request, byte for byte (captured from the SDK's transport); B2
+# also runs the smallest hand-written request ("minimal"), reported beside its ratio.
 #
 #   /healthy/v1   200 with a chat completion        /overloaded/v1   503
 #   /limited/v1   429 with Retry-After: 1           /slow/v1         200 after 2 s (echo_sleep)
