@@ -46,9 +46,9 @@ class AsyncEngine {
   };
   using Calls = std::unordered_map<std::uint64_t, Call>;
   // Finished calls' nodes (each with a call machine's storage, about 1.6 KiB) and the nodes of
-  // the per-call map entries below, kept for reuse: as many as the transport keeps idle handles,
-  // since one turn of the loop may finish that many calls before it admits the calls their
-  // callbacks submitted.
+  // the per-call map entries below, kept for reuse: as many as the curl transport keeps idle
+  // exchange slots, since one turn of the loop may finish that many calls before it admits the
+  // calls their callbacks submitted.
   static constexpr std::size_t kMaxSpareNodes = 256;
   struct Submission {
     ChatRequest request;
