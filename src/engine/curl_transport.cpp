@@ -50,30 +50,9 @@ struct Applied {
   long total_ms = 0;
 };
 
-// One exchange, in a slot that outlives it: a finished slot keeps its easy handle (with the
-// options that point at the slot, set once) and its buffers for a later exchange.
-struct Exchange {
-  Exchange() = default;
-  Exchange(const Exchange&) = delete;
-  Exchange& operator=(const Exchange&) = delete;
-  ~Exchange() {
-    if (easy) curl_easy_cleanup(easy);
-  }
-
+// What belongs to one exchange alone: a slot starts each exchange with a fresh one.
+struct ExchangeState {
   std::uint64_t id = 0;
-  CURL* easy = nullptr;   // owned; made with the session's CA bundle of generation ca_generation
-  bool attached = false;  // easy is in the multi handle
-  std::uint64_t ca_generation = 0;
-  Applied applied;       // what easy holds (valid while easy is)
-  CURLU* url = nullptr;  // the session's parsed copy of request.url, when it keeps one
-  // The request headers as curl reads them: nodes over one buffer of NUL-terminated lines,
-  // built without an allocation per header (curl only reads the list). They outlive the
-  // exchange: the next exchange in this slot keeps them when its headers are the same.
-  std::vector<curl_slist> header_nodes;
-  std::string header_lines;
-  // What the exchange keeps of its request: the body curl reads from (a copy, in a buffer kept
-  // from exchange to exchange) and the limits it checks.
-  std::string body;
   bool stream = false;
   bool success_headers = true;
   bool skip_headers = false;  // this response is a 2xx whose headers are not wanted
@@ -88,29 +67,38 @@ struct Exchange {
   std::string pending;                          // streamed bytes not yet handed to the caller
   bool headers_sent = false;                    // the first StreamData carried the headers
   std::vector<std::uint64_t>* dirty = nullptr;  // session list of exchanges with pending bytes
+};
+
+// One exchange, in a slot that outlives it: a finished slot keeps its easy handle (with the
+// options that point at the slot, set once) and its buffers for a later exchange.
+struct Exchange : ExchangeState {
+  Exchange() = default;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+  ~Exchange() {
+    if (easy) curl_easy_cleanup(easy);
+  }
+
+  CURL* easy = nullptr;   // owned; made with the session's CA bundle of generation ca_generation
+  bool attached = false;  // easy is in the multi handle
+  std::uint64_t ca_generation = 0;
+  Applied applied;  // what easy holds (valid while easy is)
+  // The request headers as curl reads them: nodes over one buffer of NUL-terminated lines,
+  // built without an allocation per header (curl only reads the list). They outlive the
+  // exchange: the next exchange in this slot keeps them when its headers are the same.
+  std::vector<curl_slist> header_nodes;
+  std::string header_lines;
+  // The body curl reads from: a copy of the request's, in a buffer kept from exchange to
+  // exchange.
+  std::string body;
   char errbuf[CURL_ERROR_SIZE] = {};
 
-  // Back to a new exchange's state, keeping the buffers' capacity. Field by field: a fresh
-  // Exchange assigned whole would also zero the error buffer and rebuild the result.
+  // Back to a new exchange's state, keeping the slot's handle and buffers. The error buffer
+  // is only emptied: curl writes a message only on failure, and terminates it.
   void recycle() {
-    id = 0;
-    url = nullptr;
+    static_cast<ExchangeState&>(*this) = ExchangeState{};
     body.clear();
-    stream = false;
-    success_headers = true;
-    skip_headers = false;
-    max_response_bytes = 0;
-    first_byte_timeout = Duration{};
-    result = HttpResult{};  // its strings were moved out with the result, or are dropped here
-    first_byte_deadline = TimePoint::max();
-    got_byte = false;
-    too_large = false;
-    received = 0;
-    body_mode = 0;
-    pending.clear();
-    headers_sent = false;
-    dirty = nullptr;
-    errbuf[0] = '\0';  // curl writes a message only on failure, and terminates it
+    errbuf[0] = '\0';
   }
 };
 
@@ -266,17 +254,17 @@ class CurlSession final : public TransportSession {
     // parsed URL only once that text is cleared: so it is cleared unless the handle's last
     // transfer went to this very URL (kept URLs are never dropped, so the same pointer is
     // the same URL). Writing the text costs about 8 k instructions.
-    ex->url = parsed_url(r.url);
-    if (ex->url) {
-      if (ex->url != applied.url) {
+    CURLU* url = parsed_url(r.url);
+    if (url) {
+      if (url != applied.url) {
         curl_easy_setopt(easy, CURLOPT_URL, nullptr);
-        curl_easy_setopt(easy, CURLOPT_CURLU, ex->url);  // overrides CURLOPT_URL
+        curl_easy_setopt(easy, CURLOPT_CURLU, url);  // overrides CURLOPT_URL
       }
     } else {
       curl_easy_setopt(easy, CURLOPT_CURLU, nullptr);
       curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());  // curl parses it (and says why not)
     }
-    applied.url = ex->url;
+    applied.url = url;
     if (r.method == "GET") {
       if (!applied.get) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
       applied.get = true;

@@ -233,8 +233,8 @@ void write_part(RequestWriter& w, const ContentPart& part, const std::string& fi
 }
 
 void write_message(RequestWriter& w, const Message& m, const std::string& field) {
-  static constexpr std::string_view kRoles[] = {"system", "developer", "user", "assistant",
-                                                "tool"};
+  using namespace std::string_view_literals;  // compared without a strlen
+  static constexpr std::string_view kRoles[] = {"system", "developer", "user", "assistant", "tool"};
   bool role_ok = false;
   for (std::string_view r : kRoles) role_ok = role_ok || m.role == r;
   if (!role_ok) {
@@ -250,14 +250,15 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     w.close(']');
   } else if (m.content) {
     w.pair("content", *m.content, field);
-  } else if (m.role == std::string_view("assistant") && (!m.tool_calls.empty() || m.refusal)) {
+  } else if (m.role == "assistant"sv && (!m.tool_calls.empty() || m.refusal)) {
     w.literal("\"content\":null");
   } else {
     throw Invalid{field + ".content is missing"};
   }
   if (!m.name.empty()) w.pair("name", m.name, field);
   if (!m.tool_calls.empty()) {
-    if (m.role != std::string_view("assistant")) throw Invalid{field + ".tool_calls is only for assistant messages"};
+    if (m.role != "assistant"sv)
+      throw Invalid{field + ".tool_calls is only for assistant messages"};
     w.literal("\"tool_calls\":[");
     for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
       const ToolCall& c = m.tool_calls[i];
@@ -275,7 +276,7 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
     }
     w.close(']');
   }
-  if (m.role == std::string_view("tool")) {
+  if (m.role == "tool"sv) {
     if (m.tool_call_id.empty()) throw Invalid{field + ".tool_call_id is empty"};
     w.pair("tool_call_id", m.tool_call_id, field);
   }
