@@ -151,4 +151,20 @@ const std::string& ChatResponse::finish_reason() const {
   return choices.empty() ? kEmpty : choices.front().finish_reason;
 }
 
+const std::string& ChatResponse::reasoning() const {
+  if (choices.empty() || !choices.front().message.reasoning) return kEmpty;
+  return *choices.front().message.reasoning;
+}
+
+bool ChatResponse::content_filtered() const {
+  for (const Choice& c : choices) {
+    if (c.finish_reason == "content_filter") return true;
+  }
+  return false;
+}
+
+const std::string& ChatChunk::reasoning() const {
+  return choices.empty() ? kEmpty : choices.front().reasoning;
+}
+
 }  // namespace failover

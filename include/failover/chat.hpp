@@ -12,6 +12,7 @@
 #include <failover/error.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -52,6 +53,15 @@ struct ToolCall {
   std::string arguments;          ///< Arguments as JSON text, exactly as the model produced them.
 };
 
+/** A citation the model attached to its answer (`annotations[]` of type `url_citation`). */
+struct Annotation {
+  std::string type = "url_citation";  ///< Always `url_citation` today.
+  std::string url;                    ///< The cited web resource.
+  std::string title;                  ///< Its title.
+  std::int64_t start_index = 0;       ///< First character of the citation in the content.
+  std::int64_t end_index = 0;         ///< One past its last character.
+};
+
 /** One chat message, any role. */
 struct Message {
   std::string role;                    ///< `system`, `developer`, `user`, `assistant`, `tool`.
@@ -61,6 +71,12 @@ struct Message {
   std::vector<ToolCall> tool_calls;    ///< For assistant messages that called tools.
   std::string tool_call_id;            ///< For `tool` messages: the call answered.
   std::optional<std::string> refusal;  ///< For assistant messages: a refusal, if any.
+  /** For assistant messages in responses: the model's reasoning, as DeepSeek, vLLM, xAI and
+   *  Qwen send it (`reasoning_content`) or OpenRouter does (`reasoning`). Never sent in a
+   *  request: providers refuse it in input messages. */
+  std::optional<std::string> reasoning;
+  /** For assistant messages in responses: URL citations (web search). Never sent. */
+  std::vector<Annotation> annotations;
 
   /** A system message. */
   static Message system(std::string text);
@@ -110,6 +126,12 @@ struct ResponseFormat {
   std::optional<bool> strict;      ///< For `json_schema`: strict adherence.
 };
 
+/** `audio`: parameters of audio output (with `modalities` holding `audio`). */
+struct AudioOutput {
+  std::string voice;   ///< A built-in voice (`alloy`, `ash`, ...) or a custom voice id.
+  std::string format;  ///< `wav`, `aac`, `mp3`, `flac`, `opus` or `pcm16`.
+};
+
 /**
  * A chat completion request. The model is not part of it: each route names its own model.
  * Use `CallOptions::models` to restrict a call to some models.
@@ -131,6 +153,27 @@ struct ChatRequest {
   std::optional<int> n;                               ///< Number of choices.
   std::string user;                                   ///< End-user id for abuse monitoring.
   std::optional<bool> include_usage;                  ///< `stream_options.include_usage` (streams).
+  /** `reasoning_effort` of reasoning models: `none`, `minimal`, `low`, `medium`, `high`,
+   *  `xhigh` or `max`; empty = not sent. */
+  std::string reasoning_effort;
+  std::string verbosity;            ///< `low`, `medium` or `high`; empty = not sent.
+  std::optional<bool> logprobs;     ///< Return log probabilities of the output tokens.
+  std::optional<int> top_logprobs;  ///< 0 to 20 most likely tokens per position (`logprobs`).
+  /** Token id (as decimal text) to a bias from -100 to 100. */
+  std::map<std::string, int> logit_bias;
+  /** `service_tier`: `auto`, `default`, `flex`, `scale`, `priority` or `fast`; empty = not sent. */
+  std::string service_tier;
+  std::optional<bool> store;  ///< Store the completion (distillation, evals).
+  /** Up to 16 pairs; keys up to 64 characters, values up to 512. */
+  std::map<std::string, std::string> metadata;
+  /** Predicted output (`prediction: {"type": "content", "content": ...}`). */
+  std::optional<std::string> prediction;
+  std::vector<std::string> modalities;  ///< Output types: `text`, `audio`.
+  std::optional<AudioOutput> audio;     ///< Audio output parameters.
+  /** `web_search_options` as a JSON object text (`search_context_size`, `user_location`). */
+  std::string web_search_options_json;
+  std::string prompt_cache_key;   ///< Groups requests for prompt caching.
+  std::string safety_identifier;  ///< A stable, hashed end-user id for abuse detection.
   /**
    * A JSON object whose members are merged into the request body as they are, for fields the
    * SDK does not model (`reasoning_effort`, `logprobs`, provider extensions, ...). Its members
@@ -157,6 +200,8 @@ struct Choice {
   int index = 0;              ///< Position among the choices.
   Message message;            ///< The assistant message.
   std::string finish_reason;  ///< `stop`, `length`, `tool_calls`, `content_filter`, ...
+  /** `logprobs` as JSON text (`{"content": [...], "refusal": [...]}`), empty when not sent. */
+  std::string logprobs_json;
 };
 
 /** A chat completion response, plus where it came from and how. */
@@ -181,11 +226,18 @@ struct ChatResponse {
   const std::vector<ToolCall>& tool_calls() const;
   /** finish_reason of the first choice, or empty. */
   const std::string& finish_reason() const;
+  /** Reasoning of the first choice's message, or empty. */
+  const std::string& reasoning() const;
+  /** Whether the provider's content filter cut or withheld an answer (some choice finished
+   *  with `content_filter`). Such a response is returned as it is, not retried elsewhere. */
+  bool content_filtered() const;
 };
 
 /** A piece of a tool call inside a stream chunk; arguments arrive in fragments. */
 struct ToolCallDelta {
-  int index = 0;          ///< Which tool call of the message this piece belongs to.
+  /** Which tool call of the message this piece belongs to; when the provider sends no index
+   *  (Mistral), the piece's position in the chunk's list. */
+  int index = 0;
   std::string id;         ///< Set on the first piece of a call.
   std::string type;       ///< Set on the first piece of a call (`function`).
   std::string name;       ///< Set on the first piece of a call.
@@ -198,8 +250,10 @@ struct ChoiceDelta {
   std::string role;                       ///< Usually only on the first chunk.
   std::string content;                    ///< Text fragment (may be empty).
   std::string refusal;                    ///< Refusal fragment (may be empty).
+  std::string reasoning;                  ///< Reasoning fragment (may be empty).
   std::vector<ToolCallDelta> tool_calls;  ///< Tool-call fragments.
   std::string finish_reason;              ///< Set on the choice's last chunk.
+  std::string logprobs_json;              ///< This chunk's `logprobs` as JSON text, if any.
 };
 
 /** One chunk of a streamed completion (`CreateChatCompletionStreamResponse`). */
@@ -208,12 +262,15 @@ struct ChatChunk {
   std::string model;                 ///< Model as reported by the provider.
   std::int64_t created = 0;          ///< Unix seconds.
   std::string system_fingerprint;    ///< Backend fingerprint, if sent.
+  std::string service_tier;          ///< Service tier, if sent.
   std::vector<ChoiceDelta> choices;  ///< Deltas; empty on the final usage chunk.
   std::optional<Usage> usage;        ///< With `include_usage`, on the last chunk.
   std::string raw_json;              ///< The chunk's `data:` payload as received.
 
   /** Text fragment of the first choice, or empty. */
   const std::string& content() const;
+  /** Reasoning fragment of the first choice, or empty. */
+  const std::string& reasoning() const;
 };
 
 }  // namespace failover

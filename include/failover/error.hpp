@@ -64,6 +64,7 @@ struct Attempt {
   Duration latency{};              ///< From the start of the exchange to its end.
   Duration delay{};                ///< Wait before the next attempt (0 for the last one).
   std::string message;             ///< Short description of the failure (never contains a key).
+  int skipped_events = 0;          ///< Malformed stream events skipped during the attempt.
 
   /** `"success"` or the snake_case error kind. */
   std::string outcome() const {

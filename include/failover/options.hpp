@@ -145,6 +145,15 @@ enum class WhenUnavailable {
   Panic,            ///< Try the route that comes back soonest anyway (Envoy's panic mode).
 };
 
+/** What a content-filter rejection does to a call (config `"content_filter"`). */
+enum class ContentFilterPolicy {
+  /** The call fails with `ContentFiltered`, carrying the provider's reason; no other route is
+   *  tried: routing around a provider's safety decision is not the caller's expectation. */
+  Fail,
+  /** The route is given up and the call tries the next route (opt-in). */
+  FailOver,
+};
+
 /** Everything a `Client` is built from. Plain struct; every field has a sensible default. */
 struct ClientOptions {
   std::vector<Endpoint> endpoints;  ///< The servers.
@@ -154,6 +163,9 @@ struct ClientOptions {
   std::shared_ptr<const RetryPolicy> retry;
   /** Client-wide limit on retries of the same route and on hedges. */
   RetryBudgetOptions retry_budget;
+  /** What a content-filter rejection does (a 200 whose `finish_reason` is `content_filter` is
+   *  an answer, returned as it is: see `ChatResponse::content_filtered`). */
+  ContentFilterPolicy content_filter = ContentFilterPolicy::Fail;
   /** Prices by model name (the route's model); no price is built in. */
   std::map<std::string, ModelPrice> prices;
   /**

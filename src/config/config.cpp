@@ -82,7 +82,7 @@ class Reader {
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
                 "health", "hedging", "prices", "budget", "shadow", "canary", "max_response_bytes",
-                "ca_bundle", "user_agent"});
+                "ca_bundle", "user_agent", "content_filter"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -112,6 +112,17 @@ class Reader {
     }
     if (doc.contains("ca_bundle")) o.ca_bundle = string(doc["ca_bundle"], "ca_bundle");
     if (doc.contains("user_agent")) o.user_agent = string(doc["user_agent"], "user_agent");
+    if (doc.contains("content_filter")) {
+      const std::string policy = string(doc["content_filter"], "content_filter");
+      if (policy == "fail") {
+        o.content_filter = ContentFilterPolicy::Fail;
+      } else if (policy == "fail_over") {
+        o.content_filter = ContentFilterPolicy::FailOver;
+      } else {
+        fail("content_filter",
+             "must be fail or fail_over (got \"" + wire::excerpt(policy, 40) + "\")");
+      }
+    }
     return o;
   }
 
@@ -355,9 +366,11 @@ class Reader {
 
   std::shared_ptr<const RetryPolicy> retry(const json& v) {
     if (!v.is_object()) fail("retry", std::string("must be an object, not ") + type_name(v));
-    check_keys(v, "retry",
-               {"max_attempts", "base_delay_ms", "max_delay_ms", "max_retry_after_ms",
-                "failover_on_content_filter"});
+    if (v.contains("failover_on_content_filter")) {
+      fail("retry.failover_on_content_filter",
+           "moved to the top-level key content_filter (\"fail\" or \"fail_over\")");
+    }
+    check_keys(v, "retry", {"max_attempts", "base_delay_ms", "max_delay_ms", "max_retry_after_ms"});
     RetryOptions r;
     if (v.contains("max_attempts")) {
       r.max_attempts = static_cast<int>(positive(v["max_attempts"], "retry.max_attempts"));
@@ -369,10 +382,6 @@ class Reader {
       r.max_retry_after = std::chrono::milliseconds(
           at_most_a_year(non_negative(v["max_retry_after_ms"], "retry.max_retry_after_ms"),
                          "retry.max_retry_after_ms"));
-    }
-    if (v.contains("failover_on_content_filter")) {
-      r.failover_on_content_filter =
-          boolean(v["failover_on_content_filter"], "retry.failover_on_content_filter");
     }
     if (r.max_delay < r.base_delay)
       fail("retry.max_delay_ms", "must be at least retry.base_delay_ms");
@@ -685,8 +694,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     doc["retry"] = {{"max_attempts", r.max_attempts},
                     {"base_delay_ms", ms(r.base_delay)},
                     {"max_delay_ms", ms(r.max_delay)},
-                    {"max_retry_after_ms", ms(r.max_retry_after)},
-                    {"failover_on_content_filter", r.failover_on_content_filter}};
+                    {"max_retry_after_ms", ms(r.max_retry_after)}};
   }
   if (auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
     const CircuitBreakerOptions& b = factory->options;
@@ -757,6 +765,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
   doc["max_response_bytes"] = o.max_response_bytes;
   if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
   if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;
+  doc["content_filter"] = o.content_filter == ContentFilterPolicy::FailOver ? "fail_over" : "fail";
   return doc.dump(2);
 }
 

@@ -121,7 +121,12 @@ void CallMachine::end_call() {
 }
 
 void CallMachine::note_attempt(RouteState& route, TimePoint now) {
-  const Attempt& a = trace_.back();
+  Attempt& a = trace_.back();
+  if (handler_ && skipped_events_ > 0) {
+    a.skipped_events = skipped_events_;
+    route.skipped_events.fetch_add(static_cast<std::uint64_t>(skipped_events_),
+                                   std::memory_order_relaxed);
+  }
   route.stats.record(now, a.latency, a.error, a.message);
   if (!mirror_) core_.budget().on_attempt(a.error);
 }
@@ -474,6 +479,9 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
     stream_error_.reset();
     stream_error_message_.clear();
     last_chunk_ = now;
+    progressed_ = false;
+    chunk_accepted_ = false;
+    skipped_events_ = 0;
   }
   if (pending_permit_) {
     f.limiter = pending_permit_->first;
@@ -603,6 +611,7 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
     outcome.kind = *result.transport_error;
     return fail_attempt(now, id, std::move(outcome), std::move(result.error_message), {}, {});
   }
+  std::optional<wire::ErrorBody> in_band;
   if (result.status >= 200 && result.status < 300) {
     ChatResponse response;
     auto failure = wire::decode_response(result.body, response);
@@ -613,10 +622,13 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
       outcome.http_status = result.status;
       return fail_attempt(now, id, std::move(outcome), std::move(failure->message), {}, {});
     }
-    // An error object inside a 2xx: classify it as the error it says it is.
+    // An error inside a 2xx: a failure, classified as the error it says it is.
+    in_band = std::move(failure->in_band_error);
   }
+  const WallTime wall = core_.clock().wall_now();
   policy::Classified c =
-      policy::classify_http(result.status, result.headers, result.body, core_.clock().wall_now());
+      in_band ? policy::classify_error(result.status, result.headers, std::move(*in_band), wall)
+              : policy::classify_http(result.status, result.headers, result.body, wall);
   AttemptOutcome outcome;
   outcome.kind = c.kind;
   outcome.http_status = c.status;
@@ -649,8 +661,10 @@ void CallMachine::on_timer(TimePoint now) {
     outcome.kind = ErrorKind::Timeout;
     if (now < f.start + f.total_timeout) {
       return fail_attempt(now, id, std::move(outcome),
-                          "no content within the first-token timeout of " +
-                              std::to_string(to_millis(f.first_byte_timeout)) + " ms",
+                          progressed_ ? "no stream chunk within the idle timeout of " +
+                                            std::to_string(to_millis(t.idle)) + " ms"
+                                      : "no content within the first-token timeout of " +
+                                            std::to_string(to_millis(f.first_byte_timeout)) + " ms",
                           {}, {});
     }
     return fail_attempt(now, id, std::move(outcome),
@@ -675,8 +689,10 @@ TimePoint CallMachine::watchdog(const Flight& f) const {
   TimePoint hard = f.start + f.total_timeout + kStuckGrace;
   if (!handler_) return hard;
   if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
+  // Until the first content, tool-call or reasoning text, the first-token limit; after it,
+  // the idle limit between chunks (a reasoning model may think for minutes before it answers).
   TimePoint soft =
-      committed_ ? last_chunk_ + core_.options().timeouts.idle : f.start + f.first_byte_timeout;
+      progressed_ ? last_chunk_ + core_.options().timeouts.idle : f.start + f.first_byte_timeout;
   return std::min(hard, std::min(soft, deadline_));
 }
 
@@ -711,21 +727,25 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
   }
   ChatChunk chunk;
   auto failure = wire::decode_chunk(e.data, chunk);
-  if (failure || e.event == "error") {
+  // An error event: `event: error`, a chunk with an `error` member, or a choice that finished
+  // with `finish_reason: "error"` (decode_chunk reports the last two as in-band errors).
+  if (e.event == "error" || (failure && failure->in_band_error)) {
+    wire::ErrorBody body = failure && failure->in_band_error ? std::move(*failure->in_band_error)
+                                                             : wire::decode_error_body(e.data);
+    policy::Classified c =
+        policy::classify_error(200, {}, std::move(body), core_.clock().wall_now());
     AttemptOutcome outcome;
-    if (failure && !failure->in_band_error) {
-      outcome.kind = ErrorKind::Protocol;
-      stream_error_message_ = failure->message;
-    } else {
-      policy::Classified c = policy::classify_http(200, {}, e.data, core_.clock().wall_now());
-      outcome.kind = c.kind;
-      outcome.provider_code = c.code;
-      stream_error_message_ = "error event in the stream: " + c.message;
-    }
+    outcome.kind = c.kind;
+    outcome.provider_code = std::move(c.code);
+    outcome.retry_after = c.retry_after;
+    stream_error_message_ = "error event in the stream: " + c.message;
     stream_error_ = std::move(outcome);
     return;
   }
+  if (failure) return skip_event(failure->message);
+  chunk_accepted_ = true;
   last_chunk_ = now;
+  if (!progressed_ && wire::has_progress(chunk)) progressed_ = true;
   accumulated_.add(chunk);
   if (!committed_) {
     if (!wire::has_content(chunk)) {
@@ -737,6 +757,19 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     held_.clear();
   }
   deliver(chunk);
+}
+
+// A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad
+// frame must not cost the answer). Counted for the trace and the metrics; a stream made of
+// nothing else fails as a protocol error when it ends.
+void CallMachine::skip_event(const std::string& why) {
+  ++skipped_events_;
+  spdlog::logger* log = core_.logger();
+  if (log && log->should_log(spdlog::level::warn)) {
+    const RouteState& route = candidate_route(flights_.front().candidate);
+    log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref),
+              skipped_events_, wire::excerpt(why, 160));
+  }
 }
 
 void CallMachine::deliver(const ChatChunk& chunk) {
@@ -754,6 +787,15 @@ void CallMachine::deliver(const ChatChunk& chunk) {
 
 void CallMachine::end_stream(TimePoint now) {
   const std::uint64_t id = flights_.front().id;
+  if (!chunk_accepted_ && skipped_events_ > 0) {
+    AttemptOutcome outcome;
+    outcome.kind = ErrorKind::Protocol;
+    outcome.http_status = 200;
+    return fail_attempt(
+        now, id, std::move(outcome),
+        "every event of the stream was malformed (" + std::to_string(skipped_events_) + " skipped)",
+        {}, {});
+  }
   if (done_seen_ || accumulated_.finished()) {
     if (!committed_) {  // an answer with no content at all: hand over what there is
       committed_ = true;
@@ -943,7 +985,12 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   state.now = now;
   state.deadline = deadline_;
   state.rng = &core_.rng();
-  Decision decision = policy_->decide(outcome, state);
+  // A content filter is the provider's safety decision: the client's policy, not the retry
+  // policy, says whether another route may be asked.
+  Decision decision = outcome.kind != ErrorKind::ContentFiltered ? policy_->decide(outcome, state)
+                      : core_.options().content_filter == ContentFilterPolicy::FailOver
+                          ? Decision::failover()
+                          : Decision::fail();
   if (!flights_.empty() && decision.action != Decision::Action::Fail) {
     log_attempt(trace_.back());  // another attempt of this call is still in flight: wait for it
     return;

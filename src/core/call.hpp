@@ -167,6 +167,10 @@ class CallMachine {
   bool done_seen_ = false;
   TimePoint done_at_{};
   TimePoint last_chunk_{};
+  bool progressed_ = false;      // content, tool-call or reasoning text arrived (watchdogs)
+  bool chunk_accepted_ = false;  // some event decoded as a chunk
+  int skipped_events_ = 0;       // malformed events skipped
+  void skip_event(const std::string& why);
   std::optional<AttemptOutcome> stream_error_;  // an error event or a malformed chunk
   std::string stream_error_message_;
 };

@@ -49,7 +49,8 @@ struct RouteState {
   std::atomic<std::int64_t> prompt_tokens{0};
   std::atomic<std::int64_t> cached_tokens{0};
   std::atomic<std::int64_t> completion_tokens{0};
-  std::atomic<std::int64_t> cost_nanos{0};  // US dollars x 1e9, so totals never drift
+  std::atomic<std::int64_t> cost_nanos{0};       // US dollars x 1e9, so totals never drift
+  std::atomic<std::uint64_t> skipped_events{0};  // malformed stream events skipped
   /** Adds a served response's usage; returns its cost in nano-dollars when priced. */
   std::optional<std::int64_t> add_usage(const Usage& usage);
   mutable std::mutex probe_mutex;

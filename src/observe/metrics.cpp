@@ -166,6 +166,12 @@ std::string Client::metrics_text() const {
        << number(static_cast<double>(route->cost_nanos.load(std::memory_order_relaxed)) / 1e9)
        << '\n';
   }
+  family(os, "failover_stream_events_skipped_total", "counter",
+         "Malformed stream events skipped (the stream went on), by route.");
+  for (const auto& route : core.routes()) {
+    os << "failover_stream_events_skipped_total{" << route_labels(route->ref) << "} "
+       << route->skipped_events.load(std::memory_order_relaxed) << '\n';
+  }
   family(os, "failover_attempt_duration_seconds", "histogram", "Attempt latency by route.");
   for (std::size_t i = 0; i < core.routes().size(); ++i) {
     histogram(os, "failover_attempt_duration_seconds", route_labels(core.routes()[i]->ref),

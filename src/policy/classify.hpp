@@ -1,11 +1,15 @@
 #pragma once
 
-// Classification of attempt outcomes into ErrorKind (DESIGN.md "Defaults: Classification").
+// Classification of failed exchanges into ErrorKind (DESIGN.md "Defaults: Classification"):
+// one table of rules, read in order, over every signal a provider sends.
+
+#include "wire/error_body.hpp"
 
 #include <failover/error.hpp>
 #include <failover/time.hpp>
 #include <failover/transport.hpp>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,16 +24,33 @@ struct Classified {
   std::string code;                         ///< `error.code`.
   std::string type;                         ///< `error.type`.
   std::string param;                        ///< `error.param`.
-  std::optional<Duration> retry_after;      ///< From `retry-after-ms` / `Retry-After`.
-  std::optional<bool> should_retry;         ///< From `x-should-retry`.
+  /** From `retry-after-ms` / `Retry-After`, else the body's own (Google's `RetryInfo`). */
+  std::optional<Duration> retry_after;
+  std::optional<bool> should_retry;  ///< From `x-should-retry`.
 };
 
-/** The kind for an HTTP status and the provider's error code, type and message. */
-ErrorKind kind_for_status(int status, std::string_view code, std::string_view type,
-                          std::string_view message);
+/** Which rule of the table decided, and what. */
+struct RuleMatch {
+  ErrorKind kind = ErrorKind::ServerError;
+  std::size_t rule = 0;  ///< Index in the table (see `rule_count`).
+};
 
-/** Classifies a non-2xx response (or a 2xx whose body is an error object: pass `in_band`). */
+/** The rule that classifies an error body `e` that came with HTTP `status`. A 2xx status
+ *  means the error came inside a successful response or stream: a numeric `code` in 400-599
+ *  then stands for the status. */
+RuleMatch match_rule(int status, const wire::ErrorBody& e);
+
+/** Rows in the table. */
+std::size_t rule_count();
+
+/** Where rule `index` comes from (the comment of its row), for tests and docs. */
+std::string_view rule_source(std::size_t index);
+
+/** Classifies a non-2xx response, or a 2xx whose body is an error. */
 Classified classify_http(int status, const HttpHeaders& headers, std::string_view body,
                          WallTime now);
+
+/** Classifies an error already read from a body (an error event inside a stream). */
+Classified classify_error(int status, const HttpHeaders& headers, wire::ErrorBody e, WallTime now);
 
 }  // namespace failover::policy

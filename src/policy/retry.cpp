@@ -36,7 +36,7 @@ namespace {
 
 enum class Class { Transient, RouteFatal, CallFatal, NextTier };
 
-Class class_of(ErrorKind kind, bool failover_on_content_filter) {
+Class class_of(ErrorKind kind) {
   if (detail::is_transient(kind)) return Class::Transient;
   switch (kind) {
     case ErrorKind::Authentication:
@@ -48,7 +48,6 @@ Class class_of(ErrorKind kind, bool failover_on_content_filter) {
     case ErrorKind::ContextLengthExceeded:
       return Class::NextTier;
     case ErrorKind::ContentFiltered:
-      return failover_on_content_filter ? Class::RouteFatal : Class::CallFatal;
     case ErrorKind::InvalidRequest:
     case ErrorKind::DeadlineExceeded:
     case ErrorKind::AllRoutesUnavailable:
@@ -64,7 +63,7 @@ Class class_of(ErrorKind kind, bool failover_on_content_filter) {
 }  // namespace
 
 Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallState& state) {
-  Class c = class_of(outcome.kind, options_.failover_on_content_filter);
+  Class c = class_of(outcome.kind);
   // A redirect means a misconfigured base URL: asking that route again cannot help.
   if (outcome.kind == ErrorKind::Protocol && outcome.http_status >= 300 &&
       outcome.http_status < 400) {

@@ -284,6 +284,111 @@ void write_message(RequestWriter& w, const Message& m, const std::string& field)
   w.close('}');
 }
 
+void one_of(const std::string& value, std::initializer_list<std::string_view> allowed,
+            const char* field) {
+  for (std::string_view a : allowed) {
+    if (value == a) return;
+  }
+  std::string list;
+  for (std::string_view a : allowed) {
+    if (!list.empty()) list += ", ";
+    list += a;
+  }
+  throw Invalid{std::string(field) + " must be one of " + list};
+}
+
+// The newer members of CreateChatCompletionRequest: reasoning, output shaping, storage,
+// caching and safety.
+void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
+  if (!r.reasoning_effort.empty()) {
+    one_of(r.reasoning_effort, {"none", "minimal", "low", "medium", "high", "xhigh", "max"},
+           "reasoning_effort");
+    w.member("reasoning_effort").string(r.reasoning_effort, "reasoning_effort");
+  }
+  if (!r.verbosity.empty()) {
+    one_of(r.verbosity, {"low", "medium", "high"}, "verbosity");
+    w.member("verbosity").string(r.verbosity, "verbosity");
+  }
+  if (r.logprobs) w.member("logprobs").boolean(*r.logprobs);
+  if (r.top_logprobs) {
+    if (*r.top_logprobs < 0 || *r.top_logprobs > 20) {
+      throw Invalid{"top_logprobs must be between 0 and 20"};
+    }
+    if (!r.logprobs.value_or(false)) throw Invalid{"top_logprobs needs logprobs set to true"};
+    w.member("top_logprobs").integer(*r.top_logprobs);
+  }
+  if (!r.logit_bias.empty()) {
+    RequestWriter& bw = w.member("logit_bias");
+    bw.open('{');
+    for (const auto& [token, bias] : r.logit_bias) {
+      const std::string field = "logit_bias[" + token + "]";
+      if (token.empty() || token.size() > 12 ||
+          !std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        throw Invalid{"logit_bias keys must be token ids (decimal digits)"};
+      }
+      if (bias < -100 || bias > 100) throw Invalid{field + " must be between -100 and 100"};
+      bw.key(token, "logit_bias");
+      bw.integer(bias);
+    }
+    bw.close('}');
+  }
+  if (!r.service_tier.empty()) {
+    one_of(r.service_tier, {"auto", "default", "flex", "scale", "priority", "fast"},
+           "service_tier");
+    w.member("service_tier").string(r.service_tier, "service_tier");
+  }
+  if (r.store) w.member("store").boolean(*r.store);
+  if (!r.metadata.empty()) {
+    if (r.metadata.size() > 16) throw Invalid{"metadata holds at most 16 pairs"};
+    RequestWriter& mw = w.member("metadata");
+    mw.open('{');
+    for (const auto& [key, value] : r.metadata) {
+      if (key.empty() || key.size() > 64) {
+        throw Invalid{"metadata keys must be 1 to 64 characters"};
+      }
+      if (value.size() > 512) throw Invalid{"metadata[" + key + "] is longer than 512"};
+      mw.key(key, "metadata");
+      mw.string(value, "metadata[" + key + "]");
+    }
+    mw.close('}');
+  }
+  if (r.prediction) {
+    RequestWriter& pw = w.member("prediction");
+    pw.open('{');
+    pw.pair("type", "content", "prediction");
+    pw.pair("content", *r.prediction, "prediction");
+    pw.close('}');
+  }
+  if (!r.modalities.empty()) {
+    RequestWriter& mw = w.member("modalities");
+    mw.open('[');
+    for (const std::string& m : r.modalities) {
+      one_of(m, {"text", "audio"}, "modalities[]");
+      mw.string(m, "modalities");
+    }
+    mw.close(']');
+  }
+  if (r.audio) {
+    if (r.audio->voice.empty()) throw Invalid{"audio.voice is empty"};
+    one_of(r.audio->format, {"wav", "aac", "mp3", "flac", "opus", "pcm16"}, "audio.format");
+    RequestWriter& aw = w.member("audio");
+    aw.open('{');
+    aw.pair("voice", r.audio->voice, "audio");
+    aw.pair("format", r.audio->format, "audio");
+    aw.close('}');
+  }
+  if (!r.web_search_options_json.empty()) {
+    json options = parse_object_field(r.web_search_options_json, "web_search_options_json");
+    w.member("web_search_options").value(options, "web_search_options_json");
+  }
+  if (!r.prompt_cache_key.empty()) {
+    w.member("prompt_cache_key").string(r.prompt_cache_key, "prompt_cache_key");
+  }
+  if (!r.safety_identifier.empty()) {
+    w.member("safety_identifier").string(r.safety_identifier, "safety_identifier");
+  }
+}
+
 }  // namespace
 
 std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std::string& text) {
@@ -410,6 +515,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
       w.member("n").integer(*r.n);
     }
     if (!r.user.empty()) w.member("user").string(r.user, "user");
+    write_reasoning_and_output(w, r);
     if (stream) {
       w.member("stream").boolean(true);  // extra_json may not set it
       if (r.include_usage) {
@@ -610,6 +716,48 @@ Usage decode_usage(const json& u) {
   return out;
 }
 
+// `reasoning_content` (DeepSeek, vLLM, xAI, Qwen) or `reasoning` (OpenRouter), when a string.
+std::optional<std::string> reasoning_of(const json& m) {
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (auto it = m.find(key); it != m.end() && it->is_string()) return it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+// `logprobs` of a choice as JSON text; empty when absent or null.
+std::string logprobs_of(const json& choice) {
+  auto it = choice.find("logprobs");
+  if (it == choice.end() || it->is_null()) return {};
+  std::string text;
+  if (!append_json(*it, text)) throw Invalid{"\"logprobs\" is not valid UTF-8"};
+  return text;
+}
+
+// An error a 2xx body or stream chunk carries instead of (or beside) its answer: a non-null
+// top-level `error`, or a choice that finished with `finish_reason: "error"`.
+std::optional<ErrorBody> in_band_error(const json& doc) {
+  if (auto e = doc.find("error"); e != doc.end() && !e->is_null()) {
+    ErrorBody body = error_from_json(doc);
+    if (body.message.empty()) body.message = "the response carries an error object";
+    return body;
+  }
+  auto choices = doc.find("choices");
+  if (choices == doc.end() || !choices->is_array()) return std::nullopt;
+  for (const json& c : *choices) {
+    if (!c.is_object()) continue;
+    auto reason = c.find("finish_reason");
+    if (reason == c.end() || !reason->is_string() ||
+        reason->get_ref<const std::string&>() != "error")
+      continue;
+    ErrorBody body = error_from_json(c);  // some relays put the error in the choice
+    body.found = true;
+    if (body.message.empty())
+      body.message = "the provider ended the answer with finish_reason \"error\"";
+    return body;
+  }
+  return std::nullopt;
+}
+
 Message decode_message(const json& m) {
   if (!m.is_object()) throw Invalid{"\"message\" is not an object"};
   Message out;
@@ -630,6 +778,21 @@ Message decode_message(const json& m) {
   }
   if (auto it = m.find("refusal"); it != m.end() && it->is_string()) {
     out.refusal = it->get<std::string>();
+  }
+  out.reasoning = reasoning_of(m);
+  if (auto it = m.find("annotations"); it != m.end() && it->is_array()) {
+    for (const json& a : *it) {
+      if (!a.is_object()) continue;
+      Annotation annotation;
+      annotation.type = get_string(a, "type");
+      const json* cite = &a;
+      if (auto c = a.find("url_citation"); c != a.end() && c->is_object()) cite = &*c;
+      annotation.url = get_string(*cite, "url");
+      annotation.title = get_string(*cite, "title");
+      annotation.start_index = get_int(*cite, "start_index");
+      annotation.end_index = get_int(*cite, "end_index");
+      out.annotations.push_back(std::move(annotation));
+    }
   }
   if (auto it = m.find("tool_calls"); it != m.end() && !it->is_null()) {
     if (!it->is_array()) throw Invalid{"\"tool_calls\" is not an array"};
@@ -667,10 +830,18 @@ std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse
   if (!doc) return DecodeFailure{"the response body is not valid JSON: " + excerpt(body, 120), {}};
   try {
     if (!doc->is_object()) throw Invalid{"the response body is not a JSON object"};
+    if (std::optional<ErrorBody> e = in_band_error(*doc)) {
+      std::string message = "error inside a successful response: " + e->message;
+      return DecodeFailure{std::move(message), std::move(e)};
+    }
     auto choices = doc->find("choices");
-    if (choices == doc->end() && doc->contains("error")) {
+    if (choices == doc->end()) {
+      // No answer at all: whatever error it carries ({"detail": ...}, {"message": ...}).
       ErrorBody e = error_from_json(*doc);
-      return DecodeFailure{"error object in a successful response: " + e.message, std::move(e)};
+      if (e.found) {
+        std::string message = "error inside a successful response: " + e.message;
+        return DecodeFailure{std::move(message), std::move(e)};
+      }
     }
     if (choices == doc->end() || !choices->is_array()) {
       throw Invalid{"the response has no \"choices\" array"};
@@ -691,6 +862,7 @@ std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse
       if (msg == c.end()) throw Invalid{"a choice has no \"message\""};
       choice.message = decode_message(*msg);
       choice.finish_reason = get_string(c, "finish_reason");
+      choice.logprobs_json = logprobs_of(c);
       out.choices.push_back(std::move(choice));
     }
     if (auto u = doc->find("usage"); u != doc->end() && !u->is_null()) {
@@ -710,15 +882,16 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
   if (!doc) return DecodeFailure{"a stream chunk is not valid JSON: " + excerpt(data, 120), {}};
   try {
     if (!doc->is_object()) throw Invalid{"a stream chunk is not a JSON object"};
-    auto choices = doc->find("choices");
-    if (choices == doc->end() && doc->contains("error")) {
-      ErrorBody e = error_from_json(*doc);
-      return DecodeFailure{"error event in the stream: " + e.message, std::move(e)};
+    if (std::optional<ErrorBody> e = in_band_error(*doc)) {
+      std::string message = "error event in the stream: " + e->message;
+      return DecodeFailure{std::move(message), std::move(e)};
     }
+    auto choices = doc->find("choices");
     out.id = get_string(*doc, "id");
     out.model = get_string(*doc, "model");
     out.created = get_int(*doc, "created");
     out.system_fingerprint = get_string(*doc, "system_fingerprint");
+    out.service_tier = get_string(*doc, "service_tier");
     out.choices.clear();
     if (choices != doc->end() && !choices->is_null()) {
       if (!choices->is_array()) throw Invalid{"\"choices\" is not an array"};
@@ -727,17 +900,23 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
         ChoiceDelta d;
         d.index = static_cast<int>(get_int(c, "index"));
         d.finish_reason = get_string(c, "finish_reason");
+        d.logprobs_json = logprobs_of(c);
         auto delta = c.find("delta");
         if (delta != c.end() && delta->is_object()) {
           d.role = get_string(*delta, "role");
           d.content = get_string(*delta, "content");
           d.refusal = get_string(*delta, "refusal");
+          d.reasoning = reasoning_of(*delta).value_or(std::string());
           if (auto calls = delta->find("tool_calls"); calls != delta->end() && !calls->is_null()) {
             if (!calls->is_array()) throw Invalid{"\"tool_calls\" is not an array"};
+            int position = 0;
             for (const json& call : *calls) {
               if (!call.is_object()) throw Invalid{"a tool call delta is not an object"};
               ToolCallDelta t;
-              t.index = static_cast<int>(get_int(call, "index"));
+              // Mistral sends no index: the position in the list stands for it.
+              t.index =
+                  call.contains("index") ? static_cast<int>(get_int(call, "index")) : position;
+              ++position;
               t.id = get_string(call, "id");
               t.type = get_string(call, "type");
               if (auto fn = call.find("function"); fn != call.end() && fn->is_object()) {
@@ -760,45 +939,6 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
   }
   out.raw_json.assign(data.data(), data.size());
   return std::nullopt;
-}
-
-ErrorBody error_from_json(const json& doc) {
-  ErrorBody out;
-  if (!doc.is_object()) return out;
-  auto text_of = [](const json& v) -> std::string {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_null()) return {};
-    return v.dump();
-  };
-  auto err = doc.find("error");
-  if (err != doc.end()) {
-    out.found = true;
-    if (err->is_object()) {
-      if (auto it = err->find("message"); it != err->end()) out.message = text_of(*it);
-      if (auto it = err->find("type"); it != err->end()) out.type = text_of(*it);
-      if (auto it = err->find("code"); it != err->end()) out.code = text_of(*it);
-      if (auto it = err->find("param"); it != err->end()) out.param = text_of(*it);
-    } else {
-      out.message = text_of(*err);
-    }
-  } else if (auto it = doc.find("message"); it != doc.end() && it->is_string()) {
-    out.found = true;  // {"message": "..."} as some gateways answer
-    out.message = it->get<std::string>();
-    if (auto c = doc.find("code"); c != doc.end()) out.code = text_of(*c);
-  }
-  out.message = excerpt(out.message, 1000);
-  return out;
-}
-
-ErrorBody decode_error_body(std::string_view body) {
-  if (auto doc = parse_json(body)) {
-    ErrorBody e = error_from_json(*doc);
-    if (e.found) return e;
-  }
-  ErrorBody out;
-  std::string_view trimmed = body.substr(0, std::min<std::size_t>(body.size(), 300));
-  if (!trimmed.empty()) out.message = excerpt(trimmed, 300);
-  return out;
 }
 
 }  // namespace failover::wire

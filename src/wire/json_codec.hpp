@@ -2,6 +2,8 @@
 
 // JSON codec for the Chat Completions wire format, on nlohmann/json.
 
+#include "wire/error_body.hpp"
+
 #include <failover/chat.hpp>
 
 #include <nlohmann/json.hpp>
@@ -39,15 +41,6 @@ std::optional<std::string> encode_request(const ChatRequest& request, bool strea
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
                                           nlohmann::json& out);
 
-/** The fields of an error body (`ErrorResponse`), leniently read from any JSON shape. */
-struct ErrorBody {
-  bool found = false;   ///< An error object (or message) was present.
-  std::string message;  ///< `error.message` (or a short excerpt of a non-JSON body).
-  std::string type;     ///< `error.type`.
-  std::string code;     ///< `error.code` (numbers are turned into text).
-  std::string param;    ///< `error.param`.
-};
-
 /** Why a 2xx body could not be used. */
 struct DecodeFailure {
   std::string message;                     ///< What was wrong (malformed, wrong shape).
@@ -74,12 +67,6 @@ bool decode_response_fast(const std::string& body, ChatResponse& out);
 /** Decodes one stream `data:` payload (`CreateChatCompletionStreamResponse`); the payload is
  *  copied into `raw_json`. An error object instead of a chunk comes back as `in_band_error`. */
 std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out);
-
-/** Reads an error body; non-JSON bodies give an excerpt as the message. */
-ErrorBody decode_error_body(std::string_view body);
-
-/** Reads the `error` member of an already parsed document, if present. */
-ErrorBody error_from_json(const nlohmann::json& doc);
 
 /** A printable excerpt of `text`: at most `max` bytes, control characters replaced. */
 std::string excerpt(std::string_view text, std::size_t max = 300);

@@ -53,6 +53,8 @@ class ResponseSax {
     }
     if (f == Frame::Choice && k() == "message") {
       ++messages_;
+      reasoning_content_.reset();
+      reasoning_.reset();
       return push(Frame::Message);
     }
     if (f == Frame::ToolCalls) {
@@ -72,7 +74,16 @@ class ResponseSax {
     return nest();
   }
 
-  bool end_object() { return pop(); }
+  bool end_object() {
+    if (top() == Frame::Message) {  // reasoning_content wins over OpenRouter's reasoning
+      if (reasoning_content_) {
+        message().reasoning.emplace(*reasoning_content_);
+      } else if (reasoning_) {
+        message().reasoning.emplace(*reasoning_);
+      }
+    }
+    return pop();
+  }
 
   bool start_array() {
     if (too_deep() || depth_ == 0) return false;
@@ -82,6 +93,8 @@ class ResponseSax {
       if (!message().tool_calls.empty()) return false;
       return push(Frame::ToolCalls);
     }
+    // Citations are rare: an empty list is read here, any item by the DOM decoder.
+    if (f == Frame::Message && k() == "annotations") return push(Frame::Annotations);
     return nest();
   }
 
@@ -95,6 +108,7 @@ class ResponseSax {
     Message,
     ToolCalls,
     ToolCall,
+    Annotations,
     Function,
     Usage,
     PromptDetails,
@@ -122,7 +136,7 @@ class ResponseSax {
   bool nest() {
     const Frame f = top();
     if (f == Frame::Skip) return push(Frame::Skip);
-    if (f == Frame::Choices || f == Frame::ToolCalls) return false;
+    if (f == Frame::Choices || f == Frame::ToolCalls || f == Frame::Annotations) return false;
     return known_key(f) ? false : push(Frame::Skip);
   }
   // The keys each frame reads.
@@ -131,9 +145,10 @@ class ResponseSax {
       case Frame::Root:
         return is_root_scalar() || k() == "choices" || k() == "usage" || k() == "error";
       case Frame::Choice:
-        return k() == "message" || k() == "index" || k() == "finish_reason";
+        return k() == "message" || k() == "index" || k() == "finish_reason" || k() == "logprobs";
       case Frame::Message:
-        return k() == "role" || k() == "content" || k() == "refusal" || k() == "tool_calls";
+        return k() == "role" || k() == "content" || k() == "refusal" || k() == "tool_calls" ||
+               k() == "reasoning_content" || k() == "reasoning" || k() == "annotations";
       case Frame::ToolCall:
         return k() == "function" || k() == "id" || k() == "type";
       case Frame::Function:
@@ -146,6 +161,7 @@ class ResponseSax {
         return is_detail_field();
       case Frame::Choices:
       case Frame::ToolCalls:
+      case Frame::Annotations:
       case Frame::Skip:
         return false;
     }
@@ -175,6 +191,18 @@ class ResponseSax {
     }
     if (type == Value::Null) {
       into.clear();
+      return true;
+    }
+    return false;
+  }
+  // A field that may be absent: a string, or null for absent.
+  static bool optional_text(Value type, std::string_view v, std::optional<std::string_view>& into) {
+    if (type == Value::String) {
+      into = v;
+      return true;
+    }
+    if (type == Value::Null) {
+      into.reset();
       return true;
     }
     return false;
@@ -215,6 +243,7 @@ class ResponseSax {
         Choice& c = out_.choices.back();
         if (k() == "index") return number(type, n, c.index);
         if (k() == "finish_reason") return text(type, s, c.finish_reason);
+        if (k() == "logprobs") return type == Value::Null;
         return k() != "message";
       }
       case Frame::Message: {
@@ -238,6 +267,8 @@ class ResponseSax {
           return true;
         }
         if (k() == "tool_calls") return type == Value::Null && m.tool_calls.empty();
+        if (k() == "reasoning_content") return optional_text(type, s, reasoning_content_);
+        if (k() == "reasoning") return optional_text(type, s, reasoning_);
         return true;
       }
       case Frame::ToolCall: {
@@ -282,6 +313,7 @@ class ResponseSax {
       }
       case Frame::Choices:
       case Frame::ToolCalls:
+      case Frame::Annotations:
         return false;  // a scalar where an object belongs
     }
     return false;
@@ -297,6 +329,9 @@ class ResponseSax {
   bool prompt_details_seen_ = false;  // in the current usage
   bool completion_details_seen_ = false;
   std::size_t messages_ = 0;
+  // The current message's reasoning under either name (in simdjson's document).
+  std::optional<std::string_view> reasoning_content_;
+  std::optional<std::string_view> reasoning_;
 };
 
 // Replays one parsed value as events; false as soon as the handler declines. The handler stops
@@ -363,6 +398,7 @@ bool decode_response_fast(const std::string& body, ChatResponse& out) {
   ResponseSax sax(r);
   if (!replay(root, sax) || !sax.complete()) return false;
   for (Choice& c : r.choices) {
+    if (c.finish_reason == "error") return false;  // an error, which the DOM decoder reports
     if (c.message.role.empty()) c.message.role = "assistant";
     for (ToolCall& t : c.message.tool_calls) {
       if (t.type.empty()) t.type = "function";

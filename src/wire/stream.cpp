@@ -16,6 +16,12 @@ bool has_content(const ChatChunk& chunk) {
   return false;
 }
 
+bool has_progress(const ChatChunk& chunk) {
+  if (has_content(chunk)) return true;
+  return std::any_of(chunk.choices.begin(), chunk.choices.end(),
+                     [](const ChoiceDelta& d) { return !d.reasoning.empty(); });
+}
+
 StreamAccumulator::ChoiceState& StreamAccumulator::choice(int index) {
   for (ChoiceState& c : choices_) {
     if (c.index == index) return c;
@@ -30,6 +36,7 @@ void StreamAccumulator::add(const ChatChunk& chunk) {
   if (model_.empty()) model_ = chunk.model;
   if (created_ == 0) created_ = chunk.created;
   if (system_fingerprint_.empty()) system_fingerprint_ = chunk.system_fingerprint;
+  if (service_tier_.empty()) service_tier_ = chunk.service_tier;
   if (chunk.usage) usage_ = chunk.usage;
   for (const ChoiceDelta& d : chunk.choices) {
     ChoiceState& c = choice(d.index);
@@ -42,12 +49,19 @@ void StreamAccumulator::add(const ChatChunk& chunk) {
       c.refusal += d.refusal;
       c.has_refusal = true;
     }
+    if (!d.reasoning.empty()) {
+      c.reasoning += d.reasoning;
+      c.has_reasoning = true;
+    }
     for (const ToolCallDelta& t : d.tool_calls) {
-      auto it = std::find_if(c.calls.begin(), c.calls.end(),
+      // The latest call with this index; a piece with another call's id starts a new call
+      // (providers that send no index number every call of a chunk from 0).
+      auto it = std::find_if(c.calls.rbegin(), c.calls.rend(),
                              [&](const auto& p) { return p.first == t.index; });
-      if (it == c.calls.end()) {
+      if (it == c.calls.rend() ||
+          (!t.id.empty() && !it->second.id.empty() && it->second.id != t.id)) {
         c.calls.emplace_back(t.index, ToolCall{});
-        it = std::prev(c.calls.end());
+        it = c.calls.rbegin();
       }
       ToolCall& call = it->second;
       if (!t.id.empty()) call.id = t.id;
@@ -56,6 +70,19 @@ void StreamAccumulator::add(const ChatChunk& chunk) {
       call.arguments += t.arguments;
     }
     if (!d.finish_reason.empty()) c.finish_reason = d.finish_reason;
+    if (!d.logprobs_json.empty()) add_logprobs(c, d.logprobs_json);
+  }
+}
+
+void StreamAccumulator::add_logprobs(ChoiceState& c, const std::string& text) {
+  std::optional<json> doc = parse_json(text);
+  if (!doc || !doc->is_object()) return;
+  for (auto [key, into] :
+       {std::pair{"content", &c.logprobs_content}, std::pair{"refusal", &c.logprobs_refusal}}) {
+    auto it = doc->find(key);
+    if (it == doc->end() || !it->is_array()) continue;
+    if (!into->is_array()) *into = json::array();
+    for (json& item : *it) into->push_back(std::move(item));
   }
 }
 
@@ -83,12 +110,14 @@ ChatResponse StreamAccumulator::build() const {
     choice.message.role = c->role.empty() ? "assistant" : c->role;
     if (c->has_content || c->calls.empty()) choice.message.content = c->content;
     if (c->has_refusal) choice.message.refusal = c->refusal;
+    if (c->has_reasoning) choice.message.reasoning = c->reasoning;
     for (const auto& [index, call] : c->calls) choice.message.tool_calls.push_back(call);
     choice.finish_reason = c->finish_reason;
 
     json message = {{"role", choice.message.role}};
     message["content"] = choice.message.content ? json(*choice.message.content) : json(nullptr);
     if (choice.message.refusal) message["refusal"] = *choice.message.refusal;
+    if (choice.message.reasoning) message["reasoning_content"] = *choice.message.reasoning;
     if (!choice.message.tool_calls.empty()) {
       json calls = json::array();
       for (const ToolCall& t : choice.message.tool_calls) {
@@ -98,11 +127,16 @@ ChatResponse StreamAccumulator::build() const {
       }
       message["tool_calls"] = std::move(calls);
     }
-    choices.push_back(
-        {{"index", choice.index},
-         {"message", std::move(message)},
-         {"finish_reason",
-          choice.finish_reason.empty() ? json(nullptr) : json(choice.finish_reason)}});
+    json entry = {{"index", choice.index},
+                  {"message", std::move(message)},
+                  {"finish_reason",
+                   choice.finish_reason.empty() ? json(nullptr) : json(choice.finish_reason)}};
+    if (c->logprobs_content.is_array() || c->logprobs_refusal.is_array()) {
+      json logprobs = {{"content", c->logprobs_content}, {"refusal", c->logprobs_refusal}};
+      entry["logprobs"] = logprobs;
+      choice.logprobs_json = logprobs.dump();
+    }
+    choices.push_back(std::move(entry));
     r.choices.push_back(std::move(choice));
   }
   json doc = {{"id", r.id},
@@ -111,6 +145,8 @@ ChatResponse StreamAccumulator::build() const {
               {"model", r.model},
               {"choices", std::move(choices)}};
   if (!r.system_fingerprint.empty()) doc["system_fingerprint"] = r.system_fingerprint;
+  r.service_tier = service_tier_;
+  if (!r.service_tier.empty()) doc["service_tier"] = r.service_tier;
   if (usage_) {
     doc["usage"] = {
         {"prompt_tokens", usage_->prompt_tokens},

@@ -16,6 +16,10 @@ namespace failover::wire {
 /** Whether a chunk carries something the user sees: content, refusal or tool-call text. */
 bool has_content(const ChatChunk& chunk);
 
+/** Whether a chunk shows the model at work: content, refusal, tool-call text or reasoning
+ *  (what the first-token and idle watchdogs wait for). */
+bool has_progress(const ChatChunk& chunk);
+
 /** Joins chunks into the response they add up to. */
 class StreamAccumulator {
  public:
@@ -34,15 +38,22 @@ class StreamAccumulator {
     bool has_content = false;
     std::string refusal;
     bool has_refusal = false;
+    std::string reasoning;
+    bool has_reasoning = false;
     std::vector<std::pair<int, ToolCall>> calls;  // by delta index, in first-seen order
     std::string finish_reason;
+    // Token log probabilities joined across chunks (`content` and `refusal` lists).
+    nlohmann::json logprobs_content;
+    nlohmann::json logprobs_refusal;
   };
   ChoiceState& choice(int index);
+  static void add_logprobs(ChoiceState& c, const std::string& text);
 
   std::string id_;
   std::string model_;
   std::int64_t created_ = 0;
   std::string system_fingerprint_;
+  std::string service_tier_;
   std::vector<ChoiceState> choices_;
   std::optional<Usage> usage_;
 };

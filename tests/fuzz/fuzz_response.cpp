@@ -15,7 +15,9 @@ std::string describe(const failover::ChatResponse& r) {
   for (const failover::Choice& c : r.choices) {
     out += '\x1e' + std::to_string(c.index) + '\x1f' + c.finish_reason + '\x1f' + c.message.role +
            '\x1f' + (c.message.content ? "1" + *c.message.content : "0") + '\x1f' +
-           (c.message.refusal ? "1" + *c.message.refusal : "0");
+           (c.message.refusal ? "1" + *c.message.refusal : "0") + '\x1f' +
+           (c.message.reasoning ? "1" + *c.message.reasoning : "0") + '\x1f' +
+           std::to_string(c.message.annotations.size()) + '\x1f' + c.logprobs_json;
     for (const failover::ToolCall& t : c.message.tool_calls) {
       out += '\x1d' + t.id + '\x1f' + t.type + '\x1f' + t.name + '\x1f' + t.arguments;
     }

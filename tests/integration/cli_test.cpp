@@ -1,5 +1,6 @@
 // The failover command-line tool end to end, against `failover mock` processes on 127.0.0.1.
 
+#include "loopback.hpp"
 #include "process.hpp"
 
 #include <gtest/gtest.h>
@@ -172,6 +173,174 @@ TEST(Cli, InterruptedStreamReportsThePartialAnswer) {
   EXPECT_EQ(doc["error"]["kind"], "stream_interrupted");
   EXPECT_EQ(doc["error"]["partial"]["text"], "a b ");
   EXPECT_TRUE(doc["error"]["partial"]["finish_reason"].is_null());
+}
+
+// ---- Real providers' answers replayed on loopback, a healthy second tier behind each ----
+
+using testing::HealthyServer;
+using testing::recorded;
+using testing::recorded_sse;
+using testing::ReplayServer;
+using testing::sse_data;
+
+// `first` replaying, `second` healthy, one tier each; `extra` merged into the config.
+std::string replay_config(const ReplayServer& first, const HealthyServer& second,
+                          const json& extra = json::object()) {
+  json cfg = {{"endpoints",
+               {{{"name", "first"}, {"base_url", first.base_url()}, {"api_key", "sk-first-secret"}},
+                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "sk-second"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"first"}}},
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}}};
+  cfg.update(extra);
+  return temp_file("replay.json", cfg.dump());
+}
+
+json chat_json(const std::string& cfg, bool stream = false) {
+  std::vector<std::string> argv = {kCli, "chat", "--config", cfg, "--json", "hi"};
+  if (stream) argv.insert(argv.begin() + 2, "--stream");
+  auto r = run(argv);
+  json doc = json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(doc.is_discarded()) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, doc.contains("error") ? 1 : 0) << r.err;
+  return doc;
+}
+
+TEST(CliProviders, AccountKeyModelAndContextErrorsAreServedByTheSecondTier) {
+  const std::vector<std::pair<testing::RecordedAnswer, std::string>> cases = {
+      {recorded(402, R"({"error":{"message":"Insufficient Balance","type":"unknown_error"}})"),
+       "quota_exhausted"},
+      {recorded(
+           400,
+           R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}})"),
+       "quota_exhausted"},
+      {recorded(
+           400,
+           R"({"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}})"),
+       "authentication"},
+      {recorded(
+           400,
+           R"({"code":"Client specified an invalid argument","error":"Incorrect API key provided: sk-fi***et."})"),
+       "authentication"},
+      {recorded(
+           400,
+           R"({"error":{"message":"Unable to access model gpt-4.1.","type":"invalid_request_error","code":"model_not_available"}})"),
+       "not_found"},
+      {recorded(
+           400,
+           R"({"object":"error","message":"max_tokens must be at least 1, got -563072.","type":"BadRequestError","code":400})"),
+       "context_length_exceeded"},
+      {recorded(
+           500,
+           R"({"error":{"code":500,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}})"),
+       "context_length_exceeded"},
+      {recorded(403, R"({"error":{"code":403,"message":"This account has no credits"}})"),
+       "quota_exhausted"},
+  };
+  for (const auto& [answer, kind] : cases) {
+    ReplayServer first(answer);
+    HealthyServer second;
+    json doc = chat_json(replay_config(first, second));
+    SCOPED_TRACE(answer.parts[0].second);
+    ASSERT_FALSE(doc.contains("error")) << doc.dump();
+    EXPECT_EQ(doc["choices"][0]["message"]["content"], "fallback");
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "second");
+    ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
+    EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], kind);
+  }
+}
+
+TEST(CliProviders, AnErrorChunkInA200StreamFailsOver) {
+  ReplayServer first(recorded_sse(
+      {": OPENROUTER PROCESSING\n\n",
+       sse_data(
+           R"({"id":"gen","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]})")}));
+  HealthyServer second;
+  json doc = chat_json(replay_config(first, second), /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "fallback");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "server_error");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["message"],
+            "error event in the stream: Provider disconnected");
+}
+
+TEST(CliProviders, AnUnsupportedParameterFailsWithNoSecondAttempt) {
+  ReplayServer first(recorded(
+      400,
+      R"({"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}})"));
+  HealthyServer second;
+  json doc = chat_json(replay_config(first, second));
+  ASSERT_TRUE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["error"]["kind"], "invalid_request");
+  EXPECT_EQ(doc["error"]["code"], "unsupported_parameter");
+  EXPECT_EQ(doc["error"]["attempts"].size(), 1u);
+  EXPECT_EQ(second.requests(), 0);
+}
+
+TEST(CliProviders, AContentFilterFailsTheCallUnlessConfiguredToFailOver) {
+  ReplayServer first(recorded(
+      400,
+      R"({"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}})"));
+  HealthyServer second;
+  json doc = chat_json(replay_config(first, second));
+  ASSERT_TRUE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["error"]["kind"], "content_filtered");
+  EXPECT_NE(doc["error"]["message"].get<std::string>().find("content management policy"),
+            std::string::npos);
+  EXPECT_EQ(doc["error"]["attempts"].size(), 1u);
+  json over = chat_json(replay_config(first, second, {{"content_filter", "fail_over"}}));
+  ASSERT_FALSE(over.contains("error")) << over.dump();
+  EXPECT_EQ(over["failover"]["attempts"][0]["outcome"], "content_filtered");
+  EXPECT_EQ(over["failover"]["served_by"]["endpoint"], "second");
+}
+
+TEST(CliProviders, AReasoningStreamOutlastingTheFirstByteLimitIsServedWithItsReasoning) {
+  auto chunk = [](const std::string& delta, const std::string& finish = "null") {
+    return sse_data(
+        R"({"id":"r","object":"chat.completion.chunk","created":1,"model":"deepseek-reasoner","choices":[{"index":0,"delta":)" +
+        delta + R"(,"finish_reason":)" + finish + "}]}");
+  };
+  testing::RecordedAnswer thinking;
+  thinking.stream = true;
+  thinking.parts.emplace_back(
+      std::chrono::milliseconds(0),
+      chunk(R"({"role":"assistant","content":null,"reasoning_content":""})"));
+  for (int i = 0; i < 6; ++i) {  // a reasoning delta every 0.5 s for 3 s
+    thinking.parts.emplace_back(
+        std::chrono::milliseconds(500),
+        chunk(R"({"content":null,"reasoning_content":"r)" + std::to_string(i) + R"( "})"));
+  }
+  thinking.parts.emplace_back(std::chrono::milliseconds(10), chunk(R"({"content":"Three."})"));
+  thinking.parts.emplace_back(std::chrono::milliseconds(1),
+                              chunk("{}", "\"stop\"") + sse_data("[DONE]"));
+  ReplayServer first(thinking);
+  HealthyServer second;
+  json doc = chat_json(replay_config(first, second, {{"timeouts", {{"first_byte_ms", 1000}}}}),
+                       /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "first");
+  EXPECT_EQ(doc["failover"]["attempts"].size(), 1u);
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "Three.");
+  EXPECT_EQ(doc["choices"][0]["message"]["reasoning_content"], "r0 r1 r2 r3 r4 r5 ");
+  EXPECT_EQ(second.requests(), 0);
+}
+
+TEST(CliProviders, AnUnparseableEventIsSkippedAndTheTraceSaysSo) {
+  auto chunk = [](const std::string& content) {
+    return sse_data(
+        R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":")" +
+        content + R"("},"finish_reason":null}]})");
+  };
+  ReplayServer first(recorded_sse(
+      {chunk("Hello"), "data: {\"id\":\"c\",\"choices\":[{\"delta\":\n\n", chunk(", world"),
+       sse_data(R"({"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"),
+       sse_data("[DONE]")}));
+  HealthyServer second;
+  json doc = chat_json(replay_config(first, second), /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "Hello, world");
+  ASSERT_EQ(doc["failover"]["attempts"].size(), 1u);
+  EXPECT_EQ(doc["failover"]["attempts"][0]["skipped_events"], 1);
 }
 
 TEST(Cli, HealthProbesEveryRoute) {

@@ -92,6 +92,64 @@ std::vector<std::string> LoopbackServer::header_values(const std::string& name) 
   return out;
 }
 
+RecordedAnswer recorded(int status, std::string body) {
+  RecordedAnswer r;
+  r.status = status;
+  r.parts = {{std::chrono::milliseconds(0), std::move(body)}};
+  return r;
+}
+
+RecordedAnswer recorded_sse(std::vector<std::string> events, std::chrono::milliseconds gap) {
+  RecordedAnswer r;
+  r.stream = true;
+  for (std::string& e : events) r.parts.emplace_back(gap, std::move(e));
+  return r;
+}
+
+std::string sse_data(const std::string& payload) { return "data: " + payload + "\n\n"; }
+
+ReplayServer::ReplayServer(RecordedAnswer answer) {
+  on_chat([answer](const httplib::Request&, httplib::Response& res) {
+    res.status = answer.status;
+    const bool streamed = answer.stream && answer.status >= 200 && answer.status < 300;
+    std::string type = streamed ? "text/event-stream" : "application/json";
+    for (const auto& [name, value] : answer.headers) {
+      if (name == "content-type") {
+        type = value;
+      } else {
+        res.set_header(name, value);
+      }
+    }
+    if (!streamed) {
+      std::string body;
+      for (const auto& part : answer.parts) body += part.second;
+      res.set_content(body, type);
+      return;
+    }
+    res.set_chunked_content_provider(type,
+                                     [parts = answer.parts](std::size_t, httplib::DataSink& sink) {
+                                       for (const auto& [gap, bytes] : parts) {
+                                         std::this_thread::sleep_for(gap);
+                                         if (!sink.write(bytes.data(), bytes.size())) return false;
+                                       }
+                                       sink.done();
+                                       return true;
+                                     });
+  });
+  start();
+}
+
+HealthyServer::HealthyServer() {
+  on_chat([](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find("\"stream\":true") != std::string::npos) {
+      stream_sse(res, {"fall", "back"}, std::chrono::milliseconds(1), StreamEnd::Done);
+    } else {
+      res.set_content(completion_json("fallback"), "application/json");
+    }
+  });
+  start();
+}
+
 void stream_sse(httplib::Response& res, std::vector<std::string> pieces,
                 std::chrono::milliseconds gap, StreamEnd end,
                 std::chrono::milliseconds stall_limit) {

@@ -66,6 +66,35 @@ void stream_sse(httplib::Response& res, std::vector<std::string> pieces,
                 std::chrono::milliseconds gap, StreamEnd end,
                 std::chrono::milliseconds stall_limit = std::chrono::milliseconds(5000));
 
+/** A provider's answer to replay: a status, headers, and a body sent in timed parts. */
+struct RecordedAnswer {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< `content-type` included.
+  std::vector<std::pair<std::chrono::milliseconds, std::string>> parts;
+  bool stream = false;  ///< A 2xx is sent part by part as `text/event-stream`.
+};
+
+/** A whole answer. */
+RecordedAnswer recorded(int status, std::string body);
+/** An SSE answer: `events` one after another, `gap` apart. */
+RecordedAnswer recorded_sse(std::vector<std::string> events,
+                            std::chrono::milliseconds gap = std::chrono::milliseconds(1));
+/** `data: <payload>` and the blank line ending the event. */
+std::string sse_data(const std::string& payload);
+
+/** Answers every chat request with one recorded answer; started by the constructor. */
+class ReplayServer : public LoopbackServer {
+ public:
+  explicit ReplayServer(RecordedAnswer answer);
+};
+
+/** Answers every chat request with "fallback", streamed when the request asks for a stream;
+ *  started by the constructor. */
+class HealthyServer : public LoopbackServer {
+ public:
+  HealthyServer();
+};
+
 /** A valid chat completion body. */
 std::string completion_json(const std::string& text, const std::string& model = "gpt-4.1");
 

@@ -1,8 +1,11 @@
-// The classification table of DESIGN.md ("Defaults: Classification"), row by row.
+// The classification table (DESIGN.md "Defaults: Classification"), row by row, on error bodies
+// written after each provider's documented error format.
 
 #include "policy/classify.hpp"
 
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace failover {
 namespace {
@@ -18,52 +21,176 @@ std::string err(const std::string& code, const std::string& message = "m",
 }
 
 struct Row {
+  const char* what;
   int status;
   std::string body;
   ErrorKind expected;
 };
 
-TEST(Classify, TableRowByRow) {
-  const std::vector<Row> rows = {
-      {400, err("invalid_value"), ErrorKind::InvalidRequest},
-      {400, err("context_length_exceeded"), ErrorKind::ContextLengthExceeded},
-      {400, err("", "This model's maximum context length is 8192 tokens"),
-       ErrorKind::ContextLengthExceeded},
-      {400, err("", "prompt is too long: 250000 tokens > 200000 maximum"),
-       ErrorKind::ContextLengthExceeded},
-      {400, err("content_filter"), ErrorKind::ContentFiltered},
-      {400, err("content_policy_violation"), ErrorKind::ContentFiltered},
-      {401, err("invalid_api_key"), ErrorKind::Authentication},
-      {403, err("model_not_allowed"), ErrorKind::PermissionDenied},
-      {403, err("content_filter"), ErrorKind::ContentFiltered},
-      {404, err("model_not_found"), ErrorKind::NotFound},
-      {408, "", ErrorKind::Timeout},
-      {409, "", ErrorKind::Conflict},
-      {413, "", ErrorKind::InvalidRequest},
-      {422, err("unprocessable"), ErrorKind::InvalidRequest},
-      {429, err("rate_limit_exceeded", "m", "requests"), ErrorKind::RateLimited},
-      {429, err("insufficient_quota", "m", "insufficient_quota"), ErrorKind::QuotaExhausted},
-      {429, err("", "m", "insufficient_quota"), ErrorKind::QuotaExhausted},
-      {500, err("server_error"), ErrorKind::ServerError},
-      {502, "<html>Bad Gateway</html>", ErrorKind::ServerError},
-      {503, "", ErrorKind::Overloaded},
-      {504, "", ErrorKind::ServerError},
-      {529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+// One row or more for every rule of the table; Classify.EveryRuleIsExercised checks that.
+const std::vector<Row>& rows() {
+  static const std::vector<Row> rows = {
+      // Content filters.
+      {"OpenAI policy violation", 400, err("content_policy_violation"), ErrorKind::ContentFiltered},
+      {"Azure filter code", 400,
+       R"({"error":{"code":"content_filter","message":"The response was filtered","status":400}})",
+       ErrorKind::ContentFiltered},
+      {"Azure inner code", 400,
+       R"({"error":{"code":"ResponsibleAIPolicyViolation","message":"blocked"}})",
+       ErrorKind::ContentFiltered},
+      {"Azure filter wording", 400,
+       err("invalid_prompt",
+           "The response was filtered due to the prompt triggering Azure OpenAI's content "
+           "management policy."),
+       ErrorKind::ContentFiltered},
+      {"OpenRouter guardrail 403", 403,
+       R"({"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["x"]}}})",
+       ErrorKind::ContentFiltered},
+      {"OpenRouter moderation 403", 403,
+       R"({"error":{"code":403,"message":"Your chosen model requires moderation and your input was flagged for \"violence\""}})",
+       ErrorKind::ContentFiltered},
+      {"content filter inside a 200", 200, err("content_filter"), ErrorKind::ContentFiltered},
+      {"Google block reason", 400,
+       R"({"error":{"code":400,"message":"blocked","status":"INVALID_ARGUMENT","details":[{"reason":"SAFETY"}]}})",
+       ErrorKind::ContentFiltered},
+      // Overload.
+      {"Anthropic 529", 529,
+       R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
        ErrorKind::Overloaded},
-      {418, "", ErrorKind::InvalidRequest},
-      {302, "", ErrorKind::Protocol},
-      {101, "", ErrorKind::Protocol},
-      // An error object inside a 200, as some relays send it.
-      {200, err("502"), ErrorKind::ServerError},
-      {200, err("429"), ErrorKind::RateLimited},
-      {200, err("insufficient_quota"), ErrorKind::QuotaExhausted},
-      {200, err("rate_limit_exceeded"), ErrorKind::RateLimited},
-      {200, err("content_filter"), ErrorKind::ContentFiltered},
-      {200, err("whatever"), ErrorKind::ServerError},
+      {"Anthropic overload as 500", 500,
+       R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+       ErrorKind::Overloaded},
+      // Quota.
+      {"DeepSeek 402", 402,
+       R"({"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}})",
+       ErrorKind::QuotaExhausted},
+      {"OpenAI insufficient_quota", 429,
+       err("insufficient_quota", "You exceeded your current quota", "insufficient_quota"),
+       ErrorKind::QuotaExhausted},
+      {"insufficient_quota type only", 429, err("", "m", "insufficient_quota"),
+       ErrorKind::QuotaExhausted},
+      {"Anthropic billing_error", 400,
+       R"({"type":"error","error":{"type":"billing_error","message":"billing"}})",
+       ErrorKind::QuotaExhausted},
+      {"insufficient_quota inside a 200", 200, err("insufficient_quota"),
+       ErrorKind::QuotaExhausted},
+      {"Anthropic low credit 400", 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}})",
+       ErrorKind::QuotaExhausted},
+      {"relay 403 no credits", 403, err("forbidden", "This key has no credits left"),
+       ErrorKind::QuotaExhausted},
+      {"gateway spend limit", 400, err("", "Monthly spend limit reached for this team"),
+       ErrorKind::QuotaExhausted},
+      // A 429 is a rate limit, whatever its message says of quota.
+      {"OpenAI rate limit", 429, err("rate_limit_exceeded", "Rate limit reached", "requests"),
+       ErrorKind::RateLimited},
+      {"Gemini per-minute quota", 429,
+       R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED"}})",
+       ErrorKind::RateLimited},
+      // Authentication sent as 400/403.
+      {"Gemini API_KEY_INVALID", 400,
+       R"({"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}})",
+       ErrorKind::Authentication},
+      {"xAI plain string error", 400,
+       R"({"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***fe. You can obtain an API key from the console."})",
+       ErrorKind::Authentication},
+      {"401", 401, err("invalid_api_key"), ErrorKind::Authentication},
+      // Permission.
+      {"Anthropic permission_error", 403,
+       R"({"type":"error","error":{"type":"permission_error","message":"not allowed"}})",
+       ErrorKind::PermissionDenied},
+      {"Gemini unsupported location", 400,
+       R"({"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}})",
+       ErrorKind::PermissionDenied},
+      {"403 plain", 403, err("model_not_allowed"), ErrorKind::PermissionDenied},
+      // Context overflow.
+      {"OpenAI context code", 400, err("context_length_exceeded"),
+       ErrorKind::ContextLengthExceeded},
+      {"llama.cpp 500", 500,
+       R"({"error":{"code":500,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}})",
+       ErrorKind::ContextLengthExceeded},
+      {"Anthropic 413", 413,
+       R"({"type":"error","error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."}})",
+       ErrorKind::ContextLengthExceeded},
+      {"OpenAI wording", 400, err("", "This model's maximum context length is 8192 tokens"),
+       ErrorKind::ContextLengthExceeded},
+      {"Anthropic wording", 400, err("", "prompt is too long: 250000 tokens > 200000 maximum"),
+       ErrorKind::ContextLengthExceeded},
+      {"vLLM negative max_tokens", 400,
+       R"({"object":"error","message":"max_tokens must be at least 1, got -563072.","type":"BadRequestError","param":null,"code":400})",
+       ErrorKind::ContextLengthExceeded},
+      {"Mistral too many tokens", 422, err("", "Prompt contains too many tokens for the model"),
+       ErrorKind::ContextLengthExceeded},
+      // Model not found sent as 400.
+      {"Together model_not_available", 400,
+       R"({"error":{"message":"Unable to access model x. Please visit the models page.","type":"invalid_request_error","param":null,"code":"model_not_available"}})",
+       ErrorKind::NotFound},
+      {"model does not exist", 400,
+       err("", "The model `gpt-9` does not exist or you do not have access to it."),
+       ErrorKind::NotFound},
+      {"Ollama 404 typed api_error", 404,
+       R"({"error":{"message":"model \"x\" not found, try pulling it first","type":"api_error","param":null,"code":null}})",
+       ErrorKind::NotFound},
+      // Rate limits inside 200s.
+      {"Anthropic rate limit in a stream", 200,
+       R"({"type":"error","error":{"type":"rate_limit_error","message":"slow down"}})",
+       ErrorKind::RateLimited},
+      {"OpenRouter numeric code in a 200", 200,
+       R"({"error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}}})",
+       ErrorKind::RateLimited},
+      // Google statuses and Anthropic types.
+      {"Google UNAVAILABLE", 500,
+       R"({"error":{"code":500,"message":"The model is overloaded.","status":"UNAVAILABLE"}})",
+       ErrorKind::Overloaded},
+      {"Google DEADLINE_EXCEEDED", 504,
+       R"({"error":{"code":504,"message":"Deadline expired","status":"DEADLINE_EXCEEDED"}})",
+       ErrorKind::Timeout},
+      {"invalid request inside a 200", 200, err("", "bad", "invalid_request_error"),
+       ErrorKind::InvalidRequest},
+      // The status alone.
+      {"404", 404, err("model_not_found"), ErrorKind::NotFound},
+      {"408", 408, "", ErrorKind::Timeout},
+      {"409", 409, "", ErrorKind::Conflict},
+      {"503", 503, "", ErrorKind::Overloaded},
+      {"unsupported parameter stays invalid", 400,
+       err("unsupported_parameter",
+           "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+           "'max_completion_tokens' instead.",
+           "invalid_request_error"),
+       ErrorKind::InvalidRequest},
+      {"422", 422, err("unprocessable"), ErrorKind::InvalidRequest},
+      {"413 without a signal", 413, "", ErrorKind::InvalidRequest},
+      {"418", 418, "", ErrorKind::InvalidRequest},
+      {"500", 500, err("server_error"), ErrorKind::ServerError},
+      {"nginx 502", 502,
+       "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
+       "Gateway</h1></center></body></html>",
+       ErrorKind::ServerError},
+      {"Cloudflare 522", 522, "<!DOCTYPE html><html><body>Connection timed out</body></html>",
+       ErrorKind::ServerError},
+      {"504", 504, "", ErrorKind::ServerError},
+      {"relay status in a 200", 200, err("502"), ErrorKind::ServerError},
+      {"unknown error in a 200", 200, err("whatever"), ErrorKind::ServerError},
+      {"302", 302, "", ErrorKind::Protocol},
+      {"101", 101, "", ErrorKind::Protocol},
   };
-  for (const Row& row : rows) {
+  return rows;
+}
+
+TEST(Classify, TableRowByRow) {
+  for (const Row& row : rows()) {
     EXPECT_EQ(classify(row.status, row.body), row.expected)
-        << "status " << row.status << " body " << row.body;
+        << row.what << ": status " << row.status << " body " << row.body;
+  }
+}
+
+TEST(Classify, EveryRuleIsExercised) {
+  std::set<std::size_t> hit;
+  for (const Row& row : rows()) {
+    hit.insert(policy::match_rule(row.status, wire::decode_error_body(row.body)).rule);
+  }
+  for (std::size_t i = 0; i < policy::rule_count(); ++i) {
+    EXPECT_TRUE(hit.count(i)) << "no row reaches rule " << i << ": " << policy::rule_source(i);
   }
 }
 
@@ -82,6 +209,26 @@ TEST(Classify, CarriesProviderFieldsAndHeaders) {
   EXPECT_EQ(c.should_retry, false);
 }
 
+TEST(Classify, GoogleRetryInfoIsTheRetryAfterWhenNoHeaderSaysIt) {
+  const std::string body = R"({"error":{"code":429,"message":"Quota exceeded",
+    "status":"RESOURCE_EXHAUSTED","details":[
+      {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"PerMinute"}]},
+      {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"34.4s"}]}})";
+  auto c = policy::classify_http(429, {}, body, WallTime{});
+  EXPECT_EQ(c.kind, ErrorKind::RateLimited);
+  EXPECT_EQ(c.retry_after, Duration(std::chrono::milliseconds(34400)));
+  // A header wins over the body.
+  auto h = policy::classify_http(429, {{"retry-after", "2"}}, body, WallTime{});
+  EXPECT_EQ(h.retry_after, Duration(std::chrono::seconds(2)));
+}
+
+TEST(Classify, WordsCountOnlyWhereTheyMeanSomething) {
+  // "too many tokens" is a context overflow on a 400, a rate limit on a 429.
+  EXPECT_EQ(classify(429, err("", "Too many tokens per minute")), ErrorKind::RateLimited);
+  // "model" alone does not make a 400 a missing model.
+  EXPECT_EQ(classify(400, err("", "model must be a string")), ErrorKind::InvalidRequest);
+}
+
 TEST(Classify, RedirectIsNamedAndNotFollowed) {
   auto c =
       policy::classify_http(302, {{"location", "http://127.0.0.1:1/elsewhere"}}, "", WallTime{});
@@ -94,6 +241,19 @@ TEST(Classify, RedirectIsNamedAndNotFollowed) {
 TEST(Classify, EmptyBodyGetsAMessage) {
   EXPECT_EQ(policy::classify_http(500, {}, "", WallTime{}).message,
             "HTTP 500 with no error message");
+}
+
+TEST(Classify, HtmlPagesGiveAShortMarkupFreeMessage) {
+  auto c = policy::classify_http(
+      522, {},
+      "<!DOCTYPE html>\n<html><head><title>example.com | 522: Connection timed out</title>"
+      "<style>body{color:red}</style></head><body><h1>Connection timed out</h1></body></html>",
+      WallTime{});
+  EXPECT_EQ(c.kind, ErrorKind::ServerError);
+  EXPECT_EQ(c.message, "example.com | 522: Connection timed out");
+  auto text =
+      policy::classify_http(502, {}, "upstream connect error or disconnect/reset", WallTime{});
+  EXPECT_EQ(text.message, "upstream connect error or disconnect/reset");
 }
 
 }  // namespace

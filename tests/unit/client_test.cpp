@@ -260,6 +260,104 @@ TEST_F(ClientTest, ErrorObjectInsideA200IsClassified) {
   EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
 }
 
+Reply body_reply(int status, std::string body) {
+  Reply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+TEST_F(ClientTest, AnErrorChoiceInsideA200FailsOver) {
+  fake->sequence(
+      testing::chat_url(kA),
+      {body_reply(200, R"({"choices":[{"message":{"content":""},"finish_reason":"error"}]})")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("good")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:server_error", "b:success"}));
+  EXPECT_EQ(r->attempts[0].message, "the provider ended the answer with finish_reason \"error\"");
+}
+
+TEST_F(ClientTest, DeadAccountsBadKeysAndMissingModelsSentAs4xxFailOver) {
+  const std::vector<std::pair<Reply, std::string>> cases = {
+      {body_reply(402, R"({"error":{"message":"Insufficient Balance","type":"unknown_error"}})"),
+       "a:quota_exhausted"},
+      {body_reply(
+           400,
+           R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the API."}})"),
+       "a:quota_exhausted"},
+      {body_reply(
+           400,
+           R"({"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}})"),
+       "a:authentication"},
+      {body_reply(400,
+                  R"({"error":{"message":"Unable to access model","code":"model_not_available"}})"),
+       "a:not_found"},
+      {body_reply(403, R"({"error":{"code":403,"message":"This account has no credits"}})"),
+       "a:quota_exhausted"},
+  };
+  for (const auto& [reply, first] : cases) {
+    fake->sequence(testing::chat_url(kA), {reply});
+    fake->sequence(testing::chat_url(kB), {testing::ok("good")});
+    Client client(two_routes());
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << reply.body << ": " << r.error().message();
+    EXPECT_EQ(outcomes(r->attempts), (Strings{first, "b:success"})) << reply.body;
+  }
+}
+
+TEST_F(ClientTest, AContentFilterFailsTheCallUnlessFailoverIsChosen) {
+  const Reply filtered = body_reply(
+      403,
+      R"({"error":{"code":403,"message":"Request blocked: prompt injection patterns detected"}})");
+  fake->sequence(testing::chat_url(kA), {filtered});
+  fake->sequence(testing::chat_url(kB), {testing::ok("elsewhere")});
+  {
+    Client client(two_routes());
+    auto r = client.chat(ping());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::ContentFiltered);
+    EXPECT_EQ(r.error().message(), "a/m: Request blocked: prompt injection patterns detected");
+    EXPECT_EQ(r.error().http_status(), 403);
+    EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+  }
+  ClientOptions o = two_routes();
+  o.content_filter = ContentFilterPolicy::FailOver;
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:content_filtered", "b:success"}));
+}
+
+TEST_F(ClientTest, AFilteredAnswerIsReturnedAndFlaggedNotRetried) {
+  fake->sequence(
+      testing::chat_url(kA),
+      {body_reply(200,
+                  R"({"choices":[{"message":{"content":""},"finish_reason":"content_filter"}]})")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->content_filtered());
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
+TEST_F(ClientTest, UnsupportedParameterFailsTheCallWithNoSecondAttempt) {
+  fake->sequence(
+      testing::chat_url(kA),
+      {body_reply(
+          400,
+          R"({"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}})")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("never")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::InvalidRequest);
+  EXPECT_EQ(r.error().param(), "max_tokens");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
 TEST_F(ClientTest, InvalidRequestFailsBeforeAnyTraffic) {
   Client client(two_routes());
   ChatRequest empty;

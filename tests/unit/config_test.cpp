@@ -126,7 +126,12 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
        "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
-       "shadow, canary, max_response_bytes, ca_bundle, user_agent"},
+       "shadow, canary, max_response_bytes, ca_bundle, user_agent, content_filter"},
+      {with(kOneEndpoint, kOneTier, R"("content_filter": "route_around")"),
+       "content_filter must be fail or fail_over (got \"route_around\")"},
+      {with(kOneEndpoint, kOneTier, R"("retry": {"failover_on_content_filter": true})"),
+       "retry.failover_on_content_filter moved to the top-level key content_filter (\"fail\" or "
+       "\"fail_over\")"},
       {with(kOneEndpoint, kOneTier, R"("health": {"interval_ms": 1000, "probe": "ping"})"),
        "health.probe must be \"models\" or \"chat\" (got \"ping\")"},
       {with(kOneEndpoint, kOneTier, R"("retry_budget": {"ratio": 2})"),
@@ -277,6 +282,15 @@ TEST(Config, RoundTrip) {
   std::string redacted = options_to_json(first);
   EXPECT_EQ(redacted.find("sk-hs-123"), std::string::npos);
   EXPECT_NE(redacted.find("<redacted>"), std::string::npos);
+}
+
+TEST(Config, ContentFilterPolicy) {
+  EXPECT_EQ(options_from_json(with(kOneEndpoint, kOneTier), env()).content_filter,
+            ContentFilterPolicy::Fail);
+  ClientOptions o =
+      options_from_json(with(kOneEndpoint, kOneTier, R"("content_filter": "fail_over")"), env());
+  EXPECT_EQ(o.content_filter, ContentFilterPolicy::FailOver);
+  EXPECT_NE(options_to_json(o).find(R"("content_filter": "fail_over")"), std::string::npos);
 }
 
 TEST(Config, FromFileAndMissingFile) {

@@ -84,9 +84,8 @@ TEST_F(PolicyTest, RetryAfterIsHonouredUpToTheLimit) {
 }
 
 TEST_F(PolicyTest, RouteFatalErrorsNeverRetryTheRoute) {
-  for (ErrorKind k :
-       {ErrorKind::Authentication, ErrorKind::PermissionDenied, ErrorKind::NotFound,
-        ErrorKind::QuotaExhausted, ErrorKind::ResponseTooLarge, ErrorKind::ContentFiltered}) {
+  for (ErrorKind k : {ErrorKind::Authentication, ErrorKind::PermissionDenied, ErrorKind::NotFound,
+                      ErrorKind::QuotaExhausted, ErrorKind::ResponseTooLarge}) {
     EXPECT_EQ(policy.decide(outcome(k), state(1, 1, true)).action, Decision::Action::Failover);
     EXPECT_EQ(policy.decide(outcome(k), state(1, 1, false)).action, Decision::Action::Failover);
   }
@@ -111,11 +110,9 @@ TEST_F(PolicyTest, InvalidRequestFailsTheCall) {
             Decision::Action::Fail);
 }
 
-TEST_F(PolicyTest, ContentFilterCanBeMadeFatal) {
-  RetryOptions o;
-  o.failover_on_content_filter = false;
-  DefaultRetryPolicy strict(o);
-  EXPECT_EQ(strict.decide(outcome(ErrorKind::ContentFiltered), state(1, 1, true)).action,
+TEST_F(PolicyTest, ContentFilterFailsTheCall) {
+  // ClientOptions::content_filter may route around it; the policy alone never does.
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::ContentFiltered, 400), state(1, 1, true)).action,
             Decision::Action::Fail);
 }
 

@@ -183,6 +183,105 @@ TEST(StreamChunks, AggregateContentParallelToolCallsAndUsage) {
   EXPECT_EQ(again.usage->completion_tokens, 12);
 }
 
+// Decodes `events` (JSON payloads) into one accumulator.
+ChatResponse assemble(const std::vector<std::string>& events) {
+  wire::StreamAccumulator acc;
+  for (const std::string& e : events) {
+    ChatChunk chunk;
+    auto failure = wire::decode_chunk(e, chunk);
+    EXPECT_FALSE(failure.has_value()) << e << ": " << failure->message;
+    acc.add(chunk);
+  }
+  return acc.build();
+}
+
+TEST(StreamChunks, ToolCallsWithoutIndexOrTypeComeWhole) {
+  // Mistral: no index, no type, the whole call and finish_reason in one chunk.
+  ChatResponse one = assemble({
+      R"({"id":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
+      R"({"id":"m","choices":[{"index":0,"delta":{"content":null,"tool_calls":[{"id":"gS","function":{"name":"weather","arguments":"{\"location\": \"SF\"}"}}]},"finish_reason":"tool_calls"}]})",
+  });
+  ASSERT_EQ(one.tool_calls().size(), 1u);
+  EXPECT_EQ(one.tool_calls()[0].id, "gS");
+  EXPECT_EQ(one.tool_calls()[0].type, "function");
+  EXPECT_EQ(one.tool_calls()[0].arguments, "{\"location\": \"SF\"}");
+  EXPECT_EQ(one.finish_reason(), "tool_calls");
+  // Two whole calls without an index: in one chunk, or one chunk each.
+  ChatResponse together = assemble({
+      R"({"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}},{"id":"b","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"}]})",
+  });
+  ASSERT_EQ(together.tool_calls().size(), 2u);
+  EXPECT_EQ(together.tool_calls()[1].name, "g");
+  ChatResponse apart = assemble({
+      R"({"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}}]}}]})",
+      R"({"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"x\":1}"}}]},"finish_reason":"tool_calls"}]})",
+  });
+  ASSERT_EQ(apart.tool_calls().size(), 2u);
+  EXPECT_EQ(apart.tool_calls()[0].arguments, "{}");
+  EXPECT_EQ(apart.tool_calls()[1].arguments, "{\"x\":1}");
+}
+
+TEST(StreamChunks, ToolCallIndicesMayStartAtOne) {
+  // Anthropic's OpenAI layer: text, then a call at index 1 whose first fragment is empty.
+  ChatResponse r = assemble({
+      R"({"id":"msg","created":0,"choices":[{"index":0,"delta":{"content":"Reading"}}]})",
+      R"({"id":"msg","created":0,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"toolu_1","type":"function","function":{"name":"read","arguments":""}}]}}]})",
+      R"({"id":"msg","created":0,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\"path\":"}}]}}]})",
+      R"({"id":"msg","created":0,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\"a\"}"}}]}}]})",
+      R"({"id":"msg","created":0,"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})",
+  });
+  EXPECT_EQ(r.text(), "Reading");
+  ASSERT_EQ(r.tool_calls().size(), 1u);
+  EXPECT_EQ(r.tool_calls()[0].id, "toolu_1");
+  EXPECT_EQ(r.tool_calls()[0].arguments, "{\"path\":\"a\"}");
+}
+
+TEST(StreamChunks, ChunksInTheWild) {
+  // Azure's first chunk: empty id and model, no choices, prompt filter results; a float
+  // `created`; chunks without a finish_reason key; usage after the finish chunk; service tier.
+  ChatResponse r = assemble({
+      R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0}]})",
+      R"({"id":"c","model":"gpt","created":1762317021.5,"service_tier":"default","choices":[{"index":0,"delta":{"role":"assistant","content":"Capital"}}]})",
+      R"({"id":"c","model":"gpt","created":1762317021,"choices":[{"index":0,"delta":{"content":" city."},"logprobs":{"content":[{"token":" city","logprob":-0.5}],"refusal":null}}]})",
+      R"({"id":"c","model":"gpt","created":1762317021,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})",
+      R"({"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})",
+  });
+  EXPECT_EQ(r.id, "c");
+  EXPECT_EQ(r.model, "gpt");
+  EXPECT_EQ(r.created, 1762317021);
+  EXPECT_EQ(r.service_tier, "default");
+  EXPECT_EQ(r.text(), "Capital city.");
+  EXPECT_EQ(r.finish_reason(), "stop");
+  ASSERT_TRUE(r.usage.has_value());
+  EXPECT_EQ(r.usage->total_tokens, 5);
+  auto logprobs = nlohmann::json::parse(r.choices[0].logprobs_json);
+  EXPECT_EQ(logprobs["content"].size(), 1u);
+  EXPECT_EQ(logprobs["content"][0]["token"], " city");
+}
+
+TEST(StreamChunks, ReasoningIsAccumulatedButIsNotContent) {
+  wire::StreamAccumulator acc;
+  int progress = 0, content = 0;
+  for (
+      const char* e : {
+          R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""}}]})",
+          R"({"choices":[{"index":0,"delta":{"content":null,"reasoning_content":"Count"}}]})",
+          R"({"choices":[{"index":0,"delta":{"reasoning":" the rs."}}]})",
+          R"({"choices":[{"index":0,"delta":{"content":"Three."},"finish_reason":"stop"}]})",
+      }) {
+    ChatChunk chunk;
+    ASSERT_FALSE(wire::decode_chunk(e, chunk).has_value());
+    progress += wire::has_progress(chunk) ? 1 : 0;
+    content += wire::has_content(chunk) ? 1 : 0;
+    acc.add(chunk);
+  }
+  EXPECT_EQ(progress, 3);
+  EXPECT_EQ(content, 1);
+  ChatResponse r = acc.build();
+  EXPECT_EQ(r.reasoning(), "Count the rs.");
+  EXPECT_EQ(r.text(), "Three.");
+}
+
 TEST(StreamChunks, ErrorEventsAndMalformedChunks) {
   ChatChunk chunk;
   auto error = wire::decode_chunk(
@@ -193,6 +292,16 @@ TEST(StreamChunks, ErrorEventsAndMalformedChunks) {
   auto bad = wire::decode_chunk("{\"choices\": [", chunk);
   ASSERT_TRUE(bad.has_value());
   EXPECT_FALSE(bad->in_band_error.has_value());
+  // An error beside choices, and a choice that finished with "error", are errors too.
+  auto beside = wire::decode_chunk(
+      R"({"id":"g","error":{"code":429,"message":"Rate limit exceeded"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]})",
+      chunk);
+  ASSERT_TRUE(beside && beside->in_band_error);
+  EXPECT_EQ(beside->in_band_error->code, "429");
+  auto finished =
+      wire::decode_chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"error"}]})", chunk);
+  ASSERT_TRUE(finished && finished->in_band_error);
+  EXPECT_FALSE(wire::decode_chunk(R"({"error":null,"choices":[]})", chunk).has_value());
   auto wrong = wire::decode_chunk(R"({"choices":[{"delta":{"content":7}}]})", chunk);
   ASSERT_TRUE(wrong.has_value());
   EXPECT_EQ(wrong->message, "\"content\" is not a string");

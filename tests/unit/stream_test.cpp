@@ -210,6 +210,122 @@ TEST_F(StreamTest, ErrorEventAfterContentInterrupts) {
   EXPECT_EQ(result.error().partial()->text(), "partial");
 }
 
+// A reasoning delta, as DeepSeek sends it (content null beside it).
+std::string sse_reasoning(const std::string& piece) {
+  return R"(data: {"id":"r","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":null,"reasoning_content":")" +
+         piece + "\"},\"finish_reason\":null}]}\n\n";
+}
+
+TEST_F(StreamTest, ReasoningDeltasAreProgressForTheFirstTokenWatchdog) {
+  // Thinking for 4 s, a delta every second, with a 2 s first-token and 3 s idle limit.
+  Reply thinking;
+  thinking.parts.emplace_back(milliseconds(10), testing::sse_role());
+  for (const char* piece : {"Let ", "me ", "think", "."}) {
+    thinking.parts.emplace_back(seconds(1), sse_reasoning(piece));
+  }
+  thinking.parts.emplace_back(seconds(1), testing::sse_content("Three"));
+  thinking.parts.emplace_back(milliseconds(10), testing::sse_finish_and_done());
+  fake->sequence(testing::chat_url(kA), {thinking});
+  Client client(options());
+  Strings reasoning;
+  auto r = client.chat_stream(ping(), [&](const ChatChunk& c) {
+    if (!c.reasoning().empty()) reasoning.push_back(c.reasoning());
+    if (!c.content().empty()) pieces.push_back(c.content());
+    return true;
+  });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_EQ(r->text(), "Three");
+  EXPECT_EQ(r->reasoning(), "Let me think.");
+  EXPECT_EQ(reasoning, (Strings{"Let ", "me ", "think", "."}));  // handed over at commit
+  EXPECT_EQ(pieces, (Strings{"Three"}));
+  // The assembled response carries the reasoning in its JSON too.
+  EXPECT_NE(r->raw_json.find(R"("reasoning_content":"Let me think.")"), std::string::npos);
+}
+
+TEST_F(StreamTest, ReasoningThatStallsTripsTheIdleWatchdogAndFailsOver) {
+  Reply stalled;
+  stalled.parts.emplace_back(milliseconds(10), testing::sse_role());
+  stalled.parts.emplace_back(seconds(1), sse_reasoning("hmm"));
+  stalled.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {stalled});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(r->attempts[0].message, "no stream chunk within the idle timeout of 3000 ms");
+  EXPECT_EQ(r->attempts[0].latency, Duration(milliseconds(4010)));
+  EXPECT_EQ(r->reasoning(), "");  // a's thinking was never handed over
+  EXPECT_EQ(pieces, (Strings{"b"}));
+}
+
+TEST_F(StreamTest, AMalformedEventIsSkippedCountedAndTheStreamGoesOn) {
+  Reply r = testing::sse({"Hel", "lo"});
+  r.parts.insert(r.parts.begin() + 2, {milliseconds(5), "data: {\"choices\": [{\"delta\"\n\n"});
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(result->text(), "Hello");
+  EXPECT_EQ(pieces, (Strings{"Hel", "lo"}));
+  ASSERT_EQ(result->attempts.size(), 1u);
+  EXPECT_EQ(result->attempts[0].skipped_events, 1);
+  EXPECT_NE(client.metrics_text().find(
+                "failover_stream_events_skipped_total{endpoint=\"a\",model=\"m\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(StreamTest, AStreamOfNothingButMalformedEventsFailsOver) {
+  Reply garbage;
+  garbage.parts = {{milliseconds(5), "data: <html>\n\n"},
+                   {milliseconds(5), "data: oops\n\n"},
+                   {milliseconds(5), "data: [DONE]\n\n"}};
+  fake->sequence(testing::chat_url(kA), {garbage});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:protocol", "b:success"}));
+  EXPECT_EQ(r->attempts[0].message, "every event of the stream was malformed (2 skipped)");
+  EXPECT_EQ(r->attempts[0].skipped_events, 2);
+}
+
+TEST_F(StreamTest, AnErrorChunkWithChoicesFailsOverBeforeContent) {
+  // OpenRouter: a comment, then one chunk with both an error and finish_reason "error".
+  Reply err;
+  err.parts = {
+      {milliseconds(5), ": OPENROUTER PROCESSING\n\n"},
+      {milliseconds(5),
+       R"(data: {"id":"g","object":"chat.completion.chunk","created":1,"model":"m","error":{"code":429,"message":"Rate limit exceeded"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]})"
+       "\n\n"}};
+  fake->sequence(testing::chat_url(kA), {err});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:rate_limited", "b:success"}));
+  EXPECT_EQ(r->attempts[0].message, "error event in the stream: Rate limit exceeded");
+  EXPECT_EQ(pieces, (Strings{"b"}));
+}
+
+TEST_F(StreamTest, FinishReasonErrorAfterContentIsNeverASuccess) {
+  Reply r = testing::sse({"partial"});
+  r.parts.resize(2);
+  r.parts.emplace_back(
+      milliseconds(5),
+      R"(data: {"id":"s","choices":[{"index":0,"delta":{},"finish_reason":"error"}]})"
+      "\n\ndata: [DONE]\n\n");
+  fake->sequence(testing::chat_url(kA), {r});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(result.error().partial()->text(), "partial");
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
+}
+
 TEST_F(StreamTest, StreamThatNeverClosesAfterDoneStillSucceeds) {
   Reply r = testing::sse({"x"});
   r.end = Reply::End::Hang;

@@ -295,6 +295,152 @@ TEST(Codec, EveryFieldWritesCompactJson) {
   EXPECT_EQ(text.size(), expected.dump().size()) << text;
 }
 
+TEST(Codec, NewerRequestFieldsEncode) {
+  ChatRequest r;
+  r.messages = {Message::user("hi")};
+  r.reasoning_effort = "high";
+  r.verbosity = "low";
+  r.logprobs = true;
+  r.top_logprobs = 3;
+  r.logit_bias = {{"50256", -100}, {"13", 5}};
+  r.service_tier = "flex";
+  r.store = false;
+  r.metadata = {{"team", "voice"}};
+  r.prediction = "old text";
+  r.modalities = {"text", "audio"};
+  r.audio = AudioOutput{"alloy", "wav"};
+  r.web_search_options_json = R"({"search_context_size":"low"})";
+  r.prompt_cache_key = "k1";
+  r.safety_identifier = "user-hash";
+  std::string text;
+  ASSERT_FALSE(wire::encode_request(r, /*stream=*/false, text).has_value());
+  EXPECT_EQ(json::parse(text), json::parse(R"({
+    "messages": [{"role": "user", "content": "hi"}],
+    "reasoning_effort": "high", "verbosity": "low", "logprobs": true, "top_logprobs": 3,
+    "logit_bias": {"13": 5, "50256": -100}, "service_tier": "flex", "store": false,
+    "metadata": {"team": "voice"}, "prediction": {"type": "content", "content": "old text"},
+    "modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"},
+    "web_search_options": {"search_context_size": "low"}, "prompt_cache_key": "k1",
+    "safety_identifier": "user-hash"})"));
+  // extra_json still overrides a modelled member.
+  r.extra_json = R"({"reasoning_effort":"provider-specific"})";
+  ASSERT_FALSE(wire::encode_request(r, false, text).has_value());
+  EXPECT_EQ(json::parse(text)["reasoning_effort"], "provider-specific");
+}
+
+TEST(Codec, NewerRequestFieldsAreValidated) {
+  auto problem = [](auto change) {
+    ChatRequest r;
+    r.messages = {Message::user("hi")};
+    change(r);
+    std::string text;
+    return wire::encode_request(r, false, text).value_or("<accepted>");
+  };
+  EXPECT_EQ(problem([](ChatRequest& r) { r.reasoning_effort = "extreme"; }),
+            "reasoning_effort must be one of none, minimal, low, medium, high, xhigh, max");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.verbosity = "loud"; }),
+            "verbosity must be one of low, medium, high");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.top_logprobs = 2; }),
+            "top_logprobs needs logprobs set to true");
+  EXPECT_EQ(problem([](ChatRequest& r) {
+              r.logprobs = true;
+              r.top_logprobs = 21;
+            }),
+            "top_logprobs must be between 0 and 20");
+  EXPECT_EQ(problem([](ChatRequest& r) {
+              r.logit_bias = {{"abc", 1}};
+            }),
+            "logit_bias keys must be token ids (decimal digits)");
+  EXPECT_EQ(problem([](ChatRequest& r) {
+              r.logit_bias = {{"7", 101}};
+            }),
+            "logit_bias[7] must be between -100 and 100");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.service_tier = "gold"; }),
+            "service_tier must be one of auto, default, flex, scale, priority, fast");
+  EXPECT_EQ(problem([](ChatRequest& r) {
+              for (int i = 0; i < 17; ++i) r.metadata[std::to_string(i)] = "v";
+            }),
+            "metadata holds at most 16 pairs");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.metadata[std::string(65, 'k')] = "v"; }),
+            "metadata keys must be 1 to 64 characters");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.modalities = {"video"}; }),
+            "modalities[] must be one of text, audio");
+  EXPECT_EQ(problem([](ChatRequest& r) {
+              r.audio = AudioOutput{"alloy", "ogg"};
+            }),
+            "audio.format must be one of wav, aac, mp3, flac, opus, pcm16");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.web_search_options_json = "[1]"; }),
+            "web_search_options_json must be a JSON object");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.prompt_cache_key = "\xff"; }),
+            "prompt_cache_key is not valid UTF-8");
+  EXPECT_EQ(problem([](ChatRequest& r) { r.safety_identifier = "\xff"; }),
+            "safety_identifier is not valid UTF-8");
+}
+
+TEST(Codec, ReasoningCitationsAndLogprobsDecode) {
+  std::string body = R"({"id":"r","object":"chat.completion","created":1,"model":"m",
+    "service_tier":"flex",
+    "choices":[{"index":0,"finish_reason":"stop",
+      "logprobs":{"content":[{"token":"Grok","logprob":-0.1,"bytes":[71],"top_logprobs":[]}],"refusal":null},
+      "message":{"role":"assistant","content":"Grok","reasoning_content":"First, the user said...",
+        "annotations":[{"type":"url_citation","url_citation":{"url":"https://example.org/a",
+          "title":"A","start_index":0,"end_index":4}}]}}]})";
+  ChatResponse r;
+  auto failure = wire::decode_response(body, r);
+  ASSERT_FALSE(failure.has_value()) << failure->message;
+  EXPECT_EQ(r.text(), "Grok");
+  EXPECT_EQ(r.reasoning(), "First, the user said...");
+  EXPECT_EQ(r.service_tier, "flex");
+  ASSERT_EQ(r.choices[0].message.annotations.size(), 1u);
+  const Annotation& a = r.choices[0].message.annotations[0];
+  EXPECT_EQ(a.type, "url_citation");
+  EXPECT_EQ(a.url, "https://example.org/a");
+  EXPECT_EQ(a.title, "A");
+  EXPECT_EQ(a.end_index, 4);
+  EXPECT_EQ(json::parse(r.choices[0].logprobs_json)["content"][0]["token"], "Grok");
+  // OpenRouter's name for it.
+  std::string openrouter =
+      R"({"choices":[{"message":{"content":"x","reasoning":"because"},"finish_reason":"stop"}]})";
+  ChatResponse o;
+  ASSERT_FALSE(wire::decode_response(openrouter, o).has_value());
+  EXPECT_EQ(o.reasoning(), "because");
+  EXPECT_FALSE(o.content_filtered());
+}
+
+TEST(Codec, AFilteredAnswerIsAnAnswerAndIsFlagged) {
+  std::string body =
+      R"({"choices":[{"message":{"content":"I can"},"finish_reason":"content_filter"}]})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_response(body, r).has_value());
+  EXPECT_TRUE(r.content_filtered());
+  EXPECT_EQ(r.text(), "I can");
+}
+
+TEST(Codec, ErrorsInsideA2xxAreFailures) {
+  auto failure = [](std::string body) {
+    ChatResponse r;
+    return wire::decode_response(body, r);
+  };
+  // An error beside choices (OpenRouter), a choice that finished with "error", an answer that
+  // is only an error in another shape: each is an in-band error, never a success.
+  auto beside = failure(
+      R"({"choices":[{"message":{"content":""},"finish_reason":"error"}],"error":{"code":502,"message":"upstream died"}})");
+  ASSERT_TRUE(beside && beside->in_band_error);
+  EXPECT_EQ(beside->in_band_error->message, "upstream died");
+  EXPECT_EQ(beside->in_band_error->code, "502");
+  auto finished = failure(R"({"choices":[{"message":{"content":"par"},"finish_reason":"error"}]})");
+  ASSERT_TRUE(finished && finished->in_band_error);
+  EXPECT_EQ(finished->in_band_error->message,
+            "the provider ended the answer with finish_reason \"error\"");
+  auto detail = failure(R"({"detail":"Model is loading"})");
+  ASSERT_TRUE(detail && detail->in_band_error);
+  EXPECT_EQ(detail->message, "error inside a successful response: Model is loading");
+  // A body with neither choices nor an error is malformed, not an error report.
+  auto empty = failure(R"({"id":"x"})");
+  ASSERT_TRUE(empty);
+  EXPECT_FALSE(empty->in_band_error);
+}
+
 TEST(Codec, DefaultExampleResponseDecodes) {
   std::string body = kDefaultResponse;
   ChatResponse r;
@@ -373,7 +519,76 @@ TEST(Codec, ErrorBodiesInEveryShape) {
   EXPECT_EQ(gateway.code, "502");
   auto html = wire::decode_error_body("<html>\r\n<body>502 Bad Gateway</body></html>");
   EXPECT_FALSE(html.found);
-  EXPECT_EQ(html.message, "<html>  <body>502 Bad Gateway</body></html>");
+  EXPECT_EQ(html.message, "502 Bad Gateway");  // markup-free
+  auto titled = wire::decode_error_body(
+      "<!DOCTYPE html><html><head><title> 524: A timeout occurred </title><script>var x = "
+      "'<b>';</script></head><body>long page</body></html>");
+  EXPECT_EQ(titled.message, "524: A timeout occurred");
+  auto untitled = wire::decode_error_body(
+      "<html><head><script>var a = '<p>no</p>';</script><style>p{}</style></head>"
+      "<body><h1>Service\n  Unavailable</h1><p>Try later.</p></body></html>");
+  EXPECT_EQ(untitled.message, "Service Unavailable Try later.");
+  auto text = wire::decode_error_body("upstream request timeout\n");
+  EXPECT_EQ(text.message, "upstream request timeout");
+  EXPECT_EQ(wire::decode_error_body(std::string(1000, 'x')).message, std::string(200, 'x') + "...");
+}
+
+TEST(Codec, ErrorBodiesOfEveryProviderShape) {
+  // Google's array form, with status, reasons and RetryInfo.
+  auto google = wire::decode_error_body(R"([{"error":{"code":429,"message":"Quota",
+    "status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo",
+    "reason":"RATE_LIMIT_EXCEEDED"},{"@type":"type.googleapis.com/google.rpc.RetryInfo",
+    "retryDelay":"1.5s"}]}}])");
+  EXPECT_TRUE(google.found);
+  EXPECT_EQ(google.message, "Quota");
+  EXPECT_EQ(google.code, "429");
+  EXPECT_EQ(google.status, "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(google.reasons, std::vector<std::string>{"RATE_LIMIT_EXCEEDED"});
+  EXPECT_EQ(google.retry_delay, Duration(milliseconds(1500)));
+  // FastAPI / vLLM: detail as text, as an object, as a list of validation errors.
+  EXPECT_EQ(wire::decode_error_body(R"({"detail":"Not Found"})").message, "Not Found");
+  auto object = wire::decode_error_body(R"({"detail":{"message":"busy","type":"overloaded"}})");
+  EXPECT_EQ(object.message, "busy");
+  EXPECT_EQ(object.type, "overloaded");
+  auto list = wire::decode_error_body(
+      R"({"detail":[{"loc":["body","messages"],"msg":"field required","type":"missing"},{"msg":"too long"}]})");
+  EXPECT_EQ(list.message, "field required; too long");
+  EXPECT_EQ(list.type, "missing");
+  // Flat bodies, vLLM's object "error", Azure's type_.
+  auto vllm = wire::decode_error_body(
+      R"({"object":"error","message":"bad","type":"BadRequestError","param":null,"code":400})");
+  EXPECT_EQ(vllm.message, "bad");
+  EXPECT_EQ(vllm.type, "BadRequestError");
+  EXPECT_EQ(vllm.code, "400");
+  EXPECT_EQ(wire::decode_error_body(R"({"message":"m","type_":"t"})").type, "t");
+  // Anthropic's envelope.
+  auto anthropic = wire::decode_error_body(
+      R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"r"})");
+  EXPECT_EQ(anthropic.type, "overloaded_error");
+  EXPECT_EQ(anthropic.message, "Overloaded");
+  // A message that is itself an error document: the inner error wins, the outer code stays
+  // when the inner has none.
+  auto nested = wire::decode_error_body(
+      R"({"error":{"message":"{\n  \"error\": {\n    \"code\": 429,\n    \"message\": \"Resource has been exhausted\",\n    \"status\": \"RESOURCE_EXHAUSTED\"\n  }\n}\n","code":429}})");
+  EXPECT_EQ(nested.message, "Resource has been exhausted");
+  EXPECT_EQ(nested.status, "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(nested.code, "429");
+  // OpenRouter: metadata.error_type and the provider's raw error.
+  auto openrouter = wire::decode_error_body(
+      R"({"error":{"code":400,"message":"Provider returned error","metadata":{"error_type":"invalid_request","raw":"{\"error\":{\"message\":\"prompt is too long\",\"type\":\"invalid_request_error\"}}","provider_name":"Anthropic"}}})");
+  EXPECT_EQ(openrouter.message, "prompt is too long");
+  EXPECT_EQ(openrouter.type, "invalid_request_error");
+  EXPECT_EQ(openrouter.code, "400");
+  EXPECT_EQ(openrouter.reasons, std::vector<std::string>{"invalid_request"});
+  // xAI: a plain error string beside a textual code.
+  auto xai = wire::decode_error_body(
+      R"({"code":"Client specified an invalid argument","error":"Incorrect API key"})");
+  EXPECT_EQ(xai.message, "Incorrect API key");
+  EXPECT_EQ(xai.code, "Client specified an invalid argument");
+  // Nesting is bounded.
+  std::string deep = R"({"error":{"message":"leaf"}})";
+  for (int i = 0; i < 6; ++i) deep = json{{"error", {{"message", deep}}}}.dump();
+  EXPECT_TRUE(wire::decode_error_body(deep).found);
 }
 
 TEST(RetryAfter, Seconds) {
@@ -434,12 +649,16 @@ std::string describe(const ChatResponse& r) {
     for (const ToolCall& t : c.message.tool_calls) {
       calls.push_back({t.id, t.type, t.name, t.arguments});
     }
-    doc["choices"].push_back({{"index", c.index},
-                              {"finish", c.finish_reason},
-                              {"role", c.message.role},
-                              {"content", c.message.content ? json(*c.message.content) : json()},
-                              {"refusal", c.message.refusal ? json(*c.message.refusal) : json()},
-                              {"calls", calls}});
+    doc["choices"].push_back(
+        {{"index", c.index},
+         {"finish", c.finish_reason},
+         {"role", c.message.role},
+         {"content", c.message.content ? json(*c.message.content) : json()},
+         {"refusal", c.message.refusal ? json(*c.message.refusal) : json()},
+         {"reasoning", c.message.reasoning ? json(*c.message.reasoning) : json()},
+         {"annotations", c.message.annotations.size()},
+         {"logprobs", c.logprobs_json},
+         {"calls", calls}});
   }
   if (r.usage) {
     const Usage& u = *r.usage;
@@ -542,6 +761,28 @@ TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
       {R"({"choices":[{"index":-1e300,"message":{}}],"created":1e300,"usage":{"total_tokens":-5e20}})",
        true},
       {R"({"choices":[{"message":{"content":"a","content":"b","refusal":5}}]})", true},
+      // Reasoning under either name; reasoning_content wins, whatever the order.
+      {R"({"choices":[{"message":{"content":"a","reasoning_content":"think"}}]})", true},
+      {R"({"choices":[{"message":{"content":"a","reasoning":"or","reasoning_content":"rc"}}]})",
+       true},
+      {R"({"choices":[{"message":{"reasoning_content":"rc","reasoning":"or","content":"a"}}]})",
+       true},
+      {R"({"choices":[{"message":{"reasoning_content":null,"reasoning":"or","content":"a"}}]})",
+       true},
+      {R"({"choices":[{"message":{"reasoning_content":"x","reasoning_content":null}}]})", true},
+      {R"({"choices":[{"message":{"reasoning":{"effort":"high"}}}]})", false},
+      {R"({"choices":[{"message":{"reasoning_content":7}}]})", false},
+      // Citations and log probabilities are the DOM decoder's.
+      {R"({"choices":[{"message":{"content":"a","annotations":[]},"logprobs":null}]})", true},
+      {R"({"choices":[{"message":{"annotations":[{"type":"url_citation","url_citation":{"url":"u"}}]}}]})",
+       false},
+      {R"({"choices":[{"message":{"annotations":"none"}}]})", true},
+      {R"({"choices":[{"message":{"content":"a"},"logprobs":{"content":[]}}]})", false},
+      {R"({"choices":[{"message":{"content":"a"},"logprobs":3}]})", false},
+      // Errors inside a 2xx.
+      {R"({"choices":[{"message":{"content":""},"finish_reason":"error"}]})", false},
+      {R"({"choices":[{"message":{"content":"a"}}],"error":{"message":"late"}})", false},
+      {R"({"choices":[{"message":{"content":"a"}}],"error":null})", false},
       {R"({"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]})", false},
       {R"({"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]})", false},
       {R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]}}]})",

@@ -53,6 +53,7 @@ json attempts_json(const std::vector<fo::Attempt>& attempts) {
               {"latency_ms", round3(ms(a.latency))},
               {"delay_ms", round3(ms(a.delay))}};
     if (!a.message.empty()) j["message"] = a.message;
+    if (a.skipped_events > 0) j["skipped_events"] = a.skipped_events;
     out.push_back(std::move(j));
   }
   return out;

@@ -74,7 +74,6 @@ struct RetryOptions {
   Duration base_delay = std::chrono::milliseconds(500);  ///< First backoff ceiling.
   Duration max_delay = std::chrono::seconds(8);          ///< Backoff ceiling cap.
   Duration max_retry_after = std::chrono::seconds(60);   ///< Longest Retry-After waited for.
-  bool failover_on_content_filter = true;  ///< Try another route when a filter refuses.
 };
 
 /**
@@ -87,7 +86,8 @@ struct RetryOptions {
  * - quota, authentication, permission and not-found errors and redirects (3xx, never followed)
  *   fail over and never retry the route;
  * - `context_length_exceeded` fails over to a later tier; other 400/422 fail the call;
- * - content-filter refusals fail over (or fail, per `failover_on_content_filter`);
+ * - content-filter refusals fail the call (the client, not the policy, decides them: see
+ *   `ClientOptions::content_filter`);
  * - `x-should-retry: false` forbids retrying the route, `true` allows it;
  * - never more than `max_attempts` attempts, never a wait that ends past the deadline.
  */
