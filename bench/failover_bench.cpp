@@ -109,7 +109,10 @@ fo::ClientOptions sdk_options(const Args& a, const std::vector<std::string>& ups
     tier.routes.push_back({u, "gpt-4.1"});
   }
   o.priority = {tier};
+  // A dead route (B4) is given up after 500 ms: a non-streamed attempt is bounded by its
+  // attempt limit, a stream by its first-byte limit.
   o.timeouts.first_byte = std::chrono::milliseconds(500);
+  o.timeouts.attempt = std::chrono::milliseconds(500);
   return o;
 }
 
@@ -493,6 +496,7 @@ json run(const Args& a) {
     if (sdk) {
       fo::ClientOptions o = sdk_options(a, {"sse"});
       o.timeouts.first_byte = std::chrono::seconds(30);
+      o.timeouts.attempt = std::chrono::seconds(30);
       fo::Client client(o);
       std::mutex m;
       std::condition_variable cv;

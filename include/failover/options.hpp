@@ -61,11 +61,41 @@ struct Endpoint {
   EndpointLimits limits;                       ///< Client-side rate limits (none by default).
 };
 
+/**
+ * Time limits. Each must be positive. The defaults never end a legitimate long generation by
+ * themselves (the official OpenAI SDKs allow 600 s an attempt); to bound a silent route sooner,
+ * lower `first_byte` for the tiers or routes that answer fast (`Tier::timeouts`,
+ * `Route::timeouts`), or turn on hedging. See docs/policies.md, "Timeouts".
+ */
+struct Timeouts {
+  Duration connect = std::chrono::seconds(5);  ///< TCP + TLS connect.
+  /** Streams only: from the start of the attempt to the first content, tool-call or reasoning
+   *  delta (SSE comments and empty role chunks do not count). A non-streamed answer's headers
+   *  come only when its generation ends, so it is bounded by `attempt` alone. */
+  Duration first_byte = std::chrono::seconds(600);
+  /** Streams only: longest gap between chunks once content or reasoning flows (SSE comments
+   *  and keep-alives do not reset it). */
+  Duration idle = std::chrono::seconds(60);
+  Duration attempt = std::chrono::seconds(600);  ///< One attempt, whole.
+  Duration total = std::chrono::seconds(900);    ///< The whole call: attempts and waits.
+};
+
+/** Per-tier or per-route replacements of some `Timeouts` (the call's `total` stays the
+ *  client's or the call's). A route's override wins over its tier's, which wins over the
+ *  client's. */
+struct TimeoutOverrides {
+  std::optional<Duration> connect;     ///< Replaces `Timeouts::connect`.
+  std::optional<Duration> first_byte;  ///< Replaces `Timeouts::first_byte`.
+  std::optional<Duration> idle;        ///< Replaces `Timeouts::idle`.
+  std::optional<Duration> attempt;     ///< Replaces `Timeouts::attempt`.
+};
+
 /** (endpoint, model): the unit of health. */
 struct Route {
-  std::string endpoint;  ///< Name of an `Endpoint`.
-  std::string model;     ///< Model requested from that endpoint.
-  int weight = 1;        ///< Relative weight for weighted balancing (must be >= 1).
+  std::string endpoint;       ///< Name of an `Endpoint`.
+  std::string model;          ///< Model requested from that endpoint.
+  int weight = 1;             ///< Relative weight for weighted balancing (must be >= 1).
+  TimeoutOverrides timeouts;  ///< Time limits of this route in this tier.
 };
 
 /** One level of the priority list. */
@@ -75,18 +105,7 @@ struct Tier {
   /** A balancer of your own; when set it replaces `balance`. Shared by all calls: must be
    *  thread-safe. */
   std::shared_ptr<Balancer> balancer;
-};
-
-/** Time limits. Each must be positive; `attempt` and `total` bound everything else. */
-struct Timeouts {
-  Duration connect = std::chrono::seconds(5);  ///< TCP + TLS connect.
-  /** From request start to the first response byte; for streams, also to the first content
-   *  or tool-call delta (SSE comments and empty role chunks do not count). */
-  Duration first_byte = std::chrono::seconds(30);
-  /** Longest gap between stream chunks (SSE comments and keep-alives do not reset it). */
-  Duration idle = std::chrono::seconds(30);
-  Duration attempt = std::chrono::seconds(120);  ///< One attempt, whole.
-  Duration total = std::chrono::seconds(180);    ///< The whole call: attempts and waits.
+  TimeoutOverrides timeouts;  ///< Time limits of this tier's routes.
 };
 
 /**

@@ -305,8 +305,9 @@ class Reader {
 
   Tier tier(const json& v, const std::string& path) {
     if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
-    check_keys(v, path, {"model", "routes", "balance"});
+    check_keys(v, path, {"model", "routes", "balance", "timeouts"});
     Tier t;
+    if (v.contains("timeouts")) t.timeouts = timeout_overrides(v["timeouts"], path + ".timeouts");
     std::string model;
     if (v.contains("model")) model = string(v["model"], path + ".model");
     const json& routes = member(v, path, "routes");
@@ -321,7 +322,10 @@ class Reader {
         if (model.empty()) fail(rpath, "names only an endpoint, but the tier has no \"model\"");
         route.model = model;
       } else if (r.is_object()) {
-        check_keys(r, rpath, {"endpoint", "model", "weight"});
+        check_keys(r, rpath, {"endpoint", "model", "weight", "timeouts"});
+        if (r.contains("timeouts")) {
+          route.timeouts = timeout_overrides(r["timeouts"], rpath + ".timeouts");
+        }
         route.endpoint = string(member(r, rpath, "endpoint"), rpath + ".endpoint");
         route.model = r.contains("model") ? string(r["model"], rpath + ".model") : model;
         if (route.model.empty()) fail(rpath + ".model", "is missing and the tier has no \"model\"");
@@ -361,6 +365,23 @@ class Reader {
     if (v.contains("idle_ms")) t.idle = millis(v["idle_ms"], "timeouts.idle_ms");
     if (v.contains("attempt_ms")) t.attempt = millis(v["attempt_ms"], "timeouts.attempt_ms");
     if (v.contains("total_ms")) t.total = millis(v["total_ms"], "timeouts.total_ms");
+    return t;
+  }
+
+  // A tier's or a route's own limits: every timeout but the call's total.
+  TimeoutOverrides timeout_overrides(const json& v, const std::string& path) {
+    if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
+    if (v.contains("total_ms")) {
+      fail(path + ".total_ms", "bounds the whole call: set it in the top-level timeouts");
+    }
+    check_keys(v, path, {"connect_ms", "first_byte_ms", "idle_ms", "attempt_ms"});
+    TimeoutOverrides t;
+    if (v.contains("connect_ms")) t.connect = millis(v["connect_ms"], path + ".connect_ms");
+    if (v.contains("first_byte_ms")) {
+      t.first_byte = millis(v["first_byte_ms"], path + ".first_byte_ms");
+    }
+    if (v.contains("idle_ms")) t.idle = millis(v["idle_ms"], path + ".idle_ms");
+    if (v.contains("attempt_ms")) t.attempt = millis(v["attempt_ms"], path + ".attempt_ms");
     return t;
   }
 
@@ -671,19 +692,29 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     endpoints.push_back(std::move(j));
   }
   doc["endpoints"] = std::move(endpoints);
+  auto ms = [](Duration d) { return to_millis(d); };
+  auto overrides = [&](const TimeoutOverrides& t) {
+    json out = json::object();
+    if (t.connect) out["connect_ms"] = ms(*t.connect);
+    if (t.first_byte) out["first_byte_ms"] = ms(*t.first_byte);
+    if (t.idle) out["idle_ms"] = ms(*t.idle);
+    if (t.attempt) out["attempt_ms"] = ms(*t.attempt);
+    return out;
+  };
   json priority = json::array();
   for (const Tier& t : o.priority) {
     json routes = json::array();
     for (const Route& r : t.routes) {
       json route = {{"endpoint", r.endpoint}, {"model", r.model}};
       if (r.weight != 1) route["weight"] = r.weight;
+      if (json limits = overrides(r.timeouts); !limits.empty()) route["timeouts"] = limits;
       routes.push_back(std::move(route));
     }
-    priority.push_back(
-        {{"routes", std::move(routes)}, {"balance", std::string(to_string(t.balance))}});
+    json tier = {{"routes", std::move(routes)}, {"balance", std::string(to_string(t.balance))}};
+    if (json limits = overrides(t.timeouts); !limits.empty()) tier["timeouts"] = limits;
+    priority.push_back(std::move(tier));
   }
   doc["priority"] = std::move(priority);
-  auto ms = [](Duration d) { return to_millis(d); };
   doc["timeouts"] = {{"connect_ms", ms(o.timeouts.connect)},
                      {"first_byte_ms", ms(o.timeouts.first_byte)},
                      {"idle_ms", ms(o.timeouts.idle)},

@@ -25,6 +25,9 @@ constexpr Duration kStuckGrace = std::chrono::seconds(1);
 constexpr Duration kDoneGrace = std::chrono::milliseconds(500);
 // Less time than this left before the deadline: do not start another attempt.
 constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
+// The transport times exchanges on its own clock: an attempt cut to fit the deadline that
+// times out this close to its limit ran out of the call's time, not the route's.
+constexpr Duration kClockSlack = std::chrono::milliseconds(5);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
@@ -453,7 +456,6 @@ bool CallMachine::has_alternative(TimePoint now) const {
 }
 
 void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool budget_slot) {
-  const ClientOptions& o = core_.options();
   RouteState& route = candidate_route(c);
   current_ = c;
   candidates_[c].tried = true;
@@ -467,10 +469,13 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   f.budget_slot = budget_slot;
   f.start = now;
   f.attempt = attempts_;
+  const Timeouts& t = core_.plan()[candidates_[c].plan].timeouts;
   Duration remaining = deadline_ - now;
-  f.clipped = remaining < o.timeouts.attempt;
-  f.total_timeout = std::min(o.timeouts.attempt, remaining);
-  f.first_byte_timeout = std::min(o.timeouts.first_byte, f.total_timeout);
+  f.clipped = remaining < t.attempt;
+  f.total_timeout = std::min(t.attempt, remaining);
+  f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
+  f.connect_timeout = std::min(t.connect, f.total_timeout);
+  f.idle_timeout = t.idle;
   if (handler_) {
     parser_ = wire::SseParser{};
     accumulated_ = wire::StreamAccumulator{};
@@ -532,8 +537,10 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
     r.body += '}';
   }
   r.total_timeout = f.total_timeout;
-  r.connect_timeout = std::min(o.timeouts.connect, f.total_timeout);
-  r.first_byte_timeout = f.first_byte_timeout;
+  r.connect_timeout = f.connect_timeout;
+  // A non-streamed answer's headers come only when the generation ends: its attempt limit
+  // bounds it, never a first-byte limit.
+  r.first_byte_timeout = handler_ ? f.first_byte_timeout : Duration::zero();
   r.max_response_bytes = o.max_response_bytes;
   if (r.ca_bundle != o.ca_bundle) r.ca_bundle = o.ca_bundle;
   r.stream = handler_ != nullptr;
@@ -642,7 +649,6 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
 void CallMachine::on_timer(TimePoint now) {
   last_now_ = now;
   if (state_ != State::InFlight) return;
-  const Timeouts& t = core_.options().timeouts;
   if (handler_) {  // a stream: one flight, with its first-token and idle watchdogs
     Flight& f = flights_.front();
     if (watchdog(f) > now) return;
@@ -655,14 +661,14 @@ void CallMachine::on_timer(TimePoint now) {
       }
       return interrupt(now, ErrorKind::Timeout,
                        "no stream chunk within the idle timeout of " +
-                           std::to_string(to_millis(t.idle)) + " ms");
+                           std::to_string(to_millis(f.idle_timeout)) + " ms");
     }
     AttemptOutcome outcome;
     outcome.kind = ErrorKind::Timeout;
     if (now < f.start + f.total_timeout) {
       return fail_attempt(now, id, std::move(outcome),
                           progressed_ ? "no stream chunk within the idle timeout of " +
-                                            std::to_string(to_millis(t.idle)) + " ms"
+                                            std::to_string(to_millis(f.idle_timeout)) + " ms"
                                       : "no content within the first-token timeout of " +
                                             std::to_string(to_millis(f.first_byte_timeout)) + " ms",
                           {}, {});
@@ -691,8 +697,7 @@ TimePoint CallMachine::watchdog(const Flight& f) const {
   if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
   // Until the first content, tool-call or reasoning text, the first-token limit; after it,
   // the idle limit between chunks (a reasoning model may think for minutes before it answers).
-  TimePoint soft =
-      progressed_ ? last_chunk_ + core_.options().timeouts.idle : f.start + f.first_byte_timeout;
+  TimePoint soft = progressed_ ? last_chunk_ + f.idle_timeout : f.start + f.first_byte_timeout;
   return std::min(hard, std::min(soft, deadline_));
 }
 
@@ -928,6 +933,16 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   const std::size_t c = f.candidate;
   RouteState& route = route_of(f);
   outcome.route = route.ref;
+  // A timeout of an attempt whose limit was cut to fit the call's deadline, at that limit, is
+  // the deadline's doing: neutral for the breaker, the statistics and the canary. Any other
+  // timeout (connect, first byte, idle) while time remains fails over like any failure.
+  const bool deadline_passed =
+      now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.clipped &&
+                           now - f.start >= f.total_timeout - kClockSlack);
+  if (deadline_passed && outcome.kind == ErrorKind::Timeout) {
+    outcome.kind = ErrorKind::DeadlineExceeded;
+    message = "the call's deadline passed during the attempt (" + message + ")";
+  }
   // A server may echo the key back ("Incorrect API key provided: sk-..."): never pass it on.
   const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
   message = endpoint.redact(std::move(message));
@@ -965,7 +980,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     log_attempt(trace_.back());
     return cancel(now, "the call was cancelled");
   }
-  if (now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.clipped)) {
+  if (deadline_passed) {
     log_attempt(trace_.back());
     abandon_others(now, 0, "the call's deadline passed");
     return finish_error(ErrorKind::DeadlineExceeded,

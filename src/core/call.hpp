@@ -72,7 +72,9 @@ class CallMachine {
     std::size_t candidate = 0;
     TimePoint start{};
     Duration total_timeout{};
-    Duration first_byte_timeout{};
+    Duration first_byte_timeout{};  // streams only
+    Duration connect_timeout{};
+    Duration idle_timeout{};   // streams only
     bool clipped = false;      // the attempt's limit is the call's deadline
     bool panic = false;        // sent to an unavailable route: the breaker is left alone
     bool budget_slot = false;  // holds a retry-budget slot (a retry or a hedge)

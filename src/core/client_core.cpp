@@ -295,11 +295,27 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (!(b.throttle_token_ratio >= 0))
     invalid("retry_budget.throttle_token_ratio must not be negative");
 
+  // A tier's or a route's replacements of the client's time limits, checked like them.
+  auto overridden = [&](Timeouts base, const TimeoutOverrides& with, const std::string& field) {
+    for (const auto& [value, into, name] :
+         {std::tuple{with.connect, &base.connect, "connect"},
+          std::tuple{with.first_byte, &base.first_byte, "first_byte"},
+          std::tuple{with.idle, &base.idle, "idle"},
+          std::tuple{with.attempt, &base.attempt, "attempt"}}) {
+      if (!value) continue;
+      if (*value <= Duration::zero()) invalid(field + ".timeouts." + name + " must be positive");
+      if (*value > kYear) invalid(field + ".timeouts." + name + " must be at most a year");
+      *into = *value;
+    }
+    return base;
+  };
+
   std::map<std::pair<std::string, std::string>, std::size_t> route_index;
   for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
     const Tier& tier = o.priority[ti];
     const std::string tfield = "priority[" + std::to_string(ti) + "]";
     if (tier.routes.empty()) invalid(tfield + ".routes is empty");
+    const Timeouts tier_timeouts = overridden(o.timeouts, tier.timeouts, tfield);
     std::set<std::pair<std::string, std::string>> in_tier;
     for (std::size_t ri = 0; ri < tier.routes.size(); ++ri) {
       const Route& route = tier.routes[ri];
@@ -323,7 +339,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       } else {
         index = found->second;
       }
-      out.plan.push_back(PlanEntry{index, ti});
+      out.plan.push_back(PlanEntry{index, ti, overridden(tier_timeouts, route.timeouts, rfield)});
     }
   }
 
@@ -345,7 +361,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     } else {
       index = found->second;
     }
-    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size()});
+    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts});
     return out.plan.size() - 1;
   };
   const CanaryOptions& c = o.canary;

@@ -85,6 +85,7 @@ struct RouteState {
 struct PlanEntry {
   std::size_t route = 0;  // index into ClientCore::routes
   std::size_t tier = 0;
+  Timeouts timeouts;  // the client's, with the tier's and the route's overrides applied
 };
 
 /** A tier: its plan entries (consecutive, in listed order) and its balancer. */

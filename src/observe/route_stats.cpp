@@ -20,7 +20,8 @@ void RouteStats::record(TimePoint now, Duration latency, const std::optional<Err
   std::lock_guard<std::mutex> lock(mutex_);
   ++counters_.attempts_by_outcome[error ? std::string(to_string(*error)) : "success"];
   counters_.latency.observe(latency);
-  if (error == ErrorKind::Cancelled) return;  // the caller's choice says nothing of the route
+  // The caller's choice (a cancellation, a deadline) says nothing of the route.
+  if (error == ErrorKind::Cancelled || error == ErrorKind::DeadlineExceeded) return;
   const std::uint8_t failed = error ? 1 : 0;
   if (window_size_ == kWindow) {
     window_failures_ -= window_[window_next_];

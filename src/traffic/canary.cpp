@@ -14,6 +14,7 @@ CanaryOutcome canary_outcome(const std::optional<ErrorKind>& error) {
   if (!error) return CanaryOutcome::Success;
   switch (*error) {
     case ErrorKind::Cancelled:
+    case ErrorKind::DeadlineExceeded:  // the caller's deadline, not the candidate
     case ErrorKind::InvalidRequest:
     case ErrorKind::BudgetExceeded:
     case ErrorKind::AllRoutesUnavailable:

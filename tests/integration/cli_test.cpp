@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 namespace failover {
 namespace {
@@ -341,6 +342,50 @@ TEST(CliProviders, AnUnparseableEventIsSkippedAndTheTraceSaysSo) {
   EXPECT_EQ(doc["choices"][0]["message"]["content"], "Hello, world");
   ASSERT_EQ(doc["failover"]["attempts"].size(), 1u);
   EXPECT_EQ(doc["failover"]["attempts"][0]["skipped_events"], 1);
+}
+
+// ---- Time limits ----------------------------------------------------------------------------
+
+TEST(CliTimeouts, ASilentFirstRouteOfAStreamFailsOverAtItsFirstByteLimit) {
+  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
+  HealthyServer second;
+  json cfg = {{"endpoints",
+               {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
+                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}},
+              {"timeouts", {{"total_ms", 20000}, {"first_byte_ms", 1000}}}};
+  json doc = chat_json(temp_file("silent.json", cfg.dump()), /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "fallback");
+  ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "timeout");
+  EXPECT_NE(doc["failover"]["attempts"][0]["message"].get<std::string>().find("1000 ms"),
+            std::string::npos);
+  EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "second");
+}
+
+TEST(CliTimeouts, ALongNonStreamedAnswerIsServedWhateverTheFirstByteLimit) {
+  testing::LoopbackServer slow;
+  slow.on_chat([](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // headers only when generation ends
+    res.set_content(testing::completion_json("took a while"), "application/json");
+  });
+  slow.start();
+  HealthyServer second;
+  json cfg = {{"endpoints",
+               {{{"name", "slow"}, {"base_url", slow.base_url()}, {"api_key", "k"}},
+                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"slow"}}},
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}},
+              {"timeouts", {{"first_byte_ms", 2000}, {"attempt_ms", 10000}, {"total_ms", 20000}}}};
+  json doc = chat_json(temp_file("slow.json", cfg.dump()));
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "took a while");
+  EXPECT_EQ(doc["failover"]["attempts"].size(), 1u);
+  EXPECT_EQ(second.requests(), 0);
 }
 
 TEST(Cli, HealthProbesEveryRoute) {

@@ -397,17 +397,35 @@ TEST(CurlEngine, ConnectionRefusedFailsOver) {
   EXPECT_EQ(r->attempts[0].status, 0);
 }
 
-TEST(CurlEngine, SilentServersHitTheFirstByteTimeout) {
+TEST(CurlEngine, SilentServersHitTheAttemptTimeout) {
+  // A non-streamed answer is bounded by the attempt limit alone (its headers come only when
+  // the generation ends); the call's total is far away, so the timeout fails over.
   for (auto mode : {SilentServer::Mode::AcceptAndHold, SilentServer::Mode::NeverAccept}) {
     SilentServer silent(mode);
     Healthy healthy;
     ClientOptions o = two(silent.base_url(), healthy.server.base_url());
-    o.timeouts.first_byte = milliseconds(800);
+    o.timeouts.attempt = milliseconds(800);
+    o.timeouts.connect = milliseconds(800);
+    o.timeouts.total = seconds(20);
     Client client(o);
     auto r = client.chat(ping());
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
-    EXPECT_NE(r->attempts[0].message.find("first-byte timeout of 800 ms"), std::string::npos)
+  }
+}
+
+TEST(CurlEngine, SilentServersHitTheFirstByteTimeoutOfAStream) {
+  for (auto mode : {SilentServer::Mode::AcceptAndHold, SilentServer::Mode::NeverAccept}) {
+    SilentServer silent(mode);
+    testing::HealthyServer healthy;  // streams when asked
+    ClientOptions o = two(silent.base_url(), healthy.base_url());
+    o.timeouts.first_byte = milliseconds(800);
+    o.timeouts.total = seconds(20);  // the attempt is cut to fit it: the timeout still fails over
+    Client client(o);
+    auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
+    EXPECT_NE(r->attempts[0].message.find("timeout of 800 ms"), std::string::npos)
         << r->attempts[0].message;
   }
 }

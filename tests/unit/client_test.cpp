@@ -223,11 +223,91 @@ TEST_F(ClientTest, TheDeadlineIsNeverExceeded) {
   EXPECT_EQ(clock->now() - start, Duration(seconds(1)));
 }
 
+TEST_F(ClientTest, AFirstByteTimeoutOfACutAttemptFailsOverWhileTimeRemains) {
+  // The attempt's limit is cut to the call's 20 s; the first route stays silent past the 1 s
+  // first-byte limit of a stream: that is the route's failure, not the deadline's.
+  testing::Reply silent;
+  silent.parts = {{seconds(60), testing::sse_role()}};
+  silent.end = testing::Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {silent});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  ClientOptions o = two_routes();
+  o.timeouts.first_byte = seconds(1);
+  o.timeouts.total = seconds(20);
+  Client client(o);
+  TimePoint start = clock->now();
+  auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(clock->now() - start, Duration(seconds(1) + milliseconds(30)));
+  EXPECT_EQ(client.health().routes[0].failures, 1u);  // it counts against the silent route
+}
+
+TEST_F(ClientTest, ALongNonStreamedAnswerIsNotCutByTheFirstByteLimit) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("long answer", seconds(3))});
+  ClientOptions o = two_routes();
+  o.timeouts.first_byte = seconds(2);
+  o.timeouts.attempt = seconds(10);
+  o.timeouts.total = seconds(20);
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_EQ(fake->seen()[0].request.first_byte_timeout, Duration::zero());
+  EXPECT_EQ(fake->seen()[0].request.total_timeout, Duration(seconds(10)));
+}
+
+TEST_F(ClientTest, ATimeoutTheDeadlineCausedIsNeutralForTheRoute) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(5))});
+  Client client(two_routes());
+  CallOptions call;
+  call.timeout = seconds(1);
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:deadline_exceeded"}));
+  HealthSnapshot h = client.health();
+  EXPECT_EQ(h.routes[0].failures, 0u);
+  EXPECT_DOUBLE_EQ(h.routes[0].success_rate, 1.0);
+  EXPECT_EQ(h.routes[0].state, BreakerState::Closed);
+  for (int i = 0; i < 6; ++i) ASSERT_FALSE(client.chat(ping(), call));
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::Closed);  // never opened by it
+}
+
+TEST_F(ClientTest, TiersAndRoutesMayHaveTheirOwnTimeLimits) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500)});
+  fake->sequence(testing::chat_url(kB), {testing::status(500)});
+  fake->sequence(testing::chat_url(kC), {testing::ok("c")});
+  Tier fast{{{"a", "m"}, {"b", "m"}}};
+  fast.timeouts.attempt = seconds(20);
+  fast.timeouts.connect = seconds(2);
+  fast.routes[1].timeouts.attempt = seconds(7);
+  ClientOptions o = options({fast, Tier{{{"c", "big"}}}});
+  Client client(o);
+  ASSERT_TRUE(client.chat(ping()));
+  auto seen = fake->seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].request.total_timeout, Duration(seconds(20)));   // the tier's
+  EXPECT_EQ(seen[0].request.connect_timeout, Duration(seconds(2)));  // the tier's
+  EXPECT_EQ(seen[1].request.total_timeout, Duration(seconds(7)));    // the route's
+  EXPECT_EQ(seen[1].request.connect_timeout, Duration(seconds(2)));  // the tier's
+  EXPECT_EQ(seen[2].request.total_timeout, Duration(seconds(600)));  // the client's default
+  EXPECT_EQ(seen[2].request.connect_timeout, Duration(seconds(5)));
+  Tier bad{{{"a", "m"}}};
+  bad.routes[0].timeouts.idle = Duration::zero();
+  try {
+    Client invalid(options({bad}));
+    ADD_FAILURE() << "a zero idle limit was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "priority[0].routes[0].timeouts.idle must be positive");
+  }
+}
+
 TEST_F(ClientTest, SlowAttemptIsCutAtTheAttemptTimeoutAndFailsOver) {
   fake->sequence(testing::chat_url(kA), {testing::ok("slow", seconds(10))});
   fake->sequence(testing::chat_url(kB), {testing::ok("fast")});
   ClientOptions o = two_routes();
-  o.timeouts.first_byte = seconds(2);
+  o.timeouts.attempt = seconds(2);
   Client client(o);
   TimePoint start = clock->now();
   auto r = client.chat(ping());

@@ -284,6 +284,34 @@ TEST(Config, RoundTrip) {
   EXPECT_NE(redacted.find("<redacted>"), std::string::npos);
 }
 
+TEST(Config, TiersAndRoutesMayCarryTheirOwnTimeouts) {
+  ClientOptions o = options_from_json(R"({
+    "endpoints": [{"name": "a", "base_url": "http://x/v1", "api_key": "k"}],
+    "priority": [{"model": "m", "timeouts": {"first_byte_ms": 1500, "attempt_ms": 20000},
+                  "routes": ["a", {"endpoint": "a", "model": "n",
+                                   "timeouts": {"connect_ms": 700, "idle_ms": 9000}}]}]})",
+                                      env());
+  EXPECT_EQ(o.priority[0].timeouts.first_byte, Duration(std::chrono::milliseconds(1500)));
+  EXPECT_EQ(o.priority[0].timeouts.attempt, Duration(std::chrono::seconds(20)));
+  EXPECT_FALSE(o.priority[0].timeouts.connect.has_value());
+  EXPECT_EQ(o.priority[0].routes[1].timeouts.connect, Duration(std::chrono::milliseconds(700)));
+  EXPECT_EQ(o.priority[0].routes[1].timeouts.idle, Duration(std::chrono::seconds(9)));
+  EXPECT_FALSE(o.priority[0].routes[0].timeouts.idle.has_value());
+  // They survive a round trip.
+  ClientOptions again = options_from_json(options_to_json(o, true), env());
+  EXPECT_EQ(options_to_json(again, true), options_to_json(o, true));
+  EXPECT_EQ(again.priority[0].routes[1].timeouts.idle, Duration(std::chrono::seconds(9)));
+  EXPECT_EQ(error_of(with(kOneEndpoint,
+                          R"([{"model": "m", "routes": ["a"], "timeouts": {"total_ms": 5}}])")),
+            "priority[0].timeouts.total_ms bounds the whole call: set it in the top-level "
+            "timeouts");
+  EXPECT_EQ(error_of(with(
+                kOneEndpoint,
+                R"([{"model": "m", "routes": [{"endpoint": "a", "timeouts": {"idel_ms": 5}}]}])")),
+            "priority[0].routes[0].timeouts.idel_ms is not a known key (did you mean idle_ms?); "
+            "known keys: connect_ms, first_byte_ms, idle_ms, attempt_ms");
+}
+
 TEST(Config, ContentFilterPolicy) {
   EXPECT_EQ(options_from_json(with(kOneEndpoint, kOneTier), env()).content_filter,
             ContentFilterPolicy::Fail);

@@ -163,7 +163,8 @@ TEST_F(ShadowTest, AFailingShadowNeverReachesTheCaller) {
   EXPECT_EQ(h.routes[0].successes, 3u);
   EXPECT_EQ(h.routes[0].failures, 0u);
   EXPECT_EQ(h.routes[1].route, (RouteRef{"c", "m2"}));
-  EXPECT_EQ(h.routes[1].failures, 3u);
+  // The mirror that ran out of the shadow's own time limit is neutral for the route.
+  EXPECT_EQ(h.routes[1].failures, 2u);
   EXPECT_NE(client.metrics_text().find("failover_calls_total{result=\"success\"} 3\n"),
             std::string::npos);
 }
