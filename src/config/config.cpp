@@ -391,7 +391,9 @@ class Reader {
       fail("retry.failover_on_content_filter",
            "moved to the top-level key content_filter (\"fail\" or \"fail_over\")");
     }
-    check_keys(v, "retry", {"max_attempts", "base_delay_ms", "max_delay_ms", "max_retry_after_ms"});
+    check_keys(v, "retry",
+               {"max_attempts", "base_delay_ms", "max_delay_ms", "max_retry_after_ms",
+                "max_wait_before_next_tier_ms", "retries_before_next_tier"});
     RetryOptions r;
     if (v.contains("max_attempts")) {
       r.max_attempts = static_cast<int>(positive(v["max_attempts"], "retry.max_attempts"));
@@ -403,6 +405,15 @@ class Reader {
       r.max_retry_after = std::chrono::milliseconds(
           at_most_a_year(non_negative(v["max_retry_after_ms"], "retry.max_retry_after_ms"),
                          "retry.max_retry_after_ms"));
+    }
+    if (v.contains("max_wait_before_next_tier_ms")) {
+      r.max_wait_before_next_tier = std::chrono::milliseconds(at_most_a_year(
+          non_negative(v["max_wait_before_next_tier_ms"], "retry.max_wait_before_next_tier_ms"),
+          "retry.max_wait_before_next_tier_ms"));
+    }
+    if (v.contains("retries_before_next_tier")) {
+      r.retries_before_next_tier = static_cast<int>(
+          non_negative(v["retries_before_next_tier"], "retry.retries_before_next_tier"));
     }
     if (r.max_delay < r.base_delay)
       fail("retry.max_delay_ms", "must be at least retry.base_delay_ms");
@@ -725,7 +736,9 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     doc["retry"] = {{"max_attempts", r.max_attempts},
                     {"base_delay_ms", ms(r.base_delay)},
                     {"max_delay_ms", ms(r.max_delay)},
-                    {"max_retry_after_ms", ms(r.max_retry_after)}};
+                    {"max_retry_after_ms", ms(r.max_retry_after)},
+                    {"max_wait_before_next_tier_ms", ms(r.max_wait_before_next_tier)},
+                    {"retries_before_next_tier", r.retries_before_next_tier}};
   }
   if (auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
     const CircuitBreakerOptions& b = factory->options;

@@ -175,13 +175,17 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   return best;
 }
 
-bool CallMachine::within_budget(const RouteState& route) {
+bool CallMachine::budget_allows(const RouteState& route) const {
   SpendTracker& spend = core_.spend();
   if (!spend.enabled() || !route.price) return true;  // unpriced routes cost nothing
   const ModelPrice& p = *route.price;
   const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
                        static_cast<double>(estimated_output_tokens_) * p.output_per_mtok * 1000.0;
-  if (spend.fits(core_.clock().wall_now(), std::llround(nanos))) return true;
+  return spend.fits(core_.clock().wall_now(), std::llround(nanos));
+}
+
+bool CallMachine::within_budget(const RouteState& route) {
+  if (budget_allows(route)) return true;
   spend_blocked_ = true;
   return false;
 }
@@ -444,13 +448,23 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
   return std::nullopt;
 }
 
-bool CallMachine::has_alternative(TimePoint now) const {
+// What pick_route would say of candidate `c`, without taking anything.
+bool CallMachine::available(std::size_t c, TimePoint now) const {
+  if (candidates_[c].tried) return false;
+  const RouteState& route = candidate_route(c);
+  if (route.cooldown() > now || !budget_allows(route)) return false;
+  if (RateLimiter* limiter = core_.limiter(route.endpoint)) {
+    const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
+    if (!limiter->would_grant(now, tokens)) return false;
+  }
+  return route.breaker->would_admit(now);
+}
+
+// Whether another untried route can serve now: of the tier `tier` only, or of any tier.
+bool CallMachine::has_alternative(TimePoint now, std::optional<std::size_t> tier) const {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (candidates_[c].tried) continue;
-    const RouteState& route = candidate_route(c);
-    if (route.cooldown() > now) continue;
-    if (route.breaker->state(now) == BreakerState::Open) continue;
-    return true;
+    if (tier && core_.plan()[candidates_[c].plan].tier != *tier) continue;
+    if (available(c, now)) return true;
   }
   return false;
 }
@@ -997,6 +1011,10 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   state.attempts = attempts_;
   state.route_attempts = candidates_[c].attempts;
   state.has_alternative = has_alternative(now);
+  // From a canary's candidate the priority list is the stable version, not a downgrade.
+  state.tier_alternative =
+      state.has_alternative &&
+      (f.canary || has_alternative(now, core_.plan()[candidates_[c].plan].tier));
   state.now = now;
   state.deadline = deadline_;
   state.rng = &core_.rng();
@@ -1030,6 +1048,10 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
       break;
     }
     case Decision::Action::Failover:
+      if (decision.stop) {
+        for (Candidate& other : candidates_) other.tried = true;
+        attempts_spent_ = true;
+      }
       if (decision.skip_tier) {
         std::size_t tier = core_.plan()[candidates_[c].plan].tier;
         for (Candidate& other : candidates_) {
@@ -1099,6 +1121,9 @@ void CallMachine::finish_exhausted(TimePoint now) {
   }
   if (!message.empty() && message.back() == ';') message.pop_back();
   if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";
+  if (attempts_spent_) {
+    message += " (the call's " + std::to_string(trace_.size()) + " attempts are spent)";
+  }
   d.available_at = earliest;
   d.attempts = trace_;
   if (rate_blocked_ && trace_.empty() && !spend_blocked_) {

@@ -98,7 +98,8 @@ class CallMachine {
   Duration hedge_delay(const RouteState& route) const;
 
   std::optional<std::size_t> pick_route(TimePoint now);
-  bool has_alternative(TimePoint now) const;
+  bool available(std::size_t c, TimePoint now) const;
+  bool has_alternative(TimePoint now, std::optional<std::size_t> tier = std::nullopt) const;
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   void fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome, std::string message,
                     std::string provider_type, std::string param);
@@ -110,6 +111,7 @@ class CallMachine {
   void report_failure(const Flight& f, TimePoint now, ErrorKind kind);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
+  bool budget_allows(const RouteState& route) const;
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void plan_candidates(TimePoint now);
@@ -147,9 +149,10 @@ class CallMachine {
   int attempts_ = 0;
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
-  bool counted_ = false;        // counted in the retry budget's calls in flight
-  bool budget_denied_ = false;  // a retry was refused by the budget
-  bool spend_blocked_ = false;  // a route was skipped for the spending budget
+  bool counted_ = false;         // counted in the retry budget's calls in flight
+  bool budget_denied_ = false;   // a retry was refused by the budget
+  bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
+  bool spend_blocked_ = false;   // a route was skipped for the spending budget
   std::int64_t estimated_prompt_tokens_ = 0;
   std::optional<std::pair<RateLimiter*, double>> pending_permit_;  // taken for the next flight
   bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit

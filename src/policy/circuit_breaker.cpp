@@ -122,6 +122,19 @@ std::optional<TimePoint> DefaultCircuitBreaker::reopens_at(TimePoint now) const 
   return std::nullopt;
 }
 
+bool DefaultCircuitBreaker::would_admit(TimePoint now) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  switch (state_) {
+    case BreakerState::Closed:
+      return true;
+    case BreakerState::Open:
+      return now >= open_until_;  // it turns half-open with every slot free
+    case BreakerState::HalfOpen:
+      return probes_in_flight_ < options_.half_open_probes;
+  }
+  return false;
+}
+
 void DefaultCircuitBreaker::open_locked(TimePoint now) {
   Duration period = options_.open_duration;
   for (int i = 0; i < reopen_count_ && period < options_.max_open_duration; ++i) period *= 2;

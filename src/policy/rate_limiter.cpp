@@ -60,6 +60,21 @@ void RateLimiter::refill(TimePoint now) {
 RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   refill(now);
+  Answer a = check_locked(now, tokens);
+  if (!a.granted) return a;
+  if (limits_.rpm) requests_ -= 1.0;
+  if (limits_.tpm) tokens_ -= tokens;
+  ++in_flight_;
+  return a;
+}
+
+bool RateLimiter::would_grant(TimePoint now, double tokens) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refill(now);
+  return check_locked(now, tokens).granted;
+}
+
+RateLimiter::Answer RateLimiter::check_locked(TimePoint now, double tokens) const {
   Answer a;
   TimePoint due = now;
   if (blocked_until_ > now) due = std::max(due, blocked_until_);
@@ -81,9 +96,6 @@ RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
     if (due > now) a.retry_at = due;
     return a;
   }
-  if (limits_.rpm) requests_ -= 1.0;
-  if (limits_.tpm) tokens_ -= tokens;
-  ++in_flight_;
   a.granted = true;
   return a;
 }

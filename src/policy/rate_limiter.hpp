@@ -34,6 +34,8 @@ class RateLimiter {
     std::optional<TimePoint> retry_at;
   };
   Answer try_acquire(TimePoint now, double tokens);
+  /** Whether `try_acquire(now, tokens)` would grant a permit, without taking it. */
+  bool would_grant(TimePoint now, double tokens);
   /** The request ended: its concurrency slot is free; `actual` tokens replace the estimate. */
   void release(TimePoint now, double estimated, std::optional<double> actual);
   /** A permit taken but not used (the route was not tried after all): all of it comes back. */
@@ -43,6 +45,7 @@ class RateLimiter {
 
  private:
   void refill(TimePoint now);
+  Answer check_locked(TimePoint now, double tokens) const;  // grants nothing
 
   Limits limits_;
   std::mutex mutex_;

@@ -20,6 +20,12 @@ DefaultRetryPolicy::DefaultRetryPolicy(RetryOptions options) : options_(options)
   if (options_.max_retry_after < Duration::zero()) {
     throw std::invalid_argument("retry.max_retry_after must not be negative");
   }
+  if (options_.max_wait_before_next_tier < Duration::zero()) {
+    throw std::invalid_argument("retry.max_wait_before_next_tier must not be negative");
+  }
+  if (options_.retries_before_next_tier < 0) {
+    throw std::invalid_argument("retry.retries_before_next_tier must not be negative");
+  }
 }
 
 std::unique_ptr<RetryPolicy> DefaultRetryPolicy::clone() const {
@@ -80,23 +86,32 @@ Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallSta
     }
   }
   if (c == Class::CallFatal && !may_retry_same) return Decision::fail();
+  if (state.attempts >= options_.max_attempts) {
+    return c == Class::CallFatal ? Decision::fail() : Decision::stop_trying();
+  }
   if (c == Class::NextTier) return Decision::failover(/*skip_tier=*/true);
-  if (c != Class::CallFatal && state.has_alternative) return Decision::failover();
-  if (!may_retry_same || state.attempts >= options_.max_attempts) {
-    return c == Class::CallFatal ? Decision::fail() : Decision::failover();
-  }
+  const Decision give_up = c == Class::CallFatal ? Decision::fail() : Decision::failover();
+  // Another route of the same tier serves the same role: move to it at once.
+  if (c != Class::CallFatal && state.tier_alternative) return Decision::failover();
+  if (!may_retry_same) return give_up;
 
-  Duration delay = Duration::zero();
-  double draw = state.rng ? state.rng->uniform() : 0.5;
-  Duration ceiling = backoff_ceiling(std::max(1, state.route_attempts));
-  delay = std::chrono::duration_cast<Duration>(ceiling * draw);
-  if (outcome.retry_after) {
-    if (*outcome.retry_after > options_.max_retry_after) return Decision::failover();
-    delay = std::max(delay, *outcome.retry_after);
+  const double draw = state.rng ? state.rng->uniform() : 0.5;
+  Duration delay = std::chrono::duration_cast<Duration>(
+      backoff_ceiling(std::max(1, state.route_attempts)) * draw);
+  if (outcome.retry_after) delay = std::max(delay, *outcome.retry_after);
+  if (c != Class::CallFatal && state.has_alternative) {
+    // The last route of its tier: failing over means another, usually weaker, model. A short
+    // wait and a retry of the model asked for come first, when the failure came back fast; a
+    // route that stayed silent (a timeout) already cost a whole timeout.
+    if (outcome.kind == ErrorKind::Timeout ||
+        state.route_attempts > options_.retries_before_next_tier ||
+        delay > options_.max_wait_before_next_tier) {
+      return Decision::failover();
+    }
+  } else if (outcome.retry_after && *outcome.retry_after > options_.max_retry_after) {
+    return Decision::failover();  // the last option, cooling down for longer than we wait
   }
-  if (state.now + delay >= state.deadline) {
-    return c == Class::CallFatal ? Decision::fail() : Decision::failover();
-  }
+  if (state.now + delay >= state.deadline) return give_up;
   return Decision::retry(delay);
 }
 

@@ -71,13 +71,16 @@ TEST(Cli, FailsOverAndPrintsTheResponseWithTheTrace) {
   EXPECT_EQ(doc["choices"][0]["message"]["content"], "pong");
   EXPECT_EQ(doc["object"], "chat.completion");
   EXPECT_EQ(doc["failover"]["served_by"], json({{"endpoint", "up"}, {"model", "gpt-4.1"}}));
-  ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
+  // The 503 came back fast: one retry of the asked-for model, then the next tier.
+  ASSERT_EQ(doc["failover"]["attempts"].size(), 3u);
   EXPECT_EQ(doc["failover"]["attempts"][0]["endpoint"], "down");
   EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "overloaded");
   EXPECT_EQ(doc["failover"]["attempts"][0]["status"], 503);
-  EXPECT_EQ(doc["failover"]["attempts"][1]["outcome"], "success");
+  EXPECT_GT(doc["failover"]["attempts"][0]["delay_ms"].get<double>(), 0.0);
+  EXPECT_EQ(doc["failover"]["attempts"][1]["endpoint"], "down");
+  EXPECT_EQ(doc["failover"]["attempts"][2]["outcome"], "success");
   for (const char* key : {"endpoint", "model", "outcome", "status", "latency_ms", "delay_ms"}) {
-    EXPECT_TRUE(doc["failover"]["attempts"][1].contains(key)) << key;
+    EXPECT_TRUE(doc["failover"]["attempts"][2].contains(key)) << key;
   }
   EXPECT_TRUE(doc["failover"].contains("cost_usd"));
   // The server's members come first, as sent; ours is appended last.

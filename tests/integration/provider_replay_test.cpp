@@ -80,12 +80,14 @@ Outcome replay(const Recorded& recorded, ContentFilterPolicy filter = ContentFil
   return out;
 }
 
-// A failure of the first route that the second tier serves.
+// A failure of the first route that the second tier serves: at once, or for a failure that
+// came back fast after one retry of the first (before a downgrade).
 void expect_failed_over(const Outcome& o, const std::string& first_outcome) {
   EXPECT_TRUE(o.ok) << o.kind;
   EXPECT_EQ(o.served_by, "second");
   EXPECT_EQ(o.first, first_outcome) << o.first_message;
-  EXPECT_EQ(o.attempts, 2u);
+  EXPECT_GE(o.attempts, 2u);
+  EXPECT_LE(o.attempts, 3u);
 }
 
 TEST(ProviderReplay, DeadAccountsAreServedByTheNextTier) {

@@ -286,13 +286,14 @@ TEST_F(ClientTest, TiersAndRoutesMayHaveTheirOwnTimeLimits) {
   Client client(o);
   ASSERT_TRUE(client.chat(ping()));
   auto seen = fake->seen();
-  ASSERT_EQ(seen.size(), 3u);
+  ASSERT_EQ(seen.size(), 4u);  // a, b, b again (the last of its tier), c
   EXPECT_EQ(seen[0].request.total_timeout, Duration(seconds(20)));   // the tier's
   EXPECT_EQ(seen[0].request.connect_timeout, Duration(seconds(2)));  // the tier's
   EXPECT_EQ(seen[1].request.total_timeout, Duration(seconds(7)));    // the route's
   EXPECT_EQ(seen[1].request.connect_timeout, Duration(seconds(2)));  // the tier's
-  EXPECT_EQ(seen[2].request.total_timeout, Duration(seconds(600)));  // the client's default
-  EXPECT_EQ(seen[2].request.connect_timeout, Duration(seconds(5)));
+  EXPECT_EQ(seen[2].request.total_timeout, Duration(seconds(7)));
+  EXPECT_EQ(seen[3].request.total_timeout, Duration(seconds(600)));  // the client's default
+  EXPECT_EQ(seen[3].request.connect_timeout, Duration(seconds(5)));
   Tier bad{{{"a", "m"}}};
   bad.routes[0].timeouts.idle = Duration::zero();
   try {
@@ -301,6 +302,90 @@ TEST_F(ClientTest, TiersAndRoutesMayHaveTheirOwnTimeLimits) {
   } catch (const std::invalid_argument& e) {
     EXPECT_STREQ(e.what(), "priority[0].routes[0].timeouts.idle must be positive");
   }
+}
+
+TEST_F(ClientTest, AShortRateLimitIsWaitedForBeforeMovingToTheNextTier) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(429, "rate_limit_exceeded", {{"retry-after", "1"}}),
+                  testing::ok("from the model asked for")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("a weaker model")});
+  Client client(options({Tier{{{"a", "big"}}}, Tier{{{"b", "small"}}}}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "from the model asked for");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:rate_limited", "a:success"}));
+  EXPECT_EQ(r->attempts[0].delay, Duration(seconds(1)));
+  auto seen = fake->seen();
+  EXPECT_EQ(seen[1].at - seen[0].at, Duration(seconds(1) + milliseconds(10)));
+}
+
+TEST_F(ClientTest, AFastServerErrorIsRetriedOnceBeforeMovingToTheNextTier) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500), testing::ok("big")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("small")});
+  Client client(options({Tier{{{"a", "big"}}}, Tier{{{"b", "small"}}}}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:server_error", "a:success"}));
+  EXPECT_EQ(r->attempts[0].delay, Duration(milliseconds(250)));  // the backoff, draw 0.5
+  // A second failure of the same route moves on.
+  fake->sequence(testing::chat_url(kA), {testing::status(500)});
+  auto again = client.chat(ping());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(outcomes(again->attempts), (Strings{"a:server_error", "a:server_error", "b:success"}));
+}
+
+TEST_F(ClientTest, ALongRateLimitOrASilentRouteMovesToTheNextTierAtOnce) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(429, "rate_limit_exceeded", {{"retry-after", "30"}})});
+  fake->sequence(testing::chat_url(kB), {testing::ok("small")});
+  Client client(options({Tier{{{"a", "big"}}}, Tier{{{"b", "small"}}}}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:rate_limited", "b:success"}));
+  EXPECT_EQ(r->attempts[0].delay, Duration::zero());
+  ClientOptions o = options({Tier{{{"c", "big"}}}, Tier{{{"b", "small"}}}});
+  o.timeouts.attempt = seconds(2);
+  fake->sequence(testing::chat_url(kC), {testing::ok("too slow", seconds(5))});
+  Client silent(o);
+  auto s = silent.chat(ping());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(outcomes(s->attempts), (Strings{"c:timeout", "b:success"}));
+}
+
+TEST_F(ClientTest, MaxAttemptsCountsEveryAttemptOfTheCall) {
+  std::vector<Endpoint> endpoints;
+  Tier tier;
+  for (int i = 0; i < 10; ++i) {
+    const std::string name = "r" + std::to_string(i);
+    endpoints.push_back({name, "http://" + name + ".test/v1", "sk"});
+    tier.routes.push_back({name, "m"});
+    fake->sequence(testing::chat_url("http://" + name + ".test/v1"), {testing::status(500)});
+  }
+  Client client(fake_options(endpoints, {tier}));
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_EQ(r.error().attempts().size(), 6u);
+  EXPECT_NE(r.error().message().find("(the call's 6 attempts are spent)"), std::string::npos)
+      << r.error().message();
+}
+
+TEST_F(ClientTest, ARouteWithoutAPermitIsNoAlternative) {
+  // b, a's equal in tier 1, has spent its one request a minute: a is the last route of its tier
+  // that can serve, and its fast failure is retried before the next tier.
+  std::vector<Endpoint> endpoints = {{"a", kA, "sk-a"}, {"b", kB, "sk-b"}, {"c", kC, "sk-c"}};
+  endpoints[1].limits.rpm = 1;
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(500), testing::status(500), testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  fake->sequence(testing::chat_url(kC), {testing::ok("c")});
+  Client client(fake_options(endpoints, {Tier{{{"a", "m"}, {"b", "m"}}}, Tier{{{"c", "n"}}}}));
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first);
+  EXPECT_EQ(outcomes(first->attempts), (Strings{"a:server_error", "b:success"}));
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"a:server_error", "a:success"}));
 }
 
 TEST_F(ClientTest, SlowAttemptIsCutAtTheAttemptTimeoutAndFailsOver) {

@@ -15,12 +15,15 @@ struct PolicyTest : ::testing::Test {
   DefaultRetryPolicy policy;
   TimePoint now{std::chrono::hours(1)};
 
-  CallState state(int attempts, int route_attempts, bool alternative,
-                  Duration left = seconds(180)) {
+  // `alternative`: another route can serve, of the same tier (an equivalent route) unless
+  // `next_tier_only`.
+  CallState state(int attempts, int route_attempts, bool alternative, Duration left = seconds(180),
+                  bool next_tier_only = false) {
     CallState s;
     s.attempts = attempts;
     s.route_attempts = route_attempts;
     s.has_alternative = alternative;
+    s.tier_alternative = alternative && !next_tier_only;
     s.now = now;
     s.deadline = now + left;
     s.rng = &half;
@@ -34,7 +37,7 @@ struct PolicyTest : ::testing::Test {
   }
 };
 
-TEST_F(PolicyTest, TransientFailsOverAtOnceWhenAnotherRouteCanServe) {
+TEST_F(PolicyTest, TransientFailsOverAtOnceWhenAnEquivalentRouteCanServe) {
   for (ErrorKind k : {ErrorKind::ServerError, ErrorKind::Overloaded, ErrorKind::Timeout,
                       ErrorKind::ConnectFailed, ErrorKind::ConnectionLost, ErrorKind::Tls,
                       ErrorKind::Protocol, ErrorKind::Conflict, ErrorKind::RateLimited}) {
@@ -42,6 +45,55 @@ TEST_F(PolicyTest, TransientFailsOverAtOnceWhenAnotherRouteCanServe) {
     EXPECT_EQ(d.action, Decision::Action::Failover) << to_string(k);
     EXPECT_EQ(d.delay, Duration::zero());
   }
+}
+
+TEST_F(PolicyTest, TheLastRouteOfATierRetriesOnceBeforeTheNextTier) {
+  auto next_tier = [&](int route_attempts) {
+    return state(route_attempts, route_attempts, true, seconds(180), /*next_tier_only=*/true);
+  };
+  // A fast failure: one retry after the backoff (250 ms with the fixed draw), then move on.
+  for (ErrorKind k : {ErrorKind::ServerError, ErrorKind::Overloaded, ErrorKind::ConnectionLost,
+                      ErrorKind::ConnectFailed, ErrorKind::Protocol}) {
+    Decision d = policy.decide(outcome(k), next_tier(1));
+    EXPECT_EQ(d.action, Decision::Action::Retry) << to_string(k);
+    EXPECT_EQ(d.delay, Duration(milliseconds(250))) << to_string(k);
+    EXPECT_EQ(policy.decide(outcome(k), next_tier(2)).action, Decision::Action::Failover);
+  }
+  // A route that stayed silent cost a whole timeout already: move on at once.
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::Timeout), next_tier(1)).action,
+            Decision::Action::Failover);
+  // A 429 is waited for when its wait is short (2 s by default), Retry-After honoured.
+  AttemptOutcome limited = outcome(ErrorKind::RateLimited, 429);
+  limited.retry_after = seconds(1);
+  Decision one = policy.decide(limited, next_tier(1));
+  EXPECT_EQ(one.action, Decision::Action::Retry);
+  EXPECT_EQ(one.delay, Duration(seconds(1)));
+  limited.retry_after = seconds(2);
+  EXPECT_EQ(policy.decide(limited, next_tier(1)).delay, Duration(seconds(2)));
+  limited.retry_after = milliseconds(2001);
+  EXPECT_EQ(policy.decide(limited, next_tier(1)).action, Decision::Action::Failover);
+  limited.retry_after = seconds(30);
+  EXPECT_EQ(policy.decide(limited, next_tier(1)).action, Decision::Action::Failover);
+  // Route-fatal kinds never wait.
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::QuotaExhausted), next_tier(1)).action,
+            Decision::Action::Failover);
+  // Both knobs.
+  RetryOptions o;
+  o.retries_before_next_tier = 0;
+  EXPECT_EQ(DefaultRetryPolicy(o).decide(outcome(ErrorKind::ServerError), next_tier(1)).action,
+            Decision::Action::Failover);
+  o = RetryOptions{};
+  o.max_wait_before_next_tier = milliseconds(100);
+  EXPECT_EQ(DefaultRetryPolicy(o).decide(outcome(ErrorKind::ServerError), next_tier(1)).action,
+            Decision::Action::Failover);
+}
+
+TEST_F(PolicyTest, SpentAttemptsStopTheCallWhateverRoutesAreLeft) {
+  Decision d = policy.decide(outcome(ErrorKind::ServerError), state(6, 1, true));
+  EXPECT_EQ(d.action, Decision::Action::Failover);
+  EXPECT_TRUE(d.stop);
+  EXPECT_EQ(policy.decide(outcome(ErrorKind::InvalidRequest, 400), state(6, 1, true)).action,
+            Decision::Action::Fail);
 }
 
 TEST_F(PolicyTest, LastRouteRetriesWithExactFullJitterBackoff) {

@@ -86,7 +86,11 @@ TEST_F(UsageTest, ReportShowsCallsErrorRateAndLatency) {
                  {with_usage(10, 0, 1, milliseconds(10)), with_usage(10, 0, 1, milliseconds(30)),
                   testing::status(500), with_usage(10, 0, 1, milliseconds(20))});
   fake->sequence(testing::chat_url(kB), {with_usage(10, 0, 1)});
-  Client client(options());
+  ClientOptions o = options();
+  RetryOptions no_retry_before_next_tier;
+  no_retry_before_next_tier.retries_before_next_tier = 0;
+  o.retry = std::make_shared<DefaultRetryPolicy>(no_retry_before_next_tier);
+  Client client(o);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(client.chat(ping()));
   UsageReport report = client.usage_report();
   const RouteUsage& a = report.routes[0];

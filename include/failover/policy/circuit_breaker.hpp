@@ -47,6 +47,9 @@ class CircuitBreaker {
     (void)now;
     return std::nullopt;
   }
+  /** Whether `try_acquire(now)` would say yes, without taking anything (a free half-open
+   *  probe slot included). The default: not open. */
+  virtual bool would_admit(TimePoint now) const { return state(now) != BreakerState::Open; }
 };
 
 /** Makes the breaker of one route. */
@@ -99,6 +102,8 @@ class DefaultCircuitBreaker final : public CircuitBreaker {
   BreakerState state(TimePoint now) const override;
   /** End of the current open period, when open. */
   std::optional<TimePoint> reopens_at(TimePoint now) const override;
+  /** Closed: yes; open: no until the period ends; half-open: while a probe slot is free. */
+  bool would_admit(TimePoint now) const override;
 
   /** Whether the default breaker counts `kind` as a failure of the route. */
   static bool counts_as_failure(ErrorKind kind) noexcept;

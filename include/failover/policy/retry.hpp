@@ -27,12 +27,17 @@ struct AttemptOutcome {
 
 /** What the call knows when it asks the policy. */
 struct CallState {
-  int attempts = 0;              ///< Attempts made so far in the call, the failed one included.
+  int attempts = 0;              ///< Attempts made so far in the call (retries, failovers, hedges),
+                                 ///< the failed one included.
   int route_attempts = 0;        ///< Attempts made on the failed route in this call.
   bool has_alternative = false;  ///< Another route not yet tried in this call can serve now.
-  TimePoint now{};               ///< Current time.
-  TimePoint deadline{};          ///< The call's overall deadline.
-  Rng* rng = nullptr;            ///< Randomness for jitter (never null when called by the SDK).
+  /** Another route of the failed route's own tier (an equivalent route), not yet tried in this
+   *  call, can serve now. When false but `has_alternative` holds, failing over means moving to
+   *  a later tier: another, usually weaker, model. */
+  bool tier_alternative = false;
+  TimePoint now{};       ///< Current time.
+  TimePoint deadline{};  ///< The call's overall deadline.
+  Rng* rng = nullptr;    ///< Randomness for jitter (never null when called by the SDK).
 };
 
 /** The policy's answer. */
@@ -46,13 +51,20 @@ struct Decision {
   Action action = Action::Failover;  ///< What to do.
   Duration delay{};                  ///< For `Retry`: wait before the next attempt.
   bool skip_tier = false;            ///< For `Failover`: skip the rest of the failed route's tier.
+  /** For `Failover`: make no further attempt in this call (its attempts are spent); the call
+   *  ends as `AllRoutesUnavailable` with the trace. */
+  bool stop = false;
 
   /** Retry the same route after `delay`. */
-  static Decision retry(Duration delay) { return {Action::Retry, delay, false}; }
+  static Decision retry(Duration delay) { return {Action::Retry, delay, false, false}; }
   /** Fail over to the next route; `skip_tier` also skips the rest of the tier. */
-  static Decision failover(bool skip_tier = false) { return {Action::Failover, {}, skip_tier}; }
+  static Decision failover(bool skip_tier = false) {
+    return {Action::Failover, {}, skip_tier, false};
+  }
+  /** Try no other route: the call's attempts are spent. */
+  static Decision stop_trying() { return {Action::Failover, {}, false, true}; }
   /** Fail the call. */
-  static Decision fail() { return {Action::Fail, {}, false}; }
+  static Decision fail() { return {Action::Fail, {}, false, false}; }
 };
 
 /**
@@ -74,22 +86,35 @@ struct RetryOptions {
   Duration base_delay = std::chrono::milliseconds(500);  ///< First backoff ceiling.
   Duration max_delay = std::chrono::seconds(8);          ///< Backoff ceiling cap.
   Duration max_retry_after = std::chrono::seconds(60);   ///< Longest Retry-After waited for.
+  /** On the last route of a tier, before moving to the next tier: the longest wait (backoff or
+   *  Retry-After) for a retry of the same route. */
+  Duration max_wait_before_next_tier = std::chrono::seconds(2);
+  /** On the last route of a tier: retries of that route before moving to the next tier (0 =
+   *  move on at once). */
+  int retries_before_next_tier = 1;
 };
 
 /**
  * The default policy:
- * - transient failures (5xx, 408, 409, connect, TLS, timeouts, malformed responses) fail over
- *   at once when another route can serve, else retry the same route with full-jitter
- *   exponential backoff (`base_delay * 2^(n-1)`, capped at `max_delay`, times a uniform draw);
- * - 429 fails over; as the last option it waits `max(Retry-After, backoff)` when Retry-After is
- *   at most `max_retry_after`, otherwise gives the route up;
+ * - transient failures (5xx, 408, 409, connect, TLS, timeouts, malformed responses) and 429
+ *   fail over at once to another route of the same tier (an equivalent route) when one can
+ *   serve;
+ * - on the last route of a tier, before moving to a later tier (another, usually weaker
+ *   model): a failure that came back fast (not a timeout) is retried on that route up to
+ *   `retries_before_next_tier` times when the wait, `max(Retry-After, backoff)`, is at most
+ *   `max_wait_before_next_tier`; otherwise the call moves on at once;
+ * - as the last option of the call, the route is retried with full-jitter exponential backoff
+ *   (`base_delay * 2^(n-1)`, capped at `max_delay`, times a uniform draw), waiting
+ *   `max(Retry-After, backoff)` when Retry-After is at most `max_retry_after`, otherwise
+ *   giving the route up;
  * - quota, authentication, permission and not-found errors and redirects (3xx, never followed)
  *   fail over and never retry the route;
  * - `context_length_exceeded` fails over to a later tier; other 400/422 fail the call;
  * - content-filter refusals fail the call (the client, not the policy, decides them: see
  *   `ClientOptions::content_filter`);
  * - `x-should-retry: false` forbids retrying the route, `true` allows it;
- * - never more than `max_attempts` attempts, never a wait that ends past the deadline.
+ * - never more than `max_attempts` attempts in all (retries, failovers, hedges), never a wait
+ *   that ends past the deadline.
  */
 class DefaultRetryPolicy final : public RetryPolicy {
  public:
