@@ -308,8 +308,8 @@ TEST(CliProviders, AReasoningStreamOutlastingTheFirstByteLimitIsServedWithItsRea
   thinking.stream = true;
   thinking.parts.emplace_back(
       std::chrono::milliseconds(0),
-      chunk(R"({"role":"assistant","content":null,"reasoning_content":""})"));
-  for (int i = 0; i < 6; ++i) {  // a reasoning delta every 0.5 s for 3 s
+      chunk(R"({"role":"assistant","content":null,"reasoning_content":"r "})"));
+  for (int i = 0; i < 6; ++i) {  // then a reasoning delta every 0.5 s for 3 s
     thinking.parts.emplace_back(
         std::chrono::milliseconds(500),
         chunk(R"({"content":null,"reasoning_content":"r)" + std::to_string(i) + R"( "})"));
@@ -325,7 +325,7 @@ TEST(CliProviders, AReasoningStreamOutlastingTheFirstByteLimitIsServedWithItsRea
   EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "first");
   EXPECT_EQ(doc["failover"]["attempts"].size(), 1u);
   EXPECT_EQ(doc["choices"][0]["message"]["content"], "Three.");
-  EXPECT_EQ(doc["choices"][0]["message"]["reasoning_content"], "r0 r1 r2 r3 r4 r5 ");
+  EXPECT_EQ(doc["choices"][0]["message"]["reasoning_content"], "r r0 r1 r2 r3 r4 r5 ");
   EXPECT_EQ(second.requests(), 0);
 }
 

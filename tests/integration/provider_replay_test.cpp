@@ -216,9 +216,10 @@ std::string chunk(const std::string& delta, const std::string& finish = "null") 
 }
 
 TEST(ProviderReplay, AReasoningStreamLongerThanTheFirstByteLimitIsServed) {
-  // Reasoning every 0.5 s for 3 s, then the answer, with first_byte 1 s.
+  // Reasoning at once and then every 0.5 s for 3 s, then the answer, with first_byte 1 s.
   std::vector<std::pair<milliseconds, std::string>> parts = {
-      {milliseconds(0), chunk(R"({"role":"assistant","content":null,"reasoning_content":""})")}};
+      {milliseconds(0),
+       chunk(R"({"role":"assistant","content":null,"reasoning_content":"Hmm. "})")}};
   for (int i = 0; i < 6; ++i) {
     parts.emplace_back(milliseconds(500), chunk(R"({"content":null,"reasoning_content":"step )" +
                                                 std::to_string(i) + R"(. "})"));
@@ -233,7 +234,7 @@ TEST(ProviderReplay, AReasoningStreamLongerThanTheFirstByteLimitIsServed) {
   EXPECT_EQ(o.served_by, "first");
   EXPECT_EQ(o.attempts, 1u);
   EXPECT_EQ(o.text, "Three.");
-  EXPECT_EQ(o.reasoning, "step 0. step 1. step 2. step 3. step 4. step 5. ");
+  EXPECT_EQ(o.reasoning, "Hmm. step 0. step 1. step 2. step 3. step 4. step 5. ");
 }
 
 TEST(ProviderReplay, StreamsInTheWildAreServedWhole) {
