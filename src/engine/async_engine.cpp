@@ -101,7 +101,10 @@ void AsyncEngine::finish_probe(TimePoint now, std::size_t index, const HttpResul
         now, rp.ok,
         rp.message.empty() && rp.error ? std::string(to_string(*rp.error)) : rp.message);
     BreakerState state = route.breaker->state(now);
-    if (rp.ok && state == BreakerState::HalfOpen) {
+    if (rp.ok && state == BreakerState::Open) {
+      route.breaker->on_probe_success(now);  // the route answers again: end the open period
+      route.observe_breaker(now);
+    } else if (rp.ok && state == BreakerState::HalfOpen) {
       if (route.try_acquire(now)) route.on_success(now, latency);
     } else if (!rp.ok && rp.error && is_transient(*rp.error) &&
                *rp.error != ErrorKind::RateLimited && state != BreakerState::Open) {

@@ -135,6 +135,11 @@ bool DefaultCircuitBreaker::would_admit(TimePoint now) const {
   return false;
 }
 
+void DefaultCircuitBreaker::on_probe_success(TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == BreakerState::Open && now < open_until_) open_until_ = now;
+}
+
 void DefaultCircuitBreaker::open_locked(TimePoint now) {
   Duration period = options_.open_duration;
   for (int i = 0; i < reopen_count_ && period < options_.max_open_duration; ++i) period *= 2;

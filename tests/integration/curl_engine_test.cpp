@@ -690,5 +690,49 @@ TEST(ActiveProbes, AnOpenRouteRecoversThroughAPassingProbeWithNoUserCall) {
   EXPECT_EQ(r->text(), "back");
 }
 
+TEST(ActiveProbes, APassingProbeEndsAnOpenPeriodEarly) {
+  std::atomic<bool> healthy{false};
+  LoopbackServer server;
+  server.on_chat([&](const httplib::Request&, httplib::Response& res) {
+    if (healthy) {
+      answer(res, "back");
+    } else {
+      answer_error(res, 503);
+    }
+  });
+  server.http().Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
+    if (healthy) {
+      res.set_content(R"({"object":"list","data":[{"id":"m","object":"model"}]})",
+                      "application/json");
+    } else {
+      res.status = 503;
+    }
+  });
+  server.start();
+  ClientOptions o = one("flaky", server.base_url());
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  CircuitBreakerOptions b;
+  b.open_duration = seconds(60);  // far longer than this test may wait
+  b.max_open_duration = seconds(60);
+  o.circuit_breaker = DefaultCircuitBreaker::factory(b);
+  o.health_probe.interval = milliseconds(50);
+  o.health_probe.timeout = milliseconds(1000);
+  Client client(o);
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
+  ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
+  healthy = true;
+  auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (client.health().routes[0].state != BreakerState::Closed &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::Closed);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "back");
+}
+
 }  // namespace
 }  // namespace failover

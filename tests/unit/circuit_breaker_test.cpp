@@ -33,7 +33,7 @@ TEST_F(BreakerTest, OpensAfterFiveConsecutiveFailures) {
   fail(1);
   EXPECT_EQ(breaker.state(t), BreakerState::Open);
   EXPECT_FALSE(breaker.try_acquire(t));
-  EXPECT_EQ(breaker.reopens_at(t), t + seconds(30));
+  EXPECT_EQ(breaker.reopens_at(t), t + seconds(5));
 }
 
 TEST_F(BreakerTest, ASuccessResetsTheConsecutiveCount) {
@@ -68,23 +68,26 @@ TEST_F(BreakerTest, WindowForgetsOldCalls) {
   EXPECT_EQ(breaker.state(t), BreakerState::Closed);  // 4/20 = 20 %
 }
 
-TEST_F(BreakerTest, HalfOpenAfterThirtySecondsWithOneProbe) {
+TEST_F(BreakerTest, HalfOpenAfterFiveSecondsWithOneProbe) {
   fail(5);
-  t += seconds(29);
+  t += seconds(4);
   EXPECT_EQ(breaker.state(t), BreakerState::Open);
   EXPECT_FALSE(breaker.try_acquire(t));
+  EXPECT_FALSE(breaker.would_admit(t));
   t += seconds(1);
+  EXPECT_TRUE(breaker.would_admit(t));
   EXPECT_EQ(breaker.state(t), BreakerState::HalfOpen);
   EXPECT_TRUE(breaker.try_acquire(t));
   EXPECT_FALSE(breaker.try_acquire(t));  // one probe at a time
+  EXPECT_FALSE(breaker.would_admit(t));
   breaker.on_success(t, std::chrono::milliseconds(3));
   EXPECT_EQ(breaker.state(t), BreakerState::Closed);
   EXPECT_TRUE(breaker.try_acquire(t));
 }
 
-TEST_F(BreakerTest, ReopenDoublesUpToFiveMinutes) {
+TEST_F(BreakerTest, ReopenDoublesUpToEightSeconds) {
   fail(5);
-  const std::vector<int> periods = {30, 60, 120, 240, 300, 300};
+  const std::vector<int> periods = {5, 8, 8, 8};
   for (std::size_t i = 0; i < periods.size(); ++i) {
     ASSERT_EQ(breaker.reopens_at(t), t + seconds(periods[i])) << i;
     t += seconds(periods[i]);
@@ -96,14 +99,24 @@ TEST_F(BreakerTest, ReopenDoublesUpToFiveMinutes) {
 
 TEST_F(BreakerTest, ClosingResetsTheOpenPeriod) {
   fail(5);
-  t += seconds(30);
+  t += seconds(5);
   ASSERT_TRUE(breaker.try_acquire(t));
-  breaker.on_failure(t, ErrorKind::ServerError);  // reopen: 60 s
-  t += seconds(60);
+  breaker.on_failure(t, ErrorKind::ServerError);  // reopen: 8 s
+  t += seconds(8);
   ASSERT_TRUE(breaker.try_acquire(t));
   breaker.on_success(t, {});
   fail(5);
-  EXPECT_EQ(breaker.reopens_at(t), t + seconds(30));
+  EXPECT_EQ(breaker.reopens_at(t), t + seconds(5));
+}
+
+TEST_F(BreakerTest, APassingActiveProbeEndsTheOpenPeriod) {
+  fail(5);
+  t += seconds(1);
+  breaker.on_probe_success(t);
+  EXPECT_EQ(breaker.state(t), BreakerState::HalfOpen);
+  EXPECT_TRUE(breaker.try_acquire(t));  // the next call is the probe
+  breaker.on_failure(t, ErrorKind::ServerError);
+  EXPECT_EQ(breaker.reopens_at(t), t + seconds(8));  // it was not well after all
 }
 
 TEST_F(BreakerTest, RateLimitsAndRequestErrorsAreNeutral) {
@@ -117,7 +130,7 @@ TEST_F(BreakerTest, RateLimitsAndRequestErrorsAreNeutral) {
 
 TEST_F(BreakerTest, NeutralOutcomeReleasesTheHalfOpenProbe) {
   fail(5);
-  t += seconds(30);
+  t += seconds(5);
   ASSERT_TRUE(breaker.try_acquire(t));
   breaker.on_failure(t, ErrorKind::Cancelled);  // e.g. a hedge loser
   EXPECT_EQ(breaker.state(t), BreakerState::HalfOpen);

@@ -199,12 +199,12 @@ TEST_F(ClientTest, OpenBreakersMakeTheCallFailFastWithTheReopenTime) {
   EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
   EXPECT_TRUE(r.error().attempts().empty());
   ASSERT_TRUE(r.error().available_at().has_value());
-  EXPECT_EQ(*r.error().available_at(), opened + seconds(30));
-  EXPECT_EQ(r.error().message(), "no route is available: a/m: circuit open for 30000 ms");
+  EXPECT_EQ(*r.error().available_at(), opened + seconds(5));
+  EXPECT_EQ(r.error().message(), "no route is available: a/m: circuit open for 5000 ms");
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 5);
-  // After 30 s one probe goes through and, answering well, closes the breaker.
+  // After 5 s one probe goes through and, answering well, closes the breaker.
   fake->sequence(testing::chat_url(kA), {testing::ok("back")});
-  clock->advance(seconds(30));
+  clock->advance(seconds(5));
   EXPECT_TRUE(client.chat(ping()));
 }
 
@@ -386,6 +386,31 @@ TEST_F(ClientTest, ARouteWithoutAPermitIsNoAlternative) {
   auto second = client.chat(ping());
   ASSERT_TRUE(second) << second.error().message();
   EXPECT_EQ(outcomes(second->attempts), (Strings{"a:server_error", "a:success"}));
+}
+
+TEST_F(ClientTest, APrimaryBackFromAnOutageServesAgainWithinTenSeconds) {
+  // The primary answers 503 for 20 s, then well; one call a second for 40 s.
+  const TimePoint start = clock->now();
+  fake->on(testing::chat_url(kA), [&](const HttpRequest&) {
+    return clock->now() - start < seconds(20) ? testing::status(503) : testing::ok("primary");
+  });
+  fake->sequence(testing::chat_url(kB), {testing::ok("backup")});
+  Client client(options({Tier{{{"a", "big"}}}, Tier{{{"b", "small"}}}}));
+  std::optional<Duration> back;  // when the primary served again
+  int primary_attempts_while_down = 0;
+  for (int second = 0; second < 40; ++second) {
+    clock->advance_to(start + seconds(second));
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << "at " << second << " s: " << r.error().message();
+    for (const Attempt& a : r->attempts) {
+      if (a.route.endpoint == "a" && a.error) ++primary_attempts_while_down;
+    }
+    if (!back && r->served_by.endpoint == "a" && second >= 20) back = seconds(second);
+  }
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, Duration(seconds(26)));  // 6 s after recovering (at most 8 s + a call's gap)
+  // While down, it saw the calls that opened its breaker and then one probe per open period.
+  EXPECT_LE(primary_attempts_while_down, 10);
 }
 
 TEST_F(ClientTest, SlowAttemptIsCutAtTheAttemptTimeoutAndFailsOver) {

@@ -50,6 +50,9 @@ class CircuitBreaker {
   /** Whether `try_acquire(now)` would say yes, without taking anything (a free half-open
    *  probe slot included). The default: not open. */
   virtual bool would_admit(TimePoint now) const { return state(now) != BreakerState::Open; }
+  /** An active health probe of the route passed (`HealthProbeOptions`): a breaker may end its
+   *  open period early. The default ignores it. */
+  virtual void on_probe_success(TimePoint now) { (void)now; }
 };
 
 /** Makes the breaker of one route. */
@@ -61,8 +64,12 @@ struct CircuitBreakerOptions {
   double failure_rate = 0.5;     ///< ...or when failures / calls in the window reach this,
   int window = 20;               ///< ...over the last `window` calls,
   int min_calls = 10;            ///< ...once the window holds at least this many calls.
-  Duration open_duration = std::chrono::seconds(30);       ///< First open period.
-  Duration max_open_duration = std::chrono::seconds(300);  ///< Cap of the doubling period.
+  /** First open period. Short, so that a healed route serves again soon: each period ends in
+   *  one probe (a real call, which fails over when the probe fails). */
+  Duration open_duration = std::chrono::seconds(5);
+  /** Cap of the doubling period: a route back from an outage serves again at most this long
+   *  after it recovered; a dead route sees at most one probe per period. */
+  Duration max_open_duration = std::chrono::seconds(8);
   int half_open_probes = 1;                                ///< Probes allowed at once in half-open.
 };
 
@@ -77,9 +84,10 @@ struct DefaultCircuitBreakerFactory {
 /**
  * The default breaker (Envoy outlier detection): opens after `consecutive_failures` failures in
  * a row or when the failure rate over the last `window` calls reaches `failure_rate` with at
- * least `min_calls` calls; stays open `open_duration`, doubling on each re-open up to
- * `max_open_duration`; half-open lets `half_open_probes` probes through at a time; a probe's
- * success closes it, a probe's failure re-opens it.
+ * least `min_calls` calls; stays open `open_duration` (5 s), doubling on each re-open up to
+ * `max_open_duration` (8 s); half-open lets `half_open_probes` probes through at a time; a
+ * probe's success closes it, a probe's failure re-opens it. A passing active health probe ends
+ * an open period at once (the next call is the half-open probe).
  *
  * Counted as failures: server errors, overload, conflicts, timeouts, connection and TLS
  * failures, protocol errors, oversized responses, authentication, permission, not-found and
@@ -104,6 +112,8 @@ class DefaultCircuitBreaker final : public CircuitBreaker {
   std::optional<TimePoint> reopens_at(TimePoint now) const override;
   /** Closed: yes; open: no until the period ends; half-open: while a probe slot is free. */
   bool would_admit(TimePoint now) const override;
+  /** Open: the period ends now (half-open at the next `try_acquire`). */
+  void on_probe_success(TimePoint now) override;
 
   /** Whether the default breaker counts `kind` as a failure of the route. */
   static bool counts_as_failure(ErrorKind kind) noexcept;
