@@ -50,6 +50,8 @@ std::string_view to_string(ErrorKind kind) noexcept {
       return "cancelled";
     case ErrorKind::StreamInterrupted:
       return "stream_interrupted";
+    case ErrorKind::HookFailed:
+      return "hook_failed";
     case ErrorKind::BudgetExceeded:
       return "budget_exceeded";
   }

@@ -40,6 +40,9 @@ enum class ErrorKind {
   Cancelled,              ///< The caller cancelled the call, or the client shut down.
   StreamInterrupted,      ///< A stream broke after content was handed to the caller.
   BudgetExceeded,         ///< Every route that could serve would exceed a spending budget.
+  /** Application code the SDK called for this call threw (a retry policy, balancer, circuit
+   *  breaker, token estimator or stream handler); the message names it and what it threw. */
+  HookFailed,
 };
 
 /** snake_case name of `kind`, e.g. `all_routes_unavailable`. */

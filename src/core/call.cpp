@@ -82,24 +82,30 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   }
   estimated_prompt_tokens_ = static_cast<std::int64_t>((chars + 3) / 4);
   estimated_output_tokens_ = request.max_completion_tokens.value_or(request.max_tokens.value_or(0));
-  if (o.token_estimator) {  // the user's estimate covers prompt and output together
-    estimated_prompt_tokens_ = std::max<std::int64_t>(0, o.token_estimator(request));
-    estimated_output_tokens_ = 0;
-  }
-
-  if (mirror_) {
-    candidates_ = {Candidate{*core_.shadow_plan()}};
-  } else {
-    plan_candidates(now);
-    if (candidates_.empty()) {
-      invalid("no route serves any model in CallOptions.models");
-      return;
+  try {
+    if (o.token_estimator) {  // the user's estimate covers prompt and output together
+      estimated_prompt_tokens_ = std::max<std::int64_t>(
+          0, invoke_user("the token estimator", [&] { return o.token_estimator(request); }));
+      estimated_output_tokens_ = 0;
     }
-    if (core_.shadow() && o.shadow.sample > 0 && core_.rng().uniform() < o.shadow.sample) {
-      shadow_request_ = std::make_unique<ChatRequest>(request);
+    if (mirror_) {
+      candidates_ = {Candidate{*core_.shadow_plan()}};
+    } else {
+      plan_candidates(now);
+      if (candidates_.empty()) {
+        invalid("no route serves any model in CallOptions.models");
+        return;
+      }
+      if (core_.shadow() && o.shadow.sample > 0 && core_.rng().uniform() < o.shadow.sample) {
+        shadow_request_ = std::make_unique<ChatRequest>(request);
+      }
     }
+    policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
+    if (!policy_) throw HookError("the retry policy's clone() returned null");
+  } catch (const HookError& e) {
+    finish_error(ErrorKind::HookFailed, e.what(), {});
+    return;
   }
-  policy_ = o.retry->clone();
   flights_.reserve(static_cast<std::size_t>(2 + std::max(0, o.hedging.max_extra)));
   if (mirror_) return;  // outside the retry budget's calls in flight
   core_.budget().call_started();
@@ -107,16 +113,13 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
 }
 
 CallMachine::~CallMachine() {
-  for (Flight& f : flights_) close_flight(f);
-  flights_.clear();
+  flights_.clear();  // their leases give back what they hold
   end_call();
 }
 
 void CallMachine::end_call() {
-  if (retry_has_slot_) {
-    retry_has_slot_ = false;
-    core_.budget().release();
-  }
+  retry_slot_.release();
+  pending_.release();
   if (counted_) {
     counted_ = false;
     core_.budget().call_finished();
@@ -134,10 +137,6 @@ void CallMachine::note_attempt(RouteState& route, TimePoint now) {
   if (!mirror_) core_.budget().on_attempt(a.error);
 }
 
-void CallMachine::report_failure(const Flight& f, TimePoint now, ErrorKind kind) {
-  if (!f.panic) route_of(f).on_failure(now, kind);
-}
-
 std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
   return std::find_if(flights_.begin(), flights_.end(),
                       [&](const Flight& f) { return f.id == id; });
@@ -145,18 +144,6 @@ std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_
 
 RouteState& CallMachine::candidate_route(std::size_t c) const {
   return *core_.routes()[core_.plan()[candidates_[c].plan].route];
-}
-
-void CallMachine::close_flight(Flight& f, std::optional<double> actual_tokens) {
-  route_of(f).in_flight.fetch_sub(1, std::memory_order_relaxed);
-  if (f.limiter) {
-    f.limiter->release(last_now_, f.permit_tokens, actual_tokens);
-    f.limiter = nullptr;
-  }
-  if (f.budget_slot) {
-    f.budget_slot = false;
-    core_.budget().release();
-  }
 }
 
 // When the first untried route can serve again: the end of its open period or cooldown. A
@@ -167,8 +154,9 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
+    if (!budget_allows(route)) continue;  // a spent budget does not come back by waiting
     TimePoint at = now + std::chrono::milliseconds(50);
-    if (std::optional<TimePoint> reopen = route.breaker->reopens_at(now)) at = *reopen;
+    if (std::optional<TimePoint> reopen = route.reopens_at(now)) at = *reopen;
     if (route.cooldown() > now) at = std::max(at, route.cooldown());
     if (!best || at < *best) best = at;
   }
@@ -190,25 +178,25 @@ bool CallMachine::within_budget(const RouteState& route) {
   return false;
 }
 
-bool CallMachine::take_permit(const RouteState& route, TimePoint now) {
-  RateLimiter* limiter = core_.limiter(route.endpoint);
-  if (!limiter) return true;
-  const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
-  RateLimiter::Answer a = limiter->try_acquire(now, tokens);
-  if (a.granted) {
-    pending_permit_ = std::make_pair(limiter, tokens);
-    return true;
+// An attempt on `route` now, if its endpoint's limiter has a permit and its breaker admits it:
+// the lease holds both (into `pending_`). When either says no, what was taken is given back.
+bool CallMachine::admit(RouteState& route, TimePoint now) {
+  AttemptLease lease(&last_now_);
+  if (RateLimiter* limiter = core_.limiter(route.endpoint)) {
+    const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
+    RateLimiter::Answer a = limiter->try_acquire(now, tokens);
+    if (!a.granted) {
+      rate_blocked_ = true;
+      // Without a due time only a request ending frees a slot: look again shortly.
+      rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
+      return false;
+    }
+    lease.hold_permit(limiter, tokens);
   }
-  rate_blocked_ = true;
-  // Without a due time only a request ending frees a slot: look again shortly.
-  rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
-  return false;
-}
-
-void CallMachine::refund_permit(TimePoint now) {
-  if (!pending_permit_) return;
-  pending_permit_->first->refund(now, pending_permit_->second);
-  pending_permit_.reset();
+  if (!route.try_acquire(now)) return false;
+  lease.hold_breaker(&route);
+  pending_ = std::move(lease);
+  return true;
 }
 
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
@@ -225,7 +213,7 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
     if (!within_budget(route)) continue;
-    TimePoint at = route.breaker->reopens_at(now).value_or(now);
+    TimePoint at = route.reopens_at(now).value_or(now);
     at = std::max(at, route.cooldown());
     if (at < pick_at) {
       pick = c;
@@ -271,7 +259,7 @@ void CallMachine::plan_candidates(TimePoint now) {
       b.views.push_back(v);
     }
     b.order.clear();
-    tier.balancer->order(b.views, context, b.order);
+    invoke_user(tier.hook_name, [&] { tier.balancer->order(b.views, context, b.order); });
     b.placed.assign(tier.count, 0);
     for (std::size_t i : b.order) {  // a custom balancer's answer is checked, never trusted
       if (i < tier.count && !b.placed[i]) {
@@ -332,7 +320,64 @@ Result<ChatResponse> CallMachine::take() {
   return out;
 }
 
+// The entry points: application code the machine calls throws HookErrors (see user_code.hpp),
+// caught here, where the call ends with HookFailed and its leases give everything back.
 Step CallMachine::next(TimePoint now) {
+  try {
+    return advance(now);
+  } catch (const HookError& e) {
+    hook_failed(now, e);
+    return advance(now);  // the abandoned exchanges, then Done
+  }
+}
+
+void CallMachine::on_data(TimePoint now, StreamData data) {
+  try {
+    take_data(now, std::move(data));
+  } catch (const HookError& e) {
+    hook_failed(now, e);
+  }
+}
+
+void CallMachine::on_result(TimePoint now, HttpResult result) {
+  try {
+    take_result(now, std::move(result));
+  } catch (const HookError& e) {
+    hook_failed(now, e);
+  }
+}
+
+void CallMachine::on_timer(TimePoint now) {
+  try {
+    fire_timer(now);
+  } catch (const HookError& e) {
+    hook_failed(now, e);
+  }
+}
+
+void CallMachine::hook_failed(TimePoint now, const HookError& e) {
+  last_now_ = now;
+  if (state_ == State::Done) return;
+  for (Flight& f : flights_) {
+    abandon_.push_back(f.id);
+    Attempt a;
+    a.route = route_of(f).ref;
+    a.error = ErrorKind::Cancelled;
+    a.latency = now - f.start;
+    a.message = e.what();
+    trace_.push_back(std::move(a));
+  }
+  flights_.clear();  // their leases give back what they hold
+  to_start_.reset();
+  retry_.reset();
+  ErrorDetails d;
+  d.attempts = trace_;
+  if (handler_ && current_) d.partial = partial();
+  if (auto* log = core_.logger()) log->error("a call failed in application code: {}", e.what());
+  finish_error(ErrorKind::HookFailed, e.what(), std::move(d));
+}
+
+Step CallMachine::advance(TimePoint now) {
   last_now_ = now;
   Step step;
   if (!abandon_.empty()) {
@@ -372,7 +417,7 @@ Step CallMachine::next(TimePoint now) {
   }
   if (options_.cancel.cancelled()) {
     cancel(now, "the call was cancelled");
-    return next(now);
+    return advance(now);
   }
   if (deadline_ - now < kMinAttemptTime) {
     ErrorDetails d;
@@ -382,31 +427,19 @@ Step CallMachine::next(TimePoint now) {
     return step;
   }
   std::optional<std::size_t> pick;
-  bool slot = false;
   rate_blocked_ = false;
   rate_wait_ = TimePoint::max();
+  AttemptLease slot = std::move(retry_slot_);  // the pending retry's budget slot, if any
   if (retry_) {
     std::size_t c = *retry_;
     retry_.reset();
-    slot = retry_has_slot_;
-    retry_has_slot_ = false;
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
     RouteState& again = candidate_route(c);
-    if (within_budget(again) && take_permit(again, now)) {
-      if (again.try_acquire(now)) {
-        pick = c;
-      } else {
-        refund_permit(now);
-      }
-    }
-    if (!pick && slot) {
-      core_.budget().release();
-      slot = false;
-    }
+    if (within_budget(again) && admit(again, now)) pick = c;
+    if (!pick) slot.release();
   }
   if (!pick) pick = pick_route(now);
-  bool panic = false;
   if (!pick && options_.when_unavailable == WhenUnavailable::WaitForRecovery) {
     std::optional<TimePoint> back = earliest_recovery(now);
     if (back && *back < deadline_) {
@@ -418,18 +451,17 @@ Step CallMachine::next(TimePoint now) {
     }
   }
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
-    pick = least_bad(now);
-    panic = pick.has_value();
+    pick = least_bad(now);  // sent without the breaker's admission, which it leaves alone
+    pending_ = AttemptLease(&last_now_);
   }
   if (!pick) {
     finish_exhausted(now);
     return step;
   }
-  start_flight(now, *pick, /*hedge=*/false, slot);
-  flights_.back().panic = panic;
+  start_flight(now, *pick, /*hedge=*/false, std::move(slot));
   Duration delay = hedge_delay(route_of(flights_.back()));
   hedge_at_ = delay > Duration::zero() ? now + delay : TimePoint::max();
-  return next(now);
+  return advance(now);
 }
 
 std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
@@ -438,11 +470,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
     RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
     if (!within_budget(route)) continue;
-    if (!take_permit(route, now)) continue;
-    if (!route.try_acquire(now)) {
-      refund_permit(now);
-      continue;
-    }
+    if (!admit(route, now)) continue;
     return c;
   }
   return std::nullopt;
@@ -457,7 +485,7 @@ bool CallMachine::available(std::size_t c, TimePoint now) const {
     const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
     if (!limiter->would_grant(now, tokens)) return false;
   }
-  return route.breaker->would_admit(now);
+  return route.would_admit(now);
 }
 
 // Whether another untried route can serve now: of the tier `tier` only, or of any tier.
@@ -469,7 +497,7 @@ bool CallMachine::has_alternative(TimePoint now, std::optional<std::size_t> tier
   return false;
 }
 
-void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool budget_slot) {
+void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, AttemptLease&& slot) {
   RouteState& route = candidate_route(c);
   current_ = c;
   candidates_[c].tried = true;
@@ -480,7 +508,9 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
   f.candidate = c;
   f.hedge = hedge;
   f.canary = core_.canary_plan() == candidates_[c].plan;
-  f.budget_slot = budget_slot;
+  f.lease = std::move(pending_);
+  f.lease.merge(std::move(slot));
+  f.lease.start(route);
   f.start = now;
   f.attempt = attempts_;
   const Timeouts& t = core_.plan()[candidates_[c].plan].timeouts;
@@ -502,13 +532,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, bool bu
     chunk_accepted_ = false;
     skipped_events_ = 0;
   }
-  if (pending_permit_) {
-    f.limiter = pending_permit_->first;
-    f.permit_tokens = pending_permit_->second;
-    pending_permit_.reset();
-  }
   f.id = core_.next_exchange_id();
-  route.in_flight.fetch_add(1, std::memory_order_relaxed);
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
@@ -582,14 +606,13 @@ void CallMachine::try_hedge(TimePoint now) {
   hedge_at_ = TimePoint::max();
   if (deadline_ - now < kMinAttemptTime) return;
   if (!core_.budget().try_acquire()) return;  // hedges draw from the retry budget
+  AttemptLease slot(&last_now_);              // given back unless the hedge starts
+  slot.hold_budget_slot(&core_.budget());
   std::optional<std::size_t> pick = pick_route(now);
-  if (!pick) {
-    core_.budget().release();
-    return;
-  }
+  if (!pick) return;
   ++hedges_started_;
   core_.stats().record_hedge();
-  start_flight(now, *pick, /*hedge=*/true, /*budget_slot=*/true);
+  start_flight(now, *pick, /*hedge=*/true, std::move(slot));
   Duration delay = hedge_delay(route_of(flights_.back()));
   if (delay > Duration::zero()) hedge_at_ = now + delay;
 }
@@ -600,8 +623,6 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
-    close_flight(f);
-    report_failure(f, now, ErrorKind::Cancelled);
     Attempt a;
     a.route = route_of(f).ref;
     a.error = ErrorKind::Cancelled;
@@ -615,7 +636,7 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
                  flights_.end());
 }
 
-void CallMachine::on_result(TimePoint now, HttpResult result) {
+void CallMachine::take_result(TimePoint now, HttpResult result) {
   last_now_ = now;
   if (state_ != State::InFlight || find_flight(result.id) == flights_.end()) return;
   const std::uint64_t id = result.id;
@@ -660,7 +681,7 @@ void CallMachine::on_result(TimePoint now, HttpResult result) {
                std::move(c.param));
 }
 
-void CallMachine::on_timer(TimePoint now) {
+void CallMachine::fire_timer(TimePoint now) {
   last_now_ = now;
   if (state_ != State::InFlight) return;
   if (handler_) {  // a stream: one flight, with its first-token and idle watchdogs
@@ -715,7 +736,7 @@ TimePoint CallMachine::watchdog(const Flight& f) const {
   return std::min(hard, std::min(soft, deadline_));
 }
 
-void CallMachine::on_data(TimePoint now, StreamData data) {
+void CallMachine::take_data(TimePoint now, StreamData data) {
   last_now_ = now;
   if (state_ != State::InFlight || !handler_ || flights_.empty() ||
       flights_.front().id != data.id) {
@@ -724,8 +745,8 @@ void CallMachine::on_data(TimePoint now, StreamData data) {
   observe_limits(data.id, now, data.headers);
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
-    return cancel(now, handler_error_.empty() ? "the stream handler asked to stop" : handler_error_,
-                  data.status);
+    if (!handler_error_.empty()) throw HookError(handler_error_);
+    return cancel(now, "the stream handler asked to stop", data.status);
   }
   if (stream_error_) {
     abandon_.push_back(data.id);
@@ -794,13 +815,12 @@ void CallMachine::skip_event(const std::string& why) {
 void CallMachine::deliver(const ChatChunk& chunk) {
   if (handler_stopped_) return;
   try {
-    if (!handler_(chunk)) handler_stopped_ = true;
-  } catch (const std::exception& e) {
+    if (!invoke_user("the stream handler", [&] { return handler_(chunk); })) {
+      handler_stopped_ = true;
+    }
+  } catch (const HookError& e) {  // raised once the parser is done with this piece
     handler_stopped_ = true;
-    handler_error_ = std::string("the stream handler threw: ") + e.what();
-  } catch (...) {
-    handler_stopped_ = true;
-    handler_error_ = "the stream handler threw";
+    handler_error_ = e.what();
   }
 }
 
@@ -841,11 +861,9 @@ std::shared_ptr<const ChatResponse> CallMachine::partial() const {
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
   Flight f = std::move(flights_.front());
   flights_.clear();
-  close_flight(f);
   RouteState& route = route_of(f);
   message = core_.endpoints()[route.endpoint].redact(std::move(message));
-  report_failure(f, now,
-                 cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
+  f.lease.fail(now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   if (f.canary) core_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a;
   a.route = route.ref;
@@ -871,9 +889,8 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   if (state_ == State::Done) return;
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
-    close_flight(f);
     RouteState& route = route_of(f);
-    report_failure(f, now, ErrorKind::Cancelled);
+    f.lease.release();  // the caller's choice: neutral for the breaker
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::Cancelled;
@@ -899,11 +916,10 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   flights_.erase(it);
   std::optional<double> used;
   if (response.usage) used = static_cast<double>(response.usage->total_tokens);
-  close_flight(f, used);
   RouteState& route = route_of(f);
   current_ = f.candidate;
   Duration latency = now - f.start;
-  if (!f.panic) route.on_success(now, latency);
+  f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) core_.canary_record(now, std::nullopt, latency);
   Attempt a;
@@ -943,7 +959,6 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
-  close_flight(f);
   const std::size_t c = f.candidate;
   RouteState& route = route_of(f);
   outcome.route = route.ref;
@@ -963,7 +978,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   provider_type = endpoint.redact(std::move(provider_type));
   param = endpoint.redact(std::move(param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
-  report_failure(f, now, outcome.kind);
+  f.lease.fail(now, outcome.kind);
   if (f.canary) core_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
@@ -1020,10 +1035,11 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   state.rng = &core_.rng();
   // A content filter is the provider's safety decision: the client's policy, not the retry
   // policy, says whether another route may be asked.
-  Decision decision = outcome.kind != ErrorKind::ContentFiltered ? policy_->decide(outcome, state)
-                      : core_.options().content_filter == ContentFilterPolicy::FailOver
-                          ? Decision::failover()
-                          : Decision::fail();
+  Decision decision =
+      outcome.kind != ErrorKind::ContentFiltered
+          ? invoke_user("the retry policy", [&] { return policy_->decide(outcome, state); })
+      : core_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
+                                                                        : Decision::fail();
   if (!flights_.empty() && decision.action != Decision::Action::Fail) {
     log_attempt(trace_.back());  // another attempt of this call is still in flight: wait for it
     return;
@@ -1039,7 +1055,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
         budget_denied_ = true;  // the route is given up, as for Failover
         break;
       }
-      retry_has_slot_ = true;
+      retry_slot_.hold_budget_slot(&core_.budget());
       trace_.back().delay = delay;
       core_.stats().record_retry();
       retry_ = c;
@@ -1106,7 +1122,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
-    std::optional<TimePoint> at = route.breaker->reopens_at(now);
+    std::optional<TimePoint> at = route.reopens_at(now);
     std::string why = "circuit open";
     if (route.cooldown() > now) {
       at = std::max(at.value_or(route.cooldown()), route.cooldown());

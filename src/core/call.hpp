@@ -4,7 +4,9 @@
 // It reads no clock and touches no socket: drivers pass `now` and exchange results in and
 // carry out the steps it returns.
 
+#include "core/attempt_lease.hpp"
 #include "core/client_core.hpp"
+#include "core/user_code.hpp"
 #include "wire/sse.hpp"
 #include "wire/stream.hpp"
 
@@ -74,25 +76,26 @@ class CallMachine {
     Duration total_timeout{};
     Duration first_byte_timeout{};  // streams only
     Duration connect_timeout{};
-    Duration idle_timeout{};   // streams only
-    bool clipped = false;      // the attempt's limit is the call's deadline
-    bool panic = false;        // sent to an unavailable route: the breaker is left alone
-    bool budget_slot = false;  // holds a retry-budget slot (a retry or a hedge)
+    Duration idle_timeout{};  // streams only
+    bool clipped = false;     // the attempt's limit is the call's deadline
     bool hedge = false;
-    bool canary = false;             // an attempt on the canary's candidate
-    RateLimiter* limiter = nullptr;  // holds a permit of its endpoint's limiter
-    double permit_tokens = 0;        // the estimate the permit reserved
-    int attempt = 0;                 // the call's attempt number (1 for the first)
+    bool canary = false;  // an attempt on the canary's candidate
+    int attempt = 0;      // the call's attempt number (1 for the first)
+    AttemptLease lease;   // what the attempt holds (in-flight count, breaker, permit, slot)
   };
+  // The bodies of next, on_data, on_result and on_timer (which catch HookErrors).
+  Step advance(TimePoint now);
+  void take_data(TimePoint now, StreamData data);
+  void take_result(TimePoint now, HttpResult result);
+  void fire_timer(TimePoint now);
+  void hook_failed(TimePoint now, const HookError& e);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const { return candidate_route(f.candidate); }
   /** The route of candidate `c` (an index into `candidates_`). */
   RouteState& candidate_route(std::size_t c) const;
-  void start_flight(TimePoint now, std::size_t candidate, bool hedge, bool budget_slot);
+  void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
   const HttpRequest& write_request(const Flight& f);
-  void close_flight(Flight& f, std::optional<double> actual_tokens = std::nullopt);
-  bool take_permit(const RouteState& route, TimePoint now);  // into pending_permit_
-  void refund_permit(TimePoint now);
+  bool admit(RouteState& route, TimePoint now);  // into pending_
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
   void try_hedge(TimePoint now);
   Duration hedge_delay(const RouteState& route) const;
@@ -108,7 +111,6 @@ class CallMachine {
   void log_attempt(const Attempt& a) const;
   void end_call();  // the call ended: give back its budget slots
   void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
-  void report_failure(const Flight& f, TimePoint now, ErrorKind kind);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
   bool budget_allows(const RouteState& route) const;
@@ -139,7 +141,8 @@ class CallMachine {
   State state_ = State::Planning;
   std::optional<std::size_t> current_;   // candidate index of the latest attempt
   std::optional<std::size_t> retry_;     // candidate index to retry after the wait
-  bool retry_has_slot_ = false;          // the pending retry holds a budget slot
+  AttemptLease retry_slot_{&last_now_};  // the pending retry's retry-budget slot
+  AttemptLease pending_{&last_now_};     // what admit() took for the flight about to start
   std::vector<Flight> flights_;          // attempts in flight (a stream: at most one)
   std::optional<std::size_t> to_start_;  // a flight not yet handed to the driver
   std::vector<std::uint64_t> abandon_;   // exchanges the driver must cancel
@@ -154,7 +157,6 @@ class CallMachine {
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
   bool spend_blocked_ = false;   // a route was skipped for the spending budget
   std::int64_t estimated_prompt_tokens_ = 0;
-  std::optional<std::pair<RateLimiter*, double>> pending_permit_;  // taken for the next flight
   bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit
   TimePoint rate_wait_ = TimePoint::max();  // when the first permit is due
   std::int64_t estimated_output_tokens_ = 0;

@@ -3,6 +3,7 @@
 #include "core/call.hpp"
 #include "engine/async_engine.hpp"
 #include "observe/probe.hpp"
+#include "util/scope_exit.hpp"
 
 #include <map>
 
@@ -19,6 +20,9 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
   std::unique_ptr<TransportSession> session = core.acquire_session();
   TransportSession* s = session.get();
   std::uint64_t subscription = options.cancel.subscribe([s] { s->wakeup(); });
+  // Whatever ends this function, the cancellation source forgets the session before the
+  // session goes back to the pool.
+  detail::ScopeExit unsubscribe([&] { options.cancel.unsubscribe(subscription); });
   TransportEvents events;
   for (;;) {
     TimePoint now = clock.now();
@@ -46,7 +50,7 @@ Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequ
     for (HttpResult& r : events.completed) machine.on_result(now, std::move(r));
     events.clear();
   }
-  options.cancel.unsubscribe(subscription);
+  unsubscribe.run();
   core.release_session(std::move(session));
   Result<ChatResponse> result = machine.take();
   core.after_call(machine, result);
@@ -90,14 +94,17 @@ std::pair<Done, std::future<Result<ChatResponse>>> promised() {
 
 }  // namespace
 
+// The call holds the core itself: a handler may release the Client while its call runs.
 Result<ChatResponse> Client::chat(const ChatRequest& request, const CallOptions& options) {
-  return run_on_this_thread(*core_, request, options, nullptr);
+  const std::shared_ptr<detail::ClientCore> core = core_;
+  return run_on_this_thread(*core, request, options, nullptr);
 }
 
 Result<ChatResponse> Client::chat_stream(const ChatRequest& request, StreamHandler handler,
                                          const CallOptions& options) {
   if (!handler) return Error(ErrorKind::InvalidRequest, "chat_stream needs a stream handler");
-  return run_on_this_thread(*core_, request, options, std::move(handler));
+  const std::shared_ptr<detail::ClientCore> core = core_;
+  return run_on_this_thread(*core, request, options, std::move(handler));
 }
 
 std::vector<RouteProbe> Client::probe(Duration timeout) {
@@ -152,7 +159,7 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
       rp.message = "no answer within the probe timeout";
       rp.latency = timeout;
     }
-    rp.breaker = route->breaker->state(now);
+    rp.breaker = route->reported_state(now);
     out.push_back(std::move(rp));
   }
   return out;

@@ -1,6 +1,7 @@
 #include "core/client_core.hpp"
 
 #include "core/call.hpp"
+#include "core/user_code.hpp"
 #include "engine/async_engine.hpp"
 #include "util/ascii.hpp"
 #include "wire/http_headers.hpp"
@@ -49,7 +50,7 @@ void RouteState::record_latency(Duration latency) {
 // Transitions are counted against the last state this route reported, so a breaker that
 // turned half-open by itself (its open period passed) is counted when it is next looked at.
 void RouteState::observe_breaker(TimePoint now) {
-  int current = static_cast<int>(breaker->state(now));
+  int current = static_cast<int>(reported_state(now));
   int last = last_state.exchange(current, std::memory_order_relaxed);
   if (last != current) {
     stats.record_transition(static_cast<BreakerState>(last), static_cast<BreakerState>(current));
@@ -88,19 +89,39 @@ void RouteState::fill_probe(RouteHealth& out) const {
 }
 
 bool RouteState::try_acquire(TimePoint now) {
-  bool ok = breaker->try_acquire(now);
+  bool ok = invoke_user(hook_name, [&] { return breaker->try_acquire(now); });
   observe_breaker(now);
   return ok;
 }
 
 void RouteState::on_success(TimePoint now, Duration latency) {
-  breaker->on_success(now, latency);
+  invoke_user(hook_name, [&] { breaker->on_success(now, latency); });
   observe_breaker(now);
 }
 
 void RouteState::on_failure(TimePoint now, ErrorKind kind) {
-  breaker->on_failure(now, kind);
+  invoke_user(hook_name, [&] { breaker->on_failure(now, kind); });
   observe_breaker(now);
+}
+
+BreakerState RouteState::breaker_state(TimePoint now) const {
+  return invoke_user(hook_name, [&] { return breaker->state(now); });
+}
+
+std::optional<TimePoint> RouteState::reopens_at(TimePoint now) const {
+  return invoke_user(hook_name, [&] { return breaker->reopens_at(now); });
+}
+
+bool RouteState::would_admit(TimePoint now) const {
+  return invoke_user(hook_name, [&] { return breaker->would_admit(now); });
+}
+
+BreakerState RouteState::reported_state(TimePoint now) const noexcept {
+  try {
+    return breaker->state(now);
+  } catch (...) {
+    return BreakerState::Open;  // a breaker that cannot say is not trusted with traffic
+  }
 }
 
 namespace {
@@ -417,6 +438,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     TierState t;
     t.first = tiers_.empty() ? 0 : tiers_.back().first + tiers_.back().count;
     t.count = o.priority[ti].routes.size();
+    t.hook_name = "the balancer of priority[" + std::to_string(ti) + "]";
     for (const Route& r : o.priority[ti].routes) t.weights.push_back(r.weight);
     t.balancer = o.priority[ti].balancer ? o.priority[ti].balancer
                                          : std::shared_ptr<Balancer>(make_balancer(
@@ -434,6 +456,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     state->ref = ref;
     state->endpoint = endpoint;
     wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
+    state->hook_name = "the circuit breaker of " + ref.endpoint + "/" + ref.model;
     state->breaker = o.circuit_breaker(state->ref);
     if (auto price = o.prices.find(ref.model); price != o.prices.end())
       state->price = &price->second;
@@ -465,7 +488,11 @@ void ClientCore::release_session(std::unique_ptr<TransportSession> session) {
 
 AsyncEngine& ClientCore::engine() {
   std::lock_guard<std::mutex> lock(engine_mutex_);
-  if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this);
+  return engine_locked();
+}
+
+AsyncEngine& ClientCore::engine_locked() {
+  if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this, shared_from_this());
   return *engine_;
 }
 
@@ -474,6 +501,13 @@ void ClientCore::shutdown() {
   {
     std::lock_guard<std::mutex> lock(engine_mutex_);
     closed_ = true;
+    if (engine_ && engine_->on_engine_thread()) {
+      // Released from inside a callback: the thread cannot join itself. It stops once the
+      // callback returns, cancelling the other calls, and its keep-alive of this core goes
+      // last, destroying the core (and the engine) on that thread.
+      engine_->stop();
+      return;
+    }
     engine = std::move(engine_);
   }
   engine.reset();  // joins the thread after cancelling its calls
@@ -528,11 +562,16 @@ void ClientCore::mirror(ChatRequest request, const Result<ChatResponse>& primary
     const std::vector<Attempt>& attempts =
         result.ok() ? result.value().attempts : result.error().attempts();
     const bool reached = !attempts.empty() && attempts.back().error != ErrorKind::Cancelled;
-    if (reached) {
-      shadow_->add(compare_results(*request_copy, *primary_copy, primary_latency, result,
-                                   attempts.back().latency, options_.shadow.comparator));
-    } else {
+    try {
+      if (!reached) throw HookError("");  // nothing to compare
+      shadow_->add(invoke_user("the shadow comparator", [&] {
+        return compare_results(*request_copy, *primary_copy, primary_latency, result,
+                               attempts.back().latency, options_.shadow.comparator);
+      }));
+    } catch (const HookError& e) {
       shadow_->count_skipped();
+      spdlog::logger* log = logger();
+      if (log && *e.what()) log->error("a shadow pair was skipped: {}", e.what());
     }
     std::lock_guard<std::mutex> lock(mirrors_mutex_);
     --mirrors_pending_;
@@ -541,10 +580,7 @@ void ClientCore::mirror(ChatRequest request, const Result<ChatResponse>& primary
   AsyncEngine* engine = nullptr;
   {
     std::lock_guard<std::mutex> lock(engine_mutex_);
-    if (!closed_) {
-      if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this);
-      engine = engine_.get();
-    }
+    if (!closed_) engine = &engine_locked();
   }
   if (!engine) {  // shutting down: nothing more is sent
     shadow_->count_dropped();

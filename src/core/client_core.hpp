@@ -69,10 +69,17 @@ struct RouteState {
   void fill_probe(RouteHealth& out) const;
   /** Records a breaker transition since the last observation. */
   void observe_breaker(TimePoint now);
-  /** The breaker's calls, with transitions recorded in `stats`. */
+  /** The breaker's calls, with transitions recorded in `stats`. The breaker may be the
+   *  application's: what it throws comes back as a HookError naming it. */
   bool try_acquire(TimePoint now);
   void on_success(TimePoint now, Duration latency);
   void on_failure(TimePoint now, ErrorKind kind);
+  BreakerState breaker_state(TimePoint now) const;
+  std::optional<TimePoint> reopens_at(TimePoint now) const;
+  bool would_admit(TimePoint now) const;
+  /** For reports (health, metrics, probes): the breaker's state, or Open when it throws. */
+  BreakerState reported_state(TimePoint now) const noexcept;
+  std::string hook_name;  // "the circuit breaker of endpoint/model", for HookErrors
 
   TimePoint cooldown() const {
     return TimePoint{Duration{cooldown_until.load(std::memory_order_relaxed)}};
@@ -94,6 +101,7 @@ struct TierState {
   std::size_t count = 0;
   std::vector<int> weights;
   std::shared_ptr<Balancer> balancer;
+  std::string hook_name;  // "the balancer of priority[i]", for HookErrors
 };
 
 /** Options checked and resolved, before any client state exists. */
@@ -109,8 +117,10 @@ struct ResolvedOptions {
  *  `ConfigError` naming the field. No side effects beyond `options`. */
 ResolvedOptions resolve_options(ClientOptions& options);
 
-/** Everything shared by the calls of one client. */
-class ClientCore {
+/** Everything shared by the calls of one client. Always owned by a `shared_ptr`: the engine
+ *  thread keeps the core alive while it runs, so the `Client` may be released from inside its
+ *  own callbacks. */
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   explicit ClientCore(ClientOptions options);
   ~ClientCore();
@@ -162,7 +172,9 @@ class ClientCore {
 
   /** The engine thread for asynchronous calls, started on first use. */
   AsyncEngine& engine();
-  /** Stops the engine thread, cancelling its calls. */
+  /** Stops the engine thread, cancelling its calls. From the engine thread itself (a callback
+   *  releasing the client), it only asks the thread to stop: the thread ends after the
+   *  callback, and the core goes with it. */
   void shutdown();
 
  private:
@@ -191,6 +203,7 @@ class ClientCore {
   std::atomic<bool> closed_{false};  // shut down: no new engine, no new mirror
 
   void mirror(ChatRequest request, const Result<ChatResponse>& primary, Duration primary_latency);
+  AsyncEngine& engine_locked();  // with engine_mutex_ held and closed_ false
 };
 
 /** Validates header names and values; throws `std::invalid_argument` naming `field`. */

@@ -1,5 +1,6 @@
 #include "engine/async_engine.hpp"
 
+#include "core/user_code.hpp"
 #include "observe/probe.hpp"
 #include "policy/retry_budget.hpp"
 
@@ -9,18 +10,31 @@
 
 namespace failover::detail {
 
-AsyncEngine::AsyncEngine(ClientCore& core)
+AsyncEngine::AsyncEngine(ClientCore& core, std::shared_ptr<ClientCore> keep_alive)
     : core_(core), session_(core.options().transport->open_session()) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this, keep = std::move(keep_alive)]() mutable {
+    run();
+    // When the client was released on this thread, this is the core's last owner: the core
+    // and this engine are destroyed here, and the destructor detaches instead of joining.
+    keep.reset();
+  });
 }
 
 AsyncEngine::~AsyncEngine() {
+  stop();
+  if (on_engine_thread()) {
+    thread_.detach();  // the thread's last act: it touches nothing of this engine after
+  } else {
+    thread_.join();
+  }
+}
+
+void AsyncEngine::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   session_->wakeup();
-  thread_.join();
 }
 
 void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler handler,
@@ -100,15 +114,20 @@ void AsyncEngine::finish_probe(TimePoint now, std::size_t index, const HttpResul
     route.record_probe(
         now, rp.ok,
         rp.message.empty() && rp.error ? std::string(to_string(*rp.error)) : rp.message);
-    BreakerState state = route.breaker->state(now);
-    if (rp.ok && state == BreakerState::Open) {
-      route.breaker->on_probe_success(now);  // the route answers again: end the open period
-      route.observe_breaker(now);
-    } else if (rp.ok && state == BreakerState::HalfOpen) {
-      if (route.try_acquire(now)) route.on_success(now, latency);
-    } else if (!rp.ok && rp.error && is_transient(*rp.error) &&
-               *rp.error != ErrorKind::RateLimited && state != BreakerState::Open) {
-      if (route.try_acquire(now)) route.on_failure(now, *rp.error);
+    try {
+      BreakerState state = route.breaker_state(now);
+      if (rp.ok && state == BreakerState::Open) {
+        // The route answers again: end the open period.
+        invoke_user(route.hook_name, [&] { route.breaker->on_probe_success(now); });
+        route.observe_breaker(now);
+      } else if (rp.ok && state == BreakerState::HalfOpen) {
+        if (route.try_acquire(now)) route.on_success(now, latency);
+      } else if (!rp.ok && rp.error && is_transient(*rp.error) &&
+                 *rp.error != ErrorKind::RateLimited && state != BreakerState::Open) {
+        if (route.try_acquire(now)) route.on_failure(now, *rp.error);
+      }
+    } catch (const HookError& e) {
+      if (auto* log = core_.logger()) log->error("a health probe's result was lost: {}", e.what());
     }
     if (auto* log = core_.logger(); log && log->should_log(spdlog::level::debug)) {
       log->debug("probe route={}/{} ok={} status={} latency_ms={:.3f}", route.ref.endpoint,

@@ -22,9 +22,15 @@ class AsyncEngine {
  public:
   using Callback = std::function<void(Result<ChatResponse>)>;
 
-  explicit AsyncEngine(ClientCore& core);
-  /** Cancels every call still running (each completes with `Cancelled`) and joins. */
+  /** Starts the engine thread, which holds `keep_alive` (the core's owner) until it ends. */
+  AsyncEngine(ClientCore& core, std::shared_ptr<ClientCore> keep_alive);
+  /** Cancels every call still running (each completes with `Cancelled`) and joins; on the
+   *  engine thread itself (the thread's keep-alive was the core's last owner) it detaches. */
   ~AsyncEngine();
+  /** Asks the thread to stop: it cancels every call still running and ends. */
+  void stop();
+  /** Whether the caller runs on the engine thread (inside a handler or callback). */
+  bool on_engine_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
   AsyncEngine(const AsyncEngine&) = delete;
   AsyncEngine& operator=(const AsyncEngine&) = delete;
 

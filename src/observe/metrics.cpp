@@ -3,6 +3,7 @@
 #include <failover/client.hpp>
 
 #include "core/client_core.hpp"
+#include "core/user_code.hpp"
 
 #include <cstdio>
 #include <sstream>
@@ -16,10 +17,14 @@ HealthSnapshot Client::health() const {
   for (const auto& route : core.routes()) {
     RouteHealth h;
     h.route = route->ref;
-    h.state = route->breaker->state(out.at);
+    h.state = route->reported_state(out.at);
     h.in_flight = route->in_flight.load(std::memory_order_relaxed);
     h.ewma = Duration(route->ewma_latency.load(std::memory_order_relaxed));
-    h.reopens_at = route->breaker->reopens_at(out.at);
+    try {
+      h.reopens_at = route->reopens_at(out.at);
+    } catch (const detail::HookError&) {
+      h.reopens_at.reset();  // the application's breaker threw: its state reads as open
+    }
     if (route->cooldown() > out.at) h.cooldown_until = route->cooldown();
     route->stats.fill(h);
     route->fill_probe(h);
@@ -142,7 +147,7 @@ std::string Client::metrics_text() const {
   family(os, "failover_breaker_state", "gauge",
          "Circuit breaker state by route: 1 for the current state, 0 for the others.");
   for (const auto& route : core.routes()) {
-    BreakerState state = route->breaker->state(now);
+    BreakerState state = route->reported_state(now);
     for (BreakerState s : {BreakerState::Closed, BreakerState::HalfOpen, BreakerState::Open}) {
       os << "failover_breaker_state{" << route_labels(route->ref) << ",state=\"" << to_string(s)
          << "\"} " << (s == state ? 1 : 0) << '\n';

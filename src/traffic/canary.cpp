@@ -15,6 +15,7 @@ CanaryOutcome canary_outcome(const std::optional<ErrorKind>& error) {
   switch (*error) {
     case ErrorKind::Cancelled:
     case ErrorKind::DeadlineExceeded:  // the caller's deadline, not the candidate
+    case ErrorKind::HookFailed:        // the application's code, not the candidate
     case ErrorKind::InvalidRequest:
     case ErrorKind::BudgetExceeded:
     case ErrorKind::AllRoutesUnavailable:

@@ -430,6 +430,26 @@ TEST(CurlEngine, SilentServersHitTheFirstByteTimeoutOfAStream) {
   }
 }
 
+TEST(CurlEngine, AClientReleasedInsideItsOwnCallbackEndsCleanly) {
+  Healthy healthy;
+  ClientOptions o = two(healthy.server.base_url(), healthy.server.base_url());
+  std::shared_ptr<Transport> transport = make_curl_transport();
+  o.transport = transport;
+  auto client = std::make_shared<Client>(std::move(o));
+  Client& c = *client;
+  std::promise<std::string> answered;
+  c.chat_async(ping(), {}, [&answered, holder = std::move(client)](Result<ChatResponse> r) mutable {
+    holder.reset();  // the last owner, on the engine thread
+    answered.set_value(r ? r->text() : r.error().message());
+  });
+  EXPECT_EQ(answered.get_future().get(), "pong");
+  auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (transport.use_count() > 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_EQ(transport.use_count(), 1);  // the client's core is gone
+}
+
 TEST(CurlEngine, MalformedJsonInA200FailsOver) {
   LoopbackServer broken;
   broken.on_chat([](const httplib::Request&, httplib::Response& res) {

@@ -1,0 +1,97 @@
+#include "core/attempt_lease.hpp"
+
+#include "core/client_core.hpp"
+#include "policy/rate_limiter.hpp"
+#include "policy/retry_budget.hpp"
+
+#include <utility>
+
+namespace failover::detail {
+
+AttemptLease::AttemptLease(AttemptLease&& other) noexcept
+    : now_(other.now_),
+      route_(std::exchange(other.route_, nullptr)),
+      breaker_(std::exchange(other.breaker_, nullptr)),
+      limiter_(std::exchange(other.limiter_, nullptr)),
+      permit_tokens_(other.permit_tokens_),
+      budget_(std::exchange(other.budget_, nullptr)) {}
+
+AttemptLease& AttemptLease::operator=(AttemptLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    now_ = other.now_;
+    route_ = std::exchange(other.route_, nullptr);
+    breaker_ = std::exchange(other.breaker_, nullptr);
+    limiter_ = std::exchange(other.limiter_, nullptr);
+    permit_tokens_ = other.permit_tokens_;
+    budget_ = std::exchange(other.budget_, nullptr);
+  }
+  return *this;
+}
+
+void AttemptLease::merge(AttemptLease&& other) {
+  if (!route_) route_ = std::exchange(other.route_, nullptr);
+  if (!breaker_) breaker_ = std::exchange(other.breaker_, nullptr);
+  if (!limiter_) {
+    limiter_ = std::exchange(other.limiter_, nullptr);
+    permit_tokens_ = other.permit_tokens_;
+  }
+  if (!budget_) budget_ = std::exchange(other.budget_, nullptr);
+  other.release();
+}
+
+void AttemptLease::hold_permit(RateLimiter* limiter, double tokens) {
+  limiter_ = limiter;
+  permit_tokens_ = tokens;
+}
+
+void AttemptLease::start(RouteState& route) {
+  route_ = &route;
+  route.in_flight.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A permit of an attempt that started is released (reconciled with what it used); one of an
+// attempt that never started comes back whole.
+void AttemptLease::give_back_resources(TimePoint now, std::optional<double> used) noexcept {
+  if (limiter_) {
+    if (route_) {
+      limiter_->release(now, permit_tokens_, used);
+    } else {
+      limiter_->refund(now, permit_tokens_);
+    }
+    limiter_ = nullptr;
+  }
+  if (budget_) {
+    budget_->release();
+    budget_ = nullptr;
+  }
+  if (route_) {
+    route_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+    route_ = nullptr;
+  }
+}
+
+void AttemptLease::succeed(TimePoint now, Duration latency, std::optional<double> used) {
+  give_back_resources(now, used);
+  if (RouteState* route = std::exchange(breaker_, nullptr)) route->on_success(now, latency);
+}
+
+void AttemptLease::fail(TimePoint now, ErrorKind kind) {
+  give_back_resources(now, std::nullopt);
+  if (RouteState* route = std::exchange(breaker_, nullptr)) route->on_failure(now, kind);
+}
+
+void AttemptLease::release() noexcept {
+  if (empty()) return;
+  const TimePoint now = now_ ? *now_ : TimePoint{};
+  give_back_resources(now, std::nullopt);
+  if (RouteState* route = std::exchange(breaker_, nullptr)) {
+    try {
+      route->on_failure(now, ErrorKind::Cancelled);  // neutral: frees a half-open probe slot
+    } catch (...) {
+      // The breaker threw already, or throws now: nothing more can be done for it here.
+    }
+  }
+}
+
+}  // namespace failover::detail

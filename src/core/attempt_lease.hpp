@@ -1,0 +1,68 @@
+#pragma once
+
+// Everything one attempt holds that must be given back, owned in one place (gRPC's retry call
+// data, abseil's Cleanup): its route's in-flight count, its breaker admission (every admitted
+// attempt ends in exactly one on_success or on_failure, so a half-open probe slot is never
+// lost), its rate-limit permit and its retry-budget slot. Move-only; whatever it still holds
+// when it is dropped is given back, the breaker hearing a neutral cancellation: every exit
+// path releases, an exception from application code included.
+
+#include <failover/error.hpp>
+#include <failover/time.hpp>
+
+#include <optional>
+
+namespace failover::detail {
+
+class RateLimiter;
+class RetryBudget;
+struct RouteState;
+
+class AttemptLease {
+ public:
+  /** An empty lease; `now` is where its owner keeps the latest time (read when the lease is
+   *  dropped with something still held). */
+  explicit AttemptLease(const TimePoint* now = nullptr) : now_(now) {}
+  AttemptLease(AttemptLease&& other) noexcept;
+  AttemptLease& operator=(AttemptLease&& other) noexcept;
+  AttemptLease(const AttemptLease&) = delete;
+  AttemptLease& operator=(const AttemptLease&) = delete;
+  ~AttemptLease() { release(); }
+
+  /** Holds a permit of `tokens` the caller took from `limiter`. */
+  void hold_permit(RateLimiter* limiter, double tokens);
+  /** Holds the admission `route`'s breaker gave (`RouteState::try_acquire` said yes). */
+  void hold_breaker(RouteState* route) { breaker_ = route; }
+  /** Holds a slot the caller took from the retry budget. */
+  void hold_budget_slot(RetryBudget* budget) { budget_ = budget; }
+  /** Takes over what `other` holds and this lease does not (a budget slot taken before the
+   *  route was chosen); `other` is left empty, what both hold stays with `other` and is given
+   *  back. */
+  void merge(AttemptLease&& other);
+  /** The attempt starts on `route`: it counts among the route's attempts in flight. */
+  void start(RouteState& route);
+
+  /** The attempt succeeded: the permit is reconciled with the `used` tokens when known, the
+   *  breaker hears the success. A breaker that throws does so after all else is given back. */
+  void succeed(TimePoint now, Duration latency, std::optional<double> used);
+  /** The attempt failed with `kind` (`Cancelled` for one abandoned): everything is given back
+   *  and the breaker hears it. */
+  void fail(TimePoint now, ErrorKind kind);
+  /** Gives back whatever is still held, the breaker hearing a cancellation; never throws. */
+  void release() noexcept;
+
+  /** Whether it holds something. */
+  bool empty() const { return !limiter_ && !breaker_ && !budget_ && !route_; }
+
+ private:
+  void give_back_resources(TimePoint now, std::optional<double> used) noexcept;
+
+  const TimePoint* now_ = nullptr;
+  RouteState* route_ = nullptr;    // counted in its in-flight number (started)
+  RouteState* breaker_ = nullptr;  // admitted by its breaker, not yet told how it ended
+  RateLimiter* limiter_ = nullptr;
+  double permit_tokens_ = 0;
+  RetryBudget* budget_ = nullptr;
+};
+
+}  // namespace failover::detail

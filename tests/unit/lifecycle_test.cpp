@@ -1,0 +1,225 @@
+// The client's life cycle and the application code it calls: a Client released from inside its
+// own callbacks and handlers; exceptions from every hook contained in a typed error, with
+// everything the call held given back.
+
+#include "fake_client_test.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+namespace failover {
+namespace {
+
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+
+struct LifecycleTest : testing::FakeClientTest {
+  ClientOptions two_routes() {
+    return fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
+  }
+  // Waits (bounded) until only this test holds the transport: the client's core is gone.
+  bool core_released() {
+    auto until = std::chrono::steady_clock::now() + seconds(10);
+    while (fake.use_count() > 1 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return fake.use_count() == 1;
+  }
+};
+
+TEST_F(LifecycleTest, AClientReleasedInsideItsOwnCallbackEndsCleanly) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("pong")});
+  auto client = std::make_shared<Client>(two_routes());
+  std::promise<std::string> answered;
+  Client& c = *client;
+  c.chat_async(ping(), {}, [&answered, holder = std::move(client)](Result<ChatResponse> r) mutable {
+    holder.reset();  // the last owner: the client goes away on its own engine thread
+    answered.set_value(r ? r->text() : r.error().message());
+  });
+  EXPECT_EQ(answered.get_future().get(), "pong");
+  EXPECT_TRUE(core_released());
+}
+
+TEST_F(LifecycleTest, OtherCallsOfAClientReleasedInACallbackComplete) {
+  // The plain call ends at once; the stream hangs on its route until the client goes away.
+  fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
+    if (!request.stream) return testing::ok("plain");
+    testing::Reply hang;
+    hang.parts = {{milliseconds(5), testing::sse_role()}};
+    hang.end = testing::Reply::End::Hang;
+    return hang;
+  });
+  auto client = std::make_shared<Client>(two_routes());
+  Client& c = *client;
+  std::promise<ErrorKind> second;
+  c.chat_stream_async(
+      ping(), [](const ChatChunk&) { return true; }, {},
+      [&second](Result<ChatResponse> r) {
+        second.set_value(r ? ErrorKind::InvalidRequest : r.error().kind());
+      });
+  c.chat_async(ping(), {},
+               [holder = std::move(client)](Result<ChatResponse>) mutable { holder.reset(); });
+  EXPECT_EQ(second.get_future().get(), ErrorKind::Cancelled);
+  EXPECT_TRUE(core_released());
+}
+
+TEST_F(LifecycleTest, AClientReleasedInsideASynchronousHandlerFinishesTheCall) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"a", "b"})});
+  auto client = std::make_shared<Client>(two_routes());
+  std::shared_ptr<Client> holder = client;
+  Client& c = *client;
+  client.reset();
+  auto r = c.chat_stream(ping(), [&](const ChatChunk& chunk) {
+    if (chunk.content() == "a") holder.reset();  // the Client object is gone from here on
+    return true;
+  });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "ab");
+  EXPECT_TRUE(core_released());
+}
+
+// A retry policy that throws while `throwing` is set.
+struct ThrowingPolicy final : RetryPolicy {
+  std::shared_ptr<std::atomic<bool>> throwing = std::make_shared<std::atomic<bool>>(true);
+  Decision decide(const AttemptOutcome&, const CallState&) override {
+    if (*throwing) throw std::runtime_error("policy bug");
+    return Decision::failover();
+  }
+  std::unique_ptr<RetryPolicy> clone() const override {
+    return std::make_unique<ThrowingPolicy>(*this);
+  }
+};
+
+TEST_F(LifecycleTest, ARetryPolicyThatThrowsGivesATypedErrorAndLaterCallsAreServed) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500), testing::status(500),
+                                         testing::status(500), testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  ClientOptions o = two_routes();
+  auto policy = std::make_shared<ThrowingPolicy>();
+  o.retry = policy;
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(r.error().message(), "the retry policy threw: policy bug");
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:server_error"}));
+  auto async = client.chat_async(ping()).get();
+  ASSERT_FALSE(async);
+  EXPECT_EQ(async.error().kind(), ErrorKind::HookFailed);
+  *policy->throwing = false;
+  auto later = client.chat(ping());
+  ASSERT_TRUE(later) << later.error().message();
+  EXPECT_EQ(outcomes(later->attempts), (Strings{"a:server_error", "b:success"}));
+  HealthSnapshot h = client.health();
+  EXPECT_EQ(h.routes[0].state, BreakerState::Closed);  // three failures: below the threshold
+  EXPECT_EQ(h.routes[0].in_flight, 0);
+  EXPECT_NE(client.metrics_text().find("failover_calls_total{result=\"hook_failed\"} 2"),
+            std::string::npos);
+}
+
+TEST_F(LifecycleTest, AStreamHandlerThatThrowsOnAHalfOpenRouteGivesItsProbeSlotBack) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500)});
+  ClientOptions o = fake_options({{"a", kA, "sk-a"}}, {Tier{{{"a", "m"}}}});
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  Client client(o);
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
+  clock->advance(seconds(5));  // half-open: the next attempt is the probe
+  fake->sequence(testing::chat_url(kA), {testing::sse({"x", "y"})});
+  auto r = client.chat_stream(ping(), [](const ChatChunk& c) -> bool {
+    if (!c.content().empty()) throw std::logic_error("render failed");
+    return true;
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(r.error().message(), "the stream handler threw: render failed");
+  ASSERT_NE(r.error().partial(), nullptr);
+  EXPECT_EQ(r.error().partial()->text(), "x");
+  // The probe slot came back: the next call is the probe, and it closes the breaker.
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::HalfOpen);
+  auto next = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+  ASSERT_TRUE(next) << next.error().message();
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::Closed);
+}
+
+struct ThrowingBalancer final : Balancer {
+  void order(const std::vector<RouteView>&, const BalanceContext&,
+             std::vector<std::size_t>&) override {
+    throw std::out_of_range("no order");
+  }
+};
+
+TEST_F(LifecycleTest, ABalancerOrATokenEstimatorThatThrowsFailsTheCallBeforeAnyTraffic) {
+  ClientOptions o = two_routes();
+  o.priority[0].balancer = std::make_shared<ThrowingBalancer>();
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(r.error().message(), "the balancer of priority[0] threw: no order");
+  EXPECT_TRUE(fake->seen().empty());
+
+  ClientOptions e = two_routes();
+  e.token_estimator = [](const ChatRequest&) -> std::int64_t { throw 42; };
+  Client estimating(e);
+  auto s = estimating.chat_async(ping()).get();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(s.error().message(), "the token estimator threw");
+  EXPECT_TRUE(fake->seen().empty());
+}
+
+struct ThrowingBreaker final : CircuitBreaker {
+  bool try_acquire(TimePoint) override { throw std::runtime_error("breaker bug"); }
+  void on_success(TimePoint, Duration) override {}
+  void on_failure(TimePoint, ErrorKind) override {}
+  BreakerState state(TimePoint) const override { throw std::runtime_error("breaker bug"); }
+};
+
+TEST_F(LifecycleTest, ACircuitBreakerThatThrowsIsNamedAndHealthStillReads) {
+  ClientOptions o = two_routes();
+  o.circuit_breaker = [](const RouteRef& route) -> std::unique_ptr<CircuitBreaker> {
+    if (route.endpoint == "a") return std::make_unique<ThrowingBreaker>();
+    return std::make_unique<DefaultCircuitBreaker>();
+  };
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(r.error().message(), "the circuit breaker of a/m threw: breaker bug");
+  HealthSnapshot h = client.health();  // a breaker that cannot say reads as open
+  EXPECT_EQ(h.routes[0].state, BreakerState::Open);
+  EXPECT_EQ(h.routes[1].state, BreakerState::Closed);
+}
+
+TEST_F(LifecycleTest, AShadowComparatorThatThrowsSkipsThePair) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  ClientOptions o = fake_options({{"a", kA, "sk-a"}}, {Tier{{{"a", "m"}}}});
+  o.shadow.candidate = RouteRef{"a", "m2"};
+  o.shadow.sample = 1.0;
+  o.shadow.comparator = [](const ChatRequest&, const ChatResponse&, const ChatResponse&) -> double {
+    throw std::runtime_error("compare bug");
+  };
+  Client client(o);
+  ASSERT_TRUE(client.chat(ping()));
+  ASSERT_TRUE(client.wait_for_shadow(seconds(10)));  // the mirror is accounted for
+  ShadowReport report = *client.shadow_report();
+  EXPECT_EQ(report.pairs, 0u);
+  EXPECT_EQ(report.skipped, 1u);
+}
+
+}  // namespace
+}  // namespace failover
