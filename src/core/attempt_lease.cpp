@@ -3,6 +3,7 @@
 #include "core/client_core.hpp"
 #include "policy/rate_limiter.hpp"
 #include "policy/retry_budget.hpp"
+#include "policy/spend.hpp"
 
 #include <utility>
 
@@ -14,7 +15,9 @@ AttemptLease::AttemptLease(AttemptLease&& other) noexcept
       breaker_(std::exchange(other.breaker_, nullptr)),
       limiter_(std::exchange(other.limiter_, nullptr)),
       permit_tokens_(other.permit_tokens_),
-      budget_(std::exchange(other.budget_, nullptr)) {}
+      budget_(std::exchange(other.budget_, nullptr)),
+      spend_(std::exchange(other.spend_, nullptr)),
+      reserved_nanos_(other.reserved_nanos_) {}
 
 AttemptLease& AttemptLease::operator=(AttemptLease&& other) noexcept {
   if (this != &other) {
@@ -25,6 +28,8 @@ AttemptLease& AttemptLease::operator=(AttemptLease&& other) noexcept {
     limiter_ = std::exchange(other.limiter_, nullptr);
     permit_tokens_ = other.permit_tokens_;
     budget_ = std::exchange(other.budget_, nullptr);
+    spend_ = std::exchange(other.spend_, nullptr);
+    reserved_nanos_ = other.reserved_nanos_;
   }
   return *this;
 }
@@ -37,6 +42,10 @@ void AttemptLease::merge(AttemptLease&& other) {
     permit_tokens_ = other.permit_tokens_;
   }
   if (!budget_) budget_ = std::exchange(other.budget_, nullptr);
+  if (!spend_) {
+    spend_ = std::exchange(other.spend_, nullptr);
+    reserved_nanos_ = other.reserved_nanos_;
+  }
   other.release();
 }
 
@@ -64,6 +73,10 @@ void AttemptLease::give_back_resources(TimePoint now, std::optional<double> used
   if (budget_) {
     budget_->release();
     budget_ = nullptr;
+  }
+  if (spend_) {
+    spend_->release(reserved_nanos_);
+    spend_ = nullptr;
   }
   if (route_) {
     route_->in_flight.fetch_sub(1, std::memory_order_relaxed);

@@ -10,12 +10,15 @@
 #include <failover/error.hpp>
 #include <failover/time.hpp>
 
+#include <cstdint>
 #include <optional>
+#include <utility>
 
 namespace failover::detail {
 
 class RateLimiter;
 class RetryBudget;
+class SpendTracker;
 struct RouteState;
 
 class AttemptLease {
@@ -35,6 +38,17 @@ class AttemptLease {
   void hold_breaker(RouteState* route) { breaker_ = route; }
   /** Holds a slot the caller took from the retry budget. */
   void hold_budget_slot(RetryBudget* budget) { budget_ = budget; }
+  /** Holds `nanos` the caller reserved from the spending budget. */
+  void hold_reservation(SpendTracker* spend, std::int64_t nanos) {
+    spend_ = spend;
+    reserved_nanos_ = nanos;
+  }
+  /** Hands the spending reservation over to the caller (to settle with the real cost). */
+  std::int64_t take_reservation() {
+    if (!spend_) return 0;
+    spend_ = nullptr;
+    return std::exchange(reserved_nanos_, 0);
+  }
   /** Takes over what `other` holds and this lease does not (a budget slot taken before the
    *  route was chosen); `other` is left empty, what both hold stays with `other` and is given
    *  back. */
@@ -52,7 +66,7 @@ class AttemptLease {
   void release() noexcept;
 
   /** Whether it holds something. */
-  bool empty() const { return !limiter_ && !breaker_ && !budget_ && !route_; }
+  bool empty() const { return !limiter_ && !breaker_ && !budget_ && !route_ && !spend_; }
 
  private:
   void give_back_resources(TimePoint now, std::optional<double> used) noexcept;
@@ -63,6 +77,8 @@ class AttemptLease {
   RateLimiter* limiter_ = nullptr;
   double permit_tokens_ = 0;
   RetryBudget* budget_ = nullptr;
+  SpendTracker* spend_ = nullptr;
+  std::int64_t reserved_nanos_ = 0;
 };
 
 }  // namespace failover::detail

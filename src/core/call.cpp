@@ -163,13 +163,33 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   return best;
 }
 
-bool CallMachine::budget_allows(const RouteState& route) const {
-  SpendTracker& spend = core_.spend();
-  if (!spend.enabled() || !route.price) return true;  // unpriced routes cost nothing
+// The estimated cost of this call on `route`, in nano-dollars; empty when nothing is counted
+// (no spending budget, or an unpriced route, which costs nothing).
+std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route) const {
+  if (!core_.spend().enabled() || !route.price) return std::nullopt;
   const ModelPrice& p = *route.price;
   const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
                        static_cast<double>(estimated_output_tokens_) * p.output_per_mtok * 1000.0;
-  return spend.fits(core_.clock().wall_now(), std::llround(nanos));
+  return std::llround(nanos);
+}
+
+bool CallMachine::budget_allows(const RouteState& route) const {
+  std::optional<std::int64_t> cost = estimated_cost(route);
+  return !cost || core_.spend().fits(core_.clock().wall_now(), *cost);
+}
+
+// Reserves the estimated cost of an attempt on `route` into `lease`, so that calls in flight
+// together cannot spend past the budget; false (and the route noted as ruled out) when the
+// budget has no room for it.
+bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
+  std::optional<std::int64_t> cost = estimated_cost(route);
+  if (!cost) return true;
+  if (!core_.spend().reserve(core_.clock().wall_now(), *cost)) {
+    spend_blocked_ = true;
+    return false;
+  }
+  lease.hold_reservation(&core_.spend(), *cost);
+  return true;
 }
 
 bool CallMachine::within_budget(const RouteState& route) {
@@ -193,6 +213,7 @@ bool CallMachine::admit(RouteState& route, TimePoint now) {
     }
     lease.hold_permit(limiter, tokens);
   }
+  if (!reserve_spend(route, lease)) return false;
   if (!route.try_acquire(now)) return false;
   lease.hold_breaker(&route);
   pending_ = std::move(lease);
@@ -435,8 +456,7 @@ Step CallMachine::advance(TimePoint now) {
     retry_.reset();
     // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
     // still asks the breaker.
-    RouteState& again = candidate_route(c);
-    if (within_budget(again) && admit(again, now)) pick = c;
+    if (admit(candidate_route(c), now)) pick = c;
     if (!pick) slot.release();
   }
   if (!pick) pick = pick_route(now);
@@ -453,6 +473,7 @@ Step CallMachine::advance(TimePoint now) {
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
     pick = least_bad(now);  // sent without the breaker's admission, which it leaves alone
     pending_ = AttemptLease(&last_now_);
+    if (pick && !reserve_spend(candidate_route(*pick), pending_)) pick.reset();
   }
   if (!pick) {
     finish_exhausted(now);
@@ -469,7 +490,6 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
     if (candidates_[c].tried) continue;
     RouteState& route = candidate_route(c);
     if (route.cooldown() > now) continue;
-    if (!within_budget(route)) continue;
     if (!admit(route, now)) continue;
     return c;
   }
@@ -919,6 +939,8 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   RouteState& route = route_of(f);
   current_ = f.candidate;
   Duration latency = now - f.start;
+  // The spending reservation stays until the real cost replaces it, in one step (below).
+  const std::int64_t reserved = f.lease.take_reservation();
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) core_.canary_record(now, std::nullopt, latency);
@@ -931,18 +953,17 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   log_attempt(trace_.back());
   if (!flights_.empty())
     abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
-  if (response.usage) {
-    if (std::optional<std::int64_t> nanos = route.add_usage(*response.usage)) {
-      response.cost_usd = static_cast<double>(*nanos) / 1e9;
-      if (core_.spend().enabled()) {
-        for (const BudgetAlert& alert : core_.spend().spend(core_.clock().wall_now(), *nanos)) {
-          if (!core_.spend().options().on_alert) break;
-          try {
-            core_.spend().options().on_alert(alert);
-          } catch (...) {
-            if (auto* log = core_.logger()) log->error("a budget alert callback threw");
-          }
-        }
+  std::optional<std::int64_t> cost;
+  if (response.usage) cost = route.add_usage(*response.usage);
+  if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
+  if (core_.spend().enabled()) {
+    for (const BudgetAlert& alert :
+         core_.spend().settle(core_.clock().wall_now(), reserved, cost.value_or(0))) {
+      if (!core_.spend().options().on_alert) break;
+      try {
+        core_.spend().options().on_alert(alert);
+      } catch (...) {
+        if (auto* log = core_.logger()) log->error("a budget alert callback threw");
       }
     }
   }

@@ -113,7 +113,9 @@ class CallMachine {
   void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
+  std::optional<std::int64_t> estimated_cost(const RouteState& route) const;
   bool budget_allows(const RouteState& route) const;
+  bool reserve_spend(const RouteState& route, AttemptLease& lease);
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void plan_candidates(TimePoint now);

@@ -1,5 +1,6 @@
 #include "policy/spend.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace failover::detail {
@@ -37,21 +38,51 @@ void SpendTracker::roll(WallTime wall) {
   if (month_.key != m) month_ = Period{m, 0, false, false};
 }
 
-bool SpendTracker::fits(WallTime wall, std::int64_t nanos) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  roll(wall);
+bool SpendTracker::fits_locked(std::int64_t nanos) const {
   auto within = [&](const std::optional<double>& limit, const Period& p) {
     if (!limit) return true;
     std::int64_t cap = to_nanos(*limit);
-    return p.spent < cap && p.spent + nanos <= cap;
+    return p.spent < cap && p.spent + reserved_ + nanos <= cap;
   };
   return within(options_.usd_per_day, day_) && within(options_.usd_per_month, month_);
 }
 
-std::vector<BudgetAlert> SpendTracker::spend(WallTime wall, std::int64_t nanos) {
-  std::vector<BudgetAlert> alerts;
+bool SpendTracker::fits(WallTime wall, std::int64_t nanos) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
+  return fits_locked(nanos);
+}
+
+bool SpendTracker::reserve(WallTime wall, std::int64_t nanos) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(wall);
+  if (!fits_locked(nanos)) return false;
+  reserved_ += nanos;
+  return true;
+}
+
+std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserved,
+                                              std::int64_t spent) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(wall);
+  reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
+  if (spent == 0) return {};
+  return spend_locked(spent);
+}
+
+void SpendTracker::release(std::int64_t reserved) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
+}
+
+std::vector<BudgetAlert> SpendTracker::spend(WallTime wall, std::int64_t nanos) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(wall);
+  return spend_locked(nanos);
+}
+
+std::vector<BudgetAlert> SpendTracker::spend_locked(std::int64_t nanos) {
+  std::vector<BudgetAlert> alerts;
   auto account = [&](const std::optional<double>& limit, Period& p, BudgetAlert::Period which) {
     p.spent += nanos;
     if (!limit) return;

@@ -15,9 +15,18 @@ class SpendTracker {
   explicit SpendTracker(BudgetOptions options);
 
   bool enabled() const { return options_.usd_per_day || options_.usd_per_month; }
-  /** Would spending `nanos` more at `wall` stay within every limit? */
+  /** Would spending `nanos` more at `wall`, beside what calls in flight reserved, stay within
+   *  every limit? */
   bool fits(WallTime wall, std::int64_t nanos);
-  /** Records spending; returns the alerts it crossed (to be reported outside any lock). */
+  /** Reserves `nanos` for an attempt in flight when `fits` says so (atomically: concurrent
+   *  calls cannot all take the last dollar). */
+  bool reserve(WallTime wall, std::int64_t nanos);
+  /** A reservation of `reserved` ends, having cost `spent` (its reported usage, 0 for a failed
+   *  attempt); returns the alerts that crossed (to be reported outside any lock). */
+  std::vector<BudgetAlert> settle(WallTime wall, std::int64_t reserved, std::int64_t spent);
+  /** A reservation of `reserved` ends without cost or alerts. */
+  void release(std::int64_t reserved);
+  /** Records spending with no reservation; returns the alerts it crossed. */
   std::vector<BudgetAlert> spend(WallTime wall, std::int64_t nanos);
   const BudgetOptions& options() const { return options_; }
 
@@ -29,11 +38,14 @@ class SpendTracker {
     bool exhausted = false;  // 100 % reported
   };
   void roll(WallTime wall);
+  bool fits_locked(std::int64_t nanos) const;
+  std::vector<BudgetAlert> spend_locked(std::int64_t nanos);
 
   BudgetOptions options_;
   std::mutex mutex_;
   Period day_;
   Period month_;
+  std::int64_t reserved_ = 0;  // by attempts in flight, whatever their period
 };
 
 }  // namespace failover::detail

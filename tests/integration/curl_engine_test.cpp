@@ -450,6 +450,48 @@ TEST(CurlEngine, AClientReleasedInsideItsOwnCallbackEndsCleanly) {
   EXPECT_EQ(transport.use_count(), 1);  // the client's core is gone
 }
 
+TEST(CurlEngine, ParallelCallsNeverSpendPastTheBudget) {
+  // Each answer costs 100 tokens at $5 per million: $0.0005; the day's budget is $0.01.
+  LoopbackServer server;
+  server.on_chat([](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(milliseconds(20));  // calls overlap
+    res.set_content(
+        R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":60,"completion_tokens":40,"total_tokens":100}})",
+        "application/json");
+  });
+  server.start();
+  testing::widen_backlog(server.port());
+  ClientOptions o = one("priced", server.base_url());
+  ModelPrice price;
+  price.input_per_mtok = 5.0;
+  price.output_per_mtok = 5.0;
+  o.prices["m"] = price;
+  o.budget.usd_per_day = 0.01;
+  o.token_estimator = [](const ChatRequest&) { return std::int64_t{100}; };
+  Client client(o);
+  std::atomic<int> served{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 64; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 4; ++i) {
+        auto r = client.chat(ping());
+        if (r) {
+          ++served;
+        } else if (r.error().kind() == ErrorKind::BudgetExceeded) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << r.error().message();
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double spent = client.usage_report().cost_usd;
+  EXPECT_LE(spent, 0.01 + 0.0005 + 1e-12);
+  EXPECT_EQ(served.load(), 20);  // exactly what the budget holds, the estimate being exact
+  EXPECT_EQ(served + refused, 256);
+}
+
 TEST(CurlEngine, MalformedJsonInA200FailsOver) {
   LoopbackServer broken;
   broken.on_chat([](const httplib::Request&, httplib::Response& res) {

@@ -2,6 +2,7 @@
 
 #include "fake_client_test.hpp"
 #include "policy/retry_budget.hpp"
+#include "policy/spend.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,34 @@ using std::chrono::seconds;
 using testing::outcomes;
 using testing::ping;
 using testing::Strings;
+
+TEST(SpendTracker, ReservationsOfCallsInFlightCountAgainstTheBudget) {
+  BudgetOptions o;
+  o.usd_per_day = 1.0;  // 1e9 nano-dollars
+  detail::SpendTracker spend(o);
+  const WallTime noon{std::chrono::hours(24 * 20000 + 12)};
+  EXPECT_TRUE(spend.reserve(noon, 600'000'000));
+  EXPECT_FALSE(spend.fits(noon, 500'000'000));  // 0.6 reserved + 0.5 > 1.0
+  EXPECT_FALSE(spend.reserve(noon, 500'000'000));
+  EXPECT_TRUE(spend.reserve(noon, 400'000'000));  // exactly full
+  EXPECT_FALSE(spend.reserve(noon, 1));
+  // The first call cost less than reserved: its real cost replaces the reservation.
+  auto alerts = spend.settle(noon, 600'000'000, 300'000'000);
+  EXPECT_TRUE(alerts.empty());
+  EXPECT_TRUE(spend.reserve(noon, 300'000'000));  // 0.3 spent + 0.7 reserved
+  // A failed attempt costs nothing; the 80 % alert comes with the spending that crosses it.
+  spend.release(300'000'000);
+  alerts = spend.settle(noon, 400'000'000, 500'000'000);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_DOUBLE_EQ(alerts[0].threshold, 0.8);
+  EXPECT_TRUE(spend.fits(noon, 200'000'000));
+  EXPECT_FALSE(spend.fits(noon, 200'000'001));
+  // A new day starts over; reservations still in flight keep counting.
+  EXPECT_TRUE(spend.reserve(noon, 100'000'000));
+  const WallTime tomorrow = noon + std::chrono::hours(24);
+  EXPECT_TRUE(spend.fits(tomorrow, 900'000'000));
+  EXPECT_FALSE(spend.fits(tomorrow, 900'000'001));
+}
 
 TEST(RetryBudget, AtLeastMinConcurrentThenAShareOfCallsInFlight) {
   detail::RetryBudget b(RetryBudgetOptions{0.2, 3, 0, 0.1});  // throttle off

@@ -173,6 +173,19 @@ TEST_F(SpendTest, NothingFitsGivesBudgetExceededUntilTheNextDay) {
   EXPECT_TRUE(client.chat(ping()));
 }
 
+TEST_F(SpendTest, WaitingForRecoveryWithTheBudgetSpentEndsAtOnce) {
+  fake->sequence(testing::chat_url(kA), {with_usage(1000, 0, 0)});
+  Client client(budgeted(false));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.chat(ping()));
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::WaitForRecovery;
+  const TimePoint before = clock->now();
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(clock->now(), before);  // no wait for a budget that will not come back
+}
+
 TEST_F(SpendTest, TheEstimateIncludesTheOutputCap) {
   fake->sequence(testing::chat_url(kA), {with_usage(10, 0, 10)});
   Client client(budgeted(false));
