@@ -3,6 +3,7 @@
 #include <failover/config.hpp>
 
 #include "core/client_core.hpp"
+#include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -692,8 +693,16 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
       j["api_key"] = include_keys ? e.api_key : std::string("<redacted>");
       if (e.auth == AuthStyle::ApiKey) j["auth"] = "api-key";
     }
-    if (!e.headers.empty()) j["headers"] = e.headers;
-    if (!e.query.empty()) j["query"] = e.query;
+    // Headers and query parameters that carry secrets are keys too.
+    auto shown = [&](const std::map<std::string, std::string>& values) {
+      json out = json::object();
+      for (const auto& [k, v] : values) {
+        out[k] = include_keys || !detail::is_secret_name(k) ? v : std::string("<redacted>");
+      }
+      return out;
+    };
+    if (!e.headers.empty()) j["headers"] = shown(e.headers);
+    if (!e.query.empty()) j["query"] = shown(e.query);
     if (!e.region.empty()) j["region"] = e.region;
     json limits = json::object();
     if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;

@@ -828,7 +828,7 @@ void CallMachine::skip_event(const std::string& why) {
   if (log && log->should_log(spdlog::level::warn)) {
     const RouteState& route = candidate_route(flights_.front().candidate);
     log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref),
-              skipped_events_, wire::excerpt(why, 160));
+              skipped_events_, wire::excerpt(core_.endpoints()[route.endpoint].redact(why), 160));
   }
 }
 

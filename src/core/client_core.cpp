@@ -4,6 +4,7 @@
 #include "core/user_code.hpp"
 #include "engine/async_engine.hpp"
 #include "util/ascii.hpp"
+#include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -22,10 +23,22 @@
 namespace failover::detail {
 
 std::string ResolvedEndpoint::redact(std::string text) const {
-  if (secret.empty()) return text;
-  for (std::size_t at = text.find(secret); at != std::string::npos;
-       at = text.find(secret, at + 10)) {
-    text.replace(at, secret.size(), "[redacted]");
+  for (const std::string& secret : secrets) {
+    for (std::size_t at = text.find(secret); at != std::string::npos;
+         at = text.find(secret, at + 10)) {
+      text.replace(at, secret.size(), "[redacted]");
+    }
+    // An excerpt may have cut a secret short at its end ("... sk-abc12..."): a tail that
+    // begins the secret goes too.
+    const std::size_t end = text.size() >= 3 && text.compare(text.size() - 3, 3, "...") == 0
+                                ? text.size() - 3
+                                : text.size();
+    for (std::size_t k = std::min(secret.size() - 1, end); k >= 6; --k) {
+      if (text.compare(end - k, k, secret, 0, k) == 0) {
+        text.replace(end - k, k, "[redacted]");
+        break;
+      }
+    }
   }
   return text;
 }
@@ -245,7 +258,22 @@ ResolvedOptions resolve_options(ClientOptions& o) {
 
     ResolvedEndpoint r;
     r.name = e.name;
-    r.secret = e.api_key;
+    // Values too short to be secrets ("1", "v2") would only mangle messages.
+    auto add_secret = [&](const std::string& value) {
+      if (value.size() >= 4 &&
+          std::find(r.secrets.begin(), r.secrets.end(), value) == r.secrets.end()) {
+        r.secrets.push_back(value);
+      }
+    };
+    if (!e.api_key.empty()) add_secret(e.api_key);
+    for (const auto& [k, v] : e.headers) {
+      if (is_secret_name(k)) add_secret(v);
+    }
+    for (const auto& [k, v] : e.query) {
+      if (!is_secret_name(k)) continue;
+      add_secret(v);
+      add_secret(percent_encode(v));  // as it appears in URLs
+    }
     std::string query;
     for (const auto& [k, v] : e.query) {
       query += (query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);

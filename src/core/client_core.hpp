@@ -31,9 +31,11 @@ struct ResolvedEndpoint {
   std::string url;         // .../chat/completions?query
   std::string models_url;  // .../models?query
   HttpHeaders headers;     // content type, accept, user agent, auth, endpoint headers
-  std::string secret;      // the API key, to redact wherever a server echoes it back
+  /** The API key and the values of headers and query parameters that carry secrets (see
+   *  util/secret_names.hpp), to redact wherever a server echoes one back. */
+  std::vector<std::string> secrets;
 
-  /** `text` with every occurrence of the key replaced by `[redacted]`. */
+  /** `text` with every occurrence of a secret replaced by `[redacted]`. */
   std::string redact(std::string text) const;
 };
 

@@ -79,6 +79,8 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
     }
   }
   rp.ok = !rp.error && rp.model_listed.value_or(true);
+  // A relay may quote the key back in its answer to a probe too.
+  rp.message = core.endpoints()[state.endpoint].redact(std::move(rp.message));
   return rp;
 }
 

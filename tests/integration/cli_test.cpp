@@ -391,6 +391,30 @@ TEST(CliTimeouts, ALongNonStreamedAnswerIsServedWhateverTheFirstByteLimit) {
   EXPECT_EQ(second.requests(), 0);
 }
 
+TEST(Cli, HealthNeverPrintsAKeyARelayEchoes) {
+  testing::LoopbackServer relay;
+  relay.http().Get("/v1/models", [](const httplib::Request& req, httplib::Response& res) {
+    res.status = 401;
+    res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
+                        req.get_header_value("Authorization").substr(7) + R"("}})",
+                    "application/json");
+  });
+  relay.start();
+  json cfg = {
+      {"endpoints",
+       {{{"name", "relay"}, {"base_url", relay.base_url()}, {"api_key", "sk-echoed-123456"}}}},
+      {"priority", {{{"model", "gpt-4.1"}, {"routes", {"relay"}}}}}};
+  std::string path = temp_file("echo.json", cfg.dump());
+  auto r = run({kCli, "health", "--config", path, "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ((r.out + r.err).find("sk-echoed-123456"), std::string::npos) << r.out;
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["routes"][0]["error"], "authentication");
+  EXPECT_NE(doc["routes"][0]["message"].get<std::string>().find("[redacted]"), std::string::npos);
+  auto table = run({kCli, "health", "--config", path});
+  EXPECT_EQ((table.out + table.err).find("sk-echoed-123456"), std::string::npos) << table.out;
+}
+
 TEST(Cli, HealthProbesEveryRoute) {
   Mock up("health_up", R"({"models": ["gpt-4.1"]})");
   Mock down("health_down", R"({"then": 503})");

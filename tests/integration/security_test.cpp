@@ -2,6 +2,7 @@
 // redirects are never followed, TLS is verified, headers cannot be smuggled, and no answer can
 // make the SDK use unbounded memory or stack.
 
+#include "core/client_core.hpp"
 #include "loopback.hpp"
 #include "test_helpers.hpp"
 
@@ -74,6 +75,69 @@ TEST(Security, AKeyEchoedByTheServerIsRedactedEverywhere) {
   EXPECT_NE(r.error().message().find("Incorrect API key provided: [redacted]"), std::string::npos)
       << r.error().message();
   EXPECT_EQ(server.header_values("Authorization"), (Strings{"Bearer " + kSecret}));
+}
+
+TEST(Security, SecretsEchoedToAProbeOrACallAreRedactedEverywhere) {
+  const std::string google = "goog-0123456789secret";
+  const std::string query = "azure/query+secret=42";
+  LoopbackServer server;
+  // A relay that quotes everything it was sent: the key, a key header, the query string.
+  auto echo = [](const httplib::Request& req, httplib::Response& res) {
+    res.status = 401;
+    res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
+                        req.get_header_value("Authorization").substr(7) + " " +
+                        req.get_header_value("x-goog-api-key") + " " + req.get_param_value("key") +
+                        " " + req.target + R"("}})",
+                    "application/json");
+  };
+  server.on_chat(echo);
+  server.http().Get("/v1/models", echo);
+  server.start();
+  ClientOptions o = single(server.base_url());
+  o.endpoints[0].headers = {{"x-goog-api-key", google}, {"OpenAI-Organization", "org-public"}};
+  o.endpoints[0].query = {{"key", query}, {"api-version", "2024-10-21"}};
+  o.health_probe.interval = milliseconds(20);
+  const std::string written = options_to_json(o);
+  Client client(o);
+  auto secrets_in = [&](const std::string& text) {
+    std::string found;
+    for (const std::string& secret : {kSecret, google, query, std::string("azure%2Fquery")}) {
+      if (text.find(secret) != std::string::npos) found += secret + " ";
+    }
+    return found;
+  };
+  // Client::probe().
+  for (const RouteProbe& p : client.probe(seconds(5))) {
+    EXPECT_EQ(p.error, ErrorKind::Authentication);
+    EXPECT_EQ(secrets_in(p.message), "") << p.message;
+    EXPECT_NE(p.message.find("[redacted]"), std::string::npos) << p.message;
+  }
+  // The active probes' last result in health().
+  auto until = std::chrono::steady_clock::now() + seconds(10);
+  while (!client.health().routes[0].last_probe_at && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  HealthSnapshot h = client.health();
+  ASSERT_TRUE(h.routes[0].last_probe_at.has_value());
+  EXPECT_EQ(secrets_in(h.routes[0].last_probe_message), "") << h.routes[0].last_probe_message;
+  // A call's error.
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(secrets_in(visible(r.error(), "")), "") << r.error().message();
+  // Options written without keys: no key, no secret header or query value; the rest as set.
+  EXPECT_EQ(secrets_in(written), "") << written;
+  EXPECT_NE(written.find("org-public"), std::string::npos);
+  EXPECT_NE(written.find("2024-10-21"), std::string::npos);
+  EXPECT_NE(options_to_json(o, /*include_keys=*/true).find(google), std::string::npos);
+}
+
+TEST(Security, AKeyCutShortByAnExcerptIsRedactedToo) {
+  detail::ResolvedEndpoint e;
+  e.secrets = {kSecret};
+  EXPECT_EQ(e.redact("bad key " + kSecret + " here"), "bad key [redacted] here");
+  EXPECT_EQ(e.redact("bad key " + kSecret.substr(0, 12) + "..."), "bad key [redacted]...");
+  EXPECT_EQ(e.redact("bad key " + kSecret.substr(0, 9)), "bad key [redacted]");
+  EXPECT_EQ(e.redact("ends in sk-li"), "ends in sk-li");  // too short to tell
 }
 
 TEST(Security, AStreamErrorEventEchoingTheKeyIsRedacted) {
