@@ -637,6 +637,23 @@ void CallMachine::try_hedge(TimePoint now) {
   if (delay > Duration::zero()) hedge_at_ = now + delay;
 }
 
+// The transport sent the request again by itself (a reused connection died before any response
+// byte): every send reached the wire, so each is an attempt in the trace and counts toward
+// max_attempts. Neutral for the route: a stale kept-alive connection says nothing of it.
+void CallMachine::record_resends(const Flight& f, int resends) {
+  for (int i = 0; i < resends; ++i) {
+    Attempt a;
+    a.route = route_of(f).ref;
+    a.error = ErrorKind::ConnectionLost;
+    a.message =
+        "the reused connection closed before any response; the request was sent again on a new "
+        "connection";
+    trace_.push_back(std::move(a));
+    ++attempts_;
+    log_attempt(trace_.back());
+  }
+}
+
 // Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and
 // count neither against their breakers nor in the statistics.
 void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::string& why) {
@@ -658,8 +675,10 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
 
 void CallMachine::take_result(TimePoint now, HttpResult result) {
   last_now_ = now;
-  if (state_ != State::InFlight || find_flight(result.id) == flights_.end()) return;
+  auto flight = find_flight(result.id);
+  if (state_ != State::InFlight || flight == flights_.end()) return;
   const std::uint64_t id = result.id;
+  if (result.resends > 0) record_resends(*flight, result.resends);
   observe_limits(id, now, result.headers);
   if (handler_ && (committed_ || done_seen_) && result.transport_error) {
     if (done_seen_) return end_stream(now);

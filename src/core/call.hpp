@@ -97,6 +97,7 @@ class CallMachine {
   const HttpRequest& write_request(const Flight& f);
   bool admit(RouteState& route, TimePoint now);  // into pending_
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
+  void record_resends(const Flight& f, int resends);
   void try_hedge(TimePoint now);
   Duration hedge_delay(const RouteState& route) const;
 

@@ -58,6 +58,7 @@ struct ExchangeState {
   bool skip_headers = false;  // this response is a 2xx whose headers are not wanted
   std::size_t max_response_bytes = 0;
   Duration first_byte_timeout{};
+  std::size_t request_bytes = 0;  // about what one send of the request writes (see drain)
   HttpResult result;
   TimePoint first_byte_deadline = TimePoint::max();
   bool got_byte = false;
@@ -249,6 +250,8 @@ class CurlSession final : public TransportSession {
     CURL* easy = ex->easy;
     Applied& applied = ex->applied;
     build_header_list(r.headers, *ex);
+    // The request line and Host that curl adds are about the URL's size and 40 bytes more.
+    ex->request_bytes = ex->body.size() + ex->header_lines.size() + r.url.size() + 40;
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     // curl keeps the URL's text from the handle's last transfer and writes it anew from the
     // parsed URL only once that text is cleared: so it is cleared unless the handle's last
@@ -480,6 +483,7 @@ class CurlSession final : public TransportSession {
       if (it == active_.end()) continue;
       Exchange& ex = *it->second;
       HttpResult& r = ex.result;
+      r.resends = resends_of(ex);
       if (code == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(ex.easy, CURLINFO_RESPONSE_CODE, &status);
@@ -496,6 +500,20 @@ class CurlSession final : public TransportSession {
       completed.push_back(std::move(r));
       retire(it);
     }
+  }
+
+  // libcurl sends a request again by itself, on a new connection, when the reused connection
+  // it was sent on dies before any response byte (and 7.88 has no option to forbid it). The
+  // bytes it reports sent then cover every send: about one request's size per send.
+  static int resends_of(const Exchange& ex) {
+    long sent = 0;
+    if (ex.request_bytes == 0 ||
+        curl_easy_getinfo(ex.easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0) {
+      return 0;
+    }
+    const auto one = static_cast<long>(ex.request_bytes);
+    const long sends = (sent + one / 2) / one;  // rounded: the estimate is off by a few bytes
+    return sends > 1 ? static_cast<int>(sends - 1) : 0;
   }
 
   // Ends exchanges still waiting for their first byte past the limit; returns the earliest

@@ -2,6 +2,7 @@
 
 #include "loopback.hpp"
 #include "process.hpp"
+#include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -309,9 +310,11 @@ TEST(CliProviders, AReasoningStreamOutlastingTheFirstByteLimitIsServedWithItsRea
   thinking.parts.emplace_back(
       std::chrono::milliseconds(0),
       chunk(R"({"role":"assistant","content":null,"reasoning_content":"r "})"));
-  for (int i = 0; i < 6; ++i) {  // then a reasoning delta every 0.5 s for 3 s
+  // Then a reasoning delta every 0.5 s for 3 s, with a 1 s first-byte limit (in proportion,
+  // longer in sanitized builds).
+  for (int i = 0; i < 6; ++i) {
     thinking.parts.emplace_back(
-        std::chrono::milliseconds(500),
+        std::chrono::milliseconds(500 * testing::kTimeScale),
         chunk(R"({"content":null,"reasoning_content":"r)" + std::to_string(i) + R"( "})"));
   }
   thinking.parts.emplace_back(std::chrono::milliseconds(10), chunk(R"({"content":"Three."})"));
@@ -319,8 +322,9 @@ TEST(CliProviders, AReasoningStreamOutlastingTheFirstByteLimitIsServedWithItsRea
                               chunk("{}", "\"stop\"") + sse_data("[DONE]"));
   ReplayServer first(thinking);
   HealthyServer second;
-  json doc = chat_json(replay_config(first, second, {{"timeouts", {{"first_byte_ms", 1000}}}}),
-                       /*stream=*/true);
+  json doc = chat_json(
+      replay_config(first, second, {{"timeouts", {{"first_byte_ms", 1000 * testing::kTimeScale}}}}),
+      /*stream=*/true);
   ASSERT_FALSE(doc.contains("error")) << doc.dump();
   EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "first");
   EXPECT_EQ(doc["failover"]["attempts"].size(), 1u);

@@ -492,6 +492,19 @@ TEST(CurlEngine, ParallelCallsNeverSpendPastTheBudget) {
   EXPECT_EQ(served + refused, 256);
 }
 
+TEST(CurlEngine, ARequestLibcurlSendsAgainByItselfIsAnAttemptInTheTrace) {
+  testing::DroppingServer server;  // drops the second request on the kept-alive connection
+  Client client(one("relay", server.base_url()));
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(outcomes(first->attempts), (Strings{"relay:success"}));
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(server.requests(), 3);  // the provider saw the second call twice
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"relay:connection_lost", "relay:success"}));
+  EXPECT_EQ(client.health().routes[0].failures, 0u);  // a stale connection says nothing of it
+}
+
 TEST(CurlEngine, MalformedJsonInA200FailsOver) {
   LoopbackServer broken;
   broken.on_chat([](const httplib::Request&, httplib::Response& res) {

@@ -216,20 +216,23 @@ std::string chunk(const std::string& delta, const std::string& finish = "null") 
 }
 
 TEST(ProviderReplay, AReasoningStreamLongerThanTheFirstByteLimitIsServed) {
-  // Reasoning at once and then every 0.5 s for 3 s, then the answer, with first_byte 1 s.
+  // Reasoning at once and then every 0.5 s for 3 s, then the answer, with first_byte 1 s
+  // (longer limits and gaps, in proportion, in sanitized builds).
   std::vector<std::pair<milliseconds, std::string>> parts = {
       {milliseconds(0),
        chunk(R"({"role":"assistant","content":null,"reasoning_content":"Hmm. "})")}};
   for (int i = 0; i < 6; ++i) {
-    parts.emplace_back(milliseconds(500), chunk(R"({"content":null,"reasoning_content":"step )" +
-                                                std::to_string(i) + R"(. "})"));
+    parts.emplace_back(
+        milliseconds(500 * testing::kTimeScale),
+        chunk(R"({"content":null,"reasoning_content":"step )" + std::to_string(i) + R"(. "})"));
   }
   parts.emplace_back(milliseconds(10), chunk(R"({"content":"Three."})"));
   parts.emplace_back(milliseconds(1), chunk("{}", "\"stop\"") + data("[DONE]"));
   Recorded thinking;
   thinking.stream = true;
   thinking.parts = parts;
-  Outcome o = replay(thinking, ContentFilterPolicy::Fail, std::chrono::seconds(1));
+  Outcome o =
+      replay(thinking, ContentFilterPolicy::Fail, std::chrono::seconds(1) * testing::kTimeScale);
   ASSERT_TRUE(o.ok) << o.kind;
   EXPECT_EQ(o.served_by, "first");
   EXPECT_EQ(o.attempts, 1u);

@@ -139,6 +139,7 @@ class FakeSession final : public TransportSession {
       end.id = id;
       end.status = reply.status;
       end.headers = reply.headers;
+      end.resends = reply.resends;
       for (std::size_t i = 0; i < reply.parts.size(); ++i) {
         at += reply.parts[i].first;
         if (i == 0 && at > first_limit) return timeout(first_limit, "first-byte timeout");
@@ -172,6 +173,7 @@ class FakeSession final : public TransportSession {
     r.status = reply.error ? 0 : reply.status;
     r.headers = reply.headers;
     r.body = reply.body;
+    r.resends = reply.resends;
     push(now + reply.latency, std::move(r));
   }
 

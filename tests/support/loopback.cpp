@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <stdexcept>
 
@@ -237,6 +238,76 @@ SilentServer::~SilentServer() {
 }
 
 std::string SilentServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
+namespace {
+
+// Reads one HTTP request (headers and a Content-Length body) from `fd`; false at the end of
+// the connection or after `stop`.
+bool read_request(int fd, const std::atomic<bool>& stop) {
+  std::string data;
+  std::size_t body_at = std::string::npos;
+  std::size_t length = 0;
+  char buf[4096];
+  while (!stop.load()) {
+    if (body_at == std::string::npos) {
+      body_at = data.find("\r\n\r\n");
+      if (body_at != std::string::npos) {
+        body_at += 4;
+        std::string head = data.substr(0, body_at);
+        for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::size_t at = head.find("content-length:");
+        if (at != std::string::npos) length = std::stoul(head.substr(at + 15));
+      }
+    }
+    if (body_at != std::string::npos && data.size() >= body_at + length) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+  return false;
+}
+
+void send_answer(int fd) {
+  const std::string body = completion_json("after a resend");
+  const std::string answer =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+}
+
+}  // namespace
+
+DroppingServer::DroppingServer() {
+  fd_ = listen_loopback(port_);
+  thread_ = std::thread([this] {
+    int connection = 0;
+    while (!stop_.load()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      ++connection;
+      while (read_request(c, stop_)) {
+        ++requests_;
+        if (connection == 1 && requests_.load() == 2) break;  // dropped without a byte
+        send_answer(c);
+      }
+      ::close(c);
+    }
+  });
+}
+
+DroppingServer::~DroppingServer() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  ::close(fd_);
+}
+
+std::string DroppingServer::base_url() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 

@@ -119,6 +119,27 @@ class SilentServer {
   std::thread thread_;
 };
 
+/**
+ * An HTTP/1.1 server on 127.0.0.1 that answers the first request of its first connection and
+ * keeps that connection alive, then reads the second request on it and closes it without a
+ * byte: the reused connection a client finds dead. Later connections are answered. Counts the
+ * requests that reached it.
+ */
+class DroppingServer {
+ public:
+  DroppingServer();
+  ~DroppingServer();
+  std::string base_url() const;
+  int requests() const { return requests_.load(); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
 /** Raises the accept backlog of the listening socket on `port` (cpp-httplib uses 5). */
 void widen_backlog(int port);
 

@@ -11,6 +11,13 @@ namespace failover::testing {
 
 using Strings = std::vector<std::string>;
 
+#ifndef FAILOVER_TEST_TIME_SCALE
+#define FAILOVER_TEST_TIME_SCALE 1
+#endif
+/** How much longer than a plain build a sanitized one needs for real-time steps (a short
+ *  limit a test races on purpose): 1, or 4 under ASan or TSan. */
+inline constexpr int kTimeScale = FAILOVER_TEST_TIME_SCALE;
+
 /** A one-message request: the user says "ping". */
 inline ChatRequest ping() {
   ChatRequest r;
