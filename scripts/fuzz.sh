@@ -3,7 +3,7 @@
 # for SECONDS (default 60) from the seed corpus in tests/fuzz/corpus/. New inputs go to
 # build/fuzz/work/ (the committed corpus is only read). Exits non-zero when a target finds a
 # crash, a leak or a broken property; the reproducer is left in build/fuzz/.
-# FAILOVER_FUZZ_TARGETS="config" runs only some of the targets (sse, response, config).
+# FAILOVER_FUZZ_TARGETS="config" runs only some of the targets (sse, response, config, headers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,10 +14,10 @@ build=${FAILOVER_FUZZ_BUILD_DIR:-build/fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFAILOVER_FUZZ=ON \
   -DFAILOVER_BUILD_TESTS=OFF -DFAILOVER_BUILD_EXAMPLES=OFF -DFAILOVER_BUILD_TOOLS=OFF \
   -DFAILOVER_BUILD_BENCH=OFF -DFAILOVER_INSTALL=OFF > /dev/null
-cmake --build "$build" -j"$(jobs)" --target fuzz_sse fuzz_response fuzz_config
+cmake --build "$build" -j"$(jobs)" --target fuzz_sse fuzz_response fuzz_config fuzz_headers
 
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for target in ${FAILOVER_FUZZ_TARGETS:-sse response config}; do
+for target in ${FAILOVER_FUZZ_TARGETS:-sse response config headers}; do
   work="$build/work/$target"
   mkdir -p "$work"
   echo "==> fuzz_$target for ${seconds}s"

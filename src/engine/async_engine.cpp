@@ -174,21 +174,17 @@ void AsyncEngine::run() {
       drive(id);  // abandons its exchanges and completes it
     }
     TimePoint now = core_.clock().now();
+    // Each call has at most one entry (arm and complete erase the one it replaces), so the map
+    // holds no stale entries, however often a stream re-arms its idle watchdog.
     while (!timers_.empty() && timers_.begin()->first <= now) {
-      auto [at, id] = *timers_.begin();
+      const std::uint64_t id = timers_.begin()->second;
       timer_nodes_.erase(timers_, timers_.begin());
       auto it = calls_.find(id);
-      if (it == calls_.end() || it->second.timer != at) continue;  // stale
+      if (it == calls_.end()) continue;
       it->second.timer = TimePoint::max();
       drive(id);
     }
     start_due_probes(now);
-    // Entries of calls that ended or re-armed are dropped here, so the wait never wakes for them.
-    while (!timers_.empty()) {
-      auto it = calls_.find(timers_.begin()->second);
-      if (it != calls_.end() && it->second.timer == timers_.begin()->first) break;
-      timer_nodes_.erase(timers_, timers_.begin());
-    }
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
     until = std::min(until, next_probe_due());
     session_->wait(until, events);
@@ -282,14 +278,15 @@ void AsyncEngine::drive(std::uint64_t call_id) {
 
 void AsyncEngine::arm(Call& call, TimePoint until) {
   if (call.timer == until) return;
-  call.timer = until;  // an earlier entry for this call becomes stale and is skipped
-  timer_nodes_.insert(timers_, until, call.id);
+  if (call.timer != TimePoint::max()) timer_nodes_.erase(timers_, call.timer_entry);
+  call.timer = until;
+  call.timer_entry = timer_nodes_.insert(timers_, until, call.id);
 }
 
 void AsyncEngine::complete(Calls::iterator it) {
   Call& call = it->second;
   if (call.subscription) call.options.cancel.unsubscribe(call.subscription);
-  // Its timer entries are dropped lazily: run() skips ids it no longer knows.
+  if (call.timer != TimePoint::max()) timer_nodes_.erase(timers_, call.timer_entry);
   Result<ChatResponse> result = call.machine->take();
   core_.after_call(*call.machine, result);  // before `done`: a waiter then sees the mirror queued
   Callback done = std::move(call.done);

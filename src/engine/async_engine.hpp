@@ -29,6 +29,8 @@ class AsyncEngine {
   ~AsyncEngine();
   /** Asks the thread to stop: it cancels every call still running and ends. */
   void stop();
+  /** Wake-ups armed, one at most per call in flight. Engine thread only (a handler, a test). */
+  std::size_t timer_entries() const { return timers_.size(); }
   /** Whether the caller runs on the engine thread (inside a handler or callback). */
   bool on_engine_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
   AsyncEngine(const AsyncEngine&) = delete;
@@ -40,6 +42,7 @@ class AsyncEngine {
               bool mirror = false);
 
  private:
+  using Timers = std::multimap<TimePoint, std::uint64_t>;  // wake-up -> call id
   // A call in flight. The machine lives in the map's node, and finished nodes are kept for
   // reuse (call_nodes_), so admitting a call usually allocates neither.
   struct Call {
@@ -49,6 +52,7 @@ class AsyncEngine {
     Callback done;
     std::uint64_t subscription = 0;
     TimePoint timer = TimePoint::max();  // the one wake-up armed for this call
+    Timers::iterator timer_entry;        // its entry in timers_, while `timer` is set
   };
   using Calls = std::unordered_map<std::uint64_t, Call>;
   // Finished calls' nodes (each with a call machine's storage, about 1.6 KiB) and the nodes of
@@ -97,7 +101,6 @@ class AsyncEngine {
   std::uint64_t next_call_id_ = 1;
   Calls calls_;
   using Exchanges = std::unordered_map<std::uint64_t, std::uint64_t>;  // exchange id -> call id
-  using Timers = std::multimap<TimePoint, std::uint64_t>;              // wake-up -> call id
   Exchanges exchanges_;
   Timers timers_;
   NodeCache<Calls> call_nodes_{kMaxSpareNodes};  // finished calls' nodes, emptied

@@ -78,15 +78,23 @@ std::optional<std::string> CanaryController::crossed() const {
   const std::uint64_t missing = calls_ < min_calls ? min_calls - calls_ : 0;
   const double n = static_cast<double>(calls_ + missing);
   if (calls_ == 0) return std::nullopt;
+  // What a rate is taken over: this step's calls, or the minimum window they fall short of.
+  auto over = [&](std::uint64_t count, const char* what) {
+    std::string counted = std::to_string(count) + " " + what + " in " + std::to_string(calls_) +
+                          (calls_ == 1 ? " call" : " calls");
+    if (missing == 0) return " (" + counted + " this step)";
+    return " over the step's first " + std::to_string(min_calls) + " calls (" + counted +
+           " so far)";
+  };
   const double error_rate = static_cast<double>(errors_) / n;
   if (error_rate > r.error_rate) {
-    return "error rate " + percent_text(error_rate) + " (" + std::to_string(errors_) + " of " +
-           std::to_string(calls_) + " calls) is above " + percent_text(r.error_rate);
+    return "error rate " + percent_text(error_rate) + over(errors_, "errors") + " is above " +
+           percent_text(r.error_rate);
   }
   const double success_rate = 1.0 - static_cast<double>(calls_ - successes_) / n;
   if (success_rate < r.min_success_rate) {
-    return "success rate " + percent_text(success_rate) + " (" + std::to_string(successes_) +
-           " of " + std::to_string(calls_) + " calls) is below " + percent_text(r.min_success_rate);
+    return "success rate " + percent_text(success_rate) + over(successes_, "successes") +
+           " is below " + percent_text(r.min_success_rate);
   }
   // p99 (nearest rank) of m successes exceeds the limit when more than m - ceil(0.99 m) are
   // slower than it.

@@ -817,12 +817,25 @@ Message decode_message(const json& m) {
 
 }  // namespace
 
+void clamp_usage(std::optional<Usage>& usage) {
+  if (!usage) return;
+  for (std::int64_t* n : {&usage->prompt_tokens, &usage->completion_tokens, &usage->total_tokens,
+                          &usage->cached_tokens, &usage->prompt_audio_tokens,
+                          &usage->reasoning_tokens, &usage->completion_audio_tokens,
+                          &usage->accepted_prediction_tokens, &usage->rejected_prediction_tokens}) {
+    *n = std::clamp<std::int64_t>(*n, 0, kMaxTokens);
+  }
+}
+
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out) {
   if (decode_response_fast(body, out)) {
     out.raw_json = std::move(body);
+    clamp_usage(out.usage);
     return std::nullopt;
   }
-  return decode_response_dom(body, out);
+  std::optional<DecodeFailure> failure = decode_response_dom(body, out);
+  if (!failure) clamp_usage(out.usage);
+  return failure;
 }
 
 std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse& out) {
@@ -932,6 +945,7 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
     }
     out.usage.reset();
     if (auto u = doc->find("usage"); u != doc->end() && !u->is_null()) out.usage = decode_usage(*u);
+    clamp_usage(out.usage);
   } catch (const Invalid& e) {
     return DecodeFailure{e.message, {}};
   } catch (const json::exception& e) {

@@ -25,6 +25,13 @@ bool json_depth_within(std::string_view text, int max_depth = kMaxJsonDepth);
  *  (a plain cast of an out-of-range double is undefined behaviour). */
 std::int64_t to_int64(double v) noexcept;
 
+/** Most tokens a usage field may report: a server's absurd numbers (negative, or beyond any
+ *  real answer) are clamped to [0, this], so costs and budgets stay finite. */
+inline constexpr std::int64_t kMaxTokens = 1'000'000'000'000;
+
+/** Clamps every field of `usage` to [0, kMaxTokens]. */
+void clamp_usage(std::optional<Usage>& usage);
+
 /** Parses `text` as JSON; empty on malformed or too deeply nested input. */
 std::optional<nlohmann::json> parse_json(std::string_view text);
 

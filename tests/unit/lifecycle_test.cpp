@@ -2,6 +2,8 @@
 // own callbacks and handlers; exceptions from every hook contained in a typed error, with
 // everything the call held given back.
 
+#include "core/client_core.hpp"
+#include "engine/async_engine.hpp"
 #include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
@@ -203,6 +205,27 @@ TEST_F(LifecycleTest, ACircuitBreakerThatThrowsIsNamedAndHealthStillReads) {
   HealthSnapshot h = client.health();  // a breaker that cannot say reads as open
   EXPECT_EQ(h.routes[0].state, BreakerState::Open);
   EXPECT_EQ(h.routes[1].state, BreakerState::Closed);
+}
+
+TEST_F(LifecycleTest, AStreamOfManyChunksKeepsOneWakeUpPerCall) {
+  std::vector<std::string> pieces(500, "x");
+  fake->sequence(testing::chat_url(kA), {testing::sse(pieces, milliseconds(1))});
+  auto core = std::make_shared<detail::ClientCore>(two_routes());
+  detail::AsyncEngine& engine = core->engine();
+  std::size_t most = 0;
+  std::promise<Result<ChatResponse>> done;
+  engine.submit(
+      ping(), {},
+      [&](const ChatChunk&) {
+        most = std::max(most, engine.timer_entries());  // on the engine thread
+        return true;
+      },
+      [&](Result<ChatResponse> r) { done.set_value(std::move(r)); });
+  auto r = done.get_future().get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text().size(), 500u);
+  EXPECT_EQ(most, 1u);  // re-arming the idle watchdog replaces the call's entry
+  core->shutdown();
 }
 
 TEST_F(LifecycleTest, AShadowComparatorThatThrowsSkipsThePair) {

@@ -382,7 +382,9 @@ TEST_F(CanaryTest, TenPercentErrorsAtTheQuarterStepRollBackWithExactlyOneAlert) 
   // 3 errors in 30 calls: 3 / 50 is already 6 % whatever the next 20 calls bring.
   EXPECT_EQ(alert.window.calls, 30u);
   EXPECT_EQ(alert.window.errors, 3u);
-  EXPECT_EQ(alert.reason, "error rate 6.0 % (3 of 30 calls) is above 5.0 %");
+  EXPECT_EQ(alert.reason,
+            "error rate 6.0 % over the step's first 50 calls (3 errors in 30 calls so far) is "
+            "above 5.0 %");
   EXPECT_EQ(candidate_calls, 30);  // nothing went to the candidate after the rollback
   CanaryStatus s = *client.canary();
   EXPECT_EQ(s.state, CanaryState::RolledBack);
