@@ -40,15 +40,15 @@ std::string format_ms(Duration d) {
 
 }  // namespace
 
-CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
+CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const CallOptions& options,
                          TimePoint now, StreamHandler handler, bool mirror)
-    : core_(core),
+    : env_(env),
       options_(options),
       mirror_(mirror),
       call_start_(now),
       last_now_(now),
       handler_(std::move(handler)) {
-  const ClientOptions& o = core_.options();
+  const ClientOptions& o = env_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
   // A year at most, so that now + total cannot overflow (options are checked to that too).
   total = std::clamp(total, Duration::zero(), Duration(std::chrono::hours(24 * 365)));
@@ -89,14 +89,14 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
       estimated_output_tokens_ = 0;
     }
     if (mirror_) {
-      candidates_ = {Candidate{*core_.shadow_plan()}};
+      candidates_ = {Candidate{*env_.shadow_plan()}};
     } else {
       plan_candidates(now);
       if (candidates_.empty()) {
         invalid("no route serves any model in CallOptions.models");
         return;
       }
-      if (core_.shadow() && o.shadow.sample > 0 && core_.rng().uniform() < o.shadow.sample) {
+      if (env_.shadow() && o.shadow.sample > 0 && env_.rng().uniform() < o.shadow.sample) {
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
@@ -108,7 +108,7 @@ CallMachine::CallMachine(ClientCore& core, const ChatRequest& request, const Cal
   }
   flights_.reserve(static_cast<std::size_t>(2 + std::max(0, o.hedging.max_extra)));
   if (mirror_) return;  // outside the retry budget's calls in flight
-  core_.budget().call_started();
+  env_.budget().call_started();
   counted_ = true;
 }
 
@@ -122,7 +122,7 @@ void CallMachine::end_call() {
   pending_.release();
   if (counted_) {
     counted_ = false;
-    core_.budget().call_finished();
+    env_.budget().call_finished();
   }
 }
 
@@ -134,7 +134,7 @@ void CallMachine::note_attempt(RouteState& route, TimePoint now) {
                                    std::memory_order_relaxed);
   }
   route.stats.record(now, a.latency, a.error, a.message);
-  if (!mirror_) core_.budget().on_attempt(a.error);
+  if (!mirror_) env_.budget().on_attempt(a.error);
 }
 
 std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
@@ -143,7 +143,7 @@ std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_
 }
 
 RouteState& CallMachine::candidate_route(std::size_t c) const {
-  return *core_.routes()[core_.plan()[candidates_[c].plan].route];
+  return *env_.routes()[env_.plan()[candidates_[c].plan].route];
 }
 
 // When the first untried route can serve again: the end of its open period or cooldown. A
@@ -166,7 +166,7 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
 // The estimated cost of this call on `route`, in nano-dollars; empty when nothing is counted
 // (no spending budget, or an unpriced route, which costs nothing).
 std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route) const {
-  if (!core_.spend().enabled() || !route.price) return std::nullopt;
+  if (!env_.spend().enabled() || !route.price) return std::nullopt;
   const ModelPrice& p = *route.price;
   const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
                        static_cast<double>(estimated_output_tokens_) * p.output_per_mtok * 1000.0;
@@ -175,7 +175,7 @@ std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route)
 
 bool CallMachine::budget_allows(const RouteState& route) const {
   std::optional<std::int64_t> cost = estimated_cost(route);
-  return !cost || core_.spend().fits(core_.clock().wall_now(), *cost);
+  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost);
 }
 
 // Reserves the estimated cost of an attempt on `route` into `lease`, so that calls in flight
@@ -184,11 +184,11 @@ bool CallMachine::budget_allows(const RouteState& route) const {
 bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
   std::optional<std::int64_t> cost = estimated_cost(route);
   if (!cost) return true;
-  if (!core_.spend().reserve(core_.clock().wall_now(), *cost)) {
+  if (!env_.spend().reserve(env_.clock().wall_now(), *cost)) {
     spend_blocked_ = true;
     return false;
   }
-  lease.hold_reservation(&core_.spend(), *cost);
+  lease.hold_reservation(&env_.spend(), *cost);
   return true;
 }
 
@@ -202,7 +202,7 @@ bool CallMachine::within_budget(const RouteState& route) {
 // the lease holds both (into `pending_`). When either says no, what was taken is given back.
 bool CallMachine::admit(RouteState& route, TimePoint now) {
   AttemptLease lease(&last_now_);
-  if (RateLimiter* limiter = core_.limiter(route.endpoint)) {
+  if (RateLimiter* limiter = env_.limiter(route.endpoint)) {
     const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
     RateLimiter::Answer a = limiter->try_acquire(now, tokens);
     if (!a.granted) {
@@ -223,7 +223,7 @@ bool CallMachine::admit(RouteState& route, TimePoint now) {
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
   auto it = find_flight(id);
   if (it == flights_.end() || headers.empty()) return;
-  if (RateLimiter* limiter = core_.limiter(route_of(*it).endpoint)) limiter->observe(now, headers);
+  if (RateLimiter* limiter = env_.limiter(route_of(*it).endpoint)) limiter->observe(now, headers);
 }
 
 // Panic: of the untried routes, the one that would come back soonest.
@@ -259,19 +259,19 @@ thread_local PlanBuffers plan_buffers;
 // Tiers in order; inside each, the tier's balancer orders the routes for this call. With
 // CallOptions::models, only routes serving those models remain, by the list's preference.
 void CallMachine::plan_candidates(TimePoint now) {
-  const auto& plan = core_.plan();
+  const auto& plan = env_.plan();
   PlanBuffers b = std::move(plan_buffers);
   // Each tier's routes in its balancer's order, tier after tier.
   candidates_.clear();
   candidates_.reserve(plan.size() + 1);
   BalanceContext context;
   context.user = options_.user;
-  context.rng = &core_.rng();
+  context.rng = &env_.rng();
   context.now = now;
-  for (const TierState& tier : core_.tiers()) {
+  for (const TierState& tier : env_.tiers()) {
     b.views.clear();
     for (std::size_t i = 0; i < tier.count; ++i) {
-      const RouteState& route = *core_.routes()[plan[tier.first + i].route];
+      const RouteState& route = *env_.routes()[plan[tier.first + i].route];
       RouteView v;
       v.index = i;
       v.weight = tier.weights[i];
@@ -296,11 +296,11 @@ void CallMachine::plan_candidates(TimePoint now) {
   // A canary call tries the candidate first, with the priority list behind it. With
   // CallOptions::models, only when the candidate serves one of them.
   bool canary_first = false;
-  if (std::optional<std::size_t> canary = core_.canary_plan()) {
-    const std::string& model = core_.routes()[plan[*canary].route]->ref.model;
+  if (std::optional<std::size_t> canary = env_.canary_plan()) {
+    const std::string& model = env_.routes()[plan[*canary].route]->ref.model;
     if ((options_.models.empty() || std::find(options_.models.begin(), options_.models.end(),
                                               model) != options_.models.end()) &&
-        core_.canary()->admit(now, options_.user, core_.rng())) {
+        env_.canary()->admit(now, options_.user, env_.rng())) {
       // Where the candidate is in the priority list too, this call tries it once, first.
       candidates_.erase(
           std::remove_if(candidates_.begin(), candidates_.end(),
@@ -318,7 +318,7 @@ void CallMachine::plan_candidates(TimePoint now) {
   for (const std::string& model : options_.models) {
     for (std::size_t k = from; k < candidates_.size(); ++k) {
       const std::size_t i = candidates_[k].plan;
-      if (core_.routes()[plan[i].route]->ref.model == model &&
+      if (env_.routes()[plan[i].route]->ref.model == model &&
           std::none_of(chosen.begin(), chosen.end(), [&](Candidate c) { return c.plan == i; })) {
         chosen.push_back(Candidate{i});
       }
@@ -394,7 +394,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   ErrorDetails d;
   d.attempts = trace_;
   if (handler_ && current_) d.partial = partial();
-  if (auto* log = core_.logger()) log->error("a call failed in application code: {}", e.what());
+  if (auto* log = env_.logger()) log->error("a call failed in application code: {}", e.what());
   finish_error(ErrorKind::HookFailed, e.what(), std::move(d));
 }
 
@@ -501,7 +501,7 @@ bool CallMachine::available(std::size_t c, TimePoint now) const {
   if (candidates_[c].tried) return false;
   const RouteState& route = candidate_route(c);
   if (route.cooldown() > now || !budget_allows(route)) return false;
-  if (RateLimiter* limiter = core_.limiter(route.endpoint)) {
+  if (RateLimiter* limiter = env_.limiter(route.endpoint)) {
     const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
     if (!limiter->would_grant(now, tokens)) return false;
   }
@@ -511,7 +511,7 @@ bool CallMachine::available(std::size_t c, TimePoint now) const {
 // Whether another untried route can serve now: of the tier `tier` only, or of any tier.
 bool CallMachine::has_alternative(TimePoint now, std::optional<std::size_t> tier) const {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tier && core_.plan()[candidates_[c].plan].tier != *tier) continue;
+    if (tier && env_.plan()[candidates_[c].plan].tier != *tier) continue;
     if (available(c, now)) return true;
   }
   return false;
@@ -527,13 +527,13 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   Flight f;
   f.candidate = c;
   f.hedge = hedge;
-  f.canary = core_.canary_plan() == candidates_[c].plan;
+  f.canary = env_.canary_plan() == candidates_[c].plan;
   f.lease = std::move(pending_);
   f.lease.merge(std::move(slot));
   f.lease.start(route);
   f.start = now;
   f.attempt = attempts_;
-  const Timeouts& t = core_.plan()[candidates_[c].plan].timeouts;
+  const Timeouts& t = env_.plan()[candidates_[c].plan].timeouts;
   Duration remaining = deadline_ - now;
   f.clipped = remaining < t.attempt;
   f.total_timeout = std::min(t.attempt, remaining);
@@ -552,7 +552,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     chunk_accepted_ = false;
     skipped_events_ = 0;
   }
-  f.id = core_.next_exchange_id();
+  f.id = env_.next_exchange_id();
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
@@ -564,9 +564,9 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
 // writing a request allocates nothing once the buffer has grown.
 const HttpRequest& CallMachine::write_request(const Flight& f) {
   thread_local HttpRequest r;
-  const ClientOptions& o = core_.options();
+  const ClientOptions& o = env_.options();
   const RouteState& route = route_of(f);
-  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
+  const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
   if (r.method != "POST") r.method = "POST";
   if (r.url != endpoint.url) r.url = endpoint.url;
   // Written into the entries already there, which mostly hold these very strings from the
@@ -603,14 +603,14 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   if (r.ca_bundle != o.ca_bundle) r.ca_bundle = o.ca_bundle;
   r.stream = handler_ != nullptr;
   // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
-  r.success_headers = core_.limiter(route.endpoint) != nullptr;
+  r.success_headers = env_.limiter(route.endpoint) != nullptr;
   return r;
 }
 
 // The hedge delay after an attempt on `route` starts: its p95 when asked for and known, else
 // the fixed delay; zero means no hedge.
 Duration CallMachine::hedge_delay(const RouteState& route) const {
-  const HedgingOptions& h = core_.options().hedging;
+  const HedgingOptions& h = env_.options().hedging;
   if (handler_ || mirror_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) {
     return Duration::zero();
   }
@@ -625,13 +625,13 @@ Duration CallMachine::hedge_delay(const RouteState& route) const {
 void CallMachine::try_hedge(TimePoint now) {
   hedge_at_ = TimePoint::max();
   if (deadline_ - now < kMinAttemptTime) return;
-  if (!core_.budget().try_acquire()) return;  // hedges draw from the retry budget
-  AttemptLease slot(&last_now_);              // given back unless the hedge starts
-  slot.hold_budget_slot(&core_.budget());
+  if (!env_.budget().try_acquire()) return;  // hedges draw from the retry budget
+  AttemptLease slot(&last_now_);             // given back unless the hedge starts
+  slot.hold_budget_slot(&env_.budget());
   std::optional<std::size_t> pick = pick_route(now);
   if (!pick) return;
   ++hedges_started_;
-  core_.stats().record_hedge();
+  env_.stats().record_hedge();
   start_flight(now, *pick, /*hedge=*/true, std::move(slot));
   Duration delay = hedge_delay(route_of(flights_.back()));
   if (delay > Duration::zero()) hedge_at_ = now + delay;
@@ -706,7 +706,7 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
     // An error inside a 2xx: a failure, classified as the error it says it is.
     in_band = std::move(failure->in_band_error);
   }
-  const WallTime wall = core_.clock().wall_now();
+  const WallTime wall = env_.clock().wall_now();
   policy::Classified c =
       in_band ? policy::classify_error(result.status, result.headers, std::move(*in_band), wall)
               : policy::classify_http(result.status, result.headers, result.body, wall);
@@ -812,7 +812,7 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     wire::ErrorBody body = failure && failure->in_band_error ? std::move(*failure->in_band_error)
                                                              : wire::decode_error_body(e.data);
     policy::Classified c =
-        policy::classify_error(200, {}, std::move(body), core_.clock().wall_now());
+        policy::classify_error(200, {}, std::move(body), env_.clock().wall_now());
     AttemptOutcome outcome;
     outcome.kind = c.kind;
     outcome.provider_code = std::move(c.code);
@@ -843,11 +843,11 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
 // nothing else fails as a protocol error when it ends.
 void CallMachine::skip_event(const std::string& why) {
   ++skipped_events_;
-  spdlog::logger* log = core_.logger();
+  spdlog::logger* log = env_.logger();
   if (log && log->should_log(spdlog::level::warn)) {
     const RouteState& route = candidate_route(flights_.front().candidate);
     log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref),
-              skipped_events_, wire::excerpt(core_.endpoints()[route.endpoint].redact(why), 160));
+              skipped_events_, wire::excerpt(env_.endpoints()[route.endpoint].redact(why), 160));
   }
 }
 
@@ -901,9 +901,9 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   Flight f = std::move(flights_.front());
   flights_.clear();
   RouteState& route = route_of(f);
-  message = core_.endpoints()[route.endpoint].redact(std::move(message));
+  message = env_.endpoints()[route.endpoint].redact(std::move(message));
   f.lease.fail(now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
-  if (f.canary) core_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
+  if (f.canary) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a;
   a.route = route.ref;
   a.error = ErrorKind::StreamInterrupted;
@@ -962,7 +962,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   const std::int64_t reserved = f.lease.take_reservation();
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
-  if (f.canary) core_.canary_record(now, std::nullopt, latency);
+  if (f.canary) env_.canary_record(now, std::nullopt, latency);
   Attempt a;
   a.route = route.ref;
   a.status = 200;
@@ -975,14 +975,14 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   std::optional<std::int64_t> cost;
   if (response.usage) cost = route.add_usage(*response.usage);
   if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
-  if (core_.spend().enabled()) {
+  if (env_.spend().enabled()) {
     for (const BudgetAlert& alert :
-         core_.spend().settle(core_.clock().wall_now(), reserved, cost.value_or(0))) {
-      if (!core_.spend().options().on_alert) break;
+         env_.spend().settle(env_.clock().wall_now(), reserved, cost.value_or(0))) {
+      if (!env_.spend().options().on_alert) break;
       try {
-        core_.spend().options().on_alert(alert);
+        env_.spend().options().on_alert(alert);
       } catch (...) {
-        if (auto* log = core_.logger()) log->error("a budget alert callback threw");
+        if (auto* log = env_.logger()) log->error("a budget alert callback threw");
       }
     }
   }
@@ -990,7 +990,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   response.attempts = std::move(trace_);
   state_ = State::Done;
   end_call();
-  if (!mirror_) core_.stats().record_call("success", now - call_start_);
+  if (!mirror_) env_.stats().record_call("success", now - call_start_);
   result_.emplace(std::move(response));
 }
 
@@ -1013,13 +1013,13 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     message = "the call's deadline passed during the attempt (" + message + ")";
   }
   // A server may echo the key back ("Incorrect API key provided: sk-..."): never pass it on.
-  const ResolvedEndpoint& endpoint = core_.endpoints()[route.endpoint];
+  const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
   message = endpoint.redact(std::move(message));
   provider_type = endpoint.redact(std::move(provider_type));
   param = endpoint.redact(std::move(param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
   f.lease.fail(now, outcome.kind);
-  if (f.canary) core_.canary_record(now, outcome.kind, now - f.start);
+  if (f.canary) env_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -1069,17 +1069,17 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   // From a canary's candidate the priority list is the stable version, not a downgrade.
   state.tier_alternative =
       state.has_alternative &&
-      (f.canary || has_alternative(now, core_.plan()[candidates_[c].plan].tier));
+      (f.canary || has_alternative(now, env_.plan()[candidates_[c].plan].tier));
   state.now = now;
   state.deadline = deadline_;
-  state.rng = &core_.rng();
+  state.rng = &env_.rng();
   // A content filter is the provider's safety decision: the client's policy, not the retry
   // policy, says whether another route may be asked.
   Decision decision =
       outcome.kind != ErrorKind::ContentFiltered
           ? invoke_user("the retry policy", [&] { return policy_->decide(outcome, state); })
-      : core_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
-                                                                        : Decision::fail();
+      : env_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
+                                                                       : Decision::fail();
   if (!flights_.empty() && decision.action != Decision::Action::Fail) {
     log_attempt(trace_.back());  // another attempt of this call is still in flight: wait for it
     return;
@@ -1091,13 +1091,13 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
         log_attempt(trace_.back());
         return finish_exhausted(now);
       }
-      if (!core_.budget().try_acquire()) {
+      if (!env_.budget().try_acquire()) {
         budget_denied_ = true;  // the route is given up, as for Failover
         break;
       }
-      retry_slot_.hold_budget_slot(&core_.budget());
+      retry_slot_.hold_budget_slot(&env_.budget());
       trace_.back().delay = delay;
-      core_.stats().record_retry();
+      env_.stats().record_retry();
       retry_ = c;
       wait_until_ = now + delay;
       state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
@@ -1109,9 +1109,9 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
         attempts_spent_ = true;
       }
       if (decision.skip_tier) {
-        std::size_t tier = core_.plan()[candidates_[c].plan].tier;
+        std::size_t tier = env_.plan()[candidates_[c].plan].tier;
         for (Candidate& other : candidates_) {
-          if (core_.plan()[other.plan].tier == tier) other.tried = true;
+          if (env_.plan()[other.plan].tier == tier) other.tried = true;
         }
       }
       break;
@@ -1126,7 +1126,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
   state_ = State::Done;
   end_call();
-  if (!mirror_) core_.stats().record_call(to_string(kind), last_now_ - call_start_);
+  if (!mirror_) env_.stats().record_call(to_string(kind), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
 
@@ -1200,7 +1200,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
 }
 
 void CallMachine::log_attempt(const Attempt& a) const {
-  spdlog::logger* log = core_.logger();
+  spdlog::logger* log = env_.logger();
   if (!log || !log->should_log(spdlog::level::debug)) return;
   log->debug("attempt {} route={} outcome={} status={} latency_ms={:.3f} next_delay_ms={:.3f}{}{}",
              trace_.size(), route_name(a.route), a.outcome(), a.status,

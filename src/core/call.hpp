@@ -5,7 +5,7 @@
 // carry out the steps it returns.
 
 #include "core/attempt_lease.hpp"
-#include "core/client_core.hpp"
+#include "core/call_env.hpp"
 #include "core/user_code.hpp"
 #include "wire/sse.hpp"
 #include "wire/stream.hpp"
@@ -37,7 +37,7 @@ class CallMachine {
  public:
   /** A call; with a `handler` the answer is streamed to it. A `mirror` is a shadow call: one
    *  attempt on the shadow candidate, outside the client's call statistics and retry budget. */
-  CallMachine(ClientCore& core, const ChatRequest& request, const CallOptions& options,
+  CallMachine(const CallEnv& env, const ChatRequest& request, const CallOptions& options,
               TimePoint now, StreamHandler handler = nullptr, bool mirror = false);
   ~CallMachine();
   CallMachine(const CallMachine&) = delete;
@@ -127,7 +127,7 @@ class CallMachine {
   std::shared_ptr<const ChatResponse> partial() const;
   TimePoint watchdog(const Flight& f) const;
 
-  ClientCore& core_;
+  const CallEnv& env_;
   CallOptions options_;
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)

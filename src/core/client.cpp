@@ -14,7 +14,7 @@ namespace {
 Result<ChatResponse> run_on_this_thread(detail::ClientCore& core, const ChatRequest& request,
                                         const CallOptions& options, StreamHandler handler) {
   Clock& clock = core.clock();
-  detail::CallMachine machine(core, request, options, clock.now(), std::move(handler));
+  detail::CallMachine machine(core.call_env(), request, options, clock.now(), std::move(handler));
   if (machine.done()) return machine.take();
 
   std::unique_ptr<TransportSession> session = core.acquire_session();

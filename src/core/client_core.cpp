@@ -1,6 +1,7 @@
 #include "core/client_core.hpp"
 
 #include "core/call.hpp"
+#include "core/call_env.hpp"
 #include "core/user_code.hpp"
 #include "engine/async_engine.hpp"
 #include "util/ascii.hpp"
@@ -493,6 +494,22 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     }
     routes_.push_back(std::move(state));
   }
+  CallEnv::Parts parts;
+  parts.options = &options_;
+  parts.endpoints = &endpoints_;
+  parts.routes = &routes_;
+  parts.plan = &plan_;
+  parts.tiers = &tiers_;
+  parts.limiters = &limiters_;
+  parts.budget = budget_.get();
+  parts.spend = spend_.get();
+  parts.stats = &stats_;
+  parts.exchange_ids = &next_exchange_;
+  parts.canary = canary_.get();
+  parts.canary_plan = canary_plan_;
+  parts.shadow = shadow_.get();
+  parts.shadow_plan = shadow_plan_;
+  call_env_ = std::make_unique<CallEnv>(parts);
 }
 
 ClientCore::~ClientCore() { shutdown(); }
@@ -549,18 +566,18 @@ std::optional<CanaryStatus> ClientCore::canary_status(TimePoint now) const {
   return s;
 }
 
-void ClientCore::canary_record(TimePoint now, const std::optional<ErrorKind>& error,
-                               Duration latency) {
-  std::optional<CanaryAlert> alert = canary_->record(now, canary_outcome(error), latency);
+void CallEnv::canary_record(TimePoint now, const std::optional<ErrorKind>& error,
+                            Duration latency) const {
+  std::optional<CanaryAlert> alert = canary()->record(now, canary_outcome(error), latency);
   if (!alert) return;
-  alert->candidate = routes_[plan_[*canary_plan_].route]->ref;
+  alert->candidate = routes()[plan()[*canary_plan()].route]->ref;
   if (spdlog::logger* log = logger()) {
     log->error("canary {}/{} rolled back from {}%: {}", alert->candidate.endpoint,
                alert->candidate.model, alert->percent, alert->reason);
   }
-  if (!options_.canary.on_rollback) return;
+  if (!options().canary.on_rollback) return;
   try {
-    options_.canary.on_rollback(*alert);
+    options().canary.on_rollback(*alert);
   } catch (const std::exception& e) {
     if (spdlog::logger* log = logger())
       log->error("a canary rollback callback threw: {}", e.what());

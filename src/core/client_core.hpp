@@ -23,6 +23,7 @@
 namespace failover::detail {
 
 class AsyncEngine;
+class CallEnv;
 class CallMachine;
 
 /** An endpoint ready for requests: full URL and the headers every request carries. */
@@ -164,9 +165,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   ShadowAnalyzer* shadow() const { return shadow_.get(); }
   /** The canary's status, when one is configured. */
   std::optional<CanaryStatus> canary_status(TimePoint now) const;
-  /** An attempt of a canary call on the candidate ended (`error` empty on success); delivers
-   *  the alert when it rolled the canary back. */
-  void canary_record(TimePoint now, const std::optional<ErrorKind>& error, Duration latency);
+  /** What a call needs of this client (the call machine sees nothing else). */
+  const CallEnv& call_env() const { return *call_env_; }
   /** A call ended with `result`: mirrors it when it was sampled for shadow traffic. */
   void after_call(CallMachine& machine, const Result<ChatResponse>& result);
   /** Waits until no mirror is queued or in flight; false on timeout. */
@@ -202,7 +202,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::size_t mirrors_pending_ = 0;  // queued or in flight
   std::mutex engine_mutex_;
   std::unique_ptr<AsyncEngine> engine_;
-  std::atomic<bool> closed_{false};  // shut down: no new engine, no new mirror
+  std::atomic<bool> closed_{false};    // shut down: no new engine, no new mirror
+  std::unique_ptr<CallEnv> call_env_;  // refers to the members above
 
   void mirror(ChatRequest request, const Result<ChatResponse>& primary, Duration primary_latency);
   AsyncEngine& engine_locked();  // with engine_mutex_ held and closed_ false

@@ -223,8 +223,8 @@ void AsyncEngine::admit(Submission& s) {
   Calls::iterator it = call_nodes_.acquire(calls_, id);  // a finished call's node, emptied
   Call& call = it->second;
   call.id = id;
-  call.machine.emplace(core_, s.request, s.options, core_.clock().now(), std::move(s.handler),
-                       s.mirror);
+  call.machine.emplace(core_.call_env(), s.request, s.options, core_.clock().now(),
+                       std::move(s.handler), s.mirror);
   call.options = std::move(s.options);
   call.done = std::move(s.done);
   if (it->second.options.cancel.can_be_cancelled()) {
