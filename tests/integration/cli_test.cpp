@@ -114,6 +114,32 @@ TEST(Cli, CostAndTheUsageReport) {
   EXPECT_NE(table.err.find("tokens in"), std::string::npos) << table.err;
 }
 
+TEST(Cli, AShortRateLimitIsWaitedForBeforeTheNextTier) {
+  // The only route of tier 1 answers 429 with Retry-After: 1 once, then 200.
+  Mock limited("limited_once", R"({"statuses": [429], "retry_after": "1", "reply": "tier 1"})");
+  Mock backup("backup", R"({"reply": "tier 2"})");
+  auto r = run({kCli, "chat", "--config",
+                config({{"limited", limited.base_url()}, {"backup", backup.base_url()}}), "--json",
+                "ping"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = json::parse(r.out);
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "tier 1");
+  ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "rate_limited");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["delay_ms"], 1000.0);  // Retry-After, honoured
+  EXPECT_EQ(doc["failover"]["attempts"][1]["endpoint"], "limited");
+  // A long wait moves to tier 2 at once.
+  Mock long_limit("limited_long", R"({"then": 429, "retry_after": "30"})");
+  auto l = run({kCli, "chat", "--config",
+                config({{"limited", long_limit.base_url()}, {"backup", backup.base_url()}}),
+                "--json", "ping"});
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  json ldoc = json::parse(l.out);
+  EXPECT_EQ(ldoc["choices"][0]["message"]["content"], "tier 2");
+  ASSERT_EQ(ldoc["failover"]["attempts"].size(), 2u);
+  EXPECT_EQ(ldoc["failover"]["attempts"][0]["delay_ms"], 0.0);
+}
+
 TEST(Cli, PlainChatPrintsTheAnswer) {
   Mock up("plain", R"({"reply": "hello from the mock"})");
   auto r = run(
