@@ -9,32 +9,7 @@
 
 namespace failover::detail {
 
-AttemptLease::AttemptLease(AttemptLease&& other) noexcept
-    : now_(other.now_),
-      route_(std::exchange(other.route_, nullptr)),
-      breaker_(std::exchange(other.breaker_, nullptr)),
-      limiter_(std::exchange(other.limiter_, nullptr)),
-      permit_tokens_(other.permit_tokens_),
-      budget_(std::exchange(other.budget_, nullptr)),
-      spend_(std::exchange(other.spend_, nullptr)),
-      reserved_nanos_(other.reserved_nanos_) {}
-
-AttemptLease& AttemptLease::operator=(AttemptLease&& other) noexcept {
-  if (this != &other) {
-    release();
-    now_ = other.now_;
-    route_ = std::exchange(other.route_, nullptr);
-    breaker_ = std::exchange(other.breaker_, nullptr);
-    limiter_ = std::exchange(other.limiter_, nullptr);
-    permit_tokens_ = other.permit_tokens_;
-    budget_ = std::exchange(other.budget_, nullptr);
-    spend_ = std::exchange(other.spend_, nullptr);
-    reserved_nanos_ = other.reserved_nanos_;
-  }
-  return *this;
-}
-
-void AttemptLease::merge(AttemptLease&& other) {
+void AttemptLease::merge_held(AttemptLease& other) {
   if (!route_) route_ = std::exchange(other.route_, nullptr);
   if (!breaker_) breaker_ = std::exchange(other.breaker_, nullptr);
   if (!limiter_) {
@@ -47,11 +22,6 @@ void AttemptLease::merge(AttemptLease&& other) {
     reserved_nanos_ = other.reserved_nanos_;
   }
   other.release();
-}
-
-void AttemptLease::hold_permit(RateLimiter* limiter, double tokens) {
-  limiter_ = limiter;
-  permit_tokens_ = tokens;
 }
 
 void AttemptLease::start(RouteState& route) {
@@ -94,8 +64,7 @@ void AttemptLease::fail(TimePoint now, ErrorKind kind) {
   if (RouteState* route = std::exchange(breaker_, nullptr)) route->on_failure(now, kind);
 }
 
-void AttemptLease::release() noexcept {
-  if (empty()) return;
+void AttemptLease::release_held() noexcept {
   const TimePoint now = now_ ? *now_ : TimePoint{};
   give_back_resources(now, std::nullopt);
   if (RouteState* route = std::exchange(breaker_, nullptr)) {

@@ -26,14 +26,38 @@ class AttemptLease {
   /** An empty lease; `now` is where its owner keeps the latest time (read when the lease is
    *  dropped with something still held). */
   explicit AttemptLease(const TimePoint* now = nullptr) : now_(now) {}
-  AttemptLease(AttemptLease&& other) noexcept;
-  AttemptLease& operator=(AttemptLease&& other) noexcept;
+  AttemptLease(AttemptLease&& other) noexcept
+      : now_(other.now_),
+        route_(std::exchange(other.route_, nullptr)),
+        breaker_(std::exchange(other.breaker_, nullptr)),
+        limiter_(std::exchange(other.limiter_, nullptr)),
+        permit_tokens_(other.permit_tokens_),
+        budget_(std::exchange(other.budget_, nullptr)),
+        spend_(std::exchange(other.spend_, nullptr)),
+        reserved_nanos_(other.reserved_nanos_) {}
+  AttemptLease& operator=(AttemptLease&& other) noexcept {
+    if (this != &other) {
+      release();
+      now_ = other.now_;
+      route_ = std::exchange(other.route_, nullptr);
+      breaker_ = std::exchange(other.breaker_, nullptr);
+      limiter_ = std::exchange(other.limiter_, nullptr);
+      permit_tokens_ = other.permit_tokens_;
+      budget_ = std::exchange(other.budget_, nullptr);
+      spend_ = std::exchange(other.spend_, nullptr);
+      reserved_nanos_ = other.reserved_nanos_;
+    }
+    return *this;
+  }
   AttemptLease(const AttemptLease&) = delete;
   AttemptLease& operator=(const AttemptLease&) = delete;
   ~AttemptLease() { release(); }
 
   /** Holds a permit of `tokens` the caller took from `limiter`. */
-  void hold_permit(RateLimiter* limiter, double tokens);
+  void hold_permit(RateLimiter* limiter, double tokens) {
+    limiter_ = limiter;
+    permit_tokens_ = tokens;
+  }
   /** Holds the admission `route`'s breaker gave (`RouteState::try_acquire` said yes). */
   void hold_breaker(RouteState* route) { breaker_ = route; }
   /** Holds a slot the caller took from the retry budget. */
@@ -52,7 +76,9 @@ class AttemptLease {
   /** Takes over what `other` holds and this lease does not (a budget slot taken before the
    *  route was chosen); `other` is left empty, what both hold stays with `other` and is given
    *  back. */
-  void merge(AttemptLease&& other);
+  void merge(AttemptLease&& other) {
+    if (!other.empty()) merge_held(other);
+  }
   /** The attempt starts on `route`: it counts among the route's attempts in flight. */
   void start(RouteState& route);
 
@@ -63,13 +89,17 @@ class AttemptLease {
    *  and the breaker hears it. */
   void fail(TimePoint now, ErrorKind kind);
   /** Gives back whatever is still held, the breaker hearing a cancellation; never throws. */
-  void release() noexcept;
+  void release() noexcept {
+    if (!empty()) release_held();
+  }
 
   /** Whether it holds something. */
   bool empty() const { return !limiter_ && !breaker_ && !budget_ && !route_ && !spend_; }
 
  private:
   void give_back_resources(TimePoint now, std::optional<double> used) noexcept;
+  void release_held() noexcept;
+  void merge_held(AttemptLease& other);
 
   const TimePoint* now_ = nullptr;
   RouteState* route_ = nullptr;    // counted in its in-flight number (started)

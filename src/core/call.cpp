@@ -328,11 +328,9 @@ void CallMachine::plan_candidates(TimePoint now) {
 }
 
 std::optional<ChatRequest> CallMachine::take_shadow() {
-  std::optional<ChatRequest> out;
-  if (attempts_ > 0 && shadow_request_) {
-    out.emplace(std::move(*shadow_request_));
-    shadow_request_.reset();
-  }
+  if (attempts_ == 0 || !shadow_request_) return std::nullopt;
+  std::optional<ChatRequest> out(std::move(*shadow_request_));
+  shadow_request_.reset();
   return out;
 }
 

@@ -699,19 +699,20 @@ std::int64_t get_int(const json& obj, const char* key) {
 
 Usage decode_usage(const json& u) {
   if (!u.is_object()) throw Invalid{"\"usage\" is not an object"};
+  auto tokens = [](const json& obj, const char* key) { return clamp_tokens(get_int(obj, key)); };
   Usage out;
-  out.prompt_tokens = get_int(u, "prompt_tokens");
-  out.completion_tokens = get_int(u, "completion_tokens");
-  out.total_tokens = get_int(u, "total_tokens");
+  out.prompt_tokens = tokens(u, "prompt_tokens");
+  out.completion_tokens = tokens(u, "completion_tokens");
+  out.total_tokens = tokens(u, "total_tokens");
   if (auto it = u.find("prompt_tokens_details"); it != u.end() && it->is_object()) {
-    out.cached_tokens = get_int(*it, "cached_tokens");
-    out.prompt_audio_tokens = get_int(*it, "audio_tokens");
+    out.cached_tokens = tokens(*it, "cached_tokens");
+    out.prompt_audio_tokens = tokens(*it, "audio_tokens");
   }
   if (auto it = u.find("completion_tokens_details"); it != u.end() && it->is_object()) {
-    out.reasoning_tokens = get_int(*it, "reasoning_tokens");
-    out.completion_audio_tokens = get_int(*it, "audio_tokens");
-    out.accepted_prediction_tokens = get_int(*it, "accepted_prediction_tokens");
-    out.rejected_prediction_tokens = get_int(*it, "rejected_prediction_tokens");
+    out.reasoning_tokens = tokens(*it, "reasoning_tokens");
+    out.completion_audio_tokens = tokens(*it, "audio_tokens");
+    out.accepted_prediction_tokens = tokens(*it, "accepted_prediction_tokens");
+    out.rejected_prediction_tokens = tokens(*it, "rejected_prediction_tokens");
   }
   return out;
 }
@@ -817,25 +818,12 @@ Message decode_message(const json& m) {
 
 }  // namespace
 
-void clamp_usage(std::optional<Usage>& usage) {
-  if (!usage) return;
-  for (std::int64_t* n : {&usage->prompt_tokens, &usage->completion_tokens, &usage->total_tokens,
-                          &usage->cached_tokens, &usage->prompt_audio_tokens,
-                          &usage->reasoning_tokens, &usage->completion_audio_tokens,
-                          &usage->accepted_prediction_tokens, &usage->rejected_prediction_tokens}) {
-    *n = std::clamp<std::int64_t>(*n, 0, kMaxTokens);
-  }
-}
-
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out) {
   if (decode_response_fast(body, out)) {
     out.raw_json = std::move(body);
-    clamp_usage(out.usage);
     return std::nullopt;
   }
-  std::optional<DecodeFailure> failure = decode_response_dom(body, out);
-  if (!failure) clamp_usage(out.usage);
-  return failure;
+  return decode_response_dom(body, out);
 }
 
 std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse& out) {
@@ -945,7 +933,6 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
     }
     out.usage.reset();
     if (auto u = doc->find("usage"); u != doc->end() && !u->is_null()) out.usage = decode_usage(*u);
-    clamp_usage(out.usage);
   } catch (const Invalid& e) {
     return DecodeFailure{e.message, {}};
   } catch (const json::exception& e) {

@@ -29,8 +29,10 @@ std::int64_t to_int64(double v) noexcept;
  *  real answer) are clamped to [0, this], so costs and budgets stay finite. */
 inline constexpr std::int64_t kMaxTokens = 1'000'000'000'000;
 
-/** Clamps every field of `usage` to [0, kMaxTokens]. */
-void clamp_usage(std::optional<Usage>& usage);
+/** A token count as both response decoders keep it: clamped to [0, kMaxTokens]. */
+constexpr std::int64_t clamp_tokens(std::int64_t n) {
+  return n < 0 ? 0 : n > kMaxTokens ? kMaxTokens : n;
+}
 
 /** Parses `text` as JSON; empty on malformed or too deeply nested input. */
 std::optional<nlohmann::json> parse_json(std::string_view text);

@@ -195,6 +195,12 @@ class ResponseSax {
     }
     return false;
   }
+  // A token count: a number clamped as the DOM decoder clamps it, or null for 0.
+  static bool tokens(Value type, std::int64_t v, std::int64_t& into) {
+    if (!number(type, v, into)) return false;
+    into = clamp_tokens(into);
+    return true;
+  }
   // A field that may be absent: a string, or null for absent.
   static bool optional_text(Value type, std::string_view v, std::optional<std::string_view>& into) {
     if (type == Value::String) {
@@ -286,28 +292,28 @@ class ResponseSax {
       }
       case Frame::Usage: {
         Usage& u = *out_.usage;
-        if (k() == "prompt_tokens") return number(type, n, u.prompt_tokens);
-        if (k() == "completion_tokens") return number(type, n, u.completion_tokens);
-        if (k() == "total_tokens") return number(type, n, u.total_tokens);
+        if (k() == "prompt_tokens") return tokens(type, n, u.prompt_tokens);
+        if (k() == "completion_tokens") return tokens(type, n, u.completion_tokens);
+        if (k() == "total_tokens") return tokens(type, n, u.total_tokens);
         if (k() == "prompt_tokens_details") return !prompt_details_seen_;
         if (k() == "completion_tokens_details") return !completion_details_seen_;
         return true;  // other members, and details that are not objects, are ignored
       }
       case Frame::PromptDetails: {
         Usage& u = *out_.usage;
-        if (k() == "cached_tokens") return number(type, n, u.cached_tokens);
-        if (k() == "audio_tokens") return number(type, n, u.prompt_audio_tokens);
+        if (k() == "cached_tokens") return tokens(type, n, u.cached_tokens);
+        if (k() == "audio_tokens") return tokens(type, n, u.prompt_audio_tokens);
         return true;
       }
       case Frame::CompletionDetails: {
         Usage& u = *out_.usage;
-        if (k() == "reasoning_tokens") return number(type, n, u.reasoning_tokens);
-        if (k() == "audio_tokens") return number(type, n, u.completion_audio_tokens);
+        if (k() == "reasoning_tokens") return tokens(type, n, u.reasoning_tokens);
+        if (k() == "audio_tokens") return tokens(type, n, u.completion_audio_tokens);
         if (k() == "accepted_prediction_tokens") {
-          return number(type, n, u.accepted_prediction_tokens);
+          return tokens(type, n, u.accepted_prediction_tokens);
         }
         if (k() == "rejected_prediction_tokens") {
-          return number(type, n, u.rejected_prediction_tokens);
+          return tokens(type, n, u.rejected_prediction_tokens);
         }
         return true;
       }

@@ -54,25 +54,35 @@ TEST_F(LifecycleTest, AClientReleasedInsideItsOwnCallbackEndsCleanly) {
 }
 
 TEST_F(LifecycleTest, OtherCallsOfAClientReleasedInACallbackComplete) {
-  // The plain call ends at once; the stream hangs on its route until the client goes away.
+  // A stream sends "a" and then hangs; its handler starts a plain call, whose callback
+  // releases the client while the stream is still open. (Both start on the engine thread, so
+  // the manual clock cannot run ahead of either.)
   fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
     if (!request.stream) return testing::ok("plain");
-    testing::Reply hang;
-    hang.parts = {{milliseconds(5), testing::sse_role()}};
+    testing::Reply hang = testing::sse({"a"});
+    hang.parts.resize(2);
     hang.end = testing::Reply::End::Hang;
     return hang;
   });
   auto client = std::make_shared<Client>(two_routes());
   Client& c = *client;
-  std::promise<ErrorKind> second;
+  std::shared_ptr<Client> holder = std::move(client);  // the only owner
+  std::promise<ErrorKind> stream;
   c.chat_stream_async(
-      ping(), [](const ChatChunk&) { return true; }, {},
-      [&second](Result<ChatResponse> r) {
-        second.set_value(r ? ErrorKind::InvalidRequest : r.error().kind());
+      ping(),
+      [&](const ChatChunk& chunk) {
+        if (chunk.content() == "a") {
+          c.chat_async(ping(), {}, [owner = std::move(holder)](Result<ChatResponse>) mutable {
+            owner.reset();
+          });
+        }
+        return true;
+      },
+      {},
+      [&stream](Result<ChatResponse> r) {
+        stream.set_value(r ? ErrorKind::InvalidRequest : r.error().kind());
       });
-  c.chat_async(ping(), {},
-               [holder = std::move(client)](Result<ChatResponse>) mutable { holder.reset(); });
-  EXPECT_EQ(second.get_future().get(), ErrorKind::Cancelled);
+  EXPECT_EQ(stream.get_future().get(), ErrorKind::Cancelled);
   EXPECT_TRUE(core_released());
 }
 
