@@ -714,97 +714,80 @@ TEST(CurlEngine, KeysGoOnlyToTheirEndpointAndNeverIntoLogsOrErrors) {
 namespace failover {
 namespace {
 
-TEST(ActiveProbes, AnOpenRouteRecoversThroughAPassingProbeWithNoUserCall) {
+// A route that answers 503 to calls and probes until it is healthy, then well; and a client
+// on it whose breaker opens for `open` and whose health probes run every 50 ms.
+struct FlakyRoute {
   std::atomic<bool> healthy{false};
   std::atomic<int> probes{0};
   LoopbackServer server;
-  server.on_chat([&](const httplib::Request&, httplib::Response& res) {
-    if (healthy) {
-      answer(res, "back");
-    } else {
-      answer_error(res, 503);
-    }
-  });
-  server.http().Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
-    ++probes;
-    if (healthy) {
-      res.set_content(R"({"object":"list","data":[{"id":"m","object":"model"}]})",
-                      "application/json");
-    } else {
-      res.status = 503;
-    }
-  });
-  server.start();
-  ClientOptions o = one("flaky", server.base_url());
-  RetryOptions once;
-  once.max_attempts = 1;
-  o.retry = std::make_shared<DefaultRetryPolicy>(once);
-  CircuitBreakerOptions b;
-  b.open_duration = milliseconds(200);
-  o.circuit_breaker = DefaultCircuitBreaker::factory(b);
-  o.health_probe.interval = milliseconds(50);
-  o.health_probe.timeout = milliseconds(1000);
-  Client client(o);
-  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
-  ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
-  const int user_calls = server.requests();
-  healthy = true;
-  // Wait (bounded) for a probe after the open period to close the breaker.
-  auto until = std::chrono::steady_clock::now() + seconds(10);
-  while (client.health().routes[0].state != BreakerState::Closed &&
-         std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(milliseconds(20));
+  std::optional<Client> client;
+
+  explicit FlakyRoute(Duration open) {
+    server.on_chat([this](const httplib::Request&, httplib::Response& res) {
+      if (healthy) {
+        answer(res, "back");
+      } else {
+        answer_error(res, 503);
+      }
+    });
+    server.http().Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      ++probes;
+      if (healthy) {
+        res.set_content(R"({"object":"list","data":[{"id":"m","object":"model"}]})",
+                        "application/json");
+      } else {
+        res.status = 503;
+      }
+    });
+    server.start();
+    ClientOptions o = one("flaky", server.base_url());
+    RetryOptions once;
+    once.max_attempts = 1;
+    o.retry = std::make_shared<DefaultRetryPolicy>(once);
+    CircuitBreakerOptions b;
+    b.open_duration = open;
+    b.max_open_duration = std::max(open, b.max_open_duration);
+    o.circuit_breaker = DefaultCircuitBreaker::factory(b);
+    o.health_probe.interval = milliseconds(50);
+    o.health_probe.timeout = milliseconds(1000);
+    client.emplace(o);
   }
-  HealthSnapshot h = client.health();
-  EXPECT_EQ(h.routes[0].state, BreakerState::Closed);
-  EXPECT_TRUE(h.routes[0].last_probe_ok);
-  EXPECT_EQ(server.requests(), user_calls);  // no user call was spent on the recovery
-  EXPECT_GT(probes.load(), 0);
-  auto r = client.chat(ping());
+  // Five failures open the breaker.
+  void open_breaker() {
+    for (int i = 0; i < 5; ++i) ASSERT_FALSE(client->chat(ping()));
+    ASSERT_EQ(client->health().routes[0].state, BreakerState::Open);
+  }
+  // Waits (bounded: 10 s) until the breaker has closed again.
+  BreakerState wait_for_close() {
+    auto until = std::chrono::steady_clock::now() + seconds(10);
+    while (client->health().routes[0].state != BreakerState::Closed &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return client->health().routes[0].state;
+  }
+};
+
+TEST(ActiveProbes, AnOpenRouteRecoversThroughAPassingProbeWithNoUserCall) {
+  FlakyRoute route(milliseconds(200));
+  route.open_breaker();
+  const int user_calls = route.server.requests();
+  route.healthy = true;
+  EXPECT_EQ(route.wait_for_close(), BreakerState::Closed);
+  EXPECT_TRUE(route.client->health().routes[0].last_probe_ok);
+  EXPECT_EQ(route.server.requests(), user_calls);  // no user call was spent on the recovery
+  EXPECT_GT(route.probes.load(), 0);
+  auto r = route.client->chat(ping());
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->text(), "back");
 }
 
 TEST(ActiveProbes, APassingProbeEndsAnOpenPeriodEarly) {
-  std::atomic<bool> healthy{false};
-  LoopbackServer server;
-  server.on_chat([&](const httplib::Request&, httplib::Response& res) {
-    if (healthy) {
-      answer(res, "back");
-    } else {
-      answer_error(res, 503);
-    }
-  });
-  server.http().Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
-    if (healthy) {
-      res.set_content(R"({"object":"list","data":[{"id":"m","object":"model"}]})",
-                      "application/json");
-    } else {
-      res.status = 503;
-    }
-  });
-  server.start();
-  ClientOptions o = one("flaky", server.base_url());
-  RetryOptions once;
-  once.max_attempts = 1;
-  o.retry = std::make_shared<DefaultRetryPolicy>(once);
-  CircuitBreakerOptions b;
-  b.open_duration = seconds(60);  // far longer than this test may wait
-  b.max_open_duration = seconds(60);
-  o.circuit_breaker = DefaultCircuitBreaker::factory(b);
-  o.health_probe.interval = milliseconds(50);
-  o.health_probe.timeout = milliseconds(1000);
-  Client client(o);
-  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping()));
-  ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
-  healthy = true;
-  auto until = std::chrono::steady_clock::now() + seconds(10);
-  while (client.health().routes[0].state != BreakerState::Closed &&
-         std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  EXPECT_EQ(client.health().routes[0].state, BreakerState::Closed);
-  auto r = client.chat(ping());
+  FlakyRoute route(seconds(60));  // far longer than this test may wait
+  route.open_breaker();
+  route.healthy = true;
+  EXPECT_EQ(route.wait_for_close(), BreakerState::Closed);
+  auto r = route.client->chat(ping());
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->text(), "back");
 }
