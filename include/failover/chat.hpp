@@ -266,6 +266,10 @@ struct ChatChunk {
   std::vector<ChoiceDelta> choices;  ///< Deltas; empty on the final usage chunk.
   std::optional<Usage> usage;        ///< With `include_usage`, on the last chunk.
   std::string raw_json;              ///< The chunk's `data:` payload as received.
+  /** A restart notice (`StreamRecovery::Restart`), not a provider's chunk: the stream broke
+   *  and the whole answer follows from another route, so discard everything this call has
+   *  shown. Its other fields are empty. */
+  bool restart = false;
 
   /** Text fragment of the first choice, or empty. */
   const std::string& content() const;

@@ -23,7 +23,9 @@ class ClientCore;
 /**
  * Receives the chunks of a streamed completion; returns `false` to cancel the call. Chunks
  * arrive only from the route that serves the call: nothing is handed over before the first
- * content, so a failover before it is invisible and no chunk is ever seen twice.
+ * content, so a failover before it is invisible. With `StreamRecovery::Restart`, a stream that
+ * broke after content is followed by a chunk with `restart == true` (discard what was shown)
+ * and the whole answer from the next route; with `Continue`, by only the rest of the answer.
  */
 using StreamHandler = std::function<bool(const ChatChunk&)>;
 
@@ -73,9 +75,10 @@ class Client {
    * Streams the answer: `handler` runs on the calling thread for each chunk. Returns the
    * response assembled from the chunks (content, tool calls with their arguments joined,
    * finish_reason, usage), with `served_by` and the trace. Before the first content chunk any
-   * failure fails over as usual; after it, a failure ends the call with `StreamInterrupted`
-   * carrying the partial response (`Error::partial()`). A handler returning `false` ends the
-   * call with `Cancelled` and closes the connection.
+   * failure fails over as usual; after it, the stream recovery policy decides (by default the
+   * call ends with `StreamInterrupted` carrying the partial response, `Error::partial()`; see
+   * `StreamRecovery`). A handler returning `false` ends the call with `Cancelled` and closes
+   * the connection.
    */
   Result<ChatResponse> chat_stream(const ChatRequest& request, StreamHandler handler,
                                    const CallOptions& options = {});
@@ -105,9 +108,9 @@ class Client {
   /** Calls, tokens, cost, latency and error rate per route since the client started. */
   UsageReport usage_report() const;
 
-  /** Prometheus text exposition: calls, attempts by route and outcome, retries, hedges and
-   *  breaker transitions (counters); calls in flight and breaker state (gauges); attempt and
-   *  call latency (histograms). */
+  /** Prometheus text exposition: calls, attempts by route and outcome, retries, hedges, stream
+   * recoveries and breaker transitions (counters); calls in flight and breaker state (gauges);
+   * attempt and call latency (histograms). */
   std::string metrics_text() const;
 
   /** Shadow traffic's report so far (see `ShadowOptions`); empty when shadow traffic is off. */

@@ -5,6 +5,7 @@
 
 #include <failover/time.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -68,6 +69,13 @@ struct Attempt {
   Duration delay{};                ///< Wait before the next attempt (0 for the last one).
   std::string message;             ///< Short description of the failure (never contains a key).
   int skipped_events = 0;          ///< Malformed stream events skipped during the attempt.
+  /** A stream attempt that broke after content: chunks and text bytes (content and
+   *  reasoning) the handler received from it. */
+  int delivered_chunks = 0;
+  std::size_t delivered_chars = 0;  ///< See `delivered_chunks`.
+  /** An attempt that recovered a broken stream: `"restart"` (the whole answer again) or
+   *  `"continue"` (the partial answer sent as a prefix to continue); empty otherwise. */
+  std::string recovery;
 
   /** `"success"` or the snake_case error kind. */
   std::string outcome() const {

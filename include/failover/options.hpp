@@ -49,16 +49,26 @@ struct EndpointLimits {
   std::optional<int> max_concurrency;  ///< Requests in flight at once.
 };
 
+/** Whether an endpoint can continue a partial answer (for `StreamRecovery::Continue`). */
+enum class Continuation {
+  None,  ///< It cannot: a broken stream is recovered there by a restart.
+  /** A trailing assistant message is continued, not answered (Anthropic, DeepSeek, vLLM and
+   *  llama.cpp servers): the next route receives the conversation plus the partial answer and
+   *  streams only what follows it. */
+  Prefill,
+};
+
 /** One OpenAI-compatible server. */
 struct Endpoint {
   std::string name;      ///< Unique name, used by routes and in traces.
   std::string base_url;  ///< e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
   std::string api_key;   ///< Trimmed when the client is built; sent only to this endpoint.
-  std::map<std::string, std::string> headers;  ///< Extra headers sent with every request.
-  AuthStyle auth = AuthStyle::Bearer;          ///< How the key is sent.
-  std::map<std::string, std::string> query;    ///< Query parameters (Azure `api-version`).
-  std::string region;                          ///< Free-form region label.
-  EndpointLimits limits;                       ///< Client-side rate limits (none by default).
+  std::map<std::string, std::string> headers;      ///< Extra headers sent with every request.
+  AuthStyle auth = AuthStyle::Bearer;              ///< How the key is sent.
+  std::map<std::string, std::string> query;        ///< Query parameters (Azure `api-version`).
+  std::string region;                              ///< Free-form region label.
+  EndpointLimits limits;                           ///< Client-side rate limits (none by default).
+  Continuation continuation = Continuation::None;  ///< Whether it continues a partial answer.
 };
 
 /**
@@ -173,6 +183,28 @@ enum class ContentFilterPolicy {
   FailOver,
 };
 
+/**
+ * What a streamed call does when its stream breaks after content reached the handler (a cut
+ * connection, a stall past `Timeouts::idle`, an error event): config `"stream_recovery"`, per
+ * call `CallOptions::stream_recovery`. A recovery takes the next attempt the retry policy
+ * allows (another route, or the same one after its delay), within the call's deadline; when
+ * none serves, the call ends with `StreamInterrupted` for the original break, with what the
+ * handler was shown as the partial. See docs/policies.md, "Stream recovery".
+ */
+enum class StreamRecovery {
+  /** The call ends with `StreamInterrupted` carrying the partial answer (the default: a
+   *  handler written without recovery in mind never sees text twice). */
+  Fail,
+  /** The handler receives a restart notice (`ChatChunk::restart`: discard what was shown),
+   *  then the whole answer from the next route; the response is that route's answer. */
+  Restart,
+  /** A route whose endpoint has `Continuation::Prefill` receives the partial answer as a
+   *  trailing assistant message and the handler receives only the new text; the response is
+   *  partial + continuation. Where the next route cannot continue (or refuses the prefix with
+   *  a 400, or the partial holds tool calls), the call restarts there instead. */
+  Continue,
+};
+
 /** Everything a `Client` is built from. Plain struct; every field has a sensible default. */
 struct ClientOptions {
   std::vector<Endpoint> endpoints;  ///< The servers.
@@ -185,6 +217,8 @@ struct ClientOptions {
   /** What a content-filter rejection does (a 200 whose `finish_reason` is `content_filter` is
    *  an answer, returned as it is: see `ChatResponse::content_filtered`). */
   ContentFilterPolicy content_filter = ContentFilterPolicy::Fail;
+  /** What a streamed call does when its stream breaks after the first content. */
+  StreamRecovery stream_recovery = StreamRecovery::Fail;
   /** Prices by model name (the route's model); no price is built in. */
   std::map<std::string, ModelPrice> prices;
   /**
@@ -234,6 +268,8 @@ struct CallOptions {
   WhenUnavailable when_unavailable = WhenUnavailable::FailFast;
   /** Extra headers for this call's requests (validated: no CR/LF). */
   std::map<std::string, std::string> headers;
+  /** Replaces `ClientOptions::stream_recovery` for this call. */
+  std::optional<StreamRecovery> stream_recovery;
 };
 
 }  // namespace failover

@@ -46,13 +46,15 @@ struct BudgetOptions {
 
 /** Traffic and money of one route since the client started. */
 struct RouteUsage {
-  RouteRef route;                      ///< The route.
-  std::uint64_t calls = 0;             ///< Calls it served (successful attempts).
-  std::uint64_t failures = 0;          ///< Its failed attempts (cancellations excluded).
-  double error_rate = 0;               ///< failures / (calls + failures).
-  std::int64_t prompt_tokens = 0;      ///< Prompt tokens reported by the provider.
+  RouteRef route;              ///< The route.
+  std::uint64_t calls = 0;     ///< Calls it served (successful attempts).
+  std::uint64_t failures = 0;  ///< Its failed attempts (cancellations excluded).
+  double error_rate = 0;       ///< failures / (calls + failures).
+  /** Prompt tokens reported by the provider (estimated for a stream that broke before it
+   *  reported usage: its tokens were spent all the same). */
+  std::int64_t prompt_tokens = 0;
   std::int64_t cached_tokens = 0;      ///< ...of which cached.
-  std::int64_t completion_tokens = 0;  ///< Completion tokens reported by the provider.
+  std::int64_t completion_tokens = 0;  ///< Completion tokens, likewise.
   double cost_usd = 0;                 ///< Cost of those tokens (0 without a price).
   bool priced = false;                 ///< A price is configured for the route's model.
   Duration average_latency{};          ///< Mean latency of its successful attempts.

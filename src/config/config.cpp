@@ -83,7 +83,7 @@ class Reader {
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
                 "health", "hedging", "prices", "budget", "shadow", "canary", "max_response_bytes",
-                "ca_bundle", "user_agent", "content_filter"});
+                "ca_bundle", "user_agent", "content_filter", "stream_recovery"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -122,6 +122,19 @@ class Reader {
       } else {
         fail("content_filter",
              "must be fail or fail_over (got \"" + wire::excerpt(policy, 40) + "\")");
+      }
+    }
+    if (doc.contains("stream_recovery")) {
+      const std::string mode = string(doc["stream_recovery"], "stream_recovery");
+      if (mode == "fail") {
+        o.stream_recovery = StreamRecovery::Fail;
+      } else if (mode == "restart") {
+        o.stream_recovery = StreamRecovery::Restart;
+      } else if (mode == "continue") {
+        o.stream_recovery = StreamRecovery::Continue;
+      } else {
+        fail("stream_recovery",
+             "must be fail, restart or continue (got \"" + wire::excerpt(mode, 40) + "\")");
       }
     }
     return o;
@@ -250,7 +263,8 @@ class Reader {
   Endpoint endpoint(const json& v, const std::string& path) {
     if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
     check_keys(v, path,
-               {"name", "base_url", "api_key", "headers", "auth", "query", "region", "limits"});
+               {"name", "base_url", "api_key", "headers", "auth", "query", "region", "limits",
+                "continuation"});
     Endpoint e;
     e.name = string(member(v, path, "name"), path + ".name");
     e.base_url = string(member(v, path, "base_url"), path + ".base_url");
@@ -281,6 +295,15 @@ class Reader {
     if (v.contains("headers")) e.headers = string_map(v["headers"], path + ".headers");
     if (v.contains("query")) e.query = string_map(v["query"], path + ".query");
     if (v.contains("region")) e.region = string(v["region"], path + ".region");
+    if (v.contains("continuation")) {
+      const std::string c = string(v["continuation"], path + ".continuation");
+      if (c == "prefill") {
+        e.continuation = Continuation::Prefill;
+      } else if (c != "none") {
+        fail(path + ".continuation",
+             "must be \"prefill\" or \"none\" (got \"" + wire::excerpt(c, 40) + "\")");
+      }
+    }
     if (v.contains("limits")) {
       const json& l = v["limits"];
       const std::string lp = path + ".limits";
@@ -704,6 +727,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     if (!e.headers.empty()) j["headers"] = shown(e.headers);
     if (!e.query.empty()) j["query"] = shown(e.query);
     if (!e.region.empty()) j["region"] = e.region;
+    if (e.continuation == Continuation::Prefill) j["continuation"] = "prefill";
     json limits = json::object();
     if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;
     if (e.limits.tpm) limits["tpm"] = *e.limits.tpm;
@@ -819,6 +843,9 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
   if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
   if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;
   doc["content_filter"] = o.content_filter == ContentFilterPolicy::FailOver ? "fail_over" : "fail";
+  doc["stream_recovery"] = o.stream_recovery == StreamRecovery::Restart    ? "restart"
+                           : o.stream_recovery == StreamRecovery::Continue ? "continue"
+                                                                           : "fail";
   return doc.dump(2);
 }
 

@@ -31,6 +31,11 @@ constexpr Duration kClockSlack = std::chrono::milliseconds(5);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
+// How an attempt recovered a broken stream, for the trace: empty when it did not.
+const char* recovery_label(bool recovery, bool continuation) {
+  return !recovery ? "" : continuation ? "continue" : "restart";
+}
+
 std::string format_ms(Duration d) {
   double ms = std::chrono::duration<double, std::milli>(d).count();
   char buf[32];
@@ -71,6 +76,15 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
   if (auto problem = wire::encode_request(request, /*stream=*/handler_ != nullptr, body_rest_)) {
     invalid("invalid request: " + *problem);
     return;
+  }
+  recovery_ = options_.stream_recovery.value_or(o.stream_recovery);
+  // Continuing needs the request, to send it again with the partial answer as a prefix: kept
+  // only where some endpoint can continue one.
+  if (handler_ && recovery_ == StreamRecovery::Continue &&
+      std::any_of(env_.endpoints().begin(), env_.endpoints().end(), [](const ResolvedEndpoint& e) {
+        return e.continuation == Continuation::Prefill;
+      })) {
+    request_ = std::make_unique<ChatRequest>(request);
   }
 
   // A cost estimate for spending budgets: about four characters a token, plus the output cap.
@@ -384,6 +398,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
     a.error = ErrorKind::Cancelled;
     a.latency = now - f.start;
     a.message = e.what();
+    a.recovery = recovery_label(f.recovery, f.continuation);
     trace_.push_back(std::move(a));
   }
   flights_.clear();  // their leases give back what they hold
@@ -549,6 +564,26 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     progressed_ = false;
     chunk_accepted_ = false;
     skipped_events_ = 0;
+    delivered_chunks_ = 0;
+    delivered_chars_ = 0;
+    notice_due_ = false;
+    if (interruption_) {  // this attempt recovers a broken stream
+      f.recovery = true;
+      f.continuation = interruption_->continuable && !candidates_[c].prefix_refused &&
+                       env_.endpoints()[route.endpoint].continuation == Continuation::Prefill;
+      interruption_->continued = f.continuation;
+      ++interruption_->attempts;
+      notice_due_ = !f.continuation;
+      if (f.continuation) {  // the answer goes on from what was shown
+        ChatChunk seed;
+        ChoiceDelta d;
+        d.role = "assistant";
+        d.content = interruption_->shown->text();
+        d.reasoning = interruption_->shown->reasoning();
+        seed.choices.push_back(std::move(d));
+        accumulated_.add(seed);
+      }
+    }
   }
   f.id = env_.next_exchange_id();
   flights_.push_back(std::move(f));
@@ -582,13 +617,14 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   auto written = std::to_chars(attempt, attempt + sizeof attempt, f.attempt);
   put("X-Failover-Attempt", std::string_view(attempt, written.ptr - attempt));
   // The body was encoded once, without the model: each attempt puts its route's model in front.
+  const std::string& rest = f.continuation ? continue_body_ : body_rest_;
   r.body.clear();
-  r.body.reserve(route.model_json.size() + body_rest_.size() + 10);
+  r.body.reserve(route.model_json.size() + rest.size() + 10);
   r.body += "{\"model\":";
   r.body += route.model_json;
-  if (body_rest_.size() > 2) {
+  if (rest.size() > 2) {
     r.body += ',';
-    r.body.append(body_rest_, 1, std::string::npos);
+    r.body.append(rest, 1, std::string::npos);
   } else {
     r.body += '}';
   }
@@ -829,9 +865,7 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
       held_.push_back(std::move(chunk));
       return;
     }
-    committed_ = true;
-    for (const ChatChunk& h : held_) deliver(h);
-    held_.clear();
+    commit();
   }
   deliver(chunk);
 }
@@ -851,6 +885,11 @@ void CallMachine::skip_event(const std::string& why) {
 
 void CallMachine::deliver(const ChatChunk& chunk) {
   if (handler_stopped_) return;
+  if (!chunk.restart) {
+    ++delivered_chunks_;
+    for (const ChoiceDelta& d : chunk.choices)
+      delivered_chars_ += d.content.size() + d.reasoning.size();
+  }
   try {
     if (!invoke_user("the stream handler", [&] { return handler_(chunk); })) {
       handler_stopped_ = true;
@@ -859,6 +898,18 @@ void CallMachine::deliver(const ChatChunk& chunk) {
     handler_stopped_ = true;
     handler_error_ = e.what();
   }
+}
+
+void CallMachine::commit() {
+  committed_ = true;
+  if (notice_due_) {  // a recovery restarts the answer: what the handler shows goes first
+    notice_due_ = false;
+    ChatChunk notice;
+    notice.restart = true;
+    deliver(notice);
+  }
+  for (const ChatChunk& h : held_) deliver(h);
+  held_.clear();
 }
 
 void CallMachine::end_stream(TimePoint now) {
@@ -873,11 +924,7 @@ void CallMachine::end_stream(TimePoint now) {
         {}, {});
   }
   if (done_seen_ || accumulated_.finished()) {
-    if (!committed_) {  // an answer with no content at all: hand over what there is
-      committed_ = true;
-      for (const ChatChunk& h : held_) deliver(h);
-      held_.clear();
-    }
+    if (!committed_) commit();  // an answer with no content at all: hand over what there is
     return finish_success(now, id, accumulated_.build());
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
@@ -889,17 +936,22 @@ void CallMachine::end_stream(TimePoint now) {
 
 std::shared_ptr<const ChatResponse> CallMachine::partial() const {
   if (!handler_ || !current_) return nullptr;
+  if (interruption_ && !committed_) return interruption_->shown;  // still on the handler's screen
   auto p = std::make_shared<ChatResponse>(accumulated_.build());
   p->served_by = candidate_route(*current_).ref;
   p->attempts = trace_;
   return p;
 }
 
+// The stream broke after content reached the handler: the attempt is charged and recorded
+// with what it delivered; then, by the recovery policy, the call ends with StreamInterrupted or
+// goes on to the attempt the retry policy allows, restarting or continuing the answer there.
 void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message) {
   Flight f = std::move(flights_.front());
   flights_.clear();
   RouteState& route = route_of(f);
   message = env_.endpoints()[route.endpoint].redact(std::move(message));
+  const std::int64_t reserved = f.lease.take_reservation();
   f.lease.fail(now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   if (f.canary) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a;
@@ -908,17 +960,79 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   a.status = 200;
   a.latency = now - f.start;
   a.message = std::string(to_string(cause)) + ": " + message;
+  a.delivered_chunks = delivered_chunks_;
+  a.delivered_chars = delivered_chars_;
+  a.recovery = recovery_label(f.recovery, f.continuation);
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
-  ErrorDetails d;
-  d.http_status = 200;
-  d.attempts = trace_;
-  d.partial = partial();
-  finish_error(
-      ErrorKind::StreamInterrupted,
-      route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")",
-      std::move(d));
+  std::shared_ptr<const ChatResponse> shown = partial();
+  charge_interrupted(route, shown->usage, reserved);
+  std::string why =
+      route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
+  if (recovery_ == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
+      now >= deadline_) {
+    if (interruption_) env_.stats().record_recovery(interruption_->continued, false);
+    interruption_.reset();  // this break is the call's end, as it is
+    ErrorDetails d;
+    d.http_status = 200;
+    d.attempts = trace_;
+    d.partial = std::move(shown);
+    return finish_error(ErrorKind::StreamInterrupted, std::move(why), std::move(d));
+  }
+  if (!interruption_) interruption_ = std::make_unique<Interruption>();
+  interruption_->message = std::move(why);
+  interruption_->shown = std::move(shown);
+  interruption_->continued = false;
+  if (recovery_ == StreamRecovery::Continue) prepare_continuation();
+  committed_ = false;  // the next attempt fails over unseen until its first content
+  state_ = State::Planning;
+  AttemptOutcome outcome;
+  outcome.kind = cause;
+  outcome.route = route.ref;
+  outcome.http_status = 200;
+  after_failure(now, f.candidate, f.canary, outcome, message, {}, {}, false);
+}
+
+// With Continue: whether what the handler was shown can be sent as an assistant prefix (one
+// choice of plain text), and the request body that does so.
+void CallMachine::prepare_continuation() {
+  Interruption& i = *interruption_;
+  i.continuable = false;
+  if (!request_ || i.shown->choices.size() != 1) return;
+  const Message& m = i.shown->choices[0].message;
+  if (!m.tool_calls.empty() || m.refusal || !m.content || m.content->empty()) return;
+  request_->messages.push_back(Message::assistant(*m.content));
+  continue_body_.clear();
+  i.continuable = !wire::encode_request(*request_, /*stream=*/true, continue_body_);
+  request_->messages.pop_back();
+}
+
+// The tokens a broken attempt spent count: the usage its stream reported, else an estimate (the
+// prompt, and the text delivered at about four characters a token).
+void CallMachine::charge_interrupted(RouteState& route, const std::optional<Usage>& reported,
+                                     std::int64_t reserved) {
+  Usage u;
+  if (reported) {
+    u = *reported;
+  } else {
+    u.prompt_tokens = estimated_prompt_tokens_;
+    u.completion_tokens = static_cast<std::int64_t>((delivered_chars_ + 3) / 4);
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  settle_spend(reserved, route.add_usage(u).value_or(0));
+}
+
+void CallMachine::settle_spend(std::int64_t reserved, std::int64_t cost) {
+  if (!env_.spend().enabled()) return;
+  for (const BudgetAlert& alert : env_.spend().settle(env_.clock().wall_now(), reserved, cost)) {
+    if (!env_.spend().options().on_alert) break;
+    try {
+      env_.spend().options().on_alert(alert);
+    } catch (...) {
+      if (auto* log = env_.logger()) log->error("a budget alert callback threw");
+    }
+  }
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
@@ -934,6 +1048,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
     a.status = status;
     a.latency = now - f.start;
     a.message = why;
+    a.recovery = recovery_label(f.recovery, f.continuation);
     trace_.push_back(std::move(a));
     note_attempt(route, now);
     log_attempt(trace_.back());
@@ -965,6 +1080,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   a.route = route.ref;
   a.status = 200;
   a.latency = latency;
+  a.recovery = recovery_label(f.recovery, f.continuation);
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
@@ -973,17 +1089,8 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   std::optional<std::int64_t> cost;
   if (response.usage) cost = route.add_usage(*response.usage);
   if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
-  if (env_.spend().enabled()) {
-    for (const BudgetAlert& alert :
-         env_.spend().settle(env_.clock().wall_now(), reserved, cost.value_or(0))) {
-      if (!env_.spend().options().on_alert) break;
-      try {
-        env_.spend().options().on_alert(alert);
-      } catch (...) {
-        if (auto* log = env_.logger()) log->error("a budget alert callback threw");
-      }
-    }
-  }
+  settle_spend(reserved, cost.value_or(0));
+  if (interruption_) env_.stats().record_recovery(f.continuation, true);
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
   state_ = State::Done;
@@ -1029,10 +1136,29 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   a.status = outcome.http_status;
   a.latency = now - f.start;
   a.message = message;
+  a.recovery = recovery_label(f.recovery, f.continuation);
   trace_.push_back(std::move(a));
   note_attempt(route, now);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
+  if (f.continuation && !deadline_passed && !options_.cancel.cancelled() &&
+      (outcome.kind == ErrorKind::InvalidRequest ||
+       outcome.kind == ErrorKind::ContextLengthExceeded)) {
+    // The route refused the partial answer as a prefix: the answer restarts there at once,
+    // and the call still reports the original break if nothing serves.
+    candidates_[c].prefix_refused = true;
+    trace_.back().message += " (the partial answer was refused as a prefix: restarting)";
+    log_attempt(trace_.back());
+    retry_ = c;
+    return;
+  }
+  after_failure(now, c, f.canary, outcome, message, provider_type, param, deadline_passed);
+}
 
+void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
+                                const AttemptOutcome& outcome, const std::string& message,
+                                const std::string& provider_type, const std::string& param,
+                                bool deadline_passed) {
+  const RouteState& route = candidate_route(c);
   auto details = [&]() {
     ErrorDetails d;
     d.http_status = outcome.http_status;
@@ -1065,9 +1191,8 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   state.route_attempts = candidates_[c].attempts;
   state.has_alternative = has_alternative(now);
   // From a canary's candidate the priority list is the stable version, not a downgrade.
-  state.tier_alternative =
-      state.has_alternative &&
-      (f.canary || has_alternative(now, env_.plan()[candidates_[c].plan].tier));
+  state.tier_alternative = state.has_alternative &&
+                           (canary || has_alternative(now, env_.plan()[candidates_[c].plan].tier));
   state.now = now;
   state.deadline = deadline_;
   state.rng = &env_.rng();
@@ -1122,6 +1247,25 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
 }
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
+  if (interruption_) {  // a recovery did not serve: the call reports the break it recovered
+    env_.stats().record_recovery(interruption_->continued, false);
+    if (kind != ErrorKind::Cancelled && kind != ErrorKind::HookFailed) {
+      if (interruption_->attempts > 0) {
+        message = interruption_->message + "; recovering by " +
+                  (recovery_ == StreamRecovery::Continue ? "continue" : "restart") +
+                  " did not succeed: " + message;
+      } else {
+        message = interruption_->message;
+      }
+      kind = ErrorKind::StreamInterrupted;
+      ErrorDetails d;
+      d.http_status = 200;
+      d.available_at = details.available_at;
+      d.attempts = std::move(details.attempts);
+      d.partial = interruption_->shown;
+      details = std::move(d);
+    }
+  }
   state_ = State::Done;
   end_call();
   if (!mirror_) env_.stats().record_call(to_string(kind), last_now_ - call_start_);

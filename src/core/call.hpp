@@ -79,9 +79,11 @@ class CallMachine {
     Duration idle_timeout{};  // streams only
     bool clipped = false;     // the attempt's limit is the call's deadline
     bool hedge = false;
-    bool canary = false;  // an attempt on the canary's candidate
-    int attempt = 0;      // the call's attempt number (1 for the first)
-    AttemptLease lease;   // what the attempt holds (in-flight count, breaker, permit, slot)
+    bool canary = false;        // an attempt on the canary's candidate
+    bool recovery = false;      // it recovers a stream that broke after content
+    bool continuation = false;  // it sends the partial answer as a prefix to continue
+    int attempt = 0;            // the call's attempt number (1 for the first)
+    AttemptLease lease;         // what the attempt holds (in-flight count, breaker, permit, slot)
   };
   // The bodies of next, on_data, on_result and on_timer (which catch HookErrors).
   Step advance(TimePoint now);
@@ -107,6 +109,11 @@ class CallMachine {
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   void fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome, std::string message,
                     std::string provider_type, std::string param);
+  // After a failed attempt on candidate `c` was recorded: retry, fail over or end the call.
+  void after_failure(TimePoint now, std::size_t c, bool canary, const AttemptOutcome& outcome,
+                     const std::string& message, const std::string& provider_type,
+                     const std::string& param, bool deadline_passed);
+  void settle_spend(std::int64_t reserved, std::int64_t cost);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
@@ -122,6 +129,7 @@ class CallMachine {
   void plan_candidates(TimePoint now);
   void on_event(TimePoint now, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
+  void commit();  // the first content: hand over the held chunks (after a restart notice)
   void end_stream(TimePoint now);
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
   std::shared_ptr<const ChatResponse> partial() const;
@@ -137,6 +145,7 @@ class CallMachine {
   struct Candidate {
     std::size_t plan = 0;
     bool tried = false;
+    bool prefix_refused = false;  // refused the partial answer as a prefix (a 400)
     int attempts = 0;
   };
   std::vector<Candidate> candidates_;
@@ -183,6 +192,26 @@ class CallMachine {
   void skip_event(const std::string& why);
   std::optional<AttemptOutcome> stream_error_;  // an error event or a malformed chunk
   std::string stream_error_message_;
+  int delivered_chunks_ = 0;         // handed to the handler by this attempt
+  std::size_t delivered_chars_ = 0;  // content and reasoning bytes among them
+
+  // Stream recovery (see StreamRecovery): once a stream broke after content and the call went
+  // on to recover it, what the call reports if no recovery serves.
+  struct Interruption {
+    std::string message;                        // the break
+    std::shared_ptr<const ChatResponse> shown;  // what the handler was shown
+    bool continuable = false;                   // `shown` can be sent as a prefix to continue
+    bool continued = false;                     // the latest recovery attempt continued it
+    int attempts = 0;                           // recovery attempts started
+  };
+  StreamRecovery recovery_ = StreamRecovery::Fail;
+  std::unique_ptr<Interruption> interruption_;  // rare: not inline
+  std::unique_ptr<ChatRequest> request_;        // with Continue: the request, to add a prefix to
+  std::string continue_body_;                   // body_rest_ plus the prefix
+  bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
+  void prepare_continuation();
+  void charge_interrupted(RouteState& route, const std::optional<Usage>& reported,
+                          std::int64_t reserved);
 };
 
 }  // namespace failover::detail

@@ -259,6 +259,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
 
     ResolvedEndpoint r;
     r.name = e.name;
+    r.continuation = e.continuation;
     // Values too short to be secrets ("1", "v2") would only mangle messages.
     auto add_secret = [&](const std::string& value) {
       if (value.size() >= 4 &&

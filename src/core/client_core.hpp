@@ -35,6 +35,7 @@ struct ResolvedEndpoint {
   /** The API key and the values of headers and query parameters that carry secrets (see
    *  util/secret_names.hpp), to redact wherever a server echoes one back. */
   std::vector<std::string> secrets;
+  Continuation continuation = Continuation::None;
 
   /** `text` with every occurrence of a secret replaced by `[redacted]`. */
   std::string redact(std::string text) const;

@@ -120,6 +120,17 @@ std::string Client::metrics_text() const {
   family(os, "failover_hedges_total", "counter", "Hedged attempts started.");
   os << "failover_hedges_total " << core.stats().hedges() << '\n';
 
+  family(os, "failover_stream_recoveries_total", "counter",
+         "Streamed calls that broke after content and were recovered, by how (restart or "
+         "continue) and how that ended (served or failed).");
+  for (int mode = 0; mode < 2; ++mode) {
+    for (int outcome = 0; outcome < 2; ++outcome) {
+      os << "failover_stream_recoveries_total{mode=\"" << (mode ? "continue" : "restart")
+         << "\",outcome=\"" << (outcome ? "failed" : "served") << "\"} "
+         << core.stats().recoveries(mode, outcome) << '\n';
+    }
+  }
+
   std::vector<detail::RouteStats::Counters> counters;
   for (const auto& route : core.routes()) counters.push_back(route->stats.counters());
 

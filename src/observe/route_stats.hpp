@@ -83,6 +83,15 @@ class ClientStats {
   std::uint64_t hedges() const { return hedges_.load(std::memory_order_relaxed); }
   std::map<std::string, std::uint64_t> calls() const;
   Histogram call_latency() const;
+  /** A streamed call that broke after content ended after a recovery: `continued` when the
+   *  answer was finished from the partial one, else restarted; `served` when it succeeded. */
+  void record_recovery(bool continued, bool served) {
+    recoveries_[continued ? 1 : 0][served ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+  }
+  /** Recoveries by mode (0 restart, 1 continue) and outcome (0 served, 1 failed). */
+  std::uint64_t recoveries(int mode, int outcome) const {
+    return recoveries_[mode][outcome].load(std::memory_order_relaxed);
+  }
 
  private:
   mutable std::mutex mutex_;
@@ -90,6 +99,7 @@ class ClientStats {
   Histogram call_latency_;
   std::atomic<std::uint64_t> retries_{0};
   std::atomic<std::uint64_t> hedges_{0};
+  std::atomic<std::uint64_t> recoveries_[2][2] = {};
 };
 
 }  // namespace failover::detail

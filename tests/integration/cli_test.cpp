@@ -237,6 +237,136 @@ json chat_json(const std::string& cfg, bool stream = false) {
   return doc;
 }
 
+// ---- Stream recovery: a primary that breaks after content, a fallback in the same tier ----
+
+// 60 words, one streamed piece each.
+std::string sixty_words() {
+  std::string text;
+  for (int i = 1; i <= 60; ++i) text += "w" + std::to_string(i) + (i < 60 ? " " : "");
+  return text;
+}
+
+std::string recovery_config(const Mock& primary, const Mock& fallback, const std::string& mode,
+                            bool fallback_continues = false, const json& extra = json::object()) {
+  json second = {{"name", "fallback"}, {"base_url", fallback.base_url()}, {"api_key", "sk-f"}};
+  if (fallback_continues) second["continuation"] = "prefill";
+  json cfg = {
+      {"endpoints",
+       {{{"name", "primary"}, {"base_url", primary.base_url()}, {"api_key", "sk-p"}}, second}},
+      {"priority", {{{"model", "gpt-4.1"}, {"routes", {"primary", "fallback"}}}}},
+      {"stream_recovery", mode}};
+  cfg.update(extra);
+  return temp_file("recovery.json", cfg.dump());
+}
+
+int requests_of(const Mock& m) {
+  httplib::Client c("127.0.0.1", m.port());
+  auto r = c.Get("/_mock/stats");
+  return r ? json::parse(r->body)["requests"].get<int>() : -1;
+}
+
+const std::string kSixty = sixty_words();
+
+std::string scenario(const json& s) {
+  json out = {{"reply", kSixty}};
+  out.update(s);
+  return out.dump();
+}
+
+TEST(CliRecovery, ACutAfter40Of60ChunksRestartsWithTheWholeAnswer) {
+  Mock primary("cut40", scenario({{"stream", {{"cut_after", 40}, {"interval_ms", 1}}}}));
+  Mock fallback("whole", scenario({{"stream", {{"interval_ms", 1}}}}));
+  const std::string cfg = recovery_config(primary, fallback, "restart");
+  auto r = run({kCli, "chat", "--config", cfg, "--stream", "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The partial line, then the whole answer on a line of its own.
+  std::string partial;
+  for (int i = 1; i <= 40; ++i) partial += "w" + std::to_string(i) + " ";
+  EXPECT_EQ(r.out, partial + "\n" + kSixty + "\n");
+  const std::string notice = "failover: the stream broke; the answer restarts from the beginning";
+  EXPECT_NE(r.err.find(notice), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(notice), r.err.rfind(notice));  // exactly one restart
+
+  json doc = chat_json(cfg, /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], kSixty);
+  const json& attempts = doc["failover"]["attempts"];
+  ASSERT_EQ(attempts.size(), 2u) << doc.dump();
+  EXPECT_EQ(attempts[0]["outcome"], "stream_interrupted");
+  EXPECT_EQ(attempts[0]["delivered_chunks"], 41);  // the role chunk and 40 words
+  EXPECT_EQ(attempts[1]["outcome"], "success");
+  EXPECT_EQ(attempts[1]["recovery"], "restart");
+  EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "fallback");
+}
+
+TEST(CliRecovery, AStallPastTheIdleLimitRestartsOnTheFallback) {
+  Mock primary(
+      "stall20",
+      scenario({{"stream", {{"stall_after", 20}, {"stall_ms", 30000}, {"interval_ms", 1}}}}));
+  Mock fallback("whole", scenario({{"stream", {{"interval_ms", 1}}}}));
+  const std::string cfg =
+      recovery_config(primary, fallback, "restart", false, {{"timeouts", {{"idle_ms", 2000}}}});
+  const auto start = std::chrono::steady_clock::now();
+  json doc = chat_json(cfg, /*stream=*/true);
+  const double seconds_taken =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], kSixty);
+  const json& attempts = doc["failover"]["attempts"];
+  ASSERT_EQ(attempts.size(), 2u) << doc.dump();
+  EXPECT_EQ(attempts[0]["outcome"], "stream_interrupted");
+  EXPECT_EQ(attempts[0]["message"], "timeout: no stream chunk within the idle timeout of 2000 ms");
+  EXPECT_GE(attempts[0]["latency_ms"].get<double>(), 2000.0);
+  // The answer came from the fallback long before the primary's 30 s stall would have ended.
+  EXPECT_LT(seconds_taken, 25.0);
+  std::printf("stall recovered in %.2f s\n", seconds_taken);
+}
+
+TEST(CliRecovery, ContinueFinishesThePartialAnswerWithNothingRepeatedAtTheSeam) {
+  Mock primary("cut40", scenario({{"stream", {{"cut_after", 40}, {"interval_ms", 1}}}}));
+  Mock fallback("continues", scenario({{"stream", {{"interval_ms", 1}}}, {"prefill", "continue"}}));
+  const std::string cfg = recovery_config(primary, fallback, "continue", true);
+  auto r = run({kCli, "chat", "--config", cfg, "--stream", "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, kSixty + "\n");  // partial + continuation, printed once
+  EXPECT_EQ(r.err.find("restarts"), std::string::npos) << r.err;
+
+  json doc = chat_json(cfg, /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], kSixty);
+  EXPECT_EQ(doc["failover"]["attempts"][1]["recovery"], "continue");
+}
+
+TEST(CliRecovery, AFallbackRefusingThePrefixRestartsAndTheTraceNamesTheCut) {
+  Mock primary("cut40", scenario({{"stream", {{"cut_after", 40}, {"interval_ms", 1}}}}));
+  Mock fallback("refuses", scenario({{"stream", {{"interval_ms", 1}}}, {"prefill", "reject"}}));
+  json doc = chat_json(recovery_config(primary, fallback, "continue", true), /*stream=*/true);
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], kSixty);
+  const json& attempts = doc["failover"]["attempts"];
+  ASSERT_EQ(attempts.size(), 3u) << doc.dump();
+  EXPECT_EQ(attempts[0]["outcome"], "stream_interrupted");
+  EXPECT_EQ(attempts[0]["message"].get<std::string>().rfind("connection_lost: ", 0), 0u)
+      << attempts[0]["message"];
+  EXPECT_EQ(attempts[1]["outcome"], "invalid_request");
+  EXPECT_EQ(attempts[1]["status"], 400);
+  EXPECT_EQ(attempts[2]["outcome"], "success");
+  EXPECT_EQ(attempts[2]["recovery"], "restart");
+}
+
+TEST(CliRecovery, FailEndsWithThePartialAndNeverAsksTheFallback) {
+  Mock primary("cut40", scenario({{"stream", {{"cut_after", 40}, {"interval_ms", 1}}}}));
+  Mock fallback("whole", scenario({{"stream", {{"interval_ms", 1}}}}));
+  json doc = chat_json(recovery_config(primary, fallback, "fail"), /*stream=*/true);
+  ASSERT_TRUE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(doc["error"]["kind"], "stream_interrupted");
+  std::string partial;
+  for (int i = 1; i <= 40; ++i) partial += "w" + std::to_string(i) + " ";
+  EXPECT_EQ(doc["error"]["partial"]["text"], partial);
+  EXPECT_EQ(doc["error"]["attempts"].size(), 1u);
+  EXPECT_EQ(requests_of(fallback), 0);
+}
+
 TEST(CliProviders, AccountKeyModelAndContextErrorsAreServedByTheSecondTier) {
   const std::vector<std::pair<testing::RecordedAnswer, std::string>> cases = {
       {recorded(402, R"({"error":{"message":"Insufficient Balance","type":"unknown_error"}})"),

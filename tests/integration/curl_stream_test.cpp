@@ -122,6 +122,31 @@ TEST(CurlStream, CutAfterThreeChunksKeepsExactlyThoseChunks) {
   EXPECT_EQ(other.requests(), 0);
 }
 
+TEST(CurlStream, ACutOrAStallAfterContentRestartsOnTheNextRoute) {
+  SseServer cut({"one ", "two "}, StreamEnd::Cut);
+  SseServer stall({"one "}, StreamEnd::Stall, milliseconds(5), milliseconds(3000));
+  SseServer whole({"one ", "two ", "three"}, StreamEnd::Done);
+  for (const LoopbackServer* broken :
+       {static_cast<const LoopbackServer*>(&cut), static_cast<const LoopbackServer*>(&stall)}) {
+    ClientOptions o = routes({broken, &whole});
+    o.timeouts.idle = milliseconds(400);
+    o.stream_recovery = StreamRecovery::Restart;
+    Client client(o);
+    Collector c;
+    int notices = 0;
+    auto r = client.chat_stream(ping(), [&](const ChatChunk& chunk) {
+      if (chunk.restart) ++notices;
+      return c.handler()(chunk);
+    });
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(notices, 1);
+    EXPECT_EQ(r->text(), "one two three");
+    EXPECT_EQ(r->served_by.endpoint, "b");
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"a:stream_interrupted", "b:success"}));
+  }
+  EXPECT_EQ(whole.requests(), 2);
+}
+
 TEST(CurlStream, TwoChunksAndACloseWithoutDoneIsInterrupted) {
   SseServer closing({"Hel", "lo"}, StreamEnd::Close);
   Client client(routes({&closing}));

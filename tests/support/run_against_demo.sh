@@ -2,14 +2,16 @@
 # run_against_demo.sh EXPECTED FAILOVER_CLI COMMAND [ARGS...]
 # Starts two `failover mock` upstreams from examples/mock (127.0.0.1:18082 answers 503,
 # 127.0.0.1:18081 answers "Hello", streamed as "Hel" + "lo" when asked), runs COMMAND and
-# checks that its standard output is exactly EXPECTED.
+# checks that its standard output is exactly EXPECTED. DEMO_SCENARIO_18082 names another
+# scenario for 127.0.0.1:18082.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../scripts/lib.sh"
 expected=$1
 cli=$2
 shift 2
-"$cli" mock --port 18082 --scenario "$here/../../examples/mock/overloaded.json" --seconds 60 > /dev/null &
+scenario_18082=${DEMO_SCENARIO_18082:-$here/../../examples/mock/overloaded.json}
+"$cli" mock --port 18082 --scenario "$scenario_18082" --seconds 60 > /dev/null &
 a=$!
 "$cli" mock --port 18081 --scenario "$here/../../examples/mock/healthy.json" --seconds 60 > /dev/null &
 b=$!

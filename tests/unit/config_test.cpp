@@ -126,9 +126,15 @@ TEST(Config, EveryErrorClassNamesThePath) {
       {with(kOneEndpoint, kOneTier, R"("retyr": {})"),
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
        "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
-       "shadow, canary, max_response_bytes, ca_bundle, user_agent, content_filter"},
+       "shadow, canary, max_response_bytes, ca_bundle, user_agent, content_filter, "
+       "stream_recovery"},
       {with(kOneEndpoint, kOneTier, R"("content_filter": "route_around")"),
        "content_filter must be fail or fail_over (got \"route_around\")"},
+      {with(kOneEndpoint, kOneTier, R"("stream_recovery": "resume")"),
+       "stream_recovery must be fail, restart or continue (got \"resume\")"},
+      {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k", "continuation": "yes"}])",
+            kOneTier),
+       "endpoints[0].continuation must be \"prefill\" or \"none\" (got \"yes\")"},
       {with(kOneEndpoint, kOneTier, R"("retry": {"failover_on_content_filter": true})"),
        "retry.failover_on_content_filter moved to the top-level key content_filter (\"fail\" or "
        "\"fail_over\")"},
@@ -138,7 +144,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retry_budget.ratio must be a number from 0 to 1.0 (got 2)"},
       {with(R"([{"name": "a", "bsae_url": "http://x/v1", "api_key": "k"}])", kOneTier),
        "endpoints[0].bsae_url is not a known key (did you mean base_url?); known keys: name, "
-       "base_url, api_key, headers, auth, query, region, limits"},
+       "base_url, api_key, headers, auth, query, region, limits, continuation"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"connect_ms": "5s"})"),
        "timeouts.connect_ms must be a positive whole number (got \"5s\")"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 0})"),
@@ -319,6 +325,31 @@ TEST(Config, ContentFilterPolicy) {
       options_from_json(with(kOneEndpoint, kOneTier, R"("content_filter": "fail_over")"), env());
   EXPECT_EQ(o.content_filter, ContentFilterPolicy::FailOver);
   EXPECT_NE(options_to_json(o).find(R"("content_filter": "fail_over")"), std::string::npos);
+}
+
+TEST(Config, StreamRecoveryAndContinuation) {
+  ClientOptions defaults = options_from_json(with(kOneEndpoint, kOneTier), env());
+  EXPECT_EQ(defaults.stream_recovery, StreamRecovery::Fail);
+  EXPECT_EQ(defaults.endpoints[0].continuation, Continuation::None);
+  ClientOptions o = options_from_json(
+      with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k", "continuation": "prefill"},
+               {"name": "b", "base_url": "http://y/v1", "api_key": "k", "continuation": "none"}])",
+           R"([{"model": "m", "routes": ["a", "b"]}])", R"("stream_recovery": "continue")"),
+      env());
+  EXPECT_EQ(o.stream_recovery, StreamRecovery::Continue);
+  EXPECT_EQ(o.endpoints[0].continuation, Continuation::Prefill);
+  EXPECT_EQ(o.endpoints[1].continuation, Continuation::None);
+  const std::string text = options_to_json(o);
+  EXPECT_NE(text.find(R"("stream_recovery": "continue")"), std::string::npos);
+  EXPECT_NE(text.find(R"("continuation": "prefill")"), std::string::npos);
+  // What it writes reads back the same.
+  ClientOptions again = options_from_json(options_to_json(o, /*include_keys=*/true), env());
+  EXPECT_EQ(again.stream_recovery, StreamRecovery::Continue);
+  EXPECT_EQ(again.endpoints[0].continuation, Continuation::Prefill);
+  EXPECT_EQ(
+      options_from_json(with(kOneEndpoint, kOneTier, R"("stream_recovery": "restart")"), env())
+          .stream_recovery,
+      StreamRecovery::Restart);
 }
 
 TEST(Config, FromFileAndMissingFile) {

@@ -54,6 +54,11 @@ json attempts_json(const std::vector<fo::Attempt>& attempts) {
               {"delay_ms", round3(ms(a.delay))}};
     if (!a.message.empty()) j["message"] = a.message;
     if (a.skipped_events > 0) j["skipped_events"] = a.skipped_events;
+    if (a.delivered_chunks > 0) {
+      j["delivered_chunks"] = a.delivered_chunks;
+      j["delivered_chars"] = a.delivered_chars;
+    }
+    if (!a.recovery.empty()) j["recovery"] = a.recovery;
     out.push_back(std::move(j));
   }
   return out;
@@ -164,6 +169,14 @@ int run_chat(const ChatArgs& a) {
     return client->chat_stream(
         request,
         [&](const fo::ChatChunk& chunk) {
+          if (chunk.restart) {  // what was printed is void: the whole answer follows
+            if (!a.as_json) {
+              std::fputs("\n", stdout);
+              std::fflush(stdout);
+            }
+            std::cerr << "failover: the stream broke; the answer restarts from the beginning\n";
+            return !g_interrupted.load();
+          }
           if (!a.as_json) {
             std::fwrite(chunk.content().data(), 1, chunk.content().size(), stdout);
             std::fflush(stdout);

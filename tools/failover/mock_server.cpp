@@ -144,8 +144,13 @@ MockScenario parse_scenario(const std::string& text) {
           s.stream_interval_ms = whole(x, key + ".interval_ms", 0);
         } else if (k == "cut_after") {
           s.cut_after = static_cast<int>(whole(x, key + ".cut_after", 0));
+        } else if (k == "stall_after") {
+          s.stall_after = static_cast<int>(whole(x, key + ".stall_after", 0));
+        } else if (k == "stall_ms") {
+          s.stall_ms = whole(x, key + ".stall_ms", 0);
         } else {
-          bad(key + "." + k, "is not a known key (known: chunks, interval_ms, cut_after)");
+          bad(key + "." + k,
+              "is not a known key (known: chunks, interval_ms, cut_after, stall_after, stall_ms)");
         }
       }
     } else if (key == "hang") {
@@ -154,11 +159,22 @@ MockScenario parse_scenario(const std::string& text) {
     } else if (key == "malformed") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       s.malformed = v.get<bool>();
+    } else if (key == "prefill") {
+      const std::string mode = v.is_string() ? v.get<std::string>() : std::string();
+      if (mode == "ignore") {
+        s.prefill = MockScenario::Prefill::Ignore;
+      } else if (mode == "continue") {
+        s.prefill = MockScenario::Prefill::Continue;
+      } else if (mode == "reject") {
+        s.prefill = MockScenario::Prefill::Reject;
+      } else {
+        bad(key, "must be \"ignore\", \"continue\" or \"reject\"");
+      }
     } else {
       bad(key,
           "is not a known key (known: seed, models, reply, statuses, then, error_rate, "
           "error_status, error_code, retry_after, retry_after_ms, headers, latency_ms, "
-          "stream, hang, malformed)");
+          "stream, hang, malformed, prefill)");
     }
   }
   return s;
@@ -246,27 +262,50 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   json request = json::parse(req.body, nullptr, false);
   std::string model =
       request.is_object() ? request.value("model", std::string("gpt-4.1")) : std::string("gpt-4.1");
+  // A trailing assistant message is a partial answer to continue.
+  std::string reply = s.reply;
+  if (request.is_object() && request.contains("messages") && request["messages"].is_array() &&
+      !request["messages"].empty() && request["messages"].back().is_object() &&
+      request["messages"].back().value("role", std::string()) == "assistant") {
+    const json& content = request["messages"].back()["content"];
+    const std::string prefix = content.is_string() ? content.get<std::string>() : std::string();
+    if (s.prefill == MockScenario::Prefill::Reject) {
+      res.status = 400;
+      res.set_content(
+          json{{"error",
+                {{"message", "failover mock: a trailing assistant message is not supported"},
+                 {"type", "invalid_request_error"},
+                 {"param", "messages"},
+                 {"code", nullptr}}}}
+              .dump(),
+          "application/json");
+      return;
+    }
+    if (s.prefill == MockScenario::Prefill::Continue &&
+        reply.compare(0, prefix.size(), prefix) == 0) {
+      reply.erase(0, prefix.size());
+    }
+  }
   bool stream = request.is_object() && request.value("stream", false);
   bool usage_in_stream = stream && request.contains("stream_options") &&
                          request["stream_options"].is_object() &&
                          request["stream_options"].value("include_usage", false);
   const std::int64_t prompt_tokens = static_cast<std::int64_t>(req.body.size() / 4);
-  const std::int64_t completion_tokens = static_cast<std::int64_t>(s.reply.size() / 4 + 1);
+  const std::int64_t completion_tokens = static_cast<std::int64_t>(reply.size() / 4 + 1);
   json usage = {{"prompt_tokens", prompt_tokens},
                 {"completion_tokens", completion_tokens},
                 {"total_tokens", prompt_tokens + completion_tokens}};
   const std::string id = "chatcmpl-mock-" + std::to_string(n + 1);
 
   if (!stream) {
-    json body = {
-        {"id", id},
-        {"object", "chat.completion"},
-        {"created", 1732406400},
-        {"model", model},
-        {"choices", json::array({{{"index", 0},
-                                  {"message", {{"role", "assistant"}, {"content", s.reply}}},
-                                  {"finish_reason", "stop"}}})},
-        {"usage", usage}};
+    json body = {{"id", id},
+                 {"object", "chat.completion"},
+                 {"created", 1732406400},
+                 {"model", model},
+                 {"choices", json::array({{{"index", 0},
+                                           {"message", {{"role", "assistant"}, {"content", reply}}},
+                                           {"finish_reason", "stop"}}})},
+                 {"usage", usage}};
     res.set_content(body.dump(), "application/json");
     return;
   }
@@ -281,10 +320,12 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   };
   std::vector<std::string> events;
   events.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
-  for (const std::string& piece : split_reply(s.reply, s.stream_chunks)) {
+  for (const std::string& piece : split_reply(reply, s.stream_chunks)) {
     events.push_back(chunk({{"content", piece}}, nullptr));
   }
   const int cut_after = s.cut_after;
+  const int stall_after = s.stall_after;
+  const auto stall = std::chrono::milliseconds(s.stall_ms);
   std::string tail = chunk(json::object(), "stop");
   if (usage_in_stream) {
     tail += "data: " +
@@ -295,20 +336,30 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   }
   tail += "data: [DONE]\n\n";
   const auto interval = std::chrono::milliseconds(s.stream_interval_ms);
-  res.set_chunked_content_provider("text/event-stream", [this, events, tail, cut_after, interval](
-                                                            std::size_t, httplib::DataSink& sink) {
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      if (cut_after >= 0 && i > static_cast<std::size_t>(cut_after)) return false;  // drop
-      if (i > 0 && interval.count() > 0) std::this_thread::sleep_for(interval);
-      if (stopping_.load() || !sink.write(events[i].data(), events[i].size())) return false;
-    }
-    if (cut_after >= 0 && events.size() - 1 <= static_cast<std::size_t>(cut_after)) {
-      return false;  // cut right after the last piece, before the finish
-    }
-    sink.write(tail.data(), tail.size());
-    sink.done();
-    return true;
-  });
+  res.set_chunked_content_provider(
+      "text/event-stream", [this, events, tail, cut_after, stall_after, stall, interval](
+                               std::size_t, httplib::DataSink& sink) {
+        for (std::size_t i = 0; i < events.size(); ++i) {
+          if (cut_after >= 0 && i > static_cast<std::size_t>(cut_after)) return false;  // drop
+          if (stall_after >= 0 && i == static_cast<std::size_t>(stall_after) + 1) {
+            // Silent with the connection open, until the client leaves or the stall ends.
+            const auto until = std::chrono::steady_clock::now() + stall;
+            while (!stopping_.load() && sink.is_writable() &&
+                   (stall.count() == 0 || std::chrono::steady_clock::now() < until)) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            return false;
+          }
+          if (i > 0 && interval.count() > 0) std::this_thread::sleep_for(interval);
+          if (stopping_.load() || !sink.write(events[i].data(), events[i].size())) return false;
+        }
+        if (cut_after >= 0 && events.size() - 1 <= static_cast<std::size_t>(cut_after)) {
+          return false;  // cut right after the last piece, before the finish
+        }
+        sink.write(tail.data(), tail.size());
+        sink.done();
+        return true;
+      });
 }
 
 }  // namespace failover::tools

@@ -32,8 +32,15 @@ struct MockScenario {
   int stream_chunks = 0;                       ///< Pieces of a streamed reply (0 = words).
   std::int64_t stream_interval_ms = 10;        ///< Pause between streamed pieces.
   int cut_after = -1;                          ///< Drop the connection after this many pieces.
-  bool hang = false;                           ///< Never answer chat requests.
-  bool malformed = false;                      ///< Answer 200 with a broken JSON body.
+  int stall_after = -1;                        ///< Go silent after this many pieces...
+  std::int64_t stall_ms = 0;                   ///< ...for this long (0 = until the client
+                                               ///< leaves or the server stops), then drop it.
+  /** A request whose last message is the assistant's partial answer: `Ignore` answers the whole
+   *  reply as usual, `Continue` streams only what follows the partial in the reply (a server
+   *  that continues prefixes), `Reject` answers 400 (one that refuses them). */
+  enum class Prefill { Ignore, Continue, Reject } prefill = Prefill::Ignore;
+  bool hang = false;       ///< Never answer chat requests.
+  bool malformed = false;  ///< Answer 200 with a broken JSON body.
 };
 
 /** Reads a scenario; throws `std::invalid_argument` naming the bad key. */
