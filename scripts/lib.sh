@@ -28,7 +28,7 @@ ensure_packages() {
 # The packages every build of the project needs.
 FAILOVER_BUILD_PACKAGES=(g++ cmake make pkg-config libcurl4-openssl-dev nlohmann-json3-dev
   libsimdjson-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
-  libcli11-dev
+  libcli11-dev libhiredis-dev redis-server
   openssl)  # openssl: the TLS test makes a self-signed certificate
 
 jobs() { nproc 2>/dev/null || echo 2; }

@@ -13,6 +13,7 @@
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/policy/retry.hpp>
 #include <failover/result.hpp>
+#include <failover/state.hpp>
 #include <failover/time.hpp>
 #include <failover/transport.hpp>
 #include <failover/usage.hpp>

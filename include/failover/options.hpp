@@ -6,6 +6,7 @@
 #include <failover/policy/balancer.hpp>
 #include <failover/policy/circuit_breaker.hpp>
 #include <failover/policy/retry.hpp>
+#include <failover/state.hpp>
 #include <failover/time.hpp>
 #include <failover/traffic.hpp>
 #include <failover/transport.hpp>
@@ -237,6 +238,8 @@ struct ClientOptions {
   ShadowOptions shadow;
   /** A canary roll-out of a candidate route with automatic rollback (off by default). */
   CanaryOptions canary;
+  /** Route state shared with the clients of other processes (off by default). */
+  StateOptions state;
   /** Makes one breaker per route; empty = `DefaultCircuitBreaker`. */
   CircuitBreakerFactory circuit_breaker;
   std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).

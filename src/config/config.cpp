@@ -83,7 +83,7 @@ class Reader {
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
                 "health", "hedging", "prices", "budget", "shadow", "canary", "max_response_bytes",
-                "ca_bundle", "user_agent", "content_filter", "stream_recovery"});
+                "ca_bundle", "user_agent", "content_filter", "stream_recovery", "state"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -107,6 +107,7 @@ class Reader {
     if (doc.contains("circuit_breaker")) o.circuit_breaker = breaker(doc["circuit_breaker"]);
     if (doc.contains("shadow")) o.shadow = shadow(doc["shadow"]);
     if (doc.contains("canary")) o.canary = canary(doc["canary"]);
+    if (doc.contains("state")) o.state = state(doc["state"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
           static_cast<std::size_t>(positive(doc["max_response_bytes"], "max_response_bytes"));
@@ -377,6 +378,26 @@ class Reader {
       }
     }
     return t;
+  }
+
+  StateOptions state(const json& v) {
+    if (!v.is_object()) fail("state", std::string("must be an object, not ") + type_name(v));
+    check_keys(v, "state", {"redis", "prefix", "timeout_ms", "sync_ms"});
+    RedisStoreOptions r;
+    r.url = string(member(v, "state", "redis"), "state.redis");
+    if (v.contains("prefix")) r.prefix = string(v["prefix"], "state.prefix");
+    if (v.contains("timeout_ms")) r.timeout = millis(v["timeout_ms"], "state.timeout_ms");
+    StateOptions s;
+    if (v.contains("sync_ms")) s.sync_interval = millis(v["sync_ms"], "state.sync_ms");
+    try {
+      s.store = make_redis_store(r);
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      const std::string prefix = "state.redis: ";
+      fail("state.redis", what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what);
+    }
+    s.redis = std::move(r);
+    return s;
   }
 
   Timeouts timeouts(const json& v) {
@@ -843,6 +864,20 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
   if (!o.ca_bundle.empty()) doc["ca_bundle"] = o.ca_bundle;
   if (!o.user_agent.empty()) doc["user_agent"] = o.user_agent;
   doc["content_filter"] = o.content_filter == ContentFilterPolicy::FailOver ? "fail_over" : "fail";
+  if (o.state.redis) {
+    const RedisStoreOptions& r = *o.state.redis;
+    std::string url = r.url;
+    // The password is a key: redacted unless keys are asked for.
+    if (auto at = url.rfind('@'); !include_keys && at != std::string::npos) {
+      auto colon = url.find(':', 8);  // after "redis://"
+      if (colon != std::string::npos && colon < at)
+        url = url.substr(0, colon + 1) + "<redacted>" + url.substr(at);
+    }
+    doc["state"] = {{"redis", url},
+                    {"prefix", r.prefix},
+                    {"timeout_ms", ms(r.timeout)},
+                    {"sync_ms", ms(o.state.sync_interval)}};
+  }
   doc["stream_recovery"] = o.stream_recovery == StreamRecovery::Restart    ? "restart"
                            : o.stream_recovery == StreamRecovery::Continue ? "continue"
                                                                            : "fail";

@@ -4,6 +4,7 @@
 #include "core/call_env.hpp"
 #include "core/user_code.hpp"
 #include "engine/async_engine.hpp"
+#include "state/state_sync.hpp"
 #include "util/ascii.hpp"
 #include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
@@ -44,12 +45,49 @@ std::string ResolvedEndpoint::redact(std::string text) const {
   return text;
 }
 
-void RouteState::cool_down_until(TimePoint until) {
+void RouteState::cool_down_until(TimePoint until, bool publish) {
   TimePoint::rep wanted = until.time_since_epoch().count();
   TimePoint::rep current = cooldown_until.load(std::memory_order_relaxed);
   while (current < wanted &&
          !cooldown_until.compare_exchange_weak(current, wanted, std::memory_order_relaxed)) {
   }
+  if (sync && publish && current < wanted) sync->cooling(index, until);
+}
+
+void RouteState::release_hold(TimePoint now) {
+  held_until.store(TimePoint::min().time_since_epoch().count(), std::memory_order_relaxed);
+  try {
+    breaker->on_probe_success(now);
+  } catch (...) {  // the application's breaker: its next call will say what is wrong
+  }
+  observe_breaker(now);
+}
+
+std::optional<TimePoint> RouteState::own_open_until(TimePoint now) const {
+  try {
+    if (breaker->state(now) != BreakerState::Open) return std::nullopt;
+    return breaker->reopens_at(now).value_or(now);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+void RouteState::publish_breaker(TimePoint now) {
+  if (const std::optional<TimePoint> open = own_open_until(now)) {  // tripped, or again
+    const TimePoint::rep until = std::max<TimePoint::rep>(open->time_since_epoch().count(), 1);
+    if (published_open.exchange(until, std::memory_order_relaxed) != until) {
+      sync->opened(index, *open);
+    }
+    return;
+  }
+  if (published_open.load(std::memory_order_relaxed) == 0) return;
+  bool closed = false;
+  try {
+    closed = breaker->state(now) == BreakerState::Closed;
+  } catch (...) {
+  }
+  // Half-open is still the last open period; closed means a probe passed.
+  if (closed && published_open.exchange(0, std::memory_order_relaxed) != 0) sync->closed(index);
 }
 
 void RouteState::record_latency(Duration latency) {
@@ -103,6 +141,7 @@ void RouteState::fill_probe(RouteHealth& out) const {
 }
 
 bool RouteState::try_acquire(TimePoint now) {
+  if (held(now)) return false;  // the fleet's hold: the local breaker is not asked
   bool ok = invoke_user(hook_name, [&] { return breaker->try_acquire(now); });
   observe_breaker(now);
   return ok;
@@ -111,26 +150,33 @@ bool RouteState::try_acquire(TimePoint now) {
 void RouteState::on_success(TimePoint now, Duration latency) {
   invoke_user(hook_name, [&] { breaker->on_success(now, latency); });
   observe_breaker(now);
+  if (sync) publish_breaker(now);
 }
 
 void RouteState::on_failure(TimePoint now, ErrorKind kind) {
   invoke_user(hook_name, [&] { breaker->on_failure(now, kind); });
   observe_breaker(now);
+  if (sync) publish_breaker(now);
 }
 
 BreakerState RouteState::breaker_state(TimePoint now) const {
+  if (held(now)) return BreakerState::Open;
   return invoke_user(hook_name, [&] { return breaker->state(now); });
 }
 
 std::optional<TimePoint> RouteState::reopens_at(TimePoint now) const {
-  return invoke_user(hook_name, [&] { return breaker->reopens_at(now); });
+  std::optional<TimePoint> own = invoke_user(hook_name, [&] { return breaker->reopens_at(now); });
+  if (!held(now)) return own;
+  const TimePoint hold{Duration{held_until.load(std::memory_order_relaxed)}};
+  return own ? std::max(*own, hold) : hold;
 }
 
 bool RouteState::would_admit(TimePoint now) const {
-  return invoke_user(hook_name, [&] { return breaker->would_admit(now); });
+  return !held(now) && invoke_user(hook_name, [&] { return breaker->would_admit(now); });
 }
 
 BreakerState RouteState::reported_state(TimePoint now) const noexcept {
+  if (held(now)) return BreakerState::Open;
   try {
     return breaker->state(now);
   } catch (...) {
@@ -316,6 +362,9 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   }
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
+  if (o.state.sync_interval <= Duration::zero() || o.state.sync_interval > kYear) {
+    invalid("state.sync_interval must be positive and at most a year");
+  }
   if (o.hedging.delay < Duration::zero()) invalid("hedging.delay must not be negative");
   if (o.hedging.delay > kYear) invalid("hedging.delay must be at most a year");
   if (o.hedging.max_extra < 0) invalid("hedging.max_extra must not be negative");
@@ -494,6 +543,14 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
       invalid("circuit_breaker factory returned null for " + ref.endpoint + "/" + ref.model);
     }
     routes_.push_back(std::move(state));
+  }
+  if (o.state.store) {
+    sync_ = std::make_unique<StateSync>(o.state, routes_, *o.clock, o.logger.get());
+    for (std::size_t i = 0; i < routes_.size(); ++i) {
+      routes_[i]->sync = sync_.get();
+      routes_[i]->index = i;
+    }
+    sync_->start();  // reads the fleet's state before the first call
   }
   CallEnv::Parts parts;
   parts.options = &options_;

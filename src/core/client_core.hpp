@@ -41,6 +41,8 @@ struct ResolvedEndpoint {
   std::string redact(std::string text) const;
 };
 
+class StateSync;
+
 /** Shared state of one (endpoint, model) route. */
 struct RouteState {
   RouteRef ref;
@@ -88,8 +90,29 @@ struct RouteState {
   TimePoint cooldown() const {
     return TimePoint{Duration{cooldown_until.load(std::memory_order_relaxed)}};
   }
-  /** Extends the cooldown to `until` (never shortens it). */
-  void cool_down_until(TimePoint until);
+  /** Extends the cooldown to `until` (never shortens it); the fleet hears of it when
+   *  `publish` and state is shared. */
+  void cool_down_until(TimePoint until, bool publish = true);
+
+  // Shared state (StateOptions): the fleet's hold, a breaker tripped in another process, keeps
+  // the route closed to this process's calls until it ends, whatever the local breaker says.
+  StateSync* sync = nullptr;  // null: nothing is shared
+  std::size_t index = 0;      // among the client's routes
+  std::atomic<TimePoint::rep> held_until{TimePoint::min().time_since_epoch().count()};
+  std::atomic<TimePoint::rep> published_open{0};  // the open period last published; 0 = none
+  bool held(TimePoint now) const {
+    return held_until.load(std::memory_order_relaxed) > now.time_since_epoch().count();
+  }
+  void hold_until(TimePoint until) {
+    held_until.store(until.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  /** The fleet closed the route (a probe passed elsewhere): the hold ends, and so does the
+   *  local breaker's open period. */
+  void release_hold(TimePoint now);
+  /** The end of the local breaker's own open period, when it is open. */
+  std::optional<TimePoint> own_open_until(TimePoint now) const;
+  /** After a breaker call: a trip or a recovery is published to the fleet. */
+  void publish_breaker(TimePoint now);
 };
 
 /** One entry of the priority list, in order. */
@@ -166,6 +189,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   ShadowAnalyzer* shadow() const { return shadow_.get(); }
   /** The canary's status, when one is configured. */
   std::optional<CanaryStatus> canary_status(TimePoint now) const;
+  /** The sharing of route state with the fleet, when a store is configured. */
+  const StateSync* sync() const { return sync_.get(); }
   /** What a call needs of this client (the call machine sees nothing else). */
   const CallEnv& call_env() const { return *call_env_; }
   /** A call ended with `result`: mirrors it when it was sampled for shadow traffic. */
@@ -205,6 +230,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::unique_ptr<AsyncEngine> engine_;
   std::atomic<bool> closed_{false};    // shut down: no new engine, no new mirror
   std::unique_ptr<CallEnv> call_env_;  // refers to the members above
+  std::unique_ptr<StateSync> sync_;    // with a shared store; goes first (its thread reads routes_)
 
   void mirror(ChatRequest request, const Result<ChatResponse>& primary, Duration primary_latency);
   AsyncEngine& engine_locked();  // with engine_mutex_ held and closed_ false

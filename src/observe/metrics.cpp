@@ -4,6 +4,7 @@
 
 #include "core/client_core.hpp"
 #include "core/user_code.hpp"
+#include "state/state_sync.hpp"
 
 #include <cstdio>
 #include <sstream>
@@ -120,6 +121,9 @@ std::string Client::metrics_text() const {
   family(os, "failover_hedges_total", "counter", "Hedged attempts started.");
   os << "failover_hedges_total " << core.stats().hedges() << '\n';
 
+  family(os, "failover_state_store_errors_total", "counter",
+         "Calls to the shared state store that failed (the client served on its own state).");
+  os << "failover_state_store_errors_total " << (core.sync() ? core.sync()->errors() : 0) << '\n';
   family(os, "failover_stream_recoveries_total", "counter",
          "Streamed calls that broke after content and were recovered, by how (restart or "
          "continue) and how that ended (served or failed).");

@@ -2,6 +2,7 @@
 
 #include "loopback.hpp"
 #include "process.hpp"
+#include "redis_server.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -365,6 +366,74 @@ TEST(CliRecovery, FailEndsWithThePartialAndNeverAsksTheFallback) {
   EXPECT_EQ(doc["error"]["partial"]["text"], partial);
   EXPECT_EQ(doc["error"]["attempts"].size(), 1u);
   EXPECT_EQ(requests_of(fallback), 0);
+}
+
+// ---- Shared state on Redis: separate `failover` processes, one redis-server ----
+
+std::string shared_config(const Mock& primary, const Mock& secondary, const std::string& redis) {
+  json cfg = {{"endpoints",
+               {{{"name", "primary"}, {"base_url", primary.base_url()}, {"api_key", "sk-p"}},
+                {{"name", "secondary"}, {"base_url", secondary.base_url()}, {"api_key", "sk-s"}}}},
+              {"priority", {{{"model", "gpt-4.1"}, {"routes", {"primary", "secondary"}}}}},
+              {"circuit_breaker",
+               {{"consecutive_failures", 1}, {"open_ms", 30000}, {"max_open_ms", 60000}}},
+              {"state", {{"redis", redis}, {"sync_ms", 50}}}};
+  return temp_file("shared.json", cfg.dump());
+}
+
+TEST(CliSharedState, ABreakerOpenedByOneRunHoldsTheNextRunAndStateShowsIt) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock primary("down", R"({"then": 503})");
+  Mock secondary("up", R"({"reply": "served"})");
+  const std::string cfg = shared_config(primary, secondary, redis.url());
+
+  json first = chat_json(cfg);
+  ASSERT_FALSE(first.contains("error")) << first.dump();
+  ASSERT_EQ(first["failover"]["attempts"].size(), 2u) << first.dump();
+  EXPECT_EQ(first["failover"]["attempts"][0]["outcome"], "overloaded");
+
+  json second = chat_json(cfg);  // another process: it starts from the fleet's state
+  ASSERT_FALSE(second.contains("error")) << second.dump();
+  ASSERT_EQ(second["failover"]["attempts"].size(), 1u) << second.dump();
+  EXPECT_EQ(second["failover"]["attempts"][0]["endpoint"], "secondary");
+  EXPECT_EQ(requests_of(primary), 1);
+
+  auto shown = run({kCli, "state", "--config", cfg, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  json state = json::parse(shown.out);
+  EXPECT_EQ(state["store"], "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0");
+  ASSERT_EQ(state["routes"].size(), 2u);
+  EXPECT_EQ(state["routes"][0]["endpoint"], "primary");
+  EXPECT_EQ(state["routes"][0]["breaker"], "open");
+  EXPECT_GT(state["routes"][0]["open"]["for_ms"].get<long long>(), 20000);
+  EXPECT_EQ(state["routes"][1]["breaker"], "closed");
+
+  auto reset =
+      run({kCli, "state", "--config", cfg, "--reset-breaker", "primary/gpt-4.1", "--json"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_EQ(json::parse(reset.out)["routes"][0]["breaker"], "closed");
+  auto unknown = run({kCli, "state", "--config", cfg, "--reset-breaker", "nope/x"});
+  EXPECT_EQ(unknown.exit_code, 2);
+}
+
+TEST(CliSharedState, WithRedisDownChatStillServesAndSaysSoOnce) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  const std::string url = redis.url();
+  redis.stop();
+  Mock primary("down", R"({"then": 503})");
+  Mock secondary("up", R"({"reply": "served"})");
+  const std::string cfg = shared_config(primary, secondary, url);
+  auto r = run({kCli, "chat", "--config", cfg, "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "served\n");
+  const std::string said = "is unreachable";
+  ASSERT_NE(r.err.find(said), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(said), r.err.rfind(said)) << r.err;
+  auto state = run({kCli, "state", "--config", cfg});
+  EXPECT_EQ(state.exit_code, 1);
+  EXPECT_NE(state.err.find("unreachable"), std::string::npos);
 }
 
 TEST(CliProviders, AccountKeyModelAndContextErrorsAreServedByTheSecondTier) {

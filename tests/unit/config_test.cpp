@@ -127,7 +127,15 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
        "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
        "shadow, canary, max_response_bytes, ca_bundle, user_agent, content_filter, "
-       "stream_recovery"},
+       "stream_recovery, state"},
+      {with(kOneEndpoint, kOneTier, R"("state": {"redis": "rediss://127.0.0.1:6380"})"),
+       "state.redis TLS (rediss://) needs hiredis 1.0 with SSL support; this build's hiredis "
+       "has none (expected redis://[:password@]host[:port][/db])"},
+      {with(kOneEndpoint, kOneTier, R"("state": {"redis": "redis://127.0.0.1:99999"})"),
+       "state.redis port \"99999\" is not a number from 0 to 65535 (expected "
+       "redis://[:password@]host[:port][/db])"},
+      {with(kOneEndpoint, kOneTier, R"("state": {"redis": "redis://h", "sync_ms": 0})"),
+       "state.sync_ms must be a positive whole number (got 0)"},
       {with(kOneEndpoint, kOneTier, R"("content_filter": "route_around")"),
        "content_filter must be fail or fail_over (got \"route_around\")"},
       {with(kOneEndpoint, kOneTier, R"("stream_recovery": "resume")"),
@@ -350,6 +358,25 @@ TEST(Config, StreamRecoveryAndContinuation) {
       options_from_json(with(kOneEndpoint, kOneTier, R"("stream_recovery": "restart")"), env())
           .stream_recovery,
       StreamRecovery::Restart);
+}
+
+TEST(Config, SharedStateOnRedis) {
+  ClientOptions o = options_from_json(
+      with(kOneEndpoint, kOneTier,
+           R"("state": {"redis": "redis://:s3cret-pass@127.0.0.1:6390/2", "prefix": "app:",
+                         "timeout_ms": 50, "sync_ms": 100})"),
+      env());
+  ASSERT_NE(o.state.store, nullptr);
+  EXPECT_EQ(o.state.store->describe(), "redis://127.0.0.1:6390/2");  // no password
+  EXPECT_EQ(o.state.sync_interval, Duration(std::chrono::milliseconds(100)));
+  ASSERT_TRUE(o.state.redis);
+  EXPECT_EQ(o.state.redis->prefix, "app:");
+  const std::string text = options_to_json(o);
+  EXPECT_EQ(text.find("s3cret-pass"), std::string::npos);
+  EXPECT_NE(text.find(R"("redis": "redis://:<redacted>@127.0.0.1:6390/2")"), std::string::npos);
+  ClientOptions again = options_from_json(options_to_json(o, /*include_keys=*/true), env());
+  EXPECT_EQ(again.state.redis->url, "redis://:s3cret-pass@127.0.0.1:6390/2");
+  EXPECT_EQ(again.state.redis->timeout, Duration(std::chrono::milliseconds(50)));
 }
 
 TEST(Config, FromFileAndMissingFile) {

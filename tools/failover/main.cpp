@@ -1,11 +1,15 @@
-// The failover command-line tool: chat, health, shadow, mock (contract in shared/DESIGN.md).
+// The failover command-line tool: chat, health, shadow, state, mock (contract in
+// shared/DESIGN.md).
 // Exit codes: 0 success, 1 the call (or a probe) failed, 2 bad usage or bad configuration.
 
 #include "mock_server.hpp"
 #include "shadow_replay.hpp"
+#include "state_command.hpp"
 
 #include <failover/failover.hpp>
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -97,10 +101,17 @@ std::string config_path(const std::string& flag) {
   return "failover.json";
 }
 
-// Loads the client or explains why not (exit code 2).
+// Loads the client or explains why not (exit code 2). Its warnings (a shared state store that
+// cannot be reached, a skipped stream event) go to stderr.
 std::optional<fo::Client> load_client(const std::string& flag) {
   try {
-    return fo::Client::from_config_file(config_path(flag));
+    fo::ClientOptions options = fo::options_from_file(config_path(flag));
+    auto logger = std::make_shared<spdlog::logger>(
+        "failover", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger->set_pattern("failover: %v");
+    logger->set_level(spdlog::level::warn);
+    options.logger = std::move(logger);
+    return fo::Client(std::move(options));
   } catch (const fo::ConfigError& e) {
     std::cerr << "failover: bad configuration: " << e.what() << "\n";
   } catch (const std::exception& e) {
@@ -379,6 +390,14 @@ int main(int argc, char** argv) {
   shadow_cmd->add_option("--concurrency", shadow.concurrency, "Requests in flight at once")
       ->check(CLI::Range(1, 256));
 
+  fo::tools::StateArgs state;
+  CLI::App* state_cmd = app.add_subcommand(
+      "state", "Show the route state shared through the configured store (breakers, cooldowns)");
+  state_cmd->add_option("--config", state.config, "Configuration file");
+  state_cmd->add_flag("--json", state.as_json, "Print JSON");
+  state_cmd->add_option("--reset-breaker", state.reset_breaker,
+                        "Close ENDPOINT/MODEL's breaker for the whole fleet");
+
   MockArgs mock;
   CLI::App* mock_cmd =
       app.add_subcommand("mock", "Run a fault-injecting OpenAI-compatible server on 127.0.0.1");
@@ -399,7 +418,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // A usage error: say what was wrong, then show the usage of the command at hand.
     const CLI::App* shown = &app;
-    for (const CLI::App* sub : {chat_cmd, health_cmd, shadow_cmd, mock_cmd}) {
+    for (const CLI::App* sub : {chat_cmd, health_cmd, shadow_cmd, state_cmd, mock_cmd}) {
       for (int i = 1; i < argc; ++i) {
         if (sub->get_name() == argv[i]) shown = sub;
       }
@@ -410,6 +429,10 @@ int main(int argc, char** argv) {
   if (chat_cmd->parsed()) return run_chat(chat);
   if (health_cmd->parsed()) return run_health(health);
   if (shadow_cmd->parsed()) return fo::tools::run_shadow(shadow);
+  if (state_cmd->parsed()) {
+    state.config = config_path(state.config);
+    return fo::tools::run_state(state);
+  }
   if (mock_cmd->parsed()) return run_mock(mock);
   return kUsage;
 }

@@ -1,0 +1,92 @@
+#pragma once
+
+/**
+ * @file state.hpp  State shared by the clients of several processes (a fleet behind one
+ * provider quota): what a route's breaker and rate-limit cooldown say, kept in a `StateStore`.
+ * Off the call path: a client publishes its routes' trips, recoveries and cooldowns and reads
+ * the fleet's on a background thread, so a store that is slow or down never delays a call, and
+ * the client keeps serving on its own state meanwhile (fail-open). See docs/scale-out.md.
+ */
+
+#include <failover/time.hpp>
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace failover {
+
+/** What the fleet knows of one route. Wall-clock times: they mean the same in every process. */
+struct SharedRoute {
+  /** Some process's breaker tripped: the route is skipped until then. */
+  std::optional<WallTime> open_until;
+  /** A 429 asked the fleet to rest the route until then. */
+  std::optional<WallTime> cooldown_until;
+  /** Set when the store held something for the route that is not trusted (garbage, or another
+   *  version's format): what, in a few words; the fields above then ignore it. */
+  std::string refused;
+};
+
+/** A store could not be reached or answered nonsense; the message names it, without secrets. */
+class StateStoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/**
+ * Where the clients of several processes keep the state they share. Routes are named
+ * `endpoint/model`. Implementations must be thread-safe; a call that fails throws
+ * `StateStoreError` (the client then serves on its own state and tries again later).
+ */
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  /** `route`'s breaker tripped: it is open until `until` (a later time wins). */
+  virtual void route_opened(const std::string& route, WallTime until) = 0;
+  /** A probe of `route` passed: it serves again, everywhere. */
+  virtual void route_closed(const std::string& route) = 0;
+  /** `route` rests until `until` after a 429 (a later time wins). */
+  virtual void route_cooling(const std::string& route, WallTime until) = 0;
+  /** What is known of each of `routes`, in that order (an empty entry for one never seen). */
+  virtual std::vector<SharedRoute> routes(const std::vector<std::string>& routes) = 0;
+  /** Forgets what is known of `route` (an operator's reset). */
+  virtual void reset_route(const std::string& route) = 0;
+  /** Where the store is, for logs and reports, without secrets (e.g. `redis://127.0.0.1:6379/0`).
+   */
+  virtual std::string describe() const = 0;
+};
+
+/** A store inside this process: shares state between the clients of one process (and serves
+ *  tests); nothing survives the process. */
+std::shared_ptr<StateStore> make_memory_store();
+
+/** Settings of the Redis store. */
+struct RedisStoreOptions {
+  /** `redis://[:password@]host[:port][/db]` (port 6379 and db 0 by default). TLS (`rediss://`)
+   *  needs hiredis 1.0's SSL support; the hiredis this build uses has none, so it is refused. */
+  std::string url;
+  /** Prefix of every key; keys are versioned after it (`failover:v1:...`). */
+  std::string prefix = "failover:";
+  /** Limit of connecting and of each command. */
+  Duration timeout = std::chrono::milliseconds(200);
+};
+
+/** A store on Redis (hiredis). Connects on first use, and again after a failure. Throws
+ *  `std::invalid_argument` naming what is wrong with `options`. */
+std::shared_ptr<StateStore> make_redis_store(RedisStoreOptions options);
+
+/** How a client shares state (`ClientOptions::state`; config `"state"`). */
+struct StateOptions {
+  /** The store; null = nothing is shared (each process on its own). */
+  std::shared_ptr<StateStore> store;
+  /** How often the client reads the fleet's state (and the longest a trip elsewhere goes
+   *  unnoticed here); what this client learns is published at once. */
+  Duration sync_interval = std::chrono::milliseconds(200);
+  /** What `store` was made from, when the configuration made it (config `"state"`); written
+   *  back by `options_to_json`. */
+  std::optional<RedisStoreOptions> redis;
+};
+
+}  // namespace failover

@@ -1,0 +1,191 @@
+// Route state shared through a StateStore: two clients on one in-process store (as two
+// processes would share Redis), a fake transport and one manual clock. The store is read on a
+// background thread, so each test waits (bounded) for the other client to see what changed.
+
+#include "fake_client_test.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+#include <thread>
+
+namespace failover {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::outcomes;
+using testing::ping;
+using testing::Strings;
+
+const std::string kA = "http://a.test/v1";
+const std::string kB = "http://b.test/v1";
+
+// Waits up to 5 s (real time) for `done`; the store is read every 5 ms.
+template <typename F>
+bool eventually(F done) {
+  const auto until = std::chrono::steady_clock::now() + seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return done();
+}
+
+struct SharedStateTest : testing::FakeClientTest {
+  std::shared_ptr<StateStore> store = make_memory_store();
+
+  ClientOptions options() {
+    ClientOptions o =
+        fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
+    CircuitBreakerOptions breaker;
+    breaker.consecutive_failures = 1;
+    breaker.open_duration = seconds(5);
+    o.circuit_breaker = DefaultCircuitBreaker::factory(breaker);
+    o.state.store = store;
+    o.state.sync_interval = milliseconds(5);
+    return o;
+  }
+  static BreakerState state_of(const Client& c, const std::string& endpoint) {
+    for (const RouteHealth& h : c.health().routes) {
+      if (h.route.endpoint == endpoint) return h.state;
+    }
+    return BreakerState::Closed;
+  }
+};
+
+TEST_F(SharedStateTest, ABreakerTrippedInOneClientHoldsTheRouteInTheOther) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client first(options());
+  Client second(options());
+  auto r = first.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
+  ASSERT_TRUE(eventually([&] { return state_of(second, "a") == BreakerState::Open; }));
+  // The second client never asks a, and knows when the fleet lets it be tried again.
+  auto again = second.chat(ping());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(outcomes(again->attempts), (Strings{"b:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+  const HealthSnapshot health = second.health();
+  ASSERT_TRUE(health.routes[0].reopens_at);
+  EXPECT_EQ(health.routes[0].reopens_at, first.health().routes[0].reopens_at);
+  // Once the open period has passed, the hold ends everywhere.
+  clock->advance(seconds(5));
+  EXPECT_EQ(state_of(second, "a"), BreakerState::Closed);
+}
+
+TEST_F(SharedStateTest, AProbePassingElsewhereEndsTheHold) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(options());
+  store->route_opened("a/m", clock->wall_now() + seconds(60));
+  ASSERT_TRUE(eventually([&] { return state_of(client, "a") == BreakerState::Open; }));
+  store->route_closed("a/m");
+  ASSERT_TRUE(eventually([&] { return state_of(client, "a") == BreakerState::Closed; }));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "a");
+}
+
+TEST_F(SharedStateTest, AProbePassingHereClosesTheRouteForTheFleet) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503), testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(options());
+  ASSERT_TRUE(client.chat(ping()));
+  ASSERT_TRUE(eventually([&] { return store->routes({"a/m"})[0].open_until.has_value(); }));
+  clock->advance(seconds(5));
+  auto r = client.chat(ping());  // the half-open probe, which passes
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "a");
+  EXPECT_TRUE(eventually([&] { return !store->routes({"a/m"})[0].open_until.has_value(); }));
+}
+
+TEST_F(SharedStateTest, ARateLimitCooldownIsShared) {
+  fake->sequence(testing::chat_url(kA), {testing::status(429, "", {{"retry-after", "30"}})});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client first(options());
+  Client second(options());
+  ASSERT_TRUE(first.chat(ping()));
+  ASSERT_TRUE(eventually([&] {
+    const HealthSnapshot h = second.health();
+    return h.routes[0].cooldown_until && *h.routes[0].cooldown_until > clock->now();
+  }));
+  auto r = second.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"b:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+}
+
+// A store that is down: every call throws.
+struct DownStore final : StateStore {
+  std::atomic<int> calls{0};
+  [[noreturn]] void down() {
+    ++calls;
+    throw StateStoreError("redis://127.0.0.1:1/0: Connection refused");
+  }
+  void route_opened(const std::string&, WallTime) override { down(); }
+  void route_closed(const std::string&) override { down(); }
+  void route_cooling(const std::string&, WallTime) override { down(); }
+  std::vector<SharedRoute> routes(const std::vector<std::string>&) override { down(); }
+  void reset_route(const std::string&) override { down(); }
+  std::string describe() const override { return "redis://127.0.0.1:1/0"; }
+};
+
+TEST_F(SharedStateTest, AStoreThatIsDownNeverStopsACallAndIsReportedOnce) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  auto down = std::make_shared<DownStore>();
+  std::ostringstream log;
+  ClientOptions o = options();
+  o.state.store = down;
+  o.logger = std::make_shared<spdlog::logger>(
+      "state", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  Client client(o);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->served_by.endpoint, "b");
+  }
+  EXPECT_GE(down->calls.load(), 1);
+  const std::string text = log.str();
+  const std::string said = "the shared state store redis://127.0.0.1:1/0 is unreachable";
+  ASSERT_NE(text.find(said), std::string::npos) << text;
+  EXPECT_EQ(text.find(said), text.rfind(said));  // once per outage
+  EXPECT_NE(client.metrics_text().find("failover_state_store_errors_total "), std::string::npos);
+  EXPECT_EQ(client.metrics_text().find("failover_state_store_errors_total 0\n"), std::string::npos);
+}
+
+TEST_F(SharedStateTest, RefusedValuesAreLoggedAndNotTrusted) {
+  struct GarbageStore final : StateStore {
+    void route_opened(const std::string&, WallTime) override {}
+    void route_closed(const std::string&) override {}
+    void route_cooling(const std::string&, WallTime) override {}
+    std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
+      std::vector<SharedRoute> out(names.size());
+      out[0].refused = "open_until is not a time in ms (\"soon\")";
+      return out;
+    }
+    void reset_route(const std::string&) override {}
+    std::string describe() const override { return "garbage"; }
+  };
+  std::ostringstream log;
+  ClientOptions o = options();
+  o.state.store = std::make_shared<GarbageStore>();
+  o.logger = std::make_shared<spdlog::logger>(
+      "state", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(o);
+  EXPECT_NE(log.str().find("shared state of route a/m refused: open_until is not a time in ms"),
+            std::string::npos)
+      << log.str();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->served_by.endpoint, "a");
+}
+
+}  // namespace
+}  // namespace failover

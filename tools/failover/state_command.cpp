@@ -1,0 +1,123 @@
+#include "state_command.hpp"
+
+#include <failover/failover.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <vector>
+
+namespace failover::tools {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// 2026-12-01T01:02:03.456Z
+std::string iso(WallTime t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[40];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// A time still ahead, as JSON: {"until": ISO, "for_ms": N}; null when absent or past.
+json ahead(const std::optional<WallTime>& t, WallTime now) {
+  if (!t || *t <= now) return nullptr;
+  return {{"until", iso(*t)},
+          {"for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(*t - now).count()}};
+}
+
+}  // namespace
+
+int run_state(const StateArgs& a) {
+  ClientOptions options;
+  try {
+    options = options_from_file(a.config);
+  } catch (const ConfigError& e) {
+    std::cerr << "failover: bad configuration: " << e.what() << "\n";
+    return 2;
+  }
+  if (!options.state.store) {
+    std::cerr << "failover: the configuration has no shared state store (\"state\")\n";
+    return 2;
+  }
+  StateStore& store = *options.state.store;
+  std::vector<RouteRef> routes;
+  auto add = [&](const RouteRef& r) {
+    for (const RouteRef& x : routes) {
+      if (x == r) return;
+    }
+    routes.push_back(r);
+  };
+  for (const Tier& tier : options.priority) {
+    for (const Route& r : tier.routes) add(RouteRef{r.endpoint, r.model});
+  }
+  if (options.canary.candidate) add(*options.canary.candidate);
+  if (options.shadow.candidate) add(*options.shadow.candidate);
+  std::vector<std::string> names;
+  for (const RouteRef& r : routes) names.push_back(r.endpoint + "/" + r.model);
+
+  try {
+    if (!a.reset_breaker.empty()) {
+      bool known = false;
+      for (const std::string& n : names) known = known || n == a.reset_breaker;
+      if (!known) {
+        std::cerr << "failover: --reset-breaker: no route " << a.reset_breaker
+                  << " in the configuration (routes are ENDPOINT/MODEL)\n";
+        return 2;
+      }
+      store.route_closed(a.reset_breaker);
+      std::cerr << "failover: the breaker of " << a.reset_breaker
+                << " is reset for the fleet (each process hears of it at its next sync)\n";
+    }
+    const std::vector<SharedRoute> shared = store.routes(names);
+    const WallTime now = std::chrono::system_clock::now();
+    if (a.as_json) {
+      json list = json::array();
+      for (std::size_t i = 0; i < routes.size(); ++i) {
+        json r = {
+            {"endpoint", routes[i].endpoint},
+            {"model", routes[i].model},
+            {"breaker", shared[i].open_until && *shared[i].open_until > now ? "open" : "closed"},
+            {"open", ahead(shared[i].open_until, now)},
+            {"cooldown", ahead(shared[i].cooldown_until, now)}};
+        if (!shared[i].refused.empty()) r["refused"] = shared[i].refused;
+        list.push_back(std::move(r));
+      }
+      std::cout << json{{"store", store.describe()}, {"routes", list}}.dump(2) << "\n";
+      return 0;
+    }
+    std::printf("shared state in %s\n%-32s %-26s %s\n", store.describe().c_str(), "route",
+                "breaker", "cooldown");
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+      auto show = [&](const std::optional<WallTime>& t, const char* none) {
+        if (!t || *t <= now) return std::string(none);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.1f s more",
+                      std::chrono::duration<double>(*t - now).count());
+        return std::string(buf);
+      };
+      std::string breaker = show(shared[i].open_until, "closed");
+      if (breaker != "closed") breaker = "open, " + breaker;
+      std::printf(
+          "%-32s %-26s %s%s\n", names[i].c_str(), breaker.c_str(),
+          show(shared[i].cooldown_until, "-").c_str(),
+          shared[i].refused.empty() ? "" : ("  (refused: " + shared[i].refused + ")").c_str());
+    }
+    return 0;
+  } catch (const StateStoreError& e) {
+    std::cerr << "failover: the shared state store is unreachable: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace failover::tools
