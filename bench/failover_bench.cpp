@@ -2,11 +2,12 @@
 //
 //   failover_bench run SCENARIO SIDE --base URL [--calls N] [--concurrency N] [--streams N]
 //       One measurement in this process (so peak RSS is this measurement's own); prints one
-//       JSON object. SCENARIO is B1..B6, SIDE is sdk or baseline, or for B1, B3 and B4
+//       JSON object. SCENARIO is B1..B7, SIDE is sdk or baseline, or for B1, B3, B4 and B7
 //       paired: both sides in one process, alternating in blocks of --block calls (default
-//       10); B3's and B4's other side is B1's SDK side. For B2, SIDE may also be minimal:
-//       the baseline with libcurl's minimal request (see `Raw`). URL is the nginx root
-//       (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
+//       10); B3's and B4's other side is B1's SDK side; B7's sides are a client sharing route
+//       state on Redis (--redis redis://127.0.0.1:PORT/0) and one sharing nothing. For B2, SIDE may
+//       also be minimal: the baseline with libcurl's minimal request (see `Raw`). URL is the nginx
+//       root (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
 //   failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] [--extra EXTRA.json]
 //       Reduces the samples of every round (medians) to results.json and prints the table.
 //
@@ -56,7 +57,8 @@ struct Args {
   long calls = 10000;
   int concurrency = 256;
   int streams = 1000;
-  long block = 10;  // B1 paired: calls per block
+  long block = 10;    // B1 paired: calls per block
+  std::string redis;  // B7: the Redis store's URL
 };
 
 double cpu_seconds() {
@@ -425,7 +427,25 @@ json run(const Args& a) {
     out["calls_per_second"] = static_cast<double>(calls) / (wall / 1e6);
   };
 
-  if (a.side == "paired" && (a.scenario == "B1" || a.scenario == "B3" || a.scenario == "B4")) {
+  if (a.side == "paired" && a.scenario == "B7") {
+    // Sequential calls to the healthy route with route state shared on Redis, against the
+    // same client with nothing shared (the in-memory default), paired like B1.
+    fo::ClientOptions shared_options = sdk_options(a, {"healthy"});
+    fo::RedisStoreOptions r;
+    r.url = a.redis;
+    shared_options.state.store = fo::make_redis_store(r);
+    fo::Client shared(shared_options);
+    fo::Client local(sdk_options(a, {"healthy"}));
+    sdk_sequential(shared, 200);
+    sdk_sequential(local, 200);
+    out = paired([&](long n) { return sdk_sequential(shared, n); },
+                 [&](long n) { return sdk_sequential(local, n); }, a.calls, a.block);
+    out["scenario"] = a.scenario;
+    out["side"] = a.side;
+    out["state_store_reachable"] =
+        shared.metrics_text().find("failover_state_store_errors_total 0\n") != std::string::npos;
+  } else if (a.side == "paired" &&
+             (a.scenario == "B1" || a.scenario == "B3" || a.scenario == "B4")) {
     // The scenario's SDK side and its reference in one process (see `paired`). B1's
     // reference is raw libcurl; B3's and B4's is B1's SDK side, a client whose only route
     // is the healthy one.
@@ -688,6 +708,18 @@ int report(const std::string& samples_path, const std::string& out_path, const s
       b6_rss / std::max(1.0, med("B6", "baseline", "rss_per_stream_kib")), "sdk <= 64 KiB", b6_pass,
       b6_details);
 
+  const std::vector<double> b7_ratios = round_values("B7", time_ratio);
+  const double b7_ratio = median(b7_ratios);
+  bool b7_reachable = !samples[{"B7", "paired"}].empty();
+  for (const json& j : samples[{"B7", "paired"}]) {
+    b7_reachable = b7_reachable && j.value("state_store_reachable", false);
+  }
+  row("B7", "sequential calls with route state shared on Redis: vs the in-memory default",
+      "us_per_call", med("B7", "paired", "sdk_us_per_call"),
+      med("B7", "paired", "baseline_us_per_call"), b7_ratio, "ratio <= 1.10",
+      b7_ratio <= 1.10 && b7_reachable,
+      {{"round_ratios", b7_ratios}, {"state_store_reachable", b7_reachable}});
+
   char date[32];
   std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -720,7 +752,7 @@ int main(int argc, char** argv) {
   }
   if (v.size() < 3 || v[0] != "run") {
     std::cerr << "usage: failover_bench run SCENARIO sdk|baseline|paired --base URL [--calls N] "
-                 "[--concurrency N] [--streams N] [--block N]\n"
+                 "[--concurrency N] [--streams N] [--block N] [--redis URL]\n"
                  "       failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] "
                  "[--extra FILE]\n";
     return 2;
@@ -733,6 +765,11 @@ int main(int argc, char** argv) {
   a.concurrency = std::stoi(flag("--concurrency", "256"));
   a.streams = std::stoi(flag("--streams", "1000"));
   a.block = std::max(1L, std::stol(flag("--block", "10")));
+  a.redis = flag("--redis", "");
+  if (a.scenario == "B7" && a.redis.rfind("redis://127.0.0.1:", 0) != 0) {
+    std::cerr << "B7 needs --redis redis://127.0.0.1:PORT/0 (loopback only)\n";
+    return 2;
+  }
   if (a.base.rfind("http://127.0.0.1:", 0) != 0) {
     std::cerr << "--base must be http://127.0.0.1:PORT (loopback only)\n";
     return 2;

@@ -15,18 +15,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::eventually;
 using testing::ping;
 using testing::RedisServer;
-
-template <typename F>
-bool eventually(F done) {
-  const auto until = std::chrono::steady_clock::now() + seconds(10);
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return done();
-}
 
 // One raw command, for what the store itself would never write.
 void raw(const RedisServer& redis, const std::vector<std::string>& args) {

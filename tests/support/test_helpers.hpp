@@ -4,7 +4,9 @@
 
 #include <failover/failover.hpp>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace failover::testing {
@@ -17,6 +19,18 @@ using Strings = std::vector<std::string>;
 /** How much longer than a plain build a sanitized one needs for real-time steps (a short
  *  limit a test races on purpose): 1, or 4 under ASan or TSan. */
 inline constexpr int kTimeScale = FAILOVER_TEST_TIME_SCALE;
+
+/** Waits (real time, polling every 2 ms) until `done()` holds, for `limit` at most; returns
+ *  whether it did. For what a background thread brings about; a hang guard, not a timing. */
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
 
 /** A one-message request: the user says "ping". */
 inline ChatRequest ping() {

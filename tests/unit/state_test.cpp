@@ -17,23 +17,13 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::eventually;
 using testing::outcomes;
 using testing::ping;
 using testing::Strings;
 
 const std::string kA = "http://a.test/v1";
 const std::string kB = "http://b.test/v1";
-
-// Waits up to 5 s (real time) for `done`; the store is read every 5 ms.
-template <typename F>
-bool eventually(F done) {
-  const auto until = std::chrono::steady_clock::now() + seconds(5);
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return done();
-}
 
 struct SharedStateTest : testing::FakeClientTest {
   std::shared_ptr<StateStore> store = make_memory_store();
