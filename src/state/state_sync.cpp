@@ -11,6 +11,12 @@ namespace failover::detail {
 namespace {
 // While the store is unreachable, how long between attempts to reach it again.
 constexpr Duration kRetryInterval = std::chrono::seconds(1);
+// The half-open probe belongs to the process whose trip the fleet holds: the others wait this
+// long past the open period for its verdict (a close ends their hold, a new trip extends it)
+// before they try the route themselves.
+constexpr Duration kProbeWindow = std::chrono::seconds(10);
+
+WallTime to_ms(WallTime t) { return std::chrono::time_point_cast<std::chrono::milliseconds>(t); }
 }  // namespace
 
 StateSync::StateSync(StateOptions options, const std::vector<std::unique_ptr<RouteState>>& routes,
@@ -18,6 +24,7 @@ StateSync::StateSync(StateOptions options, const std::vector<std::unique_ptr<Rou
     : options_(std::move(options)), routes_(routes), clock_(clock), logger_(logger) {
   for (const auto& r : routes_) names_.push_back(r->ref.endpoint + "/" + r->ref.model);
   seen_open_.resize(routes_.size());
+  own_open_.resize(routes_.size());
   refused_logged_.assign(routes_.size(), 0);
 }
 
@@ -102,7 +109,8 @@ bool StateSync::round(bool resync) {
       for (std::size_t i = 0; i < routes_.size(); ++i) {
         RouteState& r = *routes_[i];
         if (std::optional<TimePoint> until = r.own_open_until(now)) {
-          store.route_opened(names_[i], to_wall(*until));
+          own_open_[i] = to_ms(to_wall(*until));
+          store.route_opened(names_[i], *own_open_[i]);
         }
         if (r.cooldown() > now) store.route_cooling(names_[i], to_wall(r.cooldown()));
       }
@@ -110,7 +118,8 @@ bool StateSync::round(bool resync) {
     for (const Event& e : events) {
       switch (e.kind) {
         case Event::Kind::Opened:
-          store.route_opened(names_[e.route], e.until);
+          own_open_[e.route] = to_ms(e.until);
+          store.route_opened(names_[e.route], *own_open_[e.route]);
           break;
         case Event::Kind::Closed:
           store.route_closed(names_[e.route]);
@@ -149,7 +158,10 @@ void StateSync::apply(std::size_t i, const SharedRoute& shared) {
   }
   const TimePoint now = clock_.now();
   if (shared.open_until) {
-    const TimePoint until = to_steady(*shared.open_until);
+    // This process's own trip: its breaker probes when the period ends. Another's: wait for
+    // that process's probe.
+    const bool own = own_open_[i] && to_ms(*own_open_[i]) == to_ms(*shared.open_until);
+    const TimePoint until = to_steady(*shared.open_until) + (own ? Duration::zero() : kProbeWindow);
     if (until > now) r.hold_until(until);
     seen_open_[i] = shared.open_until;
   } else if (seen_open_[i]) {  // it was open and is no more: a probe passed somewhere

@@ -70,6 +70,7 @@ class StateSync {
   spdlog::logger* logger_;
   std::vector<std::string> names_;                  // endpoint/model of each route
   std::vector<std::optional<WallTime>> seen_open_;  // the fleet's last open_until per route
+  std::vector<std::optional<WallTime>> own_open_;   // the open_until this process published
   std::vector<char> refused_logged_;                // a refused value was logged for the route
 
   std::mutex mutex_;

@@ -48,7 +48,7 @@ struct SharedStateTest : testing::FakeClientTest {
 };
 
 TEST_F(SharedStateTest, ABreakerTrippedInOneClientHoldsTheRouteInTheOther) {
-  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kA), {testing::status(503), testing::ok("a")});
   fake->sequence(testing::chat_url(kB), {testing::ok("b")});
   Client first(options());
   Client second(options());
@@ -56,17 +56,36 @@ TEST_F(SharedStateTest, ABreakerTrippedInOneClientHoldsTheRouteInTheOther) {
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(outcomes(r->attempts), (Strings{"a:overloaded", "b:success"}));
   ASSERT_TRUE(eventually([&] { return state_of(second, "a") == BreakerState::Open; }));
-  // The second client never asks a, and knows when the fleet lets it be tried again.
+  // The second client never asks a.
   auto again = second.chat(ping());
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_EQ(outcomes(again->attempts), (Strings{"b:success"}));
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
-  const HealthSnapshot health = second.health();
-  ASSERT_TRUE(health.routes[0].reopens_at);
-  EXPECT_EQ(health.routes[0].reopens_at, first.health().routes[0].reopens_at);
-  // Once the open period has passed, the hold ends everywhere.
-  clock->advance(seconds(5));
-  EXPECT_EQ(state_of(second, "a"), BreakerState::Closed);
+  // The probe is the first client's: the second waits up to 10 s past the open period.
+  const std::optional<TimePoint> reopens = first.health().routes[0].reopens_at;
+  ASSERT_TRUE(reopens);
+  EXPECT_EQ(second.health().routes[0].reopens_at, *reopens + seconds(10));
+  clock->advance(*reopens - clock->now());
+  EXPECT_EQ(state_of(second, "a"), BreakerState::Open);
+  auto probe = first.chat(ping());  // the half-open probe passes...
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(probe->served_by.endpoint, "a");
+  // ...and the fleet hears of it.
+  ASSERT_TRUE(eventually([&] { return state_of(second, "a") == BreakerState::Closed; }));
+  auto after = second.chat(ping());
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->served_by.endpoint, "a");
+}
+
+TEST_F(SharedStateTest, WithoutAVerdictTheHoldEndsAfterTheProbeWindow) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(options());
+  store->route_opened("a/m", clock->wall_now() + seconds(5));  // another process's trip
+  ASSERT_TRUE(eventually([&] { return state_of(client, "a") == BreakerState::Open; }));
+  clock->advance(seconds(14));
+  EXPECT_EQ(state_of(client, "a"), BreakerState::Open);
+  clock->advance(seconds(1));
+  EXPECT_EQ(state_of(client, "a"), BreakerState::Closed);
 }
 
 TEST_F(SharedStateTest, AProbePassingElsewhereEndsTheHold) {
