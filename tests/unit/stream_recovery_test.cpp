@@ -39,6 +39,14 @@ struct RecoveryTest : testing::FakeClientTest {
     o.stream_recovery = mode;
     return o;
   }
+  // At most two attempts in all: the retry policy's own limit holds across a recovery.
+  ClientOptions two_attempts(StreamRecovery mode) {
+    ClientOptions o = options(mode);
+    RetryOptions r;
+    r.max_attempts = 2;
+    o.retry = std::make_shared<DefaultRetryPolicy>(r);
+    return o;
+  }
   StreamHandler collect() {
     return [this](const ChatChunk& c) {
       if (c.restart) {
@@ -246,11 +254,7 @@ TEST_F(RecoveryTest, AContinuationThatBreaksAgainContinuesFromTheLongerPrefix) {
 TEST_F(RecoveryTest, WhenNoRecoveryServesTheCallReportsTheOriginalBreak) {
   fake->sequence(testing::chat_url(kA), {cut_after(2)});
   fake->sequence(testing::chat_url(kB), {testing::status(503)});
-  ClientOptions o = options(StreamRecovery::Restart);
-  RetryOptions two;
-  two.max_attempts = 2;  // the policy's own limit holds across a recovery
-  o.retry = std::make_shared<DefaultRetryPolicy>(two);
-  Client client(o);
+  Client client(two_attempts(StreamRecovery::Restart));
   auto r = client.chat_stream(ping(), collect());
   ASSERT_FALSE(r);
   const Error& e = r.error();
@@ -273,11 +277,7 @@ TEST_F(RecoveryTest, WhenNoRecoveryServesTheCallReportsTheOriginalBreak) {
 TEST_F(RecoveryTest, ARestartThatBreaksTooReportsWhatTheHandlerShowsLast) {
   fake->sequence(testing::chat_url(kA), {cut_after(2)});
   fake->sequence(testing::chat_url(kB), {cut_after(1)});
-  ClientOptions o = options(StreamRecovery::Restart);
-  RetryOptions two;
-  two.max_attempts = 2;  // the policy's own limit holds across a recovery
-  o.retry = std::make_shared<DefaultRetryPolicy>(two);
-  Client client(o);
+  Client client(two_attempts(StreamRecovery::Restart));
   auto r = client.chat_stream(ping(), collect());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
