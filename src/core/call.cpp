@@ -31,11 +31,6 @@ constexpr Duration kClockSlack = std::chrono::milliseconds(5);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
-// How an attempt recovered a broken stream, for the trace: empty when it did not.
-const char* recovery_label(bool recovery, bool continuation) {
-  return !recovery ? "" : continuation ? "continue" : "restart";
-}
-
 std::string format_ms(Duration d) {
   double ms = std::chrono::duration<double, std::milli>(d).count();
   char buf[32];
@@ -149,6 +144,16 @@ void CallMachine::note_attempt(RouteState& route, TimePoint now) {
   }
   route.stats.record(now, a.latency, a.error, a.message);
   if (!mirror_) env_.budget().on_attempt(a.error);
+}
+
+// The trace entry of flight `f` ending at `now`: its route, latency and how it recovered a
+// broken stream, if it did; the caller adds the outcome.
+Attempt CallMachine::attempt_of(const Flight& f, TimePoint now) const {
+  Attempt a;
+  a.route = route_of(f).ref;
+  a.latency = now - f.start;
+  if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
+  return a;
 }
 
 std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
@@ -393,12 +398,9 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   if (state_ == State::Done) return;
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
-    Attempt a;
-    a.route = route_of(f).ref;
+    Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
-    a.latency = now - f.start;
     a.message = e.what();
-    a.recovery = recovery_label(f.recovery, f.continuation);
     trace_.push_back(std::move(a));
   }
   flights_.clear();  // their leases give back what they hold
@@ -694,10 +696,8 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
-    Attempt a;
-    a.route = route_of(f).ref;
+    Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
-    a.latency = now - f.start;
     a.message = why;
     trace_.push_back(std::move(a));
     log_attempt(trace_.back());
@@ -954,15 +954,12 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   const std::int64_t reserved = f.lease.take_reservation();
   f.lease.fail(now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
   if (f.canary) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
-  Attempt a;
-  a.route = route.ref;
+  Attempt a = attempt_of(f, now);
   a.error = ErrorKind::StreamInterrupted;
   a.status = 200;
-  a.latency = now - f.start;
   a.message = std::string(to_string(cause)) + ": " + message;
   a.delivered_chunks = delivered_chunks_;
   a.delivered_chars = delivered_chars_;
-  a.recovery = recovery_label(f.recovery, f.continuation);
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
@@ -1042,13 +1039,10 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
     abandon_.push_back(f.id);
     RouteState& route = route_of(f);
     f.lease.release();  // the caller's choice: neutral for the breaker
-    Attempt a;
-    a.route = route.ref;
+    Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
     a.status = status;
-    a.latency = now - f.start;
     a.message = why;
-    a.recovery = recovery_label(f.recovery, f.continuation);
     trace_.push_back(std::move(a));
     note_attempt(route, now);
     log_attempt(trace_.back());
@@ -1076,12 +1070,9 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) env_.canary_record(now, std::nullopt, latency);
-  Attempt a;
-  a.route = route.ref;
+  Attempt a = attempt_of(f, now);
   a.status = 200;
-  a.latency = latency;
-  a.recovery = recovery_label(f.recovery, f.continuation);
-  trace_.push_back(a);
+  trace_.push_back(std::move(a));
   note_attempt(route, now);
   log_attempt(trace_.back());
   if (!flights_.empty())
@@ -1130,13 +1121,10 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
     route.cool_down_until(now + std::min(rest, kMaxCooldown));
   }
-  Attempt a;
-  a.route = route.ref;
+  Attempt a = attempt_of(f, now);
   a.error = outcome.kind;
   a.status = outcome.http_status;
-  a.latency = now - f.start;
   a.message = message;
-  a.recovery = recovery_label(f.recovery, f.continuation);
   trace_.push_back(std::move(a));
   note_attempt(route, now);
   state_ = flights_.empty() ? State::Planning : State::InFlight;

@@ -92,6 +92,7 @@ class CallMachine {
   void fire_timer(TimePoint now);
   void hook_failed(TimePoint now, const HookError& e);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
+  Attempt attempt_of(const Flight& f, TimePoint now) const;
   RouteState& route_of(const Flight& f) const { return candidate_route(f.candidate); }
   /** The route of candidate `c` (an index into `candidates_`). */
   RouteState& candidate_route(std::size_t c) const;

@@ -152,19 +152,13 @@ class RedisStore final : public StateStore {
   }
   std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    redisContext* c = connect_locked();
     for (const std::string& name : names) {  // one pipelined round trip
-      const std::string k = key(name);
-      const char* argv[] = {"HMGET", k.c_str(), "open_until", "cooldown_until"};
-      const std::size_t lens[] = {5, k.size(), 10, 14};
-      if (redisAppendCommandArgv(c, 4, argv, lens) != REDIS_OK) fail_locked("sending");
+      send_locked({"HMGET", key(name), "open_until", "cooldown_until"});
     }
     std::vector<SharedRoute> out;
     out.reserve(names.size());
     for (std::size_t i = 0; i < names.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(c, &raw) != REDIS_OK) fail_locked("reading");
-      Reply r(static_cast<redisReply*>(raw));
+      Reply r = receive_locked("HMGET");
       SharedRoute s;
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         // e.g. a key of another type (WRONGTYPE): not ours to trust.
@@ -200,6 +194,16 @@ class RedisStore final : public StateStore {
 
   // Runs one command; throws StateStoreError on any failure (the connection is then dropped).
   Reply command(const std::vector<std::string>& args) {
+    send_locked(args);
+    Reply r = receive_locked(args[0]);
+    if (r->type == REDIS_REPLY_ERROR) {
+      throw StateStoreError(describe_ + ": " + args[0] + " failed: " + std::string(r->str, r->len));
+    }
+    return r;
+  }
+
+  // Queues one command on the connection (made first if need be); sent by the next read.
+  void send_locked(const std::vector<std::string>& args) {
     redisContext* c = connect_locked();
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
@@ -207,13 +211,17 @@ class RedisStore final : public StateStore {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    Reply r(static_cast<redisReply*>(
-        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-    if (!r) fail_locked(args[0]);
-    if (r->type == REDIS_REPLY_ERROR) {
-      throw StateStoreError(describe_ + ": " + args[0] + " failed: " + std::string(r->str, r->len));
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      fail_locked(args[0]);
     }
-    return r;
+  }
+
+  // The reply to the oldest command queued; never null.
+  Reply receive_locked(const std::string& what) {
+    void* raw = nullptr;
+    if (!ctx_ || redisGetReply(ctx_, &raw) != REDIS_OK || !raw) fail_locked(what);
+    return Reply(static_cast<redisReply*>(raw));
   }
 
   redisContext* connect_locked() {

@@ -135,10 +135,7 @@ bool StateSync::round(bool resync) {
                             " routes, not " + std::to_string(routes_.size()));
     }
     for (std::size_t i = 0; i < shared.size(); ++i) apply(i, shared[i]);
-  } catch (const StateStoreError& e) {
-    failed(e.what());
-    return false;
-  } catch (const std::exception& e) {  // a store of the application's that throws otherwise
+  } catch (const std::exception& e) {  // StateStoreError, or what an application's store throws
     failed(e.what());
     return false;
   }
