@@ -10,6 +10,7 @@
 
 #include <failover/time.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -27,6 +28,28 @@ struct SharedRoute {
   /** Set when the store held something for the route that is not trusted (garbage, or another
    *  version's format): what, in a few words; the fields above then ignore it. */
   std::string refused;
+};
+
+/** What the fleet has spent of its budget (`BudgetOptions`) in the UTC day and month of a
+ *  time, in nano-dollars (1e-9 USD: exact sums). */
+struct SharedSpend {
+  std::int64_t day_nanos = 0;
+  std::int64_t month_nanos = 0;
+  /** Reserved by calls in flight in live processes (not yet spent). */
+  std::int64_t held_nanos = 0;
+};
+
+/** A budget's limits in nano-dollars; empty = no limit for that period. */
+struct SpendCaps {
+  std::optional<std::int64_t> day_nanos;
+  std::optional<std::int64_t> month_nanos;
+};
+
+/** An endpoint's fleet-wide rate limits (`EndpointLimits::rpm` / `tpm`), token buckets that
+ *  refill continuously and hold a minute's worth. */
+struct BucketLimits {
+  std::optional<double> rpm;
+  std::optional<double> tpm;
 };
 
 /** A store could not be reached or answered nonsense; the message names it, without secrets. */
@@ -53,6 +76,41 @@ class StateStore {
   virtual std::vector<SharedRoute> routes(const std::vector<std::string>& routes) = 0;
   /** Forgets what is known of `route` (an operator's reset). */
   virtual void reset_route(const std::string& route) = 0;
+
+  // Budget. A process (`holder`) reserves a call's estimated cost before the call and settles
+  // it after; reservations of a holder not heard from since `alive_until` are dropped, so a
+  // process that dies leaves no phantom reservation behind.
+
+  /** Reserves `nanos` for `holder` if the spend of the UTC day and month of `now`, plus every
+   *  live reservation, plus `nanos`, stays within `caps` (and the period is not spent already);
+   *  false leaves everything as it was. Atomic against every other process. */
+  virtual bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
+                             const SpendCaps& caps, WallTime alive_until) = 0;
+  /** `holder`'s reservations shrink by `released`, and the day and month of `now` are charged
+   *  `spent`. */
+  virtual void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
+                            std::int64_t spent) = 0;
+  /** `holder` lives on until `alive_until`; with `held`, its reservations are set to that
+   *  (after an outage, when the store may have lost them). */
+  virtual void keep_holder(const std::string& holder, WallTime alive_until,
+                           std::optional<std::int64_t> held) = 0;
+  /** The spend of the UTC day and month of `now`, and the live reservations. */
+  virtual SharedSpend spend(WallTime now) = 0;
+  /** Forgets the spend of the UTC day and month of `now`, and every reservation (an
+   *  operator's reset). */
+  virtual void reset_spend(WallTime now) = 0;
+
+  // Rate limits, per endpoint name.
+
+  /** Takes one request of `tokens` tokens from `endpoint`'s buckets at `now`: empty when
+   *  granted, else how long until the buckets could grant it (nothing is taken then). A request
+   *  larger than the whole token bucket waits for a full one. */
+  virtual std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
+                                              const BucketLimits& limits, double tokens) = 0;
+  /** Puts `requests` and `tokens` back into `endpoint`'s buckets (never above full); negative
+   *  amounts take more (an answer that used more tokens than its estimate). */
+  virtual void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
+                             double requests, double tokens) = 0;
   /** Where the store is, for logs and reports, without secrets (e.g. `redis://127.0.0.1:6379/0`).
    */
   virtual std::string describe() const = 0;
@@ -69,8 +127,13 @@ struct RedisStoreOptions {
   std::string url;
   /** Prefix of every key; keys are versioned after it (`failover:v1:...`). */
   std::string prefix = "failover:";
-  /** Limit of connecting and of each command. */
+  /** Limit of connecting and of each command off the call path (publishing, reading the
+   *  fleet's state, operators' commands). */
   Duration timeout = std::chrono::milliseconds(200);
+  /** Limit of connecting and of each command a call waits for (reserving budget, taking a
+   *  shared rate-limit permit): past it the call goes on with this process's own state, and
+   *  the client stops asking until the store answers its background thread again. */
+  Duration call_timeout = std::chrono::milliseconds(10);
 };
 
 /** A store on Redis (hiredis). Connects on first use, and again after a failure. Throws

@@ -382,11 +382,14 @@ class Reader {
 
   StateOptions state(const json& v) {
     if (!v.is_object()) fail("state", std::string("must be an object, not ") + type_name(v));
-    check_keys(v, "state", {"redis", "prefix", "timeout_ms", "sync_ms"});
+    check_keys(v, "state", {"redis", "prefix", "timeout_ms", "call_timeout_ms", "sync_ms"});
     RedisStoreOptions r;
     r.url = string(member(v, "state", "redis"), "state.redis");
     if (v.contains("prefix")) r.prefix = string(v["prefix"], "state.prefix");
     if (v.contains("timeout_ms")) r.timeout = millis(v["timeout_ms"], "state.timeout_ms");
+    if (v.contains("call_timeout_ms")) {
+      r.call_timeout = millis(v["call_timeout_ms"], "state.call_timeout_ms");
+    }
     StateOptions s;
     if (v.contains("sync_ms")) s.sync_interval = millis(v["sync_ms"], "state.sync_ms");
     try {
@@ -876,6 +879,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     doc["state"] = {{"redis", url},
                     {"prefix", r.prefix},
                     {"timeout_ms", ms(r.timeout)},
+                    {"call_timeout_ms", ms(r.call_timeout)},
                     {"sync_ms", ms(o.state.sync_interval)}};
   }
   doc["stream_recovery"] = o.stream_recovery == StreamRecovery::Restart    ? "restart"

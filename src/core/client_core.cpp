@@ -545,7 +545,12 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     routes_.push_back(std::move(state));
   }
   if (o.state.store) {
-    sync_ = std::make_unique<StateSync>(o.state, routes_, *o.clock, o.logger.get());
+    StateSync::Parts shared;
+    shared.routes = &routes_;
+    shared.spend = spend_.get();
+    shared.limiters = &limiters_;
+    for (const Endpoint& e : o.endpoints) shared.endpoints.push_back(e.name);
+    sync_ = std::make_unique<StateSync>(o.state, std::move(shared), *o.clock, o.logger.get());
     for (std::size_t i = 0; i < routes_.size(); ++i) {
       routes_[i]->sync = sync_.get();
       routes_[i]->index = i;

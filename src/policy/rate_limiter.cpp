@@ -58,14 +58,24 @@ void RateLimiter::refill(TimePoint now) {
 }
 
 RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  refill(now);
-  Answer a = check_locked(now, tokens);
-  if (!a.granted) return a;
-  if (limits_.rpm) requests_ -= 1.0;
-  if (limits_.tpm) tokens_ -= tokens;
-  ++in_flight_;
-  return a;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refill(now);
+    Answer a = check_locked(now, tokens);
+    if (!a.granted) return a;
+    if (limits_.rpm) requests_ -= 1.0;
+    if (limits_.tpm) tokens_ -= tokens;
+    ++in_flight_;
+    if (!fleet_ || !(limits_.rpm || limits_.tpm)) return a;
+  }
+  // The fleet is asked without holding up this process's other calls.
+  if (std::optional<Duration> wait = fleet_->take(tokens)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    refill(now);
+    give_back_locked(1.0, tokens);
+    return Answer{false, now + *wait};
+  }
+  return Answer{true, std::nullopt};
 }
 
 bool RateLimiter::would_grant(TimePoint now, double tokens) {
@@ -104,14 +114,22 @@ void RateLimiter::release(TimePoint now, double estimated, std::optional<double>
   std::lock_guard<std::mutex> lock(mutex_);
   refill(now);
   if (in_flight_ > 0) --in_flight_;
-  if (limits_.tpm && actual) tokens_ = std::min(*limits_.tpm, tokens_ + estimated - *actual);
+  if (limits_.tpm && actual) {
+    tokens_ = std::min(*limits_.tpm, tokens_ + estimated - *actual);
+    if (fleet_) fleet_->give_back(0.0, estimated - *actual);
+  }
 }
 
 void RateLimiter::refund(TimePoint now, double tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   refill(now);
+  give_back_locked(1.0, tokens);
+  if (fleet_ && (limits_.rpm || limits_.tpm)) fleet_->give_back(1.0, tokens);
+}
+
+void RateLimiter::give_back_locked(double requests, double tokens) {
   if (in_flight_ > 0) --in_flight_;
-  if (limits_.rpm) requests_ = std::min(*limits_.rpm, requests_ + 1.0);
+  if (limits_.rpm) requests_ = std::min(*limits_.rpm, requests_ + requests);
   if (limits_.tpm) tokens_ = std::min(*limits_.tpm, tokens_ + tokens);
 }
 

@@ -16,6 +16,19 @@ namespace failover::detail {
 /** An OpenAI rate-limit reset duration: `1s`, `6m0s`, `20ms`, `1h2m3.5s`, `0.5s`. */
 std::optional<Duration> parse_reset_duration(std::string_view text);
 
+/** The fleet's buckets of one endpoint, when processes share its rpm and tpm (StateSync
+ *  implements it). */
+class FleetBucket {
+ public:
+  virtual ~FleetBucket() = default;
+  /** Empty when the fleet grants a request of `tokens` tokens (or cannot be asked now: the
+   *  local buckets then decide alone), else how long until it could. */
+  virtual std::optional<Duration> take(double tokens) = 0;
+  /** Puts back what a request did not use (negative: takes what it used beyond its estimate);
+   *  never blocks. */
+  virtual void give_back(double requests, double tokens) = 0;
+};
+
 class RateLimiter {
  public:
   struct Limits {
@@ -24,6 +37,11 @@ class RateLimiter {
     std::optional<int> max_concurrency;  ///< Requests in flight at once.
   };
   RateLimiter(Limits limits, TimePoint now);
+
+  /** Requests and tokens also come from `fleet` from now on (set before the first call); the
+   *  concurrency cap and the provider's headers stay this process's. */
+  void share(FleetBucket* fleet) { fleet_ = fleet; }
+  const Limits& limits() const { return limits_; }
 
   bool limited() const { return limits_.rpm || limits_.tpm || limits_.max_concurrency; }
 
@@ -45,9 +63,11 @@ class RateLimiter {
 
  private:
   void refill(TimePoint now);
+  void give_back_locked(double requests, double tokens);    // ends a request in flight
   Answer check_locked(TimePoint now, double tokens) const;  // grants nothing
 
   Limits limits_;
+  FleetBucket* fleet_ = nullptr;
   std::mutex mutex_;
   TimePoint last_{};
   double requests_ = 0;  // tokens in the request bucket

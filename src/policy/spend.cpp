@@ -1,5 +1,7 @@
 #include "policy/spend.hpp"
 
+#include "util/utc_date.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -8,25 +10,6 @@ namespace failover::detail {
 namespace {
 
 std::int64_t to_nanos(double usd) { return std::llround(usd * 1e9); }
-
-// Days since 1970-01-01 (UTC) and months since January 1970.
-std::int64_t day_of(WallTime wall) {
-  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wall.time_since_epoch()).count();
-  return seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
-}
-
-std::int64_t month_of(WallTime wall) {
-  // Civil date from days (Howard Hinnant's algorithm), reduced to year * 12 + month.
-  std::int64_t z = day_of(wall) + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  return year * 12 + (month - 1);
-}
 
 }  // namespace
 
@@ -54,11 +37,41 @@ bool SpendTracker::fits(WallTime wall, std::int64_t nanos) {
 }
 
 bool SpendTracker::reserve(WallTime wall, std::int64_t nanos) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
   roll(wall);
-  if (!fits_locked(nanos)) return false;
+  if (!fits_locked(nanos)) return false;  // what is known already refuses it
+  if (fleet_) {
+    lock.unlock();  // the fleet is asked without holding up this process's other calls
+    const std::optional<bool> fleet = fleet_->reserve(wall, nanos, caps());
+    lock.lock();
+    if (fleet) {
+      if (*fleet) reserved_ += nanos;
+      return *fleet;
+    }
+    roll(wall);  // the fleet cannot be asked: decide on what this process knows
+    if (!fits_locked(nanos)) return false;
+  }
   reserved_ += nanos;
   return true;
+}
+
+void SpendTracker::observe_fleet(WallTime wall, std::int64_t day_nanos, std::int64_t month_nanos) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(wall);
+  day_.spent = day_nanos;
+  month_.spent = month_nanos;
+}
+
+std::int64_t SpendTracker::reserved() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reserved_;
+}
+
+SpendCaps SpendTracker::caps() const {
+  SpendCaps c;
+  if (options_.usd_per_day) c.day_nanos = to_nanos(*options_.usd_per_day);
+  if (options_.usd_per_month) c.month_nanos = to_nanos(*options_.usd_per_month);
+  return c;
 }
 
 std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserved,
@@ -66,6 +79,7 @@ std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserv
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
   reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
+  if (fleet_) fleet_->settled(reserved, spent);
   if (spent == 0) return {};
   return spend_locked(spent);
 }
@@ -73,11 +87,13 @@ std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserv
 void SpendTracker::release(std::int64_t reserved) {
   std::lock_guard<std::mutex> lock(mutex_);
   reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
+  if (fleet_) fleet_->settled(reserved, 0);
 }
 
 std::vector<BudgetAlert> SpendTracker::spend(WallTime wall, std::int64_t nanos) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
+  if (fleet_) fleet_->settled(0, nanos);
   return spend_locked(nanos);
 }
 

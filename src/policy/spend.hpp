@@ -2,17 +2,38 @@
 
 // Spending against BudgetOptions: per UTC day and month, in nano-dollars. Thread-safe.
 
+#include <failover/state.hpp>
 #include <failover/usage.hpp>
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace failover::detail {
 
+/** The fleet's side of a budget, when processes share one (StateSync implements it). */
+class FleetSpend {
+ public:
+  virtual ~FleetSpend() = default;
+  /** The fleet's answer to a reservation, or empty when it cannot be asked now (the tracker
+   *  then decides on what it knows). */
+  virtual std::optional<bool> reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) = 0;
+  /** A reservation of `released` ended, having cost `spent`; never blocks. */
+  virtual void settled(std::int64_t released, std::int64_t spent) = 0;
+};
+
 class SpendTracker {
  public:
   explicit SpendTracker(BudgetOptions options);
+
+  /** Reservations go to `fleet` first from now on (set before the first call). */
+  void share(FleetSpend* fleet) { fleet_ = fleet; }
+  /** What the fleet has spent in the periods of `wall` replaces what this tracker knew. */
+  void observe_fleet(WallTime wall, std::int64_t day_nanos, std::int64_t month_nanos);
+  /** Reserved by this process's attempts in flight. */
+  std::int64_t reserved();
+  SpendCaps caps() const;
 
   bool enabled() const { return options_.usd_per_day || options_.usd_per_month; }
   /** Would spending `nanos` more at `wall`, beside what calls in flight reserved, stay within
@@ -42,6 +63,7 @@ class SpendTracker {
   std::vector<BudgetAlert> spend_locked(std::int64_t nanos);
 
   BudgetOptions options_;
+  FleetSpend* fleet_ = nullptr;
   std::mutex mutex_;
   Period day_;
   Period month_;

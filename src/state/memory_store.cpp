@@ -2,7 +2,10 @@
 
 #include <failover/state.hpp>
 
+#include "util/utc_date.hpp"
+
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 
@@ -42,9 +45,130 @@ class MemoryStore final : public StateStore {
   }
   std::string describe() const override { return "memory"; }
 
+  bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
+                     const SpendCaps& caps, WallTime alive_until) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::int64_t held = live_held_locked(now);
+    auto within = [&](const std::optional<std::int64_t>& cap, const std::string& period) {
+      const std::int64_t spent = spent_[period];
+      return !cap || (spent < *cap && spent + held + nanos <= *cap);
+    };
+    if (!within(caps.day_nanos, day_key(now)) || !within(caps.month_nanos, month_key(now))) {
+      return false;
+    }
+    Holder& h = holders_[holder];
+    h.held += nanos;
+    h.alive_until = std::max(h.alive_until, alive_until);
+    return true;
+  }
+  void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
+                    std::int64_t spent) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = holders_.find(holder); it != holders_.end()) {
+      it->second.held = std::max<std::int64_t>(0, it->second.held - released);
+    }
+    spent_[day_key(now)] += spent;
+    spent_[month_key(now)] += spent;
+  }
+  void keep_holder(const std::string& holder, WallTime alive_until,
+                   std::optional<std::int64_t> held) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Holder& h = holders_[holder];
+    h.alive_until = std::max(h.alive_until, alive_until);
+    if (held) h.held = *held;
+  }
+  SharedSpend spend(WallTime now) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SharedSpend s;
+    s.day_nanos = spent_[day_key(now)];
+    s.month_nanos = spent_[month_key(now)];
+    s.held_nanos = live_held_locked(now);
+    return s;
+  }
+  void reset_spend(WallTime now) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    spent_.erase(day_key(now));
+    spent_.erase(month_key(now));
+    holders_.clear();
+  }
+
+  std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
+                                      const BucketLimits& limits, double tokens) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Bucket& b = refill_locked(endpoint, now, limits);
+    const double need = limits.tpm ? std::min(tokens, *limits.tpm) : 0.0;
+    // Time until a bucket holds what is needed, rounded up to the millisecond (past
+    // floating-point dust).
+    auto wait = [](double have, double wanted, double per_minute) {
+      if (have + 1e-9 >= wanted) return Duration::zero();
+      return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(
+          static_cast<std::int64_t>(std::ceil((wanted - have) / per_minute * 60000.0 - 1e-6))));
+    };
+    Duration due = Duration::zero();
+    if (limits.rpm) due = std::max(due, wait(b.requests, 1.0, *limits.rpm));
+    if (limits.tpm) due = std::max(due, wait(b.tokens, need, *limits.tpm));
+    if (due > Duration::zero()) return due;
+    b.requests -= 1.0;
+    b.tokens -= tokens;
+    return std::nullopt;
+  }
+  void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
+                     double requests, double tokens) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Bucket& b = refill_locked(endpoint, now, limits);
+    if (limits.rpm) b.requests = std::min(*limits.rpm, b.requests + requests);
+    if (limits.tpm) b.tokens = std::min(*limits.tpm, b.tokens + tokens);
+  }
+
  private:
+  struct Holder {
+    std::int64_t held = 0;
+    WallTime alive_until{};
+  };
+  struct Bucket {
+    double requests = 0;
+    double tokens = 0;
+    WallTime at{};
+  };
+
+  static std::string day_key(WallTime t) { return "day:" + detail::day_text(t); }
+  static std::string month_key(WallTime t) { return "month:" + detail::month_text(t); }
+
+  std::int64_t live_held_locked(WallTime now) {
+    std::int64_t held = 0;
+    for (auto it = holders_.begin(); it != holders_.end();) {
+      if (it->second.alive_until < now) {
+        it = holders_.erase(it);  // a process not heard from: its reservations go
+      } else {
+        held += it->second.held;
+        ++it;
+      }
+    }
+    return held;
+  }
+
+  // A bucket starts full and refills continuously, a minute's worth at most.
+  Bucket& refill_locked(const std::string& endpoint, WallTime now, const BucketLimits& limits) {
+    auto [it, fresh] = buckets_.try_emplace(endpoint);
+    Bucket& b = it->second;
+    if (fresh) {
+      b.requests = limits.rpm.value_or(0);
+      b.tokens = limits.tpm.value_or(0);
+      b.at = now;
+    } else if (now > b.at) {
+      const double minutes = std::chrono::duration<double>(now - b.at).count() / 60.0;
+      if (limits.rpm) b.requests = std::min(*limits.rpm, b.requests + *limits.rpm * minutes);
+      if (limits.tpm) b.tokens = std::min(*limits.tpm, b.tokens + *limits.tpm * minutes);
+      b.at = now;
+    }
+    return b;
+  }
+
   std::mutex mutex_;
   std::map<std::string, SharedRoute> routes_;
+  std::map<std::string, std::int64_t> spent_;  // by period ("day:2026-12-01", "month:2026-12")
+  std::map<std::string, Holder> holders_;
+  std::map<std::string, Bucket> buckets_;
 };
 
 }  // namespace

@@ -1,14 +1,22 @@
 // The StateStore on Redis (hiredis, blocking API with timeouts). Keys are versioned:
 //   {prefix}v1:route:{endpoint/model}  hash: open_until, cooldown_until (ms since the epoch)
+//   {prefix}v1:spend:day:{YYYY-MM-DD}  integer: nano-dollars spent that UTC day
+//   {prefix}v1:spend:month:{YYYY-MM}   integer: nano-dollars spent that UTC month
+//   {prefix}v1:spend:held              hash: {holder} = nanos reserved, {holder}@ = alive until
+//   {prefix}v1:limit:{endpoint}        hash: requests, tokens (bucket levels), at (ms)
+// Every change that must be atomic across processes is one Lua script.
 // Each key expires a minute after the latest time it holds, so nothing lingers. Values are
 // parsed strictly; anything else is refused (reported in SharedRoute::refused), never trusted.
 
 #include <failover/state.hpp>
 
+#include "util/utc_date.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -22,6 +30,11 @@ namespace {
 constexpr const char* kVersion = "v1";
 // A key lives this long after the latest time it holds.
 constexpr std::chrono::milliseconds kLinger = std::chrono::minutes(1);
+// A day's spend is kept three days, a month's 62 days: long enough for any report of them.
+constexpr std::chrono::milliseconds kDayTtl = std::chrono::hours(24 * 3);
+constexpr std::chrono::milliseconds kMonthTtl = std::chrono::hours(24 * 62);
+// A bucket untouched for a minute is full again, the same as no bucket.
+constexpr std::chrono::milliseconds kBucketTtl = std::chrono::seconds(61);
 // Raises a time field to ARGV[2] (never lowers it) and keeps the key alive ARGV[3] ms at least.
 constexpr const char* kRaiseScript = R"lua(
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
@@ -32,6 +45,130 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 return 1
+)lua";
+
+// Reservations live in one hash: field {holder} = nanos held, field {holder}@ = ms until which
+// the holder counts as alive. live_held sums the live ones and, with `prune`, drops the others.
+constexpr const char* kLiveHeldLua = R"lua(
+local function live_held(key, now, prune)
+  local all = redis.call('HGETALL', key)
+  local alive = {}
+  for i = 1, #all, 2 do
+    if string.sub(all[i], -1) == '@' then alive[string.sub(all[i], 1, -2)] = tonumber(all[i + 1]) end
+  end
+  local held = 0
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, -1) ~= '@' then
+      local n = tonumber(all[i + 1])
+      if alive[f] and alive[f] >= now and n then
+        held = held + n
+      elseif prune then
+        redis.call('HDEL', key, f, f .. '@')
+      end
+    end
+  end
+  return held
+end
+local function spent_of(key)
+  local v = redis.call('GET', key)
+  if not v then return 0 end
+  return tonumber(v)
+end
+)lua";
+
+// KEYS: day, month, held. ARGV: holder, nanos, day cap, month cap (-1: none), now ms, alive-until
+// ms, held key ttl ms. Returns 1 when reserved, 0 when a cap refuses, an error for garbage.
+const std::string kReserveScript = std::string(kLiveHeldLua) + R"lua(
+local day, month = spent_of(KEYS[1]), spent_of(KEYS[2])
+if not day or not month then return redis.error_reply('spend key holds something not a number') end
+local nanos, now = tonumber(ARGV[2]), tonumber(ARGV[5])
+local held = live_held(KEYS[3], now, true)
+for i, spent in ipairs({day, month}) do
+  local cap = tonumber(ARGV[2 + i])
+  if cap >= 0 and (spent >= cap or spent + held + nanos > cap) then return 0 end
+end
+redis.call('HINCRBY', KEYS[3], ARGV[1], nanos)
+redis.call('HSET', KEYS[3], ARGV[1] .. '@', ARGV[6])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+return 1
+)lua";
+
+// KEYS: day, month, held. ARGV: holder, released, spent, day ttl ms, month ttl ms.
+constexpr const char* kSettleScript = R"lua(
+local released, spent = tonumber(ARGV[2]), tonumber(ARGV[3])
+if released > 0 and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[3], ARGV[1], -released) <= 0 then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+  end
+end
+if spent > 0 then
+  redis.call('INCRBY', KEYS[1], spent)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('INCRBY', KEYS[2], spent)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+return 1
+)lua";
+
+// KEYS: held. ARGV: holder, alive-until ms, held nanos or '' (keep), key ttl ms.
+constexpr const char* kKeepScript = R"lua(
+redis.call('HSET', KEYS[1], ARGV[1] .. '@', ARGV[2])
+if ARGV[3] ~= '' then
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  else
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+)lua";
+
+// KEYS: day, month, held. ARGV: now ms. Returns {day, month, held}.
+const std::string kSpendScript = std::string(kLiveHeldLua) + R"lua(
+local day, month = spent_of(KEYS[1]), spent_of(KEYS[2])
+if not day or not month then return redis.error_reply('spend key holds something not a number') end
+return {day, month, live_held(KEYS[3], tonumber(ARGV[1]), false)}
+)lua";
+
+// KEYS: bucket. ARGV: rpm, tpm (-1: none), now ms, 'take' or 'give', tokens (take) or requests
+// (give), tokens (give), key ttl ms. A bucket starts full and refills continuously. 'take'
+// returns -1 when granted, else the ms until it could be; 'give' returns -1.
+constexpr const char* kBucketScript = R"lua(
+local rpm, tpm, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'requests', 'tokens', 'at')
+local r, t, at = math.max(rpm, 0), math.max(tpm, 0), now
+if v[3] then
+  r, t, at = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+  if not (r and t and at) then return redis.error_reply('bucket holds something not a number') end
+  if now > at then
+    local minutes = (now - at) / 60000
+    if rpm >= 0 then r = math.min(rpm, r + rpm * minutes) end
+    if tpm >= 0 then t = math.min(tpm, t + tpm * minutes) end
+    at = now
+  end
+end
+local result = -1
+if ARGV[4] == 'take' then
+  local tokens = tonumber(ARGV[5])
+  local wait = 0
+  if rpm >= 0 and r + 1e-9 < 1 then wait = math.max(wait, (1 - r) / rpm * 60000) end
+  local need = math.min(tokens, math.max(tpm, 0))
+  if tpm >= 0 and t + 1e-9 < need then wait = math.max(wait, (need - t) / tpm * 60000) end
+  if wait > 0 then
+    result = math.ceil(wait - 1e-6)
+  else
+    r, t = r - 1, t - tokens
+  end
+else
+  if rpm >= 0 then r = math.min(rpm, r + tonumber(ARGV[5])) end
+  if tpm >= 0 then t = math.min(tpm, t + tonumber(ARGV[6])) end
+end
+redis.call('HSET', KEYS[1], 'requests', string.format('%.17g', r), 'tokens',
+           string.format('%.17g', t), 'at', string.format('%.17g', at))
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return result
 )lua";
 
 struct ReplyDeleter {
@@ -132,33 +269,40 @@ class RedisStore final : public StateStore {
     if (options_.timeout <= Duration::zero()) {
       throw std::invalid_argument("state.timeout must be positive");
     }
+    if (options_.call_timeout <= Duration::zero()) {
+      throw std::invalid_argument("state.call_timeout must be positive");
+    }
+    bg_.timeout = options_.timeout;
+    calls_.timeout = options_.call_timeout;
     describe_ = "redis://" +
                 (url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host) +
                 ":" + std::to_string(url_.port) + "/" + std::to_string(url_.db);
   }
   ~RedisStore() override {
-    if (ctx_) redisFree(ctx_);
+    for (Link* l : {&bg_, &calls_}) {
+      if (l->ctx) redisFree(l->ctx);
+    }
   }
 
   void route_opened(const std::string& route, WallTime until) override {
     raise(route, "open_until", until);
   }
   void route_closed(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    command({"HDEL", key(route), "open_until"});
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"HDEL", key(route), "open_until"});
   }
   void route_cooling(const std::string& route, WallTime until) override {
     raise(route, "cooldown_until", until);
   }
   std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(bg_.mutex);
     for (const std::string& name : names) {  // one pipelined round trip
-      send_locked({"HMGET", key(name), "open_until", "cooldown_until"});
+      send_locked(bg_, {"HMGET", key(name), "open_until", "cooldown_until"});
     }
     std::vector<SharedRoute> out;
     out.reserve(names.size());
     for (std::size_t i = 0; i < names.size(); ++i) {
-      Reply r = receive_locked("HMGET");
+      Reply r = receive_locked(bg_, "HMGET");
       SharedRoute s;
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         // e.g. a key of another type (WRONGTYPE): not ours to trust.
@@ -173,12 +317,105 @@ class RedisStore final : public StateStore {
     return out;
   }
   void reset_route(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    command({"DEL", key(route)});
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"DEL", key(route)});
   }
   std::string describe() const override { return describe_; }
 
+  bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
+                     const SpendCaps& caps, WallTime alive_until) override {
+    std::lock_guard<std::mutex> lock(calls_.mutex);
+    Reply r = command(calls_, {"EVAL", kReserveScript, "3", spend_key("day", detail::day_text(now)),
+                               spend_key("month", detail::month_text(now)), held_key(), holder,
+                               std::to_string(nanos), cap_text(caps.day_nanos),
+                               cap_text(caps.month_nanos), std::to_string(to_ms(now)),
+                               std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
+    return integer(r.get(), "reserve") == 1;
+  }
+  void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
+                    std::int64_t spent) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"EVAL", kSettleScript, "3", spend_key("day", detail::day_text(now)),
+                  spend_key("month", detail::month_text(now)), held_key(), holder,
+                  std::to_string(released), std::to_string(spent), std::to_string(kDayTtl.count()),
+                  std::to_string(kMonthTtl.count())});
+  }
+  void keep_holder(const std::string& holder, WallTime alive_until,
+                   std::optional<std::int64_t> held) override {
+    const auto now = std::chrono::system_clock::now();
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"EVAL", kKeepScript, "1", held_key(), holder, std::to_string(to_ms(alive_until)),
+                  held ? std::to_string(*held) : std::string(), held_ttl(now, alive_until)});
+  }
+  SharedSpend spend(WallTime now) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    Reply r = command(
+        bg_, {"EVAL", kSpendScript, "3", spend_key("day", detail::day_text(now)),
+              spend_key("month", detail::month_text(now)), held_key(), std::to_string(to_ms(now))});
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+      throw StateStoreError(describe_ + ": the spend read answered something not three numbers");
+    }
+    SharedSpend s;
+    s.day_nanos = integer(r->element[0], "spend");
+    s.month_nanos = integer(r->element[1], "spend");
+    s.held_nanos = integer(r->element[2], "spend");
+    return s;
+  }
+  void reset_spend(WallTime now) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"DEL", spend_key("day", detail::day_text(now)),
+                  spend_key("month", detail::month_text(now)), held_key()});
+  }
+
+  std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
+                                      const BucketLimits& limits, double tokens) override {
+    std::lock_guard<std::mutex> lock(calls_.mutex);
+    Reply r =
+        command(calls_, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
+                         rate_text(limits.tpm), std::to_string(to_ms(now)), "take",
+                         rate_text(tokens), "0", std::to_string(kBucketTtl.count())});
+    const std::int64_t wait = integer(r.get(), "take_permit");
+    if (wait < 0) return std::nullopt;
+    return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(wait));
+  }
+  void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
+                     double requests, double tokens) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
+                  rate_text(limits.tpm), std::to_string(to_ms(now)), "give", rate_text(requests),
+                  rate_text(tokens), std::to_string(kBucketTtl.count())});
+  }
+
  private:
+  std::string spend_key(const char* period, const std::string& date) const {
+    return options_.prefix + kVersion + ":spend:" + period + ":" + date;
+  }
+  std::string held_key() const { return options_.prefix + kVersion + ":spend:held"; }
+  std::string bucket_key(const std::string& endpoint) const {
+    return options_.prefix + kVersion + ":limit:" + endpoint;
+  }
+  static std::string cap_text(const std::optional<std::int64_t>& cap) {
+    return cap ? std::to_string(*cap) : std::string("-1");
+  }
+  static std::string rate_text(std::optional<double> rate) {
+    if (!rate) return "-1";
+    char out[40];
+    std::snprintf(out, sizeof out, "%.17g", *rate);
+    return out;
+  }
+  // The held hash lives a minute past its latest holder.
+  static std::string held_ttl(WallTime now, WallTime alive_until) {
+    return std::to_string(std::max<std::int64_t>(0, to_ms(alive_until) - to_ms(now)) +
+                          static_cast<std::int64_t>(kLinger.count()));
+  }
+  // An integer reply, or a typed error naming `what`.
+  std::int64_t integer(const redisReply* e, const char* what) const {
+    if (!e || e->type != REDIS_REPLY_INTEGER) {
+      throw StateStoreError(describe_ + ": " + what + " answered something not an integer");
+    }
+    return static_cast<std::int64_t>(e->integer);
+  }
+
   std::string key(const std::string& route) const {
     return options_.prefix + kVersion + ":route:" + route;
   }
@@ -187,15 +424,23 @@ class RedisStore final : public StateStore {
     const auto now = std::chrono::system_clock::now();
     const auto ttl = std::max<std::int64_t>(0, to_ms(until) - to_ms(now)) +
                      static_cast<std::int64_t>(kLinger.count());
-    std::lock_guard<std::mutex> lock(mutex_);
-    command({"EVAL", kRaiseScript, "1", key(route), field, field_value(to_ms(until)),
-             std::to_string(ttl)});
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    command(bg_, {"EVAL", kRaiseScript, "1", key(route), field, field_value(to_ms(until)),
+                  std::to_string(ttl)});
   }
 
+  // One connection and what guards it. The calls' link has the short timeout (a call never
+  // waits long on Redis); the background's link has the long one.
+  struct Link {
+    std::mutex mutex;
+    redisContext* ctx = nullptr;
+    Duration timeout{};
+  };
+
   // Runs one command; throws StateStoreError on any failure (the connection is then dropped).
-  Reply command(const std::vector<std::string>& args) {
-    send_locked(args);
-    Reply r = receive_locked(args[0]);
+  Reply command(Link& l, const std::vector<std::string>& args) {
+    send_locked(l, args);
+    Reply r = receive_locked(l, args[0]);
     if (r->type == REDIS_REPLY_ERROR) {
       throw StateStoreError(describe_ + ": " + args[0] + " failed: " + std::string(r->str, r->len));
     }
@@ -203,8 +448,8 @@ class RedisStore final : public StateStore {
   }
 
   // Queues one command on the connection (made first if need be); sent by the next read.
-  void send_locked(const std::vector<std::string>& args) {
-    redisContext* c = connect_locked();
+  void send_locked(Link& l, const std::vector<std::string>& args) {
+    redisContext* c = connect_locked(l);
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
     for (const std::string& a : args) {
@@ -213,59 +458,61 @@ class RedisStore final : public StateStore {
     }
     if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
         REDIS_OK) {
-      fail_locked(args[0]);
+      fail_locked(l, args[0]);
     }
   }
 
   // The reply to the oldest command queued; never null.
-  Reply receive_locked(const std::string& what) {
+  Reply receive_locked(Link& l, const std::string& what) {
     void* raw = nullptr;
-    if (!ctx_ || redisGetReply(ctx_, &raw) != REDIS_OK || !raw) fail_locked(what);
+    if (!l.ctx || redisGetReply(l.ctx, &raw) != REDIS_OK || !raw) fail_locked(l, what);
     return Reply(static_cast<redisReply*>(raw));
   }
 
-  redisContext* connect_locked() {
-    if (ctx_) return ctx_;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options_.timeout).count();
-    timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-    redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv);
+  redisContext* connect_locked(Link& l) {
+    if (l.ctx) return l.ctx;
+    auto tv_of = [](Duration d) {
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+      return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    };
+    redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv_of(l.timeout));
     if (!c) throw StateStoreError(describe_ + ": cannot allocate a connection");
     if (c->err) {
       std::string why = c->errstr;
       redisFree(c);
       throw StateStoreError(describe_ + ": " + why);
     }
-    redisSetTimeout(c, tv);
-    ctx_ = c;
+    redisSetTimeout(c, tv_of(l.timeout));
+    l.ctx = c;
     try {
       if (!url_.password.empty()) {
         if (url_.user.empty()) {
-          command({"AUTH", url_.password});
+          command(l, {"AUTH", url_.password});
         } else {
-          command({"AUTH", url_.user, url_.password});
+          command(l, {"AUTH", url_.user, url_.password});
         }
       }
-      if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+      if (url_.db != 0) command(l, {"SELECT", std::to_string(url_.db)});
     } catch (const StateStoreError&) {  // a connection that cannot be used is not kept
-      if (ctx_) redisFree(ctx_);
-      ctx_ = nullptr;
+      if (l.ctx) redisFree(l.ctx);
+      l.ctx = nullptr;
       throw;
     }
-    return ctx_;
+    return l.ctx;
   }
 
-  [[noreturn]] void fail_locked(const std::string& what) {
-    std::string why = ctx_ && ctx_->err ? ctx_->errstr : "no reply";
-    if (ctx_) redisFree(ctx_);
-    ctx_ = nullptr;
+  [[noreturn]] void fail_locked(Link& l, const std::string& what) {
+    std::string why = l.ctx && l.ctx->err ? l.ctx->errstr : "no reply";
+    if (l.ctx) redisFree(l.ctx);
+    l.ctx = nullptr;
     throw StateStoreError(describe_ + ": " + what + ": " + why);
   }
 
   RedisStoreOptions options_;
   Url url_;
   std::string describe_;
-  std::mutex mutex_;
-  redisContext* ctx_ = nullptr;
+  Link bg_;     // publishing and reading in the background, operators' commands
+  Link calls_;  // what a call waits for: reserving spend, taking a permit
 };
 
 }  // namespace

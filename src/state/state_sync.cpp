@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include <unistd.h>
 
 namespace failover::detail {
 
@@ -16,16 +20,86 @@ constexpr Duration kRetryInterval = std::chrono::seconds(1);
 // before they try the route themselves.
 constexpr Duration kProbeWindow = std::chrono::seconds(10);
 
+// A process's budget reservations outlive it by at most this long in the store: it renews
+// them every round while it holds any.
+constexpr Duration kHolderLife = std::chrono::seconds(10);
+
 WallTime to_ms(WallTime t) { return std::chrono::time_point_cast<std::chrono::milliseconds>(t); }
+
+// Unique among the processes of a fleet: the host's process id and 64 random bits.
+std::string new_holder_name() {
+  std::random_device device;
+  const std::uint64_t bits = (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  char out[64];
+  std::snprintf(out, sizeof out, "%ld-%016llx", static_cast<long>(::getpid()),
+                static_cast<unsigned long long>(bits));
+  return out;
+}
 }  // namespace
 
-StateSync::StateSync(StateOptions options, const std::vector<std::unique_ptr<RouteState>>& routes,
-                     const Clock& clock, spdlog::logger* logger)
-    : options_(std::move(options)), routes_(routes), clock_(clock), logger_(logger) {
+StateSync::StateSync(StateOptions options, Parts parts, const Clock& clock, spdlog::logger* logger)
+    : options_(std::move(options)),
+      routes_(*parts.routes),
+      spend_(parts.spend && parts.spend->enabled() ? parts.spend : nullptr),
+      endpoints_(std::move(parts.endpoints)),
+      holder_(new_holder_name()),
+      clock_(clock),
+      logger_(logger) {
   for (const auto& r : routes_) names_.push_back(r->ref.endpoint + "/" + r->ref.model);
   seen_open_.resize(routes_.size());
   own_open_.resize(routes_.size());
   refused_logged_.assign(routes_.size(), 0);
+  give_backs_.resize(endpoints_.size());
+  for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+    RateLimiter* limiter = parts.limiters ? (*parts.limiters)[i].get() : nullptr;
+    if (!limiter || !(limiter->limits().rpm || limiter->limits().tpm)) {
+      buckets_.push_back(nullptr);
+      continue;
+    }
+    buckets_.push_back(std::make_unique<Bucket>(
+        *this, i, BucketLimits{limiter->limits().rpm, limiter->limits().tpm}));
+    limiter->share(buckets_.back().get());
+  }
+  if (spend_) spend_->share(this);
+}
+
+std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) {
+  if (!reachable()) return std::nullopt;  // the thread finds out when it is back
+  try {
+    return options_.store->reserve_spend(holder_, wall, nanos, caps, wall + kHolderLife);
+  } catch (const std::exception& e) {
+    failed(e.what());
+    return std::nullopt;
+  }
+}
+
+void StateSync::settled(std::int64_t released, std::int64_t spent) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unsettled_released_ += released;
+    unsettled_spent_ += spent;
+  }
+  wake_.notify_one();
+}
+
+std::optional<Duration> StateSync::Bucket::take(double tokens) {
+  if (!sync_.reachable()) return std::nullopt;
+  try {
+    return sync_.options_.store->take_permit(sync_.endpoints_[endpoint_], sync_.clock_.wall_now(),
+                                             limits_, tokens);
+  } catch (const std::exception& e) {
+    sync_.failed(e.what());
+    return std::nullopt;
+  }
+}
+
+void StateSync::Bucket::give_back(double requests, double tokens) {
+  {
+    std::lock_guard<std::mutex> lock(sync_.mutex_);
+    sync_.give_backs_[endpoint_].requests += requests;
+    sync_.give_backs_[endpoint_].tokens += tokens;
+  }
+  sync_.wake_.notify_one();
 }
 
 StateSync::~StateSync() {
@@ -39,7 +113,7 @@ StateSync::~StateSync() {
   bool pending = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending = !queue_.empty();
+    pending = has_news_locked();
   }
   if (pending && reachable()) round(false);
 }
@@ -88,7 +162,7 @@ void StateSync::run() {
     // While the store is down, new events wait for the next attempt instead of each forcing one.
     wake_.wait_for(lock,
                    up ? options_.sync_interval : std::max(options_.sync_interval, kRetryInterval),
-                   [&] { return stopping_ || (up && !queue_.empty()); });
+                   [&] { return stopping_ || (up && has_news_locked()); });
     if (stopping_) break;
     lock.unlock();
     round(/*resync=*/!up);
@@ -129,6 +203,8 @@ bool StateSync::round(bool resync) {
           break;
       }
     }
+    publish_spend(store, resync);
+    publish_permits(store);
     std::vector<SharedRoute> shared = store.routes(names_);
     if (shared.size() != routes_.size()) {
       throw StateStoreError("the store answered for " + std::to_string(shared.size()) +
@@ -143,6 +219,56 @@ bool StateSync::round(bool resync) {
     logger_->info("the shared state store {} is reachable again; state resynced", store.describe());
   }
   return true;
+}
+
+bool StateSync::has_news_locked() const {
+  if (!queue_.empty() || unsettled_released_ != 0 || unsettled_spent_ != 0) return true;
+  return std::any_of(give_backs_.begin(), give_backs_.end(),
+                     [](const GiveBack& g) { return g.requests != 0 || g.tokens != 0; });
+}
+
+// Settlements go out (kept for the next round if the store fails), the reservations of calls
+// still in flight are renewed (after an outage, set: the store may have lost them), and the
+// fleet's spend becomes what this process knows.
+void StateSync::publish_spend(StateStore& store, bool resync) {
+  if (!spend_) return;
+  const WallTime wall = clock_.wall_now();
+  std::int64_t released = 0, spent = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released = unsettled_released_;
+    spent = unsettled_spent_;
+  }
+  if (released != 0 || spent != 0) {
+    store.settle_spend(holder_, wall, released, spent);
+    std::lock_guard<std::mutex> lock(mutex_);
+    unsettled_released_ -= released;
+    unsettled_spent_ -= spent;
+  }
+  const std::int64_t held = spend_->reserved();
+  if (resync || held > 0) {
+    store.keep_holder(holder_, wall + kHolderLife,
+                      resync ? std::optional<std::int64_t>(held) : std::nullopt);
+  }
+  const SharedSpend fleet = store.spend(wall);
+  spend_->observe_fleet(wall, fleet.day_nanos, fleet.month_nanos);
+}
+
+// What calls gave back to the fleet's buckets. Lost if the store fails: a bucket the store
+// lost or never charged (the call went on local permits) must not be credited.
+void StateSync::publish_permits(StateStore& store) {
+  std::vector<GiveBack> gives;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gives.swap(give_backs_);
+    give_backs_.resize(endpoints_.size());
+  }
+  const WallTime wall = clock_.wall_now();
+  for (std::size_t i = 0; i < gives.size(); ++i) {
+    if (!buckets_[i] || (gives[i].requests == 0 && gives[i].tokens == 0)) continue;
+    store.return_permit(endpoints_[i], wall, buckets_[i]->limits(), gives[i].requests,
+                        gives[i].tokens);
+  }
 }
 
 void StateSync::apply(std::size_t i, const SharedRoute& shared) {

@@ -1,12 +1,18 @@
 #pragma once
 
-// Shares route state with the fleet through a StateStore, off the call path: calls queue what
-// their routes learn (a breaker trip, a recovery, a 429 cooldown), and one background thread
-// publishes it at once and reads the fleet's state every `sync_interval`, applying it as holds
-// on the local routes. A store that fails is retried on the next round; meanwhile the client
-// serves on its own state (fail-open), logs once per outage and counts the errors.
+// Shares state with the fleet through a StateStore. Route state goes off the call path: calls
+// queue what their routes learn (a breaker trip, a recovery, a 429 cooldown), and one
+// background thread publishes it at once and reads the fleet's state every `sync_interval`,
+// applying it as holds on the local routes. Budget reservations and rate-limit permits must be
+// atomic across processes, so a call asks the store for them itself (one round trip, bounded
+// by the store's call timeout); what gives them back is queued for the thread. A store that
+// fails is retried on the next round; meanwhile the client serves on its own state
+// (fail-open), logs once per outage and counts the errors.
 
 #include <failover/state.hpp>
+
+#include "policy/rate_limiter.hpp"
+#include "policy/spend.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -25,11 +31,20 @@ class logger;
 namespace failover::detail {
 
 struct RouteState;
+class RateLimiter;
 
-class StateSync {
+class StateSync final : public FleetSpend {
  public:
-  StateSync(StateOptions options, const std::vector<std::unique_ptr<RouteState>>& routes,
-            const Clock& clock, spdlog::logger* logger);
+  /** What the client shares: its routes' breakers and cooldowns, its budget (when `spend` has
+   *  limits) and the rpm/tpm of its endpoints (`limiters[i]` of `endpoints[i]`, null when it
+   *  has no limits). */
+  struct Parts {
+    const std::vector<std::unique_ptr<RouteState>>* routes = nullptr;
+    SpendTracker* spend = nullptr;
+    const std::vector<std::unique_ptr<RateLimiter>>* limiters = nullptr;
+    std::vector<std::string> endpoints;
+  };
+  StateSync(StateOptions options, Parts parts, const Clock& clock, spdlog::logger* logger);
   /** Publishes what is still queued (each store call bounded by the store's own timeout), then
    *  stops the thread. */
   ~StateSync();
@@ -44,6 +59,14 @@ class StateSync {
   void closed(std::size_t route);
   void cooling(std::size_t route, TimePoint until);
 
+  // FleetSpend, from the call path: a reservation asks the store at once (bounded by its call
+  // timeout); a settlement is queued.
+  std::optional<bool> reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) override;
+  void settled(std::int64_t released, std::int64_t spent) override;
+
+  /** This process's name among the holders of budget reservations. */
+  const std::string& holder() const { return holder_; }
+
   /** Store calls that failed. */
   std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
   /** Whether the last exchange with the store worked. */
@@ -56,7 +79,29 @@ class StateSync {
     std::size_t route;
     WallTime until;
   };
+  // An endpoint's fleet-wide buckets, as its RateLimiter sees them.
+  class Bucket final : public FleetBucket {
+   public:
+    Bucket(StateSync& sync, std::size_t endpoint, BucketLimits limits)
+        : sync_(sync), endpoint_(endpoint), limits_(limits) {}
+    std::optional<Duration> take(double tokens) override;
+    void give_back(double requests, double tokens) override;
+    const BucketLimits& limits() const { return limits_; }
+
+   private:
+    StateSync& sync_;
+    std::size_t endpoint_;
+    BucketLimits limits_;
+  };
+  struct GiveBack {
+    double requests = 0;
+    double tokens = 0;
+  };
+
   void run();
+  bool has_news_locked() const;
+  void publish_spend(StateStore& store, bool resync);  // in a round
+  void publish_permits(StateStore& store);             // in a round
   // One round: publish the queue, read the fleet's state and apply it. False on a store error.
   bool round(bool resync);
   void apply(std::size_t route, const SharedRoute& shared);
@@ -66,6 +111,10 @@ class StateSync {
 
   StateOptions options_;
   const std::vector<std::unique_ptr<RouteState>>& routes_;
+  SpendTracker* spend_;  // null when the client has no budget
+  std::vector<std::string> endpoints_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;  // per endpoint; null without rpm/tpm
+  std::string holder_;
   const Clock& clock_;
   spdlog::logger* logger_;
   std::vector<std::string> names_;                  // endpoint/model of each route
@@ -76,6 +125,9 @@ class StateSync {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Event> queue_;
+  std::int64_t unsettled_released_ = 0;  // settlements not yet published
+  std::int64_t unsettled_spent_ = 0;
+  std::vector<GiveBack> give_backs_;  // per endpoint, not yet published
   bool stopping_ = false;
   std::thread thread_;
   std::atomic<std::uint64_t> errors_{0};

@@ -417,6 +417,53 @@ TEST(CliSharedState, ABreakerOpenedByOneRunHoldsTheNextRunAndStateShowsIt) {
   EXPECT_EQ(unknown.exit_code, 2);
 }
 
+TEST(CliSharedState, ABudgetSpentByEarlierRunsRefusesTheNextBeforeAnyTraffic) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock upstream("up", R"({"reply": "served"})");
+  // The mock charges a token per four bytes of the request: at a tenth of a cent a token a
+  // call costs a few cents, so a dime lasts a few runs.
+  json cfg_json = {
+      {"endpoints", {{{"name", "up"}, {"base_url", upstream.base_url()}, {"api_key", "sk-u"}}}},
+      {"priority", {{{"model", "gpt-4.1"}, {"routes", {"up"}}}}},
+      {"prices", {{"gpt-4.1", {{"input_per_mtok", 1000.0}, {"output_per_mtok", 1000.0}}}}},
+      {"budget", {{"usd_per_day", 0.1}}},
+      {"state", {{"redis", redis.url()}, {"sync_ms", 50}}}};
+  const std::string cfg = temp_file("budget.json", cfg_json.dump());
+  int served = 0;
+  testing::RunResult last;
+  for (int i = 0; i < 20; ++i) {  // one process per run
+    last = run({kCli, "chat", "--config", cfg, "--json", "hi"});
+    if (last.exit_code != 0) break;
+    ++served;
+  }
+  ASSERT_GE(served, 1);
+  ASSERT_EQ(last.exit_code, 1) << last.err;
+  json refused = json::parse(last.out);
+  EXPECT_EQ(refused["error"]["kind"], "budget_exceeded") << last.out;
+  EXPECT_TRUE(refused["error"]["attempts"].empty()) << last.out;
+  EXPECT_EQ(requests_of(upstream), served);  // the refused run sent nothing
+
+  auto shown = run({kCli, "state", "--config", cfg, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  json spend = json::parse(shown.out)["spend"];
+  EXPECT_GE(spend["day"]["usd"].get<double>(), 0.1 - 0.001)
+      << spend.dump();  // less than an estimate
+  EXPECT_EQ(spend["day"]["limit_usd"], 0.1);
+  EXPECT_EQ(spend["day"]["usd"], spend["month"]["usd"]);
+  EXPECT_EQ(spend["held_usd"], 0.0);
+
+  // Another refused run still sends nothing; after an operator's reset, the next run serves.
+  EXPECT_EQ(run({kCli, "chat", "--config", cfg, "hi"}).exit_code, 1);
+  EXPECT_EQ(requests_of(upstream), served);
+  auto reset = run({kCli, "state", "--config", cfg, "--reset-spend", "--json"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  EXPECT_EQ(json::parse(reset.out)["spend"]["day"]["usd"], 0.0);
+  auto again = run({kCli, "chat", "--config", cfg, "hi"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, "served\n");
+}
+
 TEST(CliSharedState, WithRedisDownChatStillServesAndSaysSoOnce) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;

@@ -3,6 +3,7 @@
 
 #include "fake_client_test.hpp"
 #include "redis_server.hpp"
+#include "store_contract.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -96,6 +97,43 @@ TEST_F(RedisStateTest, ValuesThatAreNotOursAreRefusedPerKey) {
   EXPECT_NE(got[1].refused.find("WRONGTYPE"), std::string::npos) << got[1].refused;
   EXPECT_TRUE(got[2].cooldown_until);  // one bad key spoils no other
   EXPECT_TRUE(got[2].refused.empty());
+}
+
+TEST_F(RedisStateTest, BudgetSpendAndReservationsFollowTheContract) {
+  auto s = store();
+  testing::check_spend_contract(*s);
+  // Keys are per UTC period, versioned, and expire: a day's after three days.
+  s->settle_spend("h", testing::kNoon, 0, 5);
+  const long long day = pttl(*redis, "failover:v1:spend:day:2026-12-01");
+  EXPECT_GT(day, 3LL * 24 * 3600 * 1000 - 60000);
+  EXPECT_LE(day, 3LL * 24 * 3600 * 1000);
+  EXPECT_GT(pttl(*redis, "failover:v1:spend:month:2026-12"), 61LL * 24 * 3600 * 1000);
+}
+
+TEST_F(RedisStateTest, RateLimitBucketsFollowTheContract) {
+  auto s = store();
+  testing::check_bucket_contract(*s);
+  EXPECT_GT(pttl(*redis, "failover:v1:limit:r"), 0);
+  EXPECT_LE(pttl(*redis, "failover:v1:limit:r"), 61000);
+}
+
+TEST_F(RedisStateTest, SpendAndBucketsThatAreNotNumbersAreRefused) {
+  auto s = store();
+  raw(*redis, {"SET", "failover:v1:spend:day:2026-12-01", "lots"});
+  raw(*redis, {"HSET", "failover:v1:limit:e", "requests", "x", "tokens", "1", "at", "1"});
+  EXPECT_THROW(s->spend(testing::kNoon), StateStoreError);
+  EXPECT_THROW(s->reserve_spend("h", testing::kNoon, 1, SpendCaps{10, std::nullopt},
+                                testing::kNoon + seconds(10)),
+               StateStoreError);
+  try {
+    s->take_permit("e", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1);
+    ADD_FAILURE() << "a bucket of garbage was trusted";
+  } catch (const StateStoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("bucket holds something not a number"), std::string::npos)
+        << e.what();
+  }
+  // Nothing else is spoilt.
+  EXPECT_EQ(s->take_permit("f", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1), std::nullopt);
 }
 
 TEST_F(RedisStateTest, AStoppedServerIsATypedErrorAndTheStoreReconnects) {

@@ -3,12 +3,14 @@
 // background thread, so each test waits (bounded) for the other client to see what changed.
 
 #include "fake_client_test.hpp"
+#include "store_contract.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -129,8 +131,127 @@ TEST_F(SharedStateTest, ARateLimitCooldownIsShared) {
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
 }
 
+TEST(MemoryStore, BudgetSpendAndReservationsFollowTheContract) {
+  testing::check_spend_contract(*make_memory_store());
+}
+
+TEST(MemoryStore, RateLimitBucketsFollowTheContract) {
+  testing::check_bucket_contract(*make_memory_store());
+}
+
+TEST_F(SharedStateTest, TwoClientsShareOneBudgetAndALaterOneIsRefusedBeforeAnyTraffic) {
+  // A call is estimated at 1 token (1e6 nano-dollars) and costs 7 (7e6): two fit in 14e6.
+  auto budgeted = [&] {
+    ClientOptions o = options();
+    o.priority = {Tier{{{"a", "m"}}}};
+    o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+    o.budget.usd_per_day = 0.014;
+    return o;
+  };
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client first(budgeted());
+  Client second(budgeted());
+  ASSERT_TRUE(first.chat(ping()));
+  ASSERT_TRUE(second.chat(ping()));
+  ASSERT_TRUE(eventually([&] { return store->spend(clock->wall_now()).day_nanos == 14'000'000; }));
+  EXPECT_EQ(store->spend(clock->wall_now()).held_nanos, 0);
+  for (Client* c : {&first, &second}) {
+    auto r = c->chat(ping());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  }
+  Client third(budgeted());  // reads the fleet's spend before its first call
+  auto r = third.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_TRUE(r.error().attempts().empty());
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 2);
+}
+
+TEST_F(SharedStateTest, AReservationInFlightElsewhereHoldsTheBudget) {
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+  o.budget.usd_per_day = 0.0015;  // room for one estimate of 1e6, not two
+  Client first(o);
+  Client second(o);
+  // first's call is in flight (its answer waits on the test) when second asks.
+  std::promise<void> answer;
+  std::shared_future<void> answered = answer.get_future().share();
+  std::atomic<bool> asked{false};
+  fake->on(testing::chat_url(kA), [&](const HttpRequest&) {
+    asked = true;
+    answered.wait();
+    return testing::ok("a");
+  });
+  auto pending = std::async(std::launch::async, [&] { return first.chat(ping()); });
+  ASSERT_TRUE(eventually([&] { return asked.load(); }));
+  EXPECT_EQ(store->spend(clock->wall_now()).held_nanos, 1'000'000);
+  auto refused = second.chat(ping());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), ErrorKind::BudgetExceeded);
+  answer.set_value();
+  ASSERT_TRUE(pending.get());
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+}
+
+TEST_F(SharedStateTest, TwoClientsShareAnEndpointsRequestsPerMinute) {
+  ClientOptions o = options();
+  o.endpoints[0].limits.rpm = 3;  // one every 20 s, three at once
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client first(o);
+  Client second(o);
+  EXPECT_EQ(first.chat(ping())->served_by.endpoint, "a");
+  EXPECT_EQ(second.chat(ping())->served_by.endpoint, "a");
+  EXPECT_EQ(first.chat(ping())->served_by.endpoint, "a");
+  // The fleet's three are spent, though each client took fewer than its own three.
+  EXPECT_EQ(second.chat(ping())->served_by.endpoint, "b");
+  EXPECT_EQ(first.chat(ping())->served_by.endpoint, "b");
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 3);
+  clock->advance(seconds(20));
+  EXPECT_EQ(second.chat(ping())->served_by.endpoint, "a");
+  EXPECT_EQ(first.chat(ping())->served_by.endpoint, "b");
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 4);
+}
+
+// Forwards every call to an in-process store; a test overrides what it changes.
+struct ForwardingStore : StateStore {
+  std::shared_ptr<StateStore> inner = make_memory_store();
+  void route_opened(const std::string& r, WallTime t) override { inner->route_opened(r, t); }
+  void route_closed(const std::string& r) override { inner->route_closed(r); }
+  void route_cooling(const std::string& r, WallTime t) override { inner->route_cooling(r, t); }
+  std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
+    return inner->routes(names);
+  }
+  void reset_route(const std::string& r) override { inner->reset_route(r); }
+  std::string describe() const override { return inner->describe(); }
+  bool reserve_spend(const std::string& h, WallTime now, std::int64_t nanos, const SpendCaps& caps,
+                     WallTime alive) override {
+    return inner->reserve_spend(h, now, nanos, caps, alive);
+  }
+  void settle_spend(const std::string& h, WallTime now, std::int64_t released,
+                    std::int64_t spent) override {
+    inner->settle_spend(h, now, released, spent);
+  }
+  void keep_holder(const std::string& h, WallTime alive,
+                   std::optional<std::int64_t> held) override {
+    inner->keep_holder(h, alive, held);
+  }
+  SharedSpend spend(WallTime now) override { return inner->spend(now); }
+  void reset_spend(WallTime now) override { inner->reset_spend(now); }
+  std::optional<Duration> take_permit(const std::string& e, WallTime now, const BucketLimits& l,
+                                      double tokens) override {
+    return inner->take_permit(e, now, l, tokens);
+  }
+  void return_permit(const std::string& e, WallTime now, const BucketLimits& l, double requests,
+                     double tokens) override {
+    inner->return_permit(e, now, l, requests, tokens);
+  }
+};
+
 // A store that is down: every call throws.
-struct DownStore final : StateStore {
+struct DownStore final : ForwardingStore {
   std::atomic<int> calls{0};
   [[noreturn]] void down() {
     ++calls;
@@ -142,6 +263,21 @@ struct DownStore final : StateStore {
   std::vector<SharedRoute> routes(const std::vector<std::string>&) override { down(); }
   void reset_route(const std::string&) override { down(); }
   std::string describe() const override { return "redis://127.0.0.1:1/0"; }
+  bool reserve_spend(const std::string&, WallTime, std::int64_t, const SpendCaps&,
+                     WallTime) override {
+    down();
+  }
+  void settle_spend(const std::string&, WallTime, std::int64_t, std::int64_t) override { down(); }
+  void keep_holder(const std::string&, WallTime, std::optional<std::int64_t>) override { down(); }
+  SharedSpend spend(WallTime) override { down(); }
+  void reset_spend(WallTime) override { down(); }
+  std::optional<Duration> take_permit(const std::string&, WallTime, const BucketLimits&,
+                                      double) override {
+    down();
+  }
+  void return_permit(const std::string&, WallTime, const BucketLimits&, double, double) override {
+    down();
+  }
 };
 
 TEST_F(SharedStateTest, AStoreThatIsDownNeverStopsACallAndIsReportedOnce) {
@@ -169,17 +305,12 @@ TEST_F(SharedStateTest, AStoreThatIsDownNeverStopsACallAndIsReportedOnce) {
 }
 
 TEST_F(SharedStateTest, RefusedValuesAreLoggedAndNotTrusted) {
-  struct GarbageStore final : StateStore {
-    void route_opened(const std::string&, WallTime) override {}
-    void route_closed(const std::string&) override {}
-    void route_cooling(const std::string&, WallTime) override {}
+  struct GarbageStore final : ForwardingStore {
     std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
       std::vector<SharedRoute> out(names.size());
       out[0].refused = "open_until is not a time in ms (\"soon\")";
       return out;
     }
-    void reset_route(const std::string&) override {}
-    std::string describe() const override { return "garbage"; }
   };
   std::ostringstream log;
   ClientOptions o = options();

@@ -392,11 +392,14 @@ int main(int argc, char** argv) {
 
   fo::tools::StateArgs state;
   CLI::App* state_cmd = app.add_subcommand(
-      "state", "Show the route state shared through the configured store (breakers, cooldowns)");
+      "state", "Show the state shared through the configured store (breakers, cooldowns, spend)");
   state_cmd->add_option("--config", state.config, "Configuration file");
   state_cmd->add_flag("--json", state.as_json, "Print JSON");
   state_cmd->add_option("--reset-breaker", state.reset_breaker,
                         "Close ENDPOINT/MODEL's breaker for the whole fleet");
+  state_cmd->add_flag("--reset-spend", state.reset_spend,
+                      "Forget the fleet's budget spend of today and this month (UTC), and "
+                      "every reservation of calls in flight");
 
   MockArgs mock;
   CLI::App* mock_cmd =

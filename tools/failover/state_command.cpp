@@ -79,8 +79,15 @@ int run_state(const StateArgs& a) {
       std::cerr << "failover: the breaker of " << a.reset_breaker
                 << " is reset for the fleet (each process hears of it at its next sync)\n";
     }
-    const std::vector<SharedRoute> shared = store.routes(names);
     const WallTime now = std::chrono::system_clock::now();
+    if (a.reset_spend) {
+      store.reset_spend(now);
+      std::cerr << "failover: the fleet's spend of " << iso(now).substr(0, 10)
+                << " and its month is reset, with every reservation\n";
+    }
+    const std::vector<SharedRoute> shared = store.routes(names);
+    const SharedSpend spend = store.spend(now);
+    const BudgetOptions& budget = options.budget;
     if (a.as_json) {
       json list = json::array();
       for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -93,7 +100,19 @@ int run_state(const StateArgs& a) {
         if (!shared[i].refused.empty()) r["refused"] = shared[i].refused;
         list.push_back(std::move(r));
       }
-      std::cout << json{{"store", store.describe()}, {"routes", list}}.dump(2) << "\n";
+      auto period = [&](const std::string& name, std::int64_t nanos,
+                        const std::optional<double>& limit) {
+        return json{{name, iso(now).substr(0, name == "date" ? 10 : 7)},
+                    {"usd", static_cast<double>(nanos) / 1e9},
+                    {"limit_usd", limit ? json(*limit) : json(nullptr)}};
+      };
+      json out = {{"store", store.describe()},
+                  {"routes", list},
+                  {"spend",
+                   {{"day", period("date", spend.day_nanos, budget.usd_per_day)},
+                    {"month", period("month", spend.month_nanos, budget.usd_per_month)},
+                    {"held_usd", static_cast<double>(spend.held_nanos) / 1e9}}}};
+      std::cout << out.dump(2) << "\n";
       return 0;
     }
     std::printf("shared state in %s\n%-32s %-26s %s\n", store.describe().c_str(), "route",
@@ -113,6 +132,20 @@ int run_state(const StateArgs& a) {
           show(shared[i].cooldown_until, "-").c_str(),
           shared[i].refused.empty() ? "" : ("  (refused: " + shared[i].refused + ")").c_str());
     }
+    auto usd = [](std::int64_t nanos, const std::optional<double>& limit) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "$%.6f", static_cast<double>(nanos) / 1e9);
+      std::string text = buf;
+      if (limit) {
+        std::snprintf(buf, sizeof buf, " of $%.6f", *limit);
+        text += buf;
+      }
+      return text;
+    };
+    std::printf("spend %s: %s; month %s: %s; held by calls in flight: %s\n",
+                iso(now).substr(0, 10).c_str(), usd(spend.day_nanos, budget.usd_per_day).c_str(),
+                iso(now).substr(0, 7).c_str(), usd(spend.month_nanos, budget.usd_per_month).c_str(),
+                usd(spend.held_nanos, std::nullopt).c_str());
     return 0;
   } catch (const StateStoreError& e) {
     std::cerr << "failover: the shared state store is unreachable: " << e.what() << "\n";

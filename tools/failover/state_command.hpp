@@ -1,7 +1,7 @@
 #pragma once
 
-// `failover state`: the route state a fleet shares through the configured store, and the
-// operator's resets.
+// `failover state`: the state a fleet shares through the configured store (breakers,
+// cooldowns, budget spend, the canary), and the operator's resets.
 
 #include <string>
 
@@ -11,6 +11,7 @@ struct StateArgs {
   std::string config;  // path (resolved by the caller)
   bool as_json = false;
   std::string reset_breaker;  // endpoint/model
+  bool reset_spend = false;   // today's and this month's spend, and every reservation
 };
 
 /** Exit code: 0 shown (or reset), 1 the store cannot be reached, 2 bad usage or configuration. */

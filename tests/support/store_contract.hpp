@@ -1,0 +1,95 @@
+#pragma once
+
+// What every StateStore must do with budgets and rate-limit buckets, checked to exact values;
+// run against the in-process store (state_test) and the Redis store (state_redis_test).
+
+#include <failover/state.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace failover::testing {
+
+// 2026-12-01 12:00:00 UTC.
+inline const WallTime kNoon{std::chrono::hours(24 * 20788 + 12)};
+
+inline void check_spend_contract(StateStore& store) {
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  const SpendCaps caps{1000, 5000};
+  const WallTime noon = kNoon;
+  store.reset_spend(noon);
+  EXPECT_TRUE(store.reserve_spend("h1", noon, 600, caps, noon + seconds(10)));
+  EXPECT_FALSE(store.reserve_spend("h2", noon, 500, caps, noon + seconds(10)));  // 600 + 500
+  EXPECT_TRUE(store.reserve_spend("h2", noon, 400, caps, noon + seconds(10)));   // exactly full
+  SharedSpend s = store.spend(noon);
+  EXPECT_EQ(s.day_nanos, 0);
+  EXPECT_EQ(s.held_nanos, 1000);
+  // h1's call cost 300 of its 600.
+  store.settle_spend("h1", noon, 600, 300);
+  s = store.spend(noon);
+  EXPECT_EQ(s.day_nanos, 300);
+  EXPECT_EQ(s.month_nanos, 300);
+  EXPECT_EQ(s.held_nanos, 400);
+  EXPECT_TRUE(store.reserve_spend("h1", noon, 300, caps, noon + seconds(10)));  // 300 + 700
+  EXPECT_FALSE(store.reserve_spend("h1", noon, 1, caps, noon + seconds(10)));
+  // h2 dies holding 400: 10 s on, its reservation is gone; h1 renewed its own.
+  store.keep_holder("h1", noon + seconds(30), std::nullopt);
+  const WallTime later = noon + seconds(11);
+  EXPECT_EQ(store.spend(later).held_nanos, 300);
+  EXPECT_TRUE(store.reserve_spend("h1", later, 400, caps, later + seconds(10)));  // 300+300+400
+  // After an outage a holder says what it holds.
+  store.keep_holder("h1", later + seconds(10), 0);
+  EXPECT_EQ(store.spend(later).held_nanos, 0);
+  // A spent period refuses everything, whatever is free of reservations.
+  store.settle_spend("h1", later, 0, 700);
+  EXPECT_EQ(store.spend(later).day_nanos, 1000);
+  EXPECT_FALSE(store.reserve_spend("h3", later, 1, caps, later + seconds(10)));
+  // The next day starts over; the month goes on.
+  const WallTime tomorrow = noon + hours(24);
+  s = store.spend(tomorrow);
+  EXPECT_EQ(s.day_nanos, 0);
+  EXPECT_EQ(s.month_nanos, 1000);
+  EXPECT_TRUE(store.reserve_spend("h3", tomorrow, 1000, caps, tomorrow + seconds(10)));
+  EXPECT_FALSE(store.reserve_spend("h3", tomorrow, 4001, SpendCaps{std::nullopt, 5000},
+                                   tomorrow + seconds(10)));  // 1000 + 1000 held + 4001
+  // An operator's reset forgets the day, the month and every reservation.
+  store.reset_spend(tomorrow);
+  s = store.spend(tomorrow);
+  EXPECT_EQ(s.day_nanos, 0);
+  EXPECT_EQ(s.month_nanos, 0);
+  EXPECT_EQ(s.held_nanos, 0);
+}
+
+inline void check_bucket_contract(StateStore& store) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  const WallTime t0 = kNoon;
+  const BucketLimits rpm{2.0, std::nullopt};
+  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), std::nullopt);
+  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), std::nullopt);
+  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), Duration(milliseconds(30000)));  // 2 a minute
+  EXPECT_EQ(store.take_permit("r", t0 + seconds(10), rpm, 10), Duration(milliseconds(20000)));
+  store.return_permit("r", t0 + seconds(10), rpm, 1, 0);  // a permit not used
+  EXPECT_EQ(store.take_permit("r", t0 + seconds(10), rpm, 10), std::nullopt);
+  EXPECT_EQ(store.take_permit("r", t0 + seconds(40), rpm, 10), std::nullopt);  // refilled 1
+
+  const BucketLimits tpm{std::nullopt, 60.0};  // a token a second
+  EXPECT_EQ(store.take_permit("t", t0, tpm, 50), std::nullopt);
+  EXPECT_EQ(store.take_permit("t", t0, tpm, 20), Duration(milliseconds(10000)));
+  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 20), std::nullopt);  // 20 - 20
+  // A request larger than the bucket waits for a full bucket.
+  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 100), Duration(milliseconds(60000)));
+  // An answer that used 30 tokens more than its estimate takes them too.
+  store.return_permit("t", t0 + seconds(10), tpm, 0, -30);
+  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 1), Duration(milliseconds(31000)));
+  // Never above full: a minute later it holds 60, whatever was given back.
+  store.return_permit("t", t0 + seconds(100), tpm, 0, 500);
+  EXPECT_EQ(store.take_permit("t", t0 + seconds(100), tpm, 60), std::nullopt);
+  EXPECT_EQ(store.take_permit("t", t0 + seconds(100), tpm, 1), Duration(milliseconds(1000)));
+  // Endpoints are apart.
+  EXPECT_EQ(store.take_permit("other", t0, rpm, 10), std::nullopt);
+}
+
+}  // namespace failover::testing
