@@ -2,10 +2,11 @@
 //
 //   failover_bench run SCENARIO SIDE --base URL [--calls N] [--concurrency N] [--streams N]
 //       One measurement in this process (so peak RSS is this measurement's own); prints one
-//       JSON object. SCENARIO is B1..B7, SIDE is sdk or baseline, or for B1, B3, B4 and B7
-//       paired: both sides in one process, alternating in blocks of --block calls (default
-//       10); B3's and B4's other side is B1's SDK side; B7's sides are a client sharing route
-//       state on Redis (--redis redis://127.0.0.1:PORT/0) and one sharing nothing. For B2, SIDE may
+//       JSON object. SCENARIO is B1..B7 or B7L, SIDE is sdk or baseline, or for B1, B3, B4, B7
+//       and B7L paired: both sides in one process, alternating in blocks of --block calls
+//       (default 10); B3's and B4's other side is B1's SDK side; B7's sides are a client sharing
+//       state on Redis (--redis redis://127.0.0.1:PORT/0) and one sharing nothing, B7L's the
+//       same with rpm/tpm limits (permits from the fleet's buckets). For B2, SIDE may
 //       also be minimal: the baseline with libcurl's minimal request (see `Raw`). URL is the nginx
 //       root (http://127.0.0.1:PORT); the upstreams are paths under it (see bench/run.sh).
 //   failover_bench report SAMPLES.jsonl RESULTS.json [--machine TEXT] [--extra EXTRA.json]
@@ -57,8 +58,9 @@ struct Args {
   long calls = 10000;
   int concurrency = 256;
   int streams = 1000;
-  long block = 10;    // B1 paired: calls per block
-  std::string redis;  // B7: the Redis store's URL
+  long block = 10;      // B1 paired: calls per block
+  std::string redis;    // B7: the Redis store's URL
+  bool limits = false;  // B7L: B7 with rpm/tpm limits (shared buckets on the Redis side)
 };
 
 double cpu_seconds() {
@@ -427,15 +429,27 @@ json run(const Args& a) {
     out["calls_per_second"] = static_cast<double>(calls) / (wall / 1e6);
   };
 
-  if (a.side == "paired" && a.scenario == "B7") {
+  if (a.side == "paired" && (a.scenario == "B7" || a.scenario == "B7L")) {
     // Sequential calls to the healthy route with route state shared on Redis, against the
     // same client with nothing shared (the in-memory default), paired like B1.
-    fo::ClientOptions shared_options = sdk_options(a, {"healthy"});
+    // B7L: both clients limit the endpoint's rpm and tpm (far above what the run sends): the
+    // shared one then takes its permits from the fleet's buckets on Redis.
+    auto b7_options = [&] {
+      fo::ClientOptions o = sdk_options(a, {"healthy"});
+      if (a.limits) {
+        for (fo::Endpoint& e : o.endpoints) {
+          e.limits.rpm = 1e9;
+          e.limits.tpm = 1e12;
+        }
+      }
+      return o;
+    };
+    fo::ClientOptions shared_options = b7_options();
     fo::RedisStoreOptions r;
     r.url = a.redis;
     shared_options.state.store = fo::make_redis_store(r);
     fo::Client shared(shared_options);
-    fo::Client local(sdk_options(a, {"healthy"}));
+    fo::Client local(b7_options());
     sdk_sequential(shared, 200);
     sdk_sequential(local, 200);
     out = paired([&](long n) { return sdk_sequential(shared, n); },
@@ -708,17 +722,24 @@ int report(const std::string& samples_path, const std::string& out_path, const s
       b6_rss / std::max(1.0, med("B6", "baseline", "rss_per_stream_kib")), "sdk <= 64 KiB", b6_pass,
       b6_details);
 
-  const std::vector<double> b7_ratios = round_values("B7", time_ratio);
-  const double b7_ratio = median(b7_ratios);
-  bool b7_reachable = !samples[{"B7", "paired"}].empty();
-  for (const json& j : samples[{"B7", "paired"}]) {
-    b7_reachable = b7_reachable && j.value("state_store_reachable", false);
+  // B7 and B7L: the same client with state on Redis against the in-memory default; B7L's
+  // endpoint has rpm/tpm limits, so its permits come from the fleet's buckets (leases).
+  for (const auto& [id, what] :
+       {std::pair<std::string, std::string>{
+            "B7", "sequential calls with route state shared on Redis: vs the in-memory default"},
+        std::pair<std::string, std::string>{
+            "B7L", "as B7, with rpm/tpm limits: permits from the fleet's buckets on Redis"}}) {
+    const std::vector<double> ratios = round_values(id, time_ratio);
+    const double ratio = median(ratios);
+    bool reachable = !samples[{id, "paired"}].empty();
+    for (const json& j : samples[{id, "paired"}]) {
+      reachable = reachable && j.value("state_store_reachable", false);
+    }
+    row(id, what, "us_per_call", med(id, "paired", "sdk_us_per_call"),
+        med(id, "paired", "baseline_us_per_call"), ratio, "ratio <= 1.10",
+        ratio <= 1.10 && reachable,
+        {{"round_ratios", ratios}, {"state_store_reachable", reachable}});
   }
-  row("B7", "sequential calls with route state shared on Redis: vs the in-memory default",
-      "us_per_call", med("B7", "paired", "sdk_us_per_call"),
-      med("B7", "paired", "baseline_us_per_call"), b7_ratio, "ratio <= 1.10",
-      b7_ratio <= 1.10 && b7_reachable,
-      {{"round_ratios", b7_ratios}, {"state_store_reachable", b7_reachable}});
 
   char date[32];
   std::time_t now = std::time(nullptr);
@@ -766,8 +787,9 @@ int main(int argc, char** argv) {
   a.streams = std::stoi(flag("--streams", "1000"));
   a.block = std::max(1L, std::stol(flag("--block", "10")));
   a.redis = flag("--redis", "");
-  if (a.scenario == "B7" && a.redis.rfind("redis://127.0.0.1:", 0) != 0) {
-    std::cerr << "B7 needs --redis redis://127.0.0.1:PORT/0 (loopback only)\n";
+  a.limits = a.scenario == "B7L";
+  if ((a.scenario == "B7" || a.scenario == "B7L") && a.redis.rfind("redis://127.0.0.1:", 0) != 0) {
+    std::cerr << "B7 and B7L need --redis redis://127.0.0.1:PORT/0 (loopback only)\n";
     return 2;
   }
   if (a.base.rfind("http://127.0.0.1:", 0) != 0) {

@@ -6,7 +6,7 @@
 # baseline in rounds, writes bench/out/results.json and prints the table. Stops what it
 # started. Loopback only.
 #
-# B1, B3, B4 and B7 time their two sides in one process, in alternating blocks of 10 calls, so
+# B1, B3, B4, B7 and B7L time their two sides in one process, in alternating blocks of 10 calls, so
 # that both are timed over the same stretch of the machine's drifting speed. B2 and B6 run
 # each side in a process of its own (peak RSS is a process's own), alternately first. Raw
 # libcurl posts the SDK's own request, byte for byte (captured from the SDK's transport); B2
@@ -15,7 +15,7 @@
 #   /healthy/v1   200 with a chat completion        /overloaded/v1   503
 #   /limited/v1   429 with Retry-After: 1           /slow/v1         200 after 2 s (echo_sleep)
 #   /sse/v1       an SSE stream of 100 chunks       /dead/v1         accepts, never answers
-# and, for B7, a redis-server of its own on the next port.
+# and, for B7 and B7L, a redis-server of its own on the next port.
 #
 # --quick finishes in a few minutes on 2 cores; the full run takes more rounds and calls.
 set -euo pipefail
@@ -113,7 +113,7 @@ if ! kill -0 "$nginx_pid" 2>/dev/null; then
 fi
 base="http://127.0.0.1:$port"
 
-# B7's Redis: our own redis-server on the next port, nothing saved to disk.
+# B7's and B7L's Redis: our own redis-server on the next port, nothing saved to disk.
 redis_port=$((port + 1))
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --loglevel warning --daemonize no > "$prefix/redis.log" 2>&1 &
@@ -144,6 +144,7 @@ for round in $(seq 1 "$rounds"); do
   measure B3 paired --calls "$seq_calls" --block 10
   measure B4 paired --calls "$seq_calls" --block 10
   measure B7 paired --calls "$seq_calls" --block 10 --redis "$redis"
+  measure B7L paired --calls "$seq_calls" --block 10 --redis "$redis"
   for side in "${sides[@]}"; do measure B6 "$side" --streams "$streams"; done
 done
 echo "==> B5 (hedging against a 2 s route): $slow_calls calls"

@@ -2,13 +2,17 @@
 
 /**
  * @file state.hpp  State shared by the clients of several processes (a fleet behind one
- * provider quota): what a route's breaker and rate-limit cooldown say, kept in a `StateStore`.
- * Off the call path: a client publishes its routes' trips, recoveries and cooldowns and reads
- * the fleet's on a background thread, so a store that is slow or down never delays a call, and
- * the client keeps serving on its own state meanwhile (fail-open). See docs/scale-out.md.
+ * provider quota), kept in a `StateStore`: what a route's breaker and rate-limit cooldown say,
+ * the budget's spend, each endpoint's rpm/tpm buckets and the canary's state. Breakers,
+ * cooldowns and the canary go off the call path: a client publishes what it learns and reads
+ * the fleet's on a background thread. A budget reservation and a rate-limit permit must be
+ * atomic across processes: the call asks the store, bounded by a short timeout. A store that
+ * is slow or down never stops a call: the client serves on its own state meanwhile
+ * (fail-open). See docs/scale-out.md.
  */
 
 #include <failover/time.hpp>
+#include <failover/traffic.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -50,6 +54,31 @@ struct SpendCaps {
 struct BucketLimits {
   std::optional<double> rpm;
   std::optional<double> tpm;
+};
+
+/** A canary roll-out as the fleet knows it (`CanaryOptions`): one rollback anywhere stops the
+ *  candidate everywhere, and the step advances for all at once. */
+struct SharedCanary {
+  /** Bumped by every change published; 0 when nothing was published yet. */
+  std::uint64_t generation = 0;
+  CanaryState state = CanaryState::Running;
+  /** Index into `CanaryOptions::steps`. */
+  std::size_t step = 0;
+  /** Completed by a promotion by hand: serves every call. */
+  bool promoted = false;
+  /** Why it rolled back, paused, drained or was promoted. */
+  std::string reason;
+  /** Set when the store held something for the canary that is not trusted; the fields above
+   *  are then the defaults. */
+  std::string refused;
+};
+
+/** What `StateStore::take_permits` granted. */
+struct Permits {
+  /** Requests granted, from 0 to the count asked for. */
+  int granted = 0;
+  /** When none was granted: how long until one could be. */
+  Duration wait{};
 };
 
 /** A store could not be reached or answered nonsense; the message names it, without secrets. */
@@ -100,13 +129,25 @@ class StateStore {
    *  operator's reset). */
   virtual void reset_spend(WallTime now) = 0;
 
+  // The canary, per candidate route (`endpoint/model`).
+
+  /** What the fleet knows of the canary of `candidate`. */
+  virtual SharedCanary canary(const std::string& candidate) = 0;
+  /** Publishes `next` (its generation is ignored) when the store still holds generation
+   *  `*expected`, or whatever it holds when `expected` is empty (a rollback, an operator's
+   *  command: they win over a concurrent step). Returns the new generation, or 0 when
+   *  `expected` no longer held and nothing changed. */
+  virtual std::uint64_t publish_canary(const std::string& candidate, const SharedCanary& next,
+                                       std::optional<std::uint64_t> expected) = 0;
+
   // Rate limits, per endpoint name.
 
-  /** Takes one request of `tokens` tokens from `endpoint`'s buckets at `now`: empty when
-   *  granted, else how long until the buckets could grant it (nothing is taken then). A request
-   *  larger than the whole token bucket waits for a full one. */
-  virtual std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
-                                              const BucketLimits& limits, double tokens) = 0;
+  /** Takes up to `count` requests of `tokens` tokens each from `endpoint`'s buckets at `now`,
+   *  as many as they hold (a client takes several at once to spare calls a round trip). When
+   *  none is granted, `wait` says how long until one could be. A request larger than the whole
+   *  token bucket waits for a full one, and is granted alone. */
+  virtual Permits take_permits(const std::string& endpoint, WallTime now,
+                               const BucketLimits& limits, double tokens, int count) = 0;
   /** Puts `requests` and `tokens` back into `endpoint`'s buckets (never above full); negative
    *  amounts take more (an answer that used more tokens than its estimate). */
   virtual void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,

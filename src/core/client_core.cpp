@@ -550,6 +550,10 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     shared.spend = spend_.get();
     shared.limiters = &limiters_;
     for (const Endpoint& e : o.endpoints) shared.endpoints.push_back(e.name);
+    if (canary_) {
+      shared.canary = canary_.get();
+      shared.canary_candidate = o.canary.candidate->endpoint + "/" + o.canary.candidate->model;
+    }
     sync_ = std::make_unique<StateSync>(o.state, std::move(shared), *o.clock, o.logger.get());
     for (std::size_t i = 0; i < routes_.size(); ++i) {
       routes_[i]->sync = sync_.get();

@@ -92,12 +92,41 @@ class MemoryStore final : public StateStore {
     holders_.clear();
   }
 
-  std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
-                                      const BucketLimits& limits, double tokens) override {
+  SharedCanary canary(const std::string& candidate) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = canaries_.find(candidate);
+    return it == canaries_.end() ? SharedCanary{} : it->second;
+  }
+  std::uint64_t publish_canary(const std::string& candidate, const SharedCanary& next,
+                               std::optional<std::uint64_t> expected) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SharedCanary& held = canaries_[candidate];
+    if (expected && held.generation != *expected) return 0;
+    const std::uint64_t generation = held.generation + 1;
+    held = next;
+    held.generation = generation;
+    held.refused.clear();
+    return generation;
+  }
+
+  Permits take_permits(const std::string& endpoint, WallTime now, const BucketLimits& limits,
+                       double tokens, int count) override {
     std::lock_guard<std::mutex> lock(mutex_);
     Bucket& b = refill_locked(endpoint, now, limits);
-    const double need = limits.tpm ? std::min(tokens, *limits.tpm) : 0.0;
-    // Time until a bucket holds what is needed, rounded up to the millisecond (past
+    // How many of the requests the buckets hold.
+    double n = count;
+    if (limits.rpm) n = std::min(n, std::floor(b.requests + 1e-9));
+    if (limits.tpm && tokens >= *limits.tpm) {
+      n = std::min(n, b.tokens + 1e-9 >= *limits.tpm ? 1.0 : 0.0);  // alone, on a full bucket
+    } else if (limits.tpm && tokens > 0) {
+      n = std::min(n, std::floor((b.tokens + 1e-9) / tokens));
+    }
+    if (n >= 1) {
+      b.requests -= n;
+      b.tokens -= n * tokens;
+      return Permits{static_cast<int>(n), Duration::zero()};
+    }
+    // Time until a bucket holds what one request needs, rounded up to the millisecond (past
     // floating-point dust).
     auto wait = [](double have, double wanted, double per_minute) {
       if (have + 1e-9 >= wanted) return Duration::zero();
@@ -106,11 +135,8 @@ class MemoryStore final : public StateStore {
     };
     Duration due = Duration::zero();
     if (limits.rpm) due = std::max(due, wait(b.requests, 1.0, *limits.rpm));
-    if (limits.tpm) due = std::max(due, wait(b.tokens, need, *limits.tpm));
-    if (due > Duration::zero()) return due;
-    b.requests -= 1.0;
-    b.tokens -= tokens;
-    return std::nullopt;
+    if (limits.tpm) due = std::max(due, wait(b.tokens, std::min(tokens, *limits.tpm), *limits.tpm));
+    return Permits{0, due};
   }
   void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
                      double requests, double tokens) override {
@@ -169,6 +195,7 @@ class MemoryStore final : public StateStore {
   std::map<std::string, std::int64_t> spent_;  // by period ("day:2026-12-01", "month:2026-12")
   std::map<std::string, Holder> holders_;
   std::map<std::string, Bucket> buckets_;
+  std::map<std::string, SharedCanary> canaries_;
 };
 
 }  // namespace

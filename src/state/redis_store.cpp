@@ -4,6 +4,7 @@
 //   {prefix}v1:spend:month:{YYYY-MM}   integer: nano-dollars spent that UTC month
 //   {prefix}v1:spend:held              hash: {holder} = nanos reserved, {holder}@ = alive until
 //   {prefix}v1:limit:{endpoint}        hash: requests, tokens (bucket levels), at (ms)
+//   {prefix}v1:canary:{endpoint/model} hash: generation, state, step, promoted, reason
 // Every change that must be atomic across processes is one Lua script.
 // Each key expires a minute after the latest time it holds, so nothing lingers. Values are
 // parsed strictly; anything else is refused (reported in SharedRoute::refused), never trusted.
@@ -35,6 +36,17 @@ constexpr std::chrono::milliseconds kDayTtl = std::chrono::hours(24 * 3);
 constexpr std::chrono::milliseconds kMonthTtl = std::chrono::hours(24 * 62);
 // A bucket untouched for a minute is full again, the same as no bucket.
 constexpr std::chrono::milliseconds kBucketTtl = std::chrono::seconds(61);
+// A canary's state outlives a month without news.
+constexpr std::chrono::milliseconds kCanaryTtl = std::chrono::hours(24 * 31);
+
+// A stored whole number: digits only, at most 18; empty when it is anything else.
+std::optional<std::uint64_t> stored_whole(const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 18) return std::nullopt;
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(r->str, r->str + r->len, v);
+  if (ec != std::errc() || end != r->str + r->len) return std::nullopt;
+  return v;
+}
 // Raises a time field to ARGV[2] (never lowers it) and keeps the key alive ARGV[3] ms at least.
 constexpr const char* kRaiseScript = R"lua(
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
@@ -132,9 +144,10 @@ if not day or not month then return redis.error_reply('spend key holds something
 return {day, month, live_held(KEYS[3], tonumber(ARGV[1]), false)}
 )lua";
 
-// KEYS: bucket. ARGV: rpm, tpm (-1: none), now ms, 'take' or 'give', tokens (take) or requests
-// (give), tokens (give), key ttl ms. A bucket starts full and refills continuously. 'take'
-// returns -1 when granted, else the ms until it could be; 'give' returns -1.
+// KEYS: bucket. ARGV: rpm, tpm (-1: none), now ms, 'take' or 'give', then for 'take': tokens
+// a request, count; for 'give': requests, tokens; last the key's ttl ms. A bucket starts full and
+// refills continuously. 'take' grants as many of `count` requests as the buckets hold and returns
+// that number, or, granting none, minus the ms until one could be; 'give' returns 0.
 constexpr const char* kBucketScript = R"lua(
 local rpm, tpm, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'requests', 'tokens', 'at')
@@ -149,17 +162,24 @@ if v[3] then
     at = now
   end
 end
-local result = -1
+local result = 0
 if ARGV[4] == 'take' then
-  local tokens = tonumber(ARGV[5])
-  local wait = 0
-  if rpm >= 0 and r + 1e-9 < 1 then wait = math.max(wait, (1 - r) / rpm * 60000) end
-  local need = math.min(tokens, math.max(tpm, 0))
-  if tpm >= 0 and t + 1e-9 < need then wait = math.max(wait, (need - t) / tpm * 60000) end
-  if wait > 0 then
-    result = math.ceil(wait - 1e-6)
+  local tokens, n = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if rpm >= 0 then n = math.min(n, math.floor(r + 1e-9)) end
+  if tpm >= 0 and tokens >= tpm then
+    if t + 1e-9 < tpm then n = 0 else n = math.min(n, 1) end
+  elseif tpm >= 0 and tokens > 0 then
+    n = math.min(n, math.floor((t + 1e-9) / tokens))
+  end
+  if n >= 1 then
+    r, t = r - n, t - n * tokens
+    result = n
   else
-    r, t = r - 1, t - tokens
+    local wait = 0
+    if rpm >= 0 and r + 1e-9 < 1 then wait = math.max(wait, (1 - r) / rpm * 60000) end
+    local need = math.min(tokens, math.max(tpm, 0))
+    if tpm >= 0 and t + 1e-9 < need then wait = math.max(wait, (need - t) / tpm * 60000) end
+    result = -math.max(1, math.ceil(wait - 1e-6))
   end
 else
   if rpm >= 0 then r = math.min(rpm, r + tonumber(ARGV[5])) end
@@ -169,6 +189,18 @@ redis.call('HSET', KEYS[1], 'requests', string.format('%.17g', r), 'tokens',
            string.format('%.17g', t), 'at', string.format('%.17g', at))
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return result
+)lua";
+
+// KEYS: canary. ARGV: expected generation ('' = any), state, step, promoted, reason, ttl ms.
+// Returns the new generation, or 0 when the expected one no longer holds.
+constexpr const char* kCanaryScript = R"lua(
+local gen = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') or 0
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= gen then return 0 end
+gen = gen + 1
+redis.call('HSET', KEYS[1], 'generation', gen, 'state', ARGV[2], 'step', ARGV[3],
+           'promoted', ARGV[4], 'reason', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return gen
 )lua";
 
 struct ReplyDeleter {
@@ -367,16 +399,60 @@ class RedisStore final : public StateStore {
                   spend_key("month", detail::month_text(now)), held_key()});
   }
 
-  std::optional<Duration> take_permit(const std::string& endpoint, WallTime now,
-                                      const BucketLimits& limits, double tokens) override {
-    std::lock_guard<std::mutex> lock(calls_.mutex);
+  SharedCanary canary(const std::string& candidate) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
+    Reply r = command(
+        bg_, {"HMGET", canary_key(candidate), "generation", "state", "step", "promoted", "reason"});
+    SharedCanary c;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+      c.refused = "not a hash of five fields";
+      return c;
+    }
+    if (r->element[0]->type == REDIS_REPLY_NIL) return c;  // never published
+    const std::optional<std::uint64_t> generation = stored_whole(r->element[0]);
+    const std::optional<std::uint64_t> step = stored_whole(r->element[2]);
+    const std::optional<std::uint64_t> promoted = stored_whole(r->element[3]);
+    std::optional<CanaryState> state;
+    if (r->element[1]->type == REDIS_REPLY_STRING) {
+      const std::string text(r->element[1]->str, r->element[1]->len);
+      for (CanaryState s : {CanaryState::Running, CanaryState::Paused, CanaryState::RolledBack,
+                            CanaryState::Drained, CanaryState::Completed}) {
+        if (to_string(s) == text) state = s;
+      }
+    }
+    if (!generation || !state || !step || !promoted || *promoted > 1 ||
+        r->element[4]->type != REDIS_REPLY_STRING) {
+      c.refused = "the canary's fields are not a generation, a state, a step, 0/1 and a reason";
+      return c;
+    }
+    c.generation = *generation;
+    c.state = *state;
+    c.step = static_cast<std::size_t>(*step);
+    c.promoted = *promoted == 1;
+    c.reason.assign(r->element[4]->str, r->element[4]->len);
+    return c;
+  }
+  std::uint64_t publish_canary(const std::string& candidate, const SharedCanary& next,
+                               std::optional<std::uint64_t> expected) override {
+    std::lock_guard<std::mutex> lock(bg_.mutex);
     Reply r =
-        command(calls_, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
-                         rate_text(limits.tpm), std::to_string(to_ms(now)), "take",
-                         rate_text(tokens), "0", std::to_string(kBucketTtl.count())});
-    const std::int64_t wait = integer(r.get(), "take_permit");
-    if (wait < 0) return std::nullopt;
-    return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(wait));
+        command(bg_, {"EVAL", kCanaryScript, "1", canary_key(candidate),
+                      expected ? std::to_string(*expected) : std::string(),
+                      std::string(to_string(next.state)), std::to_string(next.step),
+                      next.promoted ? "1" : "0", next.reason, std::to_string(kCanaryTtl.count())});
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, integer(r.get(), "canary")));
+  }
+
+  Permits take_permits(const std::string& endpoint, WallTime now, const BucketLimits& limits,
+                       double tokens, int count) override {
+    std::lock_guard<std::mutex> lock(calls_.mutex);
+    Reply r = command(calls_,
+                      {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
+                       rate_text(limits.tpm), std::to_string(to_ms(now)), "take", rate_text(tokens),
+                       std::to_string(count), std::to_string(kBucketTtl.count())});
+    const std::int64_t n = integer(r.get(), "take_permits");
+    if (n > 0) return Permits{static_cast<int>(std::min<std::int64_t>(n, count)), Duration::zero()};
+    return Permits{0, std::chrono::duration_cast<Duration>(std::chrono::milliseconds(-n))};
   }
   void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
                      double requests, double tokens) override {
@@ -389,6 +465,9 @@ class RedisStore final : public StateStore {
  private:
   std::string spend_key(const char* period, const std::string& date) const {
     return options_.prefix + kVersion + ":spend:" + period + ":" + date;
+  }
+  std::string canary_key(const std::string& candidate) const {
+    return options_.prefix + kVersion + ":canary:" + candidate;
   }
   std::string held_key() const { return options_.prefix + kVersion + ":spend:held"; }
   std::string bucket_key(const std::string& endpoint) const {

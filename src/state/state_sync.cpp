@@ -20,6 +20,11 @@ constexpr Duration kRetryInterval = std::chrono::seconds(1);
 // before they try the route themselves.
 constexpr Duration kProbeWindow = std::chrono::seconds(10);
 
+// Rate-limit leases: a tenth of a second of the limit, 50 requests at most, for a second.
+constexpr double kLeaseShare = 0.1 / 60.0;
+constexpr double kMaxLease = 50;
+constexpr Duration kLeaseLife = std::chrono::seconds(1);
+
 // A process's budget reservations outlive it by at most this long in the store: it renews
 // them every round while it holds any.
 constexpr Duration kHolderLife = std::chrono::seconds(10);
@@ -43,6 +48,8 @@ StateSync::StateSync(StateOptions options, Parts parts, const Clock& clock, spdl
       spend_(parts.spend && parts.spend->enabled() ? parts.spend : nullptr),
       endpoints_(std::move(parts.endpoints)),
       holder_(new_holder_name()),
+      canary_(parts.canary),
+      canary_candidate_(std::move(parts.canary_candidate)),
       clock_(clock),
       logger_(logger) {
   for (const auto& r : routes_) names_.push_back(r->ref.endpoint + "/" + r->ref.model);
@@ -61,6 +68,16 @@ StateSync::StateSync(StateOptions options, Parts parts, const Clock& clock, spdl
     limiter->share(buckets_.back().get());
   }
   if (spend_) spend_->share(this);
+  if (canary_) {
+    // A rollback or a command by hand goes out at once, not at the next round.
+    canary_->set_listener([this] {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        canary_news_ = true;
+      }
+      wake_.notify_one();
+    });
+  }
 }
 
 std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) {
@@ -74,46 +91,77 @@ std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const 
 }
 
 void StateSync::settled(std::int64_t released, std::int64_t spent) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    unsettled_released_ += released;
-    unsettled_spent_ += spent;
-  }
-  wake_.notify_one();
+  // Published at the next round: until then the fleet counts the reservation as held, which
+  // errs on the safe side, and a call does not cost the thread a round of its own.
+  std::lock_guard<std::mutex> lock(mutex_);
+  unsettled_released_ += released;
+  unsettled_spent_ += spent;
+}
+
+int StateSync::Bucket::lease_size(double tokens) const {
+  double size = kMaxLease;
+  if (limits_.rpm) size = std::min(size, *limits_.rpm * kLeaseShare);
+  if (limits_.tpm && tokens > 0) size = std::min(size, *limits_.tpm * kLeaseShare / tokens);
+  return std::max(1, static_cast<int>(size));
 }
 
 std::optional<Duration> StateSync::Bucket::take(double tokens) {
-  if (!sync_.reachable()) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mutex_);  // one lease at a time per endpoint
+  const TimePoint now = sync_.clock_.now();
+  if (now < lease_ends_ && leased_requests_ >= 1 && (!limits_.tpm || leased_tokens_ >= tokens)) {
+    leased_requests_ -= 1;
+    leased_tokens_ -= limits_.tpm ? tokens : 0;
+    return std::nullopt;
+  }
+  return_lease_locked();
+  if (!sync_.reachable()) return std::nullopt;  // local permits only, until the store is back
   try {
-    return sync_.options_.store->take_permit(sync_.endpoints_[endpoint_], sync_.clock_.wall_now(),
-                                             limits_, tokens);
+    const Permits p = sync_.options_.store->take_permits(
+        sync_.endpoints_[endpoint_], sync_.clock_.wall_now(), limits_, tokens, lease_size(tokens));
+    if (p.granted < 1) return p.wait;
+    leased_requests_ = p.granted - 1;  // the first is this call's
+    leased_tokens_ = limits_.tpm ? (p.granted - 1) * tokens : 0;
+    lease_ends_ = now + kLeaseLife;
+    return std::nullopt;
   } catch (const std::exception& e) {
     sync_.failed(e.what());
     return std::nullopt;
   }
 }
 
+void StateSync::Bucket::return_lease(bool only_ended) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!only_ended || sync_.clock_.now() >= lease_ends_) return_lease_locked();
+}
+
+void StateSync::Bucket::return_lease_locked() {
+  if (leased_requests_ > 0 || leased_tokens_ > 0) give_back(leased_requests_, leased_tokens_);
+  leased_requests_ = leased_tokens_ = 0;
+}
+
 void StateSync::Bucket::give_back(double requests, double tokens) {
-  {
-    std::lock_guard<std::mutex> lock(sync_.mutex_);
-    sync_.give_backs_[endpoint_].requests += requests;
-    sync_.give_backs_[endpoint_].tokens += tokens;
-  }
-  sync_.wake_.notify_one();
+  // Published at the next round, like a settlement.
+  std::lock_guard<std::mutex> lock(sync_.mutex_);
+  sync_.give_backs_[endpoint_].requests += requests;
+  sync_.give_backs_[endpoint_].tokens += tokens;
 }
 
 StateSync::~StateSync() {
+  if (canary_) canary_->set_listener(nullptr);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  for (const auto& bucket : buckets_) {
+    if (bucket) bucket->return_lease();
+  }
   // What the last calls learnt still reaches the fleet (the next process starts from it).
   bool pending = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    pending = has_news_locked();
+    pending = has_pending_locked();
   }
   if (pending && reachable()) round(false);
 }
@@ -175,6 +223,7 @@ bool StateSync::round(bool resync) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     events.swap(queue_);
+    canary_news_ = false;
   }
   StateStore& store = *options_.store;
   const TimePoint now = clock_.now();
@@ -211,6 +260,7 @@ bool StateSync::round(bool resync) {
                             " routes, not " + std::to_string(routes_.size()));
     }
     for (std::size_t i = 0; i < shared.size(); ++i) apply(i, shared[i]);
+    share_canary(store);
   } catch (const std::exception& e) {  // StateStoreError, or what an application's store throws
     failed(e.what());
     return false;
@@ -221,8 +271,10 @@ bool StateSync::round(bool resync) {
   return true;
 }
 
-bool StateSync::has_news_locked() const {
-  if (!queue_.empty() || unsettled_released_ != 0 || unsettled_spent_ != 0) return true;
+bool StateSync::has_news_locked() const { return !queue_.empty() || canary_news_; }
+
+bool StateSync::has_pending_locked() const {
+  if (has_news_locked() || unsettled_released_ != 0 || unsettled_spent_ != 0) return true;
   return std::any_of(give_backs_.begin(), give_backs_.end(),
                      [](const GiveBack& g) { return g.requests != 0 || g.tokens != 0; });
 }
@@ -257,6 +309,9 @@ void StateSync::publish_spend(StateStore& store, bool resync) {
 // What calls gave back to the fleet's buckets. Lost if the store fails: a bucket the store
 // lost or never charged (the call went on local permits) must not be credited.
 void StateSync::publish_permits(StateStore& store) {
+  for (const auto& bucket : buckets_) {
+    if (bucket) bucket->return_lease(/*only_ended=*/true);
+  }
   std::vector<GiveBack> gives;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -268,6 +323,46 @@ void StateSync::publish_permits(StateStore& store) {
     if (!buckets_[i] || (gives[i].requests == 0 && gives[i].tokens == 0)) continue;
     store.return_permit(endpoints_[i], wall, buckets_[i]->limits(), gives[i].requests,
                         gives[i].tokens);
+  }
+}
+
+// What this process's canary decided goes out (a rollback or a command by hand wins; an
+// advance only if no other process moved first), then the fleet's state comes in.
+void StateSync::share_canary(StateStore& store) {
+  if (!canary_) return;
+  const TimePoint now = clock_.now();
+  const CanaryController::Change change = canary_->last_change(now);
+  if (change.changes != canary_published_) {
+    SharedCanary next;
+    next.state = change.shared.state;
+    next.step = change.shared.step;
+    next.promoted = change.shared.promoted;
+    next.reason = change.shared.reason;
+    const std::uint64_t generation = store.publish_canary(
+        canary_candidate_, next,
+        change.force ? std::nullopt : std::optional<std::uint64_t>(canary_generation_));
+    canary_published_ = change.changes;
+    if (generation != 0) {
+      canary_generation_ = generation;
+      return;
+    }
+  }
+  const SharedCanary fleet = store.canary(canary_candidate_);
+  if (!fleet.refused.empty()) {
+    if (!canary_refused_logged_ && logger_) {
+      logger_->warn("shared state of the canary {} refused: {}", canary_candidate_, fleet.refused);
+    }
+    canary_refused_logged_ = true;
+    return;
+  }
+  if (fleet.generation == 0 || fleet.generation == canary_generation_) return;
+  CanaryController::Shared shared{fleet.state, fleet.step, fleet.promoted, fleet.reason};
+  if (!canary_->adopt(now, canary_published_, shared)) return;  // news of its own go first
+  canary_generation_ = fleet.generation;
+  if (logger_) {
+    logger_->info("canary {}: {} at step {} as the fleet decided{}{}", canary_candidate_,
+                  to_string(fleet.state), fleet.step, fleet.reason.empty() ? "" : ": ",
+                  fleet.reason);
   }
 }
 

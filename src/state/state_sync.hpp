@@ -13,6 +13,7 @@
 
 #include "policy/rate_limiter.hpp"
 #include "policy/spend.hpp"
+#include "traffic/canary.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -43,6 +44,8 @@ class StateSync final : public FleetSpend {
     SpendTracker* spend = nullptr;
     const std::vector<std::unique_ptr<RateLimiter>>* limiters = nullptr;
     std::vector<std::string> endpoints;
+    CanaryController* canary = nullptr;  // with the name of its candidate, endpoint/model
+    std::string canary_candidate;
   };
   StateSync(StateOptions options, Parts parts, const Clock& clock, spdlog::logger* logger);
   /** Publishes what is still queued (each store call bounded by the store's own timeout), then
@@ -79,7 +82,10 @@ class StateSync final : public FleetSpend {
     std::size_t route;
     WallTime until;
   };
-  // An endpoint's fleet-wide buckets, as its RateLimiter sees them.
+  // An endpoint's fleet-wide buckets, as its RateLimiter sees them. Permits come from the
+  // store a lease at a time: about a tenth of a second of the limit (1 to 50 requests, so a
+  // small limit is taken one request at a time, exactly), kept here for a second at most and
+  // then given back; a call served from the lease pays no round trip.
   class Bucket final : public FleetBucket {
    public:
     Bucket(StateSync& sync, std::size_t endpoint, BucketLimits limits)
@@ -87,11 +93,21 @@ class StateSync final : public FleetSpend {
     std::optional<Duration> take(double tokens) override;
     void give_back(double requests, double tokens) override;
     const BucketLimits& limits() const { return limits_; }
+    /** Ends the lease (when it has run out its time, with `only_ended`): what is left of it
+     *  goes back to the fleet at the next round. */
+    void return_lease(bool only_ended = false);
 
    private:
+    int lease_size(double tokens) const;
+    void return_lease_locked();
+
     StateSync& sync_;
     std::size_t endpoint_;
     BucketLimits limits_;
+    std::mutex mutex_;
+    double leased_requests_ = 0;  // the lease: what is left of it, and until when
+    double leased_tokens_ = 0;
+    TimePoint lease_ends_{};
   };
   struct GiveBack {
     double requests = 0;
@@ -99,9 +115,11 @@ class StateSync final : public FleetSpend {
   };
 
   void run();
-  bool has_news_locked() const;
+  bool has_news_locked() const;                        // what wakes the thread at once
+  bool has_pending_locked() const;                     // anything not yet published
   void publish_spend(StateStore& store, bool resync);  // in a round
   void publish_permits(StateStore& store);             // in a round
+  void share_canary(StateStore& store);                // in a round
   // One round: publish the queue, read the fleet's state and apply it. False on a store error.
   bool round(bool resync);
   void apply(std::size_t route, const SharedRoute& shared);
@@ -115,6 +133,11 @@ class StateSync final : public FleetSpend {
   std::vector<std::string> endpoints_;
   std::vector<std::unique_ptr<Bucket>> buckets_;  // per endpoint; null without rpm/tpm
   std::string holder_;
+  CanaryController* canary_;
+  std::string canary_candidate_;
+  std::uint64_t canary_published_ = 0;   // the controller's changes the fleet has heard of
+  std::uint64_t canary_generation_ = 0;  // the store's generation this process is at
+  bool canary_refused_logged_ = false;
   const Clock& clock_;
   spdlog::logger* logger_;
   std::vector<std::string> names_;                  // endpoint/model of each route
@@ -128,6 +151,7 @@ class StateSync final : public FleetSpend {
   std::int64_t unsettled_released_ = 0;  // settlements not yet published
   std::int64_t unsettled_spent_ = 0;
   std::vector<GiveBack> give_backs_;  // per endpoint, not yet published
+  bool canary_news_ = false;          // the canary decided something that must go out
   bool stopping_ = false;
   std::thread thread_;
   std::atomic<std::uint64_t> errors_{0};

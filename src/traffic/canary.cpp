@@ -111,12 +111,37 @@ void CanaryController::advance(TimePoint now) {
   if (state_ != CanaryState::Running) return;
   if (now - step_started_ < options_.step || calls_ < options_.rollback.min_calls) return;
   if (crossed()) return;
+  changed(/*force=*/false);
   if (step_ + 1 < options_.steps.size()) {
     start_step(now, step_ + 1);
     return;
   }
   state_ = CanaryState::Completed;
   step_started_ = now;
+}
+
+CanaryController::Change CanaryController::last_change(TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  advance(now);
+  return Change{changes_, force_, Shared{state_, step_, promoted_, reason_}};
+}
+
+void CanaryController::set_listener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  listener_ = std::move(listener);
+}
+
+bool CanaryController::adopt(TimePoint now, std::uint64_t seen, const Shared& fleet) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (changes_ != seen) return false;
+  if (fleet.step >= options_.steps.size()) return false;
+  const bool moved = fleet.state != state_ || fleet.step != step_;
+  if (fleet.state == CanaryState::RolledBack && state_ != CanaryState::RolledBack) ++rollbacks_;
+  if (moved) start_step(now, fleet.step);
+  state_ = fleet.state;
+  promoted_ = fleet.promoted;
+  reason_ = fleet.reason;
+  return true;
 }
 
 std::optional<CanaryAlert> CanaryController::record(TimePoint now, CanaryOutcome outcome,
@@ -148,6 +173,7 @@ std::optional<CanaryAlert> CanaryController::record(TimePoint now, CanaryOutcome
   state_ = CanaryState::RolledBack;
   ++rollbacks_;
   reason_ = alert.reason;
+  changed(/*force=*/true);
   return alert;
 }
 
@@ -193,6 +219,7 @@ bool CanaryController::pause(TimePoint now) {
   if (state_ != CanaryState::Running) return false;
   state_ = CanaryState::Paused;
   reason_ = "paused by hand";
+  changed(/*force=*/true);
   return true;
 }
 
@@ -212,6 +239,7 @@ bool CanaryController::resume(TimePoint now) {
   }
   state_ = CanaryState::Running;
   reason_.clear();
+  changed(/*force=*/true);
   return true;
 }
 
@@ -222,6 +250,7 @@ bool CanaryController::promote(TimePoint now) {
   promoted_ = true;
   step_started_ = now;
   reason_ = "promoted by hand";
+  changed(/*force=*/true);
   return true;
 }
 
@@ -232,6 +261,7 @@ bool CanaryController::rollback(const std::string& reason) {
   promoted_ = false;
   ++rollbacks_;
   reason_ = reason.empty() ? "rolled back by hand" : reason;
+  changed(/*force=*/true);
   return true;
 }
 
@@ -241,6 +271,7 @@ bool CanaryController::drain() {
   state_ = CanaryState::Drained;
   promoted_ = false;
   reason_ = "drained by hand";
+  changed(/*force=*/true);
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <failover/traffic.hpp>
 
 #include <array>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,11 +45,40 @@ class CanaryController {
   bool rollback(const std::string& reason);
   bool drain();
 
+  // Sharing with a fleet (StateSync): the state it publishes and adopts.
+  struct Shared {
+    CanaryState state = CanaryState::Running;
+    std::size_t step = 0;
+    bool promoted = false;
+    std::string reason;
+  };
+  /** What this controller decided by itself, and when: `changes` counts its own decisions;
+   *  `force` says the last must win over the fleet's (a rollback, a command by hand), where an
+   *  advance applies only if no other process moved first. */
+  struct Change {
+    std::uint64_t changes = 0;
+    bool force = false;
+    Shared shared;
+  };
+  Change last_change(TimePoint now);
+  /** Called (under the controller's lock: it must only signal) after each decision that must
+   *  win over the fleet's; null to stop. */
+  void set_listener(std::function<void()> listener);
+  /** Takes the fleet's state (its step starts over here when it is another), unless this
+   *  controller decided something since its `changes` were `seen` (the fleet hears of that
+   *  first). Returns whether it was taken; not counted as a change of this controller's. */
+  bool adopt(TimePoint now, std::uint64_t seen, const Shared& fleet);
+
   /** The share of users (in 1/10000) a user's hash falls in: stable across processes. */
   static std::uint32_t bucket(const std::string& user);
 
  private:
   void start_step(TimePoint now, std::size_t step);
+  void changed(bool force) {  // locked
+    ++changes_;
+    force_ = force;
+    if (force && listener_) listener_();
+  }
   void advance(TimePoint now);                 // locked
   std::optional<std::string> crossed() const;  // locked
   double percent() const;                      // locked
@@ -69,6 +99,9 @@ class CanaryController {
   std::size_t recent_next_ = 0;
   std::uint64_t rollbacks_ = 0;
   std::string reason_;
+  std::uint64_t changes_ = 0;  // decisions of this controller's own (see last_change)
+  bool force_ = false;
+  std::function<void()> listener_;
 };
 
 }  // namespace failover::detail

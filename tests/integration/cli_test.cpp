@@ -464,6 +464,171 @@ TEST(CliSharedState, ABudgetSpentByEarlierRunsRefusesTheNextBeforeAnyTraffic) {
   EXPECT_EQ(again.out, "served\n");
 }
 
+// ---- A fleet: several fleet_worker processes (a client each, many threads) on one Redis ----
+
+const std::string kWorker = FLEET_WORKER_PATH;
+
+// Runs the workers at once and returns each one's report (null when it printed none in time).
+std::vector<json> run_fleet(const std::vector<std::vector<std::string>>& workers) {
+  std::vector<std::unique_ptr<Background>> running;
+  for (const auto& argv : workers) running.push_back(std::make_unique<Background>(argv));
+  std::vector<json> reports;
+  for (auto& w : running) {
+    const std::string line = w->first_line(std::chrono::milliseconds(60000));
+    reports.push_back(line.empty() ? json(nullptr) : json::parse(line, nullptr, false));
+  }
+  return reports;
+}
+
+// One endpoint on `upstream`, shared state on `redis`. A call waits up to a second on Redis
+// here: on a loaded test machine the 10 ms default would let a call fall back to local state,
+// which is right in production and not what these tests measure.
+json fleet_config(const Mock& upstream, const std::string& redis) {
+  return {{"endpoints", {{{"name", "up"}, {"base_url", upstream.base_url()}, {"api_key", "sk-u"}}}},
+          {"priority", {{{"model", "gpt-4.1"}, {"routes", {"up"}}}}},
+          {"state", {{"redis", redis}, {"sync_ms", 50}, {"call_timeout_ms", 1000}}}};
+}
+
+int sum_of(const std::vector<json>& reports, const char* field) {
+  int total = 0;
+  for (const json& r : reports) total += r.is_object() ? r.value(field, 0) : 0;
+  return total;
+}
+
+TEST(CliFleet, FourProcessesShareOneRequestsPerMinuteLimit) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock upstream("up", R"({"reply": "served"})");
+  json cfg = fleet_config(upstream, redis.url());
+  cfg["endpoints"][0]["limits"] = {{"rpm", 60}};  // 60 at once, then one a second
+  const std::string file = temp_file("fleet_rpm.json", cfg.dump());
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<json> reports =
+      run_fleet(std::vector<std::vector<std::string>>(4, {kWorker, file, "2", "3", "100000"}));
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const json& r : reports) ASSERT_TRUE(r.is_object()) << "a worker printed no report";
+  // What the limit allows over the run: the full bucket, and a refill of one a second.
+  const double allowed = 60.0 + elapsed;
+  const int seen = requests_of(upstream);
+  EXPECT_EQ(seen, sum_of(reports, "ok"));
+  EXPECT_LE(seen, allowed * 1.05) << "elapsed " << elapsed << " s";
+  EXPECT_GE(seen, 60 * 0.95);
+  // Each process alone would have sent about as many; together they were held to one limit.
+  for (const json& r : reports) EXPECT_GT(r["errors"].value("rate_limited", 0), 0) << r.dump();
+}
+
+TEST(CliFleet, FourProcessesOfSixteenThreadsStayWithinOneBudgetAndAFifthIsRefused) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock upstream("up", R"({"reply": "served"})");
+  json cfg = fleet_config(upstream, redis.url());
+  // The answer "served" is 2 completion tokens and a call asks for at most 2: each call is
+  // estimated and charged exactly $0.001, and input is free. $0.05 is 50 calls.
+  cfg["prices"] = {{"gpt-4.1", {{"input_per_mtok", 0.0}, {"output_per_mtok", 500.0}}}};
+  cfg["budget"] = {{"usd_per_day", 0.05}};
+  const std::string file = temp_file("fleet_budget.json", cfg.dump());
+  std::vector<json> reports =
+      run_fleet(std::vector<std::vector<std::string>>(4, {kWorker, file, "16", "20", "100", "2"}));
+  for (const json& r : reports) ASSERT_TRUE(r.is_object()) << "a worker printed no report";
+  const int served = sum_of(reports, "ok");
+  EXPECT_EQ(served, 50);
+  EXPECT_EQ(requests_of(upstream), served);
+  for (const json& r : reports) EXPECT_GT(r["errors"].value("budget_exceeded", 0), 0) << r.dump();
+
+  auto shown = run({kCli, "state", "--config", file, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const json spend = json::parse(shown.out)["spend"];
+  EXPECT_LE(spend["day"]["usd"].get<double>(), 0.05 + 0.001 + 1e-12) << spend.dump();
+  EXPECT_GE(spend["day"]["usd"].get<double>(), 0.05 - 1e-12) << spend.dump();
+  EXPECT_EQ(spend["held_usd"], 0.0);
+
+  auto fifth = run({kCli, "chat", "--config", file, "--json", "hi"});
+  EXPECT_EQ(fifth.exit_code, 1) << fifth.err;
+  EXPECT_EQ(json::parse(fifth.out)["error"]["kind"], "budget_exceeded") << fifth.out;
+  EXPECT_EQ(requests_of(upstream), served);
+}
+
+TEST(CliFleet, ACanaryRolledBackInOneProcessStopsTheCandidateInAll) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock stable("stable", R"({"reply": "stable"})");
+  // The candidate serves 40 requests, then fails.
+  json failing = {{"reply", "candidate"}, {"statuses", std::vector<int>(40, 200)}, {"then", 503}};
+  Mock candidate("candidate", failing.dump());
+  auto config_with = [&](double error_rate, double min_success_rate, const std::string& name) {
+    json cfg = fleet_config(stable, redis.url());
+    cfg["endpoints"].push_back(
+        {{"name", "cand"}, {"base_url", candidate.base_url()}, {"api_key", "sk-c"}});
+    cfg["canary"] = {
+        {"candidate", {{"endpoint", "cand"}, {"model", "gpt-4.1"}}},
+        {"steps", {100}},
+        {"rollback",
+         {{"error_rate", error_rate}, {"min_success_rate", min_success_rate}, {"min_calls", 1}}}};
+    return temp_file(name, cfg.dump());
+  };
+  // The first process rolls back on the candidate's first error; the other three never would
+  // on their own.
+  const std::string strict = config_with(0.01, 0.0, "canary_strict.json");
+  const std::string lenient = config_with(1.0, 0.0, "canary_lenient.json");
+  std::vector<json> reports = run_fleet({{kWorker, strict, "1", "3", "100000", "0", "20"},
+                                         {kWorker, lenient, "1", "3", "100000", "0", "20"},
+                                         {kWorker, lenient, "1", "3", "100000", "0", "20"},
+                                         {kWorker, lenient, "1", "3", "100000", "0", "20"}});
+  for (const json& r : reports) {
+    ASSERT_TRUE(r.is_object()) << "a worker printed no report";
+    EXPECT_EQ(r["canary"]["state"], "rolled_back") << r.dump();
+    EXPECT_NE(r["canary"]["reason"].get<std::string>().find("error rate"), std::string::npos)
+        << r.dump();
+    EXPECT_EQ(r["ok"], r["calls"]) << r.dump();  // every failed candidate call fell back
+  }
+  // After the rollback the lenient processes sent the candidate at most what they sent
+  // before hearing of it (a sync period of 50 ms at a call every 20 ms): a few each.
+  const int failed_on_candidate = requests_of(candidate) - 40;
+  EXPECT_GE(failed_on_candidate, 1);
+  EXPECT_LE(failed_on_candidate, 1 + 3 * 10);
+  auto shown = run({kCli, "state", "--config", lenient, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const json canary = json::parse(shown.out)["canary"];
+  EXPECT_EQ(canary["candidate"], "cand/gpt-4.1");
+  EXPECT_EQ(canary["state"], "rolled_back");
+  EXPECT_EQ(canary["percent"], 0.0);
+}
+
+TEST(CliFleet, RedisKilledAndRestartedMidRunFailsNoCallAndTheStoreFillsAgain) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock upstream("up", R"({"reply": "served"})");
+  json cfg = fleet_config(upstream, redis.url());
+  cfg["endpoints"][0]["limits"] = {{"rpm", 1000000}};
+  cfg["prices"] = {{"gpt-4.1", {{"input_per_mtok", 1.0}, {"output_per_mtok", 1.0}}}};
+  cfg["budget"] = {{"usd_per_day", 1000.0}};
+  cfg["state"]["call_timeout_ms"] = 50;
+  const std::string file = temp_file("fleet_outage.json", cfg.dump());
+  std::vector<std::unique_ptr<Background>> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(std::make_unique<Background>(
+        std::vector<std::string>{kWorker, file, "2", "3", "100000", "0", "5"}));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  redis.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  redis.start();
+  for (auto& w : workers) {
+    const std::string line = w->first_line(std::chrono::milliseconds(60000));
+    ASSERT_FALSE(line.empty()) << "a worker printed no report";
+    const json r = json::parse(line);
+    EXPECT_GT(r["calls"].get<int>(), 0);
+    EXPECT_EQ(r["ok"], r["calls"]) << r.dump();
+    EXPECT_TRUE(r["errors"].empty()) << r.dump();
+  }
+  // The restarted server (without persistence) starts empty; what the fleet spent after the
+  // restart reached it.
+  auto shown = run({kCli, "state", "--config", file, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_GT(json::parse(shown.out)["spend"]["day"]["usd"].get<double>(), 0.0) << shown.out;
+}
+
 TEST(CliSharedState, WithRedisDownChatStillServesAndSaysSoOnce) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;

@@ -126,14 +126,40 @@ TEST_F(RedisStateTest, SpendAndBucketsThatAreNotNumbersAreRefused) {
                                 testing::kNoon + seconds(10)),
                StateStoreError);
   try {
-    s->take_permit("e", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1);
+    s->take_permits("e", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1, 1);
     ADD_FAILURE() << "a bucket of garbage was trusted";
   } catch (const StateStoreError& e) {
     EXPECT_NE(std::string(e.what()).find("bucket holds something not a number"), std::string::npos)
         << e.what();
   }
   // Nothing else is spoilt.
-  EXPECT_EQ(s->take_permit("f", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1), std::nullopt);
+  EXPECT_EQ(s->take_permits("f", testing::kNoon, BucketLimits{1.0, std::nullopt}, 1, 1).granted, 1);
+}
+
+TEST_F(RedisStateTest, TheCanaryRoundTripsAndAStaleAdvanceLosesToANewerChange) {
+  auto s = store();
+  EXPECT_EQ(s->canary("c/m").generation, 0u);  // never published
+  SharedCanary advanced;
+  advanced.step = 1;
+  EXPECT_EQ(s->publish_canary("c/m", advanced, 0u), 1u);
+  EXPECT_EQ(s->publish_canary("c/m", advanced, 0u), 0u);  // another process moved first
+  SharedCanary rolled;
+  rolled.state = CanaryState::RolledBack;
+  rolled.step = 1;
+  rolled.reason = "error rate 9.0 % is above 5.0 %";
+  EXPECT_EQ(s->publish_canary("c/m", rolled, std::nullopt), 2u);  // a rollback always wins
+  const SharedCanary got = s->canary("c/m");
+  EXPECT_EQ(got.generation, 2u);
+  EXPECT_EQ(got.state, CanaryState::RolledBack);
+  EXPECT_EQ(got.step, 1u);
+  EXPECT_FALSE(got.promoted);
+  EXPECT_EQ(got.reason, "error rate 9.0 % is above 5.0 %");
+  EXPECT_TRUE(got.refused.empty());
+  EXPECT_GT(pttl(*redis, "failover:v1:canary:c/m"), 30LL * 24 * 3600 * 1000);
+  raw(*redis, {"HSET", "failover:v1:canary:c/m", "state", "exploded"});
+  const SharedCanary bad = s->canary("c/m");
+  EXPECT_EQ(bad.generation, 0u);
+  EXPECT_FALSE(bad.refused.empty());
 }
 
 TEST_F(RedisStateTest, AStoppedServerIsATypedErrorAndTheStoreReconnects) {

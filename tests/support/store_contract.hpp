@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
+#include <string>
 
 namespace failover::testing {
 
@@ -62,34 +64,56 @@ inline void check_spend_contract(StateStore& store) {
   EXPECT_EQ(s.held_nanos, 0);
 }
 
+// One request: empty when granted, else the wait.
+inline std::optional<Duration> take_one(StateStore& store, const std::string& endpoint, WallTime at,
+                                        const BucketLimits& limits, double tokens) {
+  const Permits p = store.take_permits(endpoint, at, limits, tokens, 1);
+  if (p.granted == 1) return std::nullopt;
+  EXPECT_EQ(p.granted, 0);
+  return p.wait;
+}
+
 inline void check_bucket_contract(StateStore& store) {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
+  auto take = [&](const std::string& endpoint, WallTime at, const BucketLimits& limits,
+                  double tokens) { return take_one(store, endpoint, at, limits, tokens); };
   const WallTime t0 = kNoon;
   const BucketLimits rpm{2.0, std::nullopt};
-  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), std::nullopt);
-  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), std::nullopt);
-  EXPECT_EQ(store.take_permit("r", t0, rpm, 10), Duration(milliseconds(30000)));  // 2 a minute
-  EXPECT_EQ(store.take_permit("r", t0 + seconds(10), rpm, 10), Duration(milliseconds(20000)));
+  EXPECT_EQ(take("r", t0, rpm, 10), std::nullopt);
+  EXPECT_EQ(take("r", t0, rpm, 10), std::nullopt);
+  EXPECT_EQ(take("r", t0, rpm, 10), Duration(milliseconds(30000)));  // 2 a minute
+  EXPECT_EQ(take("r", t0 + seconds(10), rpm, 10), Duration(milliseconds(20000)));
   store.return_permit("r", t0 + seconds(10), rpm, 1, 0);  // a permit not used
-  EXPECT_EQ(store.take_permit("r", t0 + seconds(10), rpm, 10), std::nullopt);
-  EXPECT_EQ(store.take_permit("r", t0 + seconds(40), rpm, 10), std::nullopt);  // refilled 1
+  EXPECT_EQ(take("r", t0 + seconds(10), rpm, 10), std::nullopt);
+  EXPECT_EQ(take("r", t0 + seconds(40), rpm, 10), std::nullopt);  // refilled 1
 
   const BucketLimits tpm{std::nullopt, 60.0};  // a token a second
-  EXPECT_EQ(store.take_permit("t", t0, tpm, 50), std::nullopt);
-  EXPECT_EQ(store.take_permit("t", t0, tpm, 20), Duration(milliseconds(10000)));
-  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 20), std::nullopt);  // 20 - 20
+  EXPECT_EQ(take("t", t0, tpm, 50), std::nullopt);
+  EXPECT_EQ(take("t", t0, tpm, 20), Duration(milliseconds(10000)));
+  EXPECT_EQ(take("t", t0 + seconds(10), tpm, 20), std::nullopt);  // 20 - 20
   // A request larger than the bucket waits for a full bucket.
-  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 100), Duration(milliseconds(60000)));
+  EXPECT_EQ(take("t", t0 + seconds(10), tpm, 100), Duration(milliseconds(60000)));
   // An answer that used 30 tokens more than its estimate takes them too.
   store.return_permit("t", t0 + seconds(10), tpm, 0, -30);
-  EXPECT_EQ(store.take_permit("t", t0 + seconds(10), tpm, 1), Duration(milliseconds(31000)));
+  EXPECT_EQ(take("t", t0 + seconds(10), tpm, 1), Duration(milliseconds(31000)));
   // Never above full: a minute later it holds 60, whatever was given back.
   store.return_permit("t", t0 + seconds(100), tpm, 0, 500);
-  EXPECT_EQ(store.take_permit("t", t0 + seconds(100), tpm, 60), std::nullopt);
-  EXPECT_EQ(store.take_permit("t", t0 + seconds(100), tpm, 1), Duration(milliseconds(1000)));
+  EXPECT_EQ(take("t", t0 + seconds(100), tpm, 60), std::nullopt);
+  EXPECT_EQ(take("t", t0 + seconds(100), tpm, 1), Duration(milliseconds(1000)));
+  // Several at once: as many as the buckets hold.
+  const BucketLimits both{3.0, 100.0};
+  EXPECT_EQ(store.take_permits("l", t0, both, 20, 5).granted, 3);  // 3 requests; 40 tokens left
+  EXPECT_EQ(store.take_permits("l", t0, both, 20, 5).granted, 0);
+  // 20 s on: one request more, and 40 + 33.3 tokens.
+  EXPECT_EQ(store.take_permits("l", t0 + seconds(20), both, 20, 5).granted, 1);
+  store.return_permit("l", t0 + seconds(20), both, 3, 0);  // requests full again
+  EXPECT_EQ(store.take_permits("l", t0 + seconds(20), both, 20, 5).granted, 2);  // 53.3 tokens
+  const Permits none = store.take_permits("l", t0 + seconds(20), both, 20, 5);
+  EXPECT_EQ(none.granted, 0);
+  EXPECT_EQ(none.wait, Duration(milliseconds(4000)));  // 13.3 tokens: 6.7 more at 100 a minute
   // Endpoints are apart.
-  EXPECT_EQ(store.take_permit("other", t0, rpm, 10), std::nullopt);
+  EXPECT_EQ(take("other", t0, rpm, 10), std::nullopt);
 }
 
 }  // namespace failover::testing

@@ -215,6 +215,78 @@ TEST_F(SharedStateTest, TwoClientsShareAnEndpointsRequestsPerMinute) {
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 4);
 }
 
+struct SharedCanaryTest : SharedStateTest {
+  ClientOptions canary_options() {
+    ClientOptions o = options();
+    o.priority = {Tier{{{"a", "m"}}}};
+    o.canary.candidate = RouteRef{"b", "m"};
+    o.canary.steps = {50, 100};
+    o.canary.step = seconds(60);
+    o.canary.rollback.min_calls = 1;
+    return o;
+  }
+  static CanaryStatus canary_of(const Client& c) { return *c.canary(); }
+};
+
+TEST_F(SharedCanaryTest, ARollbackInOneClientStopsTheCandidateInAll) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::status(503)});
+  ClientOptions o = canary_options();
+  o.canary.steps = {100};
+  Client first(o);
+  Client second(o);
+  auto r = first.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"b:overloaded", "a:success"}));
+  EXPECT_EQ(canary_of(first).state, CanaryState::RolledBack);
+  ASSERT_TRUE(eventually([&] { return canary_of(second).state == CanaryState::RolledBack; }));
+  EXPECT_EQ(canary_of(second).percent, 0);
+  EXPECT_EQ(canary_of(second).rollbacks, 1u);
+  EXPECT_NE(canary_of(second).reason.find("error rate 100.0 %"), std::string::npos)
+      << canary_of(second).reason;
+  for (int i = 0; i < 5; ++i) {
+    auto again = second.chat(ping());
+    ASSERT_TRUE(again);
+    EXPECT_EQ(outcomes(again->attempts), (Strings{"a:success"}));
+  }
+  Client third(o);  // starts from the fleet's verdict
+  EXPECT_EQ(canary_of(third).state, CanaryState::RolledBack);
+  EXPECT_EQ(fake->count(testing::chat_url(kB)), 1);
+}
+
+TEST_F(SharedCanaryTest, AStepAndCommandsByHandHoldForTheFleetAndUsersStaySticky) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client first(canary_options());
+  Client second(canary_options());
+  // At 50 %, both clients send the same users to the candidate.
+  for (int u = 0; u < 20; ++u) {
+    CallOptions co;
+    co.user = "user-" + std::to_string(u);
+    auto one = first.chat(ping(), co);
+    auto other = second.chat(ping(), co);
+    ASSERT_TRUE(one && other);
+    EXPECT_EQ(one->served_by.endpoint, other->served_by.endpoint) << co.user;
+  }
+  clock->advance(seconds(60));
+  EXPECT_EQ(canary_of(first).percent, 100);  // the step held: first advances...
+  ASSERT_TRUE(eventually([&] { return canary_of(second).percent == 100; }));  // ...for all
+  EXPECT_EQ(canary_of(second).step, 1u);
+  EXPECT_TRUE(second.canary_pause());
+  ASSERT_TRUE(eventually([&] { return canary_of(first).state == CanaryState::Paused; }));
+  EXPECT_EQ(canary_of(first).reason, "paused by hand");
+  EXPECT_TRUE(first.canary_rollback("bad answers in review"));
+  ASSERT_TRUE(eventually([&] { return canary_of(second).state == CanaryState::RolledBack; }));
+  EXPECT_EQ(canary_of(second).reason, "bad answers in review");
+  EXPECT_TRUE(second.canary_resume());  // starts over from the first step, everywhere
+  ASSERT_TRUE(eventually([&] { return canary_of(first).state == CanaryState::Running; }));
+  EXPECT_EQ(canary_of(first).percent, 50);
+  const SharedCanary fleet = store->canary("b/m");
+  EXPECT_EQ(fleet.state, CanaryState::Running);
+  EXPECT_EQ(fleet.step, 0u);
+  EXPECT_GE(fleet.generation, 3u);  // the pause, the rollback, the resume (and the advance)
+}
+
 // Forwards every call to an in-process store; a test overrides what it changes.
 struct ForwardingStore : StateStore {
   std::shared_ptr<StateStore> inner = make_memory_store();
@@ -240,9 +312,14 @@ struct ForwardingStore : StateStore {
   }
   SharedSpend spend(WallTime now) override { return inner->spend(now); }
   void reset_spend(WallTime now) override { inner->reset_spend(now); }
-  std::optional<Duration> take_permit(const std::string& e, WallTime now, const BucketLimits& l,
-                                      double tokens) override {
-    return inner->take_permit(e, now, l, tokens);
+  SharedCanary canary(const std::string& c) override { return inner->canary(c); }
+  std::uint64_t publish_canary(const std::string& c, const SharedCanary& next,
+                               std::optional<std::uint64_t> expected) override {
+    return inner->publish_canary(c, next, expected);
+  }
+  Permits take_permits(const std::string& e, WallTime now, const BucketLimits& l, double tokens,
+                       int count) override {
+    return inner->take_permits(e, now, l, tokens, count);
   }
   void return_permit(const std::string& e, WallTime now, const BucketLimits& l, double requests,
                      double tokens) override {
@@ -271,11 +348,15 @@ struct DownStore final : ForwardingStore {
   void keep_holder(const std::string&, WallTime, std::optional<std::int64_t>) override { down(); }
   SharedSpend spend(WallTime) override { down(); }
   void reset_spend(WallTime) override { down(); }
-  std::optional<Duration> take_permit(const std::string&, WallTime, const BucketLimits&,
-                                      double) override {
+  Permits take_permits(const std::string&, WallTime, const BucketLimits&, double, int) override {
     down();
   }
   void return_permit(const std::string&, WallTime, const BucketLimits&, double, double) override {
+    down();
+  }
+  SharedCanary canary(const std::string&) override { down(); }
+  std::uint64_t publish_canary(const std::string&, const SharedCanary&,
+                               std::optional<std::uint64_t>) override {
     down();
   }
 };
@@ -325,6 +406,35 @@ TEST_F(SharedStateTest, RefusedValuesAreLoggedAndNotTrusted) {
   auto r = client.chat(ping());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->served_by.endpoint, "a");
+}
+
+TEST_F(SharedStateTest, PermitsComeALeaseAtATimeAndWhatIsLeftGoesBack) {
+  struct CountingStore final : ForwardingStore {
+    std::atomic<int> takes{0};
+    Permits take_permits(const std::string& e, WallTime now, const BucketLimits& l, double tokens,
+                         int count) override {
+      ++takes;
+      EXPECT_EQ(count, 10);  // a tenth of a second of 6000 a minute
+      return inner->take_permits(e, now, l, tokens, count);
+    }
+    void return_permit(const std::string& e, WallTime now, const BucketLimits& l, double requests,
+                       double tokens) override {
+      returned += requests;
+      inner->return_permit(e, now, l, requests, tokens);
+    }
+    double returned = 0;  // written by the client's sync thread, read after it ended
+  };
+  auto counting = std::make_shared<CountingStore>();
+  ClientOptions o = options();
+  o.state.store = counting;
+  o.endpoints[0].limits.rpm = 6000;
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  {
+    Client client(o);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(client.chat(ping())->served_by.endpoint, "a");
+    EXPECT_EQ(counting->takes.load(), 1);  // one round trip for three calls
+  }                                        // the client ends: the 7 permits it did not use go back
+  EXPECT_EQ(counting->returned, 7.0);
 }
 
 }  // namespace

@@ -88,6 +88,28 @@ int run_state(const StateArgs& a) {
     const std::vector<SharedRoute> shared = store.routes(names);
     const SharedSpend spend = store.spend(now);
     const BudgetOptions& budget = options.budget;
+    std::optional<SharedCanary> canary;  // when the configuration has one and it was published
+    std::string candidate;
+    if (options.canary.candidate) {
+      candidate = options.canary.candidate->endpoint + "/" + options.canary.candidate->model;
+      SharedCanary c = store.canary(candidate);
+      if (c.generation != 0 || !c.refused.empty()) canary = std::move(c);
+    }
+    // The candidate's share of calls in the fleet's state.
+    auto percent = [&](const SharedCanary& c) -> double {
+      const std::vector<double>& steps = options.canary.steps;
+      switch (c.state) {
+        case CanaryState::Running:
+        case CanaryState::Paused:
+          return c.step < steps.size() ? steps[c.step] : 0.0;
+        case CanaryState::Completed:
+          return c.promoted || steps.empty() ? 100.0 : steps.back();
+        case CanaryState::RolledBack:
+        case CanaryState::Drained:
+          return 0.0;
+      }
+      return 0.0;
+    };
     if (a.as_json) {
       json list = json::array();
       for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -111,7 +133,15 @@ int run_state(const StateArgs& a) {
                   {"spend",
                    {{"day", period("date", spend.day_nanos, budget.usd_per_day)},
                     {"month", period("month", spend.month_nanos, budget.usd_per_month)},
-                    {"held_usd", static_cast<double>(spend.held_nanos) / 1e9}}}};
+                    {"held_usd", static_cast<double>(spend.held_nanos) / 1e9}}},
+                  {"canary", nullptr}};
+      if (canary && !canary->refused.empty()) {
+        out["canary"] = {{"candidate", candidate}, {"refused", canary->refused}};
+      } else if (canary) {
+        out["canary"] = {{"candidate", candidate},   {"state", to_string(canary->state)},
+                         {"step", canary->step},     {"percent", percent(*canary)},
+                         {"reason", canary->reason}, {"generation", canary->generation}};
+      }
       std::cout << out.dump(2) << "\n";
       return 0;
     }
@@ -146,6 +176,13 @@ int run_state(const StateArgs& a) {
                 iso(now).substr(0, 10).c_str(), usd(spend.day_nanos, budget.usd_per_day).c_str(),
                 iso(now).substr(0, 7).c_str(), usd(spend.month_nanos, budget.usd_per_month).c_str(),
                 usd(spend.held_nanos, std::nullopt).c_str());
+    if (canary && !canary->refused.empty()) {
+      std::printf("canary %s: refused (%s)\n", candidate.c_str(), canary->refused.c_str());
+    } else if (canary) {
+      std::printf("canary %s: %s at step %zu (%g %%)%s%s\n", candidate.c_str(),
+                  std::string(to_string(canary->state)).c_str(), canary->step, percent(*canary),
+                  canary->reason.empty() ? "" : ", ", canary->reason.c_str());
+    }
     return 0;
   } catch (const StateStoreError& e) {
     std::cerr << "failover: the shared state store is unreachable: " << e.what() << "\n";
