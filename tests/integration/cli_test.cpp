@@ -518,6 +518,37 @@ TEST(CliFleet, FourProcessesShareOneRequestsPerMinuteLimit) {
   for (const json& r : reports) EXPECT_GT(r["errors"].value("rate_limited", 0), 0) << r.dump();
 }
 
+TEST(CliFleet, ABreakerTrippedInOneProcessHoldsTheOtherAndItsProbeClosesItForBoth) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  // The primary fails its 20th request only, when both processes are sending.
+  json flaky = {{"reply", "primary"}, {"statuses", std::vector<int>(19, 200)}, {"then", 200}};
+  flaky["statuses"].push_back(503);
+  Mock primary("flaky", flaky.dump());
+  Mock secondary("up", R"({"reply": "secondary"})");
+  json cfg = fleet_config(primary, redis.url());
+  cfg["endpoints"][0]["name"] = "primary";
+  cfg["endpoints"].push_back(
+      {{"name", "secondary"}, {"base_url", secondary.base_url()}, {"api_key", "sk-s"}});
+  cfg["priority"] = {{{"model", "gpt-4.1"}, {"routes", {"primary"}}},
+                     {{"model", "gpt-4.1"}, {"routes", {"secondary"}}}};
+  cfg["circuit_breaker"] = {{"consecutive_failures", 1}, {"open_ms", 1000}, {"max_open_ms", 1000}};
+  const std::string file = temp_file("fleet_breaker.json", cfg.dump());
+  std::vector<json> reports = run_fleet(
+      std::vector<std::vector<std::string>>(2, {kWorker, file, "1", "3", "100000", "0", "20"}));
+  ASSERT_TRUE(reports[0].is_object() && reports[1].is_object()) << "a worker printed no report";
+  EXPECT_EQ(reports[0]["failed_attempts"].get<int>() + reports[1]["failed_attempts"].get<int>(), 1);
+  for (const json& r : reports) {
+    EXPECT_EQ(r["ok"], r["calls"]) << r.dump();
+    // The process whose calls never failed sent to the secondary too: it held the route the
+    // other tripped, within the second the breaker stayed open...
+    EXPECT_GT(r["served_by"].value("secondary", 0), 0) << r.dump();
+    // ...and went back to the primary when the other's probe passed, long before its own
+    // 10 s wait for a verdict would have ended.
+    EXPECT_EQ(r["last"], "primary") << r.dump();
+  }
+}
+
 TEST(CliFleet, FourProcessesOfSixteenThreadsStayWithinOneBudgetAndAFifthIsRefused) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;

@@ -382,7 +382,13 @@ TEST(CurlEngine, SlowAnswerIsCutAtTheAttemptTimeout) {
   Client client(o);
   auto r = client.chat(ping());
   ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
+  const Strings seen = outcomes(r->attempts);
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front(), "first:timeout");
+  EXPECT_EQ(seen.back(), "second:success");
+  // A sanitizer build on a loaded machine may miss the second's first answer by the same limit:
+  // then it is tried again. Nothing else may happen between.
+  for (std::size_t i = 1; i + 1 < seen.size(); ++i) EXPECT_EQ(seen[i], "second:timeout");
   EXPECT_GE(r->attempts[0].latency, Duration(milliseconds(990)));
   EXPECT_LT(r->attempts[0].latency, Duration(milliseconds(3900)));
 }

@@ -1,6 +1,7 @@
 // One process of a test fleet: a client made from a configuration file runs calls on several
 // threads for a bounded time and count, then prints what happened as one JSON object:
 //   {"calls": N, "ok": N, "errors": {"kind": N}, "served_by": {"endpoint": N},
+//    "failed_attempts": N, "last": endpoint that served the last call,
 //    "canary": {"state": S, "reason": R} | null}
 // Usage: fleet_worker CONFIG THREADS SECONDS MAX_CALLS_PER_THREAD [MAX_TOKENS] [PAUSE_MS]
 // A thread stops early once budget_exceeded has answered it for a whole second (the fleet's
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
   std::mutex mutex;
   std::map<std::string, int> errors;
   std::map<std::string, int> served_by;
+  std::string last;         // the endpoint that served the latest call
+  int failed_attempts = 0;  // attempts that failed inside calls that were served
   std::atomic<int> calls{0};
   std::atomic<int> ok{0};
   const Clock::time_point end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -70,6 +73,8 @@ int main(int argc, char** argv) {
           refused_since = Clock::time_point{};
           std::lock_guard<std::mutex> lock(mutex);
           ++served_by[r->served_by.endpoint];
+          last = r->served_by.endpoint;
+          for (const fo::Attempt& a : r->attempts) failed_attempts += a.error ? 1 : 0;
         } else {
           const fo::ErrorKind kind = r.error().kind();
           {
@@ -93,6 +98,8 @@ int main(int argc, char** argv) {
                         {"ok", ok.load()},
                         {"errors", errors},
                         {"served_by", served_by},
+                        {"failed_attempts", failed_attempts},
+                        {"last", last},
                         {"canary", nullptr}};
   if (std::optional<fo::CanaryStatus> c = client->canary()) {
     out["canary"] = {{"state", std::string(fo::to_string(c->state))}, {"reason", c->reason}};
