@@ -107,6 +107,16 @@ struct Route {
   std::string model;          ///< Model requested from that endpoint.
   int weight = 1;             ///< Relative weight for weighted balancing (must be >= 1).
   TimeoutOverrides timeouts;  ///< Time limits of this route in this tier.
+  /** A JSON object merged into the request body for this route only, last (a member set to
+   *  null is removed): `{"reasoning_effort": "low"}`. May not set `model`, `stream` or
+   *  `messages`. */
+  std::string params;
+  /** Top-level request fields never sent to this route (`max_tokens`, `temperature`, ...). */
+  std::vector<std::string> drop_params;
+  /** Apply the built-in rules of the model's family (docs/providers.md): for OpenAI's
+   *  reasoning models, `max_tokens` is sent as `max_completion_tokens` and the sampling fields
+   *  they refuse are dropped. `params` can send a dropped field anyway. */
+  bool model_rules = true;
 };
 
 /** One level of the priority list. */

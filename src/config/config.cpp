@@ -347,7 +347,33 @@ class Reader {
         if (model.empty()) fail(rpath, "names only an endpoint, but the tier has no \"model\"");
         route.model = model;
       } else if (r.is_object()) {
-        check_keys(r, rpath, {"endpoint", "model", "weight", "timeouts"});
+        check_keys(
+            r, rpath,
+            {"endpoint", "model", "weight", "timeouts", "params", "drop_params", "model_rules"});
+        if (r.contains("params")) {
+          if (!r["params"].is_object()) {
+            fail(rpath + ".params",
+                 std::string("must be an object, not ") + type_name(r["params"]));
+          }
+          route.params = r["params"].dump();
+        }
+        if (r.contains("drop_params")) {
+          const json& d = r["drop_params"];
+          if (!d.is_array()) {
+            fail(rpath + ".drop_params",
+                 std::string("must be an array of field names, not ") + type_name(d));
+          }
+          for (std::size_t k = 0; k < d.size(); ++k) {
+            route.drop_params.push_back(string(d[k], index_path(rpath + ".drop_params", k)));
+          }
+        }
+        if (r.contains("model_rules")) {
+          if (!r["model_rules"].is_boolean()) {
+            fail(rpath + ".model_rules",
+                 std::string("must be true or false, not ") + type_name(r["model_rules"]));
+          }
+          route.model_rules = r["model_rules"].get<bool>();
+        }
         if (r.contains("timeouts")) {
           route.timeouts = timeout_overrides(r["timeouts"], rpath + ".timeouts");
         }
@@ -776,6 +802,9 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
       json route = {{"endpoint", r.endpoint}, {"model", r.model}};
       if (r.weight != 1) route["weight"] = r.weight;
       if (json limits = overrides(r.timeouts); !limits.empty()) route["timeouts"] = limits;
+      if (!r.params.empty()) route["params"] = json::parse(r.params, nullptr, false);
+      if (!r.drop_params.empty()) route["drop_params"] = r.drop_params;
+      if (!r.model_rules) route["model_rules"] = false;
       routes.push_back(std::move(route));
     }
     json tier = {{"routes", std::move(routes)}, {"balance", std::string(to_string(t.balance))}};

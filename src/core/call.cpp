@@ -630,6 +630,10 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   } else {
     r.body += '}';
   }
+  if (const wire::RequestShaping* shaping =
+          env_.plan()[candidates_[f.candidate].plan].shaping.get()) {
+    wire::shape(*shaping, r.body);  // this route's params, drop_params and model rules
+  }
   r.total_timeout = f.total_timeout;
   r.connect_timeout = f.connect_timeout;
   // A non-streamed answer's headers come only when the generation ends: its attempt limit

@@ -439,7 +439,14 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       } else {
         index = found->second;
       }
-      out.plan.push_back(PlanEntry{index, ti, overridden(tier_timeouts, route.timeouts, rfield)});
+      PlanEntry entry{index, ti, overridden(tier_timeouts, route.timeouts, rfield), nullptr};
+      try {
+        entry.shaping = wire::make_shaping(route.model, route.params, route.drop_params,
+                                           route.model_rules, rfield);
+      } catch (const std::invalid_argument& e) {
+        invalid(e.what());
+      }
+      out.plan.push_back(std::move(entry));
     }
   }
 
@@ -461,7 +468,8 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     } else {
       index = found->second;
     }
-    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts});
+    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts,
+                                 wire::make_shaping(ref.model, "", {}, true, field)});
     return out.plan.size() - 1;
   };
   const CanaryOptions& c = o.canary;

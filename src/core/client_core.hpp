@@ -9,6 +9,7 @@
 #include "policy/retry_budget.hpp"
 #include "policy/spend.hpp"
 #include "traffic/canary.hpp"
+#include "wire/shaping.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -120,6 +121,7 @@ struct PlanEntry {
   std::size_t route = 0;  // index into ClientCore::routes
   std::size_t tier = 0;
   Timeouts timeouts;  // the client's, with the tier's and the route's overrides applied
+  std::shared_ptr<const wire::RequestShaping> shaping;  // null: the body goes as encoded
 };
 
 /** A tier: its plan entries (consecutive, in listed order) and its balancer. */

@@ -464,6 +464,41 @@ TEST(CliSharedState, ABudgetSpentByEarlierRunsRefusesTheNextBeforeAnyTraffic) {
   EXPECT_EQ(again.out, "served\n");
 }
 
+// ---- Per-route request shaping ----
+
+json last_request_of(const Mock& m) {
+  httplib::Client c("127.0.0.1", m.port());
+  auto r = c.Get("/_mock/stats");
+  return r ? json::parse(r->body)["last_request"] : json();
+}
+
+TEST(CliShaping, ARouteThatDropsMaxTokensNeverGetsItAndTheNextRouteDoes) {
+  Mock relay("relay", R"({"then": 503})");
+  Mock direct("direct", R"({"reply": "served"})");
+  json cfg = {{"endpoints",
+               {{{"name", "relay"}, {"base_url", relay.base_url()}, {"api_key", "sk-r"}},
+                {{"name", "direct"}, {"base_url", direct.base_url()}, {"api_key", "sk-d"}}}},
+              {"priority",
+               {{{"routes",
+                  {{{"endpoint", "relay"},
+                    {"model", "gpt-4.1"},
+                    {"drop_params", {"max_tokens"}},
+                    {"params", {{"reasoning_effort", "low"}}}}}}},
+                {{"model", "gpt-4.1"}, {"routes", {"direct"}}}}}};
+  const std::string file = temp_file("shaping.json", cfg.dump());
+  auto r = run({kCli, "chat", "--config", file, "--max-tokens", "64", "--json", "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "overloaded") << r.out;
+  const json to_relay = last_request_of(relay);
+  const json to_direct = last_request_of(direct);
+  ASSERT_TRUE(to_relay.is_object() && to_direct.is_object());
+  EXPECT_FALSE(to_relay.contains("max_tokens")) << to_relay.dump();
+  EXPECT_EQ(to_relay["reasoning_effort"], "low");
+  EXPECT_EQ(to_direct["max_tokens"], 64) << to_direct.dump();
+  EXPECT_FALSE(to_direct.contains("reasoning_effort"));
+}
+
 // ---- A fleet: several fleet_worker processes (a client each, many threads) on one Redis ----
 
 const std::string kWorker = FLEET_WORKER_PATH;

@@ -285,6 +285,32 @@ TEST(Config, DurationsAreAtMostAYear) {
             "<accepted>");
 }
 
+TEST(Config, RouteShaping) {
+  const std::string tier =
+      R"([{"routes": [{"endpoint": "a", "model": "o3", "params": {"reasoning_effort": "low"},
+                        "drop_params": ["max_tokens", "seed"], "model_rules": false}]}])";
+  ClientOptions o = options_from_json(with(kOneEndpoint, tier), env());
+  const Route& r = o.priority[0].routes[0];
+  EXPECT_EQ(r.params, R"({"reasoning_effort":"low"})");
+  EXPECT_EQ(r.drop_params, (std::vector<std::string>{"max_tokens", "seed"}));
+  EXPECT_FALSE(r.model_rules);
+  ClientOptions again = options_from_json(options_to_json(o, true), env());
+  EXPECT_EQ(again.priority[0].routes[0].params, r.params);
+  EXPECT_EQ(again.priority[0].routes[0].drop_params, r.drop_params);
+  EXPECT_FALSE(again.priority[0].routes[0].model_rules);
+  auto route_error = [&](const std::string& route) {
+    return error_of(with(kOneEndpoint, "[{\"routes\": [" + route + "]}]"));
+  };
+  EXPECT_EQ(route_error(R"({"endpoint": "a", "model": "m", "params": [1]})"),
+            "priority[0].routes[0].params must be an object, not an array");
+  EXPECT_EQ(route_error(R"({"endpoint": "a", "model": "m", "drop_params": "max_tokens"})"),
+            "priority[0].routes[0].drop_params must be an array of field names, not a string");
+  EXPECT_EQ(route_error(R"({"endpoint": "a", "model": "m", "model_rules": "no"})"),
+            "priority[0].routes[0].model_rules must be true or false, not a string");
+  EXPECT_EQ(route_error(R"({"endpoint": "a", "model": "m", "params": {"stream": true}})"),
+            "priority[0].routes[0].params may not set \"stream\"");
+}
+
 TEST(Config, RoundTrip) {
   ClientOptions first = options_from_json(kDesignExample, env());
   std::string text = options_to_json(first, /*include_keys=*/true);

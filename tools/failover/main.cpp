@@ -128,6 +128,7 @@ struct ChatArgs {
   std::string system;
   std::vector<std::string> models;
   bool usage = false;
+  int max_tokens = 0;  // 0: not sent
   std::string message;
 };
 
@@ -170,6 +171,7 @@ int run_chat(const ChatArgs& a) {
   if (!a.system.empty()) request.messages.push_back(fo::Message::system(a.system));
   request.messages.push_back(fo::Message::user(a.message));
   request.user = a.user;
+  if (a.max_tokens > 0) request.max_tokens = a.max_tokens;
   fo::CallOptions call;
   call.user = a.user;
   call.models = a.models;
@@ -363,6 +365,8 @@ int main(int argc, char** argv) {
       ->take_all();
   chat_cmd->add_flag("--usage", chat.usage,
                      "Also print the usage report (per route: calls, tokens, cost, latency)");
+  chat_cmd->add_option("--max-tokens", chat.max_tokens, "Cap the answer at N tokens")
+      ->check(CLI::PositiveNumber);
   chat_cmd->add_option("MESSAGE", chat.message, "The user message")->required();
 
   HealthArgs health;

@@ -201,7 +201,13 @@ MockServer::MockServer(MockScenario scenario) : scenario_(std::move(scenario)) {
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
   server_.Get("/_mock/stats", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(json{{"requests", requests_.load()}}.dump(), "application/json");
+    json stats = {{"requests", requests_.load()}, {"last_request", nullptr}};
+    {
+      std::lock_guard<std::mutex> lock(last_mutex_);
+      json last = json::parse(last_body_, nullptr, false);
+      if (!last.is_discarded()) stats["last_request"] = std::move(last);
+    }
+    res.set_content(stats.dump(), "application/json");
   });
 }
 
@@ -226,6 +232,10 @@ double MockServer::draw(std::uint64_t n, std::uint64_t salt) const {
 
 void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   const std::uint64_t n = requests_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(last_mutex_);
+    last_body_ = req.body;
+  }
   const MockScenario& s = scenario_;
   for (const auto& [k, v] : s.headers) res.set_header(k, v);
 

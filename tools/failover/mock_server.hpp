@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,8 @@ class MockServer {
   httplib::Server server_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<bool> stopping_{false};
+  mutable std::mutex last_mutex_;
+  std::string last_body_;  // of the latest chat request, shown by /_mock/stats
 };
 
 }  // namespace failover::tools
