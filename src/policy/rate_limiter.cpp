@@ -66,7 +66,7 @@ RateLimiter::Answer RateLimiter::try_acquire(TimePoint now, double tokens) {
     if (limits_.rpm) requests_ -= 1.0;
     if (limits_.tpm) tokens_ -= tokens;
     ++in_flight_;
-    if (!fleet_ || !(limits_.rpm || limits_.tpm)) return a;
+    if (!fleet_) return a;
   }
   // The fleet is asked without holding up this process's other calls.
   if (std::optional<Duration> wait = fleet_->take(tokens)) {
@@ -124,7 +124,7 @@ void RateLimiter::refund(TimePoint now, double tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   refill(now);
   give_back_locked(1.0, tokens);
-  if (fleet_ && (limits_.rpm || limits_.tpm)) fleet_->give_back(1.0, tokens);
+  if (fleet_) fleet_->give_back(1.0, tokens);
 }
 
 void RateLimiter::give_back_locked(double requests, double tokens) {

@@ -38,8 +38,9 @@ class RateLimiter {
   };
   RateLimiter(Limits limits, TimePoint now);
 
-  /** Requests and tokens also come from `fleet` from now on (set before the first call); the
-   *  concurrency cap and the provider's headers stay this process's. */
+  /** Requests and tokens also come from `fleet` from now on (set before the first call, and
+   *  only on a limiter with rpm or tpm); the concurrency cap and the provider's headers stay
+   *  this process's. */
   void share(FleetBucket* fleet) { fleet_ = fleet; }
   const Limits& limits() const { return limits_; }
 

@@ -357,9 +357,8 @@ class RedisStore final : public StateStore {
   bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
                      const SpendCaps& caps, WallTime alive_until) override {
     std::lock_guard<std::mutex> lock(calls_.mutex);
-    Reply r = command(calls_, {"EVAL", kReserveScript, "3", spend_key("day", detail::day_text(now)),
-                               spend_key("month", detail::month_text(now)), held_key(), holder,
-                               std::to_string(nanos), cap_text(caps.day_nanos),
+    Reply r = command(calls_, {"EVAL", kReserveScript, "3", day_key(now), month_key(now),
+                               held_key(), holder, std::to_string(nanos), cap_text(caps.day_nanos),
                                cap_text(caps.month_nanos), std::to_string(to_ms(now)),
                                std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
     return integer(r.get(), "reserve") == 1;
@@ -367,8 +366,7 @@ class RedisStore final : public StateStore {
   void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
                     std::int64_t spent) override {
     std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"EVAL", kSettleScript, "3", spend_key("day", detail::day_text(now)),
-                  spend_key("month", detail::month_text(now)), held_key(), holder,
+    command(bg_, {"EVAL", kSettleScript, "3", day_key(now), month_key(now), held_key(), holder,
                   std::to_string(released), std::to_string(spent), std::to_string(kDayTtl.count()),
                   std::to_string(kMonthTtl.count())});
   }
@@ -381,9 +379,8 @@ class RedisStore final : public StateStore {
   }
   SharedSpend spend(WallTime now) override {
     std::lock_guard<std::mutex> lock(bg_.mutex);
-    Reply r = command(
-        bg_, {"EVAL", kSpendScript, "3", spend_key("day", detail::day_text(now)),
-              spend_key("month", detail::month_text(now)), held_key(), std::to_string(to_ms(now))});
+    Reply r = command(bg_, {"EVAL", kSpendScript, "3", day_key(now), month_key(now), held_key(),
+                            std::to_string(to_ms(now))});
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
       throw StateStoreError(describe_ + ": the spend read answered something not three numbers");
     }
@@ -395,8 +392,7 @@ class RedisStore final : public StateStore {
   }
   void reset_spend(WallTime now) override {
     std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"DEL", spend_key("day", detail::day_text(now)),
-                  spend_key("month", detail::month_text(now)), held_key()});
+    command(bg_, {"DEL", day_key(now), month_key(now), held_key()});
   }
 
   SharedCanary canary(const std::string& candidate) override {
@@ -463,8 +459,12 @@ class RedisStore final : public StateStore {
   }
 
  private:
-  std::string spend_key(const char* period, const std::string& date) const {
-    return options_.prefix + kVersion + ":spend:" + period + ":" + date;
+  // The spend of the UTC day and month of `now`.
+  std::string day_key(WallTime now) const {
+    return options_.prefix + kVersion + ":spend:day:" + detail::day_text(now);
+  }
+  std::string month_key(WallTime now) const {
+    return options_.prefix + kVersion + ":spend:month:" + detail::month_text(now);
   }
   std::string canary_key(const std::string& candidate) const {
     return options_.prefix + kVersion + ":canary:" + candidate;

@@ -172,25 +172,19 @@ void StateSync::start() {
 }
 
 void StateSync::opened(std::size_t route, TimePoint until) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(Event{Event::Kind::Opened, route, to_wall(until)});
-  }
-  wake_.notify_one();
+  push(Event{Event::Kind::Opened, route, to_wall(until)});
 }
 
-void StateSync::closed(std::size_t route) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(Event{Event::Kind::Closed, route, WallTime{}});
-  }
-  wake_.notify_one();
-}
+void StateSync::closed(std::size_t route) { push(Event{Event::Kind::Closed, route, WallTime{}}); }
 
 void StateSync::cooling(std::size_t route, TimePoint until) {
+  push(Event{Event::Kind::Cooling, route, to_wall(until)});
+}
+
+void StateSync::push(Event e) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(Event{Event::Kind::Cooling, route, to_wall(until)});
+    queue_.push_back(e);
   }
   wake_.notify_one();
 }
@@ -333,13 +327,8 @@ void StateSync::share_canary(StateStore& store) {
   const TimePoint now = clock_.now();
   const CanaryController::Change change = canary_->last_change(now);
   if (change.changes != canary_published_) {
-    SharedCanary next;
-    next.state = change.shared.state;
-    next.step = change.shared.step;
-    next.promoted = change.shared.promoted;
-    next.reason = change.shared.reason;
     const std::uint64_t generation = store.publish_canary(
-        canary_candidate_, next,
+        canary_candidate_, change.shared,
         change.force ? std::nullopt : std::optional<std::uint64_t>(canary_generation_));
     canary_published_ = change.changes;
     if (generation != 0) {
@@ -356,8 +345,7 @@ void StateSync::share_canary(StateStore& store) {
     return;
   }
   if (fleet.generation == 0 || fleet.generation == canary_generation_) return;
-  CanaryController::Shared shared{fleet.state, fleet.step, fleet.promoted, fleet.reason};
-  if (!canary_->adopt(now, canary_published_, shared)) return;  // news of its own go first
+  if (!canary_->adopt(now, canary_published_, fleet)) return;  // news of its own go first
   canary_generation_ = fleet.generation;
   if (logger_) {
     logger_->info("canary {}: {} at step {} as the fleet decided{}{}", canary_candidate_,

@@ -114,6 +114,7 @@ class StateSync final : public FleetSpend {
     double tokens = 0;
   };
 
+  void push(Event e);  // queued for the thread, which wakes at once
   void run();
   bool has_news_locked() const;                        // what wakes the thread at once
   bool has_pending_locked() const;                     // anything not yet published

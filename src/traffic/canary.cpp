@@ -123,7 +123,12 @@ void CanaryController::advance(TimePoint now) {
 CanaryController::Change CanaryController::last_change(TimePoint now) {
   std::lock_guard<std::mutex> lock(mutex_);
   advance(now);
-  return Change{changes_, force_, Shared{state_, step_, promoted_, reason_}};
+  Change c{changes_, force_, {}};
+  c.shared.state = state_;
+  c.shared.step = step_;
+  c.shared.promoted = promoted_;
+  c.shared.reason = reason_;
+  return c;
 }
 
 void CanaryController::set_listener(std::function<void()> listener) {
@@ -131,7 +136,7 @@ void CanaryController::set_listener(std::function<void()> listener) {
   listener_ = std::move(listener);
 }
 
-bool CanaryController::adopt(TimePoint now, std::uint64_t seen, const Shared& fleet) {
+bool CanaryController::adopt(TimePoint now, std::uint64_t seen, const SharedCanary& fleet) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (changes_ != seen) return false;
   if (fleet.step >= options_.steps.size()) return false;

@@ -3,6 +3,7 @@
 // The canary roll-out as a sans-I/O policy: it is told the time and what happened, and
 // answers which calls go to the candidate and when to advance or roll back.
 
+#include <failover/state.hpp>
 #include <failover/traffic.hpp>
 
 #include <array>
@@ -45,20 +46,16 @@ class CanaryController {
   bool rollback(const std::string& reason);
   bool drain();
 
-  // Sharing with a fleet (StateSync): the state it publishes and adopts.
-  struct Shared {
-    CanaryState state = CanaryState::Running;
-    std::size_t step = 0;
-    bool promoted = false;
-    std::string reason;
-  };
+  // Sharing with a fleet (StateSync): the state it publishes and adopts, as the store keeps it
+  // (the controller leaves `generation` and `refused` to the caller).
+
   /** What this controller decided by itself, and when: `changes` counts its own decisions;
    *  `force` says the last must win over the fleet's (a rollback, a command by hand), where an
    *  advance applies only if no other process moved first. */
   struct Change {
     std::uint64_t changes = 0;
     bool force = false;
-    Shared shared;
+    SharedCanary shared;
   };
   Change last_change(TimePoint now);
   /** Called (under the controller's lock: it must only signal) after each decision that must
@@ -67,7 +64,7 @@ class CanaryController {
   /** Takes the fleet's state (its step starts over here when it is another), unless this
    *  controller decided something since its `changes` were `seen` (the fleet hears of that
    *  first). Returns whether it was taken; not counted as a change of this controller's. */
-  bool adopt(TimePoint now, std::uint64_t seen, const Shared& fleet);
+  bool adopt(TimePoint now, std::uint64_t seen, const SharedCanary& fleet);
 
   /** The share of users (in 1/10000) a user's hash falls in: stable across processes. */
   static std::uint32_t bucket(const std::string& user);
