@@ -5,6 +5,8 @@
 #   127.0.0.1:18082  primary    answers 503 (overloaded)
 #   127.0.0.1:18083  secondary  answers 429 with Retry-After: 30
 #   127.0.0.1:18081  healthy    answers "Hello" (streamed as "Hel" + "lo")
+#   127.0.0.1:18084  anthropic  speaks Anthropic's native Messages API
+#   127.0.0.1:18085  google     speaks Google's native Gemini API
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -25,7 +27,11 @@ pids+=($!)
 pids+=($!)
 "$cli" mock --port 18081 --scenario examples/mock/healthy.json --seconds 120 > /dev/null &
 pids+=($!)
-wait_for_ports 18081 18082 18083
+"$cli" mock --port 18084 --scenario examples/mock/anthropic.json --seconds 120 > /dev/null &
+pids+=($!)
+"$cli" mock --port 18085 --scenario examples/mock/gemini.json --seconds 120 > /dev/null &
+pids+=($!)
+wait_for_ports 18081 18082 18083 18084 18085
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -37,6 +43,13 @@ step "the same call with --json: the response plus served_by and every attempt"
 
 step "failover chat --stream: tokens as they arrive"
 "$cli" chat --config examples/configs/demo.json --stream "Say hello"
+
+step "native APIs: relay 503, OpenAI 429, then Anthropic's Messages API serves (examples/configs/dialects.json)"
+"$cli" chat --config examples/configs/dialects.json --json "ping" |
+  grep -E '"(content|endpoint|outcome|status)"'
+
+step "the same failover, streamed: Anthropic's SSE events arrive as chat chunks"
+"$cli" chat --config examples/configs/dialects.json --stream "Say hello"
 
 step "failover health: every route probed"
 "$cli" health --config examples/configs/demo.json || true

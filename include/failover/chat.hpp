@@ -184,10 +184,13 @@ struct ChatRequest {
 
 /** Token accounting (`CompletionUsage`). */
 struct Usage {
-  std::int64_t prompt_tokens = 0;               ///< Input tokens.
-  std::int64_t completion_tokens = 0;           ///< Output tokens.
-  std::int64_t total_tokens = 0;                ///< Sum as reported.
-  std::int64_t cached_tokens = 0;               ///< `prompt_tokens_details.cached_tokens`.
+  std::int64_t prompt_tokens = 0;      ///< Input tokens.
+  std::int64_t completion_tokens = 0;  ///< Output tokens.
+  std::int64_t total_tokens = 0;       ///< Sum as reported.
+  std::int64_t cached_tokens = 0;      ///< `prompt_tokens_details.cached_tokens`.
+  /** Prompt tokens written to the provider's cache (Anthropic's `cache_creation_input_tokens`),
+   *  part of `prompt_tokens`; `prompt_tokens_details.cache_write_tokens`. */
+  std::int64_t cache_write_tokens = 0;
   std::int64_t prompt_audio_tokens = 0;         ///< `prompt_tokens_details.audio_tokens`.
   std::int64_t reasoning_tokens = 0;            ///< `completion_tokens_details.reasoning_tokens`.
   std::int64_t completion_audio_tokens = 0;     ///< `completion_tokens_details.audio_tokens`.
@@ -214,8 +217,13 @@ struct ChatResponse {
   std::string service_tier;        ///< Service tier, if sent.
   std::vector<Choice> choices;     ///< The choices.
   std::optional<Usage> usage;      ///< Token usage, when the provider sent it.
-  std::string raw_json;            ///< The body exactly as received (unknown fields included).
-  RouteRef served_by;              ///< The route that produced this response.
+  /** The body exactly as received (unknown fields included). A stream's, and an answer of a
+   *  native dialect's, is the `chat.completion` object built from what arrived. */
+  std::string raw_json;
+  /** For a route of a native dialect (`Dialect::Anthropic`, `Dialect::Gemini`): the provider's
+   *  body exactly as received (empty for streams and OpenAI-compatible routes). */
+  std::string native_json;
+  RouteRef served_by;  ///< The route that produced this response.
   /** Cost of this response from its usage and the model's price; empty without either. */
   std::optional<double> cost_usd;
   std::vector<Attempt> attempts;  ///< Every attempt of the call, the successful one last.

@@ -50,6 +50,15 @@ struct EndpointLimits {
   std::optional<int> max_concurrency;  ///< Requests in flight at once.
 };
 
+/** The API an endpoint speaks. The application always uses `ChatRequest`, `ChatResponse` and
+ *  `ChatChunk`; a native dialect is translated on the wire (docs/providers.md, "Dialects"). */
+enum class Dialect {
+  OpenAI,     ///< Chat Completions: `POST {base_url}/chat/completions` (and every compatible API).
+  Anthropic,  ///< Anthropic Messages: `POST {base_url}/messages`, base URL ending in `/v1`.
+  Gemini,     ///< Google Gemini: `POST {base_url}/models/{model}:generateContent`
+              ///< (`:streamGenerateContent?alt=sse`), base URL ending in `/v1beta`.
+};
+
 /** Whether an endpoint can continue a partial answer (for `StreamRecovery::Continue`). */
 enum class Continuation {
   None,  ///< It cannot: a broken stream is recovered there by a restart.
@@ -59,13 +68,16 @@ enum class Continuation {
   Prefill,
 };
 
-/** One OpenAI-compatible server. */
+/** One server: OpenAI-compatible, or speaking a native dialect. */
 struct Endpoint {
   std::string name;      ///< Unique name, used by routes and in traces.
   std::string base_url;  ///< e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
   std::string api_key;   ///< Trimmed when the client is built; sent only to this endpoint.
-  std::map<std::string, std::string> headers;      ///< Extra headers sent with every request.
-  AuthStyle auth = AuthStyle::Bearer;              ///< How the key is sent.
+  std::map<std::string, std::string> headers;  ///< Extra headers sent with every request.
+  /** How the key is sent. `Bearer` means the dialect's own header for native dialects:
+   *  `x-api-key` for Anthropic, `x-goog-api-key` for Gemini. */
+  AuthStyle auth = AuthStyle::Bearer;
+  Dialect dialect = Dialect::OpenAI;               ///< The API it speaks.
   std::map<std::string, std::string> query;        ///< Query parameters (Azure `api-version`).
   std::string region;                              ///< Free-form region label.
   EndpointLimits limits;                           ///< Client-side rate limits (none by default).

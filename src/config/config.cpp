@@ -265,10 +265,23 @@ class Reader {
     if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
     check_keys(v, path,
                {"name", "base_url", "api_key", "headers", "auth", "query", "region", "limits",
-                "continuation"});
+                "continuation", "dialect"});
     Endpoint e;
     e.name = string(member(v, path, "name"), path + ".name");
     e.base_url = string(member(v, path, "base_url"), path + ".base_url");
+    if (v.contains("dialect")) {
+      const std::string d = string(v["dialect"], path + ".dialect");
+      if (d == "openai") {
+        e.dialect = Dialect::OpenAI;
+      } else if (d == "anthropic") {
+        e.dialect = Dialect::Anthropic;
+      } else if (d == "gemini") {
+        e.dialect = Dialect::Gemini;
+      } else {
+        fail(path + ".dialect", "must be \"openai\", \"anthropic\" or \"gemini\" (got \"" +
+                                    wire::excerpt(d, 40) + "\")");
+      }
+    }
     if (v.contains("auth")) {
       std::string auth = string(v["auth"], path + ".auth");
       if (auth == "bearer") {
@@ -778,6 +791,8 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     if (!e.query.empty()) j["query"] = shown(e.query);
     if (!e.region.empty()) j["region"] = e.region;
     if (e.continuation == Continuation::Prefill) j["continuation"] = "prefill";
+    if (e.dialect == Dialect::Anthropic) j["dialect"] = "anthropic";
+    if (e.dialect == Dialect::Gemini) j["dialect"] = "gemini";
     json limits = json::object();
     if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;
     if (e.limits.tpm) limits["tpm"] = *e.limits.tpm;

@@ -3,6 +3,8 @@
 #include "policy/classify.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
+#include "wire/native.hpp"
+#include "wire/shaping.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -109,6 +111,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
+    translate_for_native_routes(request);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
   } catch (const HookError& e) {
@@ -346,6 +349,40 @@ void CallMachine::plan_candidates(TimePoint now) {
   candidates_ = std::move(chosen);
 }
 
+// Routes of a native dialect get the request in their own API, translated once per dialect and
+// route shaping. A route that cannot take it (a field its API has no equivalent for) is passed
+// over before any traffic, with the reason in the trace; the call goes on to the others.
+void CallMachine::translate_for_native_routes(const ChatRequest& request) {
+  for (Candidate& c : candidates_) {
+    const PlanEntry& entry = env_.plan()[c.plan];
+    const RouteState& route = *env_.routes()[entry.route];
+    const Dialect dialect = env_.endpoints()[route.endpoint].dialect;
+    if (dialect == Dialect::OpenAI) continue;
+    const wire::RequestShaping* shaping = entry.shaping.get();
+    auto same = std::find_if(
+        native_bodies_.begin(), native_bodies_.end(),
+        [&](const NativeBody& b) { return b.dialect == dialect && b.shaping == shaping; });
+    if (same == native_bodies_.end()) {
+      NativeBody b;
+      b.dialect = dialect;
+      b.shaping = shaping;
+      b.problem = wire::encode_native(dialect, request, handler_ != nullptr, shaping, b.body);
+      same = native_bodies_.insert(native_bodies_.end(), std::move(b));
+    }
+    c.native = static_cast<int>(same - native_bodies_.begin());
+    if (!same->problem) continue;
+    c.tried = true;
+    ++untranslatable_;
+    Attempt a;
+    a.route = route.ref;
+    a.error = ErrorKind::InvalidRequest;
+    a.message = std::string("not sent: the request cannot be translated for this ") +
+                wire::to_string(dialect) + " route: " + *same->problem;
+    trace_.push_back(std::move(a));
+    log_attempt(trace_.back());
+  }
+}
+
 std::optional<ChatRequest> CallMachine::take_shadow() {
   if (attempts_ == 0 || !shadow_request_) return std::nullopt;
   std::optional<ChatRequest> out(std::move(*shadow_request_));
@@ -558,6 +595,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   if (handler_) {
     parser_ = wire::SseParser{};
     accumulated_ = wire::StreamAccumulator{};
+    native_ = wire::NativeStream(env_.endpoints()[route.endpoint].dialect);
     held_.clear();
     done_seen_ = false;
     stream_error_.reset();
@@ -573,6 +611,13 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
       f.recovery = true;
       f.continuation = interruption_->continuable && !candidates_[c].prefix_refused &&
                        env_.endpoints()[route.endpoint].continuation == Continuation::Prefill;
+      if (f.continuation && candidates_[c].native >= 0) {  // the prefix in the route's API
+        const NativeBody& b = native_bodies_[static_cast<std::size_t>(candidates_[c].native)];
+        request_->messages.push_back(Message::assistant(interruption_->shown->text()));
+        f.continuation =
+            !wire::encode_native(b.dialect, *request_, true, b.shaping, continue_native_);
+        request_->messages.pop_back();
+      }
       interruption_->continued = f.continuation;
       ++interruption_->attempts;
       notice_due_ = !f.continuation;
@@ -603,7 +648,8 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   const RouteState& route = route_of(f);
   const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
   if (r.method != "POST") r.method = "POST";
-  if (r.url != endpoint.url) r.url = endpoint.url;
+  const std::string& url = handler_ ? route.stream_url : route.url;
+  if (r.url != url) r.url = url;
   // Written into the entries already there, which mostly hold these very strings from the
   // thread's last request: comparing is cheaper than copying.
   r.headers.resize(endpoint.headers.size() + options_.headers.size() + 1);
@@ -618,20 +664,29 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   char attempt[12];
   auto written = std::to_chars(attempt, attempt + sizeof attempt, f.attempt);
   put("X-Failover-Attempt", std::string_view(attempt, written.ptr - attempt));
-  // The body was encoded once, without the model: each attempt puts its route's model in front.
-  const std::string& rest = f.continuation ? continue_body_ : body_rest_;
+  // The body was encoded once, without the model: each attempt puts its route's model in front
+  // (Gemini's model is in the URL). A native dialect's body is shaped already.
+  const int native = candidates_[f.candidate].native;
+  const NativeBody* nb = native >= 0 ? &native_bodies_[static_cast<std::size_t>(native)] : nullptr;
+  const std::string& rest = nb ? (f.continuation ? continue_native_ : nb->body)
+                               : (f.continuation ? continue_body_ : body_rest_);
   r.body.clear();
-  r.body.reserve(route.model_json.size() + rest.size() + 10);
-  r.body += "{\"model\":";
-  r.body += route.model_json;
-  if (rest.size() > 2) {
-    r.body += ',';
-    r.body.append(rest, 1, std::string::npos);
+  if (nb && nb->dialect == Dialect::Gemini) {
+    r.body = rest;
   } else {
-    r.body += '}';
+    r.body.reserve(route.model_json.size() + rest.size() + 10);
+    r.body += "{\"model\":";
+    r.body += route.model_json;
+    if (rest.size() > 2) {
+      r.body += ',';
+      r.body.append(rest, 1, std::string::npos);
+    } else {
+      r.body += '}';
+    }
   }
   if (const wire::RequestShaping* shaping =
-          env_.plan()[candidates_[f.candidate].plan].shaping.get()) {
+          env_.plan()[candidates_[f.candidate].plan].shaping.get();
+      shaping && !nb) {
     wire::shape(*shaping, r.body);  // this route's params, drop_params and model rules
   }
   r.total_timeout = f.total_timeout;
@@ -733,7 +788,10 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   std::optional<wire::ErrorBody> in_band;
   if (result.status >= 200 && result.status < 300) {
     ChatResponse response;
-    auto failure = wire::decode_response(result.body, response);
+    const Dialect dialect = env_.endpoints()[route_of(*flight).endpoint].dialect;
+    auto failure = dialect == Dialect::OpenAI
+                       ? wire::decode_response(result.body, response)
+                       : wire::decode_native_response(dialect, result.body, response);
     if (!failure) return finish_success(now, id, std::move(response));
     if (!failure->in_band_error) {
       AttemptOutcome outcome;
@@ -837,13 +895,21 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
 
 void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
   if (handler_stopped_ || stream_error_ || done_seen_) return;
-  if (e.data == "[DONE]") {
+  ChatChunk chunk;
+  std::optional<wire::DecodeFailure> failure;
+  wire::NativeStream::Outcome got = wire::NativeStream::Outcome::Chunk;
+  if (native_.dialect() == Dialect::OpenAI) {
+    if (e.data == "[DONE]") got = wire::NativeStream::Outcome::Done;
+  } else {
+    failure = native_.translate(e, chunk, got);
+  }
+  if (!failure && got == wire::NativeStream::Outcome::Done) {
     done_seen_ = true;
     done_at_ = now;
     return;
   }
-  ChatChunk chunk;
-  auto failure = wire::decode_chunk(e.data, chunk);
+  if (!failure && got == wire::NativeStream::Outcome::Nothing) return;  // a keep-alive
+  if (native_.dialect() == Dialect::OpenAI) failure = wire::decode_chunk(e.data, chunk);
   // An error event: `event: error`, a chunk with an `error` member, or a choice that finished
   // with `finish_reason: "error"` (decode_chunk reports the last two as in-band errors).
   if (e.event == "error" || (failure && failure->in_band_error)) {
@@ -1267,6 +1333,13 @@ void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails
 void CallMachine::finish_exhausted(TimePoint now) {
   ErrorDetails d;
   std::string message;
+  if (untranslatable_ == candidates_.size()) {  // no route's API can express the request
+    message = "no route can take this request:";
+    for (const Attempt& a : trace_) message += " " + route_name(a.route) + ": " + a.message + ";";
+    message.pop_back();
+    d.attempts = trace_;
+    return finish_error(ErrorKind::InvalidRequest, std::move(message), std::move(d));
+  }
   if (!trace_.empty()) {
     const Attempt& last = trace_.back();
     d.http_status = last.status;

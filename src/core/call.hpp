@@ -7,6 +7,7 @@
 #include "core/attempt_lease.hpp"
 #include "core/call_env.hpp"
 #include "core/user_code.hpp"
+#include "wire/native.hpp"
 #include "wire/sse.hpp"
 #include "wire/stream.hpp"
 
@@ -148,8 +149,19 @@ class CallMachine {
     bool tried = false;
     bool prefix_refused = false;  // refused the partial answer as a prefix (a 400)
     int attempts = 0;
+    int native = -1;  // its body in native_bodies_, for a route of a native dialect
   };
   std::vector<Candidate> candidates_;
+  // The request in a native dialect's API, once per (dialect, route shaping) of the candidates.
+  struct NativeBody {
+    Dialect dialect = Dialect::OpenAI;
+    const wire::RequestShaping* shaping = nullptr;
+    std::string body;                    // without the model for Anthropic (put in front)
+    std::optional<std::string> problem;  // why the request cannot be translated
+  };
+  std::vector<NativeBody> native_bodies_;
+  std::size_t untranslatable_ = 0;  // candidates passed over: the request cannot go to them
+  void translate_for_native_routes(const ChatRequest& request);
   TimePoint deadline_{};
   State state_ = State::Planning;
   std::optional<std::size_t> current_;   // candidate index of the latest attempt
@@ -183,6 +195,7 @@ class CallMachine {
   std::string handler_error_;
   wire::SseParser parser_;
   wire::StreamAccumulator accumulated_;
+  wire::NativeStream native_;    // a native dialect's events as chunks
   std::vector<ChatChunk> held_;  // chunks before the first content, handed over at commit
   bool done_seen_ = false;
   TimePoint done_at_{};
@@ -209,6 +222,7 @@ class CallMachine {
   std::unique_ptr<Interruption> interruption_;  // rare: not inline
   std::unique_ptr<ChatRequest> request_;        // with Continue: the request, to add a prefix to
   std::string continue_body_;                   // body_rest_ plus the prefix
+  std::string continue_native_;                 // the same in a native dialect
   bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
   void prepare_continuation();
   void charge_interrupted(RouteState& route, const std::optional<Usage>& reported,

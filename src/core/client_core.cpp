@@ -9,6 +9,7 @@
 #include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
+#include "wire/native.hpp"
 
 #include <failover/config.hpp>
 #include <failover/version.hpp>
@@ -326,7 +327,10 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     for (const auto& [k, v] : e.query) {
       query += (query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);
     }
-    r.url = base + "/chat/completions" + query;
+    r.dialect = e.dialect;
+    r.base = base;
+    r.query = query;
+    r.url = base + (e.dialect == Dialect::Anthropic ? "/messages" : "/chat/completions") + query;
     r.models_url = base + "/models" + query;
     r.headers.emplace_back("Content-Type", "application/json");
     r.headers.emplace_back("Accept", "application/json");
@@ -335,9 +339,18 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     if (!e.api_key.empty()) {
       if (e.auth == AuthStyle::ApiKey) {
         r.headers.emplace_back("api-key", e.api_key);
+      } else if (e.dialect == Dialect::Anthropic) {
+        r.headers.emplace_back("x-api-key", e.api_key);
+      } else if (e.dialect == Dialect::Gemini) {
+        r.headers.emplace_back("x-goog-api-key", e.api_key);
       } else {
         r.headers.emplace_back("Authorization", "Bearer " + e.api_key);
       }
+    }
+    if (e.dialect == Dialect::Anthropic &&
+        std::none_of(e.headers.begin(), e.headers.end(),
+                     [](const auto& h) { return ascii_lower(h.first) == "anthropic-version"; })) {
+      r.headers.emplace_back("anthropic-version", wire::kAnthropicVersion);
     }
     for (const auto& [k, v] : e.headers) r.headers.emplace_back(k, v);
     out.endpoints.push_back(std::move(r));
@@ -441,8 +454,10 @@ ResolvedOptions resolve_options(ClientOptions& o) {
       }
       PlanEntry entry{index, ti, overridden(tier_timeouts, route.timeouts, rfield), nullptr};
       try {
-        entry.shaping = wire::make_shaping(route.model, route.params, route.drop_params,
-                                           route.model_rules, rfield);
+        // The model rules are about Chat Completions bodies: a native dialect has its own.
+        const bool rules = route.model_rules && o.endpoints[ep->second].dialect == Dialect::OpenAI;
+        entry.shaping =
+            wire::make_shaping(route.model, route.params, route.drop_params, rules, rfield);
       } catch (const std::invalid_argument& e) {
         invalid(e.what());
       }
@@ -468,8 +483,10 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     } else {
       index = found->second;
     }
-    out.plan.push_back(PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts,
-                                 wire::make_shaping(ref.model, "", {}, true, field)});
+    out.plan.push_back(
+        PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts,
+                  wire::make_shaping(ref.model, "", {},
+                                     o.endpoints[ep->second].dialect == Dialect::OpenAI, field)});
     return out.plan.size() - 1;
   };
   const CanaryOptions& c = o.canary;
@@ -543,6 +560,15 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     state->ref = ref;
     state->endpoint = endpoint;
     wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
+    const ResolvedEndpoint& e = endpoints_[endpoint];
+    state->url = state->stream_url = e.url;
+    if (e.dialect == Dialect::Gemini) {  // the model is in the URL; `models/` may be in front
+      std::string model = ref.model.compare(0, 7, "models/") == 0 ? ref.model.substr(7) : ref.model;
+      const std::string at = e.base + "/models/" + percent_encode(model);
+      state->url = at + ":generateContent" + e.query;
+      state->stream_url =
+          at + ":streamGenerateContent?alt=sse" + (e.query.empty() ? "" : "&" + e.query.substr(1));
+    }
     state->hook_name = "the circuit breaker of " + ref.endpoint + "/" + ref.model;
     state->breaker = o.circuit_breaker(state->ref);
     if (auto price = o.prices.find(ref.model); price != o.prices.end())

@@ -30,7 +30,10 @@ class CallMachine;
 /** An endpoint ready for requests: full URL and the headers every request carries. */
 struct ResolvedEndpoint {
   std::string name;
-  std::string url;         // .../chat/completions?query
+  Dialect dialect = Dialect::OpenAI;
+  std::string base;        // the base URL, checked, without a trailing slash
+  std::string query;       // `?k=v&...`, or empty
+  std::string url;         // .../chat/completions?query (.../messages?query for Anthropic)
   std::string models_url;  // .../models?query
   HttpHeaders headers;     // content type, accept, user agent, auth, endpoint headers
   /** The API key and the values of headers and query parameters that carry secrets (see
@@ -48,6 +51,8 @@ class StateSync;
 struct RouteState {
   RouteRef ref;
   std::string model_json;  // ref.model as a JSON string, as request bodies carry it
+  std::string url;         // where its requests go: the endpoint's URL, or Gemini's per model
+  std::string stream_url;  // where its streamed requests go
   std::size_t endpoint = 0;
   std::unique_ptr<CircuitBreaker> breaker;
   std::atomic<TimePoint::rep> cooldown_until{TimePoint::min().time_since_epoch().count()};

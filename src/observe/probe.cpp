@@ -2,6 +2,7 @@
 
 #include "policy/classify.hpp"
 #include "wire/json_codec.hpp"
+#include "wire/native.hpp"
 
 namespace failover::detail {
 
@@ -35,13 +36,21 @@ HttpRequest chat_probe(const ClientCore& core, std::size_t route, Duration timeo
   const ResolvedEndpoint& e = core.endpoints()[state.endpoint];
   HttpRequest r = base_request(core, timeout);
   r.method = "POST";
-  r.url = e.url;
+  r.url = state.url;
   r.headers = e.headers;
-  r.body = nlohmann::json{
-      {"model", state.ref.model},
-      {"messages", {{{"role", "user"}, {"content", "ping"}}}},
-      {"max_tokens",
-       1}}.dump();
+  if (e.dialect == Dialect::OpenAI) {
+    r.body = nlohmann::json{
+        {"model", state.ref.model},
+        {"messages", {{{"role", "user"}, {"content", "ping"}}}},
+        {"max_tokens",
+         1}}.dump();
+    return r;
+  }
+  ChatRequest ping;
+  ping.messages.push_back(Message::user("ping"));
+  ping.max_tokens = 1;
+  wire::encode_native(e.dialect, ping, /*stream=*/false, nullptr, r.body);  // always translatable
+  if (e.dialect == Dialect::Anthropic) r.body.insert(1, "\"model\":" + state.model_json + ",");
   return r;
 }
 
@@ -61,11 +70,19 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
     rp.error = c.kind;
     rp.message = c.message;
   } else if (models) {
+    // OpenAI and Anthropic list `data[].id`; Gemini lists `models[].name` as `models/{id}`.
     auto doc = wire::parse_json(r.body);
-    if (doc && doc->is_object() && doc->contains("data") && (*doc)["data"].is_array()) {
+    const bool gemini =
+        doc && doc->is_object() && doc->contains("models") && (*doc)["models"].is_array();
+    if (doc && doc->is_object() &&
+        (gemini || (doc->contains("data") && (*doc)["data"].is_array()))) {
+      const std::string& model = state.ref.model;
       bool listed = false;
-      for (const auto& m : (*doc)["data"]) {
-        listed = listed || (m.is_object() && m.value("id", "") == state.ref.model);
+      for (const auto& m : (*doc)[gemini ? "models" : "data"]) {
+        if (!m.is_object()) continue;
+        const std::string id = m.value(gemini ? "name" : "id", "");
+        listed = listed || id == model ||
+                 (gemini && (id == "models/" + model || "models/" + id == model));
       }
       rp.model_listed = listed;
       if (!listed) rp.message = "the endpoint does not list model " + state.ref.model;
@@ -73,7 +90,10 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
   } else {
     ChatResponse ignored;
     std::string body = r.body;
-    if (auto failure = wire::decode_response(body, ignored)) {
+    const Dialect dialect = core.endpoints()[state.endpoint].dialect;
+    if (auto failure = dialect == Dialect::OpenAI
+                           ? wire::decode_response(body, ignored)
+                           : wire::decode_native_response(dialect, body, ignored)) {
       rp.error = ErrorKind::Protocol;
       rp.message = failure->message;
     }

@@ -80,14 +80,18 @@ void shape(const RequestShaping& s, std::string& body) {
     j.erase("max_tokens");
   }
   for (const std::string& name : s.drop) j.erase(name);
-  for (const auto& [name, value] : s.params.items()) {
+  merge_params(s.params, j);
+  body = j.dump();
+}
+
+void merge_params(const nlohmann::json& params, nlohmann::json& body) {
+  for (const auto& [name, value] : params.items()) {
     if (value.is_null()) {
-      j.erase(name);
+      body.erase(name);
     } else {
-      j[name] = value;
+      body[name] = value;
     }
   }
-  body = j.dump();
 }
 
 }  // namespace failover::wire

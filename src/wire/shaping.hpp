@@ -35,4 +35,7 @@ std::shared_ptr<const RequestShaping> make_shaping(const std::string& model,
 /** Applies `shaping` to an encoded request body (a JSON object). */
 void shape(const RequestShaping& shaping, std::string& body);
 
+/** Merges a route's `params` into a body: members replace, null members remove. */
+void merge_params(const nlohmann::json& params, nlohmann::json& body);
+
 }  // namespace failover::wire

@@ -160,6 +160,9 @@ ChatResponse StreamAccumulator::build() const {
           {"accepted_prediction_tokens", usage_->accepted_prediction_tokens},
           {"rejected_prediction_tokens", usage_->rejected_prediction_tokens}}}};
   }
+  if (usage_ && usage_->cache_write_tokens > 0) {
+    doc["usage"]["prompt_tokens_details"]["cache_write_tokens"] = usage_->cache_write_tokens;
+  }
   r.raw_json = doc.dump();
   return r;
 }

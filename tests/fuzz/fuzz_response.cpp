@@ -1,7 +1,9 @@
 // Fuzzes the response decoders: the SAX fast path must either decline or agree exactly with the
-// DOM decoder, the public decoder must never throw, and error bodies decode to something.
+// DOM decoder, the public decoder and the native dialects' must never throw, and error bodies
+// decode to something.
 
 #include "wire/json_codec.hpp"
+#include "wire/native.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -46,6 +48,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   failover::ChatResponse any;
   copy = body;
   (void)failover::wire::decode_response(copy, any);
+  for (auto dialect : {failover::Dialect::Anthropic, failover::Dialect::Gemini}) {
+    failover::ChatResponse native;
+    copy = body;
+    if (!failover::wire::decode_native_response(dialect, copy, native) &&
+        native.native_json != body) {
+      std::abort();  // a decoded answer keeps the body exactly
+    }
+  }
   failover::wire::ErrorBody e = failover::wire::decode_error_body(body);
   if (e.message.size() > body.size() + 64 && !e.found) std::abort();
   return 0;

@@ -1,10 +1,13 @@
 // Fuzzes the SSE parser and the stream chunk decoder. The input is fed whole and then in pieces
 // whose sizes come from the input itself: both feeds must give the same events (a parser that
 // depends on where the network split the bytes would corrupt streams), and every event's data
-// goes through decode_chunk.
+// goes through decode_chunk and through the native dialects' stream translators, whose chunks
+// are joined as a call joins them.
 
 #include "wire/json_codec.hpp"
+#include "wire/native.hpp"
 #include "wire/sse.hpp"
+#include "wire/stream.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -45,6 +48,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   for (const auto& [event, payload] : whole) {
     failover::ChatChunk chunk;
     (void)failover::wire::decode_chunk(payload, chunk);
+  }
+  for (auto dialect : {failover::Dialect::Anthropic, failover::Dialect::Gemini}) {
+    failover::wire::NativeStream native(dialect);
+    failover::wire::StreamAccumulator joined;
+    for (const auto& [event, payload] : whole) {
+      failover::ChatChunk chunk;
+      failover::wire::NativeStream::Outcome outcome;
+      if (native.translate(failover::wire::SseEvent{event, payload}, chunk, outcome)) continue;
+      if (outcome == failover::wire::NativeStream::Outcome::Chunk) joined.add(chunk);
+    }
+    (void)joined.build();
   }
   return 0;
 }

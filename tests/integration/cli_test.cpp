@@ -499,6 +499,128 @@ TEST(CliShaping, ARouteThatDropsMaxTokensNeverGetsItAndTheNextRouteDoes) {
   EXPECT_FALSE(to_direct.contains("reasoning_effort"));
 }
 
+// ---- Native dialects: a relay (Chat Completions), then Anthropic, then Gemini ----
+
+std::string dialect_config(const Mock& relay, const Mock& claude, const Mock& gemini) {
+  json cfg = {{"endpoints",
+               {{{"name", "relay"}, {"base_url", relay.base_url()}, {"api_key", "sk-relay"}},
+                {{"name", "anthropic"},
+                 {"base_url", claude.base_url()},
+                 {"api_key", "sk-ant"},
+                 {"dialect", "anthropic"}},
+                {{"name", "google"},
+                 {"base_url", gemini.base_url()},
+                 {"api_key", "g-key"},
+                 {"dialect", "gemini"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"relay"}}},
+                {{"model", "claude-sonnet-4-5"}, {"routes", {"anthropic"}}},
+                {{"model", "gemini-2.5-flash"}, {"routes", {"google"}}}}}};
+  return temp_file("dialects.json", cfg.dump());
+}
+
+TEST(CliDialects, TheRelayFailsAnthropicServesAndGeminiServesWhenAnthropicIsOverloaded) {
+  Mock relay("relay", R"({"then": 503})");
+  Mock claude("claude", R"({"dialect": "anthropic", "reply": "from claude"})");
+  Mock gemini("gemini", R"({"dialect": "gemini", "reply": "from gemini"})");
+  const std::string cfg = dialect_config(relay, claude, gemini);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "--stream" : "whole");
+    json doc = chat_json(cfg, stream);
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "anthropic") << doc.dump();
+    EXPECT_EQ(doc["choices"][0]["message"]["content"], "from claude");
+    EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "overloaded");
+    const json sent = last_request_of(claude);
+    EXPECT_EQ(sent["model"], "claude-sonnet-4-5") << sent.dump();
+    EXPECT_EQ(sent["max_tokens"], 4096);
+    EXPECT_EQ(sent["messages"][0]["content"][0]["text"], "hi");
+    EXPECT_EQ(sent.value("stream", false), stream);
+  }
+  EXPECT_EQ(requests_of(gemini), 0);
+
+  Mock overloaded("overloaded", R"({"dialect": "anthropic", "then": 529})");
+  const std::string cfg2 = dialect_config(relay, overloaded, gemini);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "--stream" : "whole");
+    json doc = chat_json(cfg2, stream);
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "google") << doc.dump();
+    EXPECT_EQ(doc["failover"]["served_by"]["model"], "gemini-2.5-flash");
+    EXPECT_EQ(doc["choices"][0]["message"]["content"], "from gemini");
+    bool saw_529 = false;
+    for (const json& a : doc["failover"]["attempts"]) {
+      saw_529 = saw_529 || (a["endpoint"] == "anthropic" && a["status"] == 529 &&
+                            a["outcome"] == "overloaded");
+    }
+    EXPECT_TRUE(saw_529) << doc["failover"]["attempts"].dump();
+    const json sent = last_request_of(gemini);
+    EXPECT_EQ(sent["contents"][0]["parts"][0]["text"], "hi") << sent.dump();
+  }
+  EXPECT_EQ(requests_of(gemini), 2);
+}
+
+TEST(CliDialects, AnAnthropicFallbackContinuesABrokenStreamByItsNativePrefill) {
+  Mock primary("cut40", scenario({{"stream", {{"cut_after", 40}, {"interval_ms", 1}}}}));
+  Mock fallback("claude_continues", scenario({{"dialect", "anthropic"},
+                                              {"stream", {{"interval_ms", 1}}},
+                                              {"prefill", "continue"}}));
+  json cfg = {{"endpoints",
+               {{{"name", "primary"}, {"base_url", primary.base_url()}, {"api_key", "sk-p"}},
+                {{"name", "claude"},
+                 {"base_url", fallback.base_url()},
+                 {"api_key", "sk-ant"},
+                 {"dialect", "anthropic"},
+                 {"continuation", "prefill"}}}},
+              {"priority",  // one tier: the break goes to the other route, not a retry
+               {{{"routes",
+                  {{{"endpoint", "primary"}, {"model", "gpt-4.1"}},
+                   {{"endpoint", "claude"}, {"model", "claude-sonnet-4-5"}}}}}}},
+              {"stream_recovery", "continue"}};
+  const std::string file = temp_file("claude_continue.json", cfg.dump());
+  auto r = run({kCli, "chat", "--config", file, "--stream", "hi"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, kSixty + "\n");  // the partial answer, then what followed it: once each
+  const json sent = last_request_of(fallback);
+  ASSERT_TRUE(sent.is_object());
+  const json& last = sent["messages"].back();
+  EXPECT_EQ(last["role"], "assistant") << sent.dump();
+  const std::string prefix = last["content"][0]["text"];
+  EXPECT_EQ(kSixty.compare(0, prefix.size(), prefix), 0) << prefix;
+  EXPECT_GT(prefix.size(), 100u);  // about 40 words were shown before the cut
+  json doc = chat_json(file, /*stream=*/true);
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], kSixty);
+  EXPECT_EQ(doc["failover"]["attempts"][1]["endpoint"], "claude") << doc.dump();
+  EXPECT_EQ(doc["failover"]["attempts"][1]["recovery"], "continue");
+}
+
+TEST(CliDialects, AToolCallThroughEachDialectComesBackAsToolCallsWithItsArguments) {
+  const json arguments = {{"city", "Hà Nội"}, {"days", {1, 2}}, {"note", "say \"hi\"\n"}};
+  for (const std::string dialect : {"openai", "anthropic", "gemini"}) {
+    Mock mock("tool_" + dialect,
+              json{{"dialect", dialect},
+                   {"tool_call", {{"name", "get_weather"}, {"arguments", arguments}}}}
+                  .dump());
+    json endpoint = {{"name", "only"}, {"base_url", mock.base_url()}, {"api_key", "k-1234"}};
+    if (dialect != "openai") endpoint["dialect"] = dialect;
+    const std::string cfg = temp_file(
+        "tool.json",
+        json{{"endpoints", {endpoint}}, {"priority", {{{"model", "m-1"}, {"routes", {"only"}}}}}}
+            .dump());
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(dialect + (stream ? " --stream" : " whole"));
+      json doc = chat_json(cfg, stream);
+      const json& message = doc["choices"][0]["message"];
+      ASSERT_TRUE(message.contains("tool_calls")) << doc.dump();
+      ASSERT_EQ(message["tool_calls"].size(), 1u);
+      const json& call = message["tool_calls"][0];
+      EXPECT_EQ(call["type"], "function");
+      EXPECT_EQ(call["function"]["name"], "get_weather");
+      EXPECT_FALSE(call["id"].get<std::string>().empty());
+      EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), arguments);
+      EXPECT_EQ(doc["choices"][0]["finish_reason"], "tool_calls");
+    }
+  }
+}
+
 // ---- A fleet: several fleet_worker processes (a client each, many threads) on one Redis ----
 
 const std::string kWorker = FLEET_WORKER_PATH;

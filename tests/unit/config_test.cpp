@@ -152,7 +152,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retry_budget.ratio must be a number from 0 to 1.0 (got 2)"},
       {with(R"([{"name": "a", "bsae_url": "http://x/v1", "api_key": "k"}])", kOneTier),
        "endpoints[0].bsae_url is not a known key (did you mean base_url?); known keys: name, "
-       "base_url, api_key, headers, auth, query, region, limits, continuation"},
+       "base_url, api_key, headers, auth, query, region, limits, continuation, dialect"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"connect_ms": "5s"})"),
        "timeouts.connect_ms must be a positive whole number (got \"5s\")"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 0})"),
@@ -309,6 +309,28 @@ TEST(Config, RouteShaping) {
             "priority[0].routes[0].model_rules must be true or false, not a string");
   EXPECT_EQ(route_error(R"({"endpoint": "a", "model": "m", "params": {"stream": true}})"),
             "priority[0].routes[0].params may not set \"stream\"");
+}
+
+TEST(Config, EndpointDialect) {
+  const std::string endpoints =
+      R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1", "api_key": "k", "dialect": "anthropic"},
+          {"name": "b", "base_url": "http://127.0.0.1:2/v1beta", "api_key": "k", "dialect": "gemini"},
+          {"name": "c", "base_url": "http://127.0.0.1:3/v1", "api_key": "k"}])";
+  const std::string text = R"({"endpoints": )" + endpoints +
+                           R"(, "priority": [{"model": "m", "routes": ["a", "b", "c"]}]})";
+  ClientOptions o = options_from_json(text, env());
+  EXPECT_EQ(o.endpoints[0].dialect, Dialect::Anthropic);
+  EXPECT_EQ(o.endpoints[1].dialect, Dialect::Gemini);
+  EXPECT_EQ(o.endpoints[2].dialect, Dialect::OpenAI);
+  ClientOptions again = options_from_json(options_to_json(o, true), env());
+  EXPECT_EQ(again.endpoints[0].dialect, Dialect::Anthropic);
+  EXPECT_EQ(again.endpoints[1].dialect, Dialect::Gemini);
+  EXPECT_EQ(again.endpoints[2].dialect, Dialect::OpenAI);
+  EXPECT_EQ(error_of(R"({"endpoints": [{"name": "a", "base_url": "http://x/v1", "api_key": "k",
+                                        "dialect": "cohere"}],
+                       "priority": [{"model": "m", "routes": ["a"]}]})"),
+            "endpoints[0].dialect must be \"openai\", \"anthropic\" or \"gemini\" (got "
+            "\"cohere\")");
 }
 
 TEST(Config, RoundTrip) {

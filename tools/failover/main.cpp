@@ -298,6 +298,7 @@ int run_health(const HealthArgs& a) {
 struct MockArgs {
   int port = 0;
   std::string scenario;
+  std::string dialect;
   double seconds = 0;
 };
 
@@ -318,6 +319,7 @@ int run_mock(const MockArgs& a) {
       return kUsage;
     }
   }
+  if (!a.dialect.empty()) scenario.dialect = a.dialect;
   fo::tools::MockServer server(scenario);
   int port = server.bind(a.port);
   if (port <= 0) {
@@ -325,7 +327,8 @@ int run_mock(const MockArgs& a) {
     return kFailed;
   }
   g_mock = &server;
-  std::cout << "failover mock listening on http://127.0.0.1:" << port << "/v1" << std::endl;
+  std::cout << "failover mock (" << scenario.dialect << ") listening on http://127.0.0.1:" << port
+            << (scenario.dialect == "gemini" ? "/v1beta" : "/v1") << std::endl;
   std::thread stopper;
   if (a.seconds > 0) {
     stopper = std::thread([&] {
@@ -407,10 +410,15 @@ int main(int argc, char** argv) {
 
   MockArgs mock;
   CLI::App* mock_cmd =
-      app.add_subcommand("mock", "Run a fault-injecting OpenAI-compatible server on 127.0.0.1");
+      app.add_subcommand("mock", "Run a fault-injecting LLM API server on 127.0.0.1");
   mock_cmd->add_option("--port", mock.port, "Port (0 = any free port, printed on start)")
       ->check(CLI::Range(0, 65535));
   mock_cmd->add_option("--scenario", mock.scenario, "Scenario file (JSON)");
+  mock_cmd
+      ->add_option("--dialect", mock.dialect,
+                   "API spoken: openai (/v1/chat/completions), anthropic (/v1/messages) or "
+                   "gemini (/v1beta/models/M:generateContent); overrides the scenario's")
+      ->check(CLI::IsMember({"openai", "anthropic", "gemini"}));
   mock_cmd->add_option("--seconds", mock.seconds, "Stop by itself after SECONDS")
       ->check(CLI::PositiveNumber);
 

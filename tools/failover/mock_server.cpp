@@ -37,17 +37,6 @@ std::uint64_t mix(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-std::string error_body(int status, const std::string& code) {
-  const char* type = status == 429   ? "rate_limit_error"
-                     : status >= 500 ? "server_error"
-                                     : "invalid_request_error";
-  json e = {{"message", "failover mock: scripted " + std::to_string(status)},
-            {"type", type},
-            {"param", nullptr},
-            {"code", code.empty() ? json(nullptr) : json(code)}};
-  return json{{"error", e}}.dump();
-}
-
 std::vector<std::string> split_reply(const std::string& reply, int pieces) {
   std::vector<std::string> out;
   if (pieces <= 0) {  // by words, keeping the spaces
@@ -153,6 +142,21 @@ MockScenario parse_scenario(const std::string& text) {
               "is not a known key (known: chunks, interval_ms, cut_after, stall_after, stall_ms)");
         }
       }
+    } else if (key == "dialect") {
+      const std::string d = v.is_string() ? v.get<std::string>() : std::string();
+      if (d != "openai" && d != "anthropic" && d != "gemini") {
+        bad(key, "must be \"openai\", \"anthropic\" or \"gemini\"");
+      }
+      s.dialect = d;
+    } else if (key == "tool_call") {
+      if (!v.is_object() || !v.contains("name") || !v["name"].is_string() ||
+          v["name"].get<std::string>().empty()) {
+        bad(key, "must be {\"name\": \"...\", \"arguments\": {...}}");
+      }
+      s.tool_name = v["name"].get<std::string>();
+      const json args = v.value("arguments", json::object());
+      if (!args.is_object()) bad(key + ".arguments", "must be a JSON object");
+      s.tool_arguments = args.dump();
     } else if (key == "hang") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       s.hang = v.get<bool>();
@@ -174,7 +178,7 @@ MockScenario parse_scenario(const std::string& text) {
       bad(key,
           "is not a known key (known: seed, models, reply, statuses, then, error_rate, "
           "error_status, error_code, retry_after, retry_after_ms, headers, latency_ms, "
-          "stream, hang, malformed, prefill)");
+          "stream, hang, malformed, prefill, dialect, tool_call)");
     }
   }
   return s;
@@ -184,22 +188,15 @@ MockServer::MockServer(MockScenario scenario) : scenario_(std::move(scenario)) {
   server_.new_task_queue = [] { return new httplib::ThreadPool(64); };
   server_.set_tcp_nodelay(true);
   server_.set_keep_alive_max_count(100000);
-  server_.Post("/v1/chat/completions",
-               [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
-  server_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    for (const auto& [k, v] : scenario_.headers) res.set_header(k, v);
-    if (scenario_.then != 200) {  // the steady state of the scenario, so probes see it too
-      res.status = scenario_.then;
-      res.set_content(error_body(scenario_.then, scenario_.error_code), "application/json");
-      return;
-    }
-    json data = json::array();
-    for (const std::string& m : scenario_.models) {
-      data.push_back(
-          {{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "failover-mock"}});
-    }
-    res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
-  });
+  auto chat = [this](const httplib::Request& req, httplib::Response& res) { this->chat(req, res); };
+  auto models = [this](const httplib::Request&, httplib::Response& res) { list_models(res); };
+  if (scenario_.dialect == "gemini") {
+    server_.Post(R"(/v1beta/models/([^/:]+):(generateContent|streamGenerateContent))", chat);
+    server_.Get("/v1beta/models", models);
+  } else {
+    server_.Post(scenario_.dialect == "anthropic" ? "/v1/messages" : "/v1/chat/completions", chat);
+    server_.Get("/v1/models", models);
+  }
   server_.Get("/_mock/stats", [this](const httplib::Request&, httplib::Response& res) {
     json stats = {{"requests", requests_.load()}, {"last_request", nullptr}};
     {
@@ -230,6 +227,117 @@ double MockServer::draw(std::uint64_t n, std::uint64_t salt) const {
   return static_cast<double>(x >> 11) * 0x1.0p-53;
 }
 
+void MockServer::list_models(httplib::Response& res) const {
+  const MockScenario& s = scenario_;
+  for (const auto& [k, v] : s.headers) res.set_header(k, v);
+  if (s.then != 200) {  // the steady state of the scenario, so probes see it too
+    res.status = s.then;
+    res.set_content(error_body(s.then), "application/json");
+    return;
+  }
+  json list = json::array();
+  for (const std::string& m : s.models) {
+    if (s.dialect == "gemini") {
+      list.push_back({{"name", "models/" + m}, {"displayName", m}});
+    } else if (s.dialect == "anthropic") {
+      list.push_back({{"type", "model"},
+                      {"id", m},
+                      {"display_name", m},
+                      {"created_at", "2025-01-01T00:00:00Z"}});
+    } else {
+      list.push_back(
+          {{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "failover-mock"}});
+    }
+  }
+  json doc = s.dialect == "gemini"      ? json{{"models", list}}
+             : s.dialect == "anthropic" ? json{{"data", list}, {"has_more", false}}
+                                        : json{{"object", "list"}, {"data", list}};
+  res.set_content(doc.dump(), "application/json");
+}
+
+// An error body as the dialect's provider writes it.
+std::string MockServer::error_body(int status) const {
+  const MockScenario& s = scenario_;
+  const std::string message = "failover mock: scripted " + std::to_string(status);
+  if (s.dialect == "anthropic") {
+    const char* type = status == 400   ? "invalid_request_error"
+                       : status == 401 ? "authentication_error"
+                       : status == 403 ? "permission_error"
+                       : status == 404 ? "not_found_error"
+                       : status == 413 ? "request_too_large"
+                       : status == 429 ? "rate_limit_error"
+                       : status == 529 ? "overloaded_error"
+                                       : "api_error";
+    return json{
+        {"type", "error"},
+        {"error",
+         {{"type", s.error_code.empty() ? std::string(type) : s.error_code}, {"message", message}}}}
+        .dump();
+  }
+  if (s.dialect == "gemini") {
+    const char* state = status == 400   ? "INVALID_ARGUMENT"
+                        : status == 401 ? "UNAUTHENTICATED"
+                        : status == 403 ? "PERMISSION_DENIED"
+                        : status == 404 ? "NOT_FOUND"
+                        : status == 429 ? "RESOURCE_EXHAUSTED"
+                        : status == 503 ? "UNAVAILABLE"
+                        : status == 504 ? "DEADLINE_EXCEEDED"
+                                        : "INTERNAL";
+    json e = {{"code", status},
+              {"message", message},
+              {"status", s.error_code.empty() ? std::string(state) : s.error_code}};
+    if (status == 429 && !s.retry_after.empty()) {
+      e["details"] = json::array({{{"@type", "type.googleapis.com/google.rpc.RetryInfo"},
+                                   {"retryDelay", s.retry_after + "s"}}});
+    }
+    return json{{"error", e}}.dump();
+  }
+  const char* type = status == 429   ? "rate_limit_error"
+                     : status >= 500 ? "server_error"
+                                     : "invalid_request_error";
+  std::string code = s.error_code;
+  if (code.empty() && status == 429) code = "rate_limit_exceeded";
+  json e = {{"message", message},
+            {"type", type},
+            {"param", nullptr},
+            {"code", code.empty() ? json(nullptr) : json(code)}};
+  return json{{"error", e}}.dump();
+}
+
+namespace {
+
+// The text of a trailing assistant turn of a request in any dialect (a partial answer to
+// continue), or nothing.
+std::optional<std::string> trailing_assistant(const json& request, const std::string& dialect) {
+  const char* list = dialect == "gemini" ? "contents" : "messages";
+  if (!request.is_object() || !request.contains(list) || !request[list].is_array() ||
+      request[list].empty() || !request[list].back().is_object()) {
+    return std::nullopt;
+  }
+  const json& last = request[list].back();
+  if (last.value("role", std::string()) != (dialect == "gemini" ? "model" : "assistant")) {
+    return std::nullopt;
+  }
+  std::string text;
+  const json& content = last.contains("parts") ? last["parts"] : last.value("content", json());
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_array()) {
+    for (const json& b : content) {
+      if (b.is_object() && b.contains("text") && b["text"].is_string()) {
+        text += b["text"].get<std::string>();
+      }
+    }
+  }
+  return text;
+}
+
+std::string sse(const json& data) { return "data: " + data.dump() + "\n\n"; }
+std::string sse(const char* event, const json& data) {
+  return std::string("event: ") + event + "\n" + sse(data);
+}
+
+}  // namespace
+
 void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   const std::uint64_t n = requests_.fetch_add(1);
   {
@@ -237,6 +345,7 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
     last_body_ = req.body;
   }
   const MockScenario& s = scenario_;
+  const std::string& dialect = s.dialect;
   for (const auto& [k, v] : s.headers) res.set_header(k, v);
 
   if (s.hang) {  // hold the request until the server stops
@@ -255,96 +364,195 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
 
   if (status != 200) {
     res.status = status;
-    if (status == 429 || status == 503) {
+    if (status == 429 || status == 503 || status == 529) {
       if (!s.retry_after.empty()) res.set_header("Retry-After", s.retry_after);
       if (s.retry_after_ms) res.set_header("retry-after-ms", std::to_string(*s.retry_after_ms));
     }
-    std::string code = s.error_code;
-    if (code.empty() && status == 429) code = "rate_limit_exceeded";
-    res.set_content(error_body(status, code), "application/json");
+    res.set_content(error_body(status), "application/json");
     return;
   }
   if (s.malformed) {
-    res.set_content("{\"id\": \"chatcmpl-mock\", \"choices\": [{\"message\": ", "application/json");
+    res.set_content("{\"id\": \"mock\", \"choices\": [{\"message\": ", "application/json");
     return;
   }
 
   json request = json::parse(req.body, nullptr, false);
   std::string model =
-      request.is_object() ? request.value("model", std::string("gpt-4.1")) : std::string("gpt-4.1");
+      dialect == "gemini" && req.matches.size() > 1 ? req.matches[1].str()
+      : request.is_object() && request.contains("model") && request["model"].is_string()
+          ? request["model"].get<std::string>()
+          : std::string("gpt-4.1");
   // A trailing assistant message is a partial answer to continue.
   std::string reply = s.reply;
-  if (request.is_object() && request.contains("messages") && request["messages"].is_array() &&
-      !request["messages"].empty() && request["messages"].back().is_object() &&
-      request["messages"].back().value("role", std::string()) == "assistant") {
-    const json& content = request["messages"].back()["content"];
-    const std::string prefix = content.is_string() ? content.get<std::string>() : std::string();
+  if (auto prefix = trailing_assistant(request, dialect)) {
     if (s.prefill == MockScenario::Prefill::Reject) {
       res.status = 400;
-      res.set_content(
-          json{{"error",
-                {{"message", "failover mock: a trailing assistant message is not supported"},
-                 {"type", "invalid_request_error"},
-                 {"param", "messages"},
-                 {"code", nullptr}}}}
-              .dump(),
-          "application/json");
+      res.set_content(error_body(400), "application/json");
       return;
     }
     if (s.prefill == MockScenario::Prefill::Continue &&
-        reply.compare(0, prefix.size(), prefix) == 0) {
-      reply.erase(0, prefix.size());
+        reply.compare(0, prefix->size(), *prefix) == 0) {
+      reply.erase(0, prefix->size());
     }
   }
-  bool stream = request.is_object() && request.value("stream", false);
-  bool usage_in_stream = stream && request.contains("stream_options") &&
-                         request["stream_options"].is_object() &&
-                         request["stream_options"].value("include_usage", false);
+  const bool stream = dialect == "gemini" ? req.matches.size() > 2 &&
+                                                req.matches[2].str() == "streamGenerateContent"
+                                          : request.is_object() && request.value("stream", false);
+  const bool usage_in_stream = stream && request.contains("stream_options") &&
+                               request["stream_options"].is_object() &&
+                               request["stream_options"].value("include_usage", false);
+  const bool tool = !s.tool_name.empty();
   const std::int64_t prompt_tokens = static_cast<std::int64_t>(req.body.size() / 4);
-  const std::int64_t completion_tokens = static_cast<std::int64_t>(reply.size() / 4 + 1);
-  json usage = {{"prompt_tokens", prompt_tokens},
-                {"completion_tokens", completion_tokens},
-                {"total_tokens", prompt_tokens + completion_tokens}};
-  const std::string id = "chatcmpl-mock-" + std::to_string(n + 1);
+  const std::int64_t completion_tokens =
+      static_cast<std::int64_t>((tool ? s.tool_arguments : reply).size() / 4 + 1);
+  const std::string id = "mock-" + std::to_string(n + 1);
+  const std::string call_id = "call_mock_" + std::to_string(n + 1);
+  const json arguments = tool ? json::parse(s.tool_arguments) : json::object();
 
-  if (!stream) {
-    json body = {{"id", id},
-                 {"object", "chat.completion"},
-                 {"created", 1732406400},
-                 {"model", model},
-                 {"choices", json::array({{{"index", 0},
-                                           {"message", {{"role", "assistant"}, {"content", reply}}},
-                                           {"finish_reason", "stop"}}})},
-                 {"usage", usage}};
-    res.set_content(body.dump(), "application/json");
-    return;
-  }
-  auto chunk = [id, model](const json& delta, const json& finish) {
-    json c = {
-        {"id", id},
-        {"object", "chat.completion.chunk"},
+  // The answer's pieces: the reply's words, or the tool call's arguments in three parts.
+  std::vector<std::string> pieces =
+      tool ? split_reply(s.tool_arguments, 3) : split_reply(reply, s.stream_chunks);
+
+  std::vector<std::string> events;  // streamed one by one, with the faults of the scenario
+  std::string tail;                 // the finish, after the last piece
+  std::string whole;                // the non-streamed answer
+  if (dialect == "anthropic") {
+    json usage = {{"input_tokens", prompt_tokens},
+                  {"output_tokens", completion_tokens},
+                  {"cache_creation_input_tokens", 0},
+                  {"cache_read_input_tokens", 0}};
+    const char* stop = tool ? "tool_use" : "end_turn";
+    json block = tool ? json{{"type", "tool_use"},
+                             {"id", call_id},
+                             {"name", s.tool_name},
+                             {"input", arguments}}
+                      : json{{"type", "text"}, {"text", reply}};
+    whole = json{
+        {"id", "msg_" + id},
+        {"type", "message"},
+        {"role", "assistant"},
+        {"model", model},
+        {"content", json::array({block})},
+        {"stop_reason", stop},
+        {"stop_sequence", nullptr},
+        {"usage",
+         usage}}.dump();
+    json start = {{"id", "msg_" + id},
+                  {"type", "message"},
+                  {"role", "assistant"},
+                  {"model", model},
+                  {"content", json::array()},
+                  {"stop_reason", nullptr},
+                  {"stop_sequence", nullptr},
+                  {"usage", {{"input_tokens", prompt_tokens}, {"output_tokens", 1}}}};
+    events.push_back(sse("message_start", {{"type", "message_start"}, {"message", start}}) +
+                     sse("content_block_start",
+                         {{"type", "content_block_start"},
+                          {"index", 0},
+                          {"content_block", tool ? json{{"type", "tool_use"},
+                                                        {"id", call_id},
+                                                        {"name", s.tool_name},
+                                                        {"input", json::object()}}
+                                                 : json{{"type", "text"}, {"text", ""}}}}) +
+                     sse("ping", {{"type", "ping"}}));
+    for (const std::string& piece : pieces) {
+      json delta = tool ? json{{"type", "input_json_delta"}, {"partial_json", piece}}
+                        : json{{"type", "text_delta"}, {"text", piece}};
+      events.push_back(sse("content_block_delta",
+                           {{"type", "content_block_delta"}, {"index", 0}, {"delta", delta}}));
+    }
+    tail = sse("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}) +
+           sse("message_delta", {{"type", "message_delta"},
+                                 {"delta", {{"stop_reason", stop}, {"stop_sequence", nullptr}}},
+                                 {"usage", {{"output_tokens", completion_tokens}}}}) +
+           sse("message_stop", {{"type", "message_stop"}});
+  } else if (dialect == "gemini") {
+    json usage = {{"promptTokenCount", prompt_tokens},
+                  {"candidatesTokenCount", completion_tokens},
+                  {"totalTokenCount", prompt_tokens + completion_tokens}};
+    auto response = [&](json parts, const char* finish, bool with_usage) {
+      json candidate = {{"content", {{"role", "model"}, {"parts", std::move(parts)}}},
+                        {"index", 0}};
+      if (finish) candidate["finishReason"] = finish;
+      json r = {
+          {"candidates", json::array({candidate})}, {"modelVersion", model}, {"responseId", id}};
+      if (with_usage) r["usageMetadata"] = usage;
+      return r;
+    };
+    json call = {{"functionCall", {{"name", s.tool_name}, {"args", arguments}}}};
+    whole = response(json::array({tool ? call : json{{"text", reply}}}), "STOP", true).dump();
+    if (tool) {  // Gemini sends a call whole, in one event
+      events.push_back(sse(response(json::array({call}), nullptr, false)));
+    } else {
+      for (const std::string& piece : pieces) {
+        events.push_back(sse(response(json::array({{{"text", piece}}}), nullptr, false)));
+      }
+    }
+    tail = sse(response(json::array({{{"text", ""}}}), "STOP", true));
+  } else {
+    json usage = {{"prompt_tokens", prompt_tokens},
+                  {"completion_tokens", completion_tokens},
+                  {"total_tokens", prompt_tokens + completion_tokens}};
+    const char* finish = tool ? "tool_calls" : "stop";
+    json message = {{"role", "assistant"}, {"content", reply}};
+    if (tool) {
+      message["content"] = nullptr;
+      message["tool_calls"] =
+          json::array({{{"id", call_id},
+                        {"type", "function"},
+                        {"function", {{"name", s.tool_name}, {"arguments", s.tool_arguments}}}}});
+    }
+    whole = json{
+        {"id", "chatcmpl-" + id},
+        {"object", "chat.completion"},
         {"created", 1732406400},
         {"model", model},
-        {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}})}};
-    return "data: " + c.dump() + "\n\n";
-  };
-  std::vector<std::string> events;
-  events.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
-  for (const std::string& piece : split_reply(reply, s.stream_chunks)) {
-    events.push_back(chunk({{"content", piece}}, nullptr));
+        {"choices", json::array({{{"index", 0}, {"message", message}, {"finish_reason", finish}}})},
+        {"usage",
+         usage}}.dump();
+    auto chunk = [&](const json& delta, const json& end) {
+      return sse(
+          {{"id", "chatcmpl-" + id},
+           {"object", "chat.completion.chunk"},
+           {"created", 1732406400},
+           {"model", model},
+           {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", end}}})}});
+    };
+    events.push_back(chunk(
+        tool ? json{{"role", "assistant"},
+                    {"content", nullptr},
+                    {"tool_calls",
+                     json::array({{{"index", 0},
+                                   {"id", call_id},
+                                   {"type", "function"},
+                                   {"function", {{"name", s.tool_name}, {"arguments", ""}}}}})}}
+             : json{{"role", "assistant"}, {"content", ""}},
+        nullptr));
+    for (const std::string& piece : pieces) {
+      events.push_back(
+          chunk(tool ? json{{"tool_calls",
+                             json::array({{{"index", 0}, {"function", {{"arguments", piece}}}}})}}
+                     : json{{"content", piece}},
+                nullptr));
+    }
+    tail = chunk(json::object(), finish);
+    if (usage_in_stream) {
+      tail += sse({{"id", "chatcmpl-" + id},
+                   {"object", "chat.completion.chunk"},
+                   {"created", 1732406400},
+                   {"model", model},
+                   {"choices", json::array()},
+                   {"usage", usage}});
+    }
+    tail += "data: [DONE]\n\n";
+  }
+  if (!stream) {
+    res.set_content(whole, "application/json");
+    return;
   }
   const int cut_after = s.cut_after;
   const int stall_after = s.stall_after;
   const auto stall = std::chrono::milliseconds(s.stall_ms);
-  std::string tail = chunk(json::object(), "stop");
-  if (usage_in_stream) {
-    tail += "data: " +
-            json{{"id", id},       {"object", "chat.completion.chunk"}, {"created", 1732406400},
-                 {"model", model}, {"choices", json::array()},          {"usage", usage}}
-                .dump() +
-            "\n\n";
-  }
-  tail += "data: [DONE]\n\n";
   const auto interval = std::chrono::milliseconds(s.stream_interval_ms);
   res.set_chunked_content_provider(
       "text/event-stream", [this, events, tail, cut_after, stall_after, stall, interval](

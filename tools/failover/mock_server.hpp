@@ -1,7 +1,7 @@
 #pragma once
 
-// `failover mock`: a fault-injecting OpenAI-compatible server on 127.0.0.1, driven by a
-// scenario file and deterministic for a given seed.
+// `failover mock`: a fault-injecting server on 127.0.0.1 speaking Chat Completions, Anthropic
+// Messages or Gemini, driven by a scenario file and deterministic for a given seed.
 
 #include <httplib.h>
 
@@ -17,6 +17,13 @@ namespace failover::tools {
 
 /** What the mock does; every field has a default (a healthy server answering "pong"). */
 struct MockScenario {
+  /** The API it speaks: Chat Completions at /v1 (`openai`), Anthropic Messages at /v1
+   *  (`anthropic`), or Gemini at /v1beta (`gemini`), with its own error bodies and streams. */
+  std::string dialect = "openai";
+  /** A tool call answered instead of `reply`: the function's name and its arguments (a JSON
+   *  object as text); empty name = none. */
+  std::string tool_name;
+  std::string tool_arguments;
   std::uint64_t seed = 1;                         ///< Seeds every random choice.
   std::vector<std::string> models = {"gpt-4.1"};  ///< Listed by GET /v1/models.
   std::string reply = "pong";                     ///< The answer's text.
@@ -65,6 +72,8 @@ class MockServer {
 
  private:
   void chat(const httplib::Request& req, httplib::Response& res);
+  void list_models(httplib::Response& res) const;
+  std::string error_body(int status) const;
   double draw(std::uint64_t n, std::uint64_t salt) const;
 
   MockScenario scenario_;
