@@ -70,9 +70,11 @@ enum class Continuation {
 
 /** One server: OpenAI-compatible, or speaking a native dialect. */
 struct Endpoint {
-  std::string name;      ///< Unique name, used by routes and in traces.
-  std::string base_url;  ///< e.g. `https://api.openai.com/v1`; `/chat/completions` is appended.
-  std::string api_key;   ///< Trimmed when the client is built; sent only to this endpoint.
+  std::string name;  ///< Unique name, used by routes and in traces.
+  /** e.g. `https://api.openai.com/v1`; `/chat/completions` is appended (`/messages` for
+   *  Anthropic, `/models/{model}:generateContent` for Gemini). */
+  std::string base_url;
+  std::string api_key;  ///< Trimmed when the client is built; sent only to this endpoint.
   std::map<std::string, std::string> headers;  ///< Extra headers sent with every request.
   /** How the key is sent. `Bearer` means the dialect's own header for native dialects:
    *  `x-api-key` for Anthropic, `x-goog-api-key` for Gemini. */

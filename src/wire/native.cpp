@@ -69,6 +69,36 @@ bool plain_text(const Message& m, std::string& out) {
   return true;
 }
 
+// The conversation as turns: consecutive turns of one role are joined into one (both APIs want
+// user and assistant turns to alternate). `items` is each turn's list: `content` or `parts`.
+class Turns {
+ public:
+  explicit Turns(const char* items) : items_(items) {}
+  void push(const char* role, json items) {
+    if (items.empty()) return;
+    if (!turns_.empty() && turns_.back()["role"] == role) {
+      for (json& item : items) turns_.back()[items_].push_back(std::move(item));
+    } else {
+      turns_.push_back({{"role", role}, {items_, std::move(items)}});
+    }
+  }
+  json take() {
+    if (turns_.empty()) untranslatable("messages holds no user or assistant turn");
+    return std::move(turns_);
+  }
+
+ private:
+  const char* items_;
+  json turns_ = json::array();
+};
+
+// The text of a system, developer or tool message (they take text only).
+std::string text_only(const Message& m, const std::string& field) {
+  std::string text;
+  if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+  return text;
+}
+
 // The request's fields that a dialect has no equivalent for: each fails the translation.
 struct Dropped {
   const std::vector<std::string>& names;
@@ -152,32 +182,22 @@ json anthropic_part(const ContentPart& p, const std::string& field) {
 json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped) {
   json body = json::object();
   json system = json::array();
-  json messages = json::array();
-  auto push = [&](const char* role, json blocks) {
-    if (blocks.empty()) return;
-    if (!messages.empty() && messages.back()["role"] == role) {
-      for (json& b : blocks) messages.back()["content"].push_back(std::move(b));
-    } else {
-      messages.push_back({{"role", role}, {"content", std::move(blocks)}});
-    }
-  };
+  Turns messages("content");
   for (std::size_t i = 0; i < r.messages.size(); ++i) {
     const Message& m = r.messages[i];
     const std::string field = "messages[" + std::to_string(i) + "]";
     json blocks = json::array();
     if (m.role == "system" || m.role == "developer") {
-      std::string text;
-      if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+      const std::string text = text_only(m, field);
       if (!text.empty()) system.push_back({{"type", "text"}, {"text", text}});
       continue;
     }
     if (m.role == "tool") {
-      std::string text;
-      if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+      const std::string text = text_only(m, field);
       json result = {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}};
       if (!text.empty()) result["content"] = text;
       blocks.push_back(std::move(result));
-      push("user", std::move(blocks));
+      messages.push("user", std::move(blocks));
       continue;
     }
     if (m.content && !m.content->empty())
@@ -200,9 +220,8 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
       if (m.role == "assistant") continue;  // nothing said: Anthropic refuses empty turns
       untranslatable(field + ".content is empty (anthropic refuses empty messages)");
     }
-    push(m.role == "assistant" ? "assistant" : "user", std::move(blocks));
+    messages.push(m.role == "assistant" ? "assistant" : "user", std::move(blocks));
   }
-  if (messages.empty()) untranslatable("messages holds no user or assistant turn");
 
   const std::int64_t budget = dropped("reasoning_effort") ? 0 : thinking_budget(r.reasoning_effort);
   std::optional<std::int64_t> cap = r.max_completion_tokens;
@@ -213,7 +232,7 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
                    std::to_string(budget) + " of reasoning_effort \"" + r.reasoning_effort + "\"");
   }
   body["max_tokens"] = cap ? *cap : kAnthropicDefaultMaxTokens + budget;
-  body["messages"] = std::move(messages);
+  body["messages"] = messages.take();
   if (!system.empty()) body["system"] = std::move(system);
   if (stream) body["stream"] = true;
   if (budget > 0) body["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
@@ -379,22 +398,13 @@ json gemini_part(const ContentPart& p, const std::string& field) {
 json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
   json body = json::object();
   json system = json::array();
-  json contents = json::array();
-  auto push = [&](const char* role, json parts) {
-    if (parts.empty()) return;
-    if (!contents.empty() && contents.back()["role"] == role) {
-      for (json& p : parts) contents.back()["parts"].push_back(std::move(p));
-    } else {
-      contents.push_back({{"role", role}, {"parts", std::move(parts)}});
-    }
-  };
+  Turns contents("parts");
   for (std::size_t i = 0; i < r.messages.size(); ++i) {
     const Message& m = r.messages[i];
     const std::string field = "messages[" + std::to_string(i) + "]";
     json parts = json::array();
     if (m.role == "system" || m.role == "developer") {
-      std::string text;
-      if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+      const std::string text = text_only(m, field);
       if (!text.empty()) system.push_back({{"text", text}});
       continue;
     }
@@ -412,12 +422,11 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
                        ".tool_call_id answers no earlier tool call (gemini needs the "
                        "function's name)");
       }
-      std::string text;
-      if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+      const std::string text = text_only(m, field);
       auto doc = parse_json(text);
       json response = doc && doc->is_object() ? std::move(*doc) : json{{"content", text}};
       parts.push_back({{"functionResponse", {{"name", name}, {"response", std::move(response)}}}});
-      push("user", std::move(parts));
+      contents.push("user", std::move(parts));
       continue;
     }
     if (m.content && !m.content->empty()) parts.push_back({{"text", *m.content}});
@@ -438,10 +447,9 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
       if (m.role == "assistant") continue;
       untranslatable(field + ".content is empty (gemini refuses empty turns)");
     }
-    push(m.role == "assistant" ? "model" : "user", std::move(parts));
+    contents.push(m.role == "assistant" ? "model" : "user", std::move(parts));
   }
-  if (contents.empty()) untranslatable("messages holds no user or assistant turn");
-  body["contents"] = std::move(contents);
+  body["contents"] = contents.take();
   if (!system.empty()) body["systemInstruction"] = {{"parts", std::move(system)}};
 
   if (!r.tools.empty() && !dropped("tools")) {
@@ -713,13 +721,15 @@ std::optional<DecodeFailure> NativeStream::anthropic(const json& doc, ChatChunk&
     if (d.tool_calls.empty() && d.content.empty() && d.reasoning.empty()) return std::nullopt;
   } else if (type == "content_block_delta") {
     const json* delta = member(doc, "delta");
-    Block* b = block();
-    if (!delta || !b) return DecodeFailure{"content_block_delta of no open block", {}};
+    if (!delta) return DecodeFailure{"content_block_delta without a delta", {}};
     const std::string kind = text_of(*delta, "type");
+    Block* b = block();  // text needs no start; a tool call's fragment needs its call
     if (kind == "text_delta") {
       d.content = text_of(*delta, "text");
     } else if (kind == "thinking_delta") {
       d.reasoning = text_of(*delta, "thinking");
+    } else if (kind == "input_json_delta" && !b) {
+      return DecodeFailure{"input_json_delta of no started tool_use block", {}};
     } else if (kind == "input_json_delta" && b->tool >= 0) {
       ToolCallDelta t;
       t.index = b->tool;

@@ -47,11 +47,12 @@ struct Outcome {
 };
 
 Outcome replay(const Recorded& recorded, ContentFilterPolicy filter = ContentFilterPolicy::Fail,
-               Duration first_byte = std::chrono::seconds(30)) {
+               Duration first_byte = std::chrono::seconds(30), Dialect dialect = Dialect::OpenAI) {
   ReplayServer first(recorded);
   HealthyServer second;
   ClientOptions o;
   o.endpoints = {{"first", first.base_url(), "sk-first"}, {"second", second.base_url(), "sk-s"}};
+  o.endpoints[0].dialect = dialect;
   o.priority = {Tier{{{"first", "m"}}}, Tier{{{"second", "m"}}}};
   o.content_filter = filter;
   o.timeouts.first_byte = first_byte;
@@ -88,6 +89,63 @@ void expect_failed_over(const Outcome& o, const std::string& first_outcome) {
   EXPECT_EQ(o.first, first_outcome) << o.first_message;
   EXPECT_GE(o.attempts, 2u);
   EXPECT_LE(o.attempts, 3u);
+}
+
+// Native dialects over the real transport, on answers written from their API references.
+TEST(ProviderReplay, NativeAnswersAndTheirFailuresThroughTheRealTransport) {
+  // One SSE event per payload, each written on one line.
+  auto events = [](const std::vector<std::string>& payloads) {
+    std::vector<std::string> out;
+    for (const std::string& p : payloads) out.push_back(data(json::parse(p).dump()));
+    return sse(std::move(out));
+  };
+  Outcome o = replay(
+      events(
+          {R"({"type":"message_start","message":{"id":"msg_1","type":"message",
+                          "role":"assistant","content":[],"model":"claude-x","usage":{"input_tokens":4}}})",
+           R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})",
+           R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}})",
+           R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})",
+           R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Xin chào"}})",
+           R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}})",
+           R"({"type":"message_stop"})"}),
+      ContentFilterPolicy::Fail, std::chrono::seconds(30), Dialect::Anthropic);
+  ASSERT_TRUE(o.ok) << o.kind << ": " << o.first_message;
+  EXPECT_EQ(o.served_by, "first");
+  EXPECT_EQ(o.text, "Xin chào");
+  EXPECT_EQ(o.reasoning, "hmm");
+
+  // An overloaded error event after content: the partial answer is no success.
+  o = replay(
+      events(
+          {R"({"type":"message_start","message":{"id":"m","type":"message","role":"assistant",
+                  "content":[],"model":"claude-x"}})",
+           R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})",
+           R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"}),
+      ContentFilterPolicy::Fail, std::chrono::seconds(30), Dialect::Anthropic);
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.kind, "stream_interrupted");
+
+  // Gemini: a safety stop is an answer (content_filter), a blocked prompt a rejection that the
+  // content-filter policy decides, a 503 UNAVAILABLE a failover.
+  o = replay(answer(200, R"({"candidates":[{"content":{"role":"model","parts":[{"text":"Chào"}]},
+                         "finishReason":"STOP"}],"modelVersion":"gemini-y"})"),
+             ContentFilterPolicy::Fail, std::chrono::seconds(30), Dialect::Gemini);
+  ASSERT_TRUE(o.ok) << o.kind << ": " << o.first_message;
+  EXPECT_EQ(o.text, "Chào");
+  const Recorded blocked = answer(200, R"({"promptFeedback":{"blockReason":"SAFETY"}})");
+  o = replay(blocked, ContentFilterPolicy::Fail, std::chrono::seconds(30), Dialect::Gemini);
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.kind, "content_filtered");
+  EXPECT_EQ(o.attempts, 1u);
+  o = replay(blocked, ContentFilterPolicy::FailOver, std::chrono::seconds(30), Dialect::Gemini);
+  EXPECT_TRUE(o.ok) << o.kind;
+  EXPECT_EQ(o.served_by, "second");
+  expect_failed_over(
+      replay(answer(503, R"({"error":{"code":503,"message":"The model is overloaded.",
+                         "status":"UNAVAILABLE"}})"),
+             ContentFilterPolicy::Fail, std::chrono::seconds(30), Dialect::Gemini),
+      "overloaded");
 }
 
 TEST(ProviderReplay, DeadAccountsAreServedByTheNextTier) {
@@ -308,7 +366,13 @@ TEST(ProviderReference, EveryRecordedAnswerEndsAsExpected) {
     for (const auto& [name, value] : rec["headers"].items()) {
       r.headers.emplace_back(name, value.get<std::string>());
     }
-    Outcome o = replay(r);
+    // A native API's record is replayed through that dialect's decoder.
+    const std::string provider = rec["provider"];
+    const Dialect dialect = provider.find("Messages API") != std::string::npos ? Dialect::Anthropic
+                            : provider.find("native generateContent") != std::string::npos
+                                ? Dialect::Gemini
+                                : Dialect::OpenAI;
+    Outcome o = replay(r, ContentFilterPolicy::Fail, std::chrono::seconds(30), dialect);
     if (expect == "success") {
       ASSERT_TRUE(o.ok) << o.kind << ": " << o.first_message;
       EXPECT_EQ(o.served_by, "first");

@@ -29,16 +29,19 @@ LoopbackServer::LoopbackServer() {
 LoopbackServer::~LoopbackServer() { stop(); }
 
 void LoopbackServer::on_chat(httplib::Server::Handler handler) {
-  server_.Post("/v1/chat/completions",
-               [this, handler](const httplib::Request& req, httplib::Response& res) {
-                 ++requests_;
-                 {
-                   std::lock_guard<std::mutex> lock(mutex_);
-                   peers_.emplace(req.remote_addr, req.remote_port);
-                   headers_.push_back(req.headers);
-                 }
-                 handler(req, res);
-               });
+  auto chat = [this, handler](const httplib::Request& req, httplib::Response& res) {
+    ++requests_;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      peers_.emplace(req.remote_addr, req.remote_port);
+      headers_.push_back(req.headers);
+    }
+    handler(req, res);
+  };
+  // Chat Completions, and where the native dialects send a chat (Anthropic, Gemini).
+  server_.Post("/v1/chat/completions", chat);
+  server_.Post("/v1/messages", chat);
+  server_.Post(R"(/v1/models/[^/:]+:(generateContent|streamGenerateContent))", chat);
 }
 
 // The packaged cpp-httplib listens with a backlog of 5, so a burst of connects (hundreds of

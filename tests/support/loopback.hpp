@@ -24,7 +24,9 @@ class LoopbackServer {
 
   /** The server, to install handlers before `start()`. */
   httplib::Server& http() { return server_; }
-  /** Answers POST /v1/chat/completions with `handler`; requests are recorded. */
+  /** Answers POST /v1/chat/completions with `handler`, and the native dialects' chat paths
+   *  (`/v1/messages`, `/v1/models/{model}:generateContent` and `:streamGenerateContent`);
+   *  requests are recorded. */
   void on_chat(httplib::Server::Handler handler);
   /** Binds and starts serving; returns once it accepts connections. */
   void start();
