@@ -592,6 +592,51 @@ TEST(CliDialects, AnAnthropicFallbackContinuesABrokenStreamByItsNativePrefill) {
   EXPECT_EQ(doc["failover"]["attempts"][1]["recovery"], "continue");
 }
 
+TEST(CliDialects, TheMocksFaultsInTheNativeDialects) {
+  // Gemini's 429 carries a RetryInfo of 30 s: too long to wait, so the next tier serves.
+  Mock limited("gemini_429", R"({"dialect": "gemini", "then": 429, "retry_after": "30"})");
+  Mock claude("claude_ok", R"({"dialect": "anthropic", "reply": "from claude"})");
+  json cfg = {{"endpoints",
+               {{{"name", "google"},
+                 {"base_url", limited.base_url()},
+                 {"api_key", "g-key"},
+                 {"dialect", "gemini"}},
+                {{"name", "anthropic"},
+                 {"base_url", claude.base_url()},
+                 {"api_key", "sk-ant"},
+                 {"dialect", "anthropic"}}}},
+              {"priority",
+               {{{"model", "gemini-2.5-flash"}, {"routes", {"google"}}},
+                {{"model", "claude-sonnet-4-5"}, {"routes", {"anthropic"}}}}},
+              {"stream_recovery", "restart"}};
+  json doc = chat_json(temp_file("gemini429.json", cfg.dump()), /*stream=*/false);
+  EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "anthropic") << doc.dump();
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "rate_limited");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["status"], 429);
+  EXPECT_EQ(requests_of(limited), 1);  // not retried within its 30 s
+
+  // An Anthropic stream cut after its first words restarts on Gemini.
+  Mock cut("claude_cut", R"({"dialect": "anthropic", "reply": "one two three four",
+                              "stream": {"cut_after": 2, "interval_ms": 1}})");
+  Mock gemini("gemini_ok", R"({"dialect": "gemini", "reply": "from gemini"})");
+  cfg["endpoints"] = {{{"name", "anthropic"},
+                       {"base_url", cut.base_url()},
+                       {"api_key", "sk-ant"},
+                       {"dialect", "anthropic"}},
+                      {{"name", "google"},
+                       {"base_url", gemini.base_url()},
+                       {"api_key", "g"},
+                       {"dialect", "gemini"}}};
+  cfg["priority"] = {{{"routes",
+                       {{{"endpoint", "anthropic"}, {"model", "claude-sonnet-4-5"}},
+                        {{"endpoint", "google"}, {"model", "gemini-2.5-flash"}}}}}};
+  doc = chat_json(temp_file("claudecut.json", cfg.dump()), /*stream=*/true);
+  EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "google") << doc.dump();
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "from gemini");
+  EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "stream_interrupted");
+  EXPECT_EQ(doc["failover"]["attempts"][1]["recovery"], "restart");
+}
+
 TEST(CliDialects, AToolCallThroughEachDialectComesBackAsToolCallsWithItsArguments) {
   const json arguments = {{"city", "Hà Nội"}, {"days", {1, 2}}, {"note", "say \"hi\"\n"}};
   for (const std::string dialect : {"openai", "anthropic", "gemini"}) {
