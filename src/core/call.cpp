@@ -607,16 +607,27 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     delivered_chunks_ = 0;
     delivered_chars_ = 0;
     notice_due_ = false;
+    seam_.clear();
     if (interruption_) {  // this attempt recovers a broken stream
       f.recovery = true;
       f.continuation = interruption_->continuable && !candidates_[c].prefix_refused &&
                        env_.endpoints()[route.endpoint].continuation == Continuation::Prefill;
       if (f.continuation && candidates_[c].native >= 0) {  // the prefix in the route's API
         const NativeBody& b = native_bodies_[static_cast<std::size_t>(candidates_[c].native)];
-        request_->messages.push_back(Message::assistant(interruption_->shown->text()));
+        std::string prefix = interruption_->shown->text();
+        if (b.dialect == Dialect::Anthropic) {
+          // Anthropic refuses a prefill that ends in whitespace: it goes trimmed, and the same
+          // whitespace opening the continuation is not shown a second time.
+          const std::size_t end = prefix.find_last_not_of(" \t\r\n");
+          seam_ = prefix.substr(end == std::string::npos ? 0 : end + 1);
+          prefix.resize(prefix.size() - seam_.size());
+        }
+        request_->messages.push_back(Message::assistant(std::move(prefix)));
         f.continuation =
+            !request_->messages.back().content->empty() &&
             !wire::encode_native(b.dialect, *request_, true, b.shaping, continue_native_);
         request_->messages.pop_back();
+        if (!f.continuation) seam_.clear();
       }
       interruption_->continued = f.continuation;
       ++interruption_->attempts;
@@ -926,6 +937,7 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     return;
   }
   if (failure) return skip_event(failure->message);
+  if (!seam_.empty()) skip_seam(chunk);
   chunk_accepted_ = true;
   last_chunk_ = now;
   if (!progressed_ && wire::has_progress(chunk)) progressed_ = true;
@@ -938,6 +950,23 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     commit();
   }
   deliver(chunk);
+}
+
+// A continuation sent with its prefix's trailing whitespace trimmed: the whitespace it opens
+// with, up to what was trimmed, was shown already.
+void CallMachine::skip_seam(ChatChunk& chunk) {
+  for (ChoiceDelta& d : chunk.choices) {
+    if (d.content.empty()) continue;
+    std::size_t n = 0;
+    while (n < d.content.size() && n < seam_.size() && d.content[n] == seam_[n]) ++n;
+    d.content.erase(0, n);
+    if (d.content.empty() && n < seam_.size()) {
+      seam_.erase(0, n);  // the rest may open the next chunk
+    } else {
+      seam_.clear();
+    }
+    return;
+  }
 }
 
 // A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad

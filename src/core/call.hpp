@@ -223,6 +223,8 @@ class CallMachine {
   std::unique_ptr<ChatRequest> request_;        // with Continue: the request, to add a prefix to
   std::string continue_body_;                   // body_rest_ plus the prefix
   std::string continue_native_;                 // the same in a native dialect
+  std::string seam_;  // whitespace trimmed off the prefix, not to be shown twice (Anthropic)
+  void skip_seam(ChatChunk& chunk);
   bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
   void prepare_continuation();
   void charge_interrupted(RouteState& route, const std::optional<Usage>& reported,

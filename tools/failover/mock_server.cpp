@@ -385,7 +385,9 @@ void MockServer::chat(const httplib::Request& req, httplib::Response& res) {
   // A trailing assistant message is a partial answer to continue.
   std::string reply = s.reply;
   if (auto prefix = trailing_assistant(request, dialect)) {
-    if (s.prefill == MockScenario::Prefill::Reject) {
+    const bool trailing_space =
+        !prefix->empty() && std::string(" \t\r\n").find(prefix->back()) != std::string::npos;
+    if (s.prefill == MockScenario::Prefill::Reject || (dialect == "anthropic" && trailing_space)) {
       res.status = 400;
       res.set_content(error_body(400), "application/json");
       return;
