@@ -448,7 +448,8 @@ TEST(Config, ShippedExampleConfigsLoad) {
   EnvLookup any = [](const std::string& name) -> std::optional<std::string> {
     return "value-of-" + name;
   };
-  for (const char* name : {"demo.json", "holysheep.json", "providers.json", "local.json"}) {
+  for (const char* name :
+       {"demo.json", "holysheep.json", "providers.json", "local.json", "dialects.json"}) {
     std::string path = std::string(FAILOVER_SOURCE_DIR) + "/examples/configs/" + name;
     try {
       ClientOptions o = options_from_file(path, any);
