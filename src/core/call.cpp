@@ -111,7 +111,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
-    translate_for_native_routes(request);
+    if (env_.native_dialects()) translate_for_native_routes(request);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
   } catch (const HookError& e) {

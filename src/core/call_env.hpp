@@ -33,6 +33,7 @@ class CallEnv {
     std::optional<std::size_t> canary_plan;
     ShadowAnalyzer* shadow = nullptr;  // null without shadow traffic
     std::optional<std::size_t> shadow_plan;
+    bool native_dialects = false;  // some endpoint speaks Anthropic's or Gemini's API
   };
 
   explicit CallEnv(Parts parts) : p_(parts) {}
@@ -62,6 +63,8 @@ class CallEnv {
   /** The shadow analyser and the plan entry of its candidate, when shadow traffic is on. */
   ShadowAnalyzer* shadow() const { return p_.shadow; }
   std::optional<std::size_t> shadow_plan() const { return p_.shadow_plan; }
+  /** Whether some endpoint speaks a native dialect (requests to translate). */
+  bool native_dialects() const { return p_.native_dialects; }
 
  private:
   Parts p_;

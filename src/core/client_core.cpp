@@ -610,6 +610,9 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   parts.canary_plan = canary_plan_;
   parts.shadow = shadow_.get();
   parts.shadow_plan = shadow_plan_;
+  parts.native_dialects =
+      std::any_of(endpoints_.begin(), endpoints_.end(),
+                  [](const ResolvedEndpoint& e) { return e.dialect != Dialect::OpenAI; });
   call_env_ = std::make_unique<CallEnv>(parts);
 }
 
