@@ -372,7 +372,6 @@ void CallMachine::translate_for_native_routes(const ChatRequest& request) {
     c.native = static_cast<int>(same - native_bodies_.begin());
     if (!same->problem) continue;
     c.tried = true;
-    ++untranslatable_;
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::InvalidRequest;
@@ -681,19 +680,10 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   const NativeBody* nb = native >= 0 ? &native_bodies_[static_cast<std::size_t>(native)] : nullptr;
   const std::string& rest = nb ? (f.continuation ? continue_native_ : nb->body)
                                : (f.continuation ? continue_body_ : body_rest_);
-  r.body.clear();
   if (nb && nb->dialect == Dialect::Gemini) {
     r.body = rest;
   } else {
-    r.body.reserve(route.model_json.size() + rest.size() + 10);
-    r.body += "{\"model\":";
-    r.body += route.model_json;
-    if (rest.size() > 2) {
-      r.body += ',';
-      r.body.append(rest, 1, std::string::npos);
-    } else {
-      r.body += '}';
-    }
+    wire::with_model(route.model_json, rest, r.body);
   }
   if (const wire::RequestShaping* shaping =
           env_.plan()[candidates_[f.candidate].plan].shaping.get();
@@ -909,10 +899,12 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
   ChatChunk chunk;
   std::optional<wire::DecodeFailure> failure;
   wire::NativeStream::Outcome got = wire::NativeStream::Outcome::Chunk;
-  if (native_.dialect() == Dialect::OpenAI) {
-    if (e.data == "[DONE]") got = wire::NativeStream::Outcome::Done;
-  } else {
+  if (native_.dialect() != Dialect::OpenAI) {
     failure = native_.translate(e, chunk, got);
+  } else if (e.data == "[DONE]") {
+    got = wire::NativeStream::Outcome::Done;
+  } else {
+    failure = wire::decode_chunk(e.data, chunk);
   }
   if (!failure && got == wire::NativeStream::Outcome::Done) {
     done_seen_ = true;
@@ -920,7 +912,6 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     return;
   }
   if (!failure && got == wire::NativeStream::Outcome::Nothing) return;  // a keep-alive
-  if (native_.dialect() == Dialect::OpenAI) failure = wire::decode_chunk(e.data, chunk);
   // An error event: `event: error`, a chunk with an `error` member, or a choice that finished
   // with `finish_reason: "error"` (decode_chunk reports the last two as in-band errors).
   if (e.event == "error" || (failure && failure->in_band_error)) {
@@ -1362,7 +1353,10 @@ void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails
 void CallMachine::finish_exhausted(TimePoint now) {
   ErrorDetails d;
   std::string message;
-  if (untranslatable_ == candidates_.size()) {  // no route's API can express the request
+  // No route's API can express the request.
+  if (std::all_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
+        return c.native >= 0 && native_bodies_[static_cast<std::size_t>(c.native)].problem;
+      })) {
     message = "no route can take this request:";
     for (const Attempt& a : trace_) message += " " + route_name(a.route) + ": " + a.message + ";";
     message.pop_back();

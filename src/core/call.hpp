@@ -160,7 +160,6 @@ class CallMachine {
     std::optional<std::string> problem;  // why the request cannot be translated
   };
   std::vector<NativeBody> native_bodies_;
-  std::size_t untranslatable_ = 0;  // candidates passed over: the request cannot go to them
   void translate_for_native_routes(const ChatRequest& request);
   TimePoint deadline_{};
   State state_ = State::Planning;

@@ -49,8 +49,13 @@ HttpRequest chat_probe(const ClientCore& core, std::size_t route, Duration timeo
   ChatRequest ping;
   ping.messages.push_back(Message::user("ping"));
   ping.max_tokens = 1;
-  wire::encode_native(e.dialect, ping, /*stream=*/false, nullptr, r.body);  // always translatable
-  if (e.dialect == Dialect::Anthropic) r.body.insert(1, "\"model\":" + state.model_json + ",");
+  std::string body;
+  wire::encode_native(e.dialect, ping, /*stream=*/false, nullptr, body);  // always translatable
+  if (e.dialect == Dialect::Anthropic) {
+    wire::with_model(state.model_json, body, r.body);
+  } else {
+    r.body = std::move(body);
+  }
   return r;
 }
 

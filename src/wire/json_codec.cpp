@@ -942,4 +942,17 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
   return std::nullopt;
 }
 
+void with_model(std::string_view model_json, std::string_view rest, std::string& out) {
+  out.clear();
+  out.reserve(model_json.size() + rest.size() + 10);
+  out += "{\"model\":";
+  out += model_json;
+  if (rest.size() > 2) {
+    out += ',';
+    out.append(rest, 1, std::string_view::npos);
+  } else {
+    out += '}';
+  }
+}
+
 }  // namespace failover::wire

@@ -46,6 +46,10 @@ std::optional<nlohmann::json> parse_json(std::string_view text);
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
                                           std::string& text);
 
+/** Writes into `out` the body `rest` (a JSON object encoded without `model`) with `model_json`
+ *  (a JSON string) as its first member: each route's model goes in front of one encoding. */
+void with_model(std::string_view model_json, std::string_view rest, std::string& out);
+
 /** The same body as a document (what `text` parses to). */
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
                                           nlohmann::json& out);

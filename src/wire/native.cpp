@@ -59,16 +59,6 @@ bool is_web_url(const std::string& url) {
   return url.compare(0, 8, "https://") == 0 || url.compare(0, 7, "http://") == 0;
 }
 
-// A message's text, from `content` or its text parts; false when it has other parts.
-bool plain_text(const Message& m, std::string& out) {
-  out = m.content.value_or(std::string());
-  for (const ContentPart& p : m.parts) {
-    if (p.type != ContentPart::Type::Text) return false;
-    out += p.text;
-  }
-  return true;
-}
-
 // The conversation as turns: consecutive turns of one role are joined into one (both APIs want
 // user and assistant turns to alternate). `items` is each turn's list: `content` or `parts`.
 class Turns {
@@ -92,14 +82,40 @@ class Turns {
   json turns_ = json::array();
 };
 
-// The text of a system, developer or tool message (they take text only).
+// The text of a system, developer or tool message (they take text only): `content` and its
+// text parts.
 std::string text_only(const Message& m, const std::string& field) {
-  std::string text;
-  if (!plain_text(m, text)) untranslatable(field + " has parts other than text");
+  std::string text = m.content.value_or(std::string());
+  for (const ContentPart& p : m.parts) {
+    if (p.type != ContentPart::Type::Text) untranslatable(field + " has parts other than text");
+    text += p.text;
+  }
   return text;
 }
 
-// The request's fields that a dialect has no equivalent for: each fails the translation.
+// A user or assistant message's items in a dialect: its text, its parts and its tool calls,
+// each made by the dialect's `part` and `call` (which gets the arguments as an object).
+template <class Part, class Call>
+json message_items(const Message& m, const std::string& field, Part part, Call call) {
+  json items = json::array();
+  if (m.content && !m.content->empty()) {
+    items.push_back(part(ContentPart::text_part(*m.content), field + ".content"));
+  }
+  for (std::size_t j = 0; j < m.parts.size(); ++j) {
+    const ContentPart& p = m.parts[j];
+    if (p.type == ContentPart::Type::Text && p.text.empty()) continue;
+    items.push_back(part(p, field + ".content[" + std::to_string(j) + "]"));
+  }
+  for (std::size_t k = 0; k < m.tool_calls.size(); ++k) {
+    const ToolCall& t = m.tool_calls[k];
+    items.push_back(call(
+        t, arguments_object(t.arguments,
+                            field + ".tool_calls[" + std::to_string(k) + "].function.arguments")));
+  }
+  return items;
+}
+
+// The request fields a route's `drop_params` name: translated as if unset.
 struct Dropped {
   const std::vector<std::string>& names;
   bool operator()(std::string_view name) const {
@@ -107,19 +123,21 @@ struct Dropped {
   }
 };
 
+// The request fields a dialect has no equivalent for: each fails the translation. Gemini takes
+// the penalties, logprobs, seed and several choices (`sampling_extras`); Anthropic does not.
 void refuse_unsupported(const ChatRequest& r, const Dropped& dropped, const char* dialect,
-                        bool sampling_penalties, bool logprobs, bool seed, bool choices) {
+                        bool sampling_extras) {
   const std::string in = std::string(" (") + dialect + " has no equivalent)";
   auto refuse = [&](bool set, const char* name) {
     if (set && !dropped(name)) untranslatable(std::string(name) + " is set" + in);
   };
-  refuse(!sampling_penalties && r.presence_penalty.has_value(), "presence_penalty");
-  refuse(!sampling_penalties && r.frequency_penalty.has_value(), "frequency_penalty");
+  refuse(!sampling_extras && r.presence_penalty.has_value(), "presence_penalty");
+  refuse(!sampling_extras && r.frequency_penalty.has_value(), "frequency_penalty");
   refuse(!r.logit_bias.empty(), "logit_bias");
-  refuse(!logprobs && r.logprobs.value_or(false), "logprobs");
-  refuse(!logprobs && r.top_logprobs.has_value(), "top_logprobs");
-  refuse(!seed && r.seed.has_value(), "seed");
-  refuse(!choices && r.n.value_or(1) != 1, "n");
+  refuse(!sampling_extras && r.logprobs.value_or(false), "logprobs");
+  refuse(!sampling_extras && r.top_logprobs.has_value(), "top_logprobs");
+  refuse(!sampling_extras && r.seed.has_value(), "seed");
+  refuse(!sampling_extras && r.n.value_or(1) != 1, "n");
   refuse(r.audio.has_value(), "audio");
   refuse(std::find(r.modalities.begin(), r.modalities.end(), "audio") != r.modalities.end(),
          "modalities");
@@ -200,22 +218,10 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
       messages.push("user", std::move(blocks));
       continue;
     }
-    if (m.content && !m.content->empty())
-      blocks.push_back({{"type", "text"}, {"text", *m.content}});
-    for (std::size_t j = 0; j < m.parts.size(); ++j) {
-      const ContentPart& p = m.parts[j];
-      if (p.type == ContentPart::Type::Text && p.text.empty()) continue;
-      blocks.push_back(anthropic_part(p, field + ".content[" + std::to_string(j) + "]"));
-    }
-    for (std::size_t k = 0; k < m.tool_calls.size(); ++k) {
-      const ToolCall& t = m.tool_calls[k];
-      blocks.push_back(
-          {{"type", "tool_use"},
-           {"id", t.id},
-           {"name", t.name},
-           {"input", arguments_object(t.arguments, field + ".tool_calls[" + std::to_string(k) +
-                                                       "].function.arguments")}});
-    }
+    blocks = message_items(m, field, anthropic_part, [](const ToolCall& t, json input) {
+      return json{
+          {"type", "tool_use"}, {"id", t.id}, {"name", t.name}, {"input", std::move(input)}};
+    });
     if (blocks.empty()) {
       if (m.role == "assistant") continue;  // nothing said: Anthropic refuses empty turns
       untranslatable(field + ".content is empty (anthropic refuses empty messages)");
@@ -277,8 +283,7 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
     if (choice["type"] != "none") choice["disable_parallel_tool_use"] = true;
   }
   if (!choice.is_null()) body["tool_choice"] = std::move(choice);
-  refuse_unsupported(r, dropped, "anthropic", /*sampling_penalties=*/false, /*logprobs=*/false,
-                     /*seed=*/false, /*choices=*/false);
+  refuse_unsupported(r, dropped, "anthropic", /*sampling_extras=*/false);
   return body;
 }
 
@@ -429,20 +434,9 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
       contents.push("user", std::move(parts));
       continue;
     }
-    if (m.content && !m.content->empty()) parts.push_back({{"text", *m.content}});
-    for (std::size_t j = 0; j < m.parts.size(); ++j) {
-      const ContentPart& p = m.parts[j];
-      if (p.type == ContentPart::Type::Text && p.text.empty()) continue;
-      parts.push_back(gemini_part(p, field + ".content[" + std::to_string(j) + "]"));
-    }
-    for (std::size_t k = 0; k < m.tool_calls.size(); ++k) {
-      const ToolCall& t = m.tool_calls[k];
-      parts.push_back(
-          {{"functionCall",
-            {{"name", t.name},
-             {"args", arguments_object(t.arguments, field + ".tool_calls[" + std::to_string(k) +
-                                                        "].function.arguments")}}}});
-    }
+    parts = message_items(m, field, gemini_part, [](const ToolCall& t, json args) {
+      return json{{"functionCall", {{"name", t.name}, {"args", std::move(args)}}}};
+    });
     if (parts.empty()) {
       if (m.role == "assistant") continue;
       untranslatable(field + ".content is empty (gemini refuses empty turns)");
@@ -511,15 +505,13 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
                                        : json{{"thinkingBudget", 0}};
   }
   if (!generation.empty()) body["generationConfig"] = std::move(generation);
-  refuse_unsupported(r, dropped, "gemini", /*sampling_penalties=*/true, /*logprobs=*/true,
-                     /*seed=*/true, /*choices=*/true);
+  refuse_unsupported(r, dropped, "gemini", /*sampling_extras=*/true);
   return body;
 }
 
 // One GenerateContentResponse (a whole answer or one stream event) as one chunk.
 std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, int& tools) {
-  if (const json* error = member(doc, "error")) {
-    (void)error;
+  if (member(doc, "error")) {
     return DecodeFailure{"an error object instead of a response", error_from_json(doc)};
   }
   const json* candidates = member(doc, "candidates");
