@@ -123,6 +123,13 @@ struct Dropped {
   }
 };
 
+// The output cap: `max_completion_tokens`, else `max_tokens`, each unless dropped.
+std::optional<std::int64_t> output_cap(const ChatRequest& r, const Dropped& dropped) {
+  if (r.max_completion_tokens && !dropped("max_completion_tokens")) return r.max_completion_tokens;
+  if (r.max_tokens && !dropped("max_tokens")) return r.max_tokens;
+  return std::nullopt;
+}
+
 // The request fields a dialect has no equivalent for: each fails the translation. Gemini takes
 // the penalties, logprobs, seed and several choices (`sampling_extras`); Anthropic does not.
 void refuse_unsupported(const ChatRequest& r, const Dropped& dropped, const char* dialect,
@@ -230,9 +237,7 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
   }
 
   const std::int64_t budget = dropped("reasoning_effort") ? 0 : thinking_budget(r.reasoning_effort);
-  std::optional<std::int64_t> cap = r.max_completion_tokens;
-  if (!cap && !dropped("max_tokens")) cap = r.max_tokens;
-  if (dropped("max_completion_tokens") && !r.max_tokens) cap.reset();
+  const std::optional<std::int64_t> cap = output_cap(r, dropped);
   if (budget > 0 && cap && *cap <= budget) {
     untranslatable("max_tokens " + std::to_string(*cap) + " is not above the thinking budget " +
                    std::to_string(budget) + " of reasoning_effort \"" + r.reasoning_effort + "\"");
@@ -475,11 +480,7 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
   };
   put(r.temperature.has_value(), "temperature", "temperature", r.temperature.value_or(0));
   put(r.top_p.has_value(), "top_p", "topP", r.top_p.value_or(0));
-  if (r.max_completion_tokens && !dropped("max_completion_tokens")) {
-    generation["maxOutputTokens"] = *r.max_completion_tokens;
-  } else if (r.max_tokens && !dropped("max_tokens")) {
-    generation["maxOutputTokens"] = *r.max_tokens;
-  }
+  if (auto cap = output_cap(r, dropped)) generation["maxOutputTokens"] = *cap;
   put(!r.stop.empty(), "stop", "stopSequences", r.stop);
   put(r.presence_penalty.has_value(), "presence_penalty", "presencePenalty",
       r.presence_penalty.value_or(0));

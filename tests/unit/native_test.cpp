@@ -115,6 +115,13 @@ TEST(Anthropic, RequestMapsCapsChoicesAndThinking) {
   r.max_tokens = 2000;
   EXPECT_EQ(refused(Dialect::Anthropic, r),
             "max_tokens 2000 is not above the thinking budget 4096 of reasoning_effort \"medium\"");
+  // A route that drops max_completion_tokens gets max_tokens, in both dialects.
+  r.reasoning_effort.clear();
+  r.max_completion_tokens = 9000;
+  auto drop = wire::make_shaping("m", "", {"max_completion_tokens"}, false, "r");
+  EXPECT_EQ(encoded(Dialect::Anthropic, r, false, drop.get())["max_tokens"], 2000);
+  EXPECT_EQ(encoded(Dialect::Gemini, r, false, drop.get())["generationConfig"]["maxOutputTokens"],
+            2000);
 }
 
 TEST(Anthropic, WhatItCannotTakeIsNamedAndADroppedFieldPasses) {
