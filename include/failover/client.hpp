@@ -46,10 +46,18 @@ struct RouteProbe {
 /**
  * Sends chat completions through the model-priority list, retrying, failing over and breaking
  * circuits by its policies. Thread-safe: one client is meant to be shared by a whole process.
- * Destroying it cancels the asynchronous calls still in flight (they complete with `Cancelled`).
+ * Destroying it cancels the asynchronous calls still in flight (they complete with `Cancelled`)
+ * and waits for its engine thread; synchronous calls still running on other threads finish
+ * first, each holding the client's state until it returns (see docs/policies.md, "Application
+ * code the SDK calls").
  */
 class Client {
  public:
+  /** Waits until every client released inside its own callback or handler (whose teardown
+   *  then runs on its engine thread, after the callback) is gone, at most `timeout`; true when
+   *  none is left. Call it before the process exits if you release clients that way. */
+  static bool wait_for_released_clients(std::chrono::milliseconds timeout);
+
   /** Validates `options`; throws `ConfigError` (a `std::invalid_argument`) naming the bad
    *  field. */
   explicit Client(ClientOptions options);

@@ -87,6 +87,14 @@ class StateStoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/** The store answered, but refused the command because of what one key holds (a value that is
+ *  not a number, another type): that key is refused, and the store stays in use for the
+ *  others. */
+class StateRefused : public StateStoreError {
+ public:
+  using StateStoreError::StateStoreError;
+};
+
 /**
  * Where the clients of several processes keep the state they share. Routes are named
  * `endpoint/model`. Implementations must be thread-safe; a call that fails throws

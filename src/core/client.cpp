@@ -65,6 +65,10 @@ Client::Client(ClientOptions options)
   if (core_->options().health_probe.interval > Duration::zero()) core_->engine();
 }
 
+bool Client::wait_for_released_clients(std::chrono::milliseconds timeout) {
+  return detail::wait_for_detached_engines(timeout);
+}
+
 Client Client::from_config_file(const std::string& path) { return Client(options_from_file(path)); }
 
 Client::~Client() {

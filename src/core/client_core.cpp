@@ -641,12 +641,12 @@ AsyncEngine& ClientCore::engine() {
 }
 
 AsyncEngine& ClientCore::engine_locked() {
-  if (!engine_) engine_ = std::make_unique<AsyncEngine>(*this, shared_from_this());
+  if (!engine_) engine_ = std::make_shared<AsyncEngine>(*this, shared_from_this());
   return *engine_;
 }
 
 void ClientCore::shutdown() {
-  std::unique_ptr<AsyncEngine> engine;
+  std::shared_ptr<AsyncEngine> engine;
   {
     std::lock_guard<std::mutex> lock(engine_mutex_);
     closed_ = true;
@@ -654,12 +654,14 @@ void ClientCore::shutdown() {
       // Released from inside a callback: the thread cannot join itself. It stops once the
       // callback returns, cancelling the other calls, and its keep-alive of this core goes
       // last, destroying the core (and the engine) on that thread.
-      engine_->stop();
+      engine_->stop_from_callback();
       return;
     }
     engine = std::move(engine_);
   }
-  engine.reset();  // joins the thread after cancelling its calls
+  // The thread cancels its calls and ends; a mirror that still holds the engine finds it
+  // stopped, and the last holder frees it.
+  if (engine) engine->join();
 }
 
 std::optional<CanaryStatus> ClientCore::canary_status(TimePoint now) const {
@@ -726,10 +728,13 @@ void ClientCore::mirror(ChatRequest request, const Result<ChatResponse>& primary
     --mirrors_pending_;
     mirrors_idle_.notify_all();
   };
-  AsyncEngine* engine = nullptr;
+  std::shared_ptr<AsyncEngine> engine;  // held: the client may be shut down meanwhile
   {
     std::lock_guard<std::mutex> lock(engine_mutex_);
-    if (!closed_) engine = &engine_locked();
+    if (!closed_) {
+      engine_locked();
+      engine = engine_;
+    }
   }
   if (!engine) {  // shutting down: nothing more is sent
     shadow_->count_dropped();

@@ -234,7 +234,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::condition_variable mirrors_idle_;
   std::size_t mirrors_pending_ = 0;  // queued or in flight
   std::mutex engine_mutex_;
-  std::unique_ptr<AsyncEngine> engine_;
+  // Shared with whoever submits outside the engine lock (a mirror of a synchronous call on
+  // another thread), so that shutdown cannot free it under them.
+  std::shared_ptr<AsyncEngine> engine_;
   std::atomic<bool> closed_{false};    // shut down: no new engine, no new mirror
   std::unique_ptr<CallEnv> call_env_;  // refers to the members above
   std::unique_ptr<StateSync> sync_;    // with a shared store; goes first (its thread reads routes_)

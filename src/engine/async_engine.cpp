@@ -10,23 +10,67 @@
 
 namespace failover::detail {
 
+namespace {
+// Engine threads whose engine was destroyed on them (their client released in a callback), and
+// so detached, until they end. Never destroyed: such a thread may outlive main().
+struct Detached {
+  std::mutex mutex;
+  std::condition_variable ended;
+  int running = 0;
+};
+Detached& detached() {
+  static auto* d = new Detached;
+  return *d;
+}
+thread_local bool t_detached = false;  // this engine thread was detached
+}  // namespace
+
+bool wait_for_detached_engines(std::chrono::milliseconds timeout) {
+  Detached& d = detached();
+  std::unique_lock<std::mutex> lock(d.mutex);
+  return d.ended.wait_for(lock, timeout, [&] { return d.running == 0; });
+}
+
 AsyncEngine::AsyncEngine(ClientCore& core, std::shared_ptr<ClientCore> keep_alive)
     : core_(core), session_(core.options().transport->open_session()) {
+  std::lock_guard<std::mutex> lock(mutex_);  // the thread reads `thread_id_` after taking it
   thread_ = std::thread([this, keep = std::move(keep_alive)]() mutable {
     run();
     // When the client was released on this thread, this is the core's last owner: the core
     // and this engine are destroyed here, and the destructor detaches instead of joining.
     keep.reset();
+    if (t_detached) {  // nothing of the engine is left: only the count
+      Detached& d = detached();
+      std::lock_guard<std::mutex> count(d.mutex);
+      --d.running;
+      d.ended.notify_all();
+    }
   });
+  thread_id_ = thread_.get_id();
 }
 
 AsyncEngine::~AsyncEngine() {
   stop();
+  if (!thread_.joinable()) return;  // joined already
   if (on_engine_thread()) {
     thread_.detach();  // the thread's last act: it touches nothing of this engine after
   } else {
     thread_.join();
   }
+}
+
+void AsyncEngine::stop_from_callback() {
+  if (!t_detached) {  // counted once, before the callback that released the client returns
+    t_detached = true;
+    std::lock_guard<std::mutex> lock(detached().mutex);
+    ++detached().running;
+  }
+  stop();
+}
+
+void AsyncEngine::join() {
+  stop();
+  if (thread_.joinable()) thread_.join();
 }
 
 void AsyncEngine::stop() {
@@ -48,12 +92,23 @@ void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler
     }
   }
   if (done) {
-    done(Error(ErrorKind::Cancelled, "the client is shutting down"));
+    deliver(done, Error(ErrorKind::Cancelled, "the client is shutting down"));
     return;
   }
-  // From a callback on the engine thread the loop takes the call before it waits again: a
-  // wake-up there would only cost a system call and an extra turn over every transfer.
+  // From a callback on the engine thread the loop looks at the queue again before it waits
+  // (see run): a wake-up there would only cost a system call and an extra turn.
   if (std::this_thread::get_id() != thread_.get_id()) session_->wakeup();
+}
+
+void AsyncEngine::deliver(Callback& done, Result<ChatResponse> result) {
+  if (!done) return;  // no callback: the application asked for nothing back
+  try {
+    done(std::move(result));
+  } catch (const std::exception& e) {
+    if (auto* log = core_.logger()) log->error("a chat_async callback threw: {}", e.what());
+  } catch (...) {
+    if (auto* log = core_.logger()) log->error("a chat_async callback threw");
+  }
 }
 
 TimePoint AsyncEngine::after_interval(TimePoint from) {
@@ -162,7 +217,7 @@ void AsyncEngine::run() {
         drive(id);  // abandons its exchanges and completes it
       }
       for (Submission& s : incoming) {
-        s.done(Error(ErrorKind::Cancelled, "the client is shutting down"));
+        deliver(s.done, Error(ErrorKind::Cancelled, "the client is shutting down"));
       }
       return;
     }
@@ -187,6 +242,12 @@ void AsyncEngine::run() {
     start_due_probes(now);
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
     until = std::min(until, next_probe_due());
+    {
+      // A callback or handler run above may have submitted a call or stopped the engine, which
+      // skips the wake-up on this thread: then the wait only collects what is ready.
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!incoming_.empty() || !cancel_requests_.empty() || stopping_) until = now;
+    }
     session_->wait(until, events);
     now = core_.clock().now();
     for (StreamData& d : events.data) {
@@ -298,13 +359,7 @@ void AsyncEngine::complete(Calls::iterator it) {
   call.subscription = 0;
   call.timer = TimePoint::max();
   call_nodes_.erase(calls_, it);
-  try {
-    done(std::move(result));
-  } catch (const std::exception& e) {
-    if (auto* log = core_.logger()) log->error("a chat_async callback threw: {}", e.what());
-  } catch (...) {
-    if (auto* log = core_.logger()) log->error("a chat_async callback threw");
-  }
+  deliver(done, std::move(result));
 }
 
 }  // namespace failover::detail

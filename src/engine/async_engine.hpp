@@ -18,6 +18,9 @@
 
 namespace failover::detail {
 
+/** Waits until every engine thread detached by its own client's release has ended. */
+bool wait_for_detached_engines(std::chrono::milliseconds timeout);
+
 class AsyncEngine {
  public:
   using Callback = std::function<void(Result<ChatResponse>)>;
@@ -29,10 +32,16 @@ class AsyncEngine {
   ~AsyncEngine();
   /** Asks the thread to stop: it cancels every call still running and ends. */
   void stop();
+  /** `stop()` from a callback that released the client: the thread tears the client down
+   *  after the callback and ends, counted until then by `wait_for_detached_engines`. */
+  void stop_from_callback();
+  /** Stops the thread and waits for it to end; not from the engine thread. A `submit` after
+   *  this (a mirror that held the engine) completes at once with `Cancelled`. */
+  void join();
   /** Wake-ups armed, one at most per call in flight. Engine thread only (a handler, a test). */
   std::size_t timer_entries() const { return timers_.size(); }
   /** Whether the caller runs on the engine thread (inside a handler or callback). */
-  bool on_engine_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  bool on_engine_thread() const { return std::this_thread::get_id() == thread_id_; }
   AsyncEngine(const AsyncEngine&) = delete;
   AsyncEngine& operator=(const AsyncEngine&) = delete;
 
@@ -88,6 +97,9 @@ class AsyncEngine {
   void drive(std::uint64_t call_id);
   void arm(Call& call, TimePoint until);
   void complete(Calls::iterator it);
+  /** Runs an application's callback (when there is one); what it throws is logged, never
+   *  let out of the engine. */
+  void deliver(Callback& done, Result<ChatResponse> result);
 
   ClientCore& core_;
   std::unique_ptr<TransportSession> session_;
@@ -111,6 +123,7 @@ class AsyncEngine {
   std::unordered_map<std::uint64_t, std::size_t> probe_exchanges_;  // exchange id -> probe
 
   std::thread thread_;
+  std::thread::id thread_id_;  // set once, before the thread takes `mutex_` the first time
 };
 
 }  // namespace failover::detail

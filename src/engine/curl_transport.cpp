@@ -251,7 +251,11 @@ class CurlSession final : public TransportSession {
     Applied& applied = ex->applied;
     build_header_list(r.headers, *ex);
     // The request line and Host that curl adds are about the URL's size and 40 bytes more.
-    ex->request_bytes = ex->body.size() + ex->header_lines.size() + r.url.size() + 40;
+    // curl counts the body with them only when it goes out in the same write (up to 64 KiB);
+    // a larger body is sent after, and left out of CURLINFO_REQUEST_SIZE.
+    constexpr std::size_t kInitialPostMax = 64 * 1024;
+    ex->request_bytes = (ex->body.size() <= kInitialPostMax ? ex->body.size() : 0) +
+                        ex->header_lines.size() + r.url.size() + 40;
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     // curl keeps the URL's text from the handle's last transfer and writes it anew from the
     // parsed URL only once that text is cleared: so it is cleared unless the handle's last

@@ -14,12 +14,14 @@
 #include "util/utc_date.hpp"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -320,21 +322,21 @@ class RedisStore final : public StateStore {
     raise(route, "open_until", until);
   }
   void route_closed(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"HDEL", key(route), "open_until"});
+    Use u = use(bg_);
+    command(u, {"HDEL", key(route), "open_until"});
   }
   void route_cooling(const std::string& route, WallTime until) override {
     raise(route, "cooldown_until", until);
   }
   std::vector<SharedRoute> routes(const std::vector<std::string>& names) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
+    Use u = use(bg_);
     for (const std::string& name : names) {  // one pipelined round trip
-      send_locked(bg_, {"HMGET", key(name), "open_until", "cooldown_until"});
+      send_locked(u, {"HMGET", key(name), "open_until", "cooldown_until"});
     }
     std::vector<SharedRoute> out;
     out.reserve(names.size());
     for (std::size_t i = 0; i < names.size(); ++i) {
-      Reply r = receive_locked(bg_, "HMGET");
+      Reply r = receive_locked(u, "HMGET");
       SharedRoute s;
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         // e.g. a key of another type (WRONGTYPE): not ours to trust.
@@ -349,15 +351,15 @@ class RedisStore final : public StateStore {
     return out;
   }
   void reset_route(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"DEL", key(route)});
+    Use u = use(bg_);
+    command(u, {"DEL", key(route)});
   }
   std::string describe() const override { return describe_; }
 
   bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
                      const SpendCaps& caps, WallTime alive_until) override {
-    std::lock_guard<std::mutex> lock(calls_.mutex);
-    Reply r = command(calls_, {"EVAL", kReserveScript, "3", day_key(now), month_key(now),
+    Use u = use(calls_);
+    Reply r = command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now),
                                held_key(), holder, std::to_string(nanos), cap_text(caps.day_nanos),
                                cap_text(caps.month_nanos), std::to_string(to_ms(now)),
                                std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
@@ -365,21 +367,21 @@ class RedisStore final : public StateStore {
   }
   void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
                     std::int64_t spent) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"EVAL", kSettleScript, "3", day_key(now), month_key(now), held_key(), holder,
+    Use u = use(bg_);
+    command(u, {"EVAL", kSettleScript, "3", day_key(now), month_key(now), held_key(), holder,
                   std::to_string(released), std::to_string(spent), std::to_string(kDayTtl.count()),
                   std::to_string(kMonthTtl.count())});
   }
   void keep_holder(const std::string& holder, WallTime alive_until,
                    std::optional<std::int64_t> held) override {
     const auto now = std::chrono::system_clock::now();
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"EVAL", kKeepScript, "1", held_key(), holder, std::to_string(to_ms(alive_until)),
+    Use u = use(bg_);
+    command(u, {"EVAL", kKeepScript, "1", held_key(), holder, std::to_string(to_ms(alive_until)),
                   held ? std::to_string(*held) : std::string(), held_ttl(now, alive_until)});
   }
   SharedSpend spend(WallTime now) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    Reply r = command(bg_, {"EVAL", kSpendScript, "3", day_key(now), month_key(now), held_key(),
+    Use u = use(bg_);
+    Reply r = command(u, {"EVAL", kSpendScript, "3", day_key(now), month_key(now), held_key(),
                             std::to_string(to_ms(now))});
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
       throw StateStoreError(describe_ + ": the spend read answered something not three numbers");
@@ -391,17 +393,19 @@ class RedisStore final : public StateStore {
     return s;
   }
   void reset_spend(WallTime now) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"DEL", day_key(now), month_key(now), held_key()});
+    Use u = use(bg_);
+    command(u, {"DEL", day_key(now), month_key(now), held_key()});
   }
 
   SharedCanary canary(const std::string& candidate) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    Reply r = command(
-        bg_, {"HMGET", canary_key(candidate), "generation", "state", "step", "promoted", "reason"});
+    Use u = use(bg_);
+    send_locked(u, {"HMGET", canary_key(candidate), "generation", "state", "step", "promoted",
+                    "reason"});
+    Reply r = receive_locked(u, "HMGET");
     SharedCanary c;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
-      c.refused = "not a hash of five fields";
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {  // e.g. another type (WRONGTYPE)
+      c.refused = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len)
+                                               : std::string("not a hash of five fields");
       return c;
     }
     if (r->element[0]->type == REDIS_REPLY_NIL) return c;  // never published
@@ -430,9 +434,9 @@ class RedisStore final : public StateStore {
   }
   std::uint64_t publish_canary(const std::string& candidate, const SharedCanary& next,
                                std::optional<std::uint64_t> expected) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
+    Use u = use(bg_);
     Reply r =
-        command(bg_, {"EVAL", kCanaryScript, "1", canary_key(candidate),
+        command(u, {"EVAL", kCanaryScript, "1", canary_key(candidate),
                       expected ? std::to_string(*expected) : std::string(),
                       std::string(to_string(next.state)), std::to_string(next.step),
                       next.promoted ? "1" : "0", next.reason, std::to_string(kCanaryTtl.count())});
@@ -441,8 +445,8 @@ class RedisStore final : public StateStore {
 
   Permits take_permits(const std::string& endpoint, WallTime now, const BucketLimits& limits,
                        double tokens, int count) override {
-    std::lock_guard<std::mutex> lock(calls_.mutex);
-    Reply r = command(calls_,
+    Use u = use(calls_);
+    Reply r = command(u,
                       {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
                        rate_text(limits.tpm), std::to_string(to_ms(now)), "take", rate_text(tokens),
                        std::to_string(count), std::to_string(kBucketTtl.count())});
@@ -452,8 +456,8 @@ class RedisStore final : public StateStore {
   }
   void return_permit(const std::string& endpoint, WallTime now, const BucketLimits& limits,
                      double requests, double tokens) override {
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
+    Use u = use(bg_);
+    command(u, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
                   rate_text(limits.tpm), std::to_string(to_ms(now)), "give", rate_text(requests),
                   rate_text(tokens), std::to_string(kBucketTtl.count())});
   }
@@ -503,32 +507,53 @@ class RedisStore final : public StateStore {
     const auto now = std::chrono::system_clock::now();
     const auto ttl = std::max<std::int64_t>(0, to_ms(until) - to_ms(now)) +
                      static_cast<std::int64_t>(kLinger.count());
-    std::lock_guard<std::mutex> lock(bg_.mutex);
-    command(bg_, {"EVAL", kRaiseScript, "1", key(route), field, field_value(to_ms(until)),
+    Use u = use(bg_);
+    command(u, {"EVAL", kRaiseScript, "1", key(route), field, field_value(to_ms(until)),
                   std::to_string(ttl)});
   }
 
   // One connection and what guards it. The calls' link has the short timeout (a call never
   // waits long on Redis); the background's link has the long one.
   struct Link {
-    std::mutex mutex;
+    std::timed_mutex mutex;
     redisContext* ctx = nullptr;
     Duration timeout{};
   };
+  using Deadline = std::chrono::steady_clock::time_point;
+  // One use of a link: its lock, and the deadline of what is sent under it. The link's timeout
+  // bounds the whole use (waiting for the lock, connecting, sending, the last reply), however
+  // slowly the server trickles its answer.
+  struct Use {
+    Link& link;
+    Deadline deadline;
+    std::unique_lock<std::timed_mutex> lock;
+  };
+  Use use(Link& l) {
+    const Deadline deadline = std::chrono::steady_clock::now() + l.timeout;
+    std::unique_lock<std::timed_mutex> lock(l.mutex, deadline);
+    if (!lock.owns_lock()) {
+      throw StateStoreError(describe_ + ": busy: the connection was not free within " +
+                            std::to_string(millis(l.timeout)) + " ms");
+    }
+    return Use{l, deadline, std::move(lock)};
+  }
+  static long long millis(Duration d) {
+    return static_cast<long long>(std::chrono::ceil<std::chrono::milliseconds>(d).count());
+  }
 
   // Runs one command; throws StateStoreError on any failure (the connection is then dropped).
-  Reply command(Link& l, const std::vector<std::string>& args) {
-    send_locked(l, args);
-    Reply r = receive_locked(l, args[0]);
-    if (r->type == REDIS_REPLY_ERROR) {
-      throw StateStoreError(describe_ + ": " + args[0] + " failed: " + std::string(r->str, r->len));
+  Reply command(Use& u, const std::vector<std::string>& args) {
+    send_locked(u, args);
+    Reply r = receive_locked(u, args[0]);
+    if (r->type == REDIS_REPLY_ERROR) {  // answered: the connection stays good
+      throw StateRefused(describe_ + ": " + args[0] + " failed: " + std::string(r->str, r->len));
     }
     return r;
   }
 
   // Queues one command on the connection (made first if need be); sent by the next read.
-  void send_locked(Link& l, const std::vector<std::string>& args) {
-    redisContext* c = connect_locked(l);
+  void send_locked(Use& u, const std::vector<std::string>& args) {
+    redisContext* c = connect_locked(u);
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
     for (const std::string& a : args) {
@@ -537,51 +562,79 @@ class RedisStore final : public StateStore {
     }
     if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
         REDIS_OK) {
-      fail_locked(l, args[0]);
+      fail_locked(u.link, args[0]);
     }
   }
 
-  // The reply to the oldest command queued; never null.
-  Reply receive_locked(Link& l, const std::string& what) {
+  // The reply to the oldest command queued, by the use's deadline; never null. Sends what is
+  // queued first (each write bounded by the socket's timeout), then reads only when poll says
+  // a byte is there, so no read blocks past the deadline.
+  Reply receive_locked(Use& u, const std::string& what) {
+    Link& l = u.link;
     void* raw = nullptr;
-    if (!l.ctx || redisGetReply(l.ctx, &raw) != REDIS_OK || !raw) fail_locked(l, what);
+    if (!l.ctx || redisGetReplyFromReader(l.ctx, &raw) != REDIS_OK) fail_locked(l, what);
+    if (!raw) {
+      int done = 0;
+      while (!done) {
+        if (redisBufferWrite(l.ctx, &done) != REDIS_OK) fail_locked(l, what);
+      }
+    }
+    while (!raw) {
+      const auto left = u.deadline - std::chrono::steady_clock::now();
+      pollfd p{l.ctx->fd, POLLIN, 0};
+      const int ready =
+          left <= Duration::zero()
+              ? 0
+              : ::poll(&p, 1, static_cast<int>(std::max<long long>(1, millis(left))));
+      if (ready == 0) {
+        fail_locked(l, what, "no whole reply within " + std::to_string(millis(l.timeout)) + " ms");
+      }
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0 || redisBufferRead(l.ctx) != REDIS_OK ||
+          redisGetReplyFromReader(l.ctx, &raw) != REDIS_OK) {
+        fail_locked(l, what);
+      }
+    }
     return Reply(static_cast<redisReply*>(raw));
   }
 
-  redisContext* connect_locked(Link& l) {
+  redisContext* connect_locked(Use& u) {
+    Link& l = u.link;
     if (l.ctx) return l.ctx;
     auto tv_of = [](Duration d) {
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
       return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
     };
-    redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv_of(l.timeout));
+    const Duration left = std::max<Duration>(
+        u.deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(1));
+    redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv_of(left));
     if (!c) throw StateStoreError(describe_ + ": cannot allocate a connection");
     if (c->err) {
       std::string why = c->errstr;
       redisFree(c);
       throw StateStoreError(describe_ + ": " + why);
     }
-    redisSetTimeout(c, tv_of(l.timeout));
+    redisSetTimeout(c, tv_of(l.timeout));  // bounds each write
     l.ctx = c;
     try {
       if (!url_.password.empty()) {
         if (url_.user.empty()) {
-          command(l, {"AUTH", url_.password});
+          command(u, {"AUTH", url_.password});
         } else {
-          command(l, {"AUTH", url_.user, url_.password});
+          command(u, {"AUTH", url_.user, url_.password});
         }
       }
-      if (url_.db != 0) command(l, {"SELECT", std::to_string(url_.db)});
-    } catch (const StateStoreError&) {  // a connection that cannot be used is not kept
+      if (url_.db != 0) command(u, {"SELECT", std::to_string(url_.db)});
+    } catch (const StateStoreError& e) {  // a connection that cannot be used is not kept
       if (l.ctx) redisFree(l.ctx);
       l.ctx = nullptr;
-      throw;
+      throw StateStoreError(e.what());  // not a refused key: the store cannot be used
     }
     return l.ctx;
   }
 
-  [[noreturn]] void fail_locked(Link& l, const std::string& what) {
-    std::string why = l.ctx && l.ctx->err ? l.ctx->errstr : "no reply";
+  [[noreturn]] void fail_locked(Link& l, const std::string& what, std::string why = {}) {
+    if (why.empty()) why = l.ctx && l.ctx->err ? l.ctx->errstr : "no reply";
     if (l.ctx) redisFree(l.ctx);
     l.ctx = nullptr;
     throw StateStoreError(describe_ + ": " + what + ": " + why);

@@ -84,6 +84,11 @@ std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const 
   if (!reachable()) return std::nullopt;  // the thread finds out when it is back
   try {
     return options_.store->reserve_spend(holder_, wall, nanos, caps, wall + kHolderLife);
+  } catch (const StateRefused&) {
+    // The fleet's spend cannot be read (the round logs why): this process decides alone, and
+    // keeps asking, since the store itself answers.
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
   } catch (const std::exception& e) {
     failed(e.what());
     return std::nullopt;
@@ -122,6 +127,9 @@ std::optional<Duration> StateSync::Bucket::take(double tokens) {
     leased_requests_ = p.granted - 1;  // the first is this call's
     leased_tokens_ = limits_.tpm ? (p.granted - 1) * tokens : 0;
     lease_ends_ = now + kLeaseLife;
+    return std::nullopt;
+  } catch (const StateRefused&) {  // the fleet's bucket cannot be read: local permits only
+    sync_.errors_.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   } catch (const std::exception& e) {
     sync_.failed(e.what());
@@ -221,40 +229,46 @@ bool StateSync::round(bool resync) {
   }
   StateStore& store = *options_.store;
   const TimePoint now = clock_.now();
+  // A key the store refuses (StateRefused: garbage, another type) costs only what it holds;
+  // any other failure ends the round, and the store is unreachable until a round succeeds.
   try {
     if (resync) {  // first contact, or back after an outage: the fleet learns what we know
       for (std::size_t i = 0; i < routes_.size(); ++i) {
         RouteState& r = *routes_[i];
         if (std::optional<TimePoint> until = r.own_open_until(now)) {
           own_open_[i] = to_ms(to_wall(*until));
-          store.route_opened(names_[i], *own_open_[i]);
+          guarded(Part::Routes, [&] { store.route_opened(names_[i], *own_open_[i]); });
         }
-        if (r.cooldown() > now) store.route_cooling(names_[i], to_wall(r.cooldown()));
+        if (r.cooldown() > now) {
+          guarded(Part::Routes, [&] { store.route_cooling(names_[i], to_wall(r.cooldown())); });
+        }
       }
     }
     for (const Event& e : events) {
-      switch (e.kind) {
-        case Event::Kind::Opened:
-          own_open_[e.route] = to_ms(e.until);
-          store.route_opened(names_[e.route], *own_open_[e.route]);
-          break;
-        case Event::Kind::Closed:
-          store.route_closed(names_[e.route]);
-          break;
-        case Event::Kind::Cooling:
-          store.route_cooling(names_[e.route], e.until);
-          break;
-      }
+      guarded(Part::Routes, [&] {
+        switch (e.kind) {
+          case Event::Kind::Opened:
+            own_open_[e.route] = to_ms(e.until);
+            store.route_opened(names_[e.route], *own_open_[e.route]);
+            break;
+          case Event::Kind::Closed:
+            store.route_closed(names_[e.route]);
+            break;
+          case Event::Kind::Cooling:
+            store.route_cooling(names_[e.route], e.until);
+            break;
+        }
+      });
     }
-    publish_spend(store, resync);
-    publish_permits(store);
     std::vector<SharedRoute> shared = store.routes(names_);
     if (shared.size() != routes_.size()) {
       throw StateStoreError("the store answered for " + std::to_string(shared.size()) +
                             " routes, not " + std::to_string(routes_.size()));
     }
     for (std::size_t i = 0; i < shared.size(); ++i) apply(i, shared[i]);
-    share_canary(store);
+    guarded(Part::Spend, [&] { publish_spend(store, resync); });
+    guarded(Part::Permits, [&] { publish_permits(store); });
+    guarded(Part::Canary, [&] { share_canary(store); });
   } catch (const std::exception& e) {  // StateStoreError, or what an application's store throws
     failed(e.what());
     return false;
@@ -263,6 +277,24 @@ bool StateSync::round(bool resync) {
     logger_->info("the shared state store {} is reachable again; state resynced", store.describe());
   }
   return true;
+}
+
+template <class F>
+void StateSync::guarded(Part part, F&& fn) {
+  const auto index = static_cast<std::size_t>(part);
+  try {
+    fn();
+    refused_parts_[index] = 0;
+  } catch (const StateRefused& e) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    if (!refused_parts_[index] && logger_) {
+      static constexpr const char* kNames[] = {"route state", "budget spend", "rate-limit permits",
+                                               "canary"};
+      logger_->warn("shared {} refused by the store (the rest is still shared): {}",
+                    kNames[index], e.what());
+    }
+    refused_parts_[index] = 1;
+  }
 }
 
 bool StateSync::has_news_locked() const { return !queue_.empty() || canary_news_; }

@@ -123,6 +123,11 @@ class StateSync final : public FleetSpend {
   void share_canary(StateStore& store);                // in a round
   // One round: publish the queue, read the fleet's state and apply it. False on a store error.
   bool round(bool resync);
+  // The parts of a round that a refused key may cost, each on its own.
+  enum class Part { Routes, Spend, Permits, Canary };
+  template <class F>
+  void guarded(Part part, F&& fn);  // runs `fn`; a StateRefused is counted and logged once
+  char refused_parts_[4] = {0, 0, 0, 0};  // a refusal was logged for the part
   void apply(std::size_t route, const SharedRoute& shared);
   WallTime to_wall(TimePoint t) const;
   TimePoint to_steady(WallTime w) const;

@@ -511,6 +511,21 @@ TEST(CurlEngine, ARequestLibcurlSendsAgainByItselfIsAnAttemptInTheTrace) {
   EXPECT_EQ(client.health().routes[0].failures, 0u);  // a stale connection says nothing of it
 }
 
+// libcurl counts a large body (over 64 KiB, sent after the headers) apart from the request
+// it reports: the resend is found all the same.
+TEST(CurlEngine, ALargeRequestLibcurlSendsAgainIsAnAttemptInTheTraceToo) {
+  testing::DroppingServer server;
+  Client client(one("relay", server.base_url()));
+  ChatRequest large = ping();
+  large.messages[0] = Message::user(std::string(200 * 1024, 'x'));
+  auto first = client.chat(large);
+  ASSERT_TRUE(first) << first.error().message();
+  auto second = client.chat(large);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"relay:connection_lost", "relay:success"}));
+}
+
 TEST(CurlEngine, MalformedJsonInA200FailsOver) {
   LoopbackServer broken;
   broken.on_chat([](const httplib::Request&, httplib::Response& res) {

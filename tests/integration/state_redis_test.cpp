@@ -6,9 +6,17 @@
 #include "store_contract.hpp"
 #include "test_helpers.hpp"
 
+#include "util/utc_date.hpp"
+
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <thread>
 
 namespace failover {
@@ -17,6 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::eventually;
+using testing::outcomes;
 using testing::ping;
 using testing::RedisServer;
 
@@ -44,6 +53,130 @@ long long pttl(const RedisServer& redis, const std::string& key) {
   if (r) freeReplyObject(r);
   redisFree(c);
   return v;
+}
+
+// A "Redis" on 127.0.0.1 that answers every connection with `reply`, over and over, one byte
+// every `gap`: each read gets a byte well within the socket's timeout, yet no command ends.
+class TricklingServer {
+ public:
+  TricklingServer(std::string reply, Duration gap) : reply_(std::move(reply)), gap_(gap) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen on 127.0.0.1");
+    }
+    port_ = ntohs(a.sin_port);
+    accepter_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0) continue;
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c >= 0) writers_.emplace_back([this, c] { trickle(c); });
+      }
+    });
+  }
+  ~TricklingServer() {
+    stop_ = true;
+    accepter_.join();
+    for (std::thread& t : writers_) t.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  void trickle(int c) {
+    char sink[4096];
+    for (std::size_t i = 0; !stop_; ++i) {
+      while (::recv(c, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
+      if (::send(c, &reply_[i % reply_.size()], 1, MSG_NOSIGNAL) != 1) break;
+      for (auto slept = Duration::zero(); slept < gap_ && !stop_; slept += milliseconds(5)) {
+        std::this_thread::sleep_for(milliseconds(5));
+      }
+    }
+    ::close(c);
+  }
+  std::string reply_;
+  Duration gap_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread accepter_;
+  std::vector<std::thread> writers_;  // only the accepter adds to it, joined before they are
+};
+
+Duration since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::steady_clock::now() - start;
+}
+
+// The store's timeout bounds a whole command, not each read: a server that trickles its reply
+// fails the command at the timeout.
+TEST(RedisStoreTimeout, ATricklingReplyFailsEachCommandAtTheTimeout) {
+  TricklingServer slow("*2\r\n$-1\r\n$-1\r\n", milliseconds(150));  // HMGET's reply
+  RedisStoreOptions o;
+  o.url = slow.url();
+  o.timeout = milliseconds(200);
+  auto s = make_redis_store(o);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    s->routes({"a/m", "b/m", "c/m"});  // was 7 s: 16 bytes a reply, 150 ms a byte
+    ADD_FAILURE() << "a trickled reply was waited for";
+  } catch (const StateStoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("no whole reply within 200 ms"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(since(start), seconds(2));
+}
+
+TEST(RedisStoreTimeout, AClientOnATricklingStoreIsBuiltWithinTheTimeout) {
+  TricklingServer slow("*2\r\n$-1\r\n$-1\r\n", milliseconds(150));
+  ClientOptions o;
+  o.endpoints = {{"a", "http://127.0.0.1:9/v1", "sk-a"}};
+  o.priority = {Tier{{{"a", "m1"}, {"a", "m2"}, {"a", "m3"}}}};
+  RedisStoreOptions r;
+  r.url = slow.url();
+  r.timeout = milliseconds(200);
+  o.state.store = make_redis_store(r);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    Client client(o);  // its first round reads the three routes
+    EXPECT_LT(since(start), seconds(2));
+  }  // and its last round publishes nothing: nothing is pending
+  EXPECT_LT(since(start), seconds(3));
+}
+
+// What a call waits for is bounded by call_timeout, including the wait for the connection
+// while other calls use it.
+TEST(RedisStoreTimeout, CallsQueuedOnASlowStoreEachWaitAtMostTheCallTimeout) {
+  TricklingServer slow(":1\r\n", milliseconds(80));  // 320 ms a reply, 80 ms a read
+  RedisStoreOptions o;
+  o.url = slow.url();
+  o.call_timeout = milliseconds(100);
+  auto s = make_redis_store(o);
+  std::vector<std::thread> calls;
+  std::atomic<std::int64_t> longest_ms{0};
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 8; ++i) {
+    calls.emplace_back([&] {
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        s->reserve_spend("h", testing::kNoon, 1, SpendCaps{}, testing::kNoon + seconds(10));
+      } catch (const StateStoreError&) {
+        ++failed;
+      }
+      const auto ms = std::chrono::duration_cast<milliseconds>(since(start)).count();
+      std::int64_t seen = longest_ms.load();
+      while (ms > seen && !longest_ms.compare_exchange_weak(seen, ms)) {
+      }
+    });
+  }
+  for (std::thread& t : calls) t.join();
+  EXPECT_EQ(failed.load(), 8);
+  EXPECT_LT(longest_ms.load(), 1000);  // was 8 x 320 ms for the last in the queue
 }
 
 struct RedisStateTest : ::testing::Test {
@@ -229,6 +362,33 @@ TEST_F(RedisClientTest, AnOutageNeverFailsACallAndTheStateResyncsAfterARestart) 
   r.url = redis->url();
   auto reader = make_redis_store(r);
   EXPECT_TRUE(eventually([&] { return reader->routes({"a/m"})[0].open_until.has_value(); }));
+}
+
+// A key of the budget or the canary that holds garbage costs only itself: breakers and
+// cooldowns are still shared.
+TEST_F(RedisClientTest, GarbageInTheSpendAndCanaryKeysStillSharesTheBreakers) {
+  fake->sequence(testing::chat_url("http://a.test/v1"), {testing::ok("a")});
+  fake->sequence(testing::chat_url("http://b.test/v1"), {testing::ok("b")});
+  ClientOptions o = options();
+  o.prices["m"] = ModelPrice{1.0, std::nullopt, 1.0};
+  o.budget.usd_per_day = 100;
+  o.canary.candidate = RouteRef{"b", "m2"};
+  const WallTime wall = clock->wall_now();
+  raw(*redis, {"SET", "failover:v1:spend:day:" + detail::day_text(wall), "lots"});
+  raw(*redis, {"SET", "failover:v1:canary:b/m2", "not a hash"});
+  Client client(o);
+  RedisStoreOptions r;
+  r.url = redis->url();
+  auto other = make_redis_store(r);  // another process trips a's breaker
+  other->route_opened("a/m", wall + seconds(60));
+  ASSERT_TRUE(eventually([&] {
+    auto got = client.chat(ping());
+    return got && got->served_by.endpoint == "b";
+  }));
+  auto served = client.chat(ping());
+  ASSERT_TRUE(served) << served.error().message();
+  EXPECT_EQ(served->served_by.endpoint, "b");
+  EXPECT_EQ(outcomes(served->attempts), (testing::Strings{"b:success"}));  // a is held
 }
 
 }  // namespace

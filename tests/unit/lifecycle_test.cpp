@@ -50,7 +50,9 @@ TEST_F(LifecycleTest, AClientReleasedInsideItsOwnCallbackEndsCleanly) {
     answered.set_value(r ? r->text() : r.error().message());
   });
   EXPECT_EQ(answered.get_future().get(), "pong");
-  EXPECT_TRUE(core_released());
+  // The teardown runs on the engine thread after the callback; the application can wait for it.
+  EXPECT_TRUE(Client::wait_for_released_clients(seconds(10)));
+  EXPECT_EQ(fake.use_count(), 1);  // the core is gone, with no polling
 }
 
 TEST_F(LifecycleTest, OtherCallsOfAClientReleasedInACallbackComplete) {
@@ -252,6 +254,156 @@ TEST_F(LifecycleTest, AShadowComparatorThatThrowsSkipsThePair) {
   ShadowReport report = *client.shadow_report();
   EXPECT_EQ(report.pairs, 0u);
   EXPECT_EQ(report.skipped, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls that callbacks start on the engine thread, and the shutdown path's callbacks
+
+// A reply that never comes: the attempt hangs until its limit or the call's deadline.
+testing::Reply hang() {
+  testing::Reply r = testing::sse({"never"});
+  r.parts.clear();
+  r.parts.push_back({seconds(3600), ""});
+  r.end = testing::Reply::End::Hang;
+  return r;
+}
+
+TEST_F(LifecycleTest, ACallChainedFromACallbackDuringAdmissionIsTakenAtOnce) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("second")});
+  Client client(two_routes());
+  std::promise<Result<ChatResponse>> second;
+  ChatRequest invalid;  // no messages: it ends while the engine admits it
+  client.chat_async(invalid, {}, [&](Result<ChatResponse> first) {
+    EXPECT_FALSE(first);
+    client.chat_async(ping(), {}, [&](Result<ChatResponse> r) { second.set_value(std::move(r)); });
+  });
+  auto future = second.get_future();
+  ASSERT_EQ(future.wait_for(seconds(10)), std::future_status::ready);  // not at shutdown
+  auto r = future.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "second");
+}
+
+TEST_F(LifecycleTest, ACallChainedFromACallbackWhenATimerEndsTheFirstIsTakenAtOnce) {
+  std::atomic<int> seen{0};
+  fake->on(testing::chat_url(kA), [&](const HttpRequest&) {
+    return seen++ == 0 ? hang() : testing::ok("second");
+  });
+  Client client(fake_options({{"a", kA, "sk-a"}}, {Tier{{{"a", "m"}}}}));
+  std::promise<Result<ChatResponse>> second;
+  CallOptions short_call;
+  short_call.timeout = seconds(2);  // the first call ends when its deadline's timer fires
+  client.chat_stream_async(
+      ping(), [](const ChatChunk&) { return true; }, short_call,
+      [&](Result<ChatResponse> first) {
+        EXPECT_EQ(first ? ErrorKind::InvalidRequest : first.error().kind(),
+                  ErrorKind::DeadlineExceeded);
+        client.chat_async(ping(), {},
+                          [&](Result<ChatResponse> r) { second.set_value(std::move(r)); });
+      });
+  auto future = second.get_future();
+  ASSERT_EQ(future.wait_for(seconds(10)), std::future_status::ready);
+  auto r = future.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "second");
+}
+
+TEST_F(LifecycleTest, TheMirrorOfAnAsyncCallEndedByATimerIsSent) {
+  fake->on(testing::chat_url(kA), [](const HttpRequest&) { return hang(); });
+  fake->sequence(testing::chat_url("http://c.test/v1"), {testing::ok("candidate")});
+  ClientOptions o =
+      fake_options({{"a", kA, "sk-a"}, {"c", "http://c.test/v1", "sk-c"}}, {Tier{{{"a", "m"}}}});
+  o.shadow.candidate = RouteRef{"c", "m2"};
+  o.shadow.sample = 1.0;
+  Client client(o);
+  CallOptions short_call;
+  short_call.timeout = seconds(2);
+  auto primary = client.chat_async(ping(), short_call).get();
+  ASSERT_FALSE(primary);
+  EXPECT_EQ(primary.error().kind(), ErrorKind::DeadlineExceeded);
+  ASSERT_TRUE(client.wait_for_shadow(seconds(10)));  // not only when the client goes
+  EXPECT_EQ(fake->count(testing::chat_url("http://c.test/v1")), 1);
+  EXPECT_EQ(client.shadow_report()->sampled, 1u);
+}
+
+// Callbacks of calls still queued when the engine stops: what they throw stays in the engine,
+// and an empty callback is no callback. The first call's callback holds the engine thread
+// while the others are queued behind it and the engine is told to stop.
+TEST_F(LifecycleTest, CallbacksOfCallsQueuedAtShutdownMayThrowOrBeEmpty) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  auto core = std::make_shared<detail::ClientCore>(two_routes());
+  detail::AsyncEngine& engine = core->engine();
+  std::promise<void> holding, go;
+  std::shared_future<void> released = go.get_future().share();
+  engine.submit(ping(), {}, nullptr, [&](Result<ChatResponse>) {
+    holding.set_value();
+    released.wait();
+  });
+  holding.get_future().wait();
+  std::atomic<int> ran{0};
+  engine.submit(ping(), {}, nullptr, [&](Result<ChatResponse> r) {
+    ++ran;
+    std::printf("%s", r->text().c_str());  // throws the Error: the call was cancelled
+  });
+  engine.submit(ping(), {}, nullptr, detail::AsyncEngine::Callback{});
+  engine.submit(ping(), {}, nullptr, [&](Result<ChatResponse> r) {
+    EXPECT_EQ(r ? ErrorKind::InvalidRequest : r.error().kind(), ErrorKind::Cancelled);
+    ++ran;
+  });
+  engine.stop();
+  go.set_value();
+  core->shutdown();  // joins: the process is still here
+  EXPECT_EQ(ran.load(), 2);
+}
+
+TEST_F(LifecycleTest, AClientDestroyedWithCallsInFlightWhoseCallbacksThrowEndsCleanly) {
+  fake->on(testing::chat_url(kA), [](const HttpRequest&) { return hang(); });
+  std::atomic<int> ran{0};
+  {
+    Client client(two_routes());
+    for (int i = 0; i < 3; ++i) {
+      client.chat_async(ping(), {}, [&](Result<ChatResponse> r) {
+        ++ran;
+        (void)r->text();  // throws: cancelled at shutdown
+      });
+    }
+    client.chat_async(ping(), {}, nullptr);
+  }
+  EXPECT_EQ(ran.load(), 3);
+}
+
+// A synchronous call's answer is mirrored while another thread destroys the Client: the
+// mirror must find the engine alive or not at all (AddressSanitizer checks this in CI).
+TEST_F(LifecycleTest, DestroyingTheClientWhileASampledSynchronousCallMirrorsIsSafe) {
+  fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
+    return request.stream ? testing::sse({"a", "b"}) : testing::ok("a");
+  });
+  fake->on(testing::chat_url("http://c.test/v1"),
+           [](const HttpRequest&) { return testing::ok("c"); });
+  ClientOptions o =
+      fake_options({{"a", kA, "sk-a"}, {"c", "http://c.test/v1", "sk-c"}}, {Tier{{{"a", "m"}}}});
+  o.shadow.candidate = RouteRef{"c", "m2"};
+  o.shadow.sample = 1.0;
+  ChatRequest big = ping();
+  big.messages[0] = Message::user(std::string(256 * 1024, 'x'));  // a copy that takes a while
+  for (int i = 0; i < 40; ++i) {
+    auto client = std::make_unique<Client>(o);
+    ASSERT_TRUE(client->chat_async(ping()).get());  // the engine exists
+    std::promise<void> answered;
+    std::thread caller([&] {
+      auto r = client->chat_stream(big, [&](const ChatChunk& chunk) {
+        if (chunk.content() == "a") answered.set_value();
+        return true;
+      });
+      EXPECT_TRUE(r) << r.error().message();
+    });
+    answered.get_future().wait();
+    std::this_thread::sleep_for(std::chrono::microseconds(25 * (i % 8)));
+    client.reset();  // while the caller's call ends and mirrors
+    caller.join();
+  }
+  o = ClientOptions{};  // the options held the transport too
+  EXPECT_TRUE(core_released());
 }
 
 }  // namespace
