@@ -17,6 +17,10 @@ struct ModelPrice {
   double input_per_mtok = 0;                    ///< Prompt tokens.
   std::optional<double> cached_input_per_mtok;  ///< Cached prompt tokens (input price if unset).
   double output_per_mtok = 0;                   ///< Completion tokens (reasoning included).
+  /** Prompt tokens written to a cache (`Usage::cache_write_tokens`, Anthropic's
+   *  `cache_creation_input_tokens`); 1.25 x the input price if unset, as Anthropic bills its
+   *  default five-minute cache (its one-hour cache costs 2 x: say so here). */
+  std::optional<double> cache_write_per_mtok;
 };
 
 /** A spending budget crossed 80 % or 100 % of its limit (reported once per period). */

@@ -522,12 +522,17 @@ class Reader {
     for (const auto& [model, p] : v.items()) {
       const std::string path = "prices." + model;
       if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
-      check_keys(p, path, {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok"});
+      check_keys(p, path, {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+                           "cache_write_per_mtok"});
       ModelPrice price;
       price.input_per_mtok =
           fraction_or_more(member(p, path, "input_per_mtok"), path + ".input_per_mtok", 1e6);
       price.output_per_mtok =
           fraction_or_more(member(p, path, "output_per_mtok"), path + ".output_per_mtok", 1e6);
+      if (p.contains("cache_write_per_mtok")) {
+        price.cache_write_per_mtok =
+            fraction_or_more(p["cache_write_per_mtok"], path + ".cache_write_per_mtok", 1e6);
+      }
       if (p.contains("cached_input_per_mtok")) {
         price.cached_input_per_mtok =
             fraction_or_more(p["cached_input_per_mtok"], path + ".cached_input_per_mtok", 1e6);
@@ -856,6 +861,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     for (const auto& [model, p] : o.prices) {
       json j = {{"input_per_mtok", p.input_per_mtok}, {"output_per_mtok", p.output_per_mtok}};
       if (p.cached_input_per_mtok) j["cached_input_per_mtok"] = *p.cached_input_per_mtok;
+      if (p.cache_write_per_mtok) j["cache_write_per_mtok"] = *p.cache_write_per_mtok;
       prices[model] = std::move(j);
     }
     doc["prices"] = std::move(prices);

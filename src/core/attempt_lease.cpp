@@ -9,9 +9,28 @@
 
 namespace failover::detail {
 
+void AttemptLease::hold_breaker(RouteState* route) {
+  breaker_ = route;
+  closed_admission_ = route->last_state.load(std::memory_order_relaxed) ==
+                      static_cast<int>(BreakerState::Closed);
+  trips_ = route->trips.load(std::memory_order_relaxed);
+}
+
+RouteState* AttemptLease::breaker_to_tell() {
+  RouteState* route = std::exchange(breaker_, nullptr);
+  if (route && closed_admission_ && route->trips.load(std::memory_order_relaxed) != trips_) {
+    return nullptr;  // the breaker opened since: this result says nothing of its probe
+  }
+  return route;
+}
+
 void AttemptLease::merge_held(AttemptLease& other) {
   if (!route_) route_ = std::exchange(other.route_, nullptr);
-  if (!breaker_) breaker_ = std::exchange(other.breaker_, nullptr);
+  if (!breaker_) {
+    breaker_ = std::exchange(other.breaker_, nullptr);
+    closed_admission_ = other.closed_admission_;
+    trips_ = other.trips_;
+  }
   if (!limiter_) {
     limiter_ = std::exchange(other.limiter_, nullptr);
     permit_tokens_ = other.permit_tokens_;
@@ -56,18 +75,18 @@ void AttemptLease::give_back_resources(TimePoint now, std::optional<double> used
 
 void AttemptLease::succeed(TimePoint now, Duration latency, std::optional<double> used) {
   give_back_resources(now, used);
-  if (RouteState* route = std::exchange(breaker_, nullptr)) route->on_success(now, latency);
+  if (RouteState* route = breaker_to_tell()) route->on_success(now, latency);
 }
 
 void AttemptLease::fail(TimePoint now, ErrorKind kind) {
   give_back_resources(now, std::nullopt);
-  if (RouteState* route = std::exchange(breaker_, nullptr)) route->on_failure(now, kind);
+  if (RouteState* route = breaker_to_tell()) route->on_failure(now, kind);
 }
 
 void AttemptLease::release_held() noexcept {
   const TimePoint now = now_ ? *now_ : TimePoint{};
   give_back_resources(now, std::nullopt);
-  if (RouteState* route = std::exchange(breaker_, nullptr)) {
+  if (RouteState* route = breaker_to_tell()) {
     try {
       route->on_failure(now, ErrorKind::Cancelled);  // neutral: frees a half-open probe slot
     } catch (...) {

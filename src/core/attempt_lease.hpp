@@ -30,6 +30,8 @@ class AttemptLease {
       : now_(other.now_),
         route_(std::exchange(other.route_, nullptr)),
         breaker_(std::exchange(other.breaker_, nullptr)),
+        closed_admission_(other.closed_admission_),
+        trips_(other.trips_),
         limiter_(std::exchange(other.limiter_, nullptr)),
         permit_tokens_(other.permit_tokens_),
         budget_(std::exchange(other.budget_, nullptr)),
@@ -41,6 +43,8 @@ class AttemptLease {
       now_ = other.now_;
       route_ = std::exchange(other.route_, nullptr);
       breaker_ = std::exchange(other.breaker_, nullptr);
+      closed_admission_ = other.closed_admission_;
+      trips_ = other.trips_;
       limiter_ = std::exchange(other.limiter_, nullptr);
       permit_tokens_ = other.permit_tokens_;
       budget_ = std::exchange(other.budget_, nullptr);
@@ -58,8 +62,10 @@ class AttemptLease {
     limiter_ = limiter;
     permit_tokens_ = tokens;
   }
-  /** Holds the admission `route`'s breaker gave (`RouteState::try_acquire` said yes). */
-  void hold_breaker(RouteState* route) { breaker_ = route; }
+  /** Holds the admission `route`'s breaker gave (`RouteState::try_acquire` said yes). An
+   *  admission of a closed breaker that opened before the attempt ended is stale: its result
+   *  is not reported, lest it be taken for a half-open probe's. */
+  void hold_breaker(RouteState* route);
   /** Holds a slot the caller took from the retry budget. */
   void hold_budget_slot(RetryBudget* budget) { budget_ = budget; }
   /** Holds `nanos` the caller reserved from the spending budget. */
@@ -104,6 +110,9 @@ class AttemptLease {
   const TimePoint* now_ = nullptr;
   RouteState* route_ = nullptr;    // counted in its in-flight number (started)
   RouteState* breaker_ = nullptr;  // admitted by its breaker, not yet told how it ended
+  bool closed_admission_ = false;  // admitted while the breaker was closed (not a probe)
+  std::uint64_t trips_ = 0;        // the route's trips when it was admitted
+  RouteState* breaker_to_tell();   // breaker_, taken; null when the admission is stale
   RateLimiter* limiter_ = nullptr;
   double permit_tokens_ = 0;
   RetryBudget* budget_ = nullptr;

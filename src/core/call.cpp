@@ -75,6 +75,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     return;
   }
   recovery_ = options_.stream_recovery.value_or(o.stream_recovery);
+  choices_ = std::max(1, request.n.value_or(1));
   // Continuing needs the request, to send it again with the partial answer as a prefix: kept
   // only where some endpoint can continue one.
   if (handler_ && recovery_ == StreamRecovery::Continue &&
@@ -222,21 +223,30 @@ bool CallMachine::within_budget(const RouteState& route) {
 
 // An attempt on `route` now, if its endpoint's limiter has a permit and its breaker admits it:
 // the lease holds both (into `pending_`). When either says no, what was taken is given back.
+bool CallMachine::take_permit(const RouteState& route, AttemptLease& lease, TimePoint now) {
+  RateLimiter* limiter = env_.limiter(route.endpoint);
+  if (!limiter) return true;
+  const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
+  RateLimiter::Answer a = limiter->try_acquire(now, tokens);
+  if (!a.granted) {
+    last_block_ = Candidate::Block::RateLimit;
+    rate_blocked_ = true;
+    // Without a due time only a request ending frees a slot: look again shortly.
+    rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
+    return false;
+  }
+  lease.hold_permit(limiter, tokens);
+  return true;
+}
+
 bool CallMachine::admit(RouteState& route, TimePoint now) {
   AttemptLease lease(&last_now_);
-  if (RateLimiter* limiter = env_.limiter(route.endpoint)) {
-    const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
-    RateLimiter::Answer a = limiter->try_acquire(now, tokens);
-    if (!a.granted) {
-      rate_blocked_ = true;
-      // Without a due time only a request ending frees a slot: look again shortly.
-      rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
-      return false;
-    }
-    lease.hold_permit(limiter, tokens);
-  }
+  if (!take_permit(route, lease, now)) return false;
+  last_block_ = Candidate::Block::Budget;
   if (!reserve_spend(route, lease)) return false;
+  last_block_ = Candidate::Block::Breaker;
   if (!route.try_acquire(now)) return false;
+  last_block_ = Candidate::Block::None;
   lease.hold_breaker(&route);
   pending_ = std::move(lease);
   return true;
@@ -245,7 +255,9 @@ bool CallMachine::admit(RouteState& route, TimePoint now) {
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
   auto it = find_flight(id);
   if (it == flights_.end() || headers.empty()) return;
-  if (RateLimiter* limiter = env_.limiter(route_of(*it).endpoint)) limiter->observe(now, headers);
+  if (RateLimiter* limiter = env_.limiter(route_of(*it).endpoint)) {
+    limiter->observe(now, env_.clock().wall_now(), headers);
+  }
 }
 
 // Panic: of the untried routes, the one that would come back soonest.
@@ -434,6 +446,9 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   if (state_ == State::Done) return;
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
+    if (handler_ && chunk_accepted_) {  // what the stream sent was spent (see cancel)
+      charge_stream(route_of(f), accumulated_.usage(), f.lease.take_reservation());
+    }
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
     a.message = e.what();
@@ -502,18 +517,26 @@ Step CallMachine::advance(TimePoint now) {
   rate_blocked_ = false;
   rate_wait_ = TimePoint::max();
   AttemptLease slot = std::move(retry_slot_);  // the pending retry's budget slot, if any
-  if (retry_) {
-    std::size_t c = *retry_;
-    retry_.reset();
-    // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but
-    // still asks the breaker.
-    if (admit(candidate_route(c), now)) pick = c;
-    if (!pick) slot.release();
+  const std::optional<std::size_t> retry = std::exchange(retry_, std::nullopt);
+  // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but still
+  // asks the limiter and the breaker.
+  if (retry && admit(candidate_route(*retry), now)) {
+    pick = retry;
+    env_.stats().record_retry();  // counted when it is sent
   }
   if (!pick) pick = pick_route(now);
   if (!pick && options_.when_unavailable == WhenUnavailable::WaitForRecovery) {
     std::optional<TimePoint> back = earliest_recovery(now);
+    if (retry) {  // the retry itself may come back first (its permit is due, its breaker)
+      TimePoint at = rate_blocked_ ? rate_wait_ : now + std::chrono::milliseconds(50);
+      if (std::optional<TimePoint> reopen = candidate_route(*retry).reopens_at(now)) {
+        at = std::max(at, *reopen);
+      }
+      back = std::min(back.value_or(at), at);
+    }
     if (back && *back < deadline_) {
+      retry_ = retry;  // still owed: sent when it can be
+      retry_slot_ = std::move(slot);
       wait_until_ = *back;
       state_ = State::Waiting;
       step.kind = Step::Kind::Wait;
@@ -521,10 +544,17 @@ Step CallMachine::advance(TimePoint now) {
       return step;
     }
   }
+  if (!retry || pick != retry) slot.release();  // a budget slot is a retry's only
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
-    pick = least_bad(now);  // sent without the breaker's admission, which it leaves alone
+    // Sent without the breaker's admission (which it leaves alone) and despite a cooldown,
+    // but within the client-side rate limit and the budget: those are the account's.
+    pick = least_bad(now);
     pending_ = AttemptLease(&last_now_);
-    if (pick && !reserve_spend(candidate_route(*pick), pending_)) pick.reset();
+    if (pick && (!take_permit(candidate_route(*pick), pending_, now) ||
+                 !reserve_spend(candidate_route(*pick), pending_))) {
+      pending_.release();
+      pick.reset();
+    }
   }
   if (!pick) {
     finish_exhausted(now);
@@ -540,8 +570,14 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     RouteState& route = candidate_route(c);
-    if (route.cooldown() > now) continue;
-    if (!admit(route, now)) continue;
+    if (route.cooldown() > now) {
+      candidates_[c].blocked = Candidate::Block::Cooling;
+      continue;
+    }
+    if (!admit(route, now)) {
+      candidates_[c].blocked = last_block_;
+      continue;
+    }
     return c;
   }
   return std::nullopt;
@@ -597,6 +633,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     native_ = wire::NativeStream(env_.endpoints()[route.endpoint].dialect);
     held_.clear();
     done_seen_ = false;
+    answer_finished_ = false;
     stream_error_.reset();
     stream_error_message_.clear();
     last_chunk_ = now;
@@ -605,6 +642,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     skipped_events_ = 0;
     delivered_chunks_ = 0;
     delivered_chars_ = 0;
+    tool_chars_ = 0;
     notice_due_ = false;
     seam_.clear();
     if (interruption_) {  // this attempt recovers a broken stream
@@ -718,9 +756,14 @@ Duration CallMachine::hedge_delay(const RouteState& route) const {
   return h.delay;
 }
 
+bool CallMachine::attempts_left() const {
+  const std::optional<int> limit = policy_->max_attempts();
+  return !limit || attempts_ < *limit;
+}
+
 void CallMachine::try_hedge(TimePoint now) {
   hedge_at_ = TimePoint::max();
-  if (deadline_ - now < kMinAttemptTime) return;
+  if (deadline_ - now < kMinAttemptTime || !attempts_left()) return;
   if (!env_.budget().try_acquire()) return;  // hedges draw from the retry budget
   AttemptLease slot(&last_now_);             // given back unless the hedge starts
   slot.hold_budget_slot(&env_.budget());
@@ -774,8 +817,8 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   const std::uint64_t id = result.id;
   if (result.resends > 0) record_resends(*flight, result.resends);
   observe_limits(id, now, result.headers);
-  if (handler_ && (committed_ || done_seen_) && result.transport_error) {
-    if (done_seen_) return end_stream(now);
+  if (handler_ && (committed_ || done_seen_ || answer_finished_) && result.transport_error) {
+    if (done_seen_ || answer_finished_) return end_stream(now);  // the answer is whole
     return interrupt(now, *result.transport_error, result.error_message);
   }
   if (handler_ && !result.transport_error && result.status >= 200 && result.status < 300) {
@@ -825,7 +868,7 @@ void CallMachine::fire_timer(TimePoint now) {
     if (watchdog(f) > now) return;
     const std::uint64_t id = f.id;
     abandon_.push_back(id);
-    if (done_seen_) return end_stream(now);  // [DONE] came; the server lingered
+    if (done_seen_ || answer_finished_) return end_stream(now);  // whole; the server lingered
     if (committed_) {
       if (now >= deadline_) {
         return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
@@ -866,6 +909,7 @@ TimePoint CallMachine::watchdog(const Flight& f) const {
   TimePoint hard = f.start + f.total_timeout + kStuckGrace;
   if (!handler_) return hard;
   if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
+  if (answer_finished_) return std::min(hard, last_chunk_ + kDoneGrace);  // usage or [DONE]
   // Until the first content, tool-call or reasoning text, the first-token limit; after it,
   // the idle limit between chunks (a reasoning model may think for minutes before it answers).
   TimePoint soft = progressed_ ? last_chunk_ + f.idle_timeout : f.start + f.first_byte_timeout;
@@ -933,6 +977,7 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
   last_chunk_ = now;
   if (!progressed_ && wire::has_progress(chunk)) progressed_ = true;
   accumulated_.add(chunk);
+  if (!answer_finished_ && accumulated_.finished(choices_)) answer_finished_ = true;
   if (!committed_) {
     if (!wire::has_content(chunk)) {
       held_.push_back(std::move(chunk));
@@ -977,8 +1022,10 @@ void CallMachine::deliver(const ChatChunk& chunk) {
   if (handler_stopped_) return;
   if (!chunk.restart) {
     ++delivered_chunks_;
-    for (const ChoiceDelta& d : chunk.choices)
+    for (const ChoiceDelta& d : chunk.choices) {
       delivered_chars_ += d.content.size() + d.reasoning.size();
+      for (const ToolCallDelta& t : d.tool_calls) tool_chars_ += t.name.size() + t.arguments.size();
+    }
   }
   try {
     if (!invoke_user("the stream handler", [&] { return handler_(chunk); })) {
@@ -1013,7 +1060,7 @@ void CallMachine::end_stream(TimePoint now) {
         "every event of the stream was malformed (" + std::to_string(skipped_events_) + " skipped)",
         {}, {});
   }
-  if (done_seen_ || accumulated_.finished()) {
+  if (done_seen_ || answer_finished_) {
     if (!committed_) commit();  // an answer with no content at all: hand over what there is
     return finish_success(now, id, accumulated_.build());
   }
@@ -1041,11 +1088,18 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   flights_.clear();
   RouteState& route = route_of(f);
   message = env_.endpoints()[route.endpoint].redact(std::move(message));
-  const std::int64_t reserved = f.lease.take_reservation();
-  f.lease.fail(now, cause == ErrorKind::DeadlineExceeded ? cause : ErrorKind::StreamInterrupted);
-  if (f.canary) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
+  // Cut by the call's deadline (or by an attempt limit clipped to it): the deadline's doing,
+  // neutral for the breaker, the statistics and the canary, as in fail_attempt.
+  const bool deadline_cut = cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
+                            (cause == ErrorKind::Timeout && f.clipped &&
+                             now - f.start >= f.total_timeout - kClockSlack);
+  if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
+  // Charged before the breaker (application code that may throw) hears of the break.
+  charge_stream(route, accumulated_.usage(), f.lease.take_reservation());
+  f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
+  if (f.canary && !deadline_cut) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a = attempt_of(f, now);
-  a.error = ErrorKind::StreamInterrupted;
+  a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
   a.status = 200;
   a.message = std::string(to_string(cause)) + ": " + message;
   a.delivered_chunks = delivered_chunks_;
@@ -1054,7 +1108,6 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   note_attempt(route, now);
   log_attempt(trace_.back());
   std::shared_ptr<const ChatResponse> shown = partial();
-  charge_interrupted(route, shown->usage, reserved);
   std::string why =
       route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
   if (recovery_ == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
@@ -1095,19 +1148,22 @@ void CallMachine::prepare_continuation() {
   request_->messages.pop_back();
 }
 
-// The tokens a broken attempt spent count: the usage its stream reported, else an estimate (the
-// prompt, and the text delivered at about four characters a token).
-void CallMachine::charge_interrupted(RouteState& route, const std::optional<Usage>& reported,
-                                     std::int64_t reserved) {
+// The tokens a streamed attempt spent count, however it ended: the usage its stream reported,
+// else an estimate (the prompt, and the text it sent at about four characters a token).
+std::optional<std::int64_t> CallMachine::charge_stream(RouteState& route,
+                                                       const std::optional<Usage>& reported,
+                                                       std::int64_t reserved) {
   Usage u;
   if (reported) {
     u = *reported;
   } else {
     u.prompt_tokens = estimated_prompt_tokens_;
-    u.completion_tokens = static_cast<std::int64_t>((delivered_chars_ + 3) / 4);
+    u.completion_tokens = static_cast<std::int64_t>((delivered_chars_ + tool_chars_ + 3) / 4);
     u.total_tokens = u.prompt_tokens + u.completion_tokens;
   }
-  settle_spend(reserved, route.add_usage(u).value_or(0));
+  const std::optional<std::int64_t> cost = route.add_usage(u);
+  settle_spend(reserved, cost.value_or(0));
+  return cost;
 }
 
 void CallMachine::settle_spend(std::int64_t reserved, std::int64_t cost) {
@@ -1128,6 +1184,10 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
     RouteState& route = route_of(f);
+    // A stream stopped after it sent something spent tokens: charged like a broken one.
+    if (handler_ && chunk_accepted_) {
+      charge_stream(route, accumulated_.usage(), f.lease.take_reservation());
+    }
     f.lease.release();  // the caller's choice: neutral for the breaker
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
@@ -1155,8 +1215,20 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   RouteState& route = route_of(f);
   current_ = f.candidate;
   Duration latency = now - f.start;
-  // The spending reservation stays until the real cost replaces it, in one step (below).
+  // The spending reservation stays until the real cost replaces it, in one step, before the
+  // breaker (application code that may throw) hears of the success: the answer's tokens were
+  // spent whatever it says. A stream that reported no usage is charged an estimate.
   const std::int64_t reserved = f.lease.take_reservation();
+  std::optional<std::int64_t> cost;
+  if (response.usage) {
+    cost = route.add_usage(*response.usage);
+    settle_spend(reserved, cost.value_or(0));
+  } else if (handler_) {
+    cost = charge_stream(route, std::nullopt, reserved);
+  } else {
+    settle_spend(reserved, 0);
+  }
+  if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) env_.canary_record(now, std::nullopt, latency);
@@ -1167,10 +1239,6 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   log_attempt(trace_.back());
   if (!flights_.empty())
     abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
-  std::optional<std::int64_t> cost;
-  if (response.usage) cost = route.add_usage(*response.usage);
-  if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
-  settle_spend(reserved, cost.value_or(0));
   if (interruption_) env_.stats().record_recovery(f.continuation, true);
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
@@ -1218,7 +1286,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   trace_.push_back(std::move(a));
   note_attempt(route, now);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
-  if (f.continuation && !deadline_passed && !options_.cancel.cancelled() &&
+  if (f.continuation && !deadline_passed && !options_.cancel.cancelled() && attempts_left() &&
       (outcome.kind == ErrorKind::InvalidRequest ||
        outcome.kind == ErrorKind::ContextLengthExceeded)) {
     // The route refused the partial answer as a prefix: the answer restarts there at once,
@@ -1282,7 +1350,10 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
       : env_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
                                                                        : Decision::fail();
   if (!flights_.empty() && decision.action != Decision::Action::Fail) {
-    log_attempt(trace_.back());  // another attempt of this call is still in flight: wait for it
+    // Another attempt of this call is still in flight: wait for it. What the decision ruled
+    // out stays ruled out for the attempts after it.
+    if (decision.action == Decision::Action::Failover) rule_out(c, decision);
+    log_attempt(trace_.back());
     return;
   }
   switch (decision.action) {
@@ -1298,23 +1369,13 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
       }
       retry_slot_.hold_budget_slot(&env_.budget());
       trace_.back().delay = delay;
-      env_.stats().record_retry();
       retry_ = c;
       wait_until_ = now + delay;
       state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
       break;
     }
     case Decision::Action::Failover:
-      if (decision.stop) {
-        for (Candidate& other : candidates_) other.tried = true;
-        attempts_spent_ = true;
-      }
-      if (decision.skip_tier) {
-        std::size_t tier = env_.plan()[candidates_[c].plan].tier;
-        for (Candidate& other : candidates_) {
-          if (env_.plan()[other.plan].tier == tier) other.tried = true;
-        }
-      }
+      rule_out(c, decision);
       break;
     case Decision::Action::Fail:
       log_attempt(trace_.back());
@@ -1322,6 +1383,21 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
       return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
   }
   log_attempt(trace_.back());
+}
+
+// A Failover decision's `stop` (no further attempt) and `skip_tier` (not the rest of the failed
+// route's tier).
+void CallMachine::rule_out(std::size_t c, const Decision& decision) {
+  if (decision.stop) {
+    for (Candidate& other : candidates_) other.tried = true;
+    attempts_spent_ = true;
+  }
+  if (decision.skip_tier) {
+    const std::size_t tier = env_.plan()[candidates_[c].plan].tier;
+    for (Candidate& other : candidates_) {
+      if (env_.plan()[other.plan].tier == tier) other.tried = true;
+    }
+  }
 }
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
@@ -1363,7 +1439,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
     d.attempts = trace_;
     return finish_error(ErrorKind::InvalidRequest, std::move(message), std::move(d));
   }
-  if (!trace_.empty()) {
+  if (attempts_ > 0) {  // something was sent (entries of routes passed over are not)
     const Attempt& last = trace_.back();
     d.http_status = last.status;
     message = "all routes failed after " + std::to_string(trace_.size()) +
@@ -1387,18 +1463,36 @@ void CallMachine::finish_exhausted(TimePoint now) {
     }
   } else {
     message = "no route is available:";
+    for (const Attempt& a : trace_) {  // passed over before any traffic
+      message += " " + route_name(a.route) + ": " + wire::excerpt(a.message, 160) + ";";
+    }
   }
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
-    std::optional<TimePoint> at = route.reopens_at(now);
-    std::string why = "circuit open";
-    if (route.cooldown() > now) {
-      at = std::max(at.value_or(route.cooldown()), route.cooldown());
-      why = "cooling down after a rate limit";
-    } else if (!at) {
-      why = "circuit half-open with its probe in flight";
+    std::optional<TimePoint> at;
+    std::string why;
+    switch (candidates_[c].blocked) {
+      case Candidate::Block::RateLimit:
+        why = "at its client-side rate limit";
+        if (rate_wait_ != TimePoint::max()) at = rate_wait_;
+        break;
+      case Candidate::Block::Budget:
+        why = "would exceed the spending budget";
+        break;
+      case Candidate::Block::Cooling:
+      case Candidate::Block::Breaker:
+      case Candidate::Block::None:
+        at = route.reopens_at(now);
+        why = "circuit open";
+        if (route.cooldown() > now) {
+          at = std::max(at.value_or(route.cooldown()), route.cooldown());
+          why = "cooling down after a rate limit";
+        } else if (!at) {
+          why = "circuit half-open with its probe in flight";
+        }
+        break;
     }
     message += " " + route_name(route.ref) + ": " + why;
     if (at) message += " for " + format_ms(*at - now);
@@ -1412,7 +1506,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
   }
   d.available_at = earliest;
   d.attempts = trace_;
-  if (rate_blocked_ && trace_.empty() && !spend_blocked_) {
+  if (rate_blocked_ && attempts_ == 0 && !spend_blocked_) {
     d.available_at = rate_wait_;
     return finish_error(ErrorKind::RateLimited,
                         "every route's endpoint is at its client-side rate limit; the next permit "
@@ -1420,10 +1514,12 @@ void CallMachine::finish_exhausted(TimePoint now) {
                             format_ms(rate_wait_ - now),
                         std::move(d));
   }
-  if (spend_blocked_ && trace_.empty()) {
-    return finish_error(ErrorKind::BudgetExceeded,
-                        "every route that could serve this call would exceed the spending budget",
-                        std::move(d));
+  if (spend_blocked_ && attempts_ == 0) {
+    std::string why = "every route that could serve this call would exceed the spending budget";
+    for (const Attempt& a : trace_) {  // the others were passed over before any traffic
+      why += "; " + route_name(a.route) + ": " + wire::excerpt(a.message, 160);
+    }
+    return finish_error(ErrorKind::BudgetExceeded, std::move(why), std::move(d));
   }
   if (spend_blocked_) message += " (some routes skipped: they would exceed the spending budget)";
   finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));

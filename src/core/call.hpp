@@ -103,6 +103,10 @@ class CallMachine {
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
   void record_resends(const Flight& f, int resends);
   void try_hedge(TimePoint now);
+  bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
+  void rule_out(std::size_t c, const Decision& decision);  // a Failover's stop and skip_tier
+  // A permit of `route`'s endpoint's rate limiter into `lease`; false (noted) when none is due.
+  bool take_permit(const RouteState& route, AttemptLease& lease, TimePoint now);
   Duration hedge_delay(const RouteState& route) const;
 
   std::optional<std::size_t> pick_route(TimePoint now);
@@ -150,7 +154,10 @@ class CallMachine {
     bool prefix_refused = false;  // refused the partial answer as a prefix (a 400)
     int attempts = 0;
     int native = -1;  // its body in native_bodies_, for a route of a native dialect
+    // Why the call last passed it over without an attempt (for the error when none serves).
+    enum class Block : char { None, Cooling, RateLimit, Budget, Breaker } blocked = Block::None;
   };
+  Candidate::Block last_block_ = Candidate::Block::None;  // why admit() last said no
   std::vector<Candidate> candidates_;
   // The request in a native dialect's API, once per (dialect, route shaping) of the candidates.
   struct NativeBody {
@@ -198,6 +205,10 @@ class CallMachine {
   std::vector<ChatChunk> held_;  // chunks before the first content, handed over at commit
   bool done_seen_ = false;
   TimePoint done_at_{};
+  // Every choice finished: the answer is whole, whatever becomes of the connection (a break or
+  // a server that lingers then ends it as a success, after a short grace for usage or [DONE]).
+  bool answer_finished_ = false;
+  int choices_ = 1;  // the request's `n`
   TimePoint last_chunk_{};
   bool progressed_ = false;      // content, tool-call or reasoning text arrived (watchdogs)
   bool chunk_accepted_ = false;  // some event decoded as a chunk
@@ -207,6 +218,7 @@ class CallMachine {
   std::string stream_error_message_;
   int delivered_chunks_ = 0;         // handed to the handler by this attempt
   std::size_t delivered_chars_ = 0;  // content and reasoning bytes among them
+  std::size_t tool_chars_ = 0;       // tool-call names and arguments among them
 
   // Stream recovery (see StreamRecovery): once a stream broke after content and the call went
   // on to recover it, what the call reports if no recovery serves.
@@ -226,8 +238,10 @@ class CallMachine {
   void skip_seam(ChatChunk& chunk);
   bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
   void prepare_continuation();
-  void charge_interrupted(RouteState& route, const std::optional<Usage>& reported,
-                          std::int64_t reserved);
+  /** Charges a streamed attempt (by `reported` usage, else an estimate) and settles its
+   *  reservation; the cost when the route is priced. */
+  std::optional<std::int64_t> charge_stream(RouteState& route, const std::optional<Usage>& reported,
+                                            std::int64_t reserved);
 };
 
 }  // namespace failover::detail

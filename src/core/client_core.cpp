@@ -105,6 +105,9 @@ void RouteState::record_latency(Duration latency) {
 void RouteState::observe_breaker(TimePoint now) {
   int current = static_cast<int>(reported_state(now));
   int last = last_state.exchange(current, std::memory_order_relaxed);
+  if (current == static_cast<int>(BreakerState::Open) && last != current) {
+    trips.fetch_add(1, std::memory_order_relaxed);
+  }
   if (last != current) {
     stats.record_transition(static_cast<BreakerState>(last), static_cast<BreakerState>(current));
   }
@@ -117,10 +120,14 @@ std::optional<std::int64_t> RouteState::add_usage(const Usage& u) {
   if (!price) return std::nullopt;
   // Per-million-token prices: one token costs price * 1000 nano-dollars.
   const std::int64_t cached = std::clamp<std::int64_t>(u.cached_tokens, 0, u.prompt_tokens);
+  const std::int64_t written =
+      std::clamp<std::int64_t>(u.cache_write_tokens, 0, u.prompt_tokens - cached);
   const double nanos =
-      static_cast<double>(u.prompt_tokens - cached) * price->input_per_mtok * 1000.0 +
+      static_cast<double>(u.prompt_tokens - cached - written) * price->input_per_mtok * 1000.0 +
       static_cast<double>(cached) * price->cached_input_per_mtok.value_or(price->input_per_mtok) *
           1000.0 +
+      static_cast<double>(written) *
+          price->cache_write_per_mtok.value_or(price->input_per_mtok * 1.25) * 1000.0 +
       static_cast<double>(u.completion_tokens) * price->output_per_mtok * 1000.0;
   const std::int64_t cost = std::llround(nanos);
   cost_nanos.fetch_add(cost, std::memory_order_relaxed);

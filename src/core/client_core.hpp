@@ -75,6 +75,9 @@ struct RouteState {
   /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
   void record_latency(Duration latency);
   std::atomic<int> last_state{static_cast<int>(BreakerState::Closed)};
+  /** Times the breaker was seen to open: an attempt admitted while it was closed whose result
+   *  comes after a later opening is stale (see AttemptLease). */
+  std::atomic<std::uint64_t> trips{0};
   /** The last active probe's result. */
   void record_probe(TimePoint at, bool ok, std::string message);
   /** Fills the probe fields of `out`. */

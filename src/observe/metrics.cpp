@@ -6,6 +6,7 @@
 #include "core/user_code.hpp"
 #include "state/state_sync.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <sstream>
 
@@ -75,10 +76,12 @@ std::string escape(const std::string& v) {
   return out;
 }
 
+// The shortest text that reads back as `v` ("0.1", not "0.10000000000000001"), as other
+// exporters write bucket bounds, so that `{le="0.1"}` selects the bucket.
 std::string number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  return std::string(buf, end);
 }
 
 std::string route_labels(const RouteRef& r) {

@@ -133,7 +133,7 @@ void RateLimiter::give_back_locked(double requests, double tokens) {
   if (limits_.tpm) tokens_ = std::min(*limits_.tpm, tokens_ + tokens);
 }
 
-void RateLimiter::observe(TimePoint now, const HttpHeaders& headers) {
+void RateLimiter::observe(TimePoint now, WallTime wall, const HttpHeaders& headers) {
   auto number = [&](std::string_view name) -> std::optional<double> {
     const std::string* v = wire::find_header(headers, name);
     if (!v) return std::nullopt;
@@ -143,17 +143,31 @@ void RateLimiter::observe(TimePoint now, const HttpHeaders& headers) {
     if (r.ec != std::errc() || r.ptr != t.data() + t.size()) return std::nullopt;
     return out;
   };
+  // A duration (OpenAI: "6m0s") or a time (Anthropic, some relays: RFC 3339).
   auto reset = [&](std::string_view name) -> std::optional<Duration> {
     const std::string* v = wire::find_header(headers, name);
-    return v ? parse_reset_duration(*v) : std::nullopt;
+    if (!v) return std::nullopt;
+    if (std::optional<Duration> d = parse_reset_duration(*v)) return d;
+    const std::optional<WallTime> at = wire::parse_rfc3339(*v);
+    if (!at) return std::nullopt;
+    const auto left = std::chrono::duration_cast<Duration>(*at - wall);
+    return std::clamp<Duration>(left, Duration::zero(), std::chrono::hours(24));
+  };
+  static constexpr std::pair<const char*, const char*> kPairs[] = {
+      {"x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
+      {"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+      {"anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"},
+      {"anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"},
+      {"anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"},
+      {"anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"},
   };
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto [remaining, reset_name] :
-       {std::pair{"x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"},
-        std::pair{"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"}}) {
+  for (auto [remaining, reset_name] : kPairs) {
     std::optional<double> left = number(remaining);
-    std::optional<Duration> wait = reset(reset_name);
-    if (left && *left <= 0 && wait) blocked_until_ = std::max(blocked_until_, now + *wait);
+    if (!left || *left > 0) continue;
+    if (std::optional<Duration> wait = reset(reset_name)) {
+      blocked_until_ = std::max(blocked_until_, now + *wait);
+    }
   }
 }
 

@@ -59,8 +59,10 @@ class RateLimiter {
   void release(TimePoint now, double estimated, std::optional<double> actual);
   /** A permit taken but not used (the route was not tried after all): all of it comes back. */
   void refund(TimePoint now, double tokens);
-  /** Reads x-ratelimit-remaining-/reset- headers: a provider at zero blocks until its reset. */
-  void observe(TimePoint now, const HttpHeaders& headers);
+  /** Reads the provider's remaining/reset headers (OpenAI's `x-ratelimit-*`, Anthropic's
+   *  `anthropic-ratelimit-*`; a reset as a duration or an RFC 3339 time, read against `wall`):
+   *  a provider at zero blocks until its reset. */
+  void observe(TimePoint now, WallTime wall, const HttpHeaders& headers);
 
  private:
   void refill(TimePoint now);

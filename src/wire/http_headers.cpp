@@ -148,6 +148,49 @@ std::optional<WallTime> parse_http_date(std::string_view value) {
   return WallTime{std::chrono::seconds(secs)};
 }
 
+std::optional<WallTime> parse_rfc3339(std::string_view value) {
+  std::string_view t = trim(value);
+  // 2030-01-01T00:00:30Z, 2030-01-01t00:00:30.25+02:00
+  if (t.size() < 20 || t.size() > 40 || t[4] != '-' || t[7] != '-' ||
+      (t[10] != 'T' && t[10] != 't' && t[10] != ' ')) {
+    return std::nullopt;
+  }
+  int year = 0, mon = 0, day = 0, h = 0, mi = 0, s = 0;
+  if (!parse_int(t.substr(0, 4), year) || !parse_int(t.substr(5, 2), mon) ||
+      !parse_int(t.substr(8, 2), day) || !parse_clock(t.substr(11, 8), h, mi, s)) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  double fraction = 0;
+  if (i < t.size() && t[i] == '.') {
+    std::size_t end = i + 1;
+    while (end < t.size() && std::isdigit(static_cast<unsigned char>(t[end]))) ++end;
+    if (end == i + 1 || end - i > 10) return std::nullopt;
+    std::from_chars(t.data() + i + 1, t.data() + end, fraction);
+    for (std::size_t k = i + 1; k < end; ++k) fraction /= 10;
+    i = end;
+  }
+  int offset_minutes = 0;
+  if (i + 1 == t.size() && (t[i] == 'Z' || t[i] == 'z')) {
+    // UTC
+  } else if (i + 6 == t.size() && (t[i] == '+' || t[i] == '-') && t[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (!parse_int(t.substr(i + 1, 2), oh) || !parse_int(t.substr(i + 4, 2), om) || oh > 23 ||
+        om > 59) {
+      return std::nullopt;
+    }
+    offset_minutes = (t[i] == '+' ? 1 : -1) * (oh * 60 + om);
+  } else {
+    return std::nullopt;
+  }
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || year < 1970) return std::nullopt;
+  year = std::min(year, 2200);  // as for HTTP dates: far enough, and no overflow
+  const std::int64_t secs = days_from_civil(year, mon, day) * 86400 + h * 3600 + mi * 60 + s -
+                            offset_minutes * 60;
+  return WallTime{std::chrono::seconds(secs)} +
+         std::chrono::duration_cast<WallTime::duration>(std::chrono::duration<double>(fraction));
+}
+
 std::optional<Duration> parse_retry_after_ms(std::string_view value) {
   auto ms = parse_plain_number(value);
   if (!ms) return std::nullopt;

@@ -27,6 +27,10 @@ std::optional<Duration> retry_after_from(const HttpHeaders& headers, WallTime no
 /** An HTTP-date: IMF-fixdate, obsolete RFC 850 or asctime format (RFC 9110 5.6.7). */
 std::optional<WallTime> parse_http_date(std::string_view value);
 
+/** An RFC 3339 time (`2030-01-01T00:00:30Z`, fractions and offsets allowed), as Anthropic's
+ *  `anthropic-ratelimit-*-reset` headers give it. */
+std::optional<WallTime> parse_rfc3339(std::string_view value);
+
 /** `x-should-retry: true|false`; anything else gives nothing. */
 std::optional<bool> should_retry_from(const HttpHeaders& headers);
 

@@ -86,9 +86,13 @@ void StreamAccumulator::add_logprobs(ChoiceState& c, const std::string& text) {
   }
 }
 
-bool StreamAccumulator::finished() const {
-  return std::any_of(choices_.begin(), choices_.end(),
-                     [](const ChoiceState& c) { return !c.finish_reason.empty(); });
+bool StreamAccumulator::finished(int n) const {
+  for (int i = 0; i < std::max(n, 1); ++i) {
+    auto it = std::find_if(choices_.begin(), choices_.end(),
+                           [&](const ChoiceState& c) { return c.index == i; });
+    if (it == choices_.end() || it->finish_reason.empty()) return false;
+  }
+  return true;
 }
 
 ChatResponse StreamAccumulator::build() const {

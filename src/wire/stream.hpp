@@ -25,8 +25,10 @@ class StreamAccumulator {
  public:
   /** Adds one chunk. */
   void add(const ChatChunk& chunk);
-  /** Whether some choice has finished. */
-  bool finished() const;
+  /** Whether the whole answer arrived: each of the `n` choices (indices 0 to n-1) finished. */
+  bool finished(int n = 1) const;
+  /** The usage the stream reported, if it did. */
+  const std::optional<Usage>& usage() const { return usage_; }
   /** The response assembled so far; `raw_json` is a `chat.completion` object built from it. */
   ChatResponse build() const;
 

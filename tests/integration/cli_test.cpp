@@ -1241,6 +1241,24 @@ TEST(CliShadow, WritesASelfContainedHtmlReport) {
   EXPECT_EQ(page.find("sk-"), std::string::npos);
 }
 
+// Every request reaches the candidate: its failures open no breaker that would hide the
+// requests after them, and a request that never left the client is no failure of its.
+TEST(CliShadow, ACandidateThatFailsFiveTimesIsJudgedOnEveryRequest) {
+  ShadowFixture f;
+  Mock flaky{"flaky", R"({"reply": "The capital of France is Paris.", "latency_ms": 5,
+                          "statuses": [503, 503, 503, 503, 503], "then": 200})"};
+  json doc = json::parse(std::ifstream(f.config_path()));
+  doc["endpoints"][1]["base_url"] = flaky.base_url();
+  const std::string cfg = temp_file("shadow_flaky.json", doc.dump());
+  auto r = run({kCli, "shadow", "--config", cfg, "--requests", requests_file(40), "--primary",
+                "old/gpt-4.1", "--candidate", "new/gpt-5", "--json", "--concurrency", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json out = json::parse(r.out);
+  EXPECT_EQ(out["pairs"], 40);
+  EXPECT_DOUBLE_EQ(out["candidate_success_rate"].get<double>(), 35.0 / 40.0);
+  EXPECT_EQ(out["errors"]["candidate"], json({{"overloaded", 5}}));
+}
+
 TEST(CliShadow, BadInputExitsTwoNamingIt) {
   ShadowFixture f;
   const std::string cfg = f.config_path();

@@ -1,5 +1,6 @@
 // Streaming through the real curl engine against loopback SSE servers.
 
+#include "fake_transport.hpp"
 #include "loopback.hpp"
 #include "test_helpers.hpp"
 
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <future>
+#include <thread>
 
 namespace failover {
 namespace {
@@ -66,6 +68,49 @@ TEST(CurlStream, NormalStreamArrivesInPieces) {
   EXPECT_EQ(r->text(), "Hello, world");
   EXPECT_EQ(r->finish_reason(), "stop");
   EXPECT_EQ(server.header_values("Accept"), (Strings{"application/json"}));
+}
+
+// A whole answer (finish_reason, no usage), then the connection breaks or lingers: served once,
+// never restarted, and charged an estimate although no usage came.
+struct FinishedThenServer : LoopbackServer {
+  explicit FinishedThenServer(bool cut) {
+    on_chat([cut](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider(
+          "text/event-stream", [cut](std::size_t, httplib::DataSink& sink) {
+            const std::string events =
+                testing::sse_role() + testing::sse_content("Hel") + testing::sse_content("lo") +
+                R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+                "\n\n";
+            sink.write(events.data(), events.size());
+            if (cut) return false;  // dropped without [DONE] or a last chunk
+            for (int i = 0; i < 300 && sink.is_writable(); ++i) {  // lingers up to 3 s
+              std::this_thread::sleep_for(milliseconds(10));
+            }
+            return false;
+          });
+    });
+    start();
+  }
+};
+
+TEST(CurlStream, AFinishedAnswerWhoseConnectionBreaksOrLingersIsServedAndCharged) {
+  for (bool cut : {true, false}) {
+    FinishedThenServer server(cut);
+    ClientOptions o = routes({&server});
+    o.stream_recovery = StreamRecovery::Restart;
+    o.timeouts.idle = seconds(30);
+    o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+    Client client(o);
+    Collector c;
+    auto r = client.chat_stream(ping(), c.handler());
+    ASSERT_TRUE(r) << (cut ? "cut: " : "lingering: ") << r.error().message();
+    EXPECT_EQ(r->text(), "Hello");
+    EXPECT_EQ(c.pieces, (Strings{"Hel", "lo"}));
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+    EXPECT_EQ(server.requests(), 1);
+    // ping: 1 prompt token; "Hello": 2 completion tokens; $1000 per million each.
+    EXPECT_NEAR(client.usage_report().cost_usd, 3 * 1000.0 / 1e6, 1e-12);
+  }
 }
 
 TEST(CurlStream, SequentialStreamsReuseOneConnection) {

@@ -48,6 +48,19 @@ TEST(SpendTracker, ReservationsOfCallsInFlightCountAgainstTheBudget) {
   EXPECT_FALSE(spend.fits(tomorrow, 900'000'001));
 }
 
+TEST(SpendTracker, SettlingBelowTheReservationGivesTheRestOfItsRoomBack) {
+  BudgetOptions o;
+  o.usd_per_day = 1.0;
+  detail::SpendTracker spend(o);
+  const WallTime noon{std::chrono::hours(24 * 20000 + 12)};
+  ASSERT_TRUE(spend.reserve(noon, 900'000'000));
+  EXPECT_FALSE(spend.fits(noon, 100'000'001));
+  spend.settle(noon, 900'000'000, 200'000'000);  // it cost 0.2 of the 0.9 reserved
+  EXPECT_EQ(spend.reserved(), 0);
+  EXPECT_TRUE(spend.fits(noon, 800'000'000));
+  EXPECT_FALSE(spend.fits(noon, 800'000'001));
+}
+
 TEST(RetryBudget, AtLeastMinConcurrentThenAShareOfCallsInFlight) {
   detail::RetryBudget b(RetryBudgetOptions{0.2, 3, 0, 0.1});  // throttle off
   b.call_started();
@@ -223,6 +236,42 @@ TEST_F(UnavailableTest, PanicTriesTheLeastBadRouteAnyway) {
   EXPECT_EQ(r->text(), "back");
   // The panic attempt does not touch the breaker: it stays open for other calls.
   EXPECT_EQ(client.health().routes[0].state, BreakerState::Open);
+}
+
+// Panic overrides the breaker, not the account's own limits: a panic attempt takes a
+// rate-limit permit like any other.
+TEST_F(UnavailableTest, PanicStaysWithinTheClientSideRateLimit) {
+  const std::string a = "http://a.test/v1";
+  fake->sequence(testing::chat_url(a), {testing::status(500)});
+  ClientOptions o = fake_options({{"a", a, "sk-a"}}, {Tier{{{"a", "m"}}}});
+  o.endpoints[0].limits.rpm = 1;
+  CircuitBreakerOptions breaker;
+  breaker.consecutive_failures = 1;
+  o.circuit_breaker = DefaultCircuitBreaker::factory(breaker);
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  Client client(o);
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::Panic;
+  ASSERT_FALSE(client.chat(ping(), call));  // sent: the minute's permit, and a trip
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.chat(ping(), call);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::RateLimited);
+  }
+  EXPECT_EQ(fake->count(testing::chat_url(a)), 1);
+}
+
+TEST(SpendTracker, ACallAnsweredAfterMidnightSpendsTheNewDay) {
+  BudgetOptions o;
+  o.usd_per_day = 1.0;
+  detail::SpendTracker spend(o);
+  const WallTime midnight{std::chrono::hours(24 * 20001)};
+  ASSERT_TRUE(spend.reserve(midnight - seconds(1), 100'000'000));
+  spend.settle(midnight + seconds(1), 100'000'000, 300'000'000);
+  EXPECT_TRUE(spend.fits(midnight + seconds(2), 700'000'000));  // the new day holds 0.3
+  EXPECT_FALSE(spend.fits(midnight + seconds(2), 700'000'001));
 }
 
 }  // namespace

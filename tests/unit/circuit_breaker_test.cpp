@@ -2,6 +2,9 @@
 
 #include <failover/policy/circuit_breaker.hpp>
 
+#include "core/attempt_lease.hpp"
+#include "core/client_core.hpp"
+
 #include <gtest/gtest.h>
 
 namespace failover {
@@ -149,6 +152,46 @@ TEST(BreakerOptions, AreValidatedWithTheFieldName) {
   o = CircuitBreakerOptions{};
   o.failure_rate = 0;
   EXPECT_THROW(DefaultCircuitBreaker::factory(o), std::invalid_argument);
+}
+
+// Results of attempts admitted before the breaker opened arrive late, while it is half-open:
+// they are stale, and never taken for the probe's result.
+struct LateResultTest : ::testing::Test {
+  detail::RouteState route;
+  TimePoint t{std::chrono::hours(1)};
+  LateResultTest() {
+    CircuitBreakerOptions o;
+    o.consecutive_failures = 1;
+    o.open_duration = seconds(5);
+    route.breaker = std::make_unique<DefaultCircuitBreaker>(o);
+    route.hook_name = "the circuit breaker of a/m";
+  }
+  detail::AttemptLease admitted(TimePoint at) {
+    detail::AttemptLease lease;
+    EXPECT_TRUE(route.try_acquire(at));
+    lease.hold_breaker(&route);
+    return lease;
+  }
+};
+
+TEST_F(LateResultTest, ACancelledAttemptFromBeforeTheTripFreesNoProbeSlot) {
+  detail::AttemptLease early = admitted(t);
+  admitted(t).fail(t, ErrorKind::ServerError);  // trips the breaker
+  detail::AttemptLease probe = admitted(t + seconds(5));
+  early.fail(t + seconds(5), ErrorKind::Cancelled);
+  EXPECT_FALSE(route.try_acquire(t + seconds(5)));  // the one slot is still the probe's
+  probe.succeed(t + seconds(6), std::chrono::milliseconds(5), std::nullopt);
+  EXPECT_EQ(route.breaker_state(t + seconds(6)), BreakerState::Closed);
+}
+
+TEST_F(LateResultTest, ALateTimeoutFromBeforeTheTripNeitherReopensNorSpoilsTheProbe) {
+  detail::AttemptLease early = admitted(t);
+  admitted(t).fail(t, ErrorKind::ServerError);
+  detail::AttemptLease probe = admitted(t + seconds(5));
+  early.fail(t + seconds(5), ErrorKind::Timeout);
+  EXPECT_EQ(route.breaker_state(t + seconds(5)), BreakerState::HalfOpen);
+  probe.succeed(t + seconds(6), std::chrono::milliseconds(5), std::nullopt);
+  EXPECT_EQ(route.breaker_state(t + seconds(6)), BreakerState::Closed);
 }
 
 }  // namespace

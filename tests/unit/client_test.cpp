@@ -8,6 +8,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <future>
 #include <sstream>
 
 namespace failover {
@@ -760,6 +761,120 @@ TEST_F(ClientTest, AzureStyleKeyAndQuery) {
   }
   EXPECT_TRUE(api_key);
   EXPECT_FALSE(bearer);
+}
+
+// ---- issue 38: the tests that would catch subtle planted bugs --------------------------------
+
+// Concurrent calls on a half-open route: exactly one of them is its probe. The calls are
+// submitted from one callback on the engine thread, so the engine admits them all in one
+// turn, before any of them can end.
+TEST_F(ClientTest, ConcurrentCallsOnAHalfOpenRouteSendExactlyOneProbe) {
+  fake->sequence(testing::chat_url(kA), {testing::status(500), testing::status(500),
+                                         testing::status(500), testing::status(500),
+                                         testing::status(500), testing::ok("a", seconds(1))});
+  fake->on(testing::chat_url(kB), [](const HttpRequest&) { return testing::ok("b"); });
+  ClientOptions o = options({Tier{{{"a", "m"}}}, Tier{{{"b", "m2"}}}});
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  Client client(o);
+  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping(), [] {
+    CallOptions only_a;
+    only_a.models = {"m"};
+    return only_a;
+  }()));
+  ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
+  clock->advance(seconds(5));  // half-open: one probe slot
+  constexpr int kCalls = 8;
+  std::vector<std::promise<Result<ChatResponse>>> done(kCalls);
+  CallOptions only_b;
+  only_b.models = {"m2"};  // the callback's own call never asks a
+  client.chat_async(ping(), only_b, [&](Result<ChatResponse>) {
+    for (int i = 0; i < kCalls; ++i) {
+      client.chat_async(ping(), {}, [&done, i](Result<ChatResponse> r) {
+        done[static_cast<std::size_t>(i)].set_value(std::move(r));
+      });
+    }
+  });
+  int on_a = 0;
+  for (auto& d : done) {
+    auto r = d.get_future().get();
+    ASSERT_TRUE(r) << r.error().message();
+    on_a += r->served_by.endpoint == "a" ? 1 : 0;
+  }
+  EXPECT_EQ(on_a, 1);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 6);  // five failures, one probe
+}
+
+// The backoff cap bites in a call: base 500 ms, cap 5 s, the fixed draw 0.5.
+TEST_F(ClientTest, ACallWaitsAtTheCappedBackoff) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(500), testing::status(500), testing::status(500),
+                  testing::status(500), testing::status(500), testing::ok("a")});
+  ClientOptions o = options({Tier{{{"a", "m"}}}});
+  RetryOptions r;
+  r.base_delay = milliseconds(500);
+  r.max_delay = seconds(5);
+  o.retry = std::make_shared<DefaultRetryPolicy>(r);
+  CircuitBreakerOptions patient;
+  patient.consecutive_failures = 10;
+  o.circuit_breaker = DefaultCircuitBreaker::factory(patient);
+  Client client(o);
+  const TimePoint start = clock->now();
+  auto result = client.chat(ping());
+  ASSERT_TRUE(result) << result.error().message();
+  ASSERT_EQ(result->attempts.size(), 6u);
+  EXPECT_EQ(result->attempts[3].delay, Duration(milliseconds(2000)));
+  EXPECT_EQ(result->attempts[4].delay, Duration(milliseconds(2500)));  // 0.5 x the 5 s cap
+  // 250 + 500 + 1000 + 2000 + 2500 ms of waits, and six attempts of 10 ms.
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(6310)));
+}
+
+// A reservation settled at a lower cost gives its room back to the budget, with the fleet's
+// memory store as without a store.
+TEST_F(ClientTest, ASettledReservationGivesItsRoomBackWithTheMemoryStore) {
+  testing::Reply cheap = testing::ok("a");  // usage: 5 prompt, 2 completion tokens
+  fake->on(testing::chat_url(kA), [cheap](const HttpRequest&) { return cheap; });
+  for (bool shared : {false, true}) {
+    ClientOptions o = options({Tier{{{"a", "m"}}}});
+    o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};  // 7 tokens: $0.007
+    o.budget.usd_per_day = 0.025;
+    o.token_estimator = [](const ChatRequest&) { return std::int64_t{15}; };  // $0.015
+    if (shared) {
+      o.state.store = make_memory_store();
+      o.state.sync_interval = milliseconds(5);
+    }
+    Client client(o);
+    // Each reservation is $0.015; the room of the first must come back for the second.
+    ASSERT_TRUE(client.chat(ping())) << shared;
+    ASSERT_TRUE(testing::eventually([&] { return client.chat(ping()).ok(); })) << shared;
+    EXPECT_NEAR(client.usage_report().cost_usd, 0.014, 1e-12) << shared;
+    // $0.014 spent: a third $0.015 reservation does not fit.
+    auto third = client.chat(ping());
+    ASSERT_FALSE(third);
+    EXPECT_EQ(third.error().kind(), ErrorKind::BudgetExceeded);
+  }
+}
+
+// A 429 rests the route; it is not the route failing: repeated 429s leave the breaker closed,
+// and the route serves again once its cooldown ends.
+TEST_F(ClientTest, RepeatedRateLimitsLeaveTheBreakerClosed) {
+  std::vector<testing::Reply> replies;
+  for (int i = 0; i < 7; ++i) replies.push_back(testing::status(429, "", {{"retry-after", "2"}}));
+  replies.push_back(testing::ok("a"));
+  fake->sequence(testing::chat_url(kA), replies);
+  fake->on(testing::chat_url(kB), [](const HttpRequest&) { return testing::ok("b"); });
+  Client client(two_routes());
+  for (int i = 0; i < 7; ++i) {
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"a:rate_limited", "b:success"})) << i;
+    EXPECT_EQ(client.health().routes[0].state, BreakerState::Closed) << i;
+    clock->advance(seconds(2));  // the cooldown ends
+  }
+  auto back = client.chat(ping());
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->served_by.endpoint, "a");
 }
 
 }  // namespace

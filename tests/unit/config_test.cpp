@@ -43,7 +43,7 @@ const char* kDesignExample = R"({
   "retry_budget": {"ratio": 0.25, "min_concurrent": 4},
   "health": {"interval_ms": 30000, "probe": "models"},
   "hedging": {"delay_ms": 2000, "max_extra": 1},
-  "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0}},
+  "prices": {"gpt-4.1": {"input_per_mtok": 8.0, "output_per_mtok": 8.0, "cache_write_per_mtok": 10.0}},
   "budget": {"usd_per_day": 100.0},
   "circuit_breaker": {"consecutive_failures": 5, "failure_rate": 0.5, "window": 20, "min_calls": 10,
                       "open_ms": 30000, "max_open_ms": 300000, "half_open_probes": 1},
@@ -96,6 +96,8 @@ TEST(Config, DesignExampleLoads) {
   EXPECT_EQ(o.health_probe.method, ProbeMethod::Models);
   EXPECT_EQ(o.hedging.delay, Duration(std::chrono::seconds(2)));
   EXPECT_EQ(o.hedging.max_extra, 1);
+  EXPECT_EQ(o.prices.at("gpt-4.1").cache_write_per_mtok, 10.0);
+  EXPECT_FALSE(o.prices.at("gpt-4.1").cached_input_per_mtok);
   EXPECT_EQ(o.priority[0].balance, BalanceStrategy::Weighted);
   EXPECT_EQ(o.priority[2].balance, BalanceStrategy::ConsistentHash);
   EXPECT_EQ(o.timeouts.attempt, Duration(std::chrono::seconds(120)));

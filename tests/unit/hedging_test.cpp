@@ -130,5 +130,61 @@ TEST_F(HedgingTest, AsyncCallsHedgeToo) {
   EXPECT_EQ(r->text(), "fast b");
 }
 
+// max_attempts bounds every attempt of a call, hedges included.
+TEST_F(HedgingTest, MaxAttemptsBoundsHedges) {
+  for (int max : {1, 2}) {
+    fake->sequence(testing::chat_url(kA), {testing::ok("slow a", seconds(3))});
+    fake->sequence(testing::chat_url(kB), {testing::ok("slow b", seconds(3))});
+    ClientOptions o = options(milliseconds(500));
+    o.endpoints.push_back({"c", "http://c.test/v1", "sk-c"});
+    o.priority[0].routes.push_back({"c", "m"});
+    fake->sequence(testing::chat_url("http://c.test/v1"), {testing::ok("slow c", seconds(3))});
+    o.hedging.max_extra = 2;
+    RetryOptions r;
+    r.max_attempts = max;
+    o.retry = std::make_shared<DefaultRetryPolicy>(r);
+    const std::size_t before = fake->seen().size();
+    Client client(o);
+    auto result = client.chat(ping());
+    ASSERT_TRUE(result) << result.error().message();
+    EXPECT_EQ(fake->seen().size() - before, static_cast<std::size_t>(max)) << "max " << max;
+  }
+}
+
+// A failure whose decision rules out its tier, while a hedge is still in flight: the rest of
+// the tier stays ruled out for the attempts after the hedge.
+TEST_F(HedgingTest, ASkipTierDecisionMadeWhileAHedgeIsInFlightHolds) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(400, "context_length_exceeded", {}, milliseconds(500))});
+  fake->sequence(testing::chat_url(kB), {testing::status(401, "", {}, seconds(1))});
+  fake->sequence(testing::chat_url("http://c.test/v1"), {testing::ok("c")});
+  fake->sequence(testing::chat_url("http://d.test/v1"), {testing::ok("d")});
+  ClientOptions o = options(milliseconds(100));
+  o.endpoints.push_back({"c", "http://c.test/v1", "sk-c"});
+  o.endpoints.push_back({"d", "http://d.test/v1", "sk-d"});
+  o.priority = {Tier{{{"a", "m"}, {"b", "m"}, {"c", "m"}}}, Tier{{{"d", "bigger"}}}};
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "d");
+  EXPECT_EQ(outcomes(r->attempts),
+            (Strings{"a:context_length_exceeded", "b:authentication", "d:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url("http://c.test/v1")), 0);
+}
+
+// A hedge that lost the race is not charged, even when its answer had arrived at the same
+// moment as the winner's: the client does not read a loser's usage.
+TEST_F(HedgingTest, ALoserThatCompletedTogetherWithTheWinnerIsNotCharged) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a", milliseconds(600))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", milliseconds(100))});
+  ClientOptions o = options(milliseconds(500));
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(fake->seen().size(), 2u);  // both answered at 600 ms
+  EXPECT_NEAR(client.usage_report().cost_usd, 7 * 1000.0 / 1e6, 1e-12);  // one answer's 7 tokens
+}
+
 }  // namespace
 }  // namespace failover

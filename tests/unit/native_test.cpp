@@ -685,6 +685,83 @@ TEST_F(DialectClientTest, ARequestARouteCannotTakeSkipsItBeforeAnyTraffic) {
             "equivalent)");
 }
 
+// Routes passed over before any traffic are not "tried": when the others are ruled out too,
+// the error is what ruled them out, each route with its own reason.
+TEST_F(DialectClientTest, AnUntranslatableRouteAndAnOverBudgetRouteGiveBudgetExceeded) {
+  Endpoint relay{"relay", kRelay, "sk-relay"};
+  Endpoint claude{"claude", kClaude, "sk-ant"};
+  claude.dialect = Dialect::Anthropic;
+  ClientOptions o = fake_options({claude, relay}, {Tier{{Route{"claude", "claude-x"}}},
+                                                  Tier{{Route{"relay", "gpt-4.1"}}}});
+  o.prices["gpt-4.1"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+  o.budget.usd_per_day = 0.000001;
+  ChatRequest request = testing::ping();
+  request.seed = 7;  // Anthropic has no seed
+  request.max_tokens = 100;
+  Client client(o);
+  auto r = client.chat(request);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(fake->seen().size(), 0u);
+  EXPECT_NE(r.error().message().find("claude/claude-x: not sent"), std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().message().find("half-open"), std::string::npos) << r.error().message();
+}
+
+TEST_F(DialectClientTest, ARouteRuledOutByItsRateLimitIsNotCalledHalfOpen) {
+  Endpoint relay{"relay", kRelay, "sk-relay"};
+  relay.limits.rpm = 1;
+  ClientOptions o = fake_options({relay, {"spare", "http://spare.test/v1", "sk-s"}},
+                                 {Tier{{Route{"relay", "gpt-4.1"}, Route{"spare", "gpt-4.1"}}}});
+  fake->sequence(testing::chat_url(kRelay), {testing::ok("relay")});
+  fake->sequence(testing::chat_url("http://spare.test/v1"), {testing::status(500)});
+  Client client(o);
+  const TimePoint start = clock->now();
+  ASSERT_TRUE(client.chat(testing::ping()));  // spends the minute's permit
+  auto r = client.chat(testing::ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::AllRoutesUnavailable);
+  EXPECT_NE(r.error().message().find("relay/gpt-4.1: at its client-side rate limit"),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().message().find("half-open"), std::string::npos) << r.error().message();
+  EXPECT_EQ(r.error().available_at(), start + std::chrono::seconds(60));
+}
+
+// Anthropic bills cache writes at 1.25 x the input price (its default five-minute cache).
+TEST_F(DialectClientTest, CacheWritesCostAQuarterMoreThanInputUnlessPriced) {
+  testing::Reply r = anthropic_ok("ok");
+  r.body = json{{"id", "msg"},
+                {"type", "message"},
+                {"role", "assistant"},
+                {"model", "claude-x"},
+                {"content", {{{"type", "text"}, {"text", "ok"}}}},
+                {"stop_reason", "end_turn"},
+                {"usage",
+                 {{"input_tokens", 100},
+                  {"cache_read_input_tokens", 200},
+                  {"cache_creation_input_tokens", 400},
+                  {"output_tokens", 10}}}}
+               .dump();
+  fake->sequence(kClaude + "/messages", {r});
+  Endpoint claude{"claude", kClaude, "sk-ant"};
+  claude.dialect = Dialect::Anthropic;
+  ClientOptions o = fake_options({claude}, {Tier{{Route{"claude", "claude-x"}}}});
+  o.prices["claude-x"] = ModelPrice{8.0, 2.0, 8.0};
+  Client client(o);
+  auto got = client.chat(testing::ping());
+  ASSERT_TRUE(got) << got.error().message();
+  ASSERT_TRUE(got->usage);
+  EXPECT_EQ(got->usage->cache_write_tokens, 400);
+  // 100 x $8 + 200 x $2 + 400 x $10 + 10 x $8, per million.
+  EXPECT_NEAR(got->cost_usd.value_or(0), (800.0 + 400.0 + 4000.0 + 80.0) / 1e6, 1e-12);
+  o.prices["claude-x"].cache_write_per_mtok = 16.0;  // the one-hour cache: 2 x
+  Client hour(o);
+  got = hour.chat(testing::ping());
+  ASSERT_TRUE(got);
+  EXPECT_NEAR(got->cost_usd.value_or(0), (800.0 + 400.0 + 6400.0 + 80.0) / 1e6, 1e-12);
+}
+
 TEST_F(DialectClientTest, StreamsOfEachDialectReachTheHandler) {
   fake->sequence(testing::chat_url(kRelay), {testing::status(503)});
   testing::Reply claude;

@@ -240,5 +240,21 @@ TEST_F(ObserveTest, RetriesAreCounted) {
   EXPECT_EQ(value_of(e, "failover_retries_total", {}), 2);
 }
 
+TEST_F(ObserveTest, HistogramBoundsAreWrittenAsOtherExportersWriteThem) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  Client client(o);
+  ASSERT_TRUE(client.chat(ping()));
+  const std::string text = client.metrics_text();
+  for (const char* le : {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+                         "2.5", "5", "10", "30", "60"}) {
+    EXPECT_NE(text.find("failover_call_duration_seconds_bucket{le=\"" + std::string(le) + "\"}"),
+              std::string::npos)
+        << le;
+  }
+  EXPECT_EQ(text.find("0000000"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace failover

@@ -1,6 +1,7 @@
 // Client-side rate limits on a manual clock: token buckets, reconciliation, headers, threads.
 
 #include "policy/rate_limiter.hpp"
+#include "wire/http_headers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -68,7 +69,7 @@ TEST(RateLimiter, ConcurrencyCap) {
 TEST(RateLimiter, HeadersAtZeroBlockUntilTheReset) {
   TimePoint t{std::chrono::hours(1)};
   RateLimiter limiter(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
-  limiter.observe(t, {{"x-ratelimit-remaining-requests", "0"},
+  limiter.observe(t, WallTime{}, {{"x-ratelimit-remaining-requests", "0"},
                       {"x-ratelimit-reset-requests", "6m0s"},
                       {"x-ratelimit-remaining-tokens", "5000"},
                       {"x-ratelimit-reset-tokens", "20ms"}});
@@ -76,9 +77,53 @@ TEST(RateLimiter, HeadersAtZeroBlockUntilTheReset) {
   EXPECT_FALSE(a.granted);
   EXPECT_EQ(*a.retry_at, t + std::chrono::minutes(6));
   EXPECT_TRUE(limiter.try_acquire(t + std::chrono::minutes(6), 0).granted);
-  limiter.observe(t, {{"x-ratelimit-remaining-requests", "garbage"},
+  limiter.observe(t, WallTime{}, {{"x-ratelimit-remaining-requests", "garbage"},
                       {"x-ratelimit-reset-requests", "1s"}});  // ignored
   EXPECT_TRUE(limiter.try_acquire(t + std::chrono::minutes(6), 0).granted);
+}
+
+// Anthropic's headers, and resets given as RFC 3339 times.
+TEST(RateLimiter, AnthropicHeadersAndResetTimesBlockUntilTheReset) {
+  TimePoint t{std::chrono::hours(1)};
+  const WallTime wall = *wire::parse_rfc3339("2030-01-01T00:00:00Z");
+  RateLimiter anthropic(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
+  anthropic.observe(t, wall, {{"anthropic-ratelimit-requests-remaining", "0"},
+                              {"anthropic-ratelimit-requests-reset", "2030-01-01T00:00:30Z"}});
+  RateLimiter::Answer a = anthropic.try_acquire(t, 0);
+  EXPECT_FALSE(a.granted);
+  EXPECT_EQ(*a.retry_at, t + seconds(30));
+  EXPECT_TRUE(anthropic.try_acquire(t + seconds(30), 0).granted);
+
+  RateLimiter relay(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
+  relay.observe(t, wall, {{"x-ratelimit-remaining-requests", "0"},
+                          {"x-ratelimit-reset-requests", "2030-01-01T01:00:10.5+01:00"}});
+  a = relay.try_acquire(t, 0);
+  EXPECT_FALSE(a.granted);
+  EXPECT_EQ(*a.retry_at, t + milliseconds(10500));
+
+  RateLimiter tokens(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
+  tokens.observe(t, wall, {{"anthropic-ratelimit-output-tokens-remaining", "0"},
+                           {"anthropic-ratelimit-output-tokens-reset", "2030-01-01T00:00:05Z"}});
+  EXPECT_FALSE(tokens.try_acquire(t, 0).granted);
+  // A reset in the past, or garbage, blocks nothing.
+  RateLimiter past(RateLimiter::Limits{1000.0, std::nullopt, std::nullopt}, t);
+  past.observe(t, wall, {{"anthropic-ratelimit-requests-remaining", "0"},
+                         {"anthropic-ratelimit-requests-reset", "2029-12-31T23:59:00Z"},
+                         {"anthropic-ratelimit-tokens-remaining", "0"},
+                         {"anthropic-ratelimit-tokens-reset", "soon"}});
+  EXPECT_TRUE(past.try_acquire(t, 0).granted);
+}
+
+TEST(Rfc3339, FormsAndGarbage) {
+  EXPECT_EQ(wire::parse_rfc3339("1970-01-01T00:01:00Z"), WallTime{seconds(60)});
+  EXPECT_EQ(wire::parse_rfc3339("1970-01-01t01:01:00+01:00"), WallTime{seconds(60)});
+  EXPECT_EQ(wire::parse_rfc3339("1970-01-01T00:00:00-00:30"), WallTime{seconds(1800)});
+  EXPECT_EQ(wire::parse_rfc3339("1970-01-01T00:00:01.250Z"), WallTime{milliseconds(1250)});
+  for (const char* bad : {"", "2030-01-01", "2030-01-01T00:00:30", "2030-13-01T00:00:00Z",
+                          "2030-01-01T25:00:00Z", "2030-01-01T00:00:00+1:00", "x030-01-01T00:00:00Z",
+                          "2030-01-01T00:00:00.Z"}) {
+    EXPECT_FALSE(wire::parse_rfc3339(bad).has_value()) << bad;
+  }
 }
 
 TEST(RateLimiter, SixteenThreadsNeverExceedTheLimit) {
@@ -107,6 +152,8 @@ TEST(RateLimiter, SixteenThreadsNeverExceedTheLimit) {
 
 namespace failover {
 namespace {
+
+using testing::outcomes;
 
 struct LimitedClientTest : testing::FakeClientTest {
   ClientOptions options(bool second_route) {
@@ -163,6 +210,52 @@ TEST_F(LimitedClientTest, ProviderHeadersCoolTheEndpointBefore429) {
   EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
   EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "b");  // a waits for its reset
   clock->advance(seconds(20));
+  EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
+}
+
+// A retry whose rate-limit permit is not there yet: waiting for recovery sends it when the
+// permit comes; failing fast ends the call at once. Only a retry that is sent is counted.
+TEST_F(LimitedClientTest, WaitForRecoverySendsTheRetryWhenItsPermitComes) {
+  ClientOptions o = options(false);
+  o.endpoints[0].limits.rpm = 1;
+  fake->sequence(testing::chat_url("http://a.test/v1"),
+                 {testing::status(500, "", {}, milliseconds(10)), testing::ok("a", Duration::zero())});
+  Client client(o);
+  CallOptions call;
+  call.when_unavailable = WhenUnavailable::WaitForRecovery;
+  call.timeout = seconds(120);
+  const TimePoint start = clock->now();
+  auto r = client.chat(testing::ping(), call);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (testing::Strings{"a:server_error", "a:success"}));
+  EXPECT_EQ(clock->now() - start, Duration(seconds(60)));  // the second permit of rpm 1
+  EXPECT_EQ(fake->count(testing::chat_url("http://a.test/v1")), 2);
+  EXPECT_NE(client.metrics_text().find("failover_retries_total 1\n"), std::string::npos);
+}
+
+TEST_F(LimitedClientTest, FailFastEndsAtOnceWhenTheRetryHasNoPermitAndCountsNoRetry) {
+  ClientOptions o = options(false);
+  o.endpoints[0].limits.rpm = 1;
+  fake->sequence(testing::chat_url("http://a.test/v1"),
+                 {testing::status(500, "", {}, milliseconds(10)), testing::ok("a", Duration::zero())});
+  Client client(o);
+  auto r = client.chat(testing::ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(fake->count(testing::chat_url("http://a.test/v1")), 1);
+  EXPECT_NE(client.metrics_text().find("failover_retries_total 0\n"), std::string::npos);
+}
+
+// Without configured limits the client keeps no rate limiter: a provider's remaining: 0 does
+// not pace it, and its 429 (with Retry-After) cools the route down instead.
+TEST_F(LimitedClientTest, WithoutLimitsProviderHeadersDoNotPace) {
+  ClientOptions o = options(true);
+  o.endpoints[0].limits = {};
+  testing::Reply last_one = testing::ok("a", Duration::zero());
+  last_one.headers = {{"anthropic-ratelimit-requests-remaining", "0"},
+                      {"anthropic-ratelimit-requests-reset", "2099-01-01T00:00:00Z"}};
+  fake->sequence(testing::chat_url("http://a.test/v1"), {last_one, testing::ok("a again")});
+  Client client(o);
+  EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
   EXPECT_EQ(client.chat(testing::ping())->served_by.endpoint, "a");
 }
 

@@ -111,6 +111,20 @@ TEST_F(PolicyTest, LastRouteRetriesWithExactFullJitterBackoff) {
   EXPECT_EQ(policy.backoff_ceiling(40), Duration(seconds(8)));
 }
 
+// A cap that is not base x 2^k: the ceiling stops at the cap itself.
+TEST_F(PolicyTest, TheBackoffCeilingStopsAtACapThatIsNoPowerOfTwoOfTheBase) {
+  RetryOptions o;
+  o.base_delay = milliseconds(500);
+  o.max_delay = seconds(5);
+  DefaultRetryPolicy capped(o);
+  EXPECT_EQ(capped.backoff_ceiling(4), Duration(seconds(4)));
+  EXPECT_EQ(capped.backoff_ceiling(5), Duration(seconds(5)));  // not 8 s
+  EXPECT_EQ(capped.backoff_ceiling(9), Duration(seconds(5)));
+  Decision d = capped.decide(outcome(ErrorKind::ServerError, 500), state(1, 5, false));
+  ASSERT_EQ(d.action, Decision::Action::Retry);
+  EXPECT_EQ(d.delay, Duration(milliseconds(2500)));  // the fixed draw 0.5 of 5 s
+}
+
 TEST_F(PolicyTest, SeededJitterStaysUnderTheCeiling) {
   SeededRng seeded(7);
   for (int n = 1; n <= 10; ++n) {

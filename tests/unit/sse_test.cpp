@@ -89,6 +89,41 @@ TEST(SseParser, EverySplitPointGivesTheSameEvents) {
   }
 }
 
+// Anthropic's framing: an `event:` line before each `data:`, and an event of two `data:`
+// lines. Split between a line's CR and its LF, a parser that takes the LF for a blank line
+// would end the event early (its name without its data, or half its data).
+const std::string kNamedEvents =
+    "event: message_start\n"
+    R"(data: {"type":"message_start","message":{"id":"msg_1","role":"assistant"}})"
+    "\n\n"
+    "event: content_block_delta\n"
+    R"(data: {"type":"content_block_delta","index":0,)"
+    "\n"
+    R"(data: "delta":{"type":"text_delta","text":"Hi"}})"
+    "\n\n"
+    "event: ping\n"
+    R"(data: {"type":"ping"})"
+    "\n\n"
+    "event: message_stop\n"
+    R"(data: {"type":"message_stop"})"
+    "\n\n";
+
+TEST(SseParser, EverySplitPointOfNamedAndMultiLineEventsInCrlf) {
+  const auto whole = parse_in_pieces(kNamedEvents, {});
+  ASSERT_EQ(whole.size(), 4u);
+  EXPECT_EQ(whole[1].event, "content_block_delta");
+  EXPECT_EQ(whole[1].data,
+            "{\"type\":\"content_block_delta\",\"index\":0,\n\"delta\":{\"type\":\"text_delta\","
+            "\"text\":\"Hi\"}}");
+  const std::string windows = crlf(kNamedEvents);
+  for (std::size_t cut = 0; cut <= windows.size(); ++cut) {
+    ASSERT_EQ(parse_in_pieces(windows, {cut}), whole) << "CRLF split at " << cut;
+  }
+  std::vector<std::size_t> cuts;
+  for (std::size_t i = 1; i < windows.size(); ++i) cuts.push_back(i);
+  EXPECT_EQ(parse_in_pieces(windows, cuts), whole);
+}
+
 TEST(SseParser, ByteByByte) {
   std::vector<std::size_t> cuts;
   for (std::size_t i = 1; i < kStream.size(); ++i) cuts.push_back(i);

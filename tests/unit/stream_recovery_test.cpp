@@ -197,6 +197,21 @@ TEST_F(RecoveryTest, ContinueRestartsWhereThePrefixIsRefused) {
   EXPECT_EQ(metric(client, "restart", "served"), "1");
 }
 
+TEST_F(RecoveryTest, ARefusedPrefixRestartsOnlyWithinMaxAttempts) {
+  fake->sequence(testing::chat_url(kA), {cut_after(2)});
+  fake->on(testing::chat_url(kB), [&](const HttpRequest& request) {
+    if (prefixed(request, "one two ")) return testing::status(400);
+    return testing::sse(kWhole);
+  });
+  ClientOptions o = two_attempts(StreamRecovery::Continue);
+  o.endpoints[1].continuation = Continuation::Prefill;
+  Client client(o);
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(fake->seen().size(), 2u);  // interrupted, refused: the two attempts are spent
+}
+
 TEST_F(RecoveryTest, ContinueRestartsOnARouteThatCannotContinue) {
   fake->sequence(testing::chat_url(kA), {cut_after(2)});
   fake->sequence(testing::chat_url(kB), {testing::sse(kWhole)});

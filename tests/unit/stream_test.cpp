@@ -139,6 +139,88 @@ TEST_F(StreamTest, FinishReasonWithoutDoneIsSuccess) {
   EXPECT_EQ(result->text(), "ok");
 }
 
+// A whole answer (every choice finished) whose connection then breaks or lingers: the answer
+// is served, never reported broken, never restarted, charged once.
+Reply finished_then(Reply::End end) {
+  Reply r = testing::sse({"Hel", "lo"});
+  r.parts.back().second =
+      R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":)"
+      R"({"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})"
+      "\n\n";
+  r.end = end;
+  return r;
+}
+
+TEST_F(StreamTest, AFinishedAnswerWhoseConnectionBreaksIsServed) {
+  fake->sequence(testing::chat_url(kA), {finished_then(Reply::End::Cut)});
+  ClientOptions o = options();
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+  o.stream_recovery = StreamRecovery::Restart;
+  Client client(o);
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "Hello");
+  EXPECT_EQ(pieces, (Strings{"Hel", "lo"}));  // shown once, no restart notice
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+  EXPECT_NEAR(client.usage_report().cost_usd, 7 * 1000.0 / 1e6, 1e-12);  // charged once
+}
+
+TEST_F(StreamTest, AFinishedAnswerWhoseServerLingersIsServedWithoutWaitingForTheIdleLimit) {
+  fake->sequence(testing::chat_url(kA), {finished_then(Reply::End::Hang)});
+  Client client(options());
+  TimePoint start = clock->now();
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "Hello");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  // The finish came 40 ms in; half a second of grace for a usage chunk or [DONE].
+  EXPECT_EQ(clock->now() - start, Duration(milliseconds(540)));
+}
+
+TEST_F(StreamTest, WithSeveralChoicesACloseBeforeEveryChoiceFinishedIsABreak) {
+  Reply r = testing::sse({"a"});
+  r.parts.back().second =
+      R"(data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+      "\n\n";
+  r.parts.emplace_back(milliseconds(10),
+                       R"(data: {"choices":[{"index":1,"delta":{"content":"b"}}]})"
+                       "\n\n");
+  r.end = Reply::End::Complete;  // choice 1 never finished
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  ChatRequest two = ping();
+  two.n = 2;
+  auto result = client.chat_stream(two, collect());
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().kind(), ErrorKind::StreamInterrupted);
+}
+
+// A stream that the call's deadline cut counts nowhere: not for the breaker, the statistics or
+// the canary.
+TEST_F(StreamTest, AStreamCutByTheCallsDeadlineCountsAgainstNothing) {
+  Reply stall = testing::sse({"first", "never"});
+  stall.parts.resize(2);
+  stall.end = Reply::End::Hang;
+  fake->sequence(testing::chat_url(kA), {stall});
+  ClientOptions o = options();
+  o.timeouts.idle = seconds(60);
+  o.timeouts.attempt = seconds(60);
+  o.canary.candidate = RouteRef{"a", "m"};
+  o.canary.steps = {100};
+  Client client(o);
+  CallOptions call;
+  call.timeout = seconds(5);
+  auto r = client.chat_stream(ping(), collect(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::StreamInterrupted);
+  EXPECT_EQ(outcomes(r.error().attempts()), (Strings{"a:deadline_exceeded"}));
+  HealthSnapshot h = client.health();
+  EXPECT_EQ(h.routes[0].failures, 0u);
+  EXPECT_EQ(client.canary()->window.calls, 0u);
+  EXPECT_EQ(client.canary()->window.errors, 0u);
+}
+
 TEST_F(StreamTest, StallAfterTheFirstChunkTripsTheIdleWatchdog) {
   Reply stall = testing::sse({"first", "never"});
   stall.parts.resize(2);  // role + "first", then silence

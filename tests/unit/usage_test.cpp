@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 
 namespace failover {
@@ -214,6 +215,79 @@ TEST_F(SpendTest, AUserSuppliedEstimatorReplacesTheBuiltInOne) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 0);
+}
+
+}  // namespace
+}  // namespace failover
+
+namespace failover {
+namespace {
+
+// A breaker that throws once from on_success.
+struct ThrowsOnceOnSuccess final : CircuitBreaker {
+  std::shared_ptr<std::atomic<int>> throws = std::make_shared<std::atomic<int>>(1);
+  bool try_acquire(TimePoint) override { return true; }
+  void on_success(TimePoint, Duration) override {
+    if (throws->fetch_sub(1) > 0) throw std::runtime_error("breaker bug");
+  }
+  void on_failure(TimePoint, ErrorKind) override {}
+  BreakerState state(TimePoint) const override { return BreakerState::Closed; }
+};
+
+TEST_F(SpendTest, ABreakerThatThrowsOnSuccessStillSettlesTheReservation) {
+  fake->sequence(testing::chat_url(kA), {with_usage(100, 0, 0)});  // $0.0008 a call
+  ClientOptions o = budgeted(false);
+  o.token_estimator = [](const ChatRequest&) { return std::int64_t{2000}; };  // $0.016
+  o.circuit_breaker = [](const RouteRef&) -> std::unique_ptr<CircuitBreaker> {
+    return std::make_unique<ThrowsOnceOnSuccess>();
+  };
+  Client client(o);
+  auto first = client.chat(ping());
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error().kind(), ErrorKind::HookFailed);
+  // The answer's tokens were spent and are charged; the reservation does not linger.
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  EXPECT_NEAR(client.usage_report().cost_usd, 3 * 0.0008, 1e-12);
+}
+
+// A stream is charged the same whether or not the provider reported usage: by usage when
+// given, by estimate otherwise (the prompt, and what it sent at four characters a token).
+TEST_F(SpendTest, AStreamWithoutUsageIsChargedAnEstimateAndCountsAgainstTheBudget) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"Hel", "lo"})});
+  ClientOptions o = budgeted(false);
+  o.budget.usd_per_day = 0.0001;  // $100e-6
+  Client client(o);
+  int served = 0, refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+    if (r) {
+      ++served;
+      // ping: 1 prompt token; "Hello": 2 completion tokens; $8 per million each.
+      EXPECT_NEAR(r->cost_usd.value_or(0), 24e-6, 1e-12);
+      EXPECT_FALSE(r->usage);  // the provider's usage, which it did not send
+    } else {
+      EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+      ++refused;
+    }
+  }
+  // Each call reserves 1 token ($8e-6) and spends $24e-6: four fit in $100e-6.
+  EXPECT_EQ(served, 4);
+  EXPECT_EQ(refused, 36);
+  EXPECT_NEAR(client.usage_report().cost_usd, 96e-6, 1e-12);
+  EXPECT_NE(client.metrics_text().find("failover_cost_usd_total"), std::string::npos);
+}
+
+TEST_F(SpendTest, AStreamStoppedByItsHandlerAfterContentIsCharged) {
+  fake->sequence(testing::chat_url(kA), {testing::sse({"Hel", "lo", "there"})});
+  Client client(budgeted(false));
+  auto r = client.chat_stream(ping(), [](const ChatChunk& c) { return c.content() != "Hel"; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  // The prompt (1 token) and "Hel" (1 token), at $8 per million.
+  EXPECT_NEAR(client.usage_report().cost_usd, 16e-6, 1e-12);
 }
 
 }  // namespace

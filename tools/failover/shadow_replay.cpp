@@ -231,7 +231,8 @@ void print_text(const ShadowReport& r, const RouteRef& primary, const RouteRef& 
   };
   std::cout << "shadow " << primary.endpoint << "/" << primary.model << " -> " << candidate.endpoint
             << "/" << candidate.model << "\n"
-            << "  pairs:              " << r.pairs << " (both answered: " << r.both_ok << ")\n"
+            << "  pairs:              " << r.pairs << " (both answered: " << r.both_ok << ")"
+            << (r.skipped ? ", " + std::to_string(r.skipped) + " skipped: never sent" : "") << "\n"
             << "  success:            primary " << pct(r.primary_success_rate) << ", candidate "
             << pct(r.candidate_success_rate) << "\n"
             << "  latency primary:    " << lat(r.primary_latency) << "\n"
@@ -315,6 +316,7 @@ json report_json(const ShadowReport& r, const RouteRef& primary, const RouteRef&
   return {{"primary", route_json(primary)},
           {"candidate", route_json(candidate)},
           {"pairs", r.pairs},
+          {"skipped", r.skipped},
           {"both_ok", r.both_ok},
           {"primary_success_rate", r.primary_success_rate},
           {"candidate_success_rate", r.candidate_success_rate},
@@ -409,6 +411,26 @@ std::string report_html(const ShadowReport& r, const RouteRef& primary, const Ro
   return h.str();
 }
 
+namespace {
+
+// The replay's breaker: never opens, so that every request reaches its route.
+struct AlwaysClosed final : CircuitBreaker {
+  bool try_acquire(TimePoint) override { return true; }
+  void on_success(TimePoint, Duration) override {}
+  void on_failure(TimePoint, ErrorKind) override {}
+  BreakerState state(TimePoint) const override { return BreakerState::Closed; }
+};
+
+// Whether the call sent its request (some attempt reached the wire).
+bool reached(const Result<ChatResponse>& r) {
+  const std::vector<Attempt>& attempts = r.ok() ? r.value().attempts : r.error().attempts();
+  return std::any_of(attempts.begin(), attempts.end(), [](const Attempt& a) {
+    return a.status != 0 || a.latency > Duration::zero() || a.error != ErrorKind::InvalidRequest;
+  });
+}
+
+}  // namespace
+
 int run_shadow(const ShadowArgs& a) {
   ClientOptions base;
   RouteRef primary;
@@ -436,8 +458,8 @@ int run_shadow(const ShadowArgs& a) {
       return 2;
     }
   }
-  // One client per side, pinned to its route, one attempt per request: the report measures
-  // the routes themselves, not the failover around them.
+  // One client per side, pinned to its route, one attempt per request, and no breaker: the
+  // report measures the routes themselves, every request, not the failover around them.
   auto pinned = [&](const RouteRef& route) {
     ClientOptions o = base;
     o.priority = {Tier{{Route{route.endpoint, route.model}}}};
@@ -445,9 +467,13 @@ int run_shadow(const ShadowArgs& a) {
     o.canary = {};
     o.health_probe = {};
     o.hedging = {};
+    o.state = {};
     RetryOptions once;
     once.max_attempts = 1;
     o.retry = std::make_shared<DefaultRetryPolicy>(once);
+    o.circuit_breaker = [](const RouteRef&) -> std::unique_ptr<CircuitBreaker> {
+      return std::make_unique<AlwaysClosed>();
+    };
     return o;
   };
   std::optional<Client> pc;
@@ -483,6 +509,14 @@ int run_shadow(const ShadowArgs& a) {
     pending.pop_front();
     Result<ChatResponse> rp = p.primary.get();
     Result<ChatResponse> rc = p.candidate.get();
+    ++done;
+    analyzer.count_sampled();
+    // A side that never sent the request (a 429's cooldown, a client-side limit or budget)
+    // says nothing of its route: the pair is skipped, as the live shadow path does.
+    if (!reached(rp) || !reached(rc)) {
+      analyzer.count_skipped();
+      continue;
+    }
     ShadowPair pair = compare_results(requests[p.index], rp, attempt_latency(rp), rc,
                                       attempt_latency(rc), base.shadow.comparator);
     candidate_ok += pair.candidate_ok ? 1 : 0;
@@ -492,9 +526,7 @@ int run_shadow(const ShadowArgs& a) {
       ++both_ok;
       similarity += pair.similarity;
     }
-    analyzer.count_sampled();
     analyzer.add(std::move(pair));
-    ++done;
     std::cerr << "\rshadow: " << done << "/" << requests.size() << " pairs, candidate ok "
               << candidate_ok << ", mean similarity "
               << fixed(both_ok ? similarity / static_cast<double>(both_ok) : 0.0, 3) << std::flush;

@@ -36,7 +36,9 @@ class CircuitBreaker {
   /** May an attempt start now? `false`: skip this route for now. A `true` in half-open takes a
    *  probe slot, released by the attempt's `on_success` or `on_failure`. */
   virtual bool try_acquire(TimePoint now) = 0;
-  /** The acquired attempt succeeded after `latency`. */
+  /** The acquired attempt succeeded after `latency`. Not called for an attempt admitted while
+   *  the breaker was closed whose result comes after the breaker opened (a stale result, never
+   *  to be taken for a half-open probe's); likewise `on_failure`. */
   virtual void on_success(TimePoint now, Duration latency) = 0;
   /** The acquired attempt failed with `kind` (the breaker decides which kinds count). */
   virtual void on_failure(TimePoint now, ErrorKind kind) = 0;

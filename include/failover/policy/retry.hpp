@@ -78,6 +78,9 @@ class RetryPolicy {
   virtual Decision decide(const AttemptOutcome& outcome, const CallState& state) = 0;
   /** A fresh copy for a new call. */
   virtual std::unique_ptr<RetryPolicy> clone() const = 0;
+  /** The most attempts a call may make in all, when the policy has such a limit: the call
+   *  then starts no hedge and no restart past it, which `decide` is not asked about. */
+  virtual std::optional<int> max_attempts() const { return std::nullopt; }
 };
 
 /** Settings of `DefaultRetryPolicy` (defaults from DESIGN.md). */
@@ -124,6 +127,8 @@ class DefaultRetryPolicy final : public RetryPolicy {
   Decision decide(const AttemptOutcome& outcome, const CallState& state) override;
   /** A copy with the same options. */
   std::unique_ptr<RetryPolicy> clone() const override;
+  /** `RetryOptions::max_attempts`. */
+  std::optional<int> max_attempts() const override { return options_.max_attempts; }
   /** The options in force. */
   const RetryOptions& options() const noexcept { return options_; }
   /** The backoff ceiling before the `retry_number`-th retry (1-based), without jitter. */
