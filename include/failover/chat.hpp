@@ -128,7 +128,8 @@ struct ResponseFormat {
 
 /** `audio`: parameters of audio output (with `modalities` holding `audio`). */
 struct AudioOutput {
-  std::string voice;   ///< A built-in voice (`alloy`, `ash`, ...) or a custom voice id.
+  std::string voice;   ///< A built-in voice (`alloy`, `ash`, ...) or a custom voice id
+                       ///< (`voice_...`, sent as `{"id": ...}`).
   std::string format;  ///< `wav`, `aac`, `mp3`, `flac`, `opus` or `pcm16`.
 };
 

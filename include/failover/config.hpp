@@ -24,6 +24,8 @@ class ConfigError : public std::invalid_argument {
  public:
   /** `message` starts with the field's path, which becomes `path()`. */
   explicit ConfigError(const std::string& message);
+  /** The field at `path` is wrong: `what` says how (the message is both). */
+  ConfigError(std::string path, const std::string& what);
   /** The path of the offending field. */
   const std::string& path() const noexcept { return path_; }
 

@@ -4,6 +4,7 @@
 
 #include "core/client_core.hpp"
 #include "util/secret_names.hpp"
+#include "util/utf8.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -13,6 +14,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -21,20 +23,31 @@ namespace failover {
 ConfigError::ConfigError(const std::string& message)
     : std::invalid_argument(message), path_(message.substr(0, message.find(' '))) {}
 
+ConfigError::ConfigError(std::string path, const std::string& what)
+    : std::invalid_argument(path + " " + what), path_(std::move(path)) {}
+
 namespace {
 
 using nlohmann::json;
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw ConfigError(path + " " + what);
+  throw ConfigError(path, what);
 }
 
 std::string index_path(const std::string& base, std::size_t i) {
   return base + "[" + std::to_string(i) + "]";
 }
 
+// A key of the user's choosing (a model, a header) is quoted in a path when it holds more than
+// a name's characters (model names keep their dots): `prices."my model".input_per_mtok`.
 std::string join_path(const std::string& base, const std::string& key) {
-  return base.empty() ? key : base + "." + key;
+  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+           c == ':' || c == '/';
+  });
+  const std::string k = plain ? key : nlohmann::json(key).dump(-1, ' ', false,
+                                                              nlohmann::json::error_handler_t::replace);
+  return base.empty() ? k : base + "." + k;
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -191,6 +204,21 @@ class Reader {
     return v.get<std::int64_t>();
   }
 
+  // A count held in an int: a larger value is refused, never wrapped.
+  int positive_int(const json& v, const std::string& path) {
+    return as_int(positive(v, path), path);
+  }
+  int non_negative_int(const json& v, const std::string& path) {
+    return as_int(non_negative(v, path), path);
+  }
+  static int as_int(std::int64_t n, const std::string& path) {
+    constexpr std::int64_t kMax = std::numeric_limits<int>::max();
+    if (n > kMax) {
+      fail(path, "must be at most " + std::to_string(kMax) + " (got " + std::to_string(n) + ")");
+    }
+    return static_cast<int>(n);
+  }
+
   bool boolean(const json& v, const std::string& path) {
     if (!v.is_boolean()) fail(path, std::string("must be true or false, not ") + type_name(v));
     return v.get<bool>();
@@ -216,21 +244,27 @@ class Reader {
     if (!v.is_object())
       fail(path, std::string("must be an object of strings, not ") + type_name(v));
     std::map<std::string, std::string> out;
-    for (const auto& [key, value] : v.items()) out[key] = string(value, path + "." + key);
+    for (const auto& [key, value] : v.items()) out[key] = string(value, join_path(path, key));
     return out;
   }
 
+  // `${NAME}` and `${NAME:-fallback}` replaced; `$${` is a literal `${`. A value from the
+  // environment is taken as it is (never expanded again) and must be valid UTF-8.
   std::string interpolate(const std::string& s, const std::string& path) {
     if (s.find("${") == std::string::npos) return s;
     std::string out;
     std::size_t i = 0;
     while (i < s.size()) {
-      std::size_t open = s.find("${", i);
-      if (open == std::string::npos) {
-        out.append(s, i, std::string::npos);
-        break;
+      if (s.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+        continue;
       }
-      out.append(s, i, open - i);
+      if (s.compare(i, 2, "${") != 0) {
+        out += s[i++];
+        continue;
+      }
+      const std::size_t open = i;
       std::size_t close = s.find('}', open);
       if (close == std::string::npos) fail(path, "has a ${ without its closing }");
       std::string inside = s.substr(open + 2, close - open - 2);
@@ -248,11 +282,29 @@ class Reader {
         if (!fallback)
           fail(path, "refers to ${" + inside + "}, which is not set in the environment");
         value = fallback;
+      } else if (detail::valid_utf8(*value) != *value) {
+        fail(path, "refers to ${" + inside + "}, whose value is not valid UTF-8");
       }
       out += *value;
       i = close + 1;
     }
     return out;
+  }
+
+  // A JSON value with `${...}` replaced in every string in it (route params).
+  json interpolated(const json& v, const std::string& path) {
+    if (v.is_string()) return interpolate(v.get<std::string>(), path);
+    if (v.is_object()) {
+      json out = json::object();
+      for (const auto& [key, item] : v.items()) out[key] = interpolated(item, join_path(path, key));
+      return out;
+    }
+    if (v.is_array()) {
+      json out = json::array();
+      for (std::size_t k = 0; k < v.size(); ++k) out.push_back(interpolated(v[k], index_path(path, k)));
+      return out;
+    }
+    return v;
   }
 
   std::optional<std::string> lookup(const std::string& name) {
@@ -335,7 +387,7 @@ class Reader {
       if (l.contains("tpm")) e.limits.tpm = rate("tpm");
       if (l.contains("max_concurrency")) {
         e.limits.max_concurrency =
-            static_cast<int>(positive(l["max_concurrency"], lp + ".max_concurrency"));
+            positive_int(l["max_concurrency"], lp + ".max_concurrency");
       }
     }
     return e;
@@ -368,7 +420,7 @@ class Reader {
             fail(rpath + ".params",
                  std::string("must be an object, not ") + type_name(r["params"]));
           }
-          route.params = r["params"].dump();
+          route.params = interpolated(r["params"], rpath + ".params").dump();
         }
         if (r.contains("drop_params")) {
           const json& d = r["drop_params"];
@@ -394,7 +446,7 @@ class Reader {
         route.model = r.contains("model") ? string(r["model"], rpath + ".model") : model;
         if (route.model.empty()) fail(rpath + ".model", "is missing and the tier has no \"model\"");
         if (r.contains("weight"))
-          route.weight = static_cast<int>(positive(r["weight"], rpath + ".weight"));
+          route.weight = positive_int(r["weight"], rpath + ".weight");
       } else {
         fail(rpath, std::string("must be an endpoint name or an object, not ") + type_name(r));
       }
@@ -483,7 +535,7 @@ class Reader {
                 "max_wait_before_next_tier_ms", "retries_before_next_tier"});
     RetryOptions r;
     if (v.contains("max_attempts")) {
-      r.max_attempts = static_cast<int>(positive(v["max_attempts"], "retry.max_attempts"));
+      r.max_attempts = positive_int(v["max_attempts"], "retry.max_attempts");
     }
     if (v.contains("base_delay_ms"))
       r.base_delay = millis(v["base_delay_ms"], "retry.base_delay_ms");
@@ -499,8 +551,8 @@ class Reader {
           "retry.max_wait_before_next_tier_ms"));
     }
     if (v.contains("retries_before_next_tier")) {
-      r.retries_before_next_tier = static_cast<int>(
-          non_negative(v["retries_before_next_tier"], "retry.retries_before_next_tier"));
+      r.retries_before_next_tier = non_negative_int(
+          v["retries_before_next_tier"], "retry.retries_before_next_tier");
     }
     if (r.max_delay < r.base_delay)
       fail("retry.max_delay_ms", "must be at least retry.base_delay_ms");
@@ -520,7 +572,7 @@ class Reader {
       fail("prices", std::string("must be an object of models, not ") + type_name(v));
     std::map<std::string, ModelPrice> out;
     for (const auto& [model, p] : v.items()) {
-      const std::string path = "prices." + model;
+      const std::string path = join_path("prices", model);
       if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
       check_keys(p, path, {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
                            "cache_write_per_mtok"});
@@ -652,7 +704,7 @@ class Reader {
     HedgingOptions h;
     if (v.contains("delay_ms")) h.delay = millis(v["delay_ms"], p + ".delay_ms");
     if (v.contains("max_extra"))
-      h.max_extra = static_cast<int>(non_negative(v["max_extra"], p + ".max_extra"));
+      h.max_extra = non_negative_int(v["max_extra"], p + ".max_extra");
     if (v.contains("use_p95")) h.use_p95 = boolean(v["use_p95"], p + ".use_p95");
     if (h.delay == Duration::zero() && !h.use_p95) {
       fail(p, "needs delay_ms, use_p95 or both (remove the key to turn hedging off)");
@@ -691,7 +743,7 @@ class Reader {
     RetryBudgetOptions b;
     if (v.contains("ratio")) b.ratio = fraction_or_more(v["ratio"], p + ".ratio", 1.0);
     if (v.contains("min_concurrent")) {
-      b.min_concurrent = static_cast<int>(non_negative(v["min_concurrent"], p + ".min_concurrent"));
+      b.min_concurrent = non_negative_int(v["min_concurrent"], p + ".min_concurrent");
     }
     if (v.contains("throttle_max_tokens")) {
       b.throttle_max_tokens =
@@ -713,7 +765,7 @@ class Reader {
     CircuitBreakerOptions b;
     if (v.contains("consecutive_failures")) {
       b.consecutive_failures =
-          static_cast<int>(positive(v["consecutive_failures"], p + ".consecutive_failures"));
+          positive_int(v["consecutive_failures"], p + ".consecutive_failures");
     }
     if (v.contains("failure_rate")) {
       const json& rate = v["failure_rate"];
@@ -723,15 +775,15 @@ class Reader {
       }
       b.failure_rate = rate.get<double>();
     }
-    if (v.contains("window")) b.window = static_cast<int>(positive(v["window"], p + ".window"));
+    if (v.contains("window")) b.window = positive_int(v["window"], p + ".window");
     if (v.contains("min_calls"))
-      b.min_calls = static_cast<int>(positive(v["min_calls"], p + ".min_calls"));
+      b.min_calls = positive_int(v["min_calls"], p + ".min_calls");
     if (v.contains("open_ms")) b.open_duration = millis(v["open_ms"], p + ".open_ms");
     if (v.contains("max_open_ms"))
       b.max_open_duration = millis(v["max_open_ms"], p + ".max_open_ms");
     if (v.contains("half_open_probes")) {
       b.half_open_probes =
-          static_cast<int>(positive(v["half_open_probes"], p + ".half_open_probes"));
+          positive_int(v["half_open_probes"], p + ".half_open_probes");
     }
     if (b.min_calls > b.window) fail(p + ".min_calls", "must not exceed circuit_breaker.window");
     if (b.max_open_duration < b.open_duration)
@@ -744,16 +796,64 @@ class Reader {
 
 }  // namespace
 
+namespace {
+
+// The parser's callback that refuses an object with the same key twice (a typo must never
+// silently replace a policy), naming the key's path.
+json::parser_callback_t duplicate_key_check() {
+  struct Frame {
+    bool array = false;
+    std::string name;       // an object's current key
+    std::size_t index = 0;  // an array's current element
+    std::set<std::string> keys;
+  };
+  auto frames = std::make_shared<std::vector<Frame>>();
+  return [frames](int, json::parse_event_t event, json& parsed) {
+    std::vector<Frame>& f = *frames;
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        f.push_back(Frame{event == json::parse_event_t::array_start, {}, 0, {}});
+        break;
+      case json::parse_event_t::key: {
+        const std::string key = parsed.get<std::string>();
+        const bool fresh = f.back().keys.insert(key).second;
+        f.back().name = key;
+        if (!fresh) {
+          std::string path;
+          for (const Frame& frame : f) {
+            path = frame.array ? index_path(path, frame.index) : join_path(path, frame.name);
+          }
+          fail(path, "appears twice in one object; the second would silently win");
+        }
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        f.pop_back();
+        if (!f.empty() && f.back().array) ++f.back().index;
+        break;
+      case json::parse_event_t::value:
+        if (!f.empty() && f.back().array) ++f.back().index;
+        break;
+    }
+    return true;
+  };
+}
+
+}  // namespace
+
 ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env) {
   if (!wire::json_depth_within(json_text)) fail("config", "nests too deeply to be a configuration");
-  json doc = json::parse(json_text.begin(), json_text.end(), nullptr, false, /*comments=*/true);
+  json doc = json::parse(json_text.begin(), json_text.end(), duplicate_key_check(), false,
+                         /*comments=*/true);
   if (doc.is_discarded()) {
     // Parse again with exceptions for the position of the error.
     try {
       json ignored = json::parse(json_text.begin(), json_text.end(), nullptr, true, true);
       (void)ignored;
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-      fail("config", std::string("is not valid JSON: ") + e.what());
+      fail("config", "is not valid JSON: " + detail::valid_utf8(e.what()));
     }
     fail("config", "is not valid JSON");
   }
@@ -772,6 +872,27 @@ ClientOptions options_from_file(const std::string& path, const EnvLookup& env) {
   if (in.bad()) fail("config", "file \"" + wire::excerpt(path, 200) + "\" cannot be read");
   return options_from_json(text.str(), env);
 }
+
+namespace {
+
+// A resolved value that holds `${` is written as `$${`, which loading reads back as `${`:
+// nothing is expanded a second time.
+void escape_references(json& v) {
+  if (v.is_string()) {
+    const std::string& text = v.get_ref<const std::string&>();
+    if (text.find("${") == std::string::npos) return;
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text.compare(i, 2, "${") == 0) out += '$';
+      out += text[i];
+    }
+    v = out;
+  } else if (v.is_structured()) {
+    for (json& item : v) escape_references(item);
+  }
+}
+
+}  // namespace
 
 std::string options_to_json(const ClientOptions& o, bool include_keys) {
   json doc;
@@ -873,9 +994,8 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     doc["budget"] = std::move(b);
   }
   if (o.hedging.delay > Duration::zero() || o.hedging.use_p95) {
-    doc["hedging"] = {{"delay_ms", ms(o.hedging.delay)},
-                      {"max_extra", o.hedging.max_extra},
-                      {"use_p95", o.hedging.use_p95}};
+    doc["hedging"] = {{"max_extra", o.hedging.max_extra}, {"use_p95", o.hedging.use_p95}};
+    if (o.hedging.delay > Duration::zero()) doc["hedging"]["delay_ms"] = ms(o.hedging.delay);
   }
   if (o.health_probe.interval > Duration::zero()) {
     doc["health"] = {{"interval_ms", ms(o.health_probe.interval)},
@@ -935,7 +1055,8 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
   doc["stream_recovery"] = o.stream_recovery == StreamRecovery::Restart    ? "restart"
                            : o.stream_recovery == StreamRecovery::Continue ? "continue"
                                                                            : "fail";
-  return doc.dump(2);
+  escape_references(doc);  // read again, every string stays what it is
+  return doc.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace failover

@@ -634,6 +634,8 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     held_.clear();
     done_seen_ = false;
     answer_finished_ = false;
+    framed_ = false;
+    unframed_.clear();
     stream_error_.reset();
     stream_error_message_.clear();
     last_chunk_ = now;
@@ -923,6 +925,9 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
     return;
   }
   observe_limits(data.id, now, data.headers);
+  if (!framed_ && unframed_.size() + data.bytes.size() <= env_.options().max_response_bytes) {
+    unframed_ += data.bytes;
+  }
   parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
   if (handler_stopped_) {
     if (!handler_error_.empty()) throw HookError(handler_error_);
@@ -939,6 +944,10 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
 }
 
 void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
+  if (!framed_) {
+    framed_ = true;
+    unframed_ = std::string();  // an SSE stream: its bytes are not kept
+  }
   if (handler_stopped_ || stream_error_ || done_seen_) return;
   ChatChunk chunk;
   std::optional<wire::DecodeFailure> failure;
@@ -1051,6 +1060,7 @@ void CallMachine::commit() {
 
 void CallMachine::end_stream(TimePoint now) {
   const std::uint64_t id = flights_.front().id;
+  if (!framed_ && !unframed_.empty()) return end_unframed(now);
   if (!chunk_accepted_ && skipped_events_ > 0) {
     AttemptOutcome outcome;
     outcome.kind = ErrorKind::Protocol;
@@ -1061,14 +1071,62 @@ void CallMachine::end_stream(TimePoint now) {
         {}, {});
   }
   if (done_seen_ || answer_finished_) {
+    ChatResponse response = accumulated_.build();
+    if (response.choices.empty()) {  // [DONE] and nothing else: no answer, and no error either
+      AttemptOutcome outcome;
+      outcome.kind = ErrorKind::Protocol;
+      outcome.http_status = 200;
+      return fail_attempt(now, id, std::move(outcome), "the stream ended without any choice", {},
+                          {});
+    }
     if (!committed_) commit();  // an answer with no content at all: hand over what there is
-    return finish_success(now, id, accumulated_.build());
+    return finish_success(now, id, std::move(response));
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
   if (committed_) return interrupt(now, ErrorKind::ConnectionLost, why);
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::ConnectionLost;
+  outcome.http_status = 200;
   fail_attempt(now, id, std::move(outcome), why + " before any content", {}, {});
+}
+
+// The stream request was answered with a plain body, not SSE: read it as a response would be
+// read. An error in it fails over as that error; a whole completion is handed to the handler
+// as one chunk and served.
+void CallMachine::end_unframed(TimePoint now) {
+  const std::uint64_t id = flights_.front().id;
+  std::string body = std::move(unframed_);
+  ChatResponse response;
+  const Dialect dialect = native_.dialect();
+  std::optional<wire::DecodeFailure> failure =
+      dialect == Dialect::OpenAI ? wire::decode_response(body, response)
+                                 : wire::decode_native_response(dialect, body, response);
+  if (!failure && !response.choices.empty()) {
+    accumulated_.add(wire::chunk_of(response));
+    commit();
+    deliver(wire::chunk_of(response));
+    if (handler_stopped_) {
+      if (!handler_error_.empty()) throw HookError(handler_error_);
+      return cancel(now, "the stream handler asked to stop", 200);
+    }
+    return finish_success(now, id, std::move(response));
+  }
+  AttemptOutcome outcome;
+  outcome.http_status = 200;
+  if (failure && failure->in_band_error) {
+    policy::Classified c = policy::classify_error(200, {}, std::move(*failure->in_band_error),
+                                                  env_.clock().wall_now());
+    outcome.kind = c.kind;
+    outcome.provider_code = std::move(c.code);
+    outcome.retry_after = c.retry_after;
+    return fail_attempt(now, id, std::move(outcome), "the stream request was answered with an error: " + c.message,
+                        std::move(c.type), std::move(c.param));
+  }
+  outcome.kind = ErrorKind::Protocol;
+  fail_attempt(now, id, std::move(outcome),
+               "the stream request was answered with neither SSE nor a completion: " +
+                   (failure ? failure->message : std::string("no choice")),
+               {}, {});
 }
 
 std::shared_ptr<const ChatResponse> CallMachine::partial() const {

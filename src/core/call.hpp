@@ -209,6 +209,11 @@ class CallMachine {
   // a server that lingers then ends it as a success, after a short grace for usage or [DONE]).
   bool answer_finished_ = false;
   int choices_ = 1;  // the request's `n`
+  // Until the first SSE event: the bytes as they came, for a server that answered the stream
+  // request with a plain JSON body (an error, or a whole completion).
+  bool framed_ = false;
+  std::string unframed_;
+  void end_unframed(TimePoint now);
   TimePoint last_chunk_{};
   bool progressed_ = false;      // content, tool-call or reasoning text arrived (watchdogs)
   bool chunk_accepted_ = false;  // some event decoded as a chunk

@@ -153,6 +153,17 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   }
   if (ex->skip_headers) return n;
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+    // obs-fold (RFC 9112 5.2): the line continues the previous header's value.
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    if (!ex->result.headers.empty() && !line.empty()) {
+      std::string& value = ex->result.headers.back().second;
+      if (!value.empty()) value += ' ';
+      value.append(line.data(), line.size());
+    }
+    return n;
+  }
   std::size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return n;
   std::string name = detail::ascii_lower(line.substr(0, colon));

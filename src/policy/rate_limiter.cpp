@@ -93,7 +93,8 @@ RateLimiter::Answer RateLimiter::check_locked(TimePoint now, double tokens) cons
   // promised for a time is there at that time.
   auto when = [&](double have, double need, double per_minute) {
     if (have + 1e-9 >= need) return now;
-    const double seconds = (need - have) / per_minute * 60.0;
+    // At most a year: a tiny rate would wait longer than a duration holds (undefined).
+    const double seconds = std::min((need - have) / per_minute * 60.0, 365.0 * 24 * 3600);
     return now + std::chrono::ceil<Duration>(std::chrono::duration<double>(seconds));
   };
   if (limits_.rpm) due = std::max(due, when(requests_, 1.0, *limits_.rpm));

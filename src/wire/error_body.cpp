@@ -1,6 +1,7 @@
 #include "wire/error_body.hpp"
 
 #include "util/ascii.hpp"
+#include "util/utf8.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -162,15 +163,14 @@ void append_collapsed(std::string_view text, std::string& out) {
   }
 }
 
+// At most `max` bytes, cut between characters, and valid UTF-8 (a Latin-1 page's bytes become
+// U+FFFD).
 std::string cut(std::string text, std::size_t max) {
   while (!text.empty() && text.back() == ' ') text.pop_back();
-  if (text.size() > max) {
-    std::size_t n = max;
-    // Never split a UTF-8 sequence.
-    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
-    text.resize(n);
-    text += "...";
-  }
+  const bool cut_short = text.size() > max;
+  text.resize(detail::utf8_prefix(text, max));
+  text = detail::valid_utf8(text);
+  if (cut_short) text += "...";
   return text;
 }
 

@@ -1,5 +1,7 @@
 #include "wire/json_codec.hpp"
 
+#include "util/utf8.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -28,6 +30,16 @@ bool json_depth_within(std::string_view text, int max_depth) {
     switch (c) {
       case '"':
         in_string = true;
+        break;
+      case '/':  // a comment, where the parser takes them (configs): what it holds is not read
+        if (i + 1 < text.size() && text[i + 1] == '/') {
+          i = text.find_first_of("\n\r", i);
+          if (i == std::string_view::npos) return true;
+        } else if (i + 1 < text.size() && text[i + 1] == '*') {
+          i = text.find("*/", i + 2);
+          if (i == std::string_view::npos) return true;
+          ++i;
+        }
         break;
       case '[':
       case '{':
@@ -59,12 +71,12 @@ std::optional<json> parse_json(std::string_view text) {
 }
 
 std::string excerpt(std::string_view text, std::size_t max) {
-  std::string out;
-  std::size_t n = std::min(text.size(), max);
-  out.reserve(n + 3);
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    out.push_back(c < 0x20 || c == 0x7f ? ' ' : static_cast<char>(c));
+  // Cut between characters, control characters as spaces, bad bytes as U+FFFD: the excerpt is
+  // valid UTF-8 whatever `text` holds.
+  std::string out = detail::valid_utf8(text.substr(0, detail::utf8_prefix(text, max)));
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = ' ';
   }
   if (text.size() > max) out += "...";
   return out;
@@ -373,7 +385,14 @@ void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
     one_of(r.audio->format, {"wav", "aac", "mp3", "flac", "opus", "pcm16"}, "audio.format");
     RequestWriter& aw = w.member("audio");
     aw.open('{');
-    aw.pair("voice", r.audio->voice, "audio");
+    if (r.audio->voice.rfind("voice_", 0) == 0) {  // a custom voice: `{"id": "voice_1234"}`
+      aw.key("voice", "audio.voice");
+      aw.open('{');
+      aw.pair("id", r.audio->voice, "audio", "voice");
+      aw.close('}');
+    } else {
+      aw.pair("voice", r.audio->voice, "audio");
+    }
     aw.pair("format", r.audio->format, "audio");
     aw.close('}');
   }
@@ -504,6 +523,9 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
       w.member("max_completion_tokens").integer(*r.max_completion_tokens);
     }
     if (!r.stop.empty()) {
+      if (r.stop.size() > 4) {
+        throw Invalid{"stop has " + std::to_string(r.stop.size()) + " entries; at most 4"};
+      }
       RequestWriter& sw = w.member("stop");
       sw.open('[');
       for (std::size_t i = 0; i < r.stop.size(); ++i) sw.string(r.stop[i], at("stop", i));
@@ -511,7 +533,7 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
     }
     if (r.seed) w.member("seed").integer(*r.seed);
     if (r.n) {
-      if (*r.n < 1) throw Invalid{"n must be at least 1"};
+      if (*r.n < 1 || *r.n > 128) throw Invalid{"n must be from 1 to 128"};
       w.member("n").integer(*r.n);
     }
     if (!r.user.empty()) w.member("user").string(r.user, "user");
@@ -759,24 +781,27 @@ std::optional<ErrorBody> in_band_error(const json& doc) {
   return std::nullopt;
 }
 
+// One set of rules for answers and stream deltas: `content` is a string or an array of parts
+// (some servers answer with parts; the text parts are joined), a tool call's `arguments` a
+// string or a JSON value (written as its text).
+std::string content_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (!v.is_array()) throw Invalid{"\"content\" is neither a string nor null"};
+  std::string text;
+  for (const json& part : v) {
+    if (part.is_object() && part.value("type", "") == "text") text += get_string(part, "text");
+  }
+  return text;
+}
+
+std::string arguments_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
 Message decode_message(const json& m) {
   if (!m.is_object()) throw Invalid{"\"message\" is not an object"};
   Message out;
   out.role = get_string(m, "role");
   if (out.role.empty()) out.role = "assistant";
-  if (auto it = m.find("content"); it != m.end() && !it->is_null()) {
-    if (it->is_string()) {
-      out.content = it->get<std::string>();
-    } else if (it->is_array()) {  // some servers answer with content parts
-      std::string text;
-      for (const json& part : *it) {
-        if (part.is_object() && part.value("type", "") == "text") text += get_string(part, "text");
-      }
-      out.content = std::move(text);
-    } else {
-      throw Invalid{"\"content\" is neither a string nor null"};
-    }
-  }
+  if (auto it = m.find("content"); it != m.end() && !it->is_null()) out.content = content_text(*it);
   if (auto it = m.find("refusal"); it != m.end() && it->is_string()) {
     out.refusal = it->get<std::string>();
   }
@@ -806,9 +831,7 @@ Message decode_message(const json& m) {
       if (auto fn = c.find("function"); fn != c.end() && fn->is_object()) {
         call.name = get_string(*fn, "name");
         auto args = fn->find("arguments");
-        if (args != fn->end() && !args->is_null()) {
-          call.arguments = args->is_string() ? args->get<std::string>() : args->dump();
-        }
+        if (args != fn->end() && !args->is_null()) call.arguments = arguments_text(*args);
       }
       out.tool_calls.push_back(std::move(call));
     }
@@ -819,11 +842,18 @@ Message decode_message(const json& m) {
 }  // namespace
 
 std::optional<DecodeFailure> decode_response(std::string& body, ChatResponse& out) {
+  std::optional<DecodeFailure> failure;
   if (decode_response_fast(body, out)) {
     out.raw_json = std::move(body);
-    return std::nullopt;
+  } else {
+    failure = decode_response_dom(body, out);
   }
-  return decode_response_dom(body, out);
+  // Choices by index, as a stream's are assembled (`raw_json` keeps the server's order).
+  if (!failure && out.choices.size() > 1) {
+    std::stable_sort(out.choices.begin(), out.choices.end(),
+                     [](const Choice& a, const Choice& b) { return a.index < b.index; });
+  }
+  return failure;
 }
 
 std::optional<DecodeFailure> decode_response_dom(std::string& body, ChatResponse& out) {
@@ -905,7 +935,9 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
         auto delta = c.find("delta");
         if (delta != c.end() && delta->is_object()) {
           d.role = get_string(*delta, "role");
-          d.content = get_string(*delta, "content");
+          auto content = delta->find("content");
+          d.content = content != delta->end() && content->is_array() ? content_text(*content)
+                                                                     : get_string(*delta, "content");
           d.refusal = get_string(*delta, "refusal");
           d.reasoning = reasoning_of(*delta).value_or(std::string());
           if (auto calls = delta->find("tool_calls"); calls != delta->end() && !calls->is_null()) {
@@ -922,7 +954,9 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
               t.type = get_string(call, "type");
               if (auto fn = call.find("function"); fn != call.end() && fn->is_object()) {
                 t.name = get_string(*fn, "name");
-                t.arguments = get_string(*fn, "arguments");
+                if (auto args = fn->find("arguments"); args != fn->end() && !args->is_null()) {
+                  t.arguments = arguments_text(*args);
+                }
               }
               d.tool_calls.push_back(std::move(t));
             }

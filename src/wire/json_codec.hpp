@@ -18,7 +18,9 @@ namespace failover::wire {
 /** Deepest JSON nesting accepted from a server or a user (guards the recursive parser). */
 inline constexpr int kMaxJsonDepth = 128;
 
-/** True when `text` nests arrays/objects no deeper than `max_depth` (strings are skipped). */
+// True when `text` nests arrays/objects no deeper than `max_depth`. Strings and comments (line
+// and block comments, which the configuration parser accepts) are skipped, as the parser reads
+// them.
 bool json_depth_within(std::string_view text, int max_depth = kMaxJsonDepth);
 
 /** A JSON number as an integer: truncated toward zero, clamped to the int64 range, NaN as 0

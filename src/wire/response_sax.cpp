@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace failover::wire {
 
@@ -49,9 +50,12 @@ class ResponseSax {
     }
     if (f == Frame::Choices) {
       out_.choices.emplace_back();
+      choice_message_ = false;
       return push(Frame::Choice);
     }
     if (f == Frame::Choice && k() == "message") {
+      // Counted per choice: a choice with two messages is the DOM decoder's to judge.
+      if (std::exchange(choice_message_, true)) return false;
       ++messages_;
       reasoning_content_.reset();
       reasoning_.reset();
@@ -75,6 +79,7 @@ class ResponseSax {
   }
 
   bool end_object() {
+    if (top() == Frame::Choice && !choice_message_) return false;  // a choice without a message
     if (top() == Frame::Message) {  // reasoning_content wins over OpenRouter's reasoning
       if (reasoning_content_) {
         message().reasoning.emplace(*reasoning_content_);
@@ -335,6 +340,7 @@ class ResponseSax {
   bool prompt_details_seen_ = false;  // in the current usage
   bool completion_details_seen_ = false;
   std::size_t messages_ = 0;
+  bool choice_message_ = false;  // the current choice has its message
   // The current message's reasoning under either name (in simdjson's document).
   std::optional<std::string_view> reasoning_content_;
   std::optional<std::string_view> reasoning_;

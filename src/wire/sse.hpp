@@ -20,6 +20,17 @@ class SseParser {
   /** Parses `bytes`; calls `on_event(const SseEvent&)` for each complete event. */
   template <class OnEvent>
   void feed(std::string_view bytes, OnEvent&& on_event) {
+    if (bom_ < 3) {  // a UTF-8 byte order mark opening the stream is not part of it (the spec)
+      static constexpr char kBom[] = "\xEF\xBB\xBF";
+      while (bom_ < 3 && !bytes.empty() && bytes.front() == kBom[bom_]) {
+        bytes.remove_prefix(1);
+        ++bom_;
+      }
+      if (bom_ < 3 && !bytes.empty()) {
+        partial_.append(kBom, bom_);  // a prefix of the mark that was text after all
+        bom_ = 3;
+      }
+    }
     std::size_t i = 0;
     const std::size_t n = bytes.size();
     if (skip_lf_ && n > 0) {
@@ -99,6 +110,7 @@ class SseParser {
   std::string event_;
   bool has_data_ = false;
   bool skip_lf_ = false;
+  int bom_ = 0;  // bytes of a byte order mark read at the start; 3 once past it
 };
 
 }  // namespace failover::wire

@@ -86,6 +86,32 @@ void StreamAccumulator::add_logprobs(ChoiceState& c, const std::string& text) {
   }
 }
 
+ChatChunk chunk_of(const ChatResponse& response) {
+  ChatChunk chunk;
+  chunk.id = response.id;
+  chunk.model = response.model;
+  chunk.created = response.created;
+  chunk.system_fingerprint = response.system_fingerprint;
+  chunk.service_tier = response.service_tier;
+  chunk.usage = response.usage;
+  for (const Choice& c : response.choices) {
+    ChoiceDelta d;
+    d.index = c.index;
+    d.role = c.message.role;
+    d.content = c.message.content.value_or(std::string());
+    d.refusal = c.message.refusal.value_or(std::string());
+    d.reasoning = c.message.reasoning.value_or(std::string());
+    int k = 0;
+    for (const ToolCall& call : c.message.tool_calls) {
+      d.tool_calls.push_back(ToolCallDelta{k++, call.id, call.type, call.name, call.arguments});
+    }
+    d.finish_reason = c.finish_reason;
+    d.logprobs_json = c.logprobs_json;
+    chunk.choices.push_back(std::move(d));
+  }
+  return chunk;
+}
+
 bool StreamAccumulator::finished(int n) const {
   for (int i = 0; i < std::max(n, 1); ++i) {
     auto it = std::find_if(choices_.begin(), choices_.end(),
@@ -112,7 +138,11 @@ ChatResponse StreamAccumulator::build() const {
     Choice choice;
     choice.index = c->index;
     choice.message.role = c->role.empty() ? "assistant" : c->role;
-    if (c->has_content || c->calls.empty()) choice.message.content = c->content;
+    // No content at all is null, as in a whole answer, when a refusal or tool calls stand
+    // instead; an empty answer is "".
+    if (c->has_content || (c->calls.empty() && !c->has_refusal)) {
+      choice.message.content = c->content;
+    }
     if (c->has_refusal) choice.message.refusal = c->refusal;
     if (c->has_reasoning) choice.message.reasoning = c->reasoning;
     for (const auto& [index, call] : c->calls) choice.message.tool_calls.push_back(call);

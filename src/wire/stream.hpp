@@ -20,6 +20,10 @@ bool has_content(const ChatChunk& chunk);
  *  (what the first-token and idle watchdogs wait for). */
 bool has_progress(const ChatChunk& chunk);
 
+/** A whole response as the one chunk that carries all of it (a server that answered a stream
+ *  request with a plain JSON body). */
+ChatChunk chunk_of(const ChatResponse& response);
+
 /** Joins chunks into the response they add up to. */
 class StreamAccumulator {
  public:

@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   } catch (const failover::ConfigError&) {
     return 0;
   }
+  // A `${` in a value is written `$${`: nothing is interpolated again.
   const std::string written = failover::options_to_json(options, /*include_keys=*/true);
-  if (written.find("${") != std::string::npos) return 0;  // would be interpolated again
   try {
     failover::ClientOptions again = failover::options_from_json(written, env);
     if (failover::options_to_json(again, true) != written) std::abort();

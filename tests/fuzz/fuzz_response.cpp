@@ -1,7 +1,9 @@
 // Fuzzes the response decoders: the SAX fast path must either decline or agree exactly with the
 // DOM decoder, the public decoder and the native dialects' must never throw, and error bodies
-// decode to something.
+// decode to something; every message made of a body is valid UTF-8.
 
+#include "util/utf8.hpp"
+#include "wire/error_body.hpp"
 #include "wire/json_codec.hpp"
 #include "wire/native.hpp"
 
@@ -58,5 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   }
   failover::wire::ErrorBody e = failover::wire::decode_error_body(body);
   if (e.message.size() > body.size() + 64 && !e.found) std::abort();
+  // Every message the library makes is valid UTF-8, whatever the body holds.
+  if (failover::detail::valid_utf8(e.message) != e.message) std::abort();
+  if (failure && failover::detail::valid_utf8(failure->message) != failure->message) std::abort();
   return 0;
 }

@@ -1068,6 +1068,36 @@ TEST(CliTimeouts, ALongNonStreamedAnswerIsServedWhateverTheFirstByteLimit) {
   EXPECT_EQ(second.requests(), 0);
 }
 
+// What a provider sends never aborts the CLI: error text that is not valid UTF-8, or a
+// character cut by an excerpt, comes out as valid JSON.
+TEST(Cli, ErrorTextThatIsNotUtf8GivesValidJson) {
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "\xC3\xA9";  // é
+  const std::vector<std::pair<int, std::pair<std::string, std::string>>> answers = {
+      {400, {R"({"error":{"message":"a)" + accents + R"("}})", "application/json"}},
+      {500, {"Erreur interne du serveur: d\xE9j\xE0 vu", "text/plain; charset=iso-8859-1"}},
+      {200, {"{" + std::string(118, 'x') + "\xC3\xA9\xFF\xFE garbage", "application/json"}},
+  };
+  for (const auto& [status, body] : answers) {
+    testing::LoopbackServer bad;
+    bad.on_chat([status = status, body = body](const httplib::Request&, httplib::Response& res) {
+      res.status = status;
+      res.set_content(body.first, body.second);
+    });
+    bad.start();
+    json cfg = {{"endpoints", {{{"name", "bad"}, {"base_url", bad.base_url()}, {"api_key", "k"}}}},
+                {"priority", {{{"model", "gpt-4.1"}, {"routes", {"bad"}}}}},
+                {"retry", {{"max_attempts", 1}}}};
+    auto r = run({kCli, "chat", "--config", temp_file("utf8.json", cfg.dump()), "--json", "hi"});
+    EXPECT_EQ(r.exit_code, 1) << status << ": " << r.err;
+    json doc = json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << status << ": " << r.out;
+    ASSERT_TRUE(doc.contains("error")) << r.out;
+    // The message is text, and it survives being written again.
+    EXPECT_NO_THROW((void)doc["error"].dump()) << status;
+  }
+}
+
 TEST(Cli, HealthNeverPrintsAKeyARelayEchoes) {
   testing::LoopbackServer relay;
   relay.http().Get("/v1/models", [](const httplib::Request& req, httplib::Response& res) {

@@ -526,6 +526,27 @@ TEST(CurlEngine, ALargeRequestLibcurlSendsAgainIsAnAttemptInTheTraceToo) {
   EXPECT_EQ(outcomes(second->attempts), (Strings{"relay:connection_lost", "relay:success"}));
 }
 
+// An obs-folded header (its value on the next line, after whitespace) is one header.
+TEST(CurlEngine, AFoldedHeaderIsReadWhole) {
+  const std::string body = R"({"error":{"message":"slow down","type":"rate_limit"}})";
+  testing::RawServer server("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                            "Retry-After:\r\n 7\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  ClientOptions o = one("relay", server.base_url());
+  RetryOptions once;
+  once.max_attempts = 1;
+  o.retry = std::make_shared<DefaultRetryPolicy>(once);
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_FALSE(r);
+  // The route rests for the folded Retry-After: its cooldown ends 7 s on.
+  const HealthSnapshot h = client.health();
+  ASSERT_TRUE(h.routes[0].cooldown_until.has_value()) << r.error().message();
+  const Duration rest = *h.routes[0].cooldown_until - std::chrono::steady_clock::now();
+  EXPECT_GT(rest, std::chrono::seconds(5));
+  EXPECT_LE(rest, std::chrono::seconds(7));
+}
+
 TEST(CurlEngine, MalformedJsonInA200FailsOver) {
   LoopbackServer broken;
   broken.on_chat([](const httplib::Request&, httplib::Response& res) {

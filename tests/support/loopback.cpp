@@ -314,6 +314,33 @@ std::string DroppingServer::base_url() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 
+RawServer::RawServer(std::string raw) : raw_(std::move(raw)) {
+  fd_ = listen_loopback(port_);
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      if (read_request(c, stop_)) {
+        ++requests_;
+        (void)::send(c, raw_.data(), raw_.size(), MSG_NOSIGNAL);
+      }
+      ::close(c);
+    }
+  });
+}
+
+RawServer::~RawServer() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  ::close(fd_);
+}
+
+std::string RawServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
+
 int refused_port() {
   int port = 0;
   int fd = listen_loopback(port);

@@ -142,6 +142,24 @@ class DroppingServer {
   std::thread thread_;
 };
 
+/** An HTTP server on 127.0.0.1 that answers every request with `raw` exactly as given (status
+ *  line, headers and body, as no library would write them), then closes the connection. */
+class RawServer {
+ public:
+  explicit RawServer(std::string raw);
+  ~RawServer();
+  std::string base_url() const;
+  int requests() const { return requests_.load(); }
+
+ private:
+  std::string raw_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
 /** Raises the accept backlog of the listening socket on `port` (cpp-httplib uses 5). */
 void widen_backlog(int port);
 

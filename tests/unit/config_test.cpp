@@ -3,8 +3,10 @@
 #include <failover/failover.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -460,6 +462,139 @@ TEST(Config, ShippedExampleConfigsLoad) {
     } catch (const ConfigError& e) {
       ADD_FAILURE() << name << ": " << e.what();
     }
+  }
+}
+
+// ---- issue 35: what configuration loading read wrong ----------------------------------------
+
+// Every configuration the project ships (examples, the fuzzers' seeds, the design example, one
+// with every optional key) loads, is written, and loads again to the same options.
+TEST(ConfigProperty, EveryConfigSurvivesARoundTrip) {
+  EnvLookup any = [](const std::string& name) -> std::optional<std::string> {
+    if (name.find("URL") != std::string::npos) return "http://127.0.0.1:1/v1";
+    return "value-of-" + name;
+  };
+  std::vector<std::pair<std::string, std::string>> texts = {{"design", kDesignExample}};
+  for (const char* dir : {"/examples/configs/", "/tests/fuzz/corpus/config/"}) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::string(FAILOVER_SOURCE_DIR) + dir)) {
+      std::ifstream in(entry.path());
+      std::string text(std::istreambuf_iterator<char>(in), {});
+      if (entry.path().filename().string().rfind("bad_", 0) == 0) {  // seeds that must not load
+        EXPECT_THROW((void)options_from_json(text, any), ConfigError) << entry.path();
+        continue;
+      }
+      texts.emplace_back(entry.path().string(), std::move(text));
+    }
+  }
+  texts.emplace_back("p95 hedging", with(kOneEndpoint, kOneTier, R"("hedging": {"use_p95": true})"));
+  texts.emplace_back("literal", with(R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1",
+                                        "api_key": "k$${NOT_A_VAR}", "headers": {"X-A": "a$${B}c"}}])",
+                                     kOneTier));
+  ASSERT_GE(texts.size(), 10u);
+  for (const auto& [name, text] : texts) {
+    try {
+      ClientOptions first = options_from_json(text, any);
+      const std::string written = options_to_json(first, /*include_keys=*/true);
+      ClientOptions second = options_from_json(written, any);
+      EXPECT_EQ(options_to_json(second, true), written) << name;
+    } catch (const ConfigError& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+    }
+  }
+}
+
+TEST(Config, CommentsHideNoNestingAndDeepParamsAreRefused) {
+  // A comment full of brackets is not nesting.
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier) + "// " + std::string(130, '[') + "\n"),
+            "<accepted>");
+  EXPECT_EQ(error_of("/* " + std::string(130, '{') + " */" + with(kOneEndpoint, kOneTier)),
+            "<accepted>");
+  // Nesting between comments that look like strings is still counted.
+  const std::string deep = std::string(200, '[') + std::string(200, ']');
+  const std::string tier =
+      R"([{"model": "m", "routes": [{"endpoint": "a", "params": {"x": /* " */ )" + deep +
+      R"( /* " */}}]}])";
+  EXPECT_EQ(error_of(with(kOneEndpoint, tier)), "config nests too deeply to be a configuration");
+}
+
+TEST(Config, CountsAreNeverWrapped) {
+  for (const char* extra :
+       {R"("retry": {"max_attempts": 4294967297})", R"("retry": {"max_attempts": 2147483648})",
+        R"("hedging": {"delay_ms": 10, "max_extra": 4294967296})"}) {
+    const std::string got = error_of(with(kOneEndpoint, kOneTier, extra));
+    EXPECT_NE(got.find("must be at most 2147483647"), std::string::npos) << extra << ": " << got;
+  }
+  const std::string big = error_of(with(
+      R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1", "api_key": "k",
+           "limits": {"max_concurrency": 4294967297}}])",
+      kOneTier));
+  EXPECT_EQ(big, "endpoints[0].limits.max_concurrency must be at most 2147483647 (got 4294967297)");
+  const std::string weight =
+      error_of(with(kOneEndpoint, R"([{"model": "m", "routes": [{"endpoint": "a",
+                                                              "weight": 4294967298}]}])"));
+  EXPECT_EQ(weight, "priority[0].routes[0].weight must be at most 2147483647 (got 4294967298)");
+}
+
+TEST(Config, EnvironmentReferencesInRouteParamsAreReplaced) {
+  ClientOptions o = options_from_json(
+      with(kOneEndpoint,
+           R"([{"model": "m", "routes": [{"endpoint": "a",
+                "params": {"user": "${HOLYSHEEP_API_KEY}", "tags": ["${OPENAI_ORG:-x}"]}}]}])"),
+      env());
+  EXPECT_EQ(nlohmann::json::parse(o.priority[0].routes[0].params),
+            nlohmann::json::parse(R"({"user": "sk-hs-123", "tags": ["x"]})"));
+}
+
+TEST(Config, AKeyGivenTwiceIsAnError) {
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier,
+                          R"("retry": {"max_attempts": 2}, "retry": {"max_attempts": 9})")),
+            "retry appears twice in one object; the second would silently win");
+  EXPECT_EQ(error_of(with(R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1", "api_key": "k",
+                             "limits": {"rpm": 1, "rpm": 2}}])",
+                          kOneTier)),
+            "endpoints[0].limits.rpm appears twice in one object; the second would silently win");
+}
+
+TEST(Config, APathNamesAKeyWithSpacesWhole) {
+  try {
+    (void)options_from_json(
+        with(kOneEndpoint, kOneTier, R"("prices": {"my model": {"input_per_mtok": "x"}})"), env());
+    FAIL() << "a string price was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), "prices.\"my model\".input_per_mtok") << e.what();
+  }
+}
+
+TEST(Config, EnvironmentValuesAreTakenAsTheyAre) {
+  EnvLookup lookup = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "KEY") return "sk-123";
+    if (name == "NESTED") return "a${KEY}b";
+    if (name == "LATIN1") return "caf\xE9";
+    return std::nullopt;
+  };
+  const std::string endpoint = R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1",
+                                    "api_key": "$API"}])";
+  auto key_of = [&](const std::string& value) {
+    std::string e = endpoint;
+    e.replace(e.find("$API"), 4, value);
+    return options_from_json(with(e, kOneTier), lookup).endpoints[0].api_key;
+  };
+  EXPECT_EQ(key_of("$${KEY}"), "${KEY}");  // a literal ${
+  EXPECT_EQ(key_of("${NESTED}"), "a${KEY}b");  // never expanded again
+  // ...not after a round trip either.
+  ClientOptions o = options_from_json(with(endpoint.substr(0, endpoint.find("$API")) +
+                                               "${NESTED}\"}]",
+                                           kOneTier),
+                                      lookup);
+  ClientOptions again = options_from_json(options_to_json(o, true), lookup);
+  EXPECT_EQ(again.endpoints[0].api_key, "a${KEY}b");
+  try {
+    (void)key_of("${LATIN1}");
+    FAIL() << "a value that is not UTF-8 was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "endpoints[0].api_key refers to ${LATIN1}, whose value is not valid UTF-8");
   }
 }
 

@@ -114,6 +114,17 @@ TEST(RateLimiter, AnthropicHeadersAndResetTimesBlockUntilTheReset) {
   EXPECT_TRUE(past.try_acquire(t, 0).granted);
 }
 
+TEST(RateLimiter, ATinyRateWaitsAtMostAYear) {
+  TimePoint t{std::chrono::hours(1)};
+  RateLimiter limiter(RateLimiter::Limits{1e-12, std::nullopt, std::nullopt}, t);
+  limiter.try_acquire(t, 0);  // the bucket starts with a fraction of a request: none granted
+  RateLimiter::Answer a = limiter.try_acquire(t, 0);
+  ASSERT_FALSE(a.granted);
+  ASSERT_TRUE(a.retry_at.has_value());
+  EXPECT_LE(*a.retry_at - t, Duration(std::chrono::hours(24 * 365) + seconds(1)));
+  EXPECT_GT(*a.retry_at, t);
+}
+
 TEST(Rfc3339, FormsAndGarbage) {
   EXPECT_EQ(wire::parse_rfc3339("1970-01-01T00:01:00Z"), WallTime{seconds(60)});
   EXPECT_EQ(wire::parse_rfc3339("1970-01-01t01:01:00+01:00"), WallTime{seconds(60)});

@@ -124,6 +124,17 @@ TEST(SseParser, EverySplitPointOfNamedAndMultiLineEventsInCrlf) {
   EXPECT_EQ(parse_in_pieces(windows, cuts), whole);
 }
 
+TEST(SseParser, AByteOrderMarkOpeningTheStreamIsSkippedAtEverySplit) {
+  const std::string marked = "\xEF\xBB\xBF" + kStream;
+  const auto whole = parse_in_pieces(kStream, {});
+  for (std::size_t cut = 0; cut <= 8; ++cut) {
+    ASSERT_EQ(parse_in_pieces(marked, {cut}), whole) << "split at " << cut;
+  }
+  // Only at the start: later it is text (and a prefix of it that is not the mark is kept).
+  const auto odd = parse_in_pieces("\xEF" "data: x\n\n", {1});
+  ASSERT_EQ(odd.size(), 0u);  // "\xEF" "data" is no field the parser knows
+}
+
 TEST(SseParser, ByteByByte) {
   std::vector<std::size_t> cuts;
   for (std::size_t i = 1; i < kStream.size(); ++i) cuts.push_back(i);
@@ -315,6 +326,22 @@ TEST(StreamChunks, ReasoningIsAccumulatedButIsNotContent) {
   ChatResponse r = acc.build();
   EXPECT_EQ(r.reasoning(), "Count the rs.");
   EXPECT_EQ(r.text(), "Three.");
+}
+
+TEST(StreamChunks, ARefusalOnlyStreamHasNullContentAsAWholeAnswerHas) {
+  wire::StreamAccumulator acc;
+  for (const char* e : {
+           R"({"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}]})",
+           R"({"choices":[{"index":0,"delta":{"refusal":"I can't help with that."}}]})",
+           R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})",
+       }) {
+    ChatChunk chunk;
+    ASSERT_FALSE(wire::decode_chunk(e, chunk).has_value());
+    acc.add(chunk);
+  }
+  ChatResponse r = acc.build();
+  EXPECT_FALSE(r.choices[0].message.content.has_value());
+  EXPECT_EQ(r.choices[0].message.refusal, std::optional<std::string>("I can't help with that."));
 }
 
 TEST(StreamChunks, ErrorEventsAndMalformedChunks) {

@@ -221,6 +221,89 @@ TEST_F(StreamTest, AStreamCutByTheCallsDeadlineCountsAgainstNothing) {
   EXPECT_EQ(client.canary()->window.errors, 0u);
 }
 
+// ---- issue 35: what streams lost ----------------------------------------------------------
+
+// A stream request answered with a plain JSON body: read as a response would be.
+Reply plain(const std::string& body) {
+  Reply r;
+  r.headers = {{"content-type", "application/json"}};
+  r.parts = {{milliseconds(10), body}};
+  return r;
+}
+
+TEST_F(StreamTest, AStreamRequestAnsweredWithAJsonErrorKeepsTheError) {
+  fake->sequence(testing::chat_url(kA),
+                 {plain(R"({"error":{"message":"You exceeded your current quota","type":)"
+                        R"("insufficient_quota","code":"insufficient_quota"}})")});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"from b"})});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "from b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:quota_exhausted", "b:success"}));
+  EXPECT_EQ(r->attempts[0].status, 200);
+  EXPECT_NE(r->attempts[0].message.find("You exceeded your current quota"), std::string::npos)
+      << r->attempts[0].message;
+}
+
+TEST_F(StreamTest, AStreamRequestAnsweredWithAWholeCompletionIsServed) {
+  fake->sequence(testing::chat_url(kA), {plain(testing::completion_body("all at once"))});
+  Client client(options());
+  auto r = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "all at once");
+  EXPECT_EQ(pieces, (Strings{"all at once"}));  // the handler saw it, as one chunk
+  ASSERT_TRUE(r->usage);
+  EXPECT_EQ(r->usage->total_tokens, 7);
+}
+
+TEST_F(StreamTest, StreamedContentInPartsAndObjectArgumentsAreRead) {
+  Reply r = testing::sse({});
+  r.parts.resize(1);
+  r.parts.emplace_back(milliseconds(10),
+                       R"(data: {"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"Hello "}]}}]})"
+                       "\n\n");
+  r.parts.emplace_back(milliseconds(10),
+                       R"(data: {"choices":[{"index":0,"delta":{"content":"world","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":{"a":1}}}]},"finish_reason":"stop"}]})"
+                       "\n\ndata: [DONE]\n\n");
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(result->text(), "Hello world");
+  EXPECT_EQ(result->finish_reason(), "stop");
+  ASSERT_EQ(result->choices[0].message.tool_calls.size(), 1u);
+  EXPECT_EQ(result->choices[0].message.tool_calls[0].arguments, R"({"a":1})");
+  EXPECT_EQ(result->attempts[0].skipped_events, 0);
+}
+
+TEST_F(StreamTest, AByteOrderMarkOpeningTheStreamIsNotPartOfIt) {
+  Reply r = testing::sse({"kept"});
+  r.parts[0].second = "\xEF\xBB\xBF" + r.parts[0].second;
+  r.parts[1].second = R"(data: {"choices":[{"index":0,"delta":{"content":"kept"},"finish_reason":"stop"}]})"
+                      "\n\n";
+  r.parts.resize(2);
+  r.parts.emplace_back(milliseconds(10), "data: [DONE]\n\n");
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(result->text(), "kept");
+}
+
+TEST_F(StreamTest, AStreamOfNothingButDoneIsNoSuccess) {
+  Reply r;
+  r.headers = {{"content-type", "text/event-stream"}};
+  r.parts = {{milliseconds(10), "data: [DONE]\n\n"}};
+  fake->sequence(testing::chat_url(kA), {r});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"b"})});
+  Client client(options());
+  auto result = client.chat_stream(ping(), collect());
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(outcomes(result->attempts), (Strings{"a:protocol", "b:success"}));
+  EXPECT_EQ(result->attempts[0].status, 200);
+}
+
 TEST_F(StreamTest, StallAfterTheFirstChunkTripsTheIdleWatchdog) {
   Reply stall = testing::sse({"first", "never"});
   stall.parts.resize(2);  // role + "first", then silence

@@ -1,11 +1,14 @@
 // Wire format: request encoding, response decoding, error bodies, Retry-After family.
 
+#include "util/utf8.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <random>
 
@@ -802,6 +805,11 @@ TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
       {R"({"choices":[{"message":{"content":"a"}}],"error":{"message":"late"}})", false},
       {R"({"choices":[{"message":{"content":"a"}}],"error":null})", false},
       {R"({"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]})", false},
+      // Messages are counted per choice: one without, the next with two, is not two messages.
+      {R"({"choices":[{"index":0},{"index":1,"message":{"content":"a"},"message":{"refusal":"b"}}]})",
+       false},
+      {R"({"choices":[{"index":0,"finish_reason":"stop"},{"index":1,"message":{"content":"a"}}]})",
+       false},
       {R"({"choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]})", false},
       {R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]}}]})",
        false},
@@ -852,6 +860,83 @@ TEST(Wire, FastResponseDecoderAgreesWithTheDomDecoder) {
       EXPECT_EQ(public_failure->message, failure->message);
     }
   }
+}
+
+// Every message the library makes is valid UTF-8: cut between characters, bad bytes as U+FFFD.
+bool is_valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = detail::utf8_char_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+TEST(Utf8, ExcerptsAreCutBetweenCharactersAndCleaned) {
+  std::string accents = "a";
+  for (int i = 0; i < 600; ++i) accents += "\xC3\xA9";
+  for (std::size_t max : {1u, 2u, 3u, 120u, 999u, 1000u, 1001u}) {
+    const std::string e = wire::excerpt(accents, max);
+    EXPECT_TRUE(is_valid_utf8(e)) << max;
+    EXPECT_LE(e.size(), max + 3) << max;
+  }
+  EXPECT_EQ(wire::excerpt("d\xE9j\xE0", 10), "d\xEF\xBF\xBDj\xEF\xBF\xBD");  // Latin-1
+  EXPECT_EQ(wire::excerpt("\xED\xA0\x80x", 10), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");  // a surrogate
+  EXPECT_EQ(wire::excerpt("\xC0\xAF", 10), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 10), "ok \xF0\x9F\x98\x80");
+  EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 5), "ok ...");
+  const wire::ErrorBody latin = wire::decode_error_body("Erreur: d\xE9j\xE0 vu");
+  EXPECT_TRUE(is_valid_utf8(latin.message)) << latin.message;
+  EXPECT_NE(latin.message.find("d\xEF\xBF\xBDj"), std::string::npos) << latin.message;
+}
+
+// Every response body the project keeps (the fuzzers' seeds) gives the same answer through
+// the fast decoder and the DOM decoder, when the fast one takes it.
+TEST(DecodeResponse, EveryFixtureAgreesOnBothPaths) {
+  std::size_t bodies = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::string(FAILOVER_SOURCE_DIR) + "/tests/fuzz/corpus/response/")) {
+    std::ifstream in(entry.path());
+    const std::string body{std::istreambuf_iterator<char>(in), {}};
+    SCOPED_TRACE(entry.path().string());
+    ++bodies;
+    ChatResponse dom;
+    std::string copy = body;
+    auto failure = wire::decode_response_dom(copy, dom);
+    ChatResponse fast;
+    if (wire::decode_response_fast(body, fast)) {
+      ASSERT_FALSE(failure) << failure->message;
+      EXPECT_EQ(describe(fast), describe(dom));
+    }
+  }
+  EXPECT_GE(bodies, 8u);
+}
+
+TEST(Codec, ACustomVoiceIsAnObjectAndLimitsOfTheSpecAreCheckedBeforeTraffic) {
+  ChatRequest r;
+  r.messages = {Message::user("hi")};
+  r.modalities = {"text", "audio"};
+  r.audio = AudioOutput{"voice_1234", "mp3"};
+  std::string text;
+  ASSERT_FALSE(wire::encode_request(r, false, text).has_value());
+  EXPECT_EQ(json::parse(text)["audio"], json::parse(R"({"voice": {"id": "voice_1234"}, "format": "mp3"})"));
+  r.audio.reset();
+  r.stop = {"a", "b", "c", "d", "e"};
+  EXPECT_EQ(wire::encode_request(r, false, text), std::optional<std::string>("stop has 5 entries; at most 4"));
+  r.stop.resize(4);
+  EXPECT_FALSE(wire::encode_request(r, false, text).has_value());
+  r.n = 129;
+  EXPECT_EQ(wire::encode_request(r, false, text), std::optional<std::string>("n must be from 1 to 128"));
+}
+
+TEST(Codec, ChoicesComeInIndexOrderAsInAStream) {
+  std::string body =
+      R"({"choices":[{"index":1,"message":{"content":"second"}},{"index":0,"message":{"content":"first"}}]})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_response(body, r).has_value());
+  ASSERT_EQ(r.choices.size(), 2u);
+  EXPECT_EQ(r.choices[0].index, 0);
+  EXPECT_EQ(r.text(), "first");
 }
 
 }  // namespace

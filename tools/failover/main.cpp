@@ -204,7 +204,7 @@ int run_chat(const ChatArgs& a) {
     if (a.as_json) {
       json doc = error_json(e);
       if (a.usage) doc["usage"] = usage_json(client->usage_report());
-      std::cout << doc.dump(2) << "\n";
+      std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     } else {
       if (a.stream) std::cout << "\n";
       std::cerr << "failover: " << fo::to_string(e.kind()) << ": " << e.message() << "\n";
@@ -221,7 +221,7 @@ int run_chat(const ChatArgs& a) {
         {"attempts", attempts_json(r.attempts)},
         {"cost_usd", r.cost_usd ? json(*r.cost_usd) : json(nullptr)}};
     if (a.usage) doc["failover"]["usage"] = usage_json(client->usage_report());
-    std::cout << doc.dump(2) << "\n";
+    std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else if (a.stream) {
     std::cout << "\n";
   } else {
@@ -270,7 +270,8 @@ int print_health(fo::Client& client, bool as_json) {
          {"model_listed", p.model_listed ? json(*p.model_listed) : json(nullptr)}});
   }
   if (as_json) {
-    std::cout << json{{"routes", routes}, {"ok", all_ok}}.dump(2) << "\n";
+    const json doc = {{"routes", routes}, {"ok", all_ok}};
+    std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << table.str();
   }

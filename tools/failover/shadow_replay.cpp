@@ -536,7 +536,7 @@ int run_shadow(const ShadowArgs& a) {
   if (a.as_json) {
     json doc = report_json(report, primary, candidate);
     doc["errors"] = {{"primary", primary_errors}, {"candidate", candidate_errors}};
-    std::cout << doc.dump(2) << "\n";
+    std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     print_text(report, primary, candidate);
     for (const auto& [side, errors] :

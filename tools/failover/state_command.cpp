@@ -142,7 +142,7 @@ int run_state(const StateArgs& a) {
                          {"step", canary->step},     {"percent", percent(*canary)},
                          {"reason", canary->reason}, {"generation", canary->generation}};
       }
-      std::cout << out.dump(2) << "\n";
+      std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
       return 0;
     }
     std::printf("shared state in %s\n%-32s %-26s %s\n", store.describe().c_str(), "route",
