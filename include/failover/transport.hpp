@@ -50,10 +50,10 @@ struct HttpResult {
   int status = 0;                            ///< HTTP status of the response.
   HttpHeaders headers;                       ///< Response headers, names in lower case.
   std::string body;                          ///< Response body.
-  /** Times the transport sent the request again by itself before this end (libcurl does when
-   *  a reused connection dies before any response byte). Each of those sends reached the
-   *  server, which may have billed it. */
-  int resends = 0;
+  /** The request went out on a kept-alive connection that closed before any response byte.
+   *  The transport did not send it again by itself (the server may have received it): the
+   *  call's retry policy decides. */
+  bool reused_connection_died = false;
 };
 
 /** Body bytes of a streaming 2xx exchange, delivered as they arrive. */

@@ -30,6 +30,9 @@ constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 // The transport times exchanges on its own clock: an attempt cut to fit the deadline that
 // times out this close to its limit ran out of the call's time, not the route's.
 constexpr Duration kClockSlack = std::chrono::milliseconds(5);
+// A reused connection that dies sooner than this after the request went out is the stale
+// keep-alive race (the server had closed it); later, the route held the request silently.
+constexpr Duration kStaleWindow = std::chrono::milliseconds(1000);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
@@ -139,15 +142,15 @@ void CallMachine::end_call() {
   }
 }
 
-void CallMachine::note_attempt(RouteState& route, TimePoint now) {
+void CallMachine::note_attempt(RouteState& route, TimePoint now, bool neutral) {
   Attempt& a = trace_.back();
   if (handler_ && skipped_events_ > 0) {
     a.skipped_events = skipped_events_;
     route.skipped_events.fetch_add(static_cast<std::uint64_t>(skipped_events_),
                                    std::memory_order_relaxed);
   }
-  route.stats.record(now, a.latency, a.error, a.message);
-  if (!mirror_) env_.budget().on_attempt(a.error);
+  if (!neutral) route.stats.record(now, a.latency, a.error, a.message);
+  if (!mirror_ && !neutral) env_.budget().on_attempt(a.error);
 }
 
 // The trace entry of flight `f` ending at `now`: its route, latency and how it recovered a
@@ -778,23 +781,6 @@ void CallMachine::try_hedge(TimePoint now) {
   if (delay > Duration::zero()) hedge_at_ = now + delay;
 }
 
-// The transport sent the request again by itself (a reused connection died before any response
-// byte): every send reached the wire, so each is an attempt in the trace and counts toward
-// max_attempts. Neutral for the route: a stale kept-alive connection says nothing of it.
-void CallMachine::record_resends(const Flight& f, int resends) {
-  for (int i = 0; i < resends; ++i) {
-    Attempt a;
-    a.route = route_of(f).ref;
-    a.error = ErrorKind::ConnectionLost;
-    a.message =
-        "the reused connection closed before any response; the request was sent again on a new "
-        "connection";
-    trace_.push_back(std::move(a));
-    ++attempts_;
-    log_attempt(trace_.back());
-  }
-}
-
 // Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and
 // count neither against their breakers nor in the statistics.
 void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::string& why) {
@@ -817,7 +803,6 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   auto flight = find_flight(result.id);
   if (state_ != State::InFlight || flight == flights_.end()) return;
   const std::uint64_t id = result.id;
-  if (result.resends > 0) record_resends(*flight, result.resends);
   observe_limits(id, now, result.headers);
   if (handler_ && (committed_ || done_seen_ || answer_finished_) && result.transport_error) {
     if (done_seen_ || answer_finished_) return end_stream(now);  // the answer is whole
@@ -829,6 +814,18 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   if (result.transport_error) {
     AttemptOutcome outcome;
     outcome.kind = *result.transport_error;
+    if (result.reused_connection_died) {
+      // Within a moment of reuse: the stale keep-alive race, the server never saw the request.
+      // After a silence: the route held the request and said nothing, like a timeout.
+      const Duration silent = now - flight->start;
+      if (silent < kStaleWindow) {
+        outcome.stale_connection = true;
+      } else {
+        outcome.kind = ErrorKind::Timeout;
+        result.error_message = "the reused connection closed after " + format_ms(silent) +
+                               " without a response; the request was not sent again";
+      }
+    }
     return fail_attempt(now, id, std::move(outcome), std::move(result.error_message), {}, {});
   }
   std::optional<wire::ErrorBody> in_band;
@@ -1330,8 +1327,10 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   provider_type = endpoint.redact(std::move(provider_type));
   param = endpoint.redact(std::move(param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
-  f.lease.fail(now, outcome.kind);
-  if (f.canary) env_.canary_record(now, outcome.kind, now - f.start);
+  // A stale kept-alive connection says nothing of the route: neutral for its breaker, its
+  // statistics and the canary.
+  f.lease.fail(now, outcome.stale_connection ? ErrorKind::Cancelled : outcome.kind);
+  if (f.canary && !outcome.stale_connection) env_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -1342,7 +1341,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   a.status = outcome.http_status;
   a.message = message;
   trace_.push_back(std::move(a));
-  note_attempt(route, now);
+  note_attempt(route, now, /*neutral=*/outcome.stale_connection);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
   if (f.continuation && !deadline_passed && !options_.cancel.cancelled() && attempts_left() &&
       (outcome.kind == ErrorKind::InvalidRequest ||

@@ -101,7 +101,6 @@ class CallMachine {
   const HttpRequest& write_request(const Flight& f);
   bool admit(RouteState& route, TimePoint now);  // into pending_
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
-  void record_resends(const Flight& f, int resends);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
   void rule_out(std::size_t c, const Decision& decision);  // a Failover's stop and skip_tier
@@ -124,7 +123,8 @@ class CallMachine {
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
   void end_call();  // the call ended: give back its budget slots
-  void note_attempt(RouteState& route, TimePoint now);  // stats and throttle, from trace_.back()
+  // The route's statistics and the retry throttle hear of trace_.back() (unless `neutral`).
+  void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
   std::optional<std::int64_t> estimated_cost(const RouteState& route) const;

@@ -43,8 +43,8 @@ long ceil_millis(Duration d) {
 struct Applied {
   CURLU* url = nullptr;  // the kept parsed URL, or null for a URL given as text
   bool get = false;
-  const char* post_data = nullptr;
-  std::size_t post_size = 0;
+  bool post = false;
+  std::size_t post_size = static_cast<std::size_t>(-1);
   const curl_slist* headers = nullptr;
   long connect_ms = 0;  // 0: curl's default
   long total_ms = 0;
@@ -58,7 +58,7 @@ struct ExchangeState {
   bool skip_headers = false;  // this response is a 2xx whose headers are not wanted
   std::size_t max_response_bytes = 0;
   Duration first_byte_timeout{};
-  std::size_t request_bytes = 0;  // about what one send of the request writes (see drain)
+  std::size_t body_sent = 0;  // request body bytes handed to curl (read_body)
   HttpResult result;
   TimePoint first_byte_deadline = TimePoint::max();
   bool got_byte = false;
@@ -102,6 +102,31 @@ struct Exchange : ExchangeState {
     errbuf[0] = '\0';
   }
 };
+
+// The request body, handed to curl as it asks. It cannot be rewound (seek_body): libcurl
+// would otherwise send the request again by itself when a reused connection dies before any
+// response byte, although the server may have received (and billed) it. The transfer fails
+// instead (CURLE_SEND_FAIL_REWIND), and the retry policy decides.
+std::size_t read_body(char* buffer, std::size_t size, std::size_t count, void* user) {
+  auto* ex = static_cast<Exchange*>(user);
+  const std::size_t n = std::min(size * count, ex->body.size() - ex->body_sent);
+  std::memcpy(buffer, ex->body.data() + ex->body_sent, n);
+  ex->body_sent += n;
+  return n;
+}
+
+int seek_body(void*, curl_off_t offset, int origin) {
+  (void)offset;
+  (void)origin;
+  return CURL_SEEKFUNC_CANTSEEK;
+}
+
+// "Expect:" with no value: no 100-continue round trip before a large body.
+curl_slist* no_expect() {
+  static char line[] = "Expect:";
+  static curl_slist node{line, nullptr};
+  return &node;
+}
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* ex = static_cast<Exchange*>(user);
@@ -261,12 +286,6 @@ class CurlSession final : public TransportSession {
     CURL* easy = ex->easy;
     Applied& applied = ex->applied;
     build_header_list(r.headers, *ex);
-    // The request line and Host that curl adds are about the URL's size and 40 bytes more.
-    // curl counts the body with them only when it goes out in the same write (up to 64 KiB);
-    // a larger body is sent after, and left out of CURLINFO_REQUEST_SIZE.
-    constexpr std::size_t kInitialPostMax = 64 * 1024;
-    ex->request_bytes = (ex->body.size() <= kInitialPostMax ? ex->body.size() : 0) +
-                        ex->header_lines.size() + r.url.size() + 40;
     // A URL parsed once and handed over whole spares curl parsing it on every transfer.
     // curl keeps the URL's text from the handle's last transfer and writes it anew from the
     // parsed URL only once that text is cleared: so it is cleared unless the handle's last
@@ -286,11 +305,12 @@ class CurlSession final : public TransportSession {
     if (r.method == "GET") {
       if (!applied.get) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
       applied.get = true;
+      applied.post = false;
     } else {
-      // CURLOPT_HTTPGET dropped the fields; POSTFIELDS sets the method as well as the data.
-      if (applied.get || applied.post_data != ex->body.data()) {
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ex->body.data());
-        applied.post_data = ex->body.data();
+      // A POST whose body curl reads through read_body (CURLOPT_HTTPGET turned it off).
+      if (!applied.post) {
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        applied.post = true;
         applied.post_size = static_cast<std::size_t>(-1);
       }
       if (applied.post_size != ex->body.size()) {
@@ -300,7 +320,7 @@ class CurlSession final : public TransportSession {
       }
       applied.get = false;
     }
-    const curl_slist* headers = ex->header_nodes.empty() ? nullptr : ex->header_nodes.data();
+    const curl_slist* headers = ex->header_nodes.empty() ? no_expect() : ex->header_nodes.data();
     if (headers != applied.headers) {
       curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
       applied.headers = headers;
@@ -363,6 +383,9 @@ class CurlSession final : public TransportSession {
   static void configure(CURL* easy, const std::string& ca_bundle, Exchange* ex) {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, &read_body);
+    curl_easy_setopt(easy, CURLOPT_READDATA, ex);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, &seek_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, ex);
@@ -440,7 +463,7 @@ class CurlSession final : public TransportSession {
       const auto& [name, value] = headers[i];
       curl_slist& node = ex.header_nodes[i];
       node.data = ex.header_lines.data() + ex.header_lines.size();
-      node.next = i + 1 < headers.size() ? &ex.header_nodes[i + 1] : nullptr;
+      node.next = i + 1 < headers.size() ? &ex.header_nodes[i + 1] : no_expect();
       ex.header_lines += name;
       ex.header_lines += ':';
       if (!value.empty()) {
@@ -498,7 +521,6 @@ class CurlSession final : public TransportSession {
       if (it == active_.end()) continue;
       Exchange& ex = *it->second;
       HttpResult& r = ex.result;
-      r.resends = resends_of(ex);
       if (code == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(ex.easy, CURLINFO_RESPONSE_CODE, &status);
@@ -508,6 +530,11 @@ class CurlSession final : public TransportSession {
         r.error_message = "the response body exceeds the cap of " +
                           std::to_string(ex.max_response_bytes) + " bytes";
         r.body.clear();
+      } else if (code == CURLE_SEND_FAIL_REWIND) {  // see read_body
+        r.transport_error = ErrorKind::ConnectionLost;
+        r.reused_connection_died = true;
+        r.error_message =
+            "the reused connection closed before any response; the request was not sent again";
       } else {
         r.transport_error = kind_of(code);
         r.error_message = ex.errbuf[0] ? std::string(ex.errbuf) : curl_easy_strerror(code);
@@ -515,20 +542,6 @@ class CurlSession final : public TransportSession {
       completed.push_back(std::move(r));
       retire(it);
     }
-  }
-
-  // libcurl sends a request again by itself, on a new connection, when the reused connection
-  // it was sent on dies before any response byte (and 7.88 has no option to forbid it). The
-  // bytes it reports sent then cover every send: about one request's size per send.
-  static int resends_of(const Exchange& ex) {
-    long sent = 0;
-    if (ex.request_bytes == 0 ||
-        curl_easy_getinfo(ex.easy, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent <= 0) {
-      return 0;
-    }
-    const auto one = static_cast<long>(ex.request_bytes);
-    const long sends = (sent + one / 2) / one;  // rounded: the estimate is off by a few bytes
-    return sends > 1 ? static_cast<int>(sends - 1) : 0;
   }
 
   // Ends exchanges still waiting for their first byte past the limit; returns the earliest

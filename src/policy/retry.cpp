@@ -89,6 +89,10 @@ Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallSta
   if (state.attempts >= options_.max_attempts) {
     return c == Class::CallFatal ? Decision::fail() : Decision::stop_trying();
   }
+  // The request never reached the server: send it again at once, on a new connection.
+  if (outcome.stale_connection && state.route_attempts <= 1 && state.now < state.deadline) {
+    return Decision::retry(Duration::zero());
+  }
   if (c == Class::NextTier) return Decision::failover(/*skip_tier=*/true);
   const Decision give_up = c == Class::CallFatal ? Decision::fail() : Decision::failover();
   // Another route of the same tier serves the same role: move to it at once.

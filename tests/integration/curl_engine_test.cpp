@@ -498,7 +498,7 @@ TEST(CurlEngine, ParallelCallsNeverSpendPastTheBudget) {
   EXPECT_EQ(served + refused, 256);
 }
 
-TEST(CurlEngine, ARequestLibcurlSendsAgainByItselfIsAnAttemptInTheTrace) {
+TEST(CurlEngine, AStaleKeptAliveConnectionIsRetriedAtOnceByThePolicyNotByLibcurl) {
   testing::DroppingServer server;  // drops the second request on the kept-alive connection
   Client client(one("relay", server.base_url()));
   auto first = client.chat(ping());
@@ -508,12 +508,31 @@ TEST(CurlEngine, ARequestLibcurlSendsAgainByItselfIsAnAttemptInTheTrace) {
   ASSERT_TRUE(second) << second.error().message();
   EXPECT_EQ(server.requests(), 3);  // the provider saw the second call twice
   EXPECT_EQ(outcomes(second->attempts), (Strings{"relay:connection_lost", "relay:success"}));
+  // libcurl did not send it again: the retry policy did, at once (the stale keep-alive race).
+  EXPECT_EQ(second->attempts[0].message,
+            "the reused connection closed before any response; the request was not sent again");
+  EXPECT_EQ(second->attempts[0].delay, Duration::zero());
   EXPECT_EQ(client.health().routes[0].failures, 0u);  // a stale connection says nothing of it
 }
 
-// libcurl counts a large body (over 64 KiB, sent after the headers) apart from the request
-// it reports: the resend is found all the same.
-TEST(CurlEngine, ALargeRequestLibcurlSendsAgainIsAnAttemptInTheTraceToo) {
+// A reused connection held silent, then closed: the route had the request. It is sent neither
+// again by libcurl nor to that route by the policy; the call moves on at once.
+TEST(CurlEngine, AReusedConnectionClosedAfterASilenceIsNotSentAgain) {
+  testing::DroppingServer server(milliseconds(1500));
+  Healthy backup;
+  Client client(two(server.base_url(), backup.server.base_url()));
+  ASSERT_TRUE(client.chat(ping()));
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(server.requests(), 2);  // one for each call
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"first:timeout", "second:success"}));
+  EXPECT_NE(second->attempts[0].message.find("without a response; the request was not sent again"),
+            std::string::npos)
+      << second->attempts[0].message;
+}
+
+// A large body (over 64 KiB, sent after the headers) is not sent again by libcurl either.
+TEST(CurlEngine, ALargeRequestOnAStaleConnectionIsRetriedByThePolicyToo) {
   testing::DroppingServer server;
   Client client(one("relay", server.base_url()));
   ChatRequest large = ping();

@@ -139,7 +139,7 @@ class FakeSession final : public TransportSession {
       end.id = id;
       end.status = reply.status;
       end.headers = reply.headers;
-      end.resends = reply.resends;
+      end.reused_connection_died = reply.reused_connection_died;
       for (std::size_t i = 0; i < reply.parts.size(); ++i) {
         at += reply.parts[i].first;
         if (i == 0 && at > first_limit) return timeout(first_limit, "first-byte timeout");
@@ -173,7 +173,7 @@ class FakeSession final : public TransportSession {
     r.status = reply.error ? 0 : reply.status;
     r.headers = reply.headers;
     r.body = reply.body;
-    r.resends = reply.resends;
+    r.reused_connection_died = reply.reused_connection_died;
     push(now + reply.latency, std::move(r));
   }
 

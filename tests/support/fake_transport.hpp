@@ -27,8 +27,8 @@ struct Reply {
    *  the response ends right after the last part, as `end` says. */
   std::vector<std::pair<Duration, std::string>> parts;
   enum class End { Complete, Cut, Hang } end = End::Complete;
-  /** Times the transport is to have sent the request again by itself (HttpResult::resends). */
-  int resends = 0;
+  /** The request died on a reused connection before any response (HttpResult's flag). */
+  bool reused_connection_died = false;
 };
 
 /** An SSE stream replying with `pieces` as content deltas, each `gap` apart, then `[DONE]`. */

@@ -284,7 +284,7 @@ void send_answer(int fd) {
 
 }  // namespace
 
-DroppingServer::DroppingServer() {
+DroppingServer::DroppingServer(std::chrono::milliseconds silence) : silence_(silence) {
   fd_ = listen_loopback(port_);
   thread_ = std::thread([this] {
     int connection = 0;
@@ -296,7 +296,13 @@ DroppingServer::DroppingServer() {
       ++connection;
       while (read_request(c, stop_)) {
         ++requests_;
-        if (connection == 1 && requests_.load() == 2) break;  // dropped without a byte
+        if (connection == 1 && requests_.load() == 2) {  // dropped without a byte
+          const auto until = std::chrono::steady_clock::now() + silence_;
+          while (!stop_.load() && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+          break;
+        }
         send_answer(c);
       }
       ::close(c);

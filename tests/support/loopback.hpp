@@ -129,12 +129,14 @@ class SilentServer {
  */
 class DroppingServer {
  public:
-  DroppingServer();
+  /** `silence`: how long it holds the second request before it closes the connection. */
+  explicit DroppingServer(std::chrono::milliseconds silence = std::chrono::milliseconds(0));
   ~DroppingServer();
   std::string base_url() const;
   int requests() const { return requests_.load(); }
 
  private:
+  std::chrono::milliseconds silence_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

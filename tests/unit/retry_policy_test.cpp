@@ -125,6 +125,17 @@ TEST_F(PolicyTest, TheBackoffCeilingStopsAtACapThatIsNoPowerOfTwoOfTheBase) {
   EXPECT_EQ(d.delay, Duration(milliseconds(2500)));  // the fixed draw 0.5 of 5 s
 }
 
+TEST_F(PolicyTest, AStaleKeptAliveConnectionIsRetriedAtOnceOncePerRoute) {
+  AttemptOutcome stale = outcome(ErrorKind::ConnectionLost);
+  stale.stale_connection = true;
+  Decision d = policy.decide(stale, state(1, 1, true));  // even with another route to go to
+  EXPECT_EQ(d.action, Decision::Action::Retry);
+  EXPECT_EQ(d.delay, Duration::zero());
+  d = policy.decide(stale, state(2, 2, true));  // the second time: a failure like any other
+  EXPECT_EQ(d.action, Decision::Action::Failover);
+  EXPECT_EQ(policy.decide(stale, state(6, 1, false)).action, Decision::Action::Failover);  // spent
+}
+
 TEST_F(PolicyTest, SeededJitterStaysUnderTheCeiling) {
   SeededRng seeded(7);
   for (int n = 1; n <= 10; ++n) {

@@ -278,12 +278,13 @@ TEST_F(StreamTest, StreamedContentInPartsAndObjectArgumentsAreRead) {
 }
 
 TEST_F(StreamTest, AByteOrderMarkOpeningTheStreamIsNotPartOfIt) {
-  Reply r = testing::sse({"kept"});
-  r.parts[0].second = "\xEF\xBB\xBF" + r.parts[0].second;
-  r.parts[1].second = R"(data: {"choices":[{"index":0,"delta":{"content":"kept"},"finish_reason":"stop"}]})"
-                      "\n\n";
-  r.parts.resize(2);
-  r.parts.emplace_back(milliseconds(10), "data: [DONE]\n\n");
+  Reply r;  // the first event carries the whole answer
+  r.headers = {{"content-type", "text/event-stream"}};
+  r.parts = {{milliseconds(10),
+              "\xEF\xBB\xBF"
+              R"(data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"kept"},"finish_reason":"stop"}]})"
+              "\n\n"},
+             {milliseconds(10), "data: [DONE]\n\n"}};
   fake->sequence(testing::chat_url(kA), {r});
   Client client(options());
   auto result = client.chat_stream(ping(), collect());

@@ -23,6 +23,10 @@ struct AttemptOutcome {
   std::string provider_code;                ///< The provider's `error.code`, or empty.
   std::optional<Duration> retry_after;      ///< `retry-after-ms` / `Retry-After`, when sent.
   std::optional<bool> should_retry;         ///< The `x-should-retry` header, when sent.
+  /** The request died on a kept-alive connection within a moment of its reuse, before any
+   *  response byte (the stale keep-alive race): the server most likely never saw it, and a
+   *  retry on a new connection is safe. Neutral for the route. */
+  bool stale_connection = false;
 };
 
 /** What the call knows when it asks the policy. */
@@ -116,6 +120,8 @@ struct RetryOptions {
  * - content-filter refusals fail the call (the client, not the policy, decides them: see
  *   `ClientOptions::content_filter`);
  * - `x-should-retry: false` forbids retrying the route, `true` allows it;
+ * - a stale kept-alive connection (`AttemptOutcome::stale_connection`) is retried at once, once
+ *   per route;
  * - never more than `max_attempts` attempts in all (retries, failovers, hedges), never a wait
  *   that ends past the deadline.
  */
