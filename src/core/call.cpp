@@ -628,6 +628,18 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.clipped = remaining < t.attempt;
   f.total_timeout = std::min(t.attempt, remaining);
   f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
+  // Time left for failover: when the deadline would be what ends a silent attempt and another
+  // route could still serve, the attempt leaves that route time to answer. A stream keeps the
+  // whole remaining time once it shows life; a non-streamed answer shows none before its end.
+  if (const Duration reserve = failover_reserve(now, remaining); reserve > Duration::zero()) {
+    if (handler_) {
+      f.first_byte_timeout = std::min(f.first_byte_timeout, remaining - reserve);
+    } else if (remaining - reserve < f.total_timeout) {
+      f.total_timeout = remaining - reserve;
+      f.clipped = false;  // a timeout there is the route's silence, not the deadline
+      f.first_byte_timeout = std::min(f.first_byte_timeout, f.total_timeout);
+    }
+  }
   f.connect_timeout = std::min(t.connect, f.total_timeout);
   f.idle_timeout = t.idle;
   if (handler_) {
@@ -689,6 +701,24 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
+}
+
+// How much of the `remaining` time an attempt starting now leaves for a failover: nothing when
+// no other untried route can serve (or for a mirror, which makes one attempt); else twice the
+// best such route's latency (at least a second), at most half of what remains, and half when
+// no latency is known yet.
+Duration CallMachine::failover_reserve(TimePoint now, Duration remaining) const {
+  if (mirror_ || !attempts_left()) return Duration::zero();
+  std::optional<Duration> best;
+  for (std::size_t k = 0; k < candidates_.size(); ++k) {
+    if (!available(k, now)) continue;
+    const Duration ewma{candidate_route(k).ewma_latency.load(std::memory_order_relaxed)};
+    const Duration need = ewma > Duration::zero()
+                              ? std::max<Duration>(2 * ewma, std::chrono::seconds(1))
+                              : remaining / 2;
+    best = best ? std::min(*best, need) : need;
+  }
+  return best ? std::min(*best, remaining / 2) : Duration::zero();
 }
 
 // The request of flight `f`, written into this thread's request buffer: the driver hands it to
@@ -814,6 +844,9 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   if (result.transport_error) {
     AttemptOutcome outcome;
     outcome.kind = *result.transport_error;
+    // Only a stream's silence says something: a non-streamed answer sends nothing before its
+    // end however healthy the route (until non-streamed calls get a sign of life too).
+    silent_ = handler_ && result.status == 0 && result.headers.empty() && !heard();
     if (result.reused_connection_died) {
       // Within a moment of reuse: the stale keep-alive race, the server never saw the request.
       // After a silence: the route held the request and said nothing, like a timeout.
@@ -878,6 +911,7 @@ void CallMachine::fire_timer(TimePoint now) {
     }
     AttemptOutcome outcome;
     outcome.kind = ErrorKind::Timeout;
+    silent_ = !heard();
     if (now < f.start + f.total_timeout) {
       return fail_attempt(now, id, std::move(outcome),
                           progressed_ ? "no stream chunk within the idle timeout of " +
@@ -1317,6 +1351,9 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   const bool deadline_passed =
       now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.clipped &&
                            now - f.start >= f.total_timeout - kClockSlack);
+  // A route that said nothing at all until the deadline ended the attempt held the request
+  // silently: that counts against its breaker, so that a hung route opens like a failing one.
+  const bool silent = std::exchange(silent_, false) && outcome.kind == ErrorKind::Timeout;
   if (deadline_passed && outcome.kind == ErrorKind::Timeout) {
     outcome.kind = ErrorKind::DeadlineExceeded;
     message = "the call's deadline passed during the attempt (" + message + ")";
@@ -1329,7 +1366,9 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
   // A stale kept-alive connection says nothing of the route: neutral for its breaker, its
   // statistics and the canary.
-  f.lease.fail(now, outcome.stale_connection ? ErrorKind::Cancelled : outcome.kind);
+  f.lease.fail(now, outcome.stale_connection         ? ErrorKind::Cancelled
+                    : deadline_passed && silent ? ErrorKind::Timeout
+                                                : outcome.kind);
   if (f.canary && !outcome.stale_connection) env_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
@@ -1379,9 +1418,17 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
   if (deadline_passed) {
     log_attempt(trace_.back());
     abandon_others(now, 0, "the call's deadline passed");
-    return finish_error(ErrorKind::DeadlineExceeded,
-                        "the call's deadline passed during an attempt on " + route_name(route.ref),
-                        details());
+    std::string why = "the call's deadline passed during an attempt on " + route_name(route.ref);
+    std::string waiting;  // routes that could have served and never got an attempt
+    for (std::size_t k = 0; k < candidates_.size(); ++k) {
+      if (available(k, now)) waiting += (waiting.empty() ? "" : ", ") + route_name(candidate_route(k).ref);
+    }
+    if (!waiting.empty()) {
+      why += "; never tried: " + waiting +
+                 " (give the attempts less time than the call with timeouts.attempt_ms or "
+                 "timeouts.first_byte_ms, or the call more with timeouts.total_ms)";
+    }
+    return finish_error(ErrorKind::DeadlineExceeded, std::move(why), details());
   }
 
   if (mirror_) {  // a mirror makes exactly one attempt

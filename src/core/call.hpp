@@ -103,6 +103,10 @@ class CallMachine {
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
+  Duration failover_reserve(TimePoint now, Duration remaining) const;
+  bool silent_ = false;  // the attempt fail_attempt is about to end received nothing at all
+  // Whether this stream attempt received any byte.
+  bool heard() const { return framed_ || !unframed_.empty(); }
   void rule_out(std::size_t c, const Decision& decision);  // a Failover's stop and skip_tier
   // A permit of `route`'s endpoint's rate limiter into `lease`; false (noted) when none is due.
   bool take_permit(const RouteState& route, AttemptLease& lease, TimePoint now);

@@ -260,7 +260,7 @@ TEST_F(ClientTest, ALongNonStreamedAnswerIsNotCutByTheFirstByteLimit) {
 
 TEST_F(ClientTest, ATimeoutTheDeadlineCausedIsNeutralForTheRoute) {
   fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(5))});
-  Client client(two_routes());
+  Client client(options({Tier{{{"a", "m"}}}}));  // no other route: the deadline ends it
   CallOptions call;
   call.timeout = seconds(1);
   auto r = client.chat(ping(), call);
@@ -875,6 +875,86 @@ TEST_F(ClientTest, RepeatedRateLimitsLeaveTheBreakerClosed) {
   auto back = client.chat(ping());
   ASSERT_TRUE(back);
   EXPECT_EQ(back->served_by.endpoint, "a");
+}
+
+// ---- issue 27: time left for failover -------------------------------------------------------
+
+// Only the call's deadline set: a silent first route leaves the second time to answer.
+TEST_F(ClientTest, ASilentRouteLeavesTheNextRouteTimeWithinTheDeadline) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(60))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b", milliseconds(100))});
+  ClientOptions o = two_routes();
+  o.timeouts.total = seconds(8);
+  Client client(o);
+  const TimePoint start = clock->now();
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(r->attempts[0].latency, Duration(seconds(4)));  // half of what remained
+  EXPECT_EQ(clock->now() - start, Duration(seconds(4) + milliseconds(100)));
+  // Next time the second route's latency is known: the first gets all but twice it (at least
+  // a second).
+  fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(60))});
+  auto again = client.chat(ping());
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->attempts[0].latency, Duration(seconds(7)));
+}
+
+// A streamed attempt keeps the whole remaining time once it shows life; only its wait for the
+// first content leaves the next route time.
+TEST_F(ClientTest, AStreamThatShowsLifeKeepsTheRemainingTime) {
+  // Content at 3 s (within the 4 s the first content may take), the answer whole at 7.5 s.
+  fake->sequence(testing::chat_url(kA),
+                 {testing::sse({"slow", "but", "alive"}, milliseconds(1500))});
+  ClientOptions o = two_routes();
+  o.timeouts.total = seconds(8);
+  Client client(o);
+  auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "slowbutalive");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+}
+
+// A stream that says nothing until the deadline ends it is evidence against its route: a hung
+// route opens like a failing one.
+TEST_F(ClientTest, ASilentStreamEndedByTheDeadlineCountsAgainstItsRoute) {
+  testing::Reply silent;
+  silent.parts = {{seconds(3600), ""}};
+  silent.end = testing::Reply::End::Hang;
+  fake->on(testing::chat_url(kA), [silent](const HttpRequest&) { return silent; });
+  ClientOptions o = options({Tier{{{"a", "m"}}}});  // no other route: the deadline ends it
+  CircuitBreakerOptions breaker;
+  breaker.consecutive_failures = 2;
+  o.circuit_breaker = DefaultCircuitBreaker::factory(breaker);
+  Client client(o);
+  CallOptions call;
+  call.timeout = seconds(2);
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; }, call);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
+  }
+  EXPECT_EQ(client.health().routes[0].state, BreakerState::Open);
+}
+
+// The error of a deadline that left routes untried names them and the settings to change.
+TEST_F(ClientTest, ADeadlineThatLeftRoutesUntriedSaysWhichAndWhatToChange) {
+  fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(60))});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  ClientOptions o = two_routes();
+  o.timeouts.attempt = seconds(600);
+  RetryOptions one;
+  one.max_attempts = 1;  // no attempt left for b: a takes the whole call
+  o.retry = std::make_shared<DefaultRetryPolicy>(one);
+  Client client(o);
+  CallOptions call;
+  call.timeout = seconds(3);
+  auto r = client.chat(ping(), call);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
+  EXPECT_NE(r.error().message().find("never tried: b/m"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("timeouts.attempt_ms"), std::string::npos);
 }
 
 }  // namespace
