@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -43,8 +42,8 @@ long ceil_millis(Duration d) {
 struct Applied {
   CURLU* url = nullptr;  // the kept parsed URL, or null for a URL given as text
   bool get = false;
-  bool post = false;
-  std::size_t post_size = static_cast<std::size_t>(-1);
+  const char* post_data = nullptr;
+  std::size_t post_size = 0;
   const curl_slist* headers = nullptr;
   long connect_ms = 0;  // 0: curl's default
   long total_ms = 0;
@@ -58,7 +57,7 @@ struct ExchangeState {
   bool skip_headers = false;  // this response is a 2xx whose headers are not wanted
   std::size_t max_response_bytes = 0;
   Duration first_byte_timeout{};
-  std::size_t body_sent = 0;  // request body bytes handed to curl (read_body)
+  int sends = 0;  // times curl was about to send the request (before_send)
   HttpResult result;
   TimePoint first_byte_deadline = TimePoint::max();
   bool got_byte = false;
@@ -103,22 +102,13 @@ struct Exchange : ExchangeState {
   }
 };
 
-// The request body, handed to curl as it asks. It cannot be rewound (seek_body): libcurl
-// would otherwise send the request again by itself when a reused connection dies before any
-// response byte, although the server may have received (and billed) it. The transfer fails
-// instead (CURLE_SEND_FAIL_REWIND), and the retry policy decides.
-std::size_t read_body(char* buffer, std::size_t size, std::size_t count, void* user) {
+// Called by curl just before it sends the request on a connection: once per exchange. A second
+// call is libcurl sending the request again by itself, on a new connection, because the
+// reused one died before any response byte; the server may have received (and billed) it, so
+// the exchange ends there instead (CURLE_ABORTED_BY_CALLBACK) and the retry policy decides.
+int before_send(void* user, char*, char*, int, int) {
   auto* ex = static_cast<Exchange*>(user);
-  const std::size_t n = std::min(size * count, ex->body.size() - ex->body_sent);
-  std::memcpy(buffer, ex->body.data() + ex->body_sent, n);
-  ex->body_sent += n;
-  return n;
-}
-
-int seek_body(void*, curl_off_t offset, int origin) {
-  (void)offset;
-  (void)origin;
-  return CURL_SEEKFUNC_CANTSEEK;
+  return ex->sends++ == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
 // "Expect:" with no value: no 100-continue round trip before a large body.
@@ -305,12 +295,11 @@ class CurlSession final : public TransportSession {
     if (r.method == "GET") {
       if (!applied.get) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
       applied.get = true;
-      applied.post = false;
     } else {
-      // A POST whose body curl reads through read_body (CURLOPT_HTTPGET turned it off).
-      if (!applied.post) {
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
-        applied.post = true;
+      // CURLOPT_HTTPGET dropped the fields; POSTFIELDS sets the method as well as the data.
+      if (applied.get || applied.post_data != ex->body.data()) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ex->body.data());
+        applied.post_data = ex->body.data();
         applied.post_size = static_cast<std::size_t>(-1);
       }
       if (applied.post_size != ex->body.size()) {
@@ -383,9 +372,8 @@ class CurlSession final : public TransportSession {
   static void configure(CURL* easy, const std::string& ca_bundle, Exchange* ex) {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
-    curl_easy_setopt(easy, CURLOPT_READFUNCTION, &read_body);
-    curl_easy_setopt(easy, CURLOPT_READDATA, ex);
-    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, &seek_body);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &before_send);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, ex);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, ex);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, ex);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, ex);
@@ -530,7 +518,7 @@ class CurlSession final : public TransportSession {
         r.error_message = "the response body exceeds the cap of " +
                           std::to_string(ex.max_response_bytes) + " bytes";
         r.body.clear();
-      } else if (code == CURLE_SEND_FAIL_REWIND) {  // see read_body
+      } else if (code == CURLE_ABORTED_BY_CALLBACK && ex.sends > 1) {  // see before_send
         r.transport_error = ErrorKind::ConnectionLost;
         r.reused_connection_died = true;
         r.error_message =
