@@ -282,17 +282,28 @@ void send_answer(int fd) {
   (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
 }
 
+// Accepts connections on `fd` one at a time until `stop`, hands each to `serve`, closes it.
+template <class Serve>
+void accept_each(int fd, const std::atomic<bool>& stop, Serve serve) {
+  while (!stop.load()) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    int c = ::accept(fd, nullptr, nullptr);
+    if (c < 0) continue;
+    serve(c);
+    ::close(c);
+  }
+}
+
+std::string v1_url(int port) { return "http://127.0.0.1:" + std::to_string(port) + "/v1"; }
+
 }  // namespace
 
 DroppingServer::DroppingServer(std::chrono::milliseconds silence) : silence_(silence) {
   fd_ = listen_loopback(port_);
   thread_ = std::thread([this] {
     int connection = 0;
-    while (!stop_.load()) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
+    accept_each(fd_, stop_, [&](int c) {
       ++connection;
       while (read_request(c, stop_)) {
         ++requests_;
@@ -305,8 +316,7 @@ DroppingServer::DroppingServer(std::chrono::milliseconds silence) : silence_(sil
         }
         send_answer(c);
       }
-      ::close(c);
-    }
+    });
   });
 }
 
@@ -316,24 +326,16 @@ DroppingServer::~DroppingServer() {
   ::close(fd_);
 }
 
-std::string DroppingServer::base_url() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
-}
+std::string DroppingServer::base_url() const { return v1_url(port_); }
 
 RawServer::RawServer(std::string raw) : raw_(std::move(raw)) {
   fd_ = listen_loopback(port_);
   thread_ = std::thread([this] {
-    while (!stop_.load()) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
-      if (read_request(c, stop_)) {
-        ++requests_;
-        (void)::send(c, raw_.data(), raw_.size(), MSG_NOSIGNAL);
-      }
-      ::close(c);
-    }
+    accept_each(fd_, stop_, [this](int c) {
+      if (!read_request(c, stop_)) return;
+      ++requests_;
+      (void)::send(c, raw_.data(), raw_.size(), MSG_NOSIGNAL);
+    });
   });
 }
 
@@ -343,9 +345,7 @@ RawServer::~RawServer() {
   ::close(fd_);
 }
 
-std::string RawServer::base_url() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
-}
+std::string RawServer::base_url() const { return v1_url(port_); }
 
 int refused_port() {
   int port = 0;
