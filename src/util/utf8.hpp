@@ -66,4 +66,12 @@ inline std::size_t utf8_prefix(std::string_view text, std::size_t max) {
   return n;
 }
 
+/** At most `max` bytes of `text`, cut between characters, with bad bytes as U+FFFD (which
+ *  takes three bytes: the replacement never makes the result longer than `max`). */
+inline std::string valid_utf8_prefix(std::string_view text, std::size_t max) {
+  std::string out = valid_utf8(text.substr(0, utf8_prefix(text, max)));
+  out.resize(utf8_prefix(out, max));
+  return out;
+}
+
 }  // namespace failover::detail

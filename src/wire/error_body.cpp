@@ -168,8 +168,7 @@ void append_collapsed(std::string_view text, std::string& out) {
 std::string cut(std::string text, std::size_t max) {
   while (!text.empty() && text.back() == ' ') text.pop_back();
   const bool cut_short = text.size() > max;
-  text.resize(detail::utf8_prefix(text, max));
-  text = detail::valid_utf8(text);
+  text = detail::valid_utf8_prefix(text, max);
   if (cut_short) text += "...";
   return text;
 }

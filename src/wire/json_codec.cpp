@@ -73,7 +73,7 @@ std::optional<json> parse_json(std::string_view text) {
 std::string excerpt(std::string_view text, std::size_t max) {
   // Cut between characters, control characters as spaces, bad bytes as U+FFFD: the excerpt is
   // valid UTF-8 whatever `text` holds.
-  std::string out = detail::valid_utf8(text.substr(0, detail::utf8_prefix(text, max)));
+  std::string out = detail::valid_utf8_prefix(text, max);
   for (char& c : out) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) c = ' ';

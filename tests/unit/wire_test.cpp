@@ -885,6 +885,10 @@ TEST(Utf8, ExcerptsAreCutBetweenCharactersAndCleaned) {
   EXPECT_EQ(wire::excerpt("\xC0\xAF", 10), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
   EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 10), "ok \xF0\x9F\x98\x80");
   EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 5), "ok ...");
+  // Replacements never make an excerpt longer than asked (U+FFFD takes three bytes).
+  EXPECT_EQ(wire::excerpt(std::string(10, '\xFF'), 10), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  const std::string garbage(600, '\xFF');
+  EXPECT_LE(wire::decode_error_body(garbage).message.size(), garbage.size());
   const wire::ErrorBody latin = wire::decode_error_body("Erreur: d\xE9j\xE0 vu");
   EXPECT_TRUE(is_valid_utf8(latin.message)) << latin.message;
   EXPECT_NE(latin.message.find("d\xEF\xBF\xBDj"), std::string::npos) << latin.message;
