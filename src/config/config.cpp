@@ -45,8 +45,9 @@ std::string join_path(const std::string& base, const std::string& key) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
            c == ':' || c == '/';
   });
-  const std::string k = plain ? key : nlohmann::json(key).dump(-1, ' ', false,
-                                                              nlohmann::json::error_handler_t::replace);
+  const std::string k =
+      plain ? key
+            : nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return base.empty() ? k : base + "." + k;
 }
 
@@ -301,7 +302,8 @@ class Reader {
     }
     if (v.is_array()) {
       json out = json::array();
-      for (std::size_t k = 0; k < v.size(); ++k) out.push_back(interpolated(v[k], index_path(path, k)));
+      for (std::size_t k = 0; k < v.size(); ++k)
+        out.push_back(interpolated(v[k], index_path(path, k)));
       return out;
     }
     return v;
@@ -386,8 +388,7 @@ class Reader {
       if (l.contains("rpm")) e.limits.rpm = rate("rpm");
       if (l.contains("tpm")) e.limits.tpm = rate("tpm");
       if (l.contains("max_concurrency")) {
-        e.limits.max_concurrency =
-            positive_int(l["max_concurrency"], lp + ".max_concurrency");
+        e.limits.max_concurrency = positive_int(l["max_concurrency"], lp + ".max_concurrency");
       }
     }
     return e;
@@ -445,8 +446,7 @@ class Reader {
         route.endpoint = string(member(r, rpath, "endpoint"), rpath + ".endpoint");
         route.model = r.contains("model") ? string(r["model"], rpath + ".model") : model;
         if (route.model.empty()) fail(rpath + ".model", "is missing and the tier has no \"model\"");
-        if (r.contains("weight"))
-          route.weight = positive_int(r["weight"], rpath + ".weight");
+        if (r.contains("weight")) route.weight = positive_int(r["weight"], rpath + ".weight");
       } else {
         fail(rpath, std::string("must be an endpoint name or an object, not ") + type_name(r));
       }
@@ -551,8 +551,8 @@ class Reader {
           "retry.max_wait_before_next_tier_ms"));
     }
     if (v.contains("retries_before_next_tier")) {
-      r.retries_before_next_tier = non_negative_int(
-          v["retries_before_next_tier"], "retry.retries_before_next_tier");
+      r.retries_before_next_tier =
+          non_negative_int(v["retries_before_next_tier"], "retry.retries_before_next_tier");
     }
     if (r.max_delay < r.base_delay)
       fail("retry.max_delay_ms", "must be at least retry.base_delay_ms");
@@ -574,8 +574,9 @@ class Reader {
     for (const auto& [model, p] : v.items()) {
       const std::string path = join_path("prices", model);
       if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
-      check_keys(p, path, {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
-                           "cache_write_per_mtok"});
+      check_keys(
+          p, path,
+          {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "cache_write_per_mtok"});
       ModelPrice price;
       price.input_per_mtok =
           fraction_or_more(member(p, path, "input_per_mtok"), path + ".input_per_mtok", 1e6);
@@ -703,8 +704,7 @@ class Reader {
     check_keys(v, p, {"delay_ms", "max_extra", "use_p95"});
     HedgingOptions h;
     if (v.contains("delay_ms")) h.delay = millis(v["delay_ms"], p + ".delay_ms");
-    if (v.contains("max_extra"))
-      h.max_extra = non_negative_int(v["max_extra"], p + ".max_extra");
+    if (v.contains("max_extra")) h.max_extra = non_negative_int(v["max_extra"], p + ".max_extra");
     if (v.contains("use_p95")) h.use_p95 = boolean(v["use_p95"], p + ".use_p95");
     if (h.delay == Duration::zero() && !h.use_p95) {
       fail(p, "needs delay_ms, use_p95 or both (remove the key to turn hedging off)");
@@ -764,8 +764,7 @@ class Reader {
                 "max_open_ms", "half_open_probes"});
     CircuitBreakerOptions b;
     if (v.contains("consecutive_failures")) {
-      b.consecutive_failures =
-          positive_int(v["consecutive_failures"], p + ".consecutive_failures");
+      b.consecutive_failures = positive_int(v["consecutive_failures"], p + ".consecutive_failures");
     }
     if (v.contains("failure_rate")) {
       const json& rate = v["failure_rate"];
@@ -776,14 +775,12 @@ class Reader {
       b.failure_rate = rate.get<double>();
     }
     if (v.contains("window")) b.window = positive_int(v["window"], p + ".window");
-    if (v.contains("min_calls"))
-      b.min_calls = positive_int(v["min_calls"], p + ".min_calls");
+    if (v.contains("min_calls")) b.min_calls = positive_int(v["min_calls"], p + ".min_calls");
     if (v.contains("open_ms")) b.open_duration = millis(v["open_ms"], p + ".open_ms");
     if (v.contains("max_open_ms"))
       b.max_open_duration = millis(v["max_open_ms"], p + ".max_open_ms");
     if (v.contains("half_open_probes")) {
-      b.half_open_probes =
-          positive_int(v["half_open_probes"], p + ".half_open_probes");
+      b.half_open_probes = positive_int(v["half_open_probes"], p + ".half_open_probes");
     }
     if (b.min_calls > b.window) fail(p + ".min_calls", "must not exceed circuit_breaker.window");
     if (b.max_open_duration < b.open_duration)

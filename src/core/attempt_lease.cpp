@@ -11,8 +11,8 @@ namespace failover::detail {
 
 void AttemptLease::hold_breaker(RouteState* route) {
   breaker_ = route;
-  closed_admission_ = route->last_state.load(std::memory_order_relaxed) ==
-                      static_cast<int>(BreakerState::Closed);
+  closed_admission_ =
+      route->last_state.load(std::memory_order_relaxed) == static_cast<int>(BreakerState::Closed);
   trips_ = route->trips.load(std::memory_order_relaxed);
 }
 

@@ -224,15 +224,12 @@ bool CallMachine::within_budget(const RouteState& route) {
   return false;
 }
 
-// An attempt on `route` now, if its endpoint's limiter has a permit and its breaker admits it:
-// the lease holds both (into `pending_`). When either says no, what was taken is given back.
 bool CallMachine::take_permit(const RouteState& route, AttemptLease& lease, TimePoint now) {
   RateLimiter* limiter = env_.limiter(route.endpoint);
   if (!limiter) return true;
   const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
   RateLimiter::Answer a = limiter->try_acquire(now, tokens);
   if (!a.granted) {
-    last_block_ = Candidate::Block::RateLimit;
     rate_blocked_ = true;
     // Without a due time only a request ending frees a slot: look again shortly.
     rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
@@ -242,17 +239,16 @@ bool CallMachine::take_permit(const RouteState& route, AttemptLease& lease, Time
   return true;
 }
 
-bool CallMachine::admit(RouteState& route, TimePoint now) {
+// An attempt on `route` now, if its endpoint's limiter has a permit and its breaker admits it:
+// the lease holds both (into `pending_`). When either says no, what was taken is given back.
+CallMachine::Candidate::Block CallMachine::admit(RouteState& route, TimePoint now) {
   AttemptLease lease(&last_now_);
-  if (!take_permit(route, lease, now)) return false;
-  last_block_ = Candidate::Block::Budget;
-  if (!reserve_spend(route, lease)) return false;
-  last_block_ = Candidate::Block::Breaker;
-  if (!route.try_acquire(now)) return false;
-  last_block_ = Candidate::Block::None;
+  if (!take_permit(route, lease, now)) return Candidate::Block::RateLimit;
+  if (!reserve_spend(route, lease)) return Candidate::Block::Budget;
+  if (!route.try_acquire(now)) return Candidate::Block::Breaker;
   lease.hold_breaker(&route);
   pending_ = std::move(lease);
-  return true;
+  return Candidate::Block::None;
 }
 
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
@@ -450,7 +446,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
     if (handler_ && chunk_accepted_) {  // what the stream sent was spent (see cancel)
-      charge_stream(route_of(f), accumulated_.usage(), f.lease.take_reservation());
+      charge_stream(route_of(f), f.lease.take_reservation());
     }
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
@@ -523,7 +519,7 @@ Step CallMachine::advance(TimePoint now) {
   const std::optional<std::size_t> retry = std::exchange(retry_, std::nullopt);
   // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but still
   // asks the limiter and the breaker.
-  if (retry && admit(candidate_route(*retry), now)) {
+  if (retry && admit(candidate_route(*retry), now) == Candidate::Block::None) {
     pick = retry;
     env_.stats().record_retry();  // counted when it is sent
   }
@@ -577,11 +573,8 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
       candidates_[c].blocked = Candidate::Block::Cooling;
       continue;
     }
-    if (!admit(route, now)) {
-      candidates_[c].blocked = last_block_;
-      continue;
-    }
-    return c;
+    candidates_[c].blocked = admit(route, now);
+    if (candidates_[c].blocked == Candidate::Block::None) return c;
   }
   return std::nullopt;
 }
@@ -1150,7 +1143,8 @@ void CallMachine::end_unframed(TimePoint now) {
     outcome.kind = c.kind;
     outcome.provider_code = std::move(c.code);
     outcome.retry_after = c.retry_after;
-    return fail_attempt(now, id, std::move(outcome), "the stream request was answered with an error: " + c.message,
+    return fail_attempt(now, id, std::move(outcome),
+                        "the stream request was answered with an error: " + c.message,
                         std::move(c.type), std::move(c.param));
   }
   outcome.kind = ErrorKind::Protocol;
@@ -1179,14 +1173,15 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   message = env_.endpoints()[route.endpoint].redact(std::move(message));
   // Cut by the call's deadline (or by an attempt limit clipped to it): the deadline's doing,
   // neutral for the breaker, the statistics and the canary, as in fail_attempt.
-  const bool deadline_cut = cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
-                            (cause == ErrorKind::Timeout && f.clipped &&
-                             now - f.start >= f.total_timeout - kClockSlack);
+  const bool deadline_cut =
+      cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
+      (cause == ErrorKind::Timeout && f.clipped && now - f.start >= f.total_timeout - kClockSlack);
   if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
   // Charged before the breaker (application code that may throw) hears of the break.
-  charge_stream(route, accumulated_.usage(), f.lease.take_reservation());
+  charge_stream(route, f.lease.take_reservation());
   f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
-  if (f.canary && !deadline_cut) env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
+  if (f.canary && !deadline_cut)
+    env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   Attempt a = attempt_of(f, now);
   a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
   a.status = 200;
@@ -1239,11 +1234,9 @@ void CallMachine::prepare_continuation() {
 
 // The tokens a streamed attempt spent count, however it ended: the usage its stream reported,
 // else an estimate (the prompt, and the text it sent at about four characters a token).
-std::optional<std::int64_t> CallMachine::charge_stream(RouteState& route,
-                                                       const std::optional<Usage>& reported,
-                                                       std::int64_t reserved) {
+std::optional<std::int64_t> CallMachine::charge_stream(RouteState& route, std::int64_t reserved) {
   Usage u;
-  if (reported) {
+  if (const std::optional<Usage>& reported = accumulated_.usage()) {
     u = *reported;
   } else {
     u.prompt_tokens = estimated_prompt_tokens_;
@@ -1275,7 +1268,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
     RouteState& route = route_of(f);
     // A stream stopped after it sent something spent tokens: charged like a broken one.
     if (handler_ && chunk_accepted_) {
-      charge_stream(route, accumulated_.usage(), f.lease.take_reservation());
+      charge_stream(route, f.lease.take_reservation());
     }
     f.lease.release();  // the caller's choice: neutral for the breaker
     Attempt a = attempt_of(f, now);
@@ -1313,7 +1306,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
     cost = route.add_usage(*response.usage);
     settle_spend(reserved, cost.value_or(0));
   } else if (handler_) {
-    cost = charge_stream(route, std::nullopt, reserved);
+    cost = charge_stream(route, reserved);
   } else {
     settle_spend(reserved, 0);
   }
@@ -1366,7 +1359,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
   // A stale kept-alive connection says nothing of the route: neutral for its breaker, its
   // statistics and the canary.
-  f.lease.fail(now, outcome.stale_connection         ? ErrorKind::Cancelled
+  f.lease.fail(now, outcome.stale_connection    ? ErrorKind::Cancelled
                     : deadline_passed && silent ? ErrorKind::Timeout
                                                 : outcome.kind);
   if (f.canary && !outcome.stale_connection) env_.canary_record(now, outcome.kind, now - f.start);
@@ -1421,12 +1414,13 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
     std::string why = "the call's deadline passed during an attempt on " + route_name(route.ref);
     std::string waiting;  // routes that could have served and never got an attempt
     for (std::size_t k = 0; k < candidates_.size(); ++k) {
-      if (available(k, now)) waiting += (waiting.empty() ? "" : ", ") + route_name(candidate_route(k).ref);
+      if (available(k, now))
+        waiting += (waiting.empty() ? "" : ", ") + route_name(candidate_route(k).ref);
     }
     if (!waiting.empty()) {
       why += "; never tried: " + waiting +
-                 " (give the attempts less time than the call with timeouts.attempt_ms or "
-                 "timeouts.first_byte_ms, or the call more with timeouts.total_ms)";
+             " (give the attempts less time than the call with timeouts.attempt_ms or "
+             "timeouts.first_byte_ms, or the call more with timeouts.total_ms)";
     }
     return finish_error(ErrorKind::DeadlineExceeded, std::move(why), details());
   }

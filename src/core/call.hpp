@@ -99,7 +99,6 @@ class CallMachine {
   RouteState& candidate_route(std::size_t c) const;
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
   const HttpRequest& write_request(const Flight& f);
-  bool admit(RouteState& route, TimePoint now);  // into pending_
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
@@ -161,7 +160,8 @@ class CallMachine {
     // Why the call last passed it over without an attempt (for the error when none serves).
     enum class Block : char { None, Cooling, RateLimit, Budget, Breaker } blocked = Block::None;
   };
-  Candidate::Block last_block_ = Candidate::Block::None;  // why admit() last said no
+  // An attempt on the route now, into pending_; else what ruled it out.
+  Candidate::Block admit(RouteState& route, TimePoint now);
   std::vector<Candidate> candidates_;
   // The request in a native dialect's API, once per (dialect, route shaping) of the candidates.
   struct NativeBody {
@@ -247,10 +247,9 @@ class CallMachine {
   void skip_seam(ChatChunk& chunk);
   bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
   void prepare_continuation();
-  /** Charges a streamed attempt (by `reported` usage, else an estimate) and settles its
+  /** Charges a streamed attempt (by the usage it reported, else an estimate) and settles its
    *  reservation; the cost when the route is priced. */
-  std::optional<std::int64_t> charge_stream(RouteState& route, const std::optional<Usage>& reported,
-                                            std::int64_t reserved);
+  std::optional<std::int64_t> charge_stream(RouteState& route, std::int64_t reserved);
 };
 
 }  // namespace failover::detail

@@ -97,7 +97,7 @@ void AsyncEngine::submit(ChatRequest request, CallOptions options, StreamHandler
   }
   // From a callback on the engine thread the loop looks at the queue again before it waits
   // (see run): a wake-up there would only cost a system call and an extra turn.
-  if (std::this_thread::get_id() != thread_.get_id()) session_->wakeup();
+  if (!on_engine_thread()) session_->wakeup();
 }
 
 void AsyncEngine::deliver(Callback& done, Result<ChatResponse> result) {

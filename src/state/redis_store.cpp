@@ -360,30 +360,30 @@ class RedisStore final : public StateStore {
   bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
                      const SpendCaps& caps, WallTime alive_until) override {
     Use u = use(calls_);
-    Reply r = command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now),
-                               held_key(), holder, std::to_string(nanos), cap_text(caps.day_nanos),
-                               cap_text(caps.month_nanos), std::to_string(to_ms(now)),
-                               std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
+    Reply r = command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now), held_key(),
+                          holder, std::to_string(nanos), cap_text(caps.day_nanos),
+                          cap_text(caps.month_nanos), std::to_string(to_ms(now)),
+                          std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
     return integer(r.get(), "reserve") == 1;
   }
   void settle_spend(const std::string& holder, WallTime now, std::int64_t released,
                     std::int64_t spent) override {
     Use u = use(bg_);
     command(u, {"EVAL", kSettleScript, "3", day_key(now), month_key(now), held_key(), holder,
-                  std::to_string(released), std::to_string(spent), std::to_string(kDayTtl.count()),
-                  std::to_string(kMonthTtl.count())});
+                std::to_string(released), std::to_string(spent), std::to_string(kDayTtl.count()),
+                std::to_string(kMonthTtl.count())});
   }
   void keep_holder(const std::string& holder, WallTime alive_until,
                    std::optional<std::int64_t> held) override {
     const auto now = std::chrono::system_clock::now();
     Use u = use(bg_);
     command(u, {"EVAL", kKeepScript, "1", held_key(), holder, std::to_string(to_ms(alive_until)),
-                  held ? std::to_string(*held) : std::string(), held_ttl(now, alive_until)});
+                held ? std::to_string(*held) : std::string(), held_ttl(now, alive_until)});
   }
   SharedSpend spend(WallTime now) override {
     Use u = use(bg_);
     Reply r = command(u, {"EVAL", kSpendScript, "3", day_key(now), month_key(now), held_key(),
-                            std::to_string(to_ms(now))});
+                          std::to_string(to_ms(now))});
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
       throw StateStoreError(describe_ + ": the spend read answered something not three numbers");
     }
@@ -400,8 +400,8 @@ class RedisStore final : public StateStore {
 
   SharedCanary canary(const std::string& candidate) override {
     Use u = use(bg_);
-    send_locked(u, {"HMGET", canary_key(candidate), "generation", "state", "step", "promoted",
-                    "reason"});
+    send_locked(
+        u, {"HMGET", canary_key(candidate), "generation", "state", "step", "promoted", "reason"});
     Reply r = receive_locked(u, "HMGET");
     SharedCanary c;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {  // e.g. another type (WRONGTYPE)
@@ -438,19 +438,19 @@ class RedisStore final : public StateStore {
     Use u = use(bg_);
     Reply r =
         command(u, {"EVAL", kCanaryScript, "1", canary_key(candidate),
-                      expected ? std::to_string(*expected) : std::string(),
-                      std::string(to_string(next.state)), std::to_string(next.step),
-                      next.promoted ? "1" : "0", next.reason, std::to_string(kCanaryTtl.count())});
+                    expected ? std::to_string(*expected) : std::string(),
+                    std::string(to_string(next.state)), std::to_string(next.step),
+                    next.promoted ? "1" : "0", next.reason, std::to_string(kCanaryTtl.count())});
     return static_cast<std::uint64_t>(std::max<std::int64_t>(0, integer(r.get(), "canary")));
   }
 
   Permits take_permits(const std::string& endpoint, WallTime now, const BucketLimits& limits,
                        double tokens, int count) override {
     Use u = use(calls_);
-    Reply r = command(u,
-                      {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
-                       rate_text(limits.tpm), std::to_string(to_ms(now)), "take", rate_text(tokens),
-                       std::to_string(count), std::to_string(kBucketTtl.count())});
+    Reply r =
+        command(u, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
+                    rate_text(limits.tpm), std::to_string(to_ms(now)), "take", rate_text(tokens),
+                    std::to_string(count), std::to_string(kBucketTtl.count())});
     const std::int64_t n = integer(r.get(), "take_permits");
     if (n > 0) return Permits{static_cast<int>(std::min<std::int64_t>(n, count)), Duration::zero()};
     return Permits{0, std::chrono::duration_cast<Duration>(std::chrono::milliseconds(-n))};
@@ -459,8 +459,8 @@ class RedisStore final : public StateStore {
                      double requests, double tokens) override {
     Use u = use(bg_);
     command(u, {"EVAL", kBucketScript, "1", bucket_key(endpoint), rate_text(limits.rpm),
-                  rate_text(limits.tpm), std::to_string(to_ms(now)), "give", rate_text(requests),
-                  rate_text(tokens), std::to_string(kBucketTtl.count())});
+                rate_text(limits.tpm), std::to_string(to_ms(now)), "give", rate_text(requests),
+                rate_text(tokens), std::to_string(kBucketTtl.count())});
   }
 
  private:
@@ -510,7 +510,7 @@ class RedisStore final : public StateStore {
                      static_cast<std::int64_t>(kLinger.count());
     Use u = use(bg_);
     command(u, {"EVAL", kRaiseScript, "1", key(route), field, field_value(to_ms(until)),
-                  std::to_string(ttl)});
+                std::to_string(ttl)});
   }
 
   // One connection and who may use it now (a flag under a mutex, waited for with a deadline:
@@ -599,10 +599,9 @@ class RedisStore final : public StateStore {
     while (!raw) {
       const auto left = u.deadline - std::chrono::steady_clock::now();
       pollfd p{l.ctx->fd, POLLIN, 0};
-      const int ready =
-          left <= Duration::zero()
-              ? 0
-              : ::poll(&p, 1, static_cast<int>(std::max<long long>(1, millis(left))));
+      const int ready = left <= Duration::zero()
+                            ? 0
+                            : ::poll(&p, 1, static_cast<int>(std::max<long long>(1, millis(left))));
       if (ready == 0) {
         fail_locked(l, what, "no whole reply within " + std::to_string(millis(l.timeout)) + " ms");
       }
@@ -622,8 +621,8 @@ class RedisStore final : public StateStore {
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
       return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
     };
-    const Duration left = std::max<Duration>(
-        u.deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(1));
+    const Duration left = std::max<Duration>(u.deadline - std::chrono::steady_clock::now(),
+                                             std::chrono::milliseconds(1));
     redisContext* c = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv_of(left));
     if (!c) throw StateStoreError(describe_ + ": cannot allocate a connection");
     if (c->err) {

@@ -290,8 +290,8 @@ void StateSync::guarded(Part part, F&& fn) {
     if (!refused_parts_[index] && logger_) {
       static constexpr const char* kNames[] = {"route state", "budget spend", "rate-limit permits",
                                                "canary"};
-      logger_->warn("shared {} refused by the store (the rest is still shared): {}",
-                    kNames[index], e.what());
+      logger_->warn("shared {} refused by the store (the rest is still shared): {}", kNames[index],
+                    e.what());
     }
     refused_parts_[index] = 1;
   }

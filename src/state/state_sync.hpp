@@ -126,7 +126,7 @@ class StateSync final : public FleetSpend {
   // The parts of a round that a refused key may cost, each on its own.
   enum class Part { Routes, Spend, Permits, Canary };
   template <class F>
-  void guarded(Part part, F&& fn);  // runs `fn`; a StateRefused is counted and logged once
+  void guarded(Part part, F&& fn);        // runs `fn`; a StateRefused is counted and logged once
   char refused_parts_[4] = {0, 0, 0, 0};  // a refusal was logged for the part
   void apply(std::size_t route, const SharedRoute& shared);
   WallTime to_wall(TimePoint t) const;

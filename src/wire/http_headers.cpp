@@ -185,8 +185,8 @@ std::optional<WallTime> parse_rfc3339(std::string_view value) {
   }
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || year < 1970) return std::nullopt;
   year = std::min(year, 2200);  // as for HTTP dates: far enough, and no overflow
-  const std::int64_t secs = days_from_civil(year, mon, day) * 86400 + h * 3600 + mi * 60 + s -
-                            offset_minutes * 60;
+  const std::int64_t secs =
+      days_from_civil(year, mon, day) * 86400 + h * 3600 + mi * 60 + s - offset_minutes * 60;
   return WallTime{std::chrono::seconds(secs)} +
          std::chrono::duration_cast<WallTime::duration>(std::chrono::duration<double>(fraction));
 }

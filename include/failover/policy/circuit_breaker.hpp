@@ -72,7 +72,7 @@ struct CircuitBreakerOptions {
   /** Cap of the doubling period: a route back from an outage serves again at most this long
    *  after it recovered; a dead route sees at most one probe per period. */
   Duration max_open_duration = std::chrono::seconds(8);
-  int half_open_probes = 1;                                ///< Probes allowed at once in half-open.
+  int half_open_probes = 1;  ///< Probes allowed at once in half-open.
 };
 
 /** The factory `DefaultCircuitBreaker::factory()` puts in a `CircuitBreakerFactory`; reachable
