@@ -1127,6 +1127,7 @@ void CallMachine::end_unframed(TimePoint now) {
                                  : wire::decode_native_response(dialect, body, response);
   if (!failure && !response.choices.empty()) {
     accumulated_.add(wire::chunk_of(response));
+    chunk_accepted_ = true;  // charged like any stream if the handler stops it now
     commit();
     deliver(wire::chunk_of(response));
     if (handler_stopped_) {

@@ -280,6 +280,20 @@ TEST_F(SpendTest, AStreamWithoutUsageIsChargedAnEstimateAndCountsAgainstTheBudge
   EXPECT_NE(client.metrics_text().find("failover_cost_usd_total"), std::string::npos);
 }
 
+// A stream request answered with a plain completion, stopped by its handler on the one chunk
+// it was handed: the whole answer was spent and is charged, like a stopped SSE stream.
+TEST_F(SpendTest, AStreamAnsweredPlainlyAndStoppedByItsHandlerIsCharged) {
+  testing::Reply plain;
+  plain.headers = {{"content-type", "application/json"}};
+  plain.parts = {{milliseconds(10), testing::completion_body("all at once")}};
+  fake->sequence(testing::chat_url(kA), {plain});
+  Client client(budgeted(false));
+  auto r = client.chat_stream(ping(), [](const ChatChunk&) { return false; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::Cancelled);
+  EXPECT_NEAR(client.usage_report().cost_usd, 7 * 8.0 / 1e6, 1e-12);  // its reported 7 tokens
+}
+
 TEST_F(SpendTest, AStreamStoppedByItsHandlerAfterContentIsCharged) {
   fake->sequence(testing::chat_url(kA), {testing::sse({"Hel", "lo", "there"})});
   Client client(budgeted(false));
