@@ -84,22 +84,35 @@ struct Endpoint {
   std::string region;                              ///< Free-form region label.
   EndpointLimits limits;                           ///< Client-side rate limits (none by default).
   Continuation continuation = Continuation::None;  ///< Whether it continues a partial answer.
+  /** Whether requests may be streamed on the wire. Every request is, by default, also a
+   *  `chat()` call's, whose answer is assembled from the stream: that is how a call sees signs
+   *  of life (see `Timeouts::headers`). False for a server that cannot stream: its requests go
+   *  whole, and a `stream()` call gets the answer as one chunk. A route that refuses a
+   *  streamed request, or answers one whole, is sent whole from then on by itself. */
+  bool streaming = true;
 };
 
 /**
- * Time limits. Each must be positive. The defaults never end a legitimate long generation by
- * themselves (the official OpenAI SDKs allow 600 s an attempt); to bound a silent route sooner,
- * lower `first_byte` for the tiers or routes that answer fast (`Tier::timeouts`,
- * `Route::timeouts`), or turn on hedging. See docs/policies.md, "Timeouts".
+ * Time limits. Each must be positive. Every request is streamed on the wire (a `chat()` call's
+ * answer is assembled from the stream), so every call shows signs of life: a route that sends
+ * no response headers within `headers` is abandoned, while one that shows life is never cut by
+ * the defaults before `attempt` (the official OpenAI SDKs allow 600 s an attempt). A route sent
+ * whole (`Endpoint::streaming` false) shows none before its end: `attempt` alone bounds it.
+ * See docs/policies.md, "Timeouts".
  */
 struct Timeouts {
   Duration connect = std::chrono::seconds(5);  ///< TCP + TLS connect.
-  /** Streams only: from the start of the attempt to the first content, tool-call or reasoning
-   *  delta (SSE comments and empty role chunks do not count). A non-streamed answer's headers
-   *  come only when its generation ends, so it is bounded by `attempt` alone. */
+  /** From the start of the attempt to the response headers (any first byte), for a request
+   *  streamed on the wire: a healthy provider answers a stream's headers within seconds. A
+   *  route that accepts and says nothing is left after this, with the call's time still ahead
+   *  for its backups. Connecting is part of it. */
+  Duration headers = std::chrono::seconds(20);
+  /** From the start of the attempt to the first content, tool-call or reasoning delta (SSE
+   *  comments, provider keep-alives and empty role chunks do not count): the bound on a model
+   *  that thinks before it answers. */
   Duration first_byte = std::chrono::seconds(600);
-  /** Streams only: longest gap between chunks once content or reasoning flows (SSE comments
-   *  and keep-alives do not reset it). */
+  /** Longest gap between chunks once content or reasoning flows (SSE comments and
+   *  keep-alives do not reset it). */
   Duration idle = std::chrono::seconds(60);
   Duration attempt = std::chrono::seconds(600);  ///< One attempt, whole.
   Duration total = std::chrono::seconds(900);    ///< The whole call: attempts and waits.
@@ -110,6 +123,7 @@ struct Timeouts {
  *  client's. */
 struct TimeoutOverrides {
   std::optional<Duration> connect;     ///< Replaces `Timeouts::connect`.
+  std::optional<Duration> headers;     ///< Replaces `Timeouts::headers`.
   std::optional<Duration> first_byte;  ///< Replaces `Timeouts::first_byte`.
   std::optional<Duration> idle;        ///< Replaces `Timeouts::idle`.
   std::optional<Duration> attempt;     ///< Replaces `Timeouts::attempt`.

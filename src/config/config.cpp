@@ -319,7 +319,7 @@ class Reader {
     if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
     check_keys(v, path,
                {"name", "base_url", "api_key", "headers", "auth", "query", "region", "limits",
-                "continuation", "dialect"});
+                "continuation", "dialect", "streaming"});
     Endpoint e;
     e.name = string(member(v, path, "name"), path + ".name");
     e.base_url = string(member(v, path, "base_url"), path + ".base_url");
@@ -372,6 +372,7 @@ class Reader {
              "must be \"prefill\" or \"none\" (got \"" + wire::excerpt(c, 40) + "\")");
       }
     }
+    if (v.contains("streaming")) e.streaming = boolean(v["streaming"], path + ".streaming");
     if (v.contains("limits")) {
       const json& l = v["limits"];
       const std::string lp = path + ".limits";
@@ -496,9 +497,11 @@ class Reader {
 
   Timeouts timeouts(const json& v) {
     if (!v.is_object()) fail("timeouts", std::string("must be an object, not ") + type_name(v));
-    check_keys(v, "timeouts", {"connect_ms", "first_byte_ms", "idle_ms", "attempt_ms", "total_ms"});
+    check_keys(v, "timeouts",
+               {"connect_ms", "headers_ms", "first_byte_ms", "idle_ms", "attempt_ms", "total_ms"});
     Timeouts t;
     if (v.contains("connect_ms")) t.connect = millis(v["connect_ms"], "timeouts.connect_ms");
+    if (v.contains("headers_ms")) t.headers = millis(v["headers_ms"], "timeouts.headers_ms");
     if (v.contains("first_byte_ms"))
       t.first_byte = millis(v["first_byte_ms"], "timeouts.first_byte_ms");
     if (v.contains("idle_ms")) t.idle = millis(v["idle_ms"], "timeouts.idle_ms");
@@ -513,9 +516,10 @@ class Reader {
     if (v.contains("total_ms")) {
       fail(path + ".total_ms", "bounds the whole call: set it in the top-level timeouts");
     }
-    check_keys(v, path, {"connect_ms", "first_byte_ms", "idle_ms", "attempt_ms"});
+    check_keys(v, path, {"connect_ms", "headers_ms", "first_byte_ms", "idle_ms", "attempt_ms"});
     TimeoutOverrides t;
     if (v.contains("connect_ms")) t.connect = millis(v["connect_ms"], path + ".connect_ms");
+    if (v.contains("headers_ms")) t.headers = millis(v["headers_ms"], path + ".headers_ms");
     if (v.contains("first_byte_ms")) {
       t.first_byte = millis(v["first_byte_ms"], path + ".first_byte_ms");
     }
@@ -916,6 +920,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     if (e.continuation == Continuation::Prefill) j["continuation"] = "prefill";
     if (e.dialect == Dialect::Anthropic) j["dialect"] = "anthropic";
     if (e.dialect == Dialect::Gemini) j["dialect"] = "gemini";
+    if (!e.streaming) j["streaming"] = false;
     json limits = json::object();
     if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;
     if (e.limits.tpm) limits["tpm"] = *e.limits.tpm;
@@ -928,6 +933,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
   auto overrides = [&](const TimeoutOverrides& t) {
     json out = json::object();
     if (t.connect) out["connect_ms"] = ms(*t.connect);
+    if (t.headers) out["headers_ms"] = ms(*t.headers);
     if (t.first_byte) out["first_byte_ms"] = ms(*t.first_byte);
     if (t.idle) out["idle_ms"] = ms(*t.idle);
     if (t.attempt) out["attempt_ms"] = ms(*t.attempt);
@@ -950,11 +956,10 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     priority.push_back(std::move(tier));
   }
   doc["priority"] = std::move(priority);
-  doc["timeouts"] = {{"connect_ms", ms(o.timeouts.connect)},
-                     {"first_byte_ms", ms(o.timeouts.first_byte)},
-                     {"idle_ms", ms(o.timeouts.idle)},
-                     {"attempt_ms", ms(o.timeouts.attempt)},
-                     {"total_ms", ms(o.timeouts.total)}};
+  doc["timeouts"] = {
+      {"connect_ms", ms(o.timeouts.connect)},       {"headers_ms", ms(o.timeouts.headers)},
+      {"first_byte_ms", ms(o.timeouts.first_byte)}, {"idle_ms", ms(o.timeouts.idle)},
+      {"attempt_ms", ms(o.timeouts.attempt)},       {"total_ms", ms(o.timeouts.total)}};
   if (auto* policy = dynamic_cast<const DefaultRetryPolicy*>(o.retry.get())) {
     const RetryOptions& r = policy->options();
     doc["retry"] = {{"max_attempts", r.max_attempts},

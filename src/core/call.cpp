@@ -30,9 +30,6 @@ constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 // The transport times exchanges on its own clock: an attempt cut to fit the deadline that
 // times out this close to its limit ran out of the call's time, not the route's.
 constexpr Duration kClockSlack = std::chrono::milliseconds(5);
-// A reused connection that dies sooner than this after the request went out is the stale
-// keep-alive race (the server had closed it); later, the route held the request silently.
-constexpr Duration kStaleWindow = std::chrono::milliseconds(1000);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
@@ -73,10 +70,15 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     invalid(e.what());
     return;
   }
-  if (auto problem = wire::encode_request(request, /*stream=*/handler_ != nullptr, body_rest_)) {
+  // Streamed on the wire, also for a whole answer (its liveness, see Timeouts::headers), with
+  // usage asked for then; a route that answers whole gets the same body without the stream.
+  wire::StreamForm form;
+  form.usage = handler_ == nullptr;
+  if (auto problem = wire::encode_request(request, /*stream=*/true, body_rest_, &form)) {
     invalid("invalid request: " + *problem);
     return;
   }
+  whole_at_ = form.at;
   recovery_ = options_.stream_recovery.value_or(o.stream_recovery);
   choices_ = std::max(1, request.n.value_or(1));
   // Continuing needs the request, to send it again with the partial answer as a prefix: kept
@@ -115,6 +117,11 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
+    for (Candidate& c : candidates_) {
+      const RouteState& route = *env_.routes()[env_.plan()[c.plan].route];
+      c.whole = !env_.endpoints()[route.endpoint].streaming ||
+                route.answers_whole.load(std::memory_order_relaxed);
+    }
     if (env_.native_dialects()) translate_for_native_routes(request);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
@@ -144,9 +151,8 @@ void CallMachine::end_call() {
 
 void CallMachine::note_attempt(RouteState& route, TimePoint now, bool neutral) {
   Attempt& a = trace_.back();
-  if (handler_ && skipped_events_ > 0) {
-    a.skipped_events = skipped_events_;
-    route.skipped_events.fetch_add(static_cast<std::uint64_t>(skipped_events_),
+  if (a.skipped_events > 0) {
+    route.skipped_events.fetch_add(static_cast<std::uint64_t>(a.skipped_events),
                                    std::memory_order_relaxed);
   }
   if (!neutral) route.stats.record(now, a.latency, a.error, a.message);
@@ -160,6 +166,7 @@ Attempt CallMachine::attempt_of(const Flight& f, TimePoint now) const {
   a.route = route_of(f).ref;
   a.latency = now - f.start;
   if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
+  if (f.wire) a.skipped_events = f.wire->skipped_events;
   return a;
 }
 
@@ -370,14 +377,17 @@ void CallMachine::translate_for_native_routes(const ChatRequest& request) {
     const Dialect dialect = env_.endpoints()[route.endpoint].dialect;
     if (dialect == Dialect::OpenAI) continue;
     const wire::RequestShaping* shaping = entry.shaping.get();
-    auto same = std::find_if(
-        native_bodies_.begin(), native_bodies_.end(),
-        [&](const NativeBody& b) { return b.dialect == dialect && b.shaping == shaping; });
+    const bool stream = !c.whole;
+    auto same =
+        std::find_if(native_bodies_.begin(), native_bodies_.end(), [&](const NativeBody& b) {
+          return b.dialect == dialect && b.shaping == shaping && b.stream == stream;
+        });
     if (same == native_bodies_.end()) {
       NativeBody b;
       b.dialect = dialect;
       b.shaping = shaping;
-      b.problem = wire::encode_native(dialect, request, handler_ != nullptr, shaping, b.body);
+      b.stream = stream;
+      b.problem = wire::encode_native(dialect, request, stream, shaping, b.body);
       same = native_bodies_.insert(native_bodies_.end(), std::move(b));
     }
     c.native = static_cast<int>(same - native_bodies_.begin());
@@ -443,10 +453,12 @@ void CallMachine::on_timer(TimePoint now) {
 void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   last_now_ = now;
   if (state_ == State::Done) return;
+  ErrorDetails d;
+  d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
-    if (handler_ && chunk_accepted_) {  // what the stream sent was spent (see cancel)
-      charge_stream(route_of(f), f.lease.take_reservation());
+    if (f.wire && f.wire->chunk_accepted) {  // what the stream sent was spent (see cancel)
+      charge_stream(*f.wire, route_of(f), f.lease.take_reservation());
     }
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
@@ -456,9 +468,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   flights_.clear();  // their leases give back what they hold
   to_start_.reset();
   retry_.reset();
-  ErrorDetails d;
   d.attempts = trace_;
-  if (handler_ && current_) d.partial = partial();
   if (auto* log = env_.logger()) log->error("a call failed in application code: {}", e.what());
   finish_error(ErrorKind::HookFailed, e.what(), std::move(d));
 }
@@ -621,11 +631,14 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.clipped = remaining < t.attempt;
   f.total_timeout = std::min(t.attempt, remaining);
   f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
+  if (!candidates_[c].whole) {
+    f.wire = std::make_unique<WireStream>(env_.endpoints()[route.endpoint].dialect, now);
+  }
   // Time left for failover: when the deadline would be what ends a silent attempt and another
   // route could still serve, the attempt leaves that route time to answer. A stream keeps the
-  // whole remaining time once it shows life; a non-streamed answer shows none before its end.
+  // whole remaining time once it shows life; an answer sent whole shows none before its end.
   if (const Duration reserve = failover_reserve(now, remaining); reserve > Duration::zero()) {
-    if (handler_) {
+    if (f.wire) {
       f.first_byte_timeout = std::min(f.first_byte_timeout, remaining - reserve);
     } else if (remaining - reserve < f.total_timeout) {
       f.total_timeout = remaining - reserve;
@@ -633,23 +646,11 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
       f.first_byte_timeout = std::min(f.first_byte_timeout, f.total_timeout);
     }
   }
+  f.headers_timeout = std::min(t.headers, f.first_byte_timeout);
   f.connect_timeout = std::min(t.connect, f.total_timeout);
   f.idle_timeout = t.idle;
   if (handler_) {
-    parser_ = wire::SseParser{};
-    accumulated_ = wire::StreamAccumulator{};
-    native_ = wire::NativeStream(env_.endpoints()[route.endpoint].dialect);
     held_.clear();
-    done_seen_ = false;
-    answer_finished_ = false;
-    framed_ = false;
-    unframed_.clear();
-    stream_error_.reset();
-    stream_error_message_.clear();
-    last_chunk_ = now;
-    progressed_ = false;
-    chunk_accepted_ = false;
-    skipped_events_ = 0;
     delivered_chunks_ = 0;
     delivered_chars_ = 0;
     tool_chars_ = 0;
@@ -657,7 +658,8 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     seam_.clear();
     if (interruption_) {  // this attempt recovers a broken stream
       f.recovery = true;
-      f.continuation = interruption_->continuable && !candidates_[c].prefix_refused &&
+      // A prefix is continued on a stream only.
+      f.continuation = f.wire && interruption_->continuable && !candidates_[c].prefix_refused &&
                        env_.endpoints()[route.endpoint].continuation == Continuation::Prefill;
       if (f.continuation && candidates_[c].native >= 0) {  // the prefix in the route's API
         const NativeBody& b = native_bodies_[static_cast<std::size_t>(candidates_[c].native)];
@@ -686,7 +688,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
         d.content = interruption_->shown->text();
         d.reasoning = interruption_->shown->reasoning();
         seed.choices.push_back(std::move(d));
-        accumulated_.add(seed);
+        f.wire->accumulated.add(seed);
       }
     }
   }
@@ -724,7 +726,7 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   const RouteState& route = route_of(f);
   const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
   if (r.method != "POST") r.method = "POST";
-  const std::string& url = handler_ ? route.stream_url : route.url;
+  const std::string& url = f.wire ? route.stream_url : route.url;
   if (r.url != url) r.url = url;
   // Written into the entries already there, which mostly hold these very strings from the
   // thread's last request: comparing is cheaper than copying.
@@ -750,6 +752,10 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
     r.body = rest;
   } else {
     wire::with_model(route.model_json, rest, r.body);
+    if (!nb && !f.wire) {  // the same body without its stream members, which come last
+      r.body.erase(whole_at_ + (r.body.size() - rest.size()), std::string::npos);
+      r.body += '}';
+    }
   }
   if (const wire::RequestShaping* shaping =
           env_.plan()[candidates_[f.candidate].plan].shaping.get();
@@ -758,12 +764,12 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   }
   r.total_timeout = f.total_timeout;
   r.connect_timeout = f.connect_timeout;
-  // A non-streamed answer's headers come only when the generation ends: its attempt limit
-  // bounds it, never a first-byte limit.
-  r.first_byte_timeout = handler_ ? f.first_byte_timeout : Duration::zero();
+  // A streamed answer's headers come at once from a healthy route; an answer sent whole sends
+  // them only when its generation ends: its attempt limit bounds it.
+  r.first_byte_timeout = f.wire ? f.headers_timeout : Duration::zero();
   r.max_response_bytes = o.max_response_bytes;
   if (r.ca_bundle != o.ca_bundle) r.ca_bundle = o.ca_bundle;
-  r.stream = handler_ != nullptr;
+  r.stream = f.wire != nullptr;
   // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
   r.success_headers = env_.limiter(route.endpoint) != nullptr;
   return r;
@@ -825,39 +831,49 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   last_now_ = now;
   auto flight = find_flight(result.id);
   if (state_ != State::InFlight || flight == flights_.end()) return;
+  Flight& f = *flight;
   const std::uint64_t id = result.id;
   observe_limits(id, now, result.headers);
-  if (handler_ && (committed_ || done_seen_ || answer_finished_) && result.transport_error) {
-    if (done_seen_ || answer_finished_) return end_stream(now);  // the answer is whole
-    return interrupt(now, *result.transport_error, result.error_message);
-  }
-  if (handler_ && !result.transport_error && result.status >= 200 && result.status < 300) {
-    return end_stream(now);
+  const bool success = !result.transport_error && result.status >= 200 && result.status < 300;
+  if (WireStream* s = f.wire.get()) {
+    // A transport that does not stream hands the whole body over in the result.
+    if (success && !result.body.empty() && !s->heard()) {
+      return end_unframed(now, f, std::move(result.body));
+    }
+    if (success) return end_stream(now, f);
+    if (result.transport_error && (s->done_seen || s->answer_finished)) {
+      return end_stream(now, f);  // the answer is whole
+    }
+    if (result.transport_error && committed_) {
+      return interrupt(now, *result.transport_error, result.error_message);
+    }
+  } else if (success && handler_) {
+    return end_unframed(now, f, std::move(result.body));  // a route that answers whole
   }
   if (result.transport_error) {
     AttemptOutcome outcome;
     outcome.kind = *result.transport_error;
-    // Only a stream's silence says something: a non-streamed answer sends nothing before its
-    // end however healthy the route (until non-streamed calls get a sign of life too).
-    silent_ = handler_ && result.status == 0 && result.headers.empty() && !heard();
+    // Only a stream's silence says something: an answer sent whole sends nothing before its
+    // end however healthy the route.
+    silent_ = f.wire && result.status == 0 && result.headers.empty() && !f.wire->heard();
     if (result.reused_connection_died) {
       // Within a moment of reuse: the stale keep-alive race, the server never saw the request.
       // After a silence: the route held the request and said nothing, like a timeout.
-      const Duration silent = now - flight->start;
-      if (silent < kStaleWindow) {
+      outcome.elapsed = now - f.start;
+      if (outcome.came_back_fast()) {
         outcome.stale_connection = true;
       } else {
         outcome.kind = ErrorKind::Timeout;
-        result.error_message = "the reused connection closed after " + format_ms(silent) +
+        result.error_message = "the reused connection closed after " + format_ms(outcome.elapsed) +
                                " without a response; the request was not sent again";
       }
     }
     return fail_attempt(now, id, std::move(outcome), std::move(result.error_message), {}, {});
   }
   std::optional<wire::ErrorBody> in_band;
-  if (result.status >= 200 && result.status < 300) {
+  if (success) {
     ChatResponse response;
-    const Dialect dialect = env_.endpoints()[route_of(*flight).endpoint].dialect;
+    const Dialect dialect = env_.endpoints()[route_of(f).endpoint].dialect;
     auto failure = dialect == Dialect::OpenAI
                        ? wire::decode_response(result.body, response)
                        : wire::decode_native_response(dialect, result.body, response);
@@ -875,6 +891,9 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   policy::Classified c =
       in_band ? policy::classify_error(result.status, result.headers, std::move(*in_band), wall)
               : policy::classify_http(result.status, result.headers, result.body, wall);
+  // A route that refuses streamed requests is sent them whole from now on; this one too, at
+  // once (its refusal says nothing of its health).
+  stream_refused_ = f.wire && !in_band && policy::refuses_streaming(c);
   AttemptOutcome outcome;
   outcome.kind = c.kind;
   outcome.http_status = c.status;
@@ -888,104 +907,105 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
 void CallMachine::fire_timer(TimePoint now) {
   last_now_ = now;
   if (state_ != State::InFlight) return;
-  if (handler_) {  // a stream: one flight, with its first-token and idle watchdogs
-    Flight& f = flights_.front();
-    if (watchdog(f) > now) return;
-    const std::uint64_t id = f.id;
-    abandon_.push_back(id);
-    if (done_seen_ || answer_finished_) return end_stream(now);  // whole; the server lingered
-    if (committed_) {
-      if (now >= deadline_) {
-        return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
-      }
-      return interrupt(now, ErrorKind::Timeout,
-                       "no stream chunk within the idle timeout of " +
-                           std::to_string(to_millis(f.idle_timeout)) + " ms");
-    }
-    AttemptOutcome outcome;
-    outcome.kind = ErrorKind::Timeout;
-    silent_ = !heard();
-    if (now < f.start + f.total_timeout) {
-      return fail_attempt(now, id, std::move(outcome),
-                          progressed_ ? "no stream chunk within the idle timeout of " +
-                                            std::to_string(to_millis(f.idle_timeout)) + " ms"
-                                      : "no content within the first-token timeout of " +
-                                            std::to_string(to_millis(f.first_byte_timeout)) + " ms",
-                          {}, {});
-    }
-    return fail_attempt(now, id, std::move(outcome),
-                        "the exchange did not end within its time limit", {}, {});
-  }
   std::vector<std::uint64_t> stuck;
   for (const Flight& f : flights_) {
     if (watchdog(f) <= now) stuck.push_back(f.id);
   }
   for (std::uint64_t id : stuck) {
-    if (state_ != State::InFlight || find_flight(id) == flights_.end()) break;
+    if (state_ != State::InFlight) break;
+    auto it = find_flight(id);
+    if (it == flights_.end()) continue;
     abandon_.push_back(id);
-    AttemptOutcome outcome;
-    outcome.kind = ErrorKind::Timeout;
-    fail_attempt(now, id, std::move(outcome), "the exchange did not end within its time limit", {},
-                 {});
+    expire(now, *it);
   }
   if (state_ == State::InFlight && hedge_at_ <= now) try_hedge(now);
 }
 
+// Flight `f`'s watchdog fired (see watchdog): its exchange is being abandoned.
+void CallMachine::expire(TimePoint now, Flight& f) {
+  const WireStream* s = f.wire.get();
+  if (s && (s->done_seen || s->answer_finished)) return end_stream(now, f);  // the server lingered
+  if (committed_) {
+    if (now >= deadline_) {
+      return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
+    }
+    return interrupt(now, ErrorKind::Timeout,
+                     "no stream chunk within the idle timeout of " +
+                         std::to_string(to_millis(f.idle_timeout)) + " ms");
+  }
+  AttemptOutcome outcome;
+  outcome.kind = ErrorKind::Timeout;
+  std::string why = "the exchange did not end within its time limit";
+  if (s) {
+    silent_ = !s->heard();
+    if (now < f.start + f.total_timeout) {
+      why = s->progressed ? "no stream chunk within the idle timeout of " +
+                                std::to_string(to_millis(f.idle_timeout)) + " ms"
+                          : "no content within the first-token timeout of " +
+                                std::to_string(to_millis(f.first_byte_timeout)) + " ms";
+    }
+  }
+  fail_attempt(now, f.id, std::move(outcome), std::move(why), {}, {});
+}
+
 TimePoint CallMachine::watchdog(const Flight& f) const {
   TimePoint hard = f.start + f.total_timeout + kStuckGrace;
-  if (!handler_) return hard;
-  if (done_seen_) return std::min(hard, done_at_ + kDoneGrace);
-  if (answer_finished_) return std::min(hard, last_chunk_ + kDoneGrace);  // usage or [DONE]
+  const WireStream* s = f.wire.get();
+  if (!s) return hard;
+  if (s->done_seen) return std::min(hard, s->done_at + kDoneGrace);
+  if (s->answer_finished) return std::min(hard, s->last_chunk + kDoneGrace);  // usage or [DONE]
   // Until the first content, tool-call or reasoning text, the first-token limit; after it,
   // the idle limit between chunks (a reasoning model may think for minutes before it answers).
-  TimePoint soft = progressed_ ? last_chunk_ + f.idle_timeout : f.start + f.first_byte_timeout;
+  TimePoint soft = s->progressed ? s->last_chunk + f.idle_timeout : f.start + f.first_byte_timeout;
   return std::min(hard, std::min(soft, deadline_));
 }
 
 void CallMachine::take_data(TimePoint now, StreamData data) {
   last_now_ = now;
-  if (state_ != State::InFlight || !handler_ || flights_.empty() ||
-      flights_.front().id != data.id) {
-    return;
-  }
+  if (state_ != State::InFlight) return;
+  auto it = find_flight(data.id);
+  if (it == flights_.end() || !it->wire) return;
+  Flight& f = *it;
+  WireStream& s = *f.wire;
   observe_limits(data.id, now, data.headers);
-  if (!framed_ && unframed_.size() + data.bytes.size() <= env_.options().max_response_bytes) {
-    unframed_ += data.bytes;
+  if (!s.framed && s.unframed.size() + data.bytes.size() <= env_.options().max_response_bytes) {
+    s.unframed += data.bytes;
   }
-  parser_.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, e); });
+  s.parser.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, f, e); });
   if (handler_stopped_) {
     if (!handler_error_.empty()) throw HookError(handler_error_);
     return cancel(now, "the stream handler asked to stop", data.status);
   }
-  if (stream_error_) {
+  if (s.error) {
     abandon_.push_back(data.id);
-    AttemptOutcome outcome = std::move(*stream_error_);
-    stream_error_.reset();
-    if (committed_) return interrupt(now, outcome.kind, stream_error_message_);
+    AttemptOutcome outcome = std::move(*s.error);
+    s.error.reset();
+    if (committed_) return interrupt(now, outcome.kind, s.error_message);
     outcome.http_status = data.status;
-    return fail_attempt(now, data.id, std::move(outcome), stream_error_message_, {}, {});
+    return fail_attempt(now, data.id, std::move(outcome), s.error_message, {}, {});
   }
 }
 
-void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
-  if (!framed_) {
-    framed_ = true;
-    unframed_ = std::string();  // an SSE stream: its bytes are not kept
+void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
+  WireStream& s = *f.wire;
+  if (!s.framed) {
+    s.framed = true;
+    s.unframed = std::string();  // an SSE stream: its bytes are not kept
   }
-  if (handler_stopped_ || stream_error_ || done_seen_) return;
+  if (handler_stopped_ || s.error || s.done_seen) return;
   ChatChunk chunk;
   std::optional<wire::DecodeFailure> failure;
   wire::NativeStream::Outcome got = wire::NativeStream::Outcome::Chunk;
-  if (native_.dialect() != Dialect::OpenAI) {
-    failure = native_.translate(e, chunk, got);
+  if (s.native.dialect() != Dialect::OpenAI) {
+    failure = s.native.translate(e, chunk, got);
   } else if (e.data == "[DONE]") {
     got = wire::NativeStream::Outcome::Done;
   } else {
     failure = wire::decode_chunk(e.data, chunk);
   }
   if (!failure && got == wire::NativeStream::Outcome::Done) {
-    done_seen_ = true;
-    done_at_ = now;
+    s.done_seen = true;
+    s.done_at = now;
     return;
   }
   if (!failure && got == wire::NativeStream::Outcome::Nothing) return;  // a keep-alive
@@ -1000,17 +1020,23 @@ void CallMachine::on_event(TimePoint now, const wire::SseEvent& e) {
     outcome.kind = c.kind;
     outcome.provider_code = std::move(c.code);
     outcome.retry_after = c.retry_after;
-    stream_error_message_ = "error event in the stream: " + c.message;
-    stream_error_ = std::move(outcome);
+    s.error_message = "error event in the stream: " + c.message;
+    s.error = std::move(outcome);
     return;
   }
-  if (failure) return skip_event(failure->message);
+  if (failure) return skip_event(f, failure->message);
   if (!seam_.empty()) skip_seam(chunk);
-  chunk_accepted_ = true;
-  last_chunk_ = now;
-  if (!progressed_ && wire::has_progress(chunk)) progressed_ = true;
-  accumulated_.add(chunk);
-  if (!answer_finished_ && accumulated_.finished(choices_)) answer_finished_ = true;
+  s.chunk_accepted = true;
+  s.last_chunk = now;
+  if (!s.progressed && wire::has_progress(chunk)) s.progressed = true;
+  for (const ChoiceDelta& d : chunk.choices) {
+    s.received_chars += d.content.size() + d.reasoning.size() + d.refusal.size();
+    for (const ToolCallDelta& t : d.tool_calls)
+      s.received_chars += t.name.size() + t.arguments.size();
+  }
+  s.accumulated.add(chunk);
+  if (!s.answer_finished && s.accumulated.finished(choices_)) s.answer_finished = true;
+  if (!handler_) return;  // a whole answer: assembled, shown to no one before its end
   if (!committed_) {
     if (!wire::has_content(chunk)) {
       held_.push_back(std::move(chunk));
@@ -1041,13 +1067,13 @@ void CallMachine::skip_seam(ChatChunk& chunk) {
 // A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad
 // frame must not cost the answer). Counted for the trace and the metrics; a stream made of
 // nothing else fails as a protocol error when it ends.
-void CallMachine::skip_event(const std::string& why) {
-  ++skipped_events_;
+void CallMachine::skip_event(const Flight& f, const std::string& why) {
+  const int skipped = ++f.wire->skipped_events;
   spdlog::logger* log = env_.logger();
   if (log && log->should_log(spdlog::level::warn)) {
-    const RouteState& route = candidate_route(flights_.front().candidate);
-    log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref),
-              skipped_events_, wire::excerpt(env_.endpoints()[route.endpoint].redact(why), 160));
+    const RouteState& route = route_of(f);
+    log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref), skipped,
+              wire::excerpt(env_.endpoints()[route.endpoint].redact(why), 160));
   }
 }
 
@@ -1082,20 +1108,21 @@ void CallMachine::commit() {
   held_.clear();
 }
 
-void CallMachine::end_stream(TimePoint now) {
-  const std::uint64_t id = flights_.front().id;
-  if (!framed_ && !unframed_.empty()) return end_unframed(now);
-  if (!chunk_accepted_ && skipped_events_ > 0) {
+void CallMachine::end_stream(TimePoint now, Flight& f) {
+  WireStream& s = *f.wire;
+  const std::uint64_t id = f.id;
+  if (!s.framed && !s.unframed.empty()) return end_unframed(now, f, std::move(s.unframed));
+  if (!s.chunk_accepted && s.skipped_events > 0) {
     AttemptOutcome outcome;
     outcome.kind = ErrorKind::Protocol;
     outcome.http_status = 200;
-    return fail_attempt(
-        now, id, std::move(outcome),
-        "every event of the stream was malformed (" + std::to_string(skipped_events_) + " skipped)",
-        {}, {});
+    return fail_attempt(now, id, std::move(outcome),
+                        "every event of the stream was malformed (" +
+                            std::to_string(s.skipped_events) + " skipped)",
+                        {}, {});
   }
-  if (done_seen_ || answer_finished_) {
-    ChatResponse response = accumulated_.build();
+  if (s.done_seen || s.answer_finished) {
+    ChatResponse response = s.accumulated.build();
     if (response.choices.empty()) {  // [DONE] and nothing else: no answer, and no error either
       AttemptOutcome outcome;
       outcome.kind = ErrorKind::Protocol;
@@ -1103,7 +1130,7 @@ void CallMachine::end_stream(TimePoint now) {
       return fail_attempt(now, id, std::move(outcome), "the stream ended without any choice", {},
                           {});
     }
-    if (!committed_) commit();  // an answer with no content at all: hand over what there is
+    if (handler_ && !committed_) commit();  // no content at all: hand over what there is
     return finish_success(now, id, std::move(response));
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
@@ -1111,23 +1138,28 @@ void CallMachine::end_stream(TimePoint now) {
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::ConnectionLost;
   outcome.http_status = 200;
-  fail_attempt(now, id, std::move(outcome), why + " before any content", {}, {});
+  fail_attempt(now, id, std::move(outcome),
+               why + (s.chunk_accepted ? " (the answer was cut)" : " before any content"), {}, {});
 }
 
-// The stream request was answered with a plain body, not SSE: read it as a response would be
-// read. An error in it fails over as that error; a whole completion is handed to the handler
-// as one chunk and served.
-void CallMachine::end_unframed(TimePoint now) {
-  const std::uint64_t id = flights_.front().id;
-  std::string body = std::move(unframed_);
+// An answer sent whole, to a streamed request (a server that does not stream) or by a route
+// that answers whole: read as a response would be read. An error in it fails over as that
+// error; a whole completion is served, and handed to a stream handler as one chunk.
+void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
+  const std::uint64_t id = f.id;
+  RouteState& route = route_of(f);
   ChatResponse response;
-  const Dialect dialect = native_.dialect();
+  const Dialect dialect = env_.endpoints()[route.endpoint].dialect;
   std::optional<wire::DecodeFailure> failure =
       dialect == Dialect::OpenAI ? wire::decode_response(body, response)
                                  : wire::decode_native_response(dialect, body, response);
   if (!failure && !response.choices.empty()) {
-    accumulated_.add(wire::chunk_of(response));
-    chunk_accepted_ = true;  // charged like any stream if the handler stops it now
+    // It does not stream: later calls send it whole (the same answer, read in one piece).
+    if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
+    if (!handler_) return finish_success(now, id, std::move(response));
+    if (!f.wire) f.wire = std::make_unique<WireStream>(dialect, now);
+    f.wire->accumulated.add(wire::chunk_of(response));
+    f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
     commit();
     deliver(wire::chunk_of(response));
     if (handler_stopped_) {
@@ -1144,21 +1176,22 @@ void CallMachine::end_unframed(TimePoint now) {
     outcome.kind = c.kind;
     outcome.provider_code = std::move(c.code);
     outcome.retry_after = c.retry_after;
-    return fail_attempt(now, id, std::move(outcome),
-                        "the stream request was answered with an error: " + c.message,
-                        std::move(c.type), std::move(c.param));
+    // A whole-answer call did not ask for a stream: the error is said as it came.
+    if (handler_) c.message = "the stream request was answered with an error: " + c.message;
+    return fail_attempt(now, id, std::move(outcome), std::move(c.message), std::move(c.type),
+                        std::move(c.param));
   }
   outcome.kind = ErrorKind::Protocol;
-  fail_attempt(now, id, std::move(outcome),
-               "the stream request was answered with neither SSE nor a completion: " +
-                   (failure ? failure->message : std::string("no choice")),
-               {}, {});
+  std::string why = failure ? std::move(failure->message) : std::string("no choice");
+  if (handler_) why = "the stream request was answered with neither SSE nor a completion: " + why;
+  fail_attempt(now, id, std::move(outcome), std::move(why), {}, {});
 }
 
-std::shared_ptr<const ChatResponse> CallMachine::partial() const {
+std::shared_ptr<const ChatResponse> CallMachine::partial(const WireStream* s) const {
   if (!handler_ || !current_) return nullptr;
   if (interruption_ && !committed_) return interruption_->shown;  // still on the handler's screen
-  auto p = std::make_shared<ChatResponse>(accumulated_.build());
+  if (!s) return nullptr;
+  auto p = std::make_shared<ChatResponse>(s->accumulated.build());
   p->served_by = candidate_route(*current_).ref;
   p->attempts = trace_;
   return p;
@@ -1179,7 +1212,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
       (cause == ErrorKind::Timeout && f.clipped && now - f.start >= f.total_timeout - kClockSlack);
   if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
   // Charged before the breaker (application code that may throw) hears of the break.
-  charge_stream(route, f.lease.take_reservation());
+  charge_stream(*f.wire, route, f.lease.take_reservation());
   f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
   if (f.canary && !deadline_cut)
     env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
@@ -1192,7 +1225,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
-  std::shared_ptr<const ChatResponse> shown = partial();
+  std::shared_ptr<const ChatResponse> shown = partial(f.wire.get());
   std::string why =
       route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
   if (recovery_ == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
@@ -1235,13 +1268,14 @@ void CallMachine::prepare_continuation() {
 
 // The tokens a streamed attempt spent count, however it ended: the usage its stream reported,
 // else an estimate (the prompt, and the text it sent at about four characters a token).
-std::optional<std::int64_t> CallMachine::charge_stream(RouteState& route, std::int64_t reserved) {
+std::optional<std::int64_t> CallMachine::charge_stream(const WireStream& s, RouteState& route,
+                                                       std::int64_t reserved) {
   Usage u;
-  if (const std::optional<Usage>& reported = accumulated_.usage()) {
+  if (const std::optional<Usage>& reported = s.accumulated.usage()) {
     u = *reported;
   } else {
     u.prompt_tokens = estimated_prompt_tokens_;
-    u.completion_tokens = static_cast<std::int64_t>((delivered_chars_ + tool_chars_ + 3) / 4);
+    u.completion_tokens = static_cast<std::int64_t>((s.received_chars + 3) / 4);
     u.total_tokens = u.prompt_tokens + u.completion_tokens;
   }
   const std::optional<std::int64_t> cost = route.add_usage(u);
@@ -1264,12 +1298,14 @@ void CallMachine::settle_spend(std::int64_t reserved, std::int64_t cost) {
 void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   last_now_ = now;
   if (state_ == State::Done) return;
+  ErrorDetails d;
+  d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
     RouteState& route = route_of(f);
     // A stream stopped after it sent something spent tokens: charged like a broken one.
-    if (handler_ && chunk_accepted_) {
-      charge_stream(route, f.lease.take_reservation());
+    if (f.wire && f.wire->chunk_accepted) {
+      charge_stream(*f.wire, route, f.lease.take_reservation());
     }
     f.lease.release();  // the caller's choice: neutral for the breaker
     Attempt a = attempt_of(f, now);
@@ -1282,10 +1318,8 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   }
   flights_.clear();
   to_start_.reset();
-  ErrorDetails d;
   d.http_status = status;
   d.attempts = trace_;
-  if (handler_ && current_) d.partial = partial();
   finish_error(ErrorKind::Cancelled, why, std::move(d));
 }
 
@@ -1306,8 +1340,8 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   if (response.usage) {
     cost = route.add_usage(*response.usage);
     settle_spend(reserved, cost.value_or(0));
-  } else if (handler_) {
-    cost = charge_stream(route, reserved);
+  } else if (f.wire) {
+    cost = charge_stream(*f.wire, route, reserved);
   } else {
     settle_spend(reserved, 0);
   }
@@ -1339,6 +1373,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   const std::size_t c = f.candidate;
   RouteState& route = route_of(f);
   outcome.route = route.ref;
+  if (outcome.elapsed == Duration::zero()) outcome.elapsed = now - f.start;
   // A timeout of an attempt whose limit was cut to fit the call's deadline, at that limit, is
   // the deadline's doing: neutral for the breaker, the statistics and the canary. Any other
   // timeout (connect, first byte, idle) while time remains fails over like any failure.
@@ -1358,12 +1393,21 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   provider_type = endpoint.redact(std::move(provider_type));
   param = endpoint.redact(std::move(param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
-  // A stale kept-alive connection says nothing of the route: neutral for its breaker, its
-  // statistics and the canary.
-  f.lease.fail(now, outcome.stale_connection    ? ErrorKind::Cancelled
+  // The tokens of an answer cut midway were spent (what the stream reported, else an estimate).
+  if (f.wire && f.wire->chunk_accepted) charge_stream(*f.wire, route, f.lease.take_reservation());
+  const bool stream_refused = std::exchange(stream_refused_, false);
+  if (stream_refused) {
+    route.answers_whole.store(true, std::memory_order_relaxed);
+    candidates_[c].whole = true;
+    message += " (the route refuses streamed requests: sent whole from now on)";
+  }
+  // A stale kept-alive connection and a refused stream say nothing of the route: neutral for
+  // its breaker, its statistics and the canary.
+  const bool neutral = outcome.stale_connection || stream_refused;
+  f.lease.fail(now, neutral                     ? ErrorKind::Cancelled
                     : deadline_passed && silent ? ErrorKind::Timeout
                                                 : outcome.kind);
-  if (f.canary && !outcome.stale_connection) env_.canary_record(now, outcome.kind, now - f.start);
+  if (f.canary && !neutral) env_.canary_record(now, outcome.kind, now - f.start);
   if (outcome.kind == ErrorKind::RateLimited ||
       (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
     Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
@@ -1374,8 +1418,13 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   a.status = outcome.http_status;
   a.message = message;
   trace_.push_back(std::move(a));
-  note_attempt(route, now, /*neutral=*/outcome.stale_connection);
+  note_attempt(route, now, neutral);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
+  if (stream_refused && !deadline_passed && !options_.cancel.cancelled() && attempts_left()) {
+    log_attempt(trace_.back());
+    retry_ = c;  // at once, whole
+    return;
+  }
   if (f.continuation && !deadline_passed && !options_.cancel.cancelled() && attempts_left() &&
       (outcome.kind == ErrorKind::InvalidRequest ||
        outcome.kind == ErrorKind::ContextLengthExceeded)) {

@@ -69,15 +69,44 @@ class CallMachine {
  private:
   enum class State { Planning, InFlight, Waiting, Done };
 
+  // What arrived of an attempt sent as a stream (SSE) and where it stands: a stream call's
+  // attempt, and a whole-answer call's attempt on a route that streams (assembled here).
+  struct WireStream {
+    explicit WireStream(Dialect dialect, TimePoint now) : native(dialect), last_chunk(now) {}
+    wire::SseParser parser;
+    wire::StreamAccumulator accumulated;
+    wire::NativeStream native;  // a native dialect's events as chunks
+    bool done_seen = false;
+    TimePoint done_at{};
+    // Every choice finished: the answer is whole, whatever becomes of the connection (a break
+    // or a server that lingers then ends it as a success, after a short grace for usage or
+    // [DONE]).
+    bool answer_finished = false;
+    // Until the first SSE event: the bytes as they came, for a server that answered the
+    // stream request with a plain JSON body (an error, or a whole completion).
+    bool framed = false;
+    std::string unframed;
+    TimePoint last_chunk{};
+    bool progressed = false;         // content, tool-call or reasoning text arrived (watchdogs)
+    bool chunk_accepted = false;     // some event decoded as a chunk
+    int skipped_events = 0;          // malformed events skipped
+    std::size_t received_chars = 0;  // content, reasoning and tool-call text received
+    std::optional<AttemptOutcome> error;  // an error event or a malformed chunk
+    std::string error_message;
+    // Whether any byte of the body arrived.
+    bool heard() const { return framed || !unframed.empty(); }
+  };
+
   // One attempt in flight.
   struct Flight {
     std::uint64_t id = 0;
     std::size_t candidate = 0;
     TimePoint start{};
     Duration total_timeout{};
-    Duration first_byte_timeout{};  // streams only
+    Duration first_byte_timeout{};  // sent as a stream only
+    Duration headers_timeout{};     // sent as a stream only
     Duration connect_timeout{};
-    Duration idle_timeout{};  // streams only
+    Duration idle_timeout{};  // sent as a stream only
     bool clipped = false;     // the attempt's limit is the call's deadline
     bool hedge = false;
     bool canary = false;        // an attempt on the canary's candidate
@@ -85,6 +114,7 @@ class CallMachine {
     bool continuation = false;  // it sends the partial answer as a prefix to continue
     int attempt = 0;            // the call's attempt number (1 for the first)
     AttemptLease lease;         // what the attempt holds (in-flight count, breaker, permit, slot)
+    std::unique_ptr<WireStream> wire;  // sent as a stream; null when sent whole
   };
   // The bodies of next, on_data, on_result and on_timer (which catch HookErrors).
   Step advance(TimePoint now);
@@ -104,8 +134,6 @@ class CallMachine {
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
   Duration failover_reserve(TimePoint now, Duration remaining) const;
   bool silent_ = false;  // the attempt fail_attempt is about to end received nothing at all
-  // Whether this stream attempt received any byte.
-  bool heard() const { return framed_ || !unframed_.empty(); }
   void rule_out(std::size_t c, const Decision& decision);  // a Failover's stop and skip_tier
   // A permit of `route`'s endpoint's rate limiter into `lease`; false (noted) when none is due.
   bool take_permit(const RouteState& route, AttemptLease& lease, TimePoint now);
@@ -136,12 +164,14 @@ class CallMachine {
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void plan_candidates(TimePoint now);
-  void on_event(TimePoint now, const wire::SseEvent& event);
+  void on_event(TimePoint now, Flight& f, const wire::SseEvent& event);
   void deliver(const ChatChunk& chunk);
   void commit();  // the first content: hand over the held chunks (after a restart notice)
-  void end_stream(TimePoint now);
+  void end_stream(TimePoint now, Flight& f);
+  void expire(TimePoint now, Flight& f);  // its watchdog fired
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
-  std::shared_ptr<const ChatResponse> partial() const;
+  // What the stream handler was shown, for an error's details (`s`: the latest attempt's).
+  std::shared_ptr<const ChatResponse> partial(const WireStream* s) const;
   TimePoint watchdog(const Flight& f) const;
 
   const CallEnv& env_;
@@ -149,14 +179,19 @@ class CallMachine {
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
   std::unique_ptr<RetryPolicy> policy_;
-  std::string body_rest_;  // the encoded body without the model
+  // The encoded body without the model, streamed (see wire::StreamForm): a flight sent whole
+  // leaves out what follows whole_at_.
+  std::string body_rest_;
+  std::size_t whole_at_ = 0;
+  bool stream_refused_ = false;  // the attempt fail_attempt is about to end refused the stream
   // A route this call may try: its plan index, in call order (one vector, one allocation).
   struct Candidate {
     std::size_t plan = 0;
     bool tried = false;
     bool prefix_refused = false;  // refused the partial answer as a prefix (a 400)
     int attempts = 0;
-    int native = -1;  // its body in native_bodies_, for a route of a native dialect
+    int native = -1;     // its body in native_bodies_, for a route of a native dialect
+    bool whole = false;  // its requests go whole, not streamed (RouteState::answers_whole)
     // Why the call last passed it over without an attempt (for the error when none serves).
     enum class Block : char { None, Cooling, RateLimit, Budget, Breaker } blocked = Block::None;
   };
@@ -167,6 +202,7 @@ class CallMachine {
   struct NativeBody {
     Dialect dialect = Dialect::OpenAI;
     const wire::RequestShaping* shaping = nullptr;
+    bool stream = false;
     std::string body;                    // without the model for Anthropic (put in front)
     std::optional<std::string> problem;  // why the request cannot be translated
   };
@@ -203,28 +239,12 @@ class CallMachine {
   bool committed_ = false;
   bool handler_stopped_ = false;
   std::string handler_error_;
-  wire::SseParser parser_;
-  wire::StreamAccumulator accumulated_;
-  wire::NativeStream native_;    // a native dialect's events as chunks
   std::vector<ChatChunk> held_;  // chunks before the first content, handed over at commit
-  bool done_seen_ = false;
-  TimePoint done_at_{};
-  // Every choice finished: the answer is whole, whatever becomes of the connection (a break or
-  // a server that lingers then ends it as a success, after a short grace for usage or [DONE]).
-  bool answer_finished_ = false;
-  int choices_ = 1;  // the request's `n`
-  // Until the first SSE event: the bytes as they came, for a server that answered the stream
-  // request with a plain JSON body (an error, or a whole completion).
-  bool framed_ = false;
-  std::string unframed_;
-  void end_unframed(TimePoint now);
-  TimePoint last_chunk_{};
-  bool progressed_ = false;      // content, tool-call or reasoning text arrived (watchdogs)
-  bool chunk_accepted_ = false;  // some event decoded as a chunk
-  int skipped_events_ = 0;       // malformed events skipped
-  void skip_event(const std::string& why);
-  std::optional<AttemptOutcome> stream_error_;  // an error event or a malformed chunk
-  std::string stream_error_message_;
+  int choices_ = 1;              // the request's `n`
+  // The answer sent whole to a streamed request (or to a stream call on a route that answers
+  // whole): read as a response would be, and for a stream call handed over as one chunk.
+  void end_unframed(TimePoint now, Flight& f, std::string body);
+  void skip_event(const Flight& f, const std::string& why);
   int delivered_chunks_ = 0;         // handed to the handler by this attempt
   std::size_t delivered_chars_ = 0;  // content and reasoning bytes among them
   std::size_t tool_chars_ = 0;       // tool-call names and arguments among them
@@ -249,7 +269,8 @@ class CallMachine {
   void prepare_continuation();
   /** Charges a streamed attempt (by the usage it reported, else an estimate) and settles its
    *  reservation; the cost when the route is priced. */
-  std::optional<std::int64_t> charge_stream(RouteState& route, std::int64_t reserved);
+  std::optional<std::int64_t> charge_stream(const WireStream& s, RouteState& route,
+                                            std::int64_t reserved);
 };
 
 }  // namespace failover::detail

@@ -314,6 +314,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     ResolvedEndpoint r;
     r.name = e.name;
     r.continuation = e.continuation;
+    r.streaming = e.streaming;
     // Values too short to be secrets ("1", "v2") would only mangle messages.
     auto add_secret = [&](const std::string& value) {
       if (value.size() >= 4 &&
@@ -366,6 +367,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   if (o.priority.empty()) invalid("priority is empty: at least one tier is required");
   const Timeouts& t = o.timeouts;
   if (t.connect <= Duration::zero()) invalid("timeouts.connect must be positive");
+  if (t.headers <= Duration::zero()) invalid("timeouts.headers must be positive");
   if (t.first_byte <= Duration::zero()) invalid("timeouts.first_byte must be positive");
   if (t.idle <= Duration::zero()) invalid("timeouts.idle must be positive");
   if (t.attempt <= Duration::zero()) invalid("timeouts.attempt must be positive");
@@ -374,6 +376,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   // far larger ones would overflow.
   constexpr Duration kYear = std::chrono::hours(24 * 365);
   for (const auto& [value, name] : {std::pair{t.connect, "connect"},
+                                    {t.headers, "headers"},
                                     {t.first_byte, "first_byte"},
                                     {t.idle, "idle"},
                                     {t.attempt, "attempt"},
@@ -419,6 +422,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
   auto overridden = [&](Timeouts base, const TimeoutOverrides& with, const std::string& field) {
     for (const auto& [value, into, name] :
          {std::tuple{with.connect, &base.connect, "connect"},
+          std::tuple{with.headers, &base.headers, "headers"},
           std::tuple{with.first_byte, &base.first_byte, "first_byte"},
           std::tuple{with.idle, &base.idle, "idle"},
           std::tuple{with.attempt, &base.attempt, "attempt"}}) {

@@ -40,6 +40,7 @@ struct ResolvedEndpoint {
    *  util/secret_names.hpp), to redact wherever a server echoes one back. */
   std::vector<std::string> secrets;
   Continuation continuation = Continuation::None;
+  bool streaming = true;  // Endpoint::streaming
 
   /** `text` with every occurrence of a secret replaced by `[redacted]`. */
   std::string redact(std::string text) const;
@@ -71,6 +72,9 @@ struct RouteState {
   std::string probe_message;
   std::atomic<int> in_flight{0};               // attempts on this route in flight now
   std::atomic<Duration::rep> ewma_latency{0};  // of successful attempts; 0 = none yet
+  /** Learned: it answered a streamed request whole, or refused to stream. Its requests go
+   *  whole from then on (no headers limit: its answer shows no life before its end). */
+  std::atomic<bool> answers_whole{false};
 
   /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
   void record_latency(Duration latency);

@@ -294,6 +294,18 @@ Classified classify_error(int status, const HttpHeaders& headers, wire::ErrorBod
   return out;
 }
 
+bool refuses_streaming(const Classified& c) {
+  if (c.status != 400 && c.status != 422) return false;
+  if (c.param == "stream" || c.param == "stream_options") return true;
+  // "stream" as a word's start ("stream", "streaming", "stream_options"; not "upstream").
+  const std::string m = detail::ascii_lower(c.message);
+  for (std::size_t at = m.find("stream"); at != std::string::npos; at = m.find("stream", at + 1)) {
+    const char before = at == 0 ? ' ' : m[at - 1];
+    if (!(before >= 'a' && before <= 'z')) return true;
+  }
+  return false;
+}
+
 Classified classify_http(int status, const HttpHeaders& headers, std::string_view body,
                          WallTime now) {
   return classify_error(status, headers, wire::decode_error_body(body), now);

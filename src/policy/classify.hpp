@@ -29,6 +29,11 @@ struct Classified {
   std::optional<bool> should_retry;  ///< From `x-should-retry`.
 };
 
+/** Whether a refused request was refused for being streamed: a 400 or 422 whose `param` is
+ *  `stream` or `stream_options`, or whose message names the stream (a server or model that
+ *  cannot stream). The same request sent whole may be served. */
+bool refuses_streaming(const Classified& c);
+
 /** Which rule of the table decided, and what. */
 struct RuleMatch {
   ErrorKind kind = ErrorKind::ServerError;

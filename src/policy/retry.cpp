@@ -106,9 +106,8 @@ Decision DefaultRetryPolicy::decide(const AttemptOutcome& outcome, const CallSta
   if (c != Class::CallFatal && state.has_alternative) {
     // The last route of its tier: failing over means another, usually weaker, model. A short
     // wait and a retry of the model asked for come first, when the failure came back fast; a
-    // route that stayed silent (a timeout) already cost a whole timeout.
-    if (outcome.kind == ErrorKind::Timeout ||
-        state.route_attempts > options_.retries_before_next_tier ||
+    // route that stayed silent (a timeout) or answered slowly already cost that time.
+    if (!outcome.came_back_fast() || state.route_attempts > options_.retries_before_next_tier ||
         delay > options_.max_wait_before_next_tier) {
       return Decision::failover();
     }

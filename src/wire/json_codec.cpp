@@ -410,7 +410,8 @@ void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
 
 }  // namespace
 
-std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std::string& text) {
+std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std::string& text,
+                                          StreamForm* form) {
   std::string out;
   out.reserve(128);
   try {
@@ -538,17 +539,21 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
     }
     if (!r.user.empty()) w.member("user").string(r.user, "user");
     write_reasoning_and_output(w, r);
-    if (stream) {
-      w.member("stream").boolean(true);  // extra_json may not set it
-      if (r.include_usage) {
-        w.member("stream_options")
-            .literal(*r.include_usage ? "{\"include_usage\":true}" : "{\"include_usage\":false}");
-      }
-    }
     if (extra) {
       for (auto it = extra->begin(); it != extra->end(); ++it) {
         w.key(it.key(), "extra_json");
         w.value(it.value(), "extra_json." + it.key());
+      }
+    }
+    // Last, so that cutting them off gives the whole-answer form (see StreamForm).
+    if (stream) {
+      if (form) form->at = out.size();
+      w.member("stream").boolean(true);  // extra_json may not set it
+      const std::optional<bool> usage =
+          form && form->usage ? std::optional<bool>(true) : r.include_usage;
+      if (usage) {  // not written when extra_json sets stream_options
+        w.member("stream_options")
+            .literal(*usage ? "{\"include_usage\":true}" : "{\"include_usage\":false}");
       }
     }
     out += '}';
@@ -794,7 +799,9 @@ std::string content_text(const json& v) {
   return text;
 }
 
-std::string arguments_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+std::string arguments_text(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
 
 Message decode_message(const json& m) {
   if (!m.is_object()) throw Invalid{"\"message\" is not an object"};
@@ -936,8 +943,9 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
         if (delta != c.end() && delta->is_object()) {
           d.role = get_string(*delta, "role");
           auto content = delta->find("content");
-          d.content = content != delta->end() && content->is_array() ? content_text(*content)
-                                                                     : get_string(*delta, "content");
+          d.content = content != delta->end() && content->is_array()
+                          ? content_text(*content)
+                          : get_string(*delta, "content");
           d.refusal = get_string(*delta, "refusal");
           d.reasoning = reasoning_of(*delta).value_or(std::string());
           if (auto calls = delta->find("tool_calls"); calls != delta->end() && !calls->is_null()) {

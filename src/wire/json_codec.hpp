@@ -39,6 +39,13 @@ constexpr std::int64_t clamp_tokens(std::int64_t n) {
 /** Parses `text` as JSON; empty on malformed or too deeply nested input. */
 std::optional<nlohmann::json> parse_json(std::string_view text);
 
+/** A streamed body's stream members (`"stream":true` and `stream_options`), which come last.
+ *  Erasing them, from `at` to the closing brace, gives the same request for a whole answer. */
+struct StreamForm {
+  bool usage = false;  ///< In: ask for the usage chunk whatever the request's `include_usage`.
+  std::size_t at = 0;  ///< Out: where the stream members begin.
+};
+
 /**
  * Validates `request` and writes it as the JSON text of a `CreateChatCompletionRequest` body
  * without `model`, straight from the request (no document is built). On failure returns a
@@ -46,7 +53,7 @@ std::optional<nlohmann::json> parse_json(std::string_view text);
  * not valid UTF-8`) and leaves `text` as it was.
  */
 std::optional<std::string> encode_request(const ChatRequest& request, bool stream,
-                                          std::string& text);
+                                          std::string& text, StreamForm* form = nullptr);
 
 /** Writes into `out` the body `rest` (a JSON object encoded without `model`) with `model_json`
  *  (a JSON string) as its first member: each route's model goes in front of one encoding. */

@@ -244,9 +244,10 @@ TEST_F(ClientTest, AFirstByteTimeoutOfACutAttemptFailsOverWhileTimeRemains) {
   EXPECT_EQ(client.health().routes[0].failures, 1u);  // it counts against the silent route
 }
 
-TEST_F(ClientTest, ALongNonStreamedAnswerIsNotCutByTheFirstByteLimit) {
+TEST_F(ClientTest, ALongAnswerSentWholeIsNotCutByTheFirstByteLimit) {
   fake->sequence(testing::chat_url(kA), {testing::ok("long answer", seconds(3))});
   ClientOptions o = two_routes();
+  o.endpoints[0].streaming = false;  // its answer shows no life before its end
   o.timeouts.first_byte = seconds(2);
   o.timeouts.attempt = seconds(10);
   o.timeouts.total = seconds(20);
@@ -259,7 +260,11 @@ TEST_F(ClientTest, ALongNonStreamedAnswerIsNotCutByTheFirstByteLimit) {
 }
 
 TEST_F(ClientTest, ATimeoutTheDeadlineCausedIsNeutralForTheRoute) {
-  fake->sequence(testing::chat_url(kA), {testing::ok("too late", seconds(5))});
+  // The route shows life (its stream opened), then takes longer than the call may.
+  testing::Reply slow;
+  slow.parts = {{milliseconds(10), testing::sse_role()},
+                {seconds(5), testing::sse_content("too late")}};
+  fake->sequence(testing::chat_url(kA), {slow});
   Client client(options({Tier{{{"a", "m"}}}}));  // no other route: the deadline ends it
   CallOptions call;
   call.timeout = seconds(1);
@@ -769,20 +774,21 @@ TEST_F(ClientTest, AzureStyleKeyAndQuery) {
 // submitted from one callback on the engine thread, so the engine admits them all in one
 // turn, before any of them can end.
 TEST_F(ClientTest, ConcurrentCallsOnAHalfOpenRouteSendExactlyOneProbe) {
-  fake->sequence(testing::chat_url(kA), {testing::status(500), testing::status(500),
-                                         testing::status(500), testing::status(500),
-                                         testing::status(500), testing::ok("a", seconds(1))});
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(500), testing::status(500), testing::status(500),
+                  testing::status(500), testing::status(500), testing::ok("a", seconds(1))});
   fake->on(testing::chat_url(kB), [](const HttpRequest&) { return testing::ok("b"); });
   ClientOptions o = options({Tier{{{"a", "m"}}}, Tier{{{"b", "m2"}}}});
   RetryOptions once;
   once.max_attempts = 1;
   o.retry = std::make_shared<DefaultRetryPolicy>(once);
   Client client(o);
-  for (int i = 0; i < 5; ++i) ASSERT_FALSE(client.chat(ping(), [] {
-    CallOptions only_a;
-    only_a.models = {"m"};
-    return only_a;
-  }()));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_FALSE(client.chat(ping(), [] {
+      CallOptions only_a;
+      only_a.models = {"m"};
+      return only_a;
+    }()));
   ASSERT_EQ(client.health().routes[0].state, BreakerState::Open);
   clock->advance(seconds(5));  // half-open: one probe slot
   constexpr int kCalls = 8;
@@ -931,7 +937,8 @@ TEST_F(ClientTest, ASilentStreamEndedByTheDeadlineCountsAgainstItsRoute) {
   CallOptions call;
   call.timeout = seconds(2);
   for (int i = 0; i < 2; ++i) {
-    auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; }, call);
+    auto r = client.chat_stream(
+        ping(), [](const ChatChunk&) { return true; }, call);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().kind(), ErrorKind::DeadlineExceeded);
   }

@@ -156,7 +156,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retry_budget.ratio must be a number from 0 to 1.0 (got 2)"},
       {with(R"([{"name": "a", "bsae_url": "http://x/v1", "api_key": "k"}])", kOneTier),
        "endpoints[0].bsae_url is not a known key (did you mean base_url?); known keys: name, "
-       "base_url, api_key, headers, auth, query, region, limits, continuation, dialect"},
+       "base_url, api_key, headers, auth, query, region, limits, continuation, dialect, streaming"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"connect_ms": "5s"})"),
        "timeouts.connect_ms must be a positive whole number (got \"5s\")"},
       {with(kOneEndpoint, kOneTier, R"("timeouts": {"total_ms": 0})"),
@@ -375,7 +375,7 @@ TEST(Config, TiersAndRoutesMayCarryTheirOwnTimeouts) {
                 kOneEndpoint,
                 R"([{"model": "m", "routes": [{"endpoint": "a", "timeouts": {"idel_ms": 5}}]}])")),
             "priority[0].routes[0].timeouts.idel_ms is not a known key (did you mean idle_ms?); "
-            "known keys: connect_ms, first_byte_ms, idle_ms, attempt_ms");
+            "known keys: connect_ms, headers_ms, first_byte_ms, idle_ms, attempt_ms");
 }
 
 TEST(Config, ContentFilterPolicy) {
@@ -487,7 +487,8 @@ TEST(ConfigProperty, EveryConfigSurvivesARoundTrip) {
       texts.emplace_back(entry.path().string(), std::move(text));
     }
   }
-  texts.emplace_back("p95 hedging", with(kOneEndpoint, kOneTier, R"("hedging": {"use_p95": true})"));
+  texts.emplace_back("p95 hedging",
+                     with(kOneEndpoint, kOneTier, R"("hedging": {"use_p95": true})"));
   texts.emplace_back("literal", with(R"([{"name": "a", "base_url": "http://127.0.0.1:1/v1",
                                         "api_key": "k$${NOT_A_VAR}", "headers": {"X-A": "a$${B}c"}}])",
                                      kOneTier));
@@ -537,11 +538,10 @@ TEST(Config, CountsAreNeverWrapped) {
 }
 
 TEST(Config, EnvironmentReferencesInRouteParamsAreReplaced) {
-  ClientOptions o = options_from_json(
-      with(kOneEndpoint,
-           R"([{"model": "m", "routes": [{"endpoint": "a",
+  ClientOptions o = options_from_json(with(kOneEndpoint,
+                                           R"([{"model": "m", "routes": [{"endpoint": "a",
                 "params": {"user": "${HOLYSHEEP_API_KEY}", "tags": ["${OPENAI_ORG:-x}"]}}]}])"),
-      env());
+                                      env());
   EXPECT_EQ(nlohmann::json::parse(o.priority[0].routes[0].params),
             nlohmann::json::parse(R"({"user": "sk-hs-123", "tags": ["x"]})"));
 }
@@ -580,13 +580,11 @@ TEST(Config, EnvironmentValuesAreTakenAsTheyAre) {
     e.replace(e.find("$API"), 4, value);
     return options_from_json(with(e, kOneTier), lookup).endpoints[0].api_key;
   };
-  EXPECT_EQ(key_of("$${KEY}"), "${KEY}");  // a literal ${
+  EXPECT_EQ(key_of("$${KEY}"), "${KEY}");      // a literal ${
   EXPECT_EQ(key_of("${NESTED}"), "a${KEY}b");  // never expanded again
   // ...not after a round trip either.
-  ClientOptions o = options_from_json(with(endpoint.substr(0, endpoint.find("$API")) +
-                                               "${NESTED}\"}]",
-                                           kOneTier),
-                                      lookup);
+  ClientOptions o = options_from_json(
+      with(endpoint.substr(0, endpoint.find("$API")) + "${NESTED}\"}]", kOneTier), lookup);
   ClientOptions again = options_from_json(options_to_json(o, true), lookup);
   EXPECT_EQ(again.endpoints[0].api_key, "a${KEY}b");
   try {

@@ -24,6 +24,12 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 const std::string kA = "http://a.test/v1";
+
+// Whether a request comes from a stream call. Every request is streamed on the wire; only a
+// whole-answer call asks for the usage chunk whatever the request says.
+bool stream_call(const HttpRequest& request) {
+  return request.body.find(R"("include_usage":true)") == std::string::npos;
+}
 const std::string kB = "http://b.test/v1";
 
 struct LifecycleTest : testing::FakeClientTest {
@@ -60,7 +66,7 @@ TEST_F(LifecycleTest, OtherCallsOfAClientReleasedInACallbackComplete) {
   // releases the client while the stream is still open. (Both start on the engine thread, so
   // the manual clock cannot run ahead of either.)
   fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
-    if (!request.stream) return testing::ok("plain");
+    if (!stream_call(request)) return testing::ok("plain");
     testing::Reply hang = testing::sse({"a"});
     hang.parts.resize(2);
     hang.end = testing::Reply::End::Hang;
@@ -303,7 +309,8 @@ TEST_F(LifecycleTest, ACallChainedFromACallbackDuringAdmissionIsTakenAtOnce) {
 
 TEST_F(LifecycleTest, ACallChainedFromACallbackWhenATimerEndsTheFirstIsTakenAtOnce) {
   fake->on(testing::chat_url(kA), [&](const HttpRequest& request) {
-    return request.stream ? silent_stream() : testing::ok("second");
+    // A route that streams (one that answered whole would be sent whole from then on).
+    return stream_call(request) ? silent_stream() : testing::sse({"second"});
   });
   Client client(one_attempt(fake_options({{"a", kA, "sk-a"}}, {Tier{{{"a", "m"}}}})));
   let_the_engine_idle(client);
@@ -324,7 +331,7 @@ TEST_F(LifecycleTest, ACallChainedFromACallbackWhenATimerEndsTheFirstIsTakenAtOn
 
 TEST_F(LifecycleTest, TheMirrorOfAnAsyncCallEndedByATimerIsSent) {
   fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
-    return request.stream ? silent_stream() : testing::ok("a");
+    return stream_call(request) ? silent_stream() : testing::ok("a");
   });
   fake->on(testing::chat_url("http://c.test/v1"),
            [](const HttpRequest&) { return testing::ok("candidate"); });
@@ -393,9 +400,7 @@ TEST_F(LifecycleTest, AClientGoingOutOfScopeRightAfterAnAsyncCallEndsCleanly) {
 // A synchronous call's answer is mirrored while another thread destroys the Client: the
 // mirror must find the engine alive or not at all (AddressSanitizer checks this in CI).
 TEST_F(LifecycleTest, DestroyingTheClientWhileASampledSynchronousCallMirrorsIsSafe) {
-  fake->on(testing::chat_url(kA), [](const HttpRequest& request) {
-    return request.stream ? testing::sse({"a", "b"}) : testing::ok("a");
-  });
+  fake->on(testing::chat_url(kA), [](const HttpRequest&) { return testing::sse({"a", "b"}); });
   fake->on(testing::chat_url("http://c.test/v1"),
            [](const HttpRequest&) { return testing::ok("c"); });
   ClientOptions o =

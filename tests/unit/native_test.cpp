@@ -608,8 +608,10 @@ TEST_F(DialectClientTest, TheRelayFailsAndTheAnthropicRouteServesWithItsOwnHeade
   seen_ = fake->seen();
   const HttpRequest* sent = seen(kClaude + "/messages");
   ASSERT_TRUE(sent);
+  // Streamed on the wire (its liveness), assembled for chat().
   EXPECT_EQ(json::parse(sent->body), json::parse(R"({"model":"claude-x","max_tokens":4096,
-                "messages":[{"role":"user","content":[{"type":"text","text":"ping"}]}]})"));
+                "messages":[{"role":"user","content":[{"type":"text","text":"ping"}]}],
+                "stream":true})"));
   auto header = [&](const std::string& name) -> std::string {
     for (const auto& [k, v] : sent->headers) {
       if (k == name) return v;
@@ -631,7 +633,7 @@ TEST_F(DialectClientTest, AnOverloadedAnthropicRouteFailsOverToGeminiWithTheMode
   testing::Reply gemini;
   gemini.body = R"({"candidates":[{"content":{"role":"model","parts":[{"text":"from gemini"}]},
       "finishReason":"STOP","index":0}],"modelVersion":"gemini-y"})";
-  const std::string url = kGemini + "/models/gemini-y:generateContent";
+  const std::string url = kGemini + "/models/gemini-y:streamGenerateContent?alt=sse";
   fake->sequence(url, {gemini});
   Client client(options());
   auto r = client.chat(testing::ping());
@@ -657,7 +659,7 @@ TEST_F(DialectClientTest, ARequestARouteCannotTakeSkipsItBeforeAnyTraffic) {
   testing::Reply gemini;
   gemini.body = R"({"candidates":[{"content":{"role":"model","parts":[{"text":"g"}]},
       "finishReason":"STOP"}]})";
-  fake->sequence(kGemini + "/models/gemini-y:generateContent", {gemini});
+  fake->sequence(kGemini + "/models/gemini-y:streamGenerateContent?alt=sse", {gemini});
   ChatRequest request = testing::ping();
   request.presence_penalty = 0.5;  // Anthropic has none; Gemini has
   Client client(options());
@@ -691,8 +693,8 @@ TEST_F(DialectClientTest, AnUntranslatableRouteAndAnOverBudgetRouteGiveBudgetExc
   Endpoint relay{"relay", kRelay, "sk-relay"};
   Endpoint claude{"claude", kClaude, "sk-ant"};
   claude.dialect = Dialect::Anthropic;
-  ClientOptions o = fake_options({claude, relay}, {Tier{{Route{"claude", "claude-x"}}},
-                                                  Tier{{Route{"relay", "gpt-4.1"}}}});
+  ClientOptions o = fake_options(
+      {claude, relay}, {Tier{{Route{"claude", "claude-x"}}}, Tier{{Route{"relay", "gpt-4.1"}}}});
   o.prices["gpt-4.1"] = ModelPrice{1000.0, std::nullopt, 1000.0};
   o.budget.usd_per_day = 0.000001;
   ChatRequest request = testing::ping();
@@ -731,18 +733,19 @@ TEST_F(DialectClientTest, ARouteRuledOutByItsRateLimitIsNotCalledHalfOpen) {
 // Anthropic bills cache writes at 1.25 x the input price (its default five-minute cache).
 TEST_F(DialectClientTest, CacheWritesCostAQuarterMoreThanInputUnlessPriced) {
   testing::Reply r = anthropic_ok("ok");
-  r.body = json{{"id", "msg"},
-                {"type", "message"},
-                {"role", "assistant"},
-                {"model", "claude-x"},
-                {"content", {{{"type", "text"}, {"text", "ok"}}}},
-                {"stop_reason", "end_turn"},
-                {"usage",
-                 {{"input_tokens", 100},
-                  {"cache_read_input_tokens", 200},
-                  {"cache_creation_input_tokens", 400},
-                  {"output_tokens", 10}}}}
-               .dump();
+  r.body = json{
+      {"id", "msg"},
+      {"type", "message"},
+      {"role", "assistant"},
+      {"model", "claude-x"},
+      {"content", {{{"type", "text"}, {"text", "ok"}}}},
+      {"stop_reason", "end_turn"},
+      {"usage",
+       {{"input_tokens", 100},
+        {"cache_read_input_tokens", 200},
+        {"cache_creation_input_tokens", 400},
+        {"output_tokens",
+         10}}}}.dump();
   fake->sequence(kClaude + "/messages", {r});
   Endpoint claude{"claude", kClaude, "sk-ant"};
   claude.dialect = Dialect::Anthropic;

@@ -27,6 +27,19 @@ struct AttemptOutcome {
    *  response byte (the stale keep-alive race): the server most likely never saw it, and a
    *  retry on a new connection is safe. Neutral for the route. */
   bool stale_connection = false;
+  /** From the attempt's start to its failure (zero when the SDK did not measure it). */
+  Duration elapsed{};
+
+  /** Whether the failure came back fast: anything but a timeout, within a second. The one rule
+   *  by which the SDK tells fast failures from slow ones: only a fast failure is retried on
+   *  its route before the call moves on to a weaker model, and a kept-alive connection that
+   *  died is the stale keep-alive race only when fast (else it held the request silently). */
+  bool came_back_fast() const {
+    return kind != ErrorKind::Timeout && kind != ErrorKind::DeadlineExceeded &&
+           elapsed < kFastFailure;
+  }
+  /** The bound of `came_back_fast`. */
+  static constexpr Duration kFastFailure = std::chrono::seconds(1);
 };
 
 /** What the call knows when it asks the policy. */
