@@ -546,7 +546,7 @@ class CurlSession final : public TransportSession {
         HttpResult r;
         r.id = ex.id;
         r.transport_error = ErrorKind::Timeout;
-        r.error_message = "no response byte within the first-byte timeout of " +
+        r.error_message = "no response headers within " +
                           std::to_string(ceil_millis(ex.first_byte_timeout)) + " ms";
         completed.push_back(std::move(r));
         retire(it++);

@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <thread>
 
 namespace failover {
@@ -1069,6 +1070,53 @@ TEST(CliTimeouts, ALongAnswerSentWholeIsServedWhateverTheFirstByteLimit) {
   EXPECT_EQ(doc["choices"][0]["message"]["content"], "took a while");
   EXPECT_EQ(doc["failover"]["attempts"].size(), 1u);
   EXPECT_EQ(second.requests(), 0);
+}
+
+// A route that accepts and never answers, a healthy one behind it, and no timeouts set: both
+// kinds of call are served by the second route within 35 s, and the silent route got one
+// request each. (The two run side by side: each waits out the 20 s headers limit.)
+TEST(CliTimeouts, WithNoTimeoutsASilentRouteIsLeftWithinThirtyFiveSeconds) {
+  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
+  HealthyServer second;
+  json cfg = {{"endpoints",
+               {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
+                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}}};
+  const std::string path = temp_file("no_timeouts.json", cfg.dump());
+  const auto start = std::chrono::steady_clock::now();
+  auto whole = std::async(std::launch::async, [&] { return chat_json(path); });
+  auto streamed = std::async(std::launch::async, [&] { return chat_json(path, true); });
+  for (json doc : {whole.get(), streamed.get()}) {
+    ASSERT_FALSE(doc.contains("error")) << doc.dump();
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "second");
+    ASSERT_EQ(doc["failover"]["attempts"].size(), 2u) << doc.dump();
+    EXPECT_EQ(doc["failover"]["attempts"][0]["outcome"], "timeout");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(35));
+  EXPECT_EQ(silent.accepted(), 2);
+}
+
+TEST(CliTimeouts, WithOnlyATotalTheBackupServes) {
+  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
+  HealthyServer second;
+  json cfg = {{"endpoints",
+               {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
+                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
+              {"priority",
+               {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}},
+              {"timeouts", {{"total_ms", 8000}}}};
+  const std::string path = temp_file("only_total.json", cfg.dump());
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "--stream" : "whole");
+    json doc = chat_json(path, stream);
+    ASSERT_FALSE(doc.contains("error")) << doc.dump();
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "second");
+    EXPECT_EQ(doc["choices"][0]["message"]["content"], "fallback");
+  }
+  EXPECT_EQ(silent.accepted(), 2);
 }
 
 // What a provider sends never aborts the CLI: error text that is not valid UTF-8, or a

@@ -251,5 +251,70 @@ TEST(CurlStream, TwoHundredConcurrentStreamsOnOneClient) {
   EXPECT_EQ(pieces.load(), 600);
 }
 
+// ---- Liveness on every call: a chat() call is streamed on the wire -------------------------
+
+TEST(CurlLiveness, ARouteThatAcceptsAndNeverAnswersIsLeftAtTheHeadersLimit) {
+  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
+  SseServer up({"served"}, StreamEnd::Done);
+  ClientOptions o;
+  o.endpoints = {{"a", silent.base_url(), "sk-a"}, {"b", up.base_url(), "sk-b"}};
+  o.priority = {Tier{{{"a", "m"}, {"b", "m"}}}};
+  o.timeouts.headers = milliseconds(500 * testing::kTimeScale);
+  Client client(o);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "chat");
+    Collector c;
+    auto r = stream ? client.chat_stream(ping(), c.handler()) : client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->text(), "served");
+    EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+    EXPECT_EQ(r->attempts[0].message.find("no response headers within "), 0u)
+        << r->attempts[0].message;
+  }
+  EXPECT_EQ(silent.accepted(), 2);  // one request a call
+}
+
+TEST(CurlLiveness, HeadersThenSilenceIsCutAtTheFirstTokenLimitForAWholeAnswerToo) {
+  SseServer stalled({}, StreamEnd::Stall, milliseconds(0), milliseconds(5000));  // role only
+  SseServer up({"b"}, StreamEnd::Done);
+  ClientOptions o = routes({&stalled, &up});
+  o.timeouts.first_byte = milliseconds(1000);
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "b");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:timeout", "b:success"}));
+  EXPECT_EQ(r->attempts[0].message, "no content within the first-token timeout of 1000 ms");
+}
+
+TEST(CurlLiveness, KeepAlivesBeforeTheContentKeepAWholeAnswerAlive) {
+  std::vector<std::string> events;
+  for (int i = 0; i < 6; ++i) events.push_back(": keep-alive\n\n");
+  events.push_back(testing::sse_data(
+      R"({"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"late"},"finish_reason":"stop"}]})"));
+  events.push_back(testing::sse_data("[DONE]"));
+  testing::ReplayServer slow(testing::recorded_sse(events, milliseconds(250)));
+  ClientOptions o = routes({&slow});
+  o.timeouts.headers = milliseconds(500);  // the stream's headers came at once
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "late");
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  EXPECT_GE(r->attempts[0].latency, Duration(milliseconds(1500)));
+}
+
+TEST(CurlLiveness, AWholeAnswerThatBreaksMidwayIsRecoveredByTheNextRoute) {
+  SseServer breaking({"The", " quick"}, StreamEnd::Cut);
+  SseServer up({"Hello"}, StreamEnd::Done);
+  Client client(routes({&breaking, &up}));
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->text(), "Hello");
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[0].route.endpoint, "a");
+  EXPECT_EQ(r->served_by.endpoint, "b");
+}
+
 }  // namespace
 }  // namespace failover
