@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 namespace failover::detail {
@@ -70,6 +71,26 @@ bool CanaryController::admit(TimePoint now, const std::string& user, Rng& rng) {
   return bucket(user) < static_cast<std::uint32_t>(std::llround(p * 100.0));
 }
 
+namespace {
+
+// "1 error", "3 errors", "1 success", "2 successes".
+std::string counted(std::uint64_t n, const std::string& noun) {
+  std::string out = std::to_string(n) + " " + noun;
+  if (n != 1) out += noun.back() == 's' ? "es" : "s";
+  return out;
+}
+
+// A rate as people write it: "10 %", "6 %", "12.5 %".
+std::string rate_text(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", fraction * 100);
+  std::string out = buf;
+  if (out.size() > 2 && out.compare(out.size() - 2, 2, ".0") == 0) out.resize(out.size() - 2);
+  return out + " %";
+}
+
+}  // namespace
+
 // Judged as if the step had already seen `min_calls` calls: before that, a threshold counts
 // as crossed only when no later call of the minimum window could bring it back.
 std::optional<std::string> CanaryController::crossed() const {
@@ -78,31 +99,39 @@ std::optional<std::string> CanaryController::crossed() const {
   const std::uint64_t missing = calls_ < min_calls ? min_calls - calls_ : 0;
   const double n = static_cast<double>(calls_ + missing);
   if (calls_ == 0) return std::nullopt;
-  // What a rate is taken over: this step's calls, or the minimum window they fall short of.
-  auto over = [&](std::uint64_t count, const char* what) {
-    std::string counted = std::to_string(count) + " " + what + " in " + std::to_string(calls_) +
-                          (calls_ == 1 ? " call" : " calls");
-    if (missing == 0) return " (" + counted + " this step)";
-    return " over the step's first " + std::to_string(min_calls) + " calls (" + counted +
-           " so far)";
-  };
+  // Each alert states its counts, the step, the rate and what the rate is taken over: this
+  // step's calls, or (before the step has seen its minimum) the minimum window, which the
+  // counts so far already decide whatever its remaining calls bring.
+  const std::string step = "step " + std::to_string(step_ + 1);
+  const std::string first = missing == 0
+                                ? std::to_string(calls_) + (calls_ == 1 ? " call" : " calls")
+                                : "the first " + counted(calls_, "call");
+  const std::string min_window = "the step's first " + std::to_string(min_calls) + " calls";
   const double error_rate = static_cast<double>(errors_) / n;
   if (error_rate > r.error_rate) {
-    return "error rate " + percent_text(error_rate) + over(errors_, "errors") + " is above " +
-           percent_text(r.error_rate);
+    return counted(errors_, "error") + " in " + first + " of " + step +
+           (missing == 0 ? " (" + rate_text(error_rate) + ")"
+                         : ": already " + rate_text(error_rate) + " of " + min_window) +
+           ", above the " + rate_text(r.error_rate) + " limit";
   }
   const double success_rate = 1.0 - static_cast<double>(calls_ - successes_) / n;
   if (success_rate < r.min_success_rate) {
-    return "success rate " + percent_text(success_rate) + over(successes_, "successes") +
-           " is below " + percent_text(r.min_success_rate);
+    if (missing == 0) {
+      return counted(successes_, "success") + " in " + first + " of " + step + " (" +
+             rate_text(success_rate) + "), below the " + rate_text(r.min_success_rate) + " minimum";
+    }
+    return counted(calls_ - successes_, "call") + " without success in " + first + " of " + step +
+           ": at most " + rate_text(success_rate) + " of " + min_window +
+           " can succeed, below the " + rate_text(r.min_success_rate) + " minimum";
   }
   // p99 (nearest rank) of m successes exceeds the limit when more than m - ceil(0.99 m) are
   // slower than it.
   const std::uint64_t m = successes_ + missing;
   const std::uint64_t allowed = m - (99 * m + 99) / 100;
   if (slow_ > allowed) {
-    return "p99 latency is above " + millis_text(r.p99) + " (" + std::to_string(slow_) + " of " +
-           std::to_string(successes_) + " successes slower)";
+    return std::to_string(slow_) + " of " + counted(successes_, "success") + " of " + step +
+           " slower than " + millis_text(r.p99) + ": the p99 latency is above the " +
+           millis_text(r.p99) + " limit";
   }
   return std::nullopt;
 }

@@ -383,14 +383,14 @@ TEST_F(CanaryTest, TenPercentErrorsAtTheQuarterStepRollBackWithExactlyOneAlert) 
   EXPECT_EQ(alert.window.calls, 30u);
   EXPECT_EQ(alert.window.errors, 3u);
   EXPECT_EQ(alert.reason,
-            "error rate 6.0 % over the step's first 50 calls (3 errors in 30 calls so far) is "
-            "above 5.0 %");
+            "3 errors in the first 30 calls of step 3: already 6 % of the step's first 50 calls, "
+            "above the 5 % limit");
   EXPECT_EQ(candidate_calls, 30);  // nothing went to the candidate after the rollback
   CanaryStatus s = *client.canary();
   EXPECT_EQ(s.state, CanaryState::RolledBack);
   EXPECT_EQ(s.percent, 0);
   EXPECT_EQ(s.rollbacks, 1u);
-  EXPECT_NE(log.str().find("[error] canary c/m2 rolled back from 25%: error rate 6.0 %"),
+  EXPECT_NE(log.str().find("[error] canary c/m2 rolled back from 25%: 3 errors in the first 30"),
             std::string::npos)
       << log.str();
 }
@@ -405,7 +405,9 @@ TEST_F(CanaryTest, ASlowCandidateRollsBackOnP99) {
   Client client(o);
   for (int i = 0; i < 3; ++i) call(client, "u" + std::to_string(i));
   ASSERT_EQ(alerts.size(), 1u);
-  EXPECT_EQ(alerts[0].reason, "p99 latency is above 5000 ms (1 of 3 successes slower)");
+  EXPECT_EQ(alerts[0].reason,
+            "1 of 3 successes of step 1 slower than 5000 ms: the p99 latency is above the 5000 "
+            "ms limit");
   EXPECT_EQ(alerts[0].window.successes, 3u);
 }
 
@@ -503,6 +505,51 @@ TEST(CanaryOutcome, OnlyTheCandidatesFaultsAreErrors) {
   EXPECT_EQ(detail::canary_outcome(ErrorKind::RateLimited), CanaryOutcome::Other);
   EXPECT_EQ(detail::canary_outcome(ErrorKind::InvalidRequest), CanaryOutcome::Ignored);
   EXPECT_EQ(detail::canary_outcome(ErrorKind::Cancelled), CanaryOutcome::Ignored);
+}
+
+// Every alert states its counts, the step, the rate and what the rate is taken over.
+TEST(CanaryWording, EveryAlertReadsRight) {
+  using detail::CanaryController;
+  using detail::CanaryOutcome;
+  CanaryOptions o;
+  o.candidate = RouteRef{"c", "m"};
+  o.steps = {10, 50};
+  o.rollback.min_calls = 20;
+  const TimePoint t0{};
+  auto reason = [&](std::vector<CanaryOutcome> outcomes, CanaryOptions options) {
+    CanaryController c(options, t0);
+    for (CanaryOutcome outcome : outcomes) {
+      if (auto alert = c.record(t0, outcome, milliseconds(10))) return alert->reason;
+    }
+    return std::string("(none)");
+  };
+  const auto S = CanaryOutcome::Success;
+  const auto E = CanaryOutcome::Error;
+  const auto O = CanaryOutcome::Other;
+  // Before the minimum: the counts so far already decide the step's first 20 calls.
+  EXPECT_EQ(reason({E, E}, o),
+            "2 errors in the first 2 calls of step 1: already 10 % of the step's first 20 calls, "
+            "above the 5 % limit");
+  EXPECT_EQ(reason({S, E, S, E}, o),
+            "2 errors in the first 4 calls of step 1: already 10 % of the step's first 20 "
+            "calls, above the 5 % limit");
+  CanaryOptions lenient = o;
+  lenient.rollback.error_rate = 0.5;
+  EXPECT_EQ(reason({O, O}, lenient),
+            "2 calls without success in the first 2 calls of step 1: at most 90 % of the step's "
+            "first 20 calls can succeed, below the 95 % minimum");
+  // Past the minimum: the step's own calls.
+  CanaryOptions few = o;
+  few.rollback.min_calls = 1;
+  few.rollback.error_rate = 0.4;
+  few.rollback.min_success_rate = 0;
+  EXPECT_EQ(reason({S, S, E, E}, few),
+            "2 errors in 4 calls of step 1 (50 %), above the 40 % limit");
+  few.rollback.error_rate = 1.0;
+  few.rollback.min_success_rate = 0.8;
+  EXPECT_EQ(reason({S, S, S, O}, few),
+            "3 successes in 4 calls of step 1 (75 %), below the 80 % minimum");
+  EXPECT_EQ(reason({S, E}, few).find("1 success in 2 calls of step 1 (50 %)"), 0u);
 }
 
 }  // namespace
