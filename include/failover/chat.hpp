@@ -263,6 +263,7 @@ struct ChoiceDelta {
   std::vector<ToolCallDelta> tool_calls;  ///< Tool-call fragments.
   std::string finish_reason;              ///< Set on the choice's last chunk.
   std::string logprobs_json;              ///< This chunk's `logprobs` as JSON text, if any.
+  std::vector<Annotation> annotations;    ///< URL citations this chunk adds.
 };
 
 /** One chunk of a streamed completion (`CreateChatCompletionStreamResponse`). */

@@ -47,6 +47,12 @@ struct SharedSpend {
 struct SpendCaps {
   std::optional<std::int64_t> day_nanos;
   std::optional<std::int64_t> month_nanos;
+  /** The amount is a guess (a request without an output cap), not a bound: when it does not
+   *  fit but no reservation is live anywhere and the period is not spent, it is admitted
+   *  alone. So a budget with room for less than one estimate serves one call at a time, and
+   *  overspends by at most that call's error of estimate. A store that ignores this refuses
+   *  such a call, which is safe. */
+  bool admit_alone = false;
 };
 
 /** An endpoint's fleet-wide rate limits (`EndpointLimits::rpm` / `tpm`), token buckets that
@@ -119,8 +125,9 @@ class StateStore {
   // process that dies leaves no phantom reservation behind.
 
   /** Reserves `nanos` for `holder` if the spend of the UTC day and month of `now`, plus every
-   *  live reservation, plus `nanos`, stays within `caps` (and the period is not spent already);
-   *  false leaves everything as it was. Atomic against every other process. */
+   *  live reservation, plus `nanos`, stays within `caps` (and the period is not spent already),
+   *  or, with `caps.admit_alone`, if no reservation is live and the period is not spent; false
+   *  leaves everything as it was. Atomic against every other process. */
   virtual bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
                              const SpendCaps& caps, WallTime alive_until) = 0;
   /** `holder`'s reservations shrink by `released`, and the day and month of `now` are charged

@@ -21,6 +21,10 @@ struct ModelPrice {
    *  `cache_creation_input_tokens`); 1.25 x the input price if unset, as Anthropic bills its
    *  default five-minute cache (its one-hour cache costs 2 x: say so here). */
   std::optional<double> cache_write_per_mtok;
+  /** What a request without an output cap (`max_tokens`) is expected to produce, for spending
+   *  budgets' reservations. Unset: the completion tokens observed on the route (a high
+   *  percentile of its recent answers), else `BudgetOptions::default_output_tokens`. */
+  std::optional<std::int64_t> output_tokens;
 };
 
 /** A spending budget crossed 80 % or 100 % of its limit (reported once per period). */
@@ -43,6 +47,10 @@ struct BudgetAlert {
 struct BudgetOptions {
   std::optional<double> usd_per_day;    ///< Daily limit, if any.
   std::optional<double> usd_per_month;  ///< Monthly limit, if any.
+  /** The output reserved for a request without an output cap on a route that has answered
+   *  nothing yet and whose model has no `ModelPrice::output_tokens`: conservative, since an
+   *  estimate too low lets calls in flight together spend past the budget. */
+  std::int64_t default_output_tokens = 4096;
   /** Called at 80 % and at 100 % of each limit, once each per period, on the thread whose call
    *  crossed it (the engine thread for asynchronous calls): it must not block. */
   std::function<void(const BudgetAlert&)> on_alert;

@@ -580,7 +580,8 @@ class Reader {
       if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
       check_keys(
           p, path,
-          {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "cache_write_per_mtok"});
+          {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "cache_write_per_mtok",
+           "output_tokens"});
       ModelPrice price;
       price.input_per_mtok =
           fraction_or_more(member(p, path, "input_per_mtok"), path + ".input_per_mtok", 1e6);
@@ -594,6 +595,9 @@ class Reader {
         price.cached_input_per_mtok =
             fraction_or_more(p["cached_input_per_mtok"], path + ".cached_input_per_mtok", 1e6);
       }
+      if (p.contains("output_tokens")) {
+        price.output_tokens = positive(p["output_tokens"], path + ".output_tokens");
+      }
       out[model] = price;
     }
     return out;
@@ -602,8 +606,11 @@ class Reader {
   BudgetOptions budget_limits(const json& v) {
     const std::string p = "budget";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
-    check_keys(v, p, {"usd_per_day", "usd_per_month"});
+    check_keys(v, p, {"usd_per_day", "usd_per_month", "default_output_tokens"});
     BudgetOptions b;
+    if (v.contains("default_output_tokens")) {
+      b.default_output_tokens = positive(v["default_output_tokens"], p + ".default_output_tokens");
+    }
     for (const char* key : {"usd_per_day", "usd_per_month"}) {
       if (!v.contains(key)) continue;
       double amount = fraction_or_more(v[key], p + "." + key, 1e9);
@@ -985,6 +992,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
       json j = {{"input_per_mtok", p.input_per_mtok}, {"output_per_mtok", p.output_per_mtok}};
       if (p.cached_input_per_mtok) j["cached_input_per_mtok"] = *p.cached_input_per_mtok;
       if (p.cache_write_per_mtok) j["cache_write_per_mtok"] = *p.cache_write_per_mtok;
+      if (p.output_tokens) j["output_tokens"] = *p.output_tokens;
       prices[model] = std::move(j);
     }
     doc["prices"] = std::move(prices);
@@ -993,6 +1001,9 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     json b = json::object();
     if (o.budget.usd_per_day) b["usd_per_day"] = *o.budget.usd_per_day;
     if (o.budget.usd_per_month) b["usd_per_month"] = *o.budget.usd_per_month;
+    if (o.budget.default_output_tokens != BudgetOptions{}.default_output_tokens) {
+      b["default_output_tokens"] = o.budget.default_output_tokens;
+    }
     doc["budget"] = std::move(b);
   }
   if (o.hedging.delay > Duration::zero() || o.hedging.use_p95) {

@@ -30,6 +30,8 @@ constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 // The transport times exchanges on its own clock: an attempt cut to fit the deadline that
 // times out this close to its limit ran out of the call's time, not the route's.
 constexpr Duration kClockSlack = std::chrono::milliseconds(5);
+// How often a call waiting for a budget's one call of unknown cost looks again.
+constexpr Duration kBudgetPoll = std::chrono::milliseconds(20);
 
 std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
 
@@ -99,6 +101,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
   }
   estimated_prompt_tokens_ = static_cast<std::int64_t>((chars + 3) / 4);
   estimated_output_tokens_ = request.max_completion_tokens.value_or(request.max_tokens.value_or(0));
+  output_capped_ = request.max_completion_tokens || request.max_tokens || o.token_estimator;
   try {
     if (o.token_estimator) {  // the user's estimate covers prompt and output together
       estimated_prompt_tokens_ = std::max<std::int64_t>(
@@ -197,18 +200,36 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
 }
 
 // The estimated cost of this call on `route`, in nano-dollars; empty when nothing is counted
-// (no spending budget, or an unpriced route, which costs nothing).
+// (no spending budget, or an unpriced route, which costs nothing). Without an output cap, the
+// output is what the model is said to produce, else what the route's answers have been (their
+// p95), else the budget's conservative default.
 std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route) const {
   if (!env_.spend().enabled() || !route.price) return std::nullopt;
   const ModelPrice& p = *route.price;
+  std::int64_t output = estimated_output_tokens_;
+  if (!output_capped_) {
+    if (p.output_tokens) {
+      output = *p.output_tokens;
+    } else if (const std::optional<std::int64_t> seen = route.typical_output()) {
+      output = *seen;
+    } else {
+      output = env_.spend().options().default_output_tokens;
+    }
+  }
   const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
-                       static_cast<double>(estimated_output_tokens_) * p.output_per_mtok * 1000.0;
+                       static_cast<double>(output) * p.output_per_mtok * 1000.0;
   return std::llround(nanos);
+}
+
+// Whether the call's output estimate on `route` is only the budget's default: nothing bounds
+// it and nothing is known of what the route produces (see SpendCaps::admit_alone).
+bool CallMachine::output_unknown(const RouteState& route) const {
+  return !output_capped_ && route.price && !route.price->output_tokens && !route.typical_output();
 }
 
 bool CallMachine::budget_allows(const RouteState& route) const {
   std::optional<std::int64_t> cost = estimated_cost(route);
-  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost);
+  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost, output_unknown(route));
 }
 
 // Reserves the estimated cost of an attempt on `route` into `lease`, so that calls in flight
@@ -217,8 +238,12 @@ bool CallMachine::budget_allows(const RouteState& route) const {
 bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
   std::optional<std::int64_t> cost = estimated_cost(route);
   if (!cost) return true;
-  if (!env_.spend().reserve(env_.clock().wall_now(), *cost)) {
+  const bool unknown = output_unknown(route);
+  if (!env_.spend().reserve(env_.clock().wall_now(), *cost, unknown)) {
     spend_blocked_ = true;
+    // Refused only because another call of unknown cost is alone in flight: its answer makes
+    // room or the estimate known.
+    if (unknown && !env_.spend().exhausted(env_.clock().wall_now())) budget_busy_ = true;
     return false;
   }
   lease.hold_reservation(&env_.spend(), *cost);
@@ -524,6 +549,7 @@ Step CallMachine::advance(TimePoint now) {
   }
   std::optional<std::size_t> pick;
   rate_blocked_ = false;
+  budget_busy_ = false;
   rate_wait_ = TimePoint::max();
   AttemptLease slot = std::move(retry_slot_);  // the pending retry's budget slot, if any
   const std::optional<std::size_t> retry = std::exchange(retry_, std::nullopt);
@@ -534,15 +560,21 @@ Step CallMachine::advance(TimePoint now) {
     env_.stats().record_retry();  // counted when it is sent
   }
   if (!pick) pick = pick_route(now);
-  if (!pick && options_.when_unavailable == WhenUnavailable::WaitForRecovery) {
-    std::optional<TimePoint> back = earliest_recovery(now);
-    if (retry) {  // the retry itself may come back first (its permit is due, its breaker)
+  const bool wait_for_recovery = options_.when_unavailable == WhenUnavailable::WaitForRecovery;
+  if (!pick && (wait_for_recovery || budget_busy_)) {
+    std::optional<TimePoint> back;
+    if (wait_for_recovery) back = earliest_recovery(now);
+    if (retry && wait_for_recovery) {  // the retry may come back first (its permit, its breaker)
       TimePoint at = rate_blocked_ ? rate_wait_ : now + std::chrono::milliseconds(50);
       if (std::optional<TimePoint> reopen = candidate_route(*retry).reopens_at(now)) {
         at = std::max(at, *reopen);
       }
       back = std::min(back.value_or(at), at);
     }
+    // A budget with room for less than one estimate serves calls of unknown cost one at a
+    // time (SpendCaps::admit_alone): the others wait for the one in flight, whatever
+    // when_unavailable says, since the budget is not spent.
+    if (budget_busy_) back = std::min(back.value_or(TimePoint::max()), now + kBudgetPoll);
     if (back && *back < deadline_) {
       retry_ = retry;  // still owed: sent when it can be
       retry_slot_ = std::move(slot);
@@ -632,7 +664,8 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.total_timeout = std::min(t.attempt, remaining);
   f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
   if (!candidates_[c].whole) {
-    f.wire = std::make_unique<WireStream>(env_.endpoints()[route.endpoint].dialect, now);
+    f.wire = std::make_unique<WireStream>(env_.endpoints()[route.endpoint].dialect, now,
+                                          /*whole=*/!handler_);
   }
   // Time left for failover: when the deadline would be what ends a silent attempt and another
   // route could still serve, the attempt leaves that route time to answer. A stream keeps the
@@ -816,6 +849,10 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
+    // What its stream received was spent, whichever attempt won.
+    if (f.wire && f.wire->chunk_accepted) {
+      charge_stream(*f.wire, route_of(f), f.lease.take_reservation());
+    }
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
     a.message = why;
@@ -893,7 +930,8 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
               : policy::classify_http(result.status, result.headers, result.body, wall);
   // A route that refuses streamed requests is sent them whole from now on; this one too, at
   // once (its refusal says nothing of its health).
-  stream_refused_ = f.wire && !in_band && policy::refuses_streaming(c);
+  stream_refused_ = f.wire && !in_band && f.wire->native.dialect() == Dialect::OpenAI &&
+                    policy::refuses_streaming(c);
   AttemptOutcome outcome;
   outcome.kind = c.kind;
   outcome.http_status = c.status;
@@ -1157,7 +1195,7 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
     // It does not stream: later calls send it whole (the same answer, read in one piece).
     if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
     if (!handler_) return finish_success(now, id, std::move(response));
-    if (!f.wire) f.wire = std::make_unique<WireStream>(dialect, now);
+    if (!f.wire) f.wire = std::make_unique<WireStream>(dialect, now, /*whole=*/false);
     f.wire->accumulated.add(wire::chunk_of(response));
     f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
     commit();
@@ -1249,6 +1287,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   outcome.kind = cause;
   outcome.route = route.ref;
   outcome.http_status = 200;
+  outcome.elapsed = now - f.start;
   after_failure(now, f.candidate, f.canary, outcome, message, {}, {}, false);
 }
 
@@ -1268,17 +1307,18 @@ void CallMachine::prepare_continuation() {
 
 // The tokens a streamed attempt spent count, however it ended: the usage its stream reported,
 // else an estimate (the prompt, and the text it sent at about four characters a token).
+Usage CallMachine::stream_usage(const WireStream& s) const {
+  if (const std::optional<Usage>& reported = s.accumulated.usage()) return *reported;
+  Usage u;
+  u.prompt_tokens = estimated_prompt_tokens_;
+  u.completion_tokens = static_cast<std::int64_t>((s.received_chars + 3) / 4);
+  u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  return u;
+}
+
 std::optional<std::int64_t> CallMachine::charge_stream(const WireStream& s, RouteState& route,
                                                        std::int64_t reserved) {
-  Usage u;
-  if (const std::optional<Usage>& reported = s.accumulated.usage()) {
-    u = *reported;
-  } else {
-    u.prompt_tokens = estimated_prompt_tokens_;
-    u.completion_tokens = static_cast<std::int64_t>((s.received_chars + 3) / 4);
-    u.total_tokens = u.prompt_tokens + u.completion_tokens;
-  }
-  const std::optional<std::int64_t> cost = route.add_usage(u);
+  const std::optional<std::int64_t> cost = route.add_usage(stream_usage(s));
   settle_spend(reserved, cost.value_or(0));
   return cost;
 }
@@ -1340,8 +1380,10 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   if (response.usage) {
     cost = route.add_usage(*response.usage);
     settle_spend(reserved, cost.value_or(0));
+    if (env_.spend().enabled()) route.record_output(response.usage->completion_tokens);
   } else if (f.wire) {
     cost = charge_stream(*f.wire, route, reserved);
+    if (env_.spend().enabled()) route.record_output(stream_usage(*f.wire).completion_tokens);
   } else {
     settle_spend(reserved, 0);
   }
@@ -1420,9 +1462,16 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   trace_.push_back(std::move(a));
   note_attempt(route, now, neutral);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
-  if (stream_refused && !deadline_passed && !options_.cancel.cancelled() && attempts_left()) {
+  if (stream_refused && !deadline_passed && !options_.cancel.cancelled()) {
     log_attempt(trace_.back());
-    retry_ = c;  // at once, whole
+    if (attempts_left()) {
+      retry_ = c;  // at once, whole
+      return;
+    }
+    // No attempt left to send it whole: the route could not serve this call, which says
+    // nothing of the request; an attempt still in flight may yet answer.
+    attempts_spent_ = true;
+    if (state_ == State::Planning) finish_exhausted(now);
     return;
   }
   if (f.continuation && !deadline_passed && !options_.cancel.cancelled() && attempts_left() &&

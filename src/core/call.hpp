@@ -72,7 +72,10 @@ class CallMachine {
   // What arrived of an attempt sent as a stream (SSE) and where it stands: a stream call's
   // attempt, and a whole-answer call's attempt on a route that streams (assembled here).
   struct WireStream {
-    explicit WireStream(Dialect dialect, TimePoint now) : native(dialect), last_chunk(now) {}
+    // `whole`: assembled for a caller who sees only the whole answer (its raw_json keeps the
+    // chunks' members this SDK does not model).
+    WireStream(Dialect dialect, TimePoint now, bool whole)
+        : accumulated(whole && dialect == Dialect::OpenAI), native(dialect), last_chunk(now) {}
     wire::SseParser parser;
     wire::StreamAccumulator accumulated;
     wire::NativeStream native;  // a native dialect's events as chunks
@@ -160,6 +163,7 @@ class CallMachine {
   std::optional<std::size_t> least_bad(TimePoint now);
   std::optional<std::int64_t> estimated_cost(const RouteState& route) const;
   bool budget_allows(const RouteState& route) const;
+  bool output_unknown(const RouteState& route) const;
   bool reserve_spend(const RouteState& route, AttemptLease& lease);
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
@@ -227,10 +231,14 @@ class CallMachine {
   bool budget_denied_ = false;   // a retry was refused by the budget
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
   bool spend_blocked_ = false;   // a route was skipped for the spending budget
+  bool budget_busy_ = false;     // ...only while a call of unknown cost is alone in flight
   std::int64_t estimated_prompt_tokens_ = 0;
   bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit
   TimePoint rate_wait_ = TimePoint::max();  // when the first permit is due
   std::int64_t estimated_output_tokens_ = 0;
+  // The output estimate is a bound (the request's cap, or the application's estimator), not a
+  // guess from what routes produce (see SpendCaps::admit_alone).
+  bool output_capped_ = false;
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 
@@ -271,6 +279,9 @@ class CallMachine {
    *  reservation; the cost when the route is priced. */
   std::optional<std::int64_t> charge_stream(const WireStream& s, RouteState& route,
                                             std::int64_t reserved);
+  /** What a streamed attempt spent: the usage it reported, else an estimate (the prompt, and
+   *  the text it sent at about four characters a token). */
+  Usage stream_usage(const WireStream& s) const;
 };
 
 }  // namespace failover::detail

@@ -100,6 +100,28 @@ void RouteState::record_latency(Duration latency) {
   } while (!ewma_latency.compare_exchange_weak(current, next, std::memory_order_relaxed));
 }
 
+void RouteState::record_output(std::int64_t tokens) {
+  std::lock_guard<std::mutex> lock(outputs_mutex);
+  outputs[outputs_next] = tokens;
+  outputs_next = (outputs_next + 1) % outputs.size();
+  outputs_kept = std::min(outputs_kept + 1, outputs.size());
+}
+
+std::optional<std::int64_t> RouteState::typical_output() const {
+  std::array<std::int64_t, 64> kept{};
+  std::size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(outputs_mutex);
+    n = outputs_kept;
+    std::copy(outputs.begin(), outputs.begin() + static_cast<std::ptrdiff_t>(n), kept.begin());
+  }
+  if (n == 0) return std::nullopt;
+  const std::size_t rank = (95 * n + 99) / 100;  // nearest rank, 1-based
+  auto at = kept.begin() + static_cast<std::ptrdiff_t>(rank - 1);
+  std::nth_element(kept.begin(), at, kept.begin() + static_cast<std::ptrdiff_t>(n));
+  return *at;
+}
+
 // Transitions are counted against the last state this route reported, so a breaker that
 // turned half-open by itself (its open period passed) is counted when it is next looked at.
 void RouteState::observe_breaker(TimePoint now) {
@@ -403,6 +425,12 @@ ResolvedOptions resolve_options(ClientOptions& o) {
         (price.cached_input_per_mtok && bad(*price.cached_input_per_mtok))) {
       invalid("prices." + model + " must hold non-negative dollar amounts per million tokens");
     }
+    if (price.output_tokens && *price.output_tokens <= 0) {
+      invalid("prices." + model + ".output_tokens must be positive");
+    }
+  }
+  if (o.budget.default_output_tokens <= 0) {
+    invalid("budget.default_output_tokens must be positive");
   }
   for (const auto* limit : {&o.budget.usd_per_day, &o.budget.usd_per_month}) {
     if (*limit && !(**limit > 0 && **limit < 1e12)) {

@@ -11,6 +11,7 @@
 #include "traffic/canary.hpp"
 #include "wire/shaping.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -78,6 +79,15 @@ struct RouteState {
 
   /** Folds a successful attempt's latency into the EWMA (weight 0.2 for the newest). */
   void record_latency(Duration latency);
+  /** Keeps the completion tokens of a served answer (the last 64), for budgets' estimates of
+   *  requests without an output cap. */
+  void record_output(std::int64_t tokens);
+  /** The p95 (nearest rank) of the kept completion tokens; empty before any answer. */
+  std::optional<std::int64_t> typical_output() const;
+  mutable std::mutex outputs_mutex;
+  std::array<std::int64_t, 64> outputs{};
+  std::size_t outputs_kept = 0;
+  std::size_t outputs_next = 0;
   std::atomic<int> last_state{static_cast<int>(BreakerState::Closed)};
   /** Times the breaker was seen to open: an attempt admitted while it was closed whose result
    *  comes after a later opening is stale (see AttemptLease). */

@@ -21,35 +21,47 @@ void SpendTracker::roll(WallTime wall) {
   if (month_.key != m) month_ = Period{m, 0, false, false};
 }
 
-bool SpendTracker::fits_locked(std::int64_t nanos) const {
+bool SpendTracker::fits_locked(std::int64_t nanos, bool alone) const {
   auto within = [&](const std::optional<double>& limit, const Period& p) {
     if (!limit) return true;
     std::int64_t cap = to_nanos(*limit);
-    return p.spent < cap && p.spent + reserved_ + nanos <= cap;
+    return p.spent < cap && ((alone && reserved_ == 0) || p.spent + reserved_ + nanos <= cap);
   };
   return within(options_.usd_per_day, day_) && within(options_.usd_per_month, month_);
 }
 
-bool SpendTracker::fits(WallTime wall, std::int64_t nanos) {
+bool SpendTracker::fits(WallTime wall, std::int64_t nanos, bool alone) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
-  return fits_locked(nanos);
+  return fits_locked(nanos, alone);
 }
 
-bool SpendTracker::reserve(WallTime wall, std::int64_t nanos) {
+bool SpendTracker::exhausted(WallTime wall) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(wall);
+  auto spent = [&](const std::optional<double>& limit, const Period& p) {
+    return limit && p.spent >= to_nanos(*limit);
+  };
+  return spent(options_.usd_per_day, day_) || spent(options_.usd_per_month, month_);
+}
+
+bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone) {
   std::unique_lock<std::mutex> lock(mutex_);
   roll(wall);
-  if (!fits_locked(nanos)) return false;  // what is known already refuses it
+  if (!fits_locked(nanos, alone)) return false;  // what is known already refuses it
   if (fleet_) {
+    // This process's own reservation counts as held: the fleet hears of it before it answers.
+    SpendCaps c = caps();
+    c.admit_alone = alone;
     lock.unlock();  // the fleet is asked without holding up this process's other calls
-    const std::optional<bool> fleet = fleet_->reserve(wall, nanos, caps());
+    const std::optional<bool> fleet = fleet_->reserve(wall, nanos, c);
     lock.lock();
     if (fleet) {
       if (*fleet) reserved_ += nanos;
       return *fleet;
     }
     roll(wall);  // the fleet cannot be asked: decide on what this process knows
-    if (!fits_locked(nanos)) return false;
+    if (!fits_locked(nanos, alone)) return false;
   }
   reserved_ += nanos;
   return true;

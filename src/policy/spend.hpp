@@ -37,11 +37,14 @@ class SpendTracker {
 
   bool enabled() const { return options_.usd_per_day || options_.usd_per_month; }
   /** Would spending `nanos` more at `wall`, beside what calls in flight reserved, stay within
-   *  every limit? */
-  bool fits(WallTime wall, std::int64_t nanos);
+   *  every limit? With `alone` (`nanos` is a guess, see SpendCaps::admit_alone): or is nothing
+   *  reserved, and the period not spent? */
+  bool fits(WallTime wall, std::int64_t nanos, bool alone = false);
+  /** Whether a limit's period is spent already (nothing more fits until it ends). */
+  bool exhausted(WallTime wall);
   /** Reserves `nanos` for an attempt in flight when `fits` says so (atomically: concurrent
    *  calls cannot all take the last dollar). */
-  bool reserve(WallTime wall, std::int64_t nanos);
+  bool reserve(WallTime wall, std::int64_t nanos, bool alone = false);
   /** A reservation of `reserved` ends, having cost `spent` (its reported usage, 0 for a failed
    *  attempt); returns the alerts that crossed (to be reported outside any lock). */
   std::vector<BudgetAlert> settle(WallTime wall, std::int64_t reserved, std::int64_t spent);
@@ -59,7 +62,7 @@ class SpendTracker {
     bool exhausted = false;  // 100 % reported
   };
   void roll(WallTime wall);
-  bool fits_locked(std::int64_t nanos) const;
+  bool fits_locked(std::int64_t nanos, bool alone) const;
   std::vector<BudgetAlert> spend_locked(std::int64_t nanos);
 
   BudgetOptions options_;

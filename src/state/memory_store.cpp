@@ -51,7 +51,8 @@ class MemoryStore final : public StateStore {
     const std::int64_t held = live_held_locked(now);
     auto within = [&](const std::optional<std::int64_t>& cap, const std::string& period) {
       const std::int64_t spent = spent_[period];
-      return !cap || (spent < *cap && spent + held + nanos <= *cap);
+      return !cap ||
+             (spent < *cap && ((caps.admit_alone && held == 0) || spent + held + nanos <= *cap));
     };
     if (!within(caps.day_nanos, day_key(now)) || !within(caps.month_nanos, month_key(now))) {
       return false;

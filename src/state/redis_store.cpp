@@ -93,7 +93,8 @@ end
 )lua";
 
 // KEYS: day, month, held. ARGV: holder, nanos, day cap, month cap (-1: none), now ms, alive-until
-// ms, held key ttl ms. Returns 1 when reserved, 0 when a cap refuses, an error for garbage.
+// ms, held key ttl ms, admit alone (1/0). Returns 1 when reserved, 0 when a cap refuses, an
+// error for garbage.
 const std::string kReserveScript = std::string(kLiveHeldLua) + R"lua(
 local day, month = spent_of(KEYS[1]), spent_of(KEYS[2])
 if not day or not month then return redis.error_reply('spend key holds something not a number') end
@@ -101,7 +102,8 @@ local nanos, now = tonumber(ARGV[2]), tonumber(ARGV[5])
 local held = live_held(KEYS[3], now, true)
 for i, spent in ipairs({day, month}) do
   local cap = tonumber(ARGV[2 + i])
-  if cap >= 0 and (spent >= cap or spent + held + nanos > cap) then return 0 end
+  local alone = ARGV[8] == '1' and held == 0
+  if cap >= 0 and (spent >= cap or (not alone and spent + held + nanos > cap)) then return 0 end
 end
 redis.call('HINCRBY', KEYS[3], ARGV[1], nanos)
 redis.call('HSET', KEYS[3], ARGV[1] .. '@', ARGV[6])
@@ -363,7 +365,8 @@ class RedisStore final : public StateStore {
     Reply r = command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now), held_key(),
                           holder, std::to_string(nanos), cap_text(caps.day_nanos),
                           cap_text(caps.month_nanos), std::to_string(to_ms(now)),
-                          std::to_string(to_ms(alive_until)), held_ttl(now, alive_until)});
+                          std::to_string(to_ms(alive_until)), held_ttl(now, alive_until),
+                          caps.admit_alone ? "1" : "0"});
     return integer(r.get(), "reserve") == 1;
   }
   void settle_spend(const std::string& holder, WallTime now, std::int64_t released,

@@ -803,6 +803,26 @@ std::string arguments_text(const json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
+// `annotations[]` of a message or a stream delta (URL citations).
+std::vector<Annotation> annotations_of(const json& holder) {
+  std::vector<Annotation> out;
+  auto it = holder.find("annotations");
+  if (it == holder.end() || !it->is_array()) return out;
+  for (const json& a : *it) {
+    if (!a.is_object()) continue;
+    Annotation annotation;
+    annotation.type = get_string(a, "type");
+    const json* cite = &a;
+    if (auto c = a.find("url_citation"); c != a.end() && c->is_object()) cite = &*c;
+    annotation.url = get_string(*cite, "url");
+    annotation.title = get_string(*cite, "title");
+    annotation.start_index = get_int(*cite, "start_index");
+    annotation.end_index = get_int(*cite, "end_index");
+    out.push_back(std::move(annotation));
+  }
+  return out;
+}
+
 Message decode_message(const json& m) {
   if (!m.is_object()) throw Invalid{"\"message\" is not an object"};
   Message out;
@@ -813,20 +833,7 @@ Message decode_message(const json& m) {
     out.refusal = it->get<std::string>();
   }
   out.reasoning = reasoning_of(m);
-  if (auto it = m.find("annotations"); it != m.end() && it->is_array()) {
-    for (const json& a : *it) {
-      if (!a.is_object()) continue;
-      Annotation annotation;
-      annotation.type = get_string(a, "type");
-      const json* cite = &a;
-      if (auto c = a.find("url_citation"); c != a.end() && c->is_object()) cite = &*c;
-      annotation.url = get_string(*cite, "url");
-      annotation.title = get_string(*cite, "title");
-      annotation.start_index = get_int(*cite, "start_index");
-      annotation.end_index = get_int(*cite, "end_index");
-      out.annotations.push_back(std::move(annotation));
-    }
-  }
+  out.annotations = annotations_of(m);
   if (auto it = m.find("tool_calls"); it != m.end() && !it->is_null()) {
     if (!it->is_array()) throw Invalid{"\"tool_calls\" is not an array"};
     for (const json& c : *it) {
@@ -948,6 +955,7 @@ std::optional<DecodeFailure> decode_chunk(std::string_view data, ChatChunk& out)
                           : get_string(*delta, "content");
           d.refusal = get_string(*delta, "refusal");
           d.reasoning = reasoning_of(*delta).value_or(std::string());
+          d.annotations = annotations_of(*delta);
           if (auto calls = delta->find("tool_calls"); calls != delta->end() && !calls->is_null()) {
             if (!calls->is_array()) throw Invalid{"\"tool_calls\" is not an array"};
             int position = 0;

@@ -38,6 +38,19 @@ void StreamAccumulator::add(const ChatChunk& chunk) {
   if (system_fingerprint_.empty()) system_fingerprint_ = chunk.system_fingerprint;
   if (service_tier_.empty()) service_tier_ = chunk.service_tier;
   if (chunk.usage) usage_ = chunk.usage;
+  if (keep_unknown_ && !chunk.raw_json.empty()) {
+    static constexpr const char* kModelled[] = {
+        "id",          "object", "created", "model", "choices", "usage", "system_fingerprint",
+        "service_tier"};
+    if (std::optional<json> doc = parse_json(chunk.raw_json); doc && doc->is_object()) {
+      for (auto it = doc->begin(); it != doc->end(); ++it) {
+        if (std::none_of(std::begin(kModelled), std::end(kModelled),
+                         [&](const char* k) { return it.key() == k; })) {
+          unknown_[it.key()] = std::move(it.value());
+        }
+      }
+    }
+  }
   for (const ChoiceDelta& d : chunk.choices) {
     ChoiceState& c = choice(d.index);
     if (!d.role.empty()) c.role = d.role;
@@ -71,6 +84,7 @@ void StreamAccumulator::add(const ChatChunk& chunk) {
     }
     if (!d.finish_reason.empty()) c.finish_reason = d.finish_reason;
     if (!d.logprobs_json.empty()) add_logprobs(c, d.logprobs_json);
+    c.annotations.insert(c.annotations.end(), d.annotations.begin(), d.annotations.end());
   }
 }
 
@@ -107,6 +121,7 @@ ChatChunk chunk_of(const ChatResponse& response) {
     }
     d.finish_reason = c.finish_reason;
     d.logprobs_json = c.logprobs_json;
+    d.annotations = c.message.annotations;
     chunk.choices.push_back(std::move(d));
   }
   return chunk;
@@ -146,6 +161,7 @@ ChatResponse StreamAccumulator::build() const {
     if (c->has_refusal) choice.message.refusal = c->refusal;
     if (c->has_reasoning) choice.message.reasoning = c->reasoning;
     for (const auto& [index, call] : c->calls) choice.message.tool_calls.push_back(call);
+    choice.message.annotations = c->annotations;
     choice.finish_reason = c->finish_reason;
 
     json message = {{"role", choice.message.role}};
@@ -160,6 +176,18 @@ ChatResponse StreamAccumulator::build() const {
                          {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
       }
       message["tool_calls"] = std::move(calls);
+    }
+    if (!c->annotations.empty()) {
+      json notes = json::array();
+      for (const Annotation& a : c->annotations) {
+        notes.push_back({{"type", a.type},
+                         {"url_citation",
+                          {{"url", a.url},
+                           {"title", a.title},
+                           {"start_index", a.start_index},
+                           {"end_index", a.end_index}}}});
+      }
+      message["annotations"] = std::move(notes);
     }
     json entry = {{"index", choice.index},
                   {"message", std::move(message)},
@@ -196,6 +224,9 @@ ChatResponse StreamAccumulator::build() const {
   }
   if (usage_ && usage_->cache_write_tokens > 0) {
     doc["usage"]["prompt_tokens_details"]["cache_write_tokens"] = usage_->cache_write_tokens;
+  }
+  if (unknown_.is_object()) {
+    for (auto it = unknown_.begin(); it != unknown_.end(); ++it) doc[it.key()] = it.value();
   }
   r.raw_json = doc.dump();
   return r;

@@ -27,6 +27,10 @@ ChatChunk chunk_of(const ChatResponse& response);
 /** Joins chunks into the response they add up to. */
 class StreamAccumulator {
  public:
+  /** With `keep_unknown`, the chunks' top-level members this SDK does not model (a provider's
+   *  `citations`, ...) are kept, the latest value of each, and `build()`'s `raw_json` carries
+   *  them: for an answer assembled for a caller who sees only the whole. */
+  explicit StreamAccumulator(bool keep_unknown = false) : keep_unknown_(keep_unknown) {}
   /** Adds one chunk. */
   void add(const ChatChunk& chunk);
   /** Whether the whole answer arrived: each of the `n` choices (indices 0 to n-1) finished. */
@@ -47,6 +51,7 @@ class StreamAccumulator {
     std::string reasoning;
     bool has_reasoning = false;
     std::vector<std::pair<int, ToolCall>> calls;  // by delta index, in first-seen order
+    std::vector<Annotation> annotations;
     std::string finish_reason;
     // Token log probabilities joined across chunks (`content` and `refusal` lists).
     nlohmann::json logprobs_content;
@@ -62,6 +67,8 @@ class StreamAccumulator {
   std::string service_tier_;
   std::vector<ChoiceState> choices_;
   std::optional<Usage> usage_;
+  bool keep_unknown_ = false;
+  nlohmann::json unknown_;  // see the constructor
 };
 
 }  // namespace failover::wire

@@ -2,6 +2,7 @@
 // values that are not trusted, an outage and a restart while clients keep serving.
 
 #include "fake_client_test.hpp"
+#include "loopback.hpp"
 #include "redis_server.hpp"
 #include "store_contract.hpp"
 #include "test_helpers.hpp"
@@ -389,6 +390,69 @@ TEST_F(RedisClientTest, GarbageInTheSpendAndCanaryKeysStillSharesTheBreakers) {
   ASSERT_TRUE(served) << served.error().message();
   EXPECT_EQ(served->served_by.endpoint, "b");
   EXPECT_EQ(outcomes(served->attempts), (testing::Strings{"b:success"}));  // a is held
+}
+
+// ---- Budgets without an output cap -----------------------------------------------------------
+
+// 64 threads x 4 calls without max_tokens against $0.010 a day at $100 per million tokens;
+// each answer is 1 prompt and 16 completion tokens, $0.0017. Returns what was spent.
+double race_uncapped_calls(std::shared_ptr<StateStore> store) {
+  testing::LoopbackServer server;
+  server.on_chat([](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(milliseconds(20));  // calls overlap
+    res.set_content(
+        R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"sixteen tokens"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":16,"total_tokens":17}})",
+        "application/json");
+  });
+  server.start();
+  testing::widen_backlog(server.port());
+  ClientOptions o;
+  o.endpoints = {{"priced",
+                  server.base_url(),
+                  "sk-priced",
+                  {},
+                  AuthStyle::Bearer,
+                  Dialect::OpenAI,
+                  {},
+                  {},
+                  {},
+                  Continuation::None,
+                  /*streaming=*/false}};
+  o.priority = {Tier{{{"priced", "m"}}}};
+  o.prices["m"] = ModelPrice{100.0, std::nullopt, 100.0};
+  o.budget.usd_per_day = 0.010;
+  o.state.store = std::move(store);
+  Client client(o);
+  std::atomic<int> served{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 64; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 4; ++i) {
+        auto r = client.chat(ping());  // no max_tokens
+        if (r) {
+          ++served;
+        } else if (r.error().kind() == ErrorKind::BudgetExceeded) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << r.error().message();
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(served + refused, 256);
+  EXPECT_GE(served.load(), 5);  // the budget's worth: once answers are seen, estimates are exact
+  return client.usage_report().cost_usd;
+}
+
+TEST(UncappedBudget, ParallelCallsSpendAtMostOneAnswerPastTheBudget) {
+  EXPECT_LE(race_uncapped_calls(nullptr), 0.010 + 0.0017 + 1e-12);
+}
+
+TEST_F(RedisClientTest, ParallelUncappedCallsSpendAtMostOneAnswerPastTheFleetsBudget) {
+  RedisStoreOptions r;
+  r.url = redis->url();
+  EXPECT_LE(race_uncapped_calls(make_redis_store(r)), 0.010 + 0.0017 + 1e-12);
 }
 
 }  // namespace

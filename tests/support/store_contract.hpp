@@ -44,10 +44,20 @@ inline void check_spend_contract(StateStore& store) {
   // After an outage a holder says what it holds.
   store.keep_holder("h1", later + seconds(10), 0);
   EXPECT_EQ(store.spend(later).held_nanos, 0);
+  // An amount that is a guess is admitted alone when nothing is held, however large; never
+  // beside another reservation.
+  SpendCaps guess = caps;
+  guess.admit_alone = true;
+  EXPECT_FALSE(store.reserve_spend("h1", later, 800, caps, later + seconds(10)));  // 300 + 800
+  EXPECT_TRUE(store.reserve_spend("h1", later, 800, guess, later + seconds(10)));
+  EXPECT_FALSE(store.reserve_spend("h2", later, 1, guess, later + seconds(10)));  // held: 800 + 1
+  store.settle_spend("h1", later, 800, 0);
+  EXPECT_EQ(store.spend(later).held_nanos, 0);
   // A spent period refuses everything, whatever is free of reservations.
   store.settle_spend("h1", later, 0, 700);
   EXPECT_EQ(store.spend(later).day_nanos, 1000);
   EXPECT_FALSE(store.reserve_spend("h3", later, 1, caps, later + seconds(10)));
+  EXPECT_FALSE(store.reserve_spend("h3", later, 1, guess, later + seconds(10)));
   // The next day starts over; the month goes on.
   const WallTime tomorrow = noon + hours(24);
   s = store.spend(tomorrow);

@@ -352,5 +352,164 @@ TEST(AttemptOutcomeRule, CameBackFastIsAnyFailureButATimeoutWithinASecond) {
   EXPECT_FALSE(o.came_back_fast());
 }
 
+// ---- Review: defects -------------------------------------------------------------------------
+
+// D1: an Anthropic route that refuses a streamed request is retried "whole" with the very body
+// that asked for a stream ("stream":true), so the retry is refused again and the call fails.
+// Native dialects always stream, and their bodies are made once per call: a 400 of theirs that
+// names the stream is the request's own error, never taken for a refusal to stream (which would
+// resend a body that still says "stream": true).
+TEST_F(LivenessTest, ANativeRoutesErrorNamingTheStreamIsNotARefusalToStream) {
+  const std::string kClaude = "http://claude.test/v1";
+  Reply refused = testing::status(400);
+  refused.body =
+      R"({"type":"error","error":{"type":"invalid_request_error","message":"stream: streaming is not supported for this model"}})";
+  Reply whole;
+  whole.body = json{{"id", "msg"},
+                    {"type", "message"},
+                    {"role", "assistant"},
+                    {"model", "claude-x"},
+                    {"content", {{{"type", "text"}, {"text", "whole"}}}},
+                    {"stop_reason", "end_turn"},
+                    {"usage", {{"input_tokens", 5}, {"output_tokens", 2}}}}
+                   .dump();
+  fake->on(kClaude + "/messages", [&](const HttpRequest& request) {
+    // What the server sees is the body: a body that asks for a stream is refused.
+    return json::parse(request.body).value("stream", false) ? refused : whole;
+  });
+  Endpoint claude{"claude", kClaude, "sk-ant"};
+  claude.dialect = Dialect::Anthropic;
+  Client client(fake_options({claude}, {Tier{{Route{"claude", "claude-x"}}}}));
+  auto got = client.chat(ping());
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind(), ErrorKind::InvalidRequest);
+  ASSERT_EQ(fake->seen().size(), 1u);
+  EXPECT_TRUE(json::parse(fake->seen()[0].request.body).value("stream", false));
+  ASSERT_TRUE(client.chat(ping()).error().kind() == ErrorKind::InvalidRequest);
+  EXPECT_TRUE(fake->seen()[1].request.stream);  // not remembered as a route sent whole
+}
+
+// D2: a hedge whose route refuses the stream when the call's attempts are used up goes to the
+// retry policy as an invalid request: call-fatal, so the healthy primary flight is abandoned
+// and the call fails with invalid_request although the refusal is "neutral".
+TEST_F(LivenessTest, AStreamRefusalOfAHedgeWithNoAttemptsLeftDoesNotEndTheCall) {
+  Reply slow;
+  slow.parts = {{milliseconds(10), testing::sse_role()},
+                {seconds(3), testing::sse_content("primary")},
+                {milliseconds(10), testing::sse_finish_and_done()}};
+  fake->sequence(testing::chat_url(kA), {slow});
+  Reply refused = testing::status(400);
+  refused.body =
+      R"({"error":{"message":"Unsupported value: 'stream' does not support true with this model.","type":"invalid_request_error","param":"stream","code":"unsupported_value"}})";
+  fake->sequence(testing::chat_url(kB), {refused});
+  ClientOptions o =
+      fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
+  o.hedging.max_extra = 1;
+  o.hedging.delay = seconds(1);
+  RetryOptions two;
+  two.max_attempts = 2;
+  o.retry = std::make_shared<DefaultRetryPolicy>(two);
+  Client client(o);
+  auto got = client.chat(ping());
+  ASSERT_TRUE(got) << to_string(got.error().kind()) << ": " << got.error().message();
+  EXPECT_EQ(got->text(), "primary");
+}
+
+// D3: an interrupted stream reaches the retry policy with elapsed zero, so a break after
+// seconds of streaming "came back fast" and the last route of its tier is retried before the
+// weaker model, against the one fast/slow rule (AttemptOutcome::came_back_fast).
+TEST_F(LivenessTest, AStreamThatBrokeAfterSecondsIsNotAFastFailure) {
+  Reply broken;
+  broken.parts = {{milliseconds(10), testing::sse_role()},
+                  {milliseconds(10), testing::sse_content("part")},
+                  {seconds(5), testing::sse_content(" more")}};
+  broken.end = Reply::End::Cut;
+  fake->sequence(testing::chat_url(kA), {broken, testing::sse({"again"})});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"backup"})});
+  ClientOptions o = two_tiers();
+  o.stream_recovery = StreamRecovery::Restart;
+  struct Spy : RetryPolicy {
+    std::vector<Duration>* seen;
+    DefaultRetryPolicy inner{RetryOptions{}};
+    explicit Spy(std::vector<Duration>* s) : seen(s) {}
+    std::unique_ptr<RetryPolicy> clone() const override { return std::make_unique<Spy>(seen); }
+    std::optional<int> max_attempts() const override { return inner.max_attempts(); }
+    Decision decide(const AttemptOutcome& outcome, const CallState& state) override {
+      seen->push_back(outcome.elapsed);
+      return inner.decide(outcome, state);
+    }
+  };
+  std::vector<Duration> elapsed;
+  o.retry = std::make_shared<Spy>(&elapsed);
+  Client client(o);
+  auto got = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
+  ASSERT_TRUE(got) << got.error().message();
+  ASSERT_EQ(elapsed.size(), 1u);
+  EXPECT_GE(elapsed[0], Duration(seconds(5)));
+  EXPECT_EQ(outcomes(got->attempts), (Strings{"a:stream_interrupted", "b:success"}));
+}
+
+// D4: a chat() answer assembled from the stream loses the message's URL citations
+// (delta.annotations), which the same answer sent whole keeps.
+TEST_F(LivenessTest, AnnotationsOfAWholeAnswerSurviveTheStream) {
+  Reply r;
+  r.parts = {
+      {milliseconds(5),
+       chunk(
+           R"([{"index":0,"delta":{"role":"assistant","content":"See x","annotations":[{"type":"url_citation","url_citation":{"url":"https://x.test/","title":"X","start_index":4,"end_index":5}}]}}])")},
+      {milliseconds(5),
+       chunk(R"([{"index":0,"delta":{},"finish_reason":"stop"}])") + "data: [DONE]\n\n"}};
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(two_tiers());
+  auto got = client.chat(ping());
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(got->text(), "See x");
+  ASSERT_EQ(got->choices[0].message.annotations.size(), 1u);
+  EXPECT_EQ(got->choices[0].message.annotations[0].url, "https://x.test/");
+}
+
+// D5: a chat() answer's raw_json was "the body exactly as received (unknown fields
+// included)"; assembled from the stream, provider fields such as Perplexity's citations are
+// dropped from it.
+TEST_F(LivenessTest, UnknownFieldsOfAWholeAnswerSurviveInRawJson) {
+  Reply r;
+  r.parts = {{milliseconds(5), chunk(R"([{"index":0,"delta":{"role":"assistant","content":"hi"}}])",
+                                     R"(,"citations":["https://x.test/"])")},
+             {milliseconds(5), chunk(R"([{"index":0,"delta":{},"finish_reason":"stop"}])",
+                                     R"(,"citations":["https://x.test/"])") +
+                                   "data: [DONE]\n\n"}};
+  fake->sequence(testing::chat_url(kA), {r});
+  Client client(two_tiers());
+  auto got = client.chat(ping());
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_TRUE(json::parse(got->raw_json).contains("citations")) << got->raw_json;
+}
+
+// D6: the losing flight of a hedged chat() received content (tokens spent) and is abandoned
+// uncharged, while the same stream cancelled by the caller, broken, or stopped would be charged
+// ("the tokens a streamed attempt spent count, however it ended").
+TEST_F(LivenessTest, TheLosingStreamOfAHedgedWholeAnswerIsCharged) {
+  Reply slow;
+  slow.parts = {{milliseconds(10), testing::sse_role()},
+                {milliseconds(10), testing::sse_content("slow slow slow slow slow slow slow ")},
+                {seconds(5), testing::sse_content("primary")},
+                {milliseconds(10), testing::sse_finish_and_done()}};
+  fake->sequence(testing::chat_url(kA), {slow});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"fast ", "hedge"})});
+  ClientOptions o =
+      fake_options({{"a", kA, "sk-a"}, {"b", kB, "sk-b"}}, {Tier{{{"a", "m"}, {"b", "m"}}}});
+  o.hedging.max_extra = 1;
+  o.hedging.delay = seconds(1);
+  o.prices["m"] = ModelPrice{1.0, std::nullopt, 1.0};
+  Client client(o);
+  auto got = client.chat(ping());
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(got->served_by.endpoint, "b");
+  const UsageReport usage = client.usage_report();
+  ASSERT_EQ(usage.routes[0].route.endpoint, "a");
+  EXPECT_GT(usage.routes[0].completion_tokens, 0);  // 35 characters were received from it
+  EXPECT_GT(usage.routes[0].cost_usd, 0.0);
+}
+
 }  // namespace
 }  // namespace failover

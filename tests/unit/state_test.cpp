@@ -140,11 +140,13 @@ TEST(MemoryStore, RateLimitBucketsFollowTheContract) {
 }
 
 TEST_F(SharedStateTest, TwoClientsShareOneBudgetAndALaterOneIsRefusedBeforeAnyTraffic) {
-  // A call is estimated at 1 token (1e6 nano-dollars) and costs 7 (7e6): two fit in 14e6.
+  // A call is estimated at 7 tokens (the 1-token prompt and the model's 6 output tokens), 7e6
+  // nano-dollars, and costs 7: two fit in 14e6.
   auto budgeted = [&] {
     ClientOptions o = options();
     o.priority = {Tier{{{"a", "m"}}}};
     o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+    o.prices["m"].output_tokens = 6;
     o.budget.usd_per_day = 0.014;
     return o;
   };
@@ -172,7 +174,8 @@ TEST_F(SharedStateTest, AReservationInFlightElsewhereHoldsTheBudget) {
   ClientOptions o = options();
   o.priority = {Tier{{{"a", "m"}}}};
   o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
-  o.budget.usd_per_day = 0.0015;  // room for one estimate of 1e6, not two
+  o.prices["m"].output_tokens = 1;  // an estimate of 2 tokens, 2e6
+  o.budget.usd_per_day = 0.003;     // room for one estimate, not two
   Client first(o);
   Client second(o);
   // first's call is in flight (its answer waits on the test) when second asks.
@@ -186,7 +189,7 @@ TEST_F(SharedStateTest, AReservationInFlightElsewhereHoldsTheBudget) {
   });
   auto pending = std::async(std::launch::async, [&] { return first.chat(ping()); });
   ASSERT_TRUE(eventually([&] { return asked.load(); }));
-  EXPECT_EQ(store->spend(clock->wall_now()).held_nanos, 1'000'000);
+  EXPECT_EQ(store->spend(clock->wall_now()).held_nanos, 2'000'000);
   auto refused = second.chat(ping());
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().kind(), ErrorKind::BudgetExceeded);
@@ -242,7 +245,7 @@ TEST_F(SharedCanaryTest, ARollbackInOneClientStopsTheCandidateInAll) {
   ASSERT_TRUE(eventually([&] { return canary_of(second).state == CanaryState::RolledBack; }));
   EXPECT_EQ(canary_of(second).percent, 0);
   EXPECT_EQ(canary_of(second).rollbacks, 1u);
-  EXPECT_NE(canary_of(second).reason.find("error rate 100.0 %"), std::string::npos)
+  EXPECT_NE(canary_of(second).reason.find("1 error in 1 call of step 1 (100 %)"), std::string::npos)
       << canary_of(second).reason;
   for (int i = 0; i < 5; ++i) {
     auto again = second.chat(ping());

@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cmath>
 
 namespace failover {
 namespace {
 
+using nlohmann::json;
 using std::chrono::milliseconds;
 using testing::ping;
 
@@ -205,6 +208,55 @@ TEST_F(SpendTest, TheEstimateIncludesTheOutputCap) {
 
 namespace failover {
 namespace {
+
+// Without an output cap, a call is reserved for what the model is said to produce, else the
+// p95 of what the route's answers were, else the budget's conservative default; while only the
+// default is known, the budget serves such calls one at a time.
+TEST_F(SpendTest, AnUncappedRequestIsReservedForWhatTheRouteProduces) {
+  fake->sequence(testing::chat_url(kA), {with_usage(1, 0, 999)});  // $0.008 a call
+  ClientOptions o = budgeted(false);
+  o.budget.usd_per_day = 0.02;  // the default (4096 tokens, $0.033) does not fit
+  {
+    Client client(o);
+    auto first = client.chat(ping());  // admitted alone: nothing else is in flight
+    ASSERT_TRUE(first) << first.error().message();
+    // Now the route's answers are known: $0.008 each, and one more fits in $0.02.
+    ASSERT_TRUE(client.chat(ping()));
+    auto third = client.chat(ping());
+    ASSERT_FALSE(third);
+    EXPECT_EQ(third.error().kind(), ErrorKind::BudgetExceeded);
+    EXPECT_EQ(fake->count(testing::chat_url(kA)), 2);
+  }
+  // The model's own output size goes first: 3000 tokens ($0.024) never fit $0.02, and since
+  // it is known, not guessed, the call is refused even alone.
+  clock->advance(std::chrono::hours(24));
+  o.prices["gpt-4.1"].output_tokens = 3000;
+  Client sized(o);
+  auto r = sized.chat(ping());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 2);
+}
+
+TEST(UsageConfig, OutputSizesLoadAndAreChecked) {
+  const std::string base =
+      R"({"endpoints": [{"name": "a", "base_url": "http://127.0.0.1:1/v1", "api_key": "k"}],
+          "priority": [{"model": "gpt-4.1", "routes": ["a"]}], )";
+  ClientOptions o =
+      options_from_json(base + R"("prices": {"gpt-4.1": {"input_per_mtok": 1, "output_per_mtok": 2,
+                "output_tokens": 800}}, "budget": {"usd_per_day": 1, "default_output_tokens": 2048}})");
+  EXPECT_EQ(o.prices.at("gpt-4.1").output_tokens, 800);
+  EXPECT_EQ(o.budget.default_output_tokens, 2048);
+  const json again = json::parse(options_to_json(o));
+  EXPECT_EQ(again["prices"]["gpt-4.1"]["output_tokens"], 800);
+  EXPECT_EQ(again["budget"]["default_output_tokens"], 2048);
+  try {
+    (void)options_from_json(base + R"("budget": {"usd_per_day": 1, "default_output_tokens": 0}})");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "budget.default_output_tokens must be a positive whole number (got 0)");
+  }
+}
 
 TEST_F(SpendTest, AUserSuppliedEstimatorReplacesTheBuiltInOne) {
   fake->sequence(testing::chat_url(kA), {with_usage(10, 0, 10)});
