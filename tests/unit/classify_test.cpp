@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 namespace failover {
@@ -173,6 +174,135 @@ const std::vector<Row>& rows() {
       {"unknown error in a 200", 200, err("whatever"), ErrorKind::ServerError},
       {"302", 302, "", ErrorKind::Protocol},
       {"101", 101, "", ErrorKind::Protocol},
+      {"304", 304, "", ErrorKind::Protocol},
+
+      // Paraphrases, so that each rule holds for the ways its wording varies.
+      // Overload by its type, whatever the status.
+      {"Moonshot engine overloaded as 429", 429,
+       err("", "The engine is currently overloaded, please try again later",
+           "engine_overloaded_error"),
+       ErrorKind::Overloaded},
+      {"overloaded inside a 200", 200, err("overloaded", "busy"), ErrorKind::Overloaded},
+      // 402 whatever it says.
+      {"402 out of credits", 402, err("", "You are out of credits"), ErrorKind::QuotaExhausted},
+      {"402 empty", 402, "", ErrorKind::QuotaExhausted},
+      // Money words before the 429 rule: singular, plural, Chinese, encoded.
+      {"insufficient balance as 429", 429, err("", "Insufficient Balance"),
+       ErrorKind::QuotaExhausted},
+      {"credits plural", 403, err("", "Your account has run out of credits."),
+       ErrorKind::QuotaExhausted},
+      {"credit singular", 400, err("", "Not enough credit to complete this request"),
+       ErrorKind::QuotaExhausted},
+      {"funds", 400, err("", "insufficient funds on the account"), ErrorKind::QuotaExhausted},
+      {"balance in Chinese", 403, err("", "用户余额不足"), ErrorKind::QuotaExhausted},
+      {"relay token quota in Chinese", 429, err("", "该令牌额度已用尽"), ErrorKind::QuotaExhausted},
+      {"arrears in Chinese", 400, err("", "您的账户已欠费，请充值后重试。"),
+       ErrorKind::QuotaExhausted},
+      {"balance percent-encoded", 400, err("", "Insufficient%20account%20balance"),
+       ErrorKind::QuotaExhausted},
+      // Billing codes.
+      {"Moonshot quota type", 429,
+       err("", "Your account is suspended, please check your plan and billing details",
+           "exceeded_current_quota_error"),
+       ErrorKind::QuotaExhausted},
+      {"Qwen Arrearage", 400, err("Arrearage", "Access denied, account is in arrears"),
+       ErrorKind::QuotaExhausted},
+      {"Zhipu 1113 as 429", 429, R"({"error":{"code":"1113","message":"账户已欠费"}})",
+       ErrorKind::QuotaExhausted},
+      {"one-api user quota", 403, err("insufficient_user_quota", "用户额度不足"),
+       ErrorKind::QuotaExhausted},
+      // Fixed billing phrases (no money word).
+      {"billing", 400, err("", "Billing is not active for this account"),
+       ErrorKind::QuotaExhausted},
+      {"spend limit", 403, err("", "Monthly spend limit exceeded"), ErrorKind::QuotaExhausted},
+      {"payment required", 400, err("", "Payment Required"), ErrorKind::QuotaExhausted},
+      // Word families for quotas and limits.
+      {"have reached your usage limits", 400,
+       err("",
+           "You have reached your specified API usage limits. You will regain access on "
+           "2026-01-01"),
+       ErrorKind::QuotaExhausted},
+      {"usage limit singular", 403, err("", "usage limit reached for this key"),
+       ErrorKind::QuotaExhausted},
+      {"quota exhausted", 400, err("", "The quota has been exhausted"), ErrorKind::QuotaExhausted},
+      {"budget exceeded", 400, err("", "Budget has been exceeded! Current cost: 10.2"),
+       ErrorKind::QuotaExhausted},
+      // Bad keys by code.
+      {"Moonshot invalid authentication", 400,
+       err("", "Invalid Authentication", "invalid_authentication_error"),
+       ErrorKind::Authentication},
+      {"Qwen InvalidApiKey", 400, err("InvalidApiKey", "Invalid API-key provided."),
+       ErrorKind::Authentication},
+      {"Zhipu 1002", 403, R"({"error":{"code":"1002","message":"Authorization Token非法"}})",
+       ErrorKind::Authentication},
+      // Bad keys by phrase.
+      {"DeepSeek authentication fails", 400, err("", "Authentication Fails (no such user)"),
+       ErrorKind::Authentication},
+      {"new-api invalid token", 403, err("", "无效的令牌"), ErrorKind::Authentication},
+      {"Zhipu authentication failed", 400, err("", "身份验证失败。"), ErrorKind::Authentication},
+      // Bad keys by word family, encoded as relays pass them on.
+      {"key not valid", 400, err("", "API key not valid. Please pass a valid API key."),
+       ErrorKind::Authentication},
+      {"x-api-key", 403, err("", "invalid x-api-key"), ErrorKind::Authentication},
+      {"revoked key", 403, err("", "This API key has been revoked"), ErrorKind::Authentication},
+      {"missing key", 400, err("", "Missing API_KEY in the request headers"),
+       ErrorKind::Authentication},
+      {"invalid key percent-encoded", 400, err("", "Invalid%20API%20key%20provided%3A%20sk-x"),
+       ErrorKind::Authentication},
+      {"invalid key with JSON escapes", 400,
+       R"({"error":{"message":"{\"error\":\"invalid_api_key\",\"detail\":\"The api\u005fkey is invalid\"}"}})",
+       ErrorKind::Authentication},
+      // No access.
+      {"Moonshot permission", 400, err("", "not allowed", "permission_denied_error"),
+       ErrorKind::PermissionDenied},
+      {"Qwen AccessDenied", 400, err("AccessDenied", "Access denied."),
+       ErrorKind::PermissionDenied},
+      {"Zhipu 1220", 400, R"({"error":{"code":"1220","message":"您无权访问glm-4"}})",
+       ErrorKind::PermissionDenied},
+      // Models not served here.
+      {"Moonshot resource not found", 400, err("", "model not found", "resource_not_found_error"),
+       ErrorKind::NotFound},
+      {"Zhipu 1211", 400, R"({"error":{"code":"1211","message":"模型不存在，请检查模型代码。"}})",
+       ErrorKind::NotFound},
+      {"no such model", 400, err("", "No such model: gpt-9"), ErrorKind::NotFound},
+      {"unknown model", 400, err("", "Unknown model 'x'"), ErrorKind::NotFound},
+      // Rate limits by code.
+      {"Moonshot rate limit type", 429, err("", "slow down", "rate_limit_reached_error"),
+       ErrorKind::RateLimited},
+      {"Qwen Throttling in a 200", 200, err("Throttling.RateQuota", "Requests rate limit exceeded"),
+       ErrorKind::RateLimited},
+      {"Zhipu 1302 in a 200", 200,
+       R"({"error":{"code":"1302","message":"您当前使用该API的并发数过高"}})",
+       ErrorKind::RateLimited},
+      // Google statuses on other 5xx and inside 200s.
+      {"UNAVAILABLE in a 200", 200, R"({"error":{"message":"m","status":"UNAVAILABLE"}})",
+       ErrorKind::Overloaded},
+      {"UNAVAILABLE as 500", 500, R"({"error":{"code":500,"message":"m","status":"UNAVAILABLE"}})",
+       ErrorKind::Overloaded},
+      {"DEADLINE_EXCEEDED in a 200", 200,
+       R"({"error":{"message":"m","status":"DEADLINE_EXCEEDED"}})", ErrorKind::Timeout},
+      {"DEADLINE_EXCEEDED as 500", 500,
+       R"({"error":{"code":500,"message":"m","status":"DEADLINE_EXCEEDED"}})", ErrorKind::Timeout},
+      {"Anthropic invalid request in a 200", 200,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"bad"}})",
+       ErrorKind::InvalidRequest},
+      {"Google INVALID_ARGUMENT in a 200", 200,
+       R"({"error":{"message":"bad","status":"INVALID_ARGUMENT"}})", ErrorKind::InvalidRequest},
+      // Statuses alone, whatever the body says.
+      {"401 empty", 401, "", ErrorKind::Authentication},
+      {"401 html", 401, "<html>Unauthorized</html>", ErrorKind::Authentication},
+      {"403 empty", 403, "", ErrorKind::PermissionDenied},
+      {"403 region", 403, err("", "Country, region, or territory not supported"),
+       ErrorKind::PermissionDenied},
+      {"404 html", 404, "<html>Not Found</html>", ErrorKind::NotFound},
+      {"408 empty", 408, "", ErrorKind::Timeout},
+      {"408 text", 408, "Request Timeout", ErrorKind::Timeout},
+      {"409 empty", 409, "", ErrorKind::Conflict},
+      {"409 text", 409, err("", "conflict"), ErrorKind::Conflict},
+      {"503 html", 503, "<html>Service Unavailable</html>", ErrorKind::Overloaded},
+      {"529 empty", 529, "", ErrorKind::Overloaded},
+      {"empty error in a 200", 200, R"({"error":{}})", ErrorKind::ServerError},
+      {"error text in a 200", 200, R"({"error":"something broke"})", ErrorKind::ServerError},
   };
   return rows;
 }
@@ -184,13 +314,16 @@ TEST(Classify, TableRowByRow) {
   }
 }
 
-TEST(Classify, EveryRuleIsExercised) {
-  std::set<std::size_t> hit;
+// Every rule is reached by at least three rows: the recorded wording and paraphrases of it,
+// so a rule holds for the ways providers actually vary it.
+TEST(Classify, EveryRuleIsExercisedThreeWays) {
+  std::map<std::size_t, int> hits;
   for (const Row& row : rows()) {
-    hit.insert(policy::match_rule(row.status, wire::decode_error_body(row.body)).rule);
+    ++hits[policy::match_rule(row.status, wire::decode_error_body(row.body)).rule];
   }
   for (std::size_t i = 0; i < policy::rule_count(); ++i) {
-    EXPECT_TRUE(hit.count(i)) << "no row reaches rule " << i << ": " << policy::rule_source(i);
+    EXPECT_GE(hits[i], 3) << "rule " << i << " is reached by " << hits[i]
+                          << " rows: " << policy::rule_source(i);
   }
 }
 
