@@ -51,6 +51,12 @@ struct BudgetOptions {
    *  nothing yet and whose model has no `ModelPrice::output_tokens`: conservative, since an
    *  estimate too low lets calls in flight together spend past the budget. */
   std::int64_t default_output_tokens = 4096;
+  /** With a shared state store (`StateOptions::store`): while the store cannot be reached,
+   *  priced calls are refused with `BudgetExceeded` naming the store, since the fleet's spend
+   *  cannot be checked. False (the default): each process spends on what it knows, so N
+   *  processes may each spend up to the whole budget during an outage. Rate limits and
+   *  breakers always go on without the store. */
+  bool fail_closed = false;
   /** Called at 80 % and at 100 % of each limit, once each per period, on the thread whose call
    *  crossed it (the engine thread for asynchronous calls): it must not block. */
   std::function<void(const BudgetAlert&)> on_alert;

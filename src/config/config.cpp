@@ -606,8 +606,9 @@ class Reader {
   BudgetOptions budget_limits(const json& v) {
     const std::string p = "budget";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
-    check_keys(v, p, {"usd_per_day", "usd_per_month", "default_output_tokens"});
+    check_keys(v, p, {"usd_per_day", "usd_per_month", "default_output_tokens", "fail_closed"});
     BudgetOptions b;
+    if (v.contains("fail_closed")) b.fail_closed = boolean(v["fail_closed"], p + ".fail_closed");
     if (v.contains("default_output_tokens")) {
       b.default_output_tokens = positive(v["default_output_tokens"], p + ".default_output_tokens");
     }
@@ -1001,6 +1002,7 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     json b = json::object();
     if (o.budget.usd_per_day) b["usd_per_day"] = *o.budget.usd_per_day;
     if (o.budget.usd_per_month) b["usd_per_month"] = *o.budget.usd_per_month;
+    if (o.budget.fail_closed) b["fail_closed"] = true;
     if (o.budget.default_output_tokens != BudgetOptions{}.default_output_tokens) {
       b["default_output_tokens"] = o.budget.default_output_tokens;
     }

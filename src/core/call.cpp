@@ -239,11 +239,13 @@ bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
   std::optional<std::int64_t> cost = estimated_cost(route);
   if (!cost) return true;
   const bool unknown = output_unknown(route);
-  if (!env_.spend().reserve(env_.clock().wall_now(), *cost, unknown)) {
+  if (!env_.spend().reserve(env_.clock().wall_now(), *cost, unknown, &budget_store_down_)) {
     spend_blocked_ = true;
     // Refused only because another call of unknown cost is alone in flight: its answer makes
     // room or the estimate known.
-    if (unknown && !env_.spend().exhausted(env_.clock().wall_now())) budget_busy_ = true;
+    if (unknown && !budget_store_down_ && !env_.spend().exhausted(env_.clock().wall_now())) {
+      budget_busy_ = true;
+    }
     return false;
   }
   lease.hold_reservation(&env_.spend(), *cost);
@@ -1713,6 +1715,12 @@ void CallMachine::finish_exhausted(TimePoint now) {
   }
   if (spend_blocked_ && attempts_ == 0) {
     std::string why = "every route that could serve this call would exceed the spending budget";
+    if (budget_store_down_) {
+      const StateStore* store = env_.options().state.store.get();
+      why = "the spending budget cannot be checked: the shared state store " +
+            (store ? store->describe() : std::string("?")) +
+            " cannot be reached, and budget.fail_closed refuses priced calls until it is back";
+    }
     for (const Attempt& a : trace_) {  // the others were passed over before any traffic
       why += "; " + route_name(a.route) + ": " + wire::excerpt(a.message, 160);
     }

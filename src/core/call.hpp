@@ -232,6 +232,7 @@ class CallMachine {
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
   bool spend_blocked_ = false;   // a route was skipped for the spending budget
   bool budget_busy_ = false;     // ...only while a call of unknown cost is alone in flight
+  bool budget_store_down_ = false;  // ...because the fleet's spend cannot be checked
   std::int64_t estimated_prompt_tokens_ = 0;
   bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit
   TimePoint rate_wait_ = TimePoint::max();  // when the first permit is due

@@ -45,7 +45,7 @@ bool SpendTracker::exhausted(WallTime wall) {
   return spent(options_.usd_per_day, day_) || spent(options_.usd_per_month, month_);
 }
 
-bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone) {
+bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* fleet_down) {
   std::unique_lock<std::mutex> lock(mutex_);
   roll(wall);
   if (!fits_locked(nanos, alone)) return false;  // what is known already refuses it
@@ -60,7 +60,12 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone) {
       if (*fleet) reserved_ += nanos;
       return *fleet;
     }
-    roll(wall);  // the fleet cannot be asked: decide on what this process knows
+    // The fleet cannot be asked: refuse (fail closed), or decide on what this process knows.
+    if (options_.fail_closed) {
+      if (fleet_down) *fleet_down = true;
+      return false;
+    }
+    roll(wall);
     if (!fits_locked(nanos, alone)) return false;
   }
   reserved_ += nanos;

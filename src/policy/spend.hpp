@@ -43,8 +43,9 @@ class SpendTracker {
   /** Whether a limit's period is spent already (nothing more fits until it ends). */
   bool exhausted(WallTime wall);
   /** Reserves `nanos` for an attempt in flight when `fits` says so (atomically: concurrent
-   *  calls cannot all take the last dollar). */
-  bool reserve(WallTime wall, std::int64_t nanos, bool alone = false);
+   *  calls cannot all take the last dollar). With `fail_closed`, a fleet that cannot be asked
+   *  refuses it, and `fleet_down` (if given) is set. */
+  bool reserve(WallTime wall, std::int64_t nanos, bool alone = false, bool* fleet_down = nullptr);
   /** A reservation of `reserved` ends, having cost `spent` (its reported usage, 0 for a failed
    *  attempt); returns the alerts that crossed (to be reported outside any lock). */
   std::vector<BudgetAlert> settle(WallTime wall, std::int64_t reserved, std::int64_t spent);

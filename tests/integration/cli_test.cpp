@@ -418,6 +418,38 @@ TEST(CliSharedState, ABreakerOpenedByOneRunHoldsTheNextRunAndStateShowsIt) {
   EXPECT_EQ(unknown.exit_code, 2);
 }
 
+// With budget.fail_closed and the store down, a priced call is refused before any traffic and
+// says which store; without it, the call is served on what the process knows.
+TEST(CliSharedState, AFailClosedBudgetRefusesPricedCallsWhileTheStoreIsDown) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  const std::string url = redis.url();
+  redis.stop();
+  Mock upstream("up", R"({"reply": "served"})");
+  auto config = [&](bool fail_closed, const char* name) {
+    json cfg = {
+        {"endpoints", {{{"name", "up"}, {"base_url", upstream.base_url()}, {"api_key", "sk-u"}}}},
+        {"priority", {{{"model", "gpt-4.1"}, {"routes", {"up"}}}}},
+        {"prices", {{"gpt-4.1", {{"input_per_mtok", 1.0}, {"output_per_mtok", 1.0}}}}},
+        {"budget", {{"usd_per_day", 10.0}, {"fail_closed", fail_closed}}},
+        {"state", {{"redis", url}, {"sync_ms", 50}}}};
+    return temp_file(name, cfg.dump());
+  };
+  auto refused = run({kCli, "chat", "--config", config(true, "closed.json"), "--json", "hi"});
+  ASSERT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  const json doc = json::parse(refused.out);
+  EXPECT_EQ(doc["error"]["kind"], "budget_exceeded") << refused.out;
+  const std::string message = doc["error"]["message"];
+  EXPECT_NE(message.find(url), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot be reached"), std::string::npos) << message;
+  EXPECT_EQ(requests_of(upstream), 0);  // sent nothing
+
+  auto served = run({kCli, "chat", "--config", config(false, "open.json"), "--json", "hi"});
+  ASSERT_EQ(served.exit_code, 0) << served.out << served.err;
+  EXPECT_EQ(json::parse(served.out)["choices"][0]["message"]["content"], "served");
+  EXPECT_EQ(requests_of(upstream), 1);
+}
+
 TEST(CliSharedState, ABudgetSpentByEarlierRunsRefusesTheNextBeforeAnyTraffic) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;
@@ -815,7 +847,8 @@ TEST(CliFleet, ACanaryRolledBackInOneProcessStopsTheCandidateInAll) {
   for (const json& r : reports) {
     ASSERT_TRUE(r.is_object()) << "a worker printed no report";
     EXPECT_EQ(r["canary"]["state"], "rolled_back") << r.dump();
-    EXPECT_NE(r["canary"]["reason"].get<std::string>().find("above the 1 % limit"), std::string::npos)
+    EXPECT_NE(r["canary"]["reason"].get<std::string>().find("above the 1 % limit"),
+              std::string::npos)
         << r.dump();
     EXPECT_EQ(r["ok"], r["calls"]) << r.dump();  // every failed candidate call fell back
   }

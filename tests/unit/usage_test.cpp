@@ -244,12 +244,15 @@ TEST(UsageConfig, OutputSizesLoadAndAreChecked) {
           "priority": [{"model": "gpt-4.1", "routes": ["a"]}], )";
   ClientOptions o =
       options_from_json(base + R"("prices": {"gpt-4.1": {"input_per_mtok": 1, "output_per_mtok": 2,
-                "output_tokens": 800}}, "budget": {"usd_per_day": 1, "default_output_tokens": 2048}})");
+                "output_tokens": 800}}, "budget": {"usd_per_day": 1, "default_output_tokens": 2048,
+                "fail_closed": true}})");
   EXPECT_EQ(o.prices.at("gpt-4.1").output_tokens, 800);
   EXPECT_EQ(o.budget.default_output_tokens, 2048);
+  EXPECT_TRUE(o.budget.fail_closed);
   const json again = json::parse(options_to_json(o));
   EXPECT_EQ(again["prices"]["gpt-4.1"]["output_tokens"], 800);
   EXPECT_EQ(again["budget"]["default_output_tokens"], 2048);
+  EXPECT_EQ(again["budget"]["fail_closed"], true);
   try {
     (void)options_from_json(base + R"("budget": {"usd_per_day": 1, "default_output_tokens": 0}})");
     FAIL();
