@@ -1060,17 +1060,26 @@ TEST(CliProviders, AnUnparseableEventIsSkippedAndTheTraceSaysSo) {
 
 // ---- Time limits ----------------------------------------------------------------------------
 
-TEST(CliTimeouts, ASilentFirstRouteOfAStreamFailsOverAtItsFirstByteLimit) {
-  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
-  HealthyServer second;
+// A config whose first tier is a silent route and whose second is `second`, with `timeouts`
+// (none when null).
+std::string silent_then(const testing::SilentServer& silent, const HealthyServer& second,
+                        const json& timeouts, const std::string& name) {
   json cfg = {{"endpoints",
                {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
                 {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
               {"priority",
                {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
-                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}},
-              {"timeouts", {{"total_ms", 20000}, {"first_byte_ms", 1000}}}};
-  json doc = chat_json(temp_file("silent.json", cfg.dump()), /*stream=*/true);
+                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}}};
+  if (!timeouts.is_null()) cfg["timeouts"] = timeouts;
+  return temp_file(name, cfg.dump());
+}
+
+TEST(CliTimeouts, ASilentFirstRouteOfAStreamFailsOverAtItsFirstByteLimit) {
+  testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
+  HealthyServer second;
+  json doc = chat_json(
+      silent_then(silent, second, {{"total_ms", 20000}, {"first_byte_ms", 1000}}, "silent.json"),
+      /*stream=*/true);
   ASSERT_FALSE(doc.contains("error")) << doc.dump();
   EXPECT_EQ(doc["choices"][0]["message"]["content"], "fallback");
   ASSERT_EQ(doc["failover"]["attempts"].size(), 2u);
@@ -1111,13 +1120,7 @@ TEST(CliTimeouts, ALongAnswerSentWholeIsServedWhateverTheFirstByteLimit) {
 TEST(CliTimeouts, WithNoTimeoutsASilentRouteIsLeftWithinThirtyFiveSeconds) {
   testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
   HealthyServer second;
-  json cfg = {{"endpoints",
-               {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
-                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
-              {"priority",
-               {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
-                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}}};
-  const std::string path = temp_file("no_timeouts.json", cfg.dump());
+  const std::string path = silent_then(silent, second, nullptr, "no_timeouts.json");
   const auto start = std::chrono::steady_clock::now();
   auto whole = std::async(std::launch::async, [&] { return chat_json(path); });
   auto streamed = std::async(std::launch::async, [&] { return chat_json(path, true); });
@@ -1134,14 +1137,7 @@ TEST(CliTimeouts, WithNoTimeoutsASilentRouteIsLeftWithinThirtyFiveSeconds) {
 TEST(CliTimeouts, WithOnlyATotalTheBackupServes) {
   testing::SilentServer silent(testing::SilentServer::Mode::AcceptAndHold);
   HealthyServer second;
-  json cfg = {{"endpoints",
-               {{{"name", "silent"}, {"base_url", silent.base_url()}, {"api_key", "k"}},
-                {{"name", "second"}, {"base_url", second.base_url()}, {"api_key", "k"}}}},
-              {"priority",
-               {{{"model", "gpt-4.1"}, {"routes", {"silent"}}},
-                {{"model", "gpt-4.1"}, {"routes", {"second"}}}}},
-              {"timeouts", {{"total_ms", 8000}}}};
-  const std::string path = temp_file("only_total.json", cfg.dump());
+  const std::string path = silent_then(silent, second, {{"total_ms", 8000}}, "only_total.json");
   for (bool stream : {false, true}) {
     SCOPED_TRACE(stream ? "--stream" : "whole");
     json doc = chat_json(path, stream);

@@ -431,7 +431,7 @@ TEST(CurlEngine, SilentServersHitTheFirstByteTimeoutOfAStream) {
     auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
-    EXPECT_NE(r->attempts[0].message.find("no response headers within 800 ms"), std::string::npos)
+    EXPECT_NE(r->attempts[0].message.find("800 ms"), std::string::npos)
         << r->attempts[0].message;
   }
 }
@@ -475,27 +475,11 @@ TEST(CurlEngine, ParallelCallsNeverSpendPastTheBudget) {
   o.budget.usd_per_day = 0.01;
   o.token_estimator = [](const ChatRequest&) { return std::int64_t{100}; };
   Client client(o);
-  std::atomic<int> served{0}, refused{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 64; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 4; ++i) {
-        auto r = client.chat(ping());
-        if (r) {
-          ++served;
-        } else if (r.error().kind() == ErrorKind::BudgetExceeded) {
-          ++refused;
-        } else {
-          ADD_FAILURE() << r.error().message();
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  const testing::BudgetRace race = testing::race_for_the_budget(client, ping(), 64, 4);
   const double spent = client.usage_report().cost_usd;
   EXPECT_LE(spent, 0.01 + 0.0005 + 1e-12);
-  EXPECT_EQ(served.load(), 20);  // exactly what the budget holds, the estimate being exact
-  EXPECT_EQ(served + refused, 256);
+  EXPECT_EQ(race.served, 20);  // exactly what the budget holds, the estimate being exact
+  EXPECT_EQ(race.served + race.refused, 256);
 }
 
 TEST(CurlEngine, AStaleKeptAliveConnectionIsRetriedAtOnceByThePolicyNotByLibcurl) {

@@ -295,7 +295,7 @@ TEST(CurlLiveness, KeepAlivesBeforeTheContentKeepAWholeAnswerAlive) {
   events.push_back(testing::sse_data("[DONE]"));
   testing::ReplayServer slow(testing::recorded_sse(events, milliseconds(250)));
   ClientOptions o = routes({&slow});
-  o.timeouts.headers = milliseconds(500);  // the stream's headers came at once
+  o.timeouts.headers = milliseconds(500 * testing::kTimeScale);  // its headers came at once
   Client client(o);
   auto r = client.chat(ping());
   ASSERT_TRUE(r) << r.error().message();

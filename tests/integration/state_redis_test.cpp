@@ -423,25 +423,9 @@ double race_uncapped_calls(std::shared_ptr<StateStore> store) {
   o.budget.usd_per_day = 0.010;
   o.state.store = std::move(store);
   Client client(o);
-  std::atomic<int> served{0}, refused{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 64; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 4; ++i) {
-        auto r = client.chat(ping());  // no max_tokens
-        if (r) {
-          ++served;
-        } else if (r.error().kind() == ErrorKind::BudgetExceeded) {
-          ++refused;
-        } else {
-          ADD_FAILURE() << r.error().message();
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(served + refused, 256);
-  EXPECT_GE(served.load(), 5);  // the budget's worth: once answers are seen, estimates are exact
+  const testing::BudgetRace race = testing::race_for_the_budget(client, ping(), 64, 4);  // uncapped
+  EXPECT_EQ(race.served + race.refused, 256);
+  EXPECT_GE(race.served, 5);  // the budget's worth: once answers are seen, estimates are exact
   return client.usage_report().cost_usd;
 }
 

@@ -4,6 +4,9 @@
 
 #include <failover/failover.hpp>
 
+#include <gtest/gtest.h>
+
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -30,6 +33,34 @@ bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(1
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return done();
+}
+
+/** Calls served and refused for the budget by `threads` threads making `calls` calls each of
+ *  `request` on `client` at once; any other failure is a test failure. */
+struct BudgetRace {
+  int served = 0;
+  int refused = 0;
+};
+inline BudgetRace race_for_the_budget(Client& client, const ChatRequest& request, int threads,
+                                      int calls) {
+  std::atomic<int> served{0}, refused{0};
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&] {
+      for (int i = 0; i < calls; ++i) {
+        auto r = client.chat(request);
+        if (r) {
+          ++served;
+        } else if (r.error().kind() == ErrorKind::BudgetExceeded) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << r.error().message();
+        }
+      }
+    });
+  }
+  for (std::thread& t : running) t.join();
+  return {served.load(), refused.load()};
 }
 
 /** A one-message request: the user says "ping". */
