@@ -42,6 +42,19 @@ std::string format_ms(Duration d) {
   return buf;
 }
 
+// Whether `text` holds only SSE comments (keep-alives) and blank lines: a stream that said
+// nothing else, not a body sent whole.
+bool only_sse_comments(std::string_view text) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find_first_of("\r\n", at);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > at && text[at] != ':') return false;
+    at = end + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const CallOptions& options,
@@ -1151,7 +1164,9 @@ void CallMachine::commit() {
 void CallMachine::end_stream(TimePoint now, Flight& f) {
   WireStream& s = *f.wire;
   const std::uint64_t id = f.id;
-  if (!s.framed && !s.unframed.empty()) return end_unframed(now, f, std::move(s.unframed));
+  if (!s.framed && !s.unframed.empty() && !only_sse_comments(s.unframed)) {
+    return end_unframed(now, f, std::move(s.unframed));
+  }
   if (!s.chunk_accepted && s.skipped_events > 0) {
     AttemptOutcome outcome;
     outcome.kind = ErrorKind::Protocol;

@@ -303,8 +303,10 @@ TEST(ChaosSoak, EveryCallEndsTypedWithinItsDeadlineAndTheBooksBalance) {
   EXPECT_EQ(chaos.tally.calls + calm.tally.calls, kCalls);
   EXPECT_GT(chaos.outages, 0);
   // With every upstream up, each attempt the traces say reached an upstream was counted there,
-  // and no other request was.
-  EXPECT_EQ(calm.tally.reached, calm.counted);
+  // and no other request was, but for attempts it may never have read (a lost connection or a
+  // timeout in the trace): every call streams now, and the upstream cuts some streams.
+  EXPECT_LE(calm.counted, calm.tally.reached);
+  EXPECT_LE(calm.tally.reached - calm.counted, calm.tally.unsure);
   // During outages the only difference allowed is attempts lost with a connection that the
   // stopping upstream had not read yet (a lost connection or a timeout in the trace).
   EXPECT_LE(chaos.counted, chaos.tally.reached);

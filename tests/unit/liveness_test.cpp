@@ -192,6 +192,24 @@ TEST_F(LivenessTest, AWholeAnswerCutMidwayIsServedByTheNextRouteUnseen) {
   EXPECT_GT(usage.routes[0].completion_tokens, 0);
 }
 
+// A stream that sent only keep-alives and then closed broke before any content: it is a lost
+// connection (fails over like one), not a malformed answer.
+TEST_F(LivenessTest, AStreamOfOnlyKeepAlivesThatClosesIsALostConnection) {
+  Reply pings;
+  pings.parts = {{milliseconds(10), ": keep-alive\n\n"}, {milliseconds(10), ": ping\r\n\r\n"}};
+  fake->sequence(testing::chat_url(kA), {pings});
+  fake->sequence(testing::chat_url(kB), {testing::sse({"backup"})});
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "chat");
+    Client client(two_tiers());
+    auto got = call(client, stream);
+    ASSERT_TRUE(got) << got.error().message();
+    ASSERT_GE(got->attempts.size(), 2u);
+    EXPECT_EQ(got->attempts[0].outcome(), "connection_lost") << got->attempts[0].message;
+    EXPECT_EQ(got->served_by.endpoint, "b");
+  }
+}
+
 // ---- The default bound on a silent route ---------------------------------------------------
 
 TEST_F(LivenessTest, WithDefaultsASilentRouteIsLeftAtTheHeadersLimitAndItsBreakerOpens) {
