@@ -578,10 +578,9 @@ class Reader {
     for (const auto& [model, p] : v.items()) {
       const std::string path = join_path("prices", model);
       if (!p.is_object()) fail(path, std::string("must be an object, not ") + type_name(p));
-      check_keys(
-          p, path,
-          {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok", "cache_write_per_mtok",
-           "output_tokens"});
+      check_keys(p, path,
+                 {"input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+                  "cache_write_per_mtok", "output_tokens"});
       ModelPrice price;
       price.input_per_mtok =
           fraction_or_more(member(p, path, "input_per_mtok"), path + ".input_per_mtok", 1e6);

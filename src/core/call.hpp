@@ -227,11 +227,11 @@ class CallMachine {
   int attempts_ = 0;
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
-  bool counted_ = false;         // counted in the retry budget's calls in flight
-  bool budget_denied_ = false;   // a retry was refused by the budget
-  bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
-  bool spend_blocked_ = false;   // a route was skipped for the spending budget
-  bool budget_busy_ = false;     // ...only while a call of unknown cost is alone in flight
+  bool counted_ = false;            // counted in the retry budget's calls in flight
+  bool budget_denied_ = false;      // a retry was refused by the budget
+  bool attempts_spent_ = false;     // the policy stopped the call: its attempts are spent
+  bool spend_blocked_ = false;      // a route was skipped for the spending budget
+  bool budget_busy_ = false;        // ...only while a call of unknown cost is alone in flight
   bool budget_store_down_ = false;  // ...because the fleet's spend cannot be checked
   std::int64_t estimated_prompt_tokens_ = 0;
   bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit

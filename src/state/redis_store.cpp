@@ -362,11 +362,11 @@ class RedisStore final : public StateStore {
   bool reserve_spend(const std::string& holder, WallTime now, std::int64_t nanos,
                      const SpendCaps& caps, WallTime alive_until) override {
     Use u = use(calls_);
-    Reply r = command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now), held_key(),
-                          holder, std::to_string(nanos), cap_text(caps.day_nanos),
-                          cap_text(caps.month_nanos), std::to_string(to_ms(now)),
-                          std::to_string(to_ms(alive_until)), held_ttl(now, alive_until),
-                          caps.admit_alone ? "1" : "0"});
+    Reply r =
+        command(u, {"EVAL", kReserveScript, "3", day_key(now), month_key(now), held_key(), holder,
+                    std::to_string(nanos), cap_text(caps.day_nanos), cap_text(caps.month_nanos),
+                    std::to_string(to_ms(now)), std::to_string(to_ms(alive_until)),
+                    held_ttl(now, alive_until), caps.admit_alone ? "1" : "0"});
     return integer(r.get(), "reserve") == 1;
   }
   void settle_spend(const std::string& holder, WallTime now, std::int64_t released,

@@ -431,8 +431,7 @@ TEST(CurlEngine, SilentServersHitTheFirstByteTimeoutOfAStream) {
     auto r = client.chat_stream(ping(), [](const ChatChunk&) { return true; });
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ(outcomes(r->attempts), (Strings{"first:timeout", "second:success"}));
-    EXPECT_NE(r->attempts[0].message.find("800 ms"), std::string::npos)
-        << r->attempts[0].message;
+    EXPECT_NE(r->attempts[0].message.find("800 ms"), std::string::npos) << r->attempts[0].message;
   }
 }
 
