@@ -42,19 +42,6 @@ std::string format_ms(Duration d) {
   return buf;
 }
 
-// Whether `text` holds only SSE comments (keep-alives) and blank lines: a stream that said
-// nothing else, not a body sent whole.
-bool only_sse_comments(std::string_view text) {
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find_first_of("\r\n", at);
-    if (end == std::string_view::npos) end = text.size();
-    if (end > at && text[at] != ':') return false;
-    at = end + 1;
-  }
-  return true;
-}
-
 }  // namespace
 
 CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const CallOptions& options,
@@ -215,8 +202,9 @@ std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
 // The estimated cost of this call on `route`, in nano-dollars; empty when nothing is counted
 // (no spending budget, or an unpriced route, which costs nothing). Without an output cap, the
 // output is what the model is said to produce, else what the route's answers have been (their
-// p95), else the budget's conservative default.
-std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route) const {
+// p95), else the budget's conservative default, a guess (`guess`, see SpendCaps::admit_alone).
+std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route,
+                                                        bool* guess) const {
   if (!env_.spend().enabled() || !route.price) return std::nullopt;
   const ModelPrice& p = *route.price;
   std::int64_t output = estimated_output_tokens_;
@@ -227,6 +215,7 @@ std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route)
       output = *seen;
     } else {
       output = env_.spend().options().default_output_tokens;
+      if (guess) *guess = true;
     }
   }
   const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
@@ -234,24 +223,19 @@ std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route)
   return std::llround(nanos);
 }
 
-// Whether the call's output estimate on `route` is only the budget's default: nothing bounds
-// it and nothing is known of what the route produces (see SpendCaps::admit_alone).
-bool CallMachine::output_unknown(const RouteState& route) const {
-  return !output_capped_ && route.price && !route.price->output_tokens && !route.typical_output();
-}
-
 bool CallMachine::budget_allows(const RouteState& route) const {
-  std::optional<std::int64_t> cost = estimated_cost(route);
-  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost, output_unknown(route));
+  bool guess = false;
+  std::optional<std::int64_t> cost = estimated_cost(route, &guess);
+  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost, guess);
 }
 
 // Reserves the estimated cost of an attempt on `route` into `lease`, so that calls in flight
 // together cannot spend past the budget; false (and the route noted as ruled out) when the
 // budget has no room for it.
 bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
-  std::optional<std::int64_t> cost = estimated_cost(route);
+  bool unknown = false;
+  std::optional<std::int64_t> cost = estimated_cost(route, &unknown);
   if (!cost) return true;
-  const bool unknown = output_unknown(route);
   if (!env_.spend().reserve(env_.clock().wall_now(), *cost, unknown, &budget_store_down_)) {
     spend_blocked_ = true;
     // Refused only because another call of unknown cost is alone in flight: its answer makes
@@ -701,7 +685,6 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
     held_.clear();
     delivered_chunks_ = 0;
     delivered_chars_ = 0;
-    tool_chars_ = 0;
     notice_due_ = false;
     seam_.clear();
     if (interruption_) {  // this attempt recovers a broken stream
@@ -1136,7 +1119,6 @@ void CallMachine::deliver(const ChatChunk& chunk) {
     ++delivered_chunks_;
     for (const ChoiceDelta& d : chunk.choices) {
       delivered_chars_ += d.content.size() + d.reasoning.size();
-      for (const ToolCallDelta& t : d.tool_calls) tool_chars_ += t.name.size() + t.arguments.size();
     }
   }
   try {
@@ -1164,7 +1146,7 @@ void CallMachine::commit() {
 void CallMachine::end_stream(TimePoint now, Flight& f) {
   WireStream& s = *f.wire;
   const std::uint64_t id = f.id;
-  if (!s.framed && !s.unframed.empty() && !only_sse_comments(s.unframed)) {
+  if (!s.framed && !s.unframed.empty() && s.parser.comments() == 0) {
     return end_unframed(now, f, std::move(s.unframed));
   }
   if (!s.chunk_accepted && s.skipped_events > 0) {

@@ -161,9 +161,8 @@ class CallMachine {
   void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
-  std::optional<std::int64_t> estimated_cost(const RouteState& route) const;
+  std::optional<std::int64_t> estimated_cost(const RouteState& route, bool* guess = nullptr) const;
   bool budget_allows(const RouteState& route) const;
-  bool output_unknown(const RouteState& route) const;
   bool reserve_spend(const RouteState& route, AttemptLease& lease);
   bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
@@ -256,7 +255,6 @@ class CallMachine {
   void skip_event(const Flight& f, const std::string& why);
   int delivered_chunks_ = 0;         // handed to the handler by this attempt
   std::size_t delivered_chars_ = 0;  // content and reasoning bytes among them
-  std::size_t tool_chars_ = 0;       // tool-call names and arguments among them
 
   // Stream recovery (see StreamRecovery): once a stream broke after content and the call went
   // on to recover it, what the call reports if no recovery serves.

@@ -61,6 +61,9 @@ class SseParser {
     }
   }
 
+  /** Comment lines (keep-alives) read so far: a body with any is a stream, not JSON. */
+  std::size_t comments() const { return comments_; }
+
   /** Bytes held for an unfinished line or event (0 when the stream is at an event boundary). */
   std::size_t pending() const { return partial_.size() + data_.size(); }
 
@@ -87,7 +90,10 @@ class SseParser {
       has_data_ = false;
       return;
     }
-    if (l.front() == ':') return;  // comment / keep-alive
+    if (l.front() == ':') {  // comment / keep-alive
+      ++comments_;
+      return;
+    }
     std::size_t colon = l.find(':');
     std::string_view field = l.substr(0, colon);
     std::string_view value;
@@ -111,6 +117,7 @@ class SseParser {
   bool has_data_ = false;
   bool skip_lf_ = false;
   int bom_ = 0;  // bytes of a byte order mark read at the start; 3 once past it
+  std::size_t comments_ = 0;
 };
 
 }  // namespace failover::wire

@@ -881,7 +881,8 @@ TEST(Utf8, ExcerptsAreCutBetweenCharactersAndCleaned) {
     EXPECT_LE(e.size(), max + 3) << max;
   }
   EXPECT_EQ(wire::excerpt("d\xE9j\xE0", 10), "d\xEF\xBF\xBDj\xEF\xBF\xBD");  // Latin-1
-  EXPECT_EQ(wire::excerpt("\xED\xA0\x80x", 10), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");  // a surrogate
+  EXPECT_EQ(wire::excerpt("\xED\xA0\x80x", 10),
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDx");                    // a surrogate
   EXPECT_EQ(wire::excerpt("\xC0\xAF", 10), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
   EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 10), "ok \xF0\x9F\x98\x80");
   EXPECT_EQ(wire::excerpt("ok \xF0\x9F\x98\x80", 5), "ok ...");
@@ -898,8 +899,8 @@ TEST(Utf8, ExcerptsAreCutBetweenCharactersAndCleaned) {
 // the fast decoder and the DOM decoder, when the fast one takes it.
 TEST(DecodeResponse, EveryFixtureAgreesOnBothPaths) {
   std::size_t bodies = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(
-           std::string(FAILOVER_SOURCE_DIR) + "/tests/fuzz/corpus/response/")) {
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(FAILOVER_SOURCE_DIR) +
+                                                               "/tests/fuzz/corpus/response/")) {
     std::ifstream in(entry.path());
     const std::string body{std::istreambuf_iterator<char>(in), {}};
     SCOPED_TRACE(entry.path().string());
@@ -923,14 +924,17 @@ TEST(Codec, ACustomVoiceIsAnObjectAndLimitsOfTheSpecAreCheckedBeforeTraffic) {
   r.audio = AudioOutput{"voice_1234", "mp3"};
   std::string text;
   ASSERT_FALSE(wire::encode_request(r, false, text).has_value());
-  EXPECT_EQ(json::parse(text)["audio"], json::parse(R"({"voice": {"id": "voice_1234"}, "format": "mp3"})"));
+  EXPECT_EQ(json::parse(text)["audio"],
+            json::parse(R"({"voice": {"id": "voice_1234"}, "format": "mp3"})"));
   r.audio.reset();
   r.stop = {"a", "b", "c", "d", "e"};
-  EXPECT_EQ(wire::encode_request(r, false, text), std::optional<std::string>("stop has 5 entries; at most 4"));
+  EXPECT_EQ(wire::encode_request(r, false, text),
+            std::optional<std::string>("stop has 5 entries; at most 4"));
   r.stop.resize(4);
   EXPECT_FALSE(wire::encode_request(r, false, text).has_value());
   r.n = 129;
-  EXPECT_EQ(wire::encode_request(r, false, text), std::optional<std::string>("n must be from 1 to 128"));
+  EXPECT_EQ(wire::encode_request(r, false, text),
+            std::optional<std::string>("n must be from 1 to 128"));
 }
 
 TEST(Codec, ChoicesComeInIndexOrderAsInAStream) {
