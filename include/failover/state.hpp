@@ -101,6 +101,14 @@ class StateRefused : public StateStoreError {
   using StateStoreError::StateStoreError;
 };
 
+/** The store could not take a command within the time a call may wait for it (its
+ *  connection busy with the process's other calls): that call decides on what its process
+ *  knows, and the store stays in use. Not an outage. */
+class StateBusy : public StateStoreError {
+ public:
+  using StateStoreError::StateStoreError;
+};
+
 /**
  * Where the clients of several processes keep the state they share. Routes are named
  * `endpoint/model`. Implementations must be thread-safe; a call that fails throws

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace failover::detail {
 
@@ -49,6 +50,7 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
   std::unique_lock<std::mutex> lock(mutex_);
   roll(wall);
   if (!fits_locked(nanos, alone)) return false;  // what is known already refuses it
+  alone = alone && !fits_locked(nanos, false);   // admitted only because it is alone
   if (fleet_) {
     // This process's own reservation counts as held: the fleet hears of it before it answers.
     SpendCaps c = caps();
@@ -57,7 +59,10 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
     const std::optional<bool> fleet = fleet_->reserve(wall, nanos, c);
     lock.lock();
     if (fleet) {
-      if (*fleet) reserved_ += nanos;
+      if (*fleet) {
+        reserved_ += nanos;
+        alone_ = alone_ || alone;
+      }
       return *fleet;
     }
     // The fleet cannot be asked: refuse (fail closed), or decide on what this process knows.
@@ -69,6 +74,7 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
     if (!fits_locked(nanos, alone)) return false;
   }
   reserved_ += nanos;
+  alone_ = alone_ || alone;
   return true;
 }
 
@@ -91,26 +97,38 @@ SpendCaps SpendTracker::caps() const {
   return c;
 }
 
+bool SpendTracker::end_reservation_locked(std::int64_t reserved) {
+  reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
+  return std::exchange(alone_, alone_ && reserved_ > 0);
+}
+
 std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserved,
                                               std::int64_t spent) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  roll(wall);
-  reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
-  if (fleet_) fleet_->settled(reserved, spent);
-  if (spent == 0) return {};
-  return spend_locked(spent);
+  std::vector<BudgetAlert> alerts;
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    roll(wall);
+    now = end_reservation_locked(reserved);
+    if (spent != 0) alerts = spend_locked(spent);
+  }
+  if (fleet_) fleet_->settled(reserved, spent, now);  // outside the lock: it may block
+  return alerts;
 }
 
 void SpendTracker::release(std::int64_t reserved) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  reserved_ = std::max<std::int64_t>(0, reserved_ - reserved);
-  if (fleet_) fleet_->settled(reserved, 0);
+  bool now = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    now = end_reservation_locked(reserved);
+  }
+  if (fleet_) fleet_->settled(reserved, 0, now);
 }
 
 std::vector<BudgetAlert> SpendTracker::spend(WallTime wall, std::int64_t nanos) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
-  if (fleet_) fleet_->settled(0, nanos);
+  if (fleet_) fleet_->settled(0, nanos, false);
   return spend_locked(nanos);
 }
 

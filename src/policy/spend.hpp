@@ -19,8 +19,9 @@ class FleetSpend {
   /** The fleet's answer to a reservation, or empty when it cannot be asked now (the tracker
    *  then decides on what it knows). */
   virtual std::optional<bool> reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) = 0;
-  /** A reservation of `released` ended, having cost `spent`; never blocks. */
-  virtual void settled(std::int64_t released, std::int64_t spent) = 0;
+  /** A reservation of `released` ended, having cost `spent`. With `now`, the fleet hears of it
+   *  before this returns (calls elsewhere wait on it); else it never blocks. */
+  virtual void settled(std::int64_t released, std::int64_t spent, bool now) = 0;
 };
 
 class SpendTracker {
@@ -65,6 +66,8 @@ class SpendTracker {
   void roll(WallTime wall);
   bool fits_locked(std::int64_t nanos, bool alone) const;
   std::vector<BudgetAlert> spend_locked(std::int64_t nanos);
+  // Ends a reservation of `reserved` locally; whether the fleet must hear of it at once.
+  bool end_reservation_locked(std::int64_t reserved);
 
   BudgetOptions options_;
   FleetSpend* fleet_ = nullptr;
@@ -72,6 +75,9 @@ class SpendTracker {
   Period day_;
   Period month_;
   std::int64_t reserved_ = 0;  // by attempts in flight, whatever their period
+  // The one reservation in flight was admitted alone (SpendCaps::admit_alone): every other
+  // call waits for it, so its end goes to the fleet at once.
+  bool alone_ = false;
 };
 
 }  // namespace failover::detail

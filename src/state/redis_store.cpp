@@ -550,8 +550,8 @@ class RedisStore final : public StateStore {
     {
       std::unique_lock<std::mutex> lock(l.mutex);
       if (!l.freed.wait_until(lock, deadline, [&] { return !l.busy; })) {
-        throw StateStoreError(describe_ + ": busy: the connection was not free within " +
-                              std::to_string(millis(l.timeout)) + " ms");
+        throw StateBusy(describe_ + ": busy: the connection was not free within " +
+                        std::to_string(millis(l.timeout)) + " ms");
       }
       l.busy = true;
     }

@@ -84,6 +84,8 @@ std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const 
   if (!reachable()) return std::nullopt;  // the thread finds out when it is back
   try {
     return options_.store->reserve_spend(holder_, wall, nanos, caps, wall + kHolderLife);
+  } catch (const StateBusy&) {  // this once, this process decides alone
+    return std::nullopt;
   } catch (const StateRefused&) {
     // The fleet's spend cannot be read (the round logs why): this process decides alone, and
     // keeps asking, since the store itself answers.
@@ -95,7 +97,18 @@ std::optional<bool> StateSync::reserve(WallTime wall, std::int64_t nanos, const 
   }
 }
 
-void StateSync::settled(std::int64_t released, std::int64_t spent) {
+void StateSync::settled(std::int64_t released, std::int64_t spent, bool now) {
+  if (now && reachable()) {
+    try {
+      options_.store->settle_spend(holder_, clock_.wall_now(), released, spent);
+      return;
+    } catch (const StateBusy&) {  // the round takes it
+    } catch (const StateRefused&) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      failed(e.what());
+    }
+  }
   // Published at the next round: until then the fleet counts the reservation as held, which
   // errs on the safe side, and a call does not cost the thread a round of its own.
   std::lock_guard<std::mutex> lock(mutex_);
@@ -127,6 +140,8 @@ std::optional<Duration> StateSync::Bucket::take(double tokens) {
     leased_requests_ = p.granted - 1;  // the first is this call's
     leased_tokens_ = limits_.tpm ? (p.granted - 1) * tokens : 0;
     lease_ends_ = now + kLeaseLife;
+    return std::nullopt;
+  } catch (const StateBusy&) {  // this once, local permits only
     return std::nullopt;
   } catch (const StateRefused&) {  // the fleet's bucket cannot be read: local permits only
     sync_.errors_.fetch_add(1, std::memory_order_relaxed);

@@ -63,9 +63,9 @@ class StateSync final : public FleetSpend {
   void cooling(std::size_t route, TimePoint until);
 
   // FleetSpend, from the call path: a reservation asks the store at once (bounded by its call
-  // timeout); a settlement is queued.
+  // timeout); a settlement is queued, unless the fleet waits on it (`now`).
   std::optional<bool> reserve(WallTime wall, std::int64_t nanos, const SpendCaps& caps) override;
-  void settled(std::int64_t released, std::int64_t spent) override;
+  void settled(std::int64_t released, std::int64_t spent, bool now) override;
 
   /** This process's name among the holders of budget reservations. */
   const std::string& holder() const { return holder_; }

@@ -198,6 +198,25 @@ TEST_F(SharedStateTest, AReservationInFlightElsewhereHoldsTheBudget) {
   EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
 }
 
+// A call of unknown cost admitted alone (its estimate, a guess, is past the budget's room)
+// holds the fleet's whole budget while it is in flight. Its settlement goes out before the call
+// returns, not at the next round: the calls waiting on it, here and elsewhere, must see the room
+// it leaves the moment this process does.
+TEST_F(SharedStateTest, ACallAdmittedAloneIsSettledWithTheFleetBeforeItReturns) {
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};  // no output cap: 4096 tokens guessed
+  o.budget.usd_per_day = 0.014;
+  o.state.sync_interval = std::chrono::hours(1);  // no round within the test
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(o);
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  const SharedSpend fleet = store->spend(clock->wall_now());
+  EXPECT_EQ(fleet.held_nanos, 0);
+  EXPECT_EQ(fleet.day_nanos, 7'000'000);
+}
+
 TEST_F(SharedStateTest, TwoClientsShareAnEndpointsRequestsPerMinute) {
   ClientOptions o = options();
   o.endpoints[0].limits.rpm = 3;  // one every 20 s, three at once
@@ -386,6 +405,37 @@ TEST_F(SharedStateTest, AStoreThatIsDownNeverStopsACallAndIsReportedOnce) {
   EXPECT_EQ(text.find(said), text.rfind(said));  // once per outage
   EXPECT_NE(client.metrics_text().find("failover_state_store_errors_total "), std::string::npos);
   EXPECT_EQ(client.metrics_text().find("failover_state_store_errors_total 0\n"), std::string::npos);
+}
+
+// A store too busy with this process's other calls to take a reservation within the call's
+// limit is not down: that call decides on what this process knows, and the store stays in use.
+TEST_F(SharedStateTest, AStoreTooBusyForOneCallIsNotDown) {
+  struct BusyStore final : ForwardingStore {
+    std::atomic<int> refused{0};
+    bool reserve_spend(const std::string&, WallTime, std::int64_t, const SpendCaps&,
+                       WallTime) override {
+      ++refused;
+      throw StateBusy("redis://127.0.0.1:6379/0: busy: the connection was not free within 10 ms");
+    }
+  };
+  auto busy = std::make_shared<BusyStore>();
+  std::ostringstream log;
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};
+  o.prices["m"].output_tokens = 6;
+  o.budget.usd_per_day = 1;
+  o.state.store = busy;
+  o.logger = std::make_shared<spdlog::logger>(
+      "state", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(o);
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  EXPECT_EQ(busy->refused.load(), 2);  // asked each time: busy is not an outage to wait out
+  EXPECT_EQ(log.str().find("unreachable"), std::string::npos) << log.str();
 }
 
 TEST_F(SharedStateTest, RefusedValuesAreLoggedAndNotTrusted) {
