@@ -59,11 +59,18 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
     const std::optional<bool> fleet = fleet_->reserve(wall, nanos, c);
     lock.lock();
     if (fleet) {
-      if (*fleet) {
-        reserved_ += nanos;
-        alone_ = alone_ || alone;
+      if (!*fleet) return false;
+      roll(wall);
+      if (!fits_locked(nanos, alone)) {
+        // Admitted by a fleet that has not heard of what this process admitted on its own (its
+        // store was busy) or spent since: given back.
+        lock.unlock();
+        fleet_->settled(nanos, 0, alone);
+        return false;
       }
-      return *fleet;
+      reserved_ += nanos;
+      alone_ = alone_ || alone;
+      return true;
     }
     // The fleet cannot be asked: refuse (fail closed), or decide on what this process knows.
     if (options_.fail_closed) {
@@ -81,8 +88,13 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
 void SpendTracker::observe_fleet(WallTime wall, std::int64_t day_nanos, std::int64_t month_nanos) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
-  day_.spent = day_nanos;
-  month_.spent = month_nanos;
+  day_.spent = day_nanos + unpublished_;
+  month_.spent = month_nanos + unpublished_;
+}
+
+void SpendTracker::published(std::int64_t nanos) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unpublished_ = std::max<std::int64_t>(0, unpublished_ - nanos);
 }
 
 std::int64_t SpendTracker::reserved() {
@@ -111,6 +123,7 @@ std::vector<BudgetAlert> SpendTracker::settle(WallTime wall, std::int64_t reserv
     roll(wall);
     now = end_reservation_locked(reserved);
     if (spent != 0) alerts = spend_locked(spent);
+    if (fleet_) unpublished_ += spent;
   }
   if (fleet_) fleet_->settled(reserved, spent, now);  // outside the lock: it may block
   return alerts;
@@ -128,7 +141,10 @@ void SpendTracker::release(std::int64_t reserved) {
 std::vector<BudgetAlert> SpendTracker::spend(WallTime wall, std::int64_t nanos) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(wall);
-  if (fleet_) fleet_->settled(0, nanos, false);
+  if (fleet_) {
+    fleet_->settled(0, nanos, false);
+    unpublished_ += nanos;
+  }
   return spend_locked(nanos);
 }
 

@@ -30,8 +30,12 @@ class SpendTracker {
 
   /** Reservations go to `fleet` first from now on (set before the first call). */
   void share(FleetSpend* fleet) { fleet_ = fleet; }
-  /** What the fleet has spent in the periods of `wall` replaces what this tracker knew. */
+  /** What the fleet has spent in the periods of `wall`, plus what this process spent that the
+   *  fleet has not heard of yet, replaces what this tracker knew. */
   void observe_fleet(WallTime wall, std::int64_t day_nanos, std::int64_t month_nanos);
+  /** `nanos` of this process's spend reached the fleet (until then, a read of the fleet's spend
+   *  leaves it counted). */
+  void published(std::int64_t nanos);
   /** Reserved by this process's attempts in flight. */
   std::int64_t reserved();
   SpendCaps caps() const;
@@ -78,6 +82,9 @@ class SpendTracker {
   // The one reservation in flight was admitted alone (SpendCaps::admit_alone): every other
   // call waits for it, so its end goes to the fleet at once.
   bool alone_ = false;
+  // Spent here and not yet published to the fleet (its settlements wait for a round): a read of
+  // the fleet's spend does not include it.
+  std::int64_t unpublished_ = 0;
 };
 
 }  // namespace failover::detail

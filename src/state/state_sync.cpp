@@ -101,6 +101,7 @@ void StateSync::settled(std::int64_t released, std::int64_t spent, bool now) {
   if (now && reachable()) {
     try {
       options_.store->settle_spend(holder_, clock_.wall_now(), released, spent);
+      spend_->published(spent);
       return;
     } catch (const StateBusy&) {  // the round takes it
     } catch (const StateRefused&) {
@@ -334,6 +335,7 @@ void StateSync::publish_spend(StateStore& store, bool resync) {
   }
   if (released != 0 || spent != 0) {
     store.settle_spend(holder_, wall, released, spent);
+    spend_->published(spent);
     std::lock_guard<std::mutex> lock(mutex_);
     unsettled_released_ -= released;
     unsettled_spent_ -= spent;

@@ -8,8 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
 
 namespace failover {
 namespace {
@@ -59,6 +63,60 @@ TEST(SpendTracker, SettlingBelowTheReservationGivesTheRestOfItsRoomBack) {
   EXPECT_EQ(spend.reserved(), 0);
   EXPECT_TRUE(spend.fits(noon, 800'000'000));
   EXPECT_FALSE(spend.fits(noon, 800'000'001));
+}
+
+// A fleet whose answers the test chooses; it records what it is told.
+struct ScriptedFleet final : detail::FleetSpend {
+  std::optional<bool> answer = true;  // empty: it cannot be asked now (a busy store)
+  std::vector<std::pair<std::int64_t, std::int64_t>> settled_calls;  // released, spent
+  std::function<void()> meanwhile;  // runs once, while the fleet is being asked
+  std::optional<bool> reserve(WallTime, std::int64_t, const SpendCaps&) override {
+    if (auto run = std::exchange(meanwhile, nullptr)) run();
+    return answer;
+  }
+  void settled(std::int64_t released, std::int64_t spent, bool) override {
+    settled_calls.emplace_back(released, spent);
+  }
+};
+
+TEST(SpendTracker, SpendTheFleetHasNotHeardOfStaysCountedWhenTheFleetsSpendIsRead) {
+  BudgetOptions o;
+  o.usd_per_day = 1.0;
+  detail::SpendTracker spend(o);
+  ScriptedFleet fleet;
+  spend.share(&fleet);
+  const WallTime noon{std::chrono::hours(24 * 20000 + 12)};
+  ASSERT_TRUE(spend.reserve(noon, 300'000'000));
+  spend.settle(noon, 300'000'000, 300'000'000);  // queued for the fleet's next round
+  spend.observe_fleet(noon, 0, 0);  // a round read the fleet before that settlement reached it
+  fleet.answer.reset();             // then the store is busy: this process decides alone
+  EXPECT_TRUE(spend.fits(noon, 700'000'000));
+  EXPECT_FALSE(spend.fits(noon, 700'000'001));
+  // Once the fleet has it, its spend is not counted twice.
+  spend.published(300'000'000);
+  spend.observe_fleet(noon, 300'000'000, 300'000'000);
+  EXPECT_TRUE(spend.fits(noon, 700'000'000));
+  EXPECT_FALSE(spend.fits(noon, 700'000'001));
+}
+
+TEST(SpendTracker, WhatThisProcessAdmittedAloneHoldsAgainstTheFleetsNextAnswer) {
+  BudgetOptions o;
+  o.usd_per_day = 1.0;
+  detail::SpendTracker spend(o);
+  ScriptedFleet fleet;
+  spend.share(&fleet);
+  const WallTime noon{std::chrono::hours(24 * 20000 + 12)};
+  fleet.meanwhile = [&] {
+    fleet.answer.reset();  // busy for another call: admitted here, the fleet never hears of it
+    EXPECT_TRUE(spend.reserve(noon, 600'000'000));
+    fleet.answer = true;
+  };
+  EXPECT_FALSE(spend.reserve(noon, 500'000'000));  // the fleet admits it, not knowing
+  ASSERT_EQ(fleet.settled_calls.size(), 1u);       // and gets its reservation back
+  EXPECT_EQ(fleet.settled_calls[0].first, 500'000'000);
+  EXPECT_EQ(fleet.settled_calls[0].second, 0);
+  EXPECT_TRUE(spend.reserve(noon, 400'000'000));
+  EXPECT_EQ(spend.reserved(), 1'000'000'000);
 }
 
 TEST(RetryBudget, AtLeastMinConcurrentThenAShareOfCallsInFlight) {
