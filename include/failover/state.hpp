@@ -14,6 +14,7 @@
 #include <failover/time.hpp>
 #include <failover/traffic.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -117,7 +118,8 @@ class StateBusy : public StateStoreError {
 class StateStore {
  public:
   virtual ~StateStore() = default;
-  /** `route`'s breaker tripped: it is open until `until` (a later time wins). */
+  /** `route`'s breaker tripped, here or on the fleet's window of calls: it is open until
+   *  `until` (a later time wins). */
   virtual void route_opened(const std::string& route, WallTime until) = 0;
   /** A probe of `route` passed: it serves again, everywhere. */
   virtual void route_closed(const std::string& route) = 0;
@@ -125,8 +127,24 @@ class StateStore {
   virtual void route_cooling(const std::string& route, WallTime until) = 0;
   /** What is known of each of `routes`, in that order (an empty entry for one never seen). */
   virtual std::vector<SharedRoute> routes(const std::vector<std::string>& routes) = 0;
-  /** Forgets what is known of `route` (an operator's reset). */
+  /** Forgets what is known of `route` (an operator's reset), its window of calls too. */
   virtual void reset_route(const std::string& route) = 0;
+  /** The fleet's window of `route`'s last calls, for breakers that count failures across
+   *  processes: appends `calls` (oldest first; true = a failure the breaker counts), keeps the
+   *  last `keep`, lets the window expire `ttl` after this append when nothing more comes, and
+   *  returns the window as it now stands, oldest first; all in one step, atomic against every
+   *  other process. A trip or a recovery (`route_opened`, `route_closed`) starts the window
+   *  over. Empty: the store keeps no windows (the default, and the memory store's), and each
+   *  process counts the failures of its own calls. */
+  virtual std::optional<std::vector<bool>> record_calls(const std::string& route,
+                                                        const std::vector<bool>& calls,
+                                                        std::size_t keep, Duration ttl) {
+    (void)route;
+    (void)calls;
+    (void)keep;
+    (void)ttl;
+    return std::nullopt;
+  }
 
   // Budget. A process (`holder`) reserves a call's estimated cost before the call and settles
   // it after; reservations of a holder not heard from since `alive_until` are dropped, so a
@@ -195,8 +213,10 @@ struct RedisStoreOptions {
    *  fleet's state, operators' commands). */
   Duration timeout = std::chrono::milliseconds(200);
   /** Limit of connecting and of each command a call waits for (reserving budget, taking a
-   *  shared rate-limit permit): past it the call goes on with this process's own state, and
-   *  the client stops asking until the store answers its background thread again. */
+   *  shared rate-limit permit): past it the call goes on with this process's own state. When
+   *  Redis did not answer in time, the client stops asking until the store answers its
+   *  background thread again; when the connection was only busy with the process's other
+   *  calls (`StateBusy`), the next call asks again. */
   Duration call_timeout = std::chrono::milliseconds(10);
 };
 

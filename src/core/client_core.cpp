@@ -73,6 +73,14 @@ std::optional<TimePoint> RouteState::own_open_until(TimePoint now) const {
   }
 }
 
+bool RouteState::own_breaker_closed(TimePoint now) const {
+  try {
+    return breaker->state(now) == BreakerState::Closed;
+  } catch (...) {
+    return false;
+  }
+}
+
 void RouteState::publish_breaker(TimePoint now) {
   if (const std::optional<TimePoint> open = own_open_until(now)) {  // tripped, or again
     const TimePoint::rep until = std::max<TimePoint::rep>(open->time_since_epoch().count(), 1);
@@ -180,13 +188,19 @@ bool RouteState::try_acquire(TimePoint now) {
 void RouteState::on_success(TimePoint now, Duration latency) {
   invoke_user(hook_name, [&] { breaker->on_success(now, latency); });
   observe_breaker(now);
-  if (sync) publish_breaker(now);
+  if (sync) {
+    publish_breaker(now);
+    sync->call_ended(index, false);
+  }
 }
 
 void RouteState::on_failure(TimePoint now, ErrorKind kind) {
   invoke_user(hook_name, [&] { breaker->on_failure(now, kind); });
   observe_breaker(now);
-  if (sync) publish_breaker(now);
+  if (sync) {
+    publish_breaker(now);
+    if (DefaultCircuitBreaker::counts_as_failure(kind)) sync->call_ended(index, true);
+  }
 }
 
 BreakerState RouteState::breaker_state(TimePoint now) const {
@@ -626,6 +640,9 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     if (canary_) {
       shared.canary = canary_.get();
       shared.canary_candidate = o.canary.candidate->endpoint + "/" + o.canary.candidate->model;
+    }
+    if (const auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
+      shared.breaker = factory->options;
     }
     sync_ = std::make_unique<StateSync>(o.state, std::move(shared), *o.clock, o.logger.get());
     for (std::size_t i = 0; i < routes_.size(); ++i) {

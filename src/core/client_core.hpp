@@ -132,6 +132,8 @@ struct RouteState {
   /** The fleet closed the route (a probe passed elsewhere): the hold ends, and so does the
    *  local breaker's open period. */
   void release_hold(TimePoint now);
+  /** Whether the local breaker itself (the fleet's hold aside) is closed. */
+  bool own_breaker_closed(TimePoint now) const;
   /** The end of the local breaker's own open period, when it is open. */
   std::optional<TimePoint> own_open_until(TimePoint now) const;
   /** After a breaker call: a trip or a recovery is published to the fleet. */

@@ -1,5 +1,7 @@
 // The StateStore on Redis (hiredis, blocking API with timeouts). Keys are versioned:
 //   {prefix}v1:route:{endpoint/model}  hash: open_until, cooldown_until (ms since the epoch)
+//   {prefix}v1:calls:{endpoint/model}  string: the fleet's last calls, oldest first, '1' a
+//                                      failure and '0' a success (the default breaker's window)
 //   {prefix}v1:spend:day:{YYYY-MM-DD}  integer: nano-dollars spent that UTC day
 //   {prefix}v1:spend:month:{YYYY-MM}   integer: nano-dollars spent that UTC month
 //   {prefix}v1:spend:held              hash: {holder} = nanos reserved, {holder}@ = alive until
@@ -90,6 +92,17 @@ local function spent_of(key)
   if not v then return 0 end
   return tonumber(v)
 end
+)lua";
+
+// KEYS: calls. ARGV: the calls to append ('0'/'1'), how many to keep, ttl ms. Returns the window.
+constexpr const char* kRecordCallsScript = R"lua(
+local w = redis.call('GET', KEYS[1]) or ''
+if not string.match(w, '^[01]*$') then return redis.error_reply('calls window holds something not 0s and 1s') end
+w = w .. ARGV[1]
+local keep = tonumber(ARGV[2])
+if #w > keep then w = string.sub(w, -keep) end
+redis.call('SET', KEYS[1], w, 'PX', ARGV[3])
+return w
 )lua";
 
 // KEYS: day, month, held. ARGV: holder, nanos, day cap, month cap (-1: none), now ms, alive-until
@@ -321,12 +334,24 @@ class RedisStore final : public StateStore {
     }
   }
 
+  // A trip or a recovery starts the fleet's window of the route's calls over.
   void route_opened(const std::string& route, WallTime until) override {
     raise(route, "open_until", until);
+    Use u = use(bg_);
+    command(u, {"DEL", calls_key(route)});
   }
   void route_closed(const std::string& route) override {
     Use u = use(bg_);
-    command(u, {"HDEL", key(route), "open_until"});
+    send_locked(u, {"HDEL", key(route), "open_until"});
+    send_locked(u, {"DEL", calls_key(route)});
+    std::string refused;
+    for (const char* what : {"HDEL", "DEL"}) {  // one round trip; both replies read
+      Reply r = receive_locked(u, what);
+      if (r->type == REDIS_REPLY_ERROR && refused.empty()) {
+        refused = describe_ + ": " + what + " failed: " + std::string(r->str, r->len);
+      }
+    }
+    if (!refused.empty()) throw StateRefused(refused);
   }
   void route_cooling(const std::string& route, WallTime until) override {
     raise(route, "cooldown_until", until);
@@ -355,7 +380,26 @@ class RedisStore final : public StateStore {
   }
   void reset_route(const std::string& route) override {
     Use u = use(bg_);
-    command(u, {"DEL", key(route)});
+    command(u, {"DEL", key(route), calls_key(route)});
+  }
+  std::optional<std::vector<bool>> record_calls(const std::string& route,
+                                                const std::vector<bool>& calls, std::size_t keep,
+                                                Duration ttl) override {
+    std::string appended;
+    for (bool failure : calls) appended += failure ? '1' : '0';
+    Use u = use(bg_);
+    Reply r = command(u, {"EVAL", kRecordCallsScript, "1", calls_key(route), appended,
+                          std::to_string(keep), std::to_string(std::max(1LL, millis(ttl)))});
+    const std::string window =
+        r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : std::string("?");
+    if (window.size() > keep || window.find_first_not_of("01") != std::string::npos) {
+      throw StateRefused(describe_ + ": the window of calls of " + route +
+                         " is not a string of at most " + std::to_string(keep) + " 0s and 1s");
+    }
+    std::vector<bool> out;
+    out.reserve(window.size());
+    for (char c : window) out.push_back(c == '1');
+    return out;
   }
   std::string describe() const override { return describe_; }
 
@@ -505,6 +549,9 @@ class RedisStore final : public StateStore {
 
   std::string key(const std::string& route) const {
     return options_.prefix + kVersion + ":route:" + route;
+  }
+  std::string calls_key(const std::string& route) const {
+    return options_.prefix + kVersion + ":calls:" + route;
   }
 
   void raise(const std::string& route, const char* field, WallTime until) {

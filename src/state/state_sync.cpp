@@ -29,6 +29,9 @@ constexpr Duration kLeaseLife = std::chrono::seconds(1);
 // them every round while it holds any.
 constexpr Duration kHolderLife = std::chrono::seconds(10);
 
+// A route's window of the fleet's calls is forgotten after this long without a call.
+constexpr Duration kWindowLife = std::chrono::minutes(10);
+
 WallTime to_ms(WallTime t) { return std::chrono::time_point_cast<std::chrono::milliseconds>(t); }
 
 // Unique among the processes of a fleet: the host's process id and 64 random bits.
@@ -51,11 +54,14 @@ StateSync::StateSync(StateOptions options, Parts parts, const Clock& clock, spdl
       canary_(parts.canary),
       canary_candidate_(std::move(parts.canary_candidate)),
       clock_(clock),
-      logger_(logger) {
+      logger_(logger),
+      breaker_(parts.breaker),
+      windows_(parts.breaker.has_value()) {
   for (const auto& r : routes_) names_.push_back(r->ref.endpoint + "/" + r->ref.model);
   seen_open_.resize(routes_.size());
   own_open_.resize(routes_.size());
   refused_logged_.assign(routes_.size(), 0);
+  calls_.resize(routes_.size());
   give_backs_.resize(endpoints_.size());
   for (std::size_t i = 0; i < endpoints_.size(); ++i) {
     RateLimiter* limiter = parts.limiters ? (*parts.limiters)[i].get() : nullptr;
@@ -205,6 +211,16 @@ void StateSync::cooling(std::size_t route, TimePoint until) {
   push(Event{Event::Kind::Cooling, route, to_wall(until)});
 }
 
+void StateSync::call_ended(std::size_t route, bool failure) {
+  if (!windows_.load(std::memory_order_relaxed)) return;
+  const auto keep =
+      static_cast<std::size_t>(std::max(breaker_->window, breaker_->consecutive_failures));
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<bool>& calls = calls_[route];
+  if (calls.size() == keep) calls.erase(calls.begin());  // the window keeps no more
+  calls.push_back(failure);
+}
+
 void StateSync::push(Event e) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -260,6 +276,8 @@ bool StateSync::round(bool resync) {
         }
       }
     }
+    // Calls first: a trip among the events below starts the window over after them.
+    publish_calls(store);
     for (const Event& e : events) {
       guarded(Part::Routes, [&] {
         switch (e.kind) {
@@ -317,6 +335,9 @@ bool StateSync::has_news_locked() const { return !queue_.empty() || canary_news_
 
 bool StateSync::has_pending_locked() const {
   if (has_news_locked() || unsettled_released_ != 0 || unsettled_spent_ != 0) return true;
+  if (std::any_of(calls_.begin(), calls_.end(), [](const auto& c) { return !c.empty(); })) {
+    return true;
+  }
   return std::any_of(give_backs_.begin(), give_backs_.end(),
                      [](const GiveBack& g) { return g.requests != 0 || g.tokens != 0; });
 }
@@ -347,6 +368,79 @@ void StateSync::publish_spend(StateStore& store, bool resync) {
   }
   const SharedSpend fleet = store.spend(wall);
   spend_->observe_fleet(wall, fleet.day_nanos, fleet.month_nanos);
+}
+
+// The calls each route served or failed go to the fleet's window of its calls (one round trip
+// per route with news), which trips the route for the fleet past the breaker's thresholds: so
+// processes too short-lived to reach them alone (CLI runs, recycled workers) reach them
+// together. The fleet's breaker mirrors the default one: no window while the route is open for
+// the fleet; after the open period, the next call decides: a failure re-opens it for twice the
+// first period (capped), a success closes it. A route whose own breaker is not closed is left
+// to it (its trips and recoveries are published as they happen).
+void StateSync::publish_calls(StateStore& store) {
+  if (!windows_.load(std::memory_order_relaxed)) return;
+  std::vector<std::vector<bool>> calls(routes_.size());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    calls.swap(calls_);
+    calls_.resize(routes_.size());
+  }
+  const TimePoint now = clock_.now();
+  const WallTime wall = clock_.wall_now();
+  const CircuitBreakerOptions& b = *breaker_;
+  const auto keep = static_cast<std::size_t>(std::max(b.window, b.consecutive_failures));
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    if (calls[i].empty() || !routes_[i]->own_breaker_closed(now)) continue;
+    const bool half_open = seen_open_[i] && *seen_open_[i] <= wall;
+    if (seen_open_[i] && !half_open) continue;  // admitted before the fleet's trip: stale
+    guarded(Part::Routes, [&] {
+      const std::optional<std::vector<bool>> window =
+          store.record_calls(names_[i], calls[i], keep, kWindowLife);
+      if (!window) {  // the store keeps no windows: each process counts its own
+        windows_.store(false, std::memory_order_relaxed);
+        return;
+      }
+      if (half_open) {
+        if (std::find(calls[i].begin(), calls[i].end(), true) != calls[i].end()) {
+          fleet_trip(store, i, std::min(b.open_duration * 2, b.max_open_duration),
+                     "a call failed after its open period");
+        } else {
+          store.route_closed(names_[i]);  // the fleet sees it at this round's read
+        }
+        return;
+      }
+      const auto failed_in_a_row =
+          static_cast<int>(std::find(window->rbegin(), window->rend(), false) - window->rbegin());
+      const auto last = std::min(window->size(), static_cast<std::size_t>(b.window));
+      const auto failures =
+          std::count(window->end() - static_cast<std::ptrdiff_t>(last), window->end(), true);
+      if (failed_in_a_row >= b.consecutive_failures) {
+        fleet_trip(store, i, b.open_duration,
+                   std::to_string(failed_in_a_row) + " calls in a row failed");
+      } else if (static_cast<int>(last) >= b.min_calls &&
+                 static_cast<double>(failures) >= b.failure_rate * static_cast<double>(last)) {
+        fleet_trip(
+            store, i, b.open_duration,
+            std::to_string(failures) + " of the last " + std::to_string(last) + " calls failed");
+      }
+    });
+    if (!windows_.load(std::memory_order_relaxed)) return;
+  }
+}
+
+// `route` opens for the fleet for `period`, this process being the one whose verdict the
+// others wait for (its next call after the period).
+void StateSync::fleet_trip(StateStore& store, std::size_t route, Duration period,
+                           const std::string& why) {
+  const WallTime until = to_ms(clock_.wall_now() + period);
+  own_open_[route] = until;
+  store.route_opened(names_[route], until);
+  routes_[route]->hold_until(to_steady(until));
+  if (logger_) {
+    logger_->info("route {} opened for the fleet for {} ms: across its processes, {}",
+                  names_[route],
+                  std::chrono::duration_cast<std::chrono::milliseconds>(period).count(), why);
+  }
 }
 
 // What calls gave back to the fleet's buckets. Lost if the store fails: a bucket the store

@@ -3,12 +3,15 @@
 // Shares state with the fleet through a StateStore. Route state goes off the call path: calls
 // queue what their routes learn (a breaker trip, a recovery, a 429 cooldown), and one
 // background thread publishes it at once and reads the fleet's state every `sync_interval`,
-// applying it as holds on the local routes. Budget reservations and rate-limit permits must be
-// atomic across processes, so a call asks the store for them itself (one round trip, bounded
-// by the store's call timeout); what gives them back is queued for the thread. A store that
-// fails is retried on the next round; meanwhile the client serves on its own state
+// applying it as holds on the local routes. With the default breaker, the calls each route
+// served or failed go to the fleet's window of its calls at the next round, and a window past
+// the breaker's thresholds trips the route for the fleet. Budget reservations and rate-limit
+// permits must be atomic across processes, so a call asks the store for them itself (one round
+// trip, bounded by the store's call timeout); what gives them back is queued for the thread. A
+// store that fails is retried on the next round; meanwhile the client serves on its own state
 // (fail-open), logs once per outage and counts the errors.
 
+#include <failover/policy/circuit_breaker.hpp>
 #include <failover/state.hpp>
 
 #include "policy/rate_limiter.hpp"
@@ -46,6 +49,9 @@ class StateSync final : public FleetSpend {
     std::vector<std::string> endpoints;
     CanaryController* canary = nullptr;  // with the name of its candidate, endpoint/model
     std::string canary_candidate;
+    /** The thresholds of the routes' breakers when they are the default one: their failures
+     *  are then counted for the fleet too, on the store's windows of calls. */
+    std::optional<CircuitBreakerOptions> breaker;
   };
   StateSync(StateOptions options, Parts parts, const Clock& clock, spdlog::logger* logger);
   /** Publishes what is still queued (each store call bounded by the store's own timeout), then
@@ -61,6 +67,9 @@ class StateSync final : public FleetSpend {
   void opened(std::size_t route, TimePoint until);
   void closed(std::size_t route);
   void cooling(std::size_t route, TimePoint until);
+  /** An attempt on `route` its breaker heard of ended: a success, or a failure it counts.
+   *  Queued for the next round, which adds it to the fleet's window. */
+  void call_ended(std::size_t route, bool failure);
 
   // FleetSpend, from the call path: a reservation asks the store at once (bounded by its call
   // timeout); a settlement is queued, unless the fleet waits on it (`now`).
@@ -121,6 +130,8 @@ class StateSync final : public FleetSpend {
   void publish_spend(StateStore& store, bool resync);  // in a round
   void publish_permits(StateStore& store);             // in a round
   void share_canary(StateStore& store);                // in a round
+  void publish_calls(StateStore& store);               // in a round
+  void fleet_trip(StateStore& store, std::size_t route, Duration period, const std::string& why);
   // One round: publish the queue, read the fleet's state and apply it. False on a store error.
   bool round(bool resync);
   // The parts of a round that a refused key may cost, each on its own.
@@ -150,14 +161,17 @@ class StateSync final : public FleetSpend {
   std::vector<std::optional<WallTime>> seen_open_;  // the fleet's last open_until per route
   std::vector<std::optional<WallTime>> own_open_;   // the open_until this process published
   std::vector<char> refused_logged_;                // a refused value was logged for the route
+  std::optional<CircuitBreakerOptions> breaker_;    // Parts::breaker
+  std::atomic<bool> windows_{false};                // the fleet's windows are kept and used
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Event> queue_;
   std::int64_t unsettled_released_ = 0;  // settlements not yet published
   std::int64_t unsettled_spent_ = 0;
-  std::vector<GiveBack> give_backs_;  // per endpoint, not yet published
-  bool canary_news_ = false;          // the canary decided something that must go out
+  std::vector<GiveBack> give_backs_;      // per endpoint, not yet published
+  std::vector<std::vector<bool>> calls_;  // per route: calls that ended, not yet published
+  bool canary_news_ = false;              // the canary decided something that must go out
   bool stopping_ = false;
   std::thread thread_;
   std::atomic<std::uint64_t> errors_{0};

@@ -382,6 +382,37 @@ std::string shared_config(const Mock& primary, const Mock& secondary, const std:
   return temp_file("shared.json", cfg.dump());
 }
 
+// Ten one-call processes in a row against a primary that answers 503, with the default breaker
+// (5 failures in a row): no process reaches 5 alone, but their failures add up on the fleet's
+// window of the route's calls, and the route opens for all.
+TEST(CliSharedState, FailuresOfOneCallProcessesAddUpAndOpenTheRouteForTheFleet) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock primary("down", R"({"then": 503})");
+  Mock secondary("up", R"({"reply": "served"})");
+  json cfg = json::parse(std::ifstream(shared_config(primary, secondary, redis.url())));
+  cfg.erase("circuit_breaker");
+  const std::string file = temp_file("fleet_window.json", cfg.dump());
+  std::vector<int> sent;  // the primary's requests after each process
+  for (int i = 0; i < 10; ++i) {
+    json doc = chat_json(file);
+    ASSERT_FALSE(doc.contains("error")) << doc.dump();
+    EXPECT_EQ(doc["failover"]["served_by"]["endpoint"], "secondary") << doc.dump();
+    sent.push_back(requests_of(primary));
+  }
+  EXPECT_EQ(sent[0], 1);  // one process alone never reaches the threshold
+  // Tripped when 5 failures added up: no process after that tried the primary again.
+  EXPECT_EQ(sent[4], 5) << ::testing::PrintToString(sent);
+  EXPECT_EQ(sent[9], 5) << ::testing::PrintToString(sent);
+
+  auto shown = run({kCli, "state", "--config", file, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const json state = json::parse(shown.out);
+  EXPECT_EQ(state["routes"][0]["endpoint"], "primary");
+  EXPECT_EQ(state["routes"][0]["breaker"], "open") << state.dump();
+  EXPECT_EQ(state["routes"][1]["breaker"], "closed");
+}
+
 TEST(CliSharedState, ABreakerOpenedByOneRunHoldsTheNextRunAndStateShowsIt) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;

@@ -244,6 +244,28 @@ TEST_F(RedisStateTest, BudgetSpendAndReservationsFollowTheContract) {
   EXPECT_GT(pttl(*redis, "failover:v1:spend:month:2026-12"), 61LL * 24 * 3600 * 1000);
 }
 
+TEST_F(RedisStateTest, WindowsOfCallsFollowTheContract) {
+  auto s = store();
+  testing::check_window_contract(*s);
+  // Versioned, and forgotten ten minutes after the last call.
+  s->record_calls("a/m", {true}, 5, std::chrono::minutes(10));
+  const long long ttl = pttl(*redis, "failover:v1:calls:a/m");
+  EXPECT_GT(ttl, 10LL * 60 * 1000 - 60000);
+  EXPECT_LE(ttl, 10LL * 60 * 1000);
+}
+
+TEST_F(RedisStateTest, AWindowOfCallsThatIsNotZerosAndOnesIsRefused) {
+  auto s = store();
+  raw(*redis, {"SET", "failover:v1:calls:a/m", "0x1"});
+  raw(*redis, {"HSET", "failover:v1:calls:b/m", "f", "1"});
+  for (const char* route : {"a/m", "b/m"}) {
+    EXPECT_THROW(s->record_calls(route, {true}, 5, std::chrono::minutes(10)), StateRefused)
+        << route;
+  }
+  s->route_opened("a/m", testing::kNoon);  // a trip clears it
+  EXPECT_EQ(s->record_calls("a/m", {true}, 5, std::chrono::minutes(10)), std::vector<bool>{true});
+}
+
 TEST_F(RedisStateTest, RateLimitBucketsFollowTheContract) {
   auto s = store();
   testing::check_bucket_contract(*s);

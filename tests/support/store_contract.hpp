@@ -10,11 +10,36 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace failover::testing {
 
 // 2026-12-01 12:00:00 UTC.
 inline const WallTime kNoon{std::chrono::hours(24 * 20788 + 12)};
+
+// For a store that keeps the fleet's windows of calls (Redis; the memory store keeps none).
+inline void check_window_contract(StateStore& store) {
+  using std::chrono::minutes;
+  using Calls = std::vector<bool>;
+  store.reset_route("w/m");
+  store.reset_route("x/m");
+  std::optional<Calls> w = store.record_calls("w/m", {true, false}, 3, minutes(10));
+  ASSERT_TRUE(w);
+  EXPECT_EQ(*w, (Calls{true, false}));
+  w = store.record_calls("w/m", {true, true}, 3, minutes(10));  // the oldest goes
+  ASSERT_TRUE(w);
+  EXPECT_EQ(*w, (Calls{false, true, true}));
+  EXPECT_EQ(store.record_calls("x/m", {false}, 3, minutes(10)), Calls{false});  // its own
+  // A trip, a recovery and an operator's reset each start the window over.
+  store.route_opened("w/m", kNoon + minutes(1));
+  EXPECT_EQ(store.record_calls("w/m", {true}, 3, minutes(10)), Calls{true});
+  store.route_closed("w/m");
+  EXPECT_EQ(store.record_calls("w/m", {false}, 3, minutes(10)), Calls{false});
+  store.reset_route("w/m");
+  EXPECT_EQ(store.record_calls("w/m", {}, 3, minutes(10)), Calls{});
+  EXPECT_EQ(store.record_calls("x/m", {}, 3, minutes(10)), Calls{false});
+  EXPECT_TRUE(store.routes({"w/m"})[0].refused.empty());
+}
 
 inline void check_spend_contract(StateStore& store) {
   using std::chrono::hours;

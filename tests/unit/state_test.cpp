@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -488,6 +489,155 @@ TEST_F(SharedStateTest, PermitsComeALeaseAtATimeAndWhatIsLeftGoesBack) {
     EXPECT_EQ(counting->takes.load(), 1);  // one round trip for three calls
   }                                        // the client ends: the 7 permits it did not use go back
   EXPECT_EQ(counting->returned, 7.0);
+}
+
+// ---- Failure windows kept for the fleet ----------------------------------------------------
+
+// A store that keeps windows of calls, as Redis does (the memory store keeps none).
+struct WindowStore final : ForwardingStore {
+  std::mutex mutex;
+  std::map<std::string, std::vector<bool>> windows;
+  std::atomic<int> appends{0};
+  std::optional<std::vector<bool>> record_calls(const std::string& route,
+                                                const std::vector<bool>& calls, std::size_t keep,
+                                                Duration ttl) override {
+    EXPECT_EQ(ttl, std::chrono::minutes(10));
+    std::lock_guard<std::mutex> lock(mutex);
+    ++appends;
+    std::vector<bool>& w = windows[route];
+    w.insert(w.end(), calls.begin(), calls.end());
+    if (w.size() > keep) w.erase(w.begin(), w.end() - static_cast<std::ptrdiff_t>(keep));
+    return w;
+  }
+  std::size_t size_of(const std::string& route) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return windows[route].size();
+  }
+  void route_opened(const std::string& r, WallTime t) override {
+    forget(r);
+    inner->route_opened(r, t);
+  }
+  void route_closed(const std::string& r) override {
+    forget(r);
+    inner->route_closed(r);
+  }
+  void reset_route(const std::string& r) override {
+    forget(r);
+    inner->reset_route(r);
+  }
+  void forget(const std::string& r) {
+    std::lock_guard<std::mutex> lock(mutex);
+    windows.erase(r);
+  }
+};
+
+TEST(WindowStore, TheTestsStoreOfWindowsFollowsTheContract) {
+  WindowStore windows;
+  testing::check_window_contract(windows);
+}
+
+// Clients standing for short-lived processes (each sends one call, which fails over from a to
+// b), with the default breaker: 5 failures in a row open it.
+struct FleetWindowTest : SharedStateTest {
+  std::shared_ptr<WindowStore> windows = std::make_shared<WindowStore>();
+  ClientOptions fleet_options() {
+    ClientOptions o = options();
+    o.circuit_breaker = DefaultCircuitBreaker::factory();
+    o.state.store = windows;
+    return o;
+  }
+  // One process's life: a call, then the client ends (what it learnt goes out as it ends).
+  Strings one_process_call() {
+    Client process(fleet_options());
+    auto r = process.chat(ping());
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? outcomes(r->attempts) : Strings{};
+  }
+  std::optional<WallTime> open_until(const std::string& route) {
+    return windows->routes({route})[0].open_until;
+  }
+};
+
+TEST_F(FleetWindowTest, FailuresOfShortLivedProcessesAddUpAndTripTheRouteForTheFleet) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  const Strings failed_over = {"a:overloaded", "b:success"};
+  EXPECT_EQ(one_process_call(), failed_over);
+  EXPECT_EQ(windows->size_of("a/m"), 1u);  // published as the process ended
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(one_process_call(), failed_over);
+  EXPECT_FALSE(open_until("a/m"));  // 4 in a row: not yet
+  EXPECT_EQ(one_process_call(), failed_over);
+  // 5 in a row: the fleet's breaker opened for the default 5 s, and its window starts over.
+  ASSERT_TRUE(open_until("a/m"));
+  EXPECT_EQ(*open_until("a/m"), std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                    clock->wall_now() + seconds(5)));
+  EXPECT_EQ(windows->size_of("a/m"), 0u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(one_process_call(), (Strings{"b:success"}));
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 5);
+}
+
+TEST_F(FleetWindowTest, TheFailureRateOverTheFleetsLastCallsTripsItToo) {
+  // Every other request to a fails: never two failures in a row, but half of the fleet's calls
+  // on a fail. With the 10th call (min_calls), 5 of 10 open it.
+  std::atomic<int> requests{0};
+  fake->on(testing::chat_url(kA), [&](const HttpRequest&) {
+    return requests++ % 2 == 0 ? testing::status(503) : testing::ok("a");
+  });
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(one_process_call(), (Strings{"a:overloaded", "b:success"}));
+    if (i < 4) {
+      EXPECT_EQ(one_process_call(), (Strings{"a:success"}));
+    }
+  }
+  EXPECT_FALSE(open_until("a/m"));  // 5 of 9
+  EXPECT_EQ(one_process_call(), (Strings{"a:success"}));
+  EXPECT_TRUE(open_until("a/m"));  // 5 of 10
+  EXPECT_EQ(one_process_call(), (Strings{"b:success"}));
+}
+
+TEST_F(FleetWindowTest, AfterItsOpenPeriodTheNextFailureReopensItAndASuccessClosesIt) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  for (int i = 0; i < 5; ++i) one_process_call();
+  ASSERT_TRUE(open_until("a/m"));
+  // Another process (not the one that tripped it) waits 10 s past the open period for the
+  // tripper's verdict, then tries a itself: a failure opens it again, for 8 s (doubled, capped).
+  clock->advance(seconds(15));
+  EXPECT_EQ(one_process_call(), (Strings{"a:overloaded", "b:success"}));
+  ASSERT_TRUE(open_until("a/m"));
+  EXPECT_EQ(*open_until("a/m"), std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                    clock->wall_now() + seconds(8)));
+  // Recovered: after that period the next call passes, and the route is closed for all.
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  clock->advance(seconds(18));
+  EXPECT_EQ(one_process_call(), (Strings{"a:success"}));
+  EXPECT_FALSE(open_until("a/m"));
+  EXPECT_EQ(windows->size_of("a/m"), 0u);
+}
+
+TEST_F(FleetWindowTest, TheMemoryStoreAndAnApplicationsBreakerKeepNoFleetWindow) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  const Strings failed_over = {"a:overloaded", "b:success"};
+  auto memory = [&] {
+    ClientOptions o = fleet_options();
+    o.state.store = store;
+    return o;
+  };
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(outcomes(Client(memory()).chat(ping()).value().attempts), failed_over);
+  }
+  EXPECT_FALSE(store->routes({"a/m"})[0].open_until);  // each process counted its own one
+  auto own_breaker = [&] {
+    ClientOptions o = fleet_options();
+    o.circuit_breaker = [](const RouteRef&) { return std::make_unique<DefaultCircuitBreaker>(); };
+    return o;
+  };
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(outcomes(Client(own_breaker()).chat(ping()).value().attempts), failed_over);
+  }
+  EXPECT_EQ(windows->appends.load(), 0);  // its thresholds are its own: nothing to count
 }
 
 }  // namespace
