@@ -3,6 +3,7 @@
 #include <failover/config.hpp>
 
 #include "core/client_core.hpp"
+#include "util/edit_distance.hpp"
 #include "util/secret_names.hpp"
 #include "util/utf8.hpp"
 #include "wire/http_headers.hpp"
@@ -49,21 +50,6 @@ std::string join_path(const std::string& base, const std::string& key) {
       plain ? key
             : nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return base.empty() ? k : base + "." + k;
-}
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 const char* type_name(const json& v) {
@@ -166,7 +152,7 @@ class Reader {
       std::string best;
       std::size_t best_distance = 3;
       for (const char* a : allowed) {
-        std::size_t d = edit_distance(key, a);
+        std::size_t d = detail::edit_distance(key, a);
         if (d < best_distance) {
           best_distance = d;
           best = a;

@@ -930,6 +930,7 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   // once (its refusal says nothing of its health).
   stream_refused_ = f.wire && !in_band && f.wire->native.dialect() == Dialect::OpenAI &&
                     policy::refuses_streaming(c);
+  policy::explain_not_found(c, f.wire ? route_of(f).stream_url : route_of(f).url);
   AttemptOutcome outcome;
   outcome.kind = c.kind;
   outcome.http_status = c.status;

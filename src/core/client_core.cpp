@@ -6,6 +6,7 @@
 #include "engine/async_engine.hpp"
 #include "state/state_sync.hpp"
 #include "util/ascii.hpp"
+#include "util/edit_distance.hpp"
 #include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
@@ -293,7 +294,69 @@ std::string validate_base_url(const std::string& url, const std::string& field) 
     invalid(field + " must not contain a query or fragment; use the endpoint's query map");
   }
   while (!u.empty() && u.back() == '/') u.pop_back();
+  // The path of an operation, which the client adds itself: the base is what comes before.
+  const std::string path = u.substr(scheme_end + 3 + authority.size());
+  std::size_t op = std::string::npos;
+  for (const char* suffix : {"/chat/completions", "/messages"}) {
+    const std::size_t n = std::char_traits<char>::length(suffix);
+    if (path.size() >= n && path.compare(path.size() - n, n, suffix) == 0) op = u.size() - n;
+  }
+  for (const char* verb : {":generateContent", ":streamGenerateContent"}) {
+    const std::size_t at = path.rfind(verb);
+    const std::size_t models = path.rfind("/models/", at);
+    if (at != std::string::npos && models != std::string::npos) {
+      op = scheme_end + 3 + authority.size() + models;
+    }
+  }
+  if (op != std::string::npos) {
+    invalid(field + " ends in " + u.substr(op) + ", which the client adds itself: use " +
+            shown(u.substr(0, op)));
+  }
   return u;
+}
+
+// A budget counts only the routes whose model has a price: one that can count none, or whose
+// prices miss a routed model by a typo, would silently never apply.
+void check_budget_applies(const ClientOptions& o,
+                          const std::vector<std::pair<RouteRef, std::size_t>>& routes) {
+  if (!o.budget.usd_per_day && !o.budget.usd_per_month) return;
+  std::vector<std::string> unpriced;
+  bool priced = false;
+  for (const auto& route : routes) {
+    const std::string& model = route.first.model;
+    if (o.prices.count(model)) {
+      priced = true;
+    } else if (std::find(unpriced.begin(), unpriced.end(), model) == unpriced.end()) {
+      unpriced.push_back(model);
+    }
+  }
+  auto squeezed = [](const std::string& name) {
+    std::string out;
+    for (char c : name) {
+      if (std::isalnum(static_cast<unsigned char>(c))) out += ascii_lower(c);
+    }
+    return out;
+  };
+  auto routed = [&](const std::string& model) {
+    return std::any_of(routes.begin(), routes.end(),
+                       [&](const auto& route) { return route.first.model == model; });
+  };
+  for (const std::string& model : unpriced) {
+    for (const auto& [name, price] : o.prices) {
+      if (routed(name)) continue;
+      const std::size_t d = edit_distance(ascii_lower(name), ascii_lower(model));
+      if ((d <= 2 && d * 4 <= model.size()) || squeezed(name) == squeezed(model)) {
+        invalid("prices." + name + " prices a model no route uses (did you mean " + model +
+                "?): the budget cannot count " + model + " without its price");
+      }
+    }
+  }
+  if (!priced) {
+    std::string list;
+    for (const std::string& m : unpriced) list += (list.empty() ? "" : ", ") + m;
+    invalid("budget can never apply: no routed model has a price (routed: " + list +
+            "); add \"prices\" for them");
+  }
 }
 
 }  // namespace
@@ -569,6 +632,7 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     if (!(th.max_p95_ratio > 0)) invalid("shadow.thresholds.max_p95_ratio must be positive");
     out.shadow_plan = candidate(*sh.candidate, "shadow.candidate");
   }
+  check_budget_applies(o, out.routes);
   return out;
 }
 

@@ -72,6 +72,7 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
   } else if (r.status < 200 || r.status >= 300) {
     policy::Classified c =
         policy::classify_http(r.status, r.headers, r.body, core.clock().wall_now());
+    policy::explain_not_found(c, models ? core.endpoints()[state.endpoint].models_url : state.url);
     rp.error = c.kind;
     rp.message = c.message;
   } else if (models) {

@@ -404,6 +404,9 @@ Classified classify_error(int status, const HttpHeaders& headers, wire::ErrorBod
                   (location ? " to " + wire::excerpt(*location, 200) : std::string()) +
                   " not followed (redirects are never followed)";
   }
+  const std::string said = detail::ascii_lower(out.message);
+  out.bare = !e.found || (out.code.empty() && out.type.empty() && said.size() <= 30 &&
+                          said.find("not found") != std::string::npos);
   if (out.message.empty()) {
     out.message = "HTTP " + std::to_string(status) + " with no error message";
   }
@@ -411,6 +414,14 @@ Classified classify_error(int status, const HttpHeaders& headers, wire::ErrorBod
   if (!out.retry_after) out.retry_after = e.retry_delay;
   out.should_retry = wire::should_retry_from(headers);
   return out;
+}
+
+void explain_not_found(Classified& c, std::string_view url) {
+  if (c.status != 404 || !c.bare) return;
+  const std::string said = c.message.rfind("HTTP 404", 0) == 0 ? std::string() : c.message;
+  c.message = "HTTP 404 from " + std::string(url.substr(0, url.find('?'))) +
+              (said.empty() ? ", with no error message" : " (" + said + ")") +
+              ": is the endpoint's base_url the API's base path (such as https://host/v1)?";
 }
 
 bool refuses_streaming(const Classified& c) {

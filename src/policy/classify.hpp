@@ -27,7 +27,14 @@ struct Classified {
   /** From `retry-after-ms` / `Retry-After`, else the body's own (Google's `RetryInfo`). */
   std::optional<Duration> retry_after;
   std::optional<bool> should_retry;  ///< From `x-should-retry`.
+  /** No error document of a provider's: an empty body, a page of text, or a bare "Not Found"
+   *  (a server's answer for a path it does not have, not an API's error). */
+  bool bare = false;
 };
+
+/** A bare 404 (see Classified::bare), most often a base_url without its `/v1` or with an
+ *  operation's path, gets a message naming `url` (its query left out) and the likely fix. */
+void explain_not_found(Classified& c, std::string_view url);
 
 /** Whether a refused request was refused for being streamed: a 400 or 422 whose `param` is
  *  `stream` or `stream_options`, or whose message names the stream (a server or model that

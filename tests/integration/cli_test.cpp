@@ -64,6 +64,22 @@ std::string config(const std::vector<std::pair<std::string, std::string>>& tiers
   return temp_file("config.json", json{{"endpoints", endpoints}, {"priority", priority}}.dump());
 }
 
+TEST(Cli, ABaseUrlWithoutItsVersionPathNamesTheURLRequested) {
+  Mock up("up", R"({"reply": "pong"})");
+  const std::string root = up.base_url().substr(0, up.base_url().size() - 3);  // no /v1
+  const std::string cfg = config({{"up", root}});
+  auto chat = run({kCli, "chat", "--config", cfg, "ping"});
+  EXPECT_EQ(chat.exit_code, 1);
+  EXPECT_NE(chat.err.find("HTTP 404 from " + root +
+                          "/chat/completions, with no error message: is the endpoint's "
+                          "base_url the API's base path (such as https://host/v1)?"),
+            std::string::npos)
+      << chat.err;
+  auto health = run({kCli, "health", "--config", cfg});
+  EXPECT_NE(health.out.find("HTTP 404 from " + root + "/models"), std::string::npos)
+      << health.out << health.err;
+}
+
 TEST(Cli, FailsOverAndPrintsTheResponseWithTheTrace) {
   Mock down("down", R"({"then": 503})");
   Mock up("up", R"({"reply": "pong"})");

@@ -48,6 +48,28 @@ TEST_F(ClientTest, HealthyFirstRouteServes) {
   EXPECT_EQ(fake->count(testing::chat_url(kB)), 0);
 }
 
+TEST_F(ClientTest, A404WithoutAMessageNamesTheURLAndHintsAtTheBasePath) {
+  testing::Reply missing;
+  missing.status = 404;
+  missing.body = "404 page not found";
+  testing::Reply empty;
+  empty.status = 404;
+  fake->sequence(testing::chat_url(kA), {missing, empty});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(two_routes());
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->attempts.size(), 2u);
+  EXPECT_EQ(r->attempts[0].message,
+            "HTTP 404 from http://a.test/v1/chat/completions (404 page not found): is the "
+            "endpoint's base_url the API's base path (such as https://host/v1)?");
+  r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->attempts[0].message,
+            "HTTP 404 from http://a.test/v1/chat/completions, with no error message: is the "
+            "endpoint's base_url the API's base path (such as https://host/v1)?");
+}
+
 TEST_F(ClientTest, RequestCarriesModelKeyAndAttemptHeader) {
   fake->sequence(testing::chat_url(kA), {testing::status(503)});
   fake->sequence(testing::chat_url(kB), {testing::ok("pong")});

@@ -226,6 +226,28 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "endpoints[0].limits.rpm must be a positive number (got 0)"},
       {with(R"([{"name": "a", "base_url": "http://x/v1", "api_key": "${BROKEN"}])", kOneTier),
        "endpoints[0].api_key has a ${ without its closing }"},
+      {with(R"([{"name": "a", "base_url": "http://x/v1/chat/completions", "api_key": "k"}])",
+            kOneTier),
+       "endpoints[0].base_url ends in /chat/completions, which the client adds itself: use "
+       "\"http://x/v1\""},
+      {with(R"([{"name": "a", "base_url": "https://api.anthropic.com/v1/messages/", "api_key": "k",
+                 "dialect": "anthropic"}])",
+            kOneTier),
+       "endpoints[0].base_url ends in /messages, which the client adds itself: use "
+       "\"https://api.anthropic.com/v1\""},
+      {with(
+           R"([{"name": "a", "base_url": "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", "api_key": "k", "dialect": "gemini"}])",
+           kOneTier),
+       "endpoints[0].base_url ends in /models/gemini-2.5-flash:generateContent, which the client "
+       "adds itself: use \"https://generativelanguage.googleapis.com/v1beta\""},
+      {with(kOneEndpoint, kOneTier, R"("budget": {"usd_per_day": 1})"),
+       "budget can never apply: no routed model has a price (routed: m); add \"prices\" for "
+       "them"},
+      {with(kOneEndpoint, R"([{"model": "gpt-4.1", "routes": ["a"]}])",
+            R"("prices": {"gpt4.1": {"input_per_mtok": 2, "output_per_mtok": 8}},
+                "budget": {"usd_per_month": 50})"),
+       "prices.gpt4.1 prices a model no route uses (did you mean gpt-4.1?): the budget cannot "
+       "count gpt-4.1 without its price"},
   };
   for (const auto& [text, expected] : cases) {
     std::string got = error_of(text);
@@ -235,6 +257,25 @@ TEST(Config, EveryErrorClassNamesThePath) {
       EXPECT_EQ(got, expected) << text;
     }
   }
+}
+
+TEST(Config, BudgetsOverPricesThatApplyStillLoad) {
+  // One route priced and one not, and prices of models no route uses that are not near-misses
+  // of a routed one (a price list copied whole): valid, as before.
+  const std::string two = R"([{"name": "a", "base_url": "http://x/v1", "api_key": "k"},
+                              {"name": "b", "base_url": "http://y/v1", "api_key": "k"}])";
+  const std::string tiers = R"([{"model": "gpt-4.1", "routes": ["a"]},
+                                {"model": "gpt-4o", "routes": ["b"]}])";
+  EXPECT_EQ(error_of(with(two, tiers,
+                          R"("prices": {"gpt-4.1": {"input_per_mtok": 2, "output_per_mtok": 8},
+                                        "gpt-4.1-mini": {"input_per_mtok": 0.4, "output_per_mtok": 1.6},
+                                        "o3": {"input_per_mtok": 2, "output_per_mtok": 8}},
+                             "budget": {"usd_per_day": 5})")),
+            "<accepted>");
+  // Prices without a budget are for cost reports: never refused for a near-miss.
+  EXPECT_EQ(error_of(with(two, tiers,
+                          R"("prices": {"gpt4.1": {"input_per_mtok": 2, "output_per_mtok": 8}})")),
+            "<accepted>");
 }
 
 TEST(Config, ErrorsCarryThePathAndNeverTheKey) {
