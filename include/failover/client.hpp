@@ -104,8 +104,9 @@ class Client {
                                                       CallOptions options = {});
 
   /**
-   * Probes every route now: one `GET {base_url}/models` per endpoint, all at once, on the
-   * calling thread, each limited to `timeout`. Costs no tokens and changes no breaker.
+   * Probes every route now, as `health.probe` says: one `GET {base_url}/models` per endpoint
+   * (the default; costs no tokens), or a one-token chat per route (`ProbeMethod::Chat`); all at
+   * once, on the calling thread, each limited to `timeout`. Changes no breaker.
    */
   std::vector<RouteProbe> probe(Duration timeout = std::chrono::seconds(10));
 

@@ -13,7 +13,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -714,7 +716,9 @@ class Reader {
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
     check_keys(v, p, {"interval_ms", "probe", "timeout_ms", "jitter"});
     HealthProbeOptions h;
-    h.interval = millis(member(v, p, "interval_ms"), p + ".interval_ms");
+    // Without an interval nothing probes in the background; the probe and its timeout still
+    // apply to Client::probe() and `failover health`.
+    if (v.contains("interval_ms")) h.interval = millis(v["interval_ms"], p + ".interval_ms");
     if (v.contains("probe")) {
       std::string probe = string(v["probe"], p + ".probe");
       if (probe == "models") {
@@ -847,7 +851,11 @@ ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env
       json ignored = json::parse(json_text.begin(), json_text.end(), nullptr, true, true);
       (void)ignored;
     } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-      fail("config", "is not valid JSON: " + detail::valid_utf8(e.what()));
+      // Without the library's "[json.exception.parse_error.101] parse error at " in front.
+      std::string what = detail::valid_utf8(e.what());
+      if (what.rfind("[json.exception.", 0) == 0) what.erase(0, what.find("] ") + 2);
+      if (what.rfind("parse error at ", 0) == 0) what.erase(0, 15);
+      fail("config", "is not valid JSON: " + what);
     }
     fail("config", "is not valid JSON");
   }
@@ -859,12 +867,24 @@ ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env
 }
 
 ClientOptions options_from_file(const std::string& path, const EnvLookup& env) {
+  const std::string shown = "file \"" + wire::excerpt(path, 200) + "\"";
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail("config", "file \"" + wire::excerpt(path, 200) + "\" cannot be opened");
+  if (!in) {
+    const int error = errno;
+    fail("config", shown + " cannot be opened" +
+                       (error ? std::string(": ") + std::strerror(error) : std::string()));
+  }
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) fail("config", "file \"" + wire::excerpt(path, 200) + "\" cannot be read");
-  return options_from_json(text.str(), env);
+  if (in.bad()) fail("config", shown + " cannot be read");
+  try {
+    return options_from_json(text.str(), env);
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    if (what.rfind("config is not valid JSON", 0) != 0) throw;
+    fail("config", shown + what.substr(6));  // config file "x.json" is not valid JSON: ...
+  }
 }
 
 namespace {
@@ -997,11 +1017,13 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
     doc["hedging"] = {{"max_extra", o.hedging.max_extra}, {"use_p95", o.hedging.use_p95}};
     if (o.hedging.delay > Duration::zero()) doc["hedging"]["delay_ms"] = ms(o.hedging.delay);
   }
-  if (o.health_probe.interval > Duration::zero()) {
-    doc["health"] = {{"interval_ms", ms(o.health_probe.interval)},
-                     {"probe", o.health_probe.method == ProbeMethod::Models ? "models" : "chat"},
-                     {"timeout_ms", ms(o.health_probe.timeout)},
-                     {"jitter", o.health_probe.jitter}};
+  const HealthProbeOptions& hp = o.health_probe;
+  if (hp.interval > Duration::zero() || hp.method != HealthProbeOptions{}.method ||
+      hp.timeout != HealthProbeOptions{}.timeout) {
+    doc["health"] = {{"probe", hp.method == ProbeMethod::Models ? "models" : "chat"},
+                     {"timeout_ms", ms(hp.timeout)},
+                     {"jitter", hp.jitter}};
+    if (hp.interval > Duration::zero()) doc["health"]["interval_ms"] = ms(hp.interval);
   }
   doc["retry_budget"] = {{"ratio", o.retry_budget.ratio},
                          {"min_concurrent", o.retry_budget.min_concurrent},

@@ -113,7 +113,19 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     } else {
       plan_candidates(now);
       if (candidates_.empty()) {
-        invalid("no route serves any model in CallOptions.models");
+        std::vector<std::string> served;
+        for (const auto& r : env_.routes()) {
+          if (std::find(served.begin(), served.end(), r->ref.model) == served.end()) {
+            served.push_back(r->ref.model);
+          }
+        }
+        auto list = [](const std::vector<std::string>& names) {
+          std::string out;
+          for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+          return out;
+        };
+        invalid("no route serves any of the models asked for (" + list(options_.models) +
+                "); the routes serve " + list(served));
         return;
       }
       if (env_.shadow() && o.shadow.sample > 0 && env_.rng().uniform() < o.shadow.sample) {

@@ -119,15 +119,22 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
     std::optional<HttpResult> result;
     TimePoint end{};
   };
-  std::map<std::size_t, Probe> by_endpoint;
+  // What the configured probe sends: a model listing per endpoint, or a chat per route.
+  const bool models = core.options().health_probe.method == ProbeMethod::Models;
+  auto target_of = [&](std::size_t route) {
+    return models ? core.routes()[route]->endpoint : route;
+  };
+  std::map<std::size_t, Probe> by_target;
   std::map<std::uint64_t, std::size_t> by_exchange;
   std::unique_ptr<TransportSession> session = core.acquire_session();
-  for (const auto& route : core.routes()) {
-    if (by_endpoint.count(route->endpoint)) continue;
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    const std::size_t target = target_of(i);
+    if (by_target.count(target)) continue;
     std::uint64_t id = core.next_exchange_id();
-    by_endpoint[route->endpoint].start = clock.now();
-    by_exchange[id] = route->endpoint;
-    session->start(id, detail::models_probe(core, route->endpoint, timeout));
+    by_target[target].start = clock.now();
+    by_exchange[id] = target;
+    session->start(id, models ? detail::models_probe(core, target, timeout)
+                              : detail::chat_probe(core, target, timeout));
   }
   TimePoint deadline = clock.now() + timeout + std::chrono::seconds(1);
   std::size_t pending = by_exchange.size();
@@ -137,15 +144,15 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
     for (HttpResult& r : events.completed) {
       auto it = by_exchange.find(r.id);
       if (it == by_exchange.end()) continue;
-      Probe& p = by_endpoint[it->second];
+      Probe& p = by_target[it->second];
       p.end = clock.now();
       p.result = std::move(r);
       --pending;
     }
     events.clear();
   }
-  for (const auto& [id, endpoint] : by_exchange) {
-    if (!by_endpoint[endpoint].result) session->cancel(id);
+  for (const auto& [id, target] : by_exchange) {
+    if (!by_target[target].result) session->cancel(id);
   }
   core.release_session(std::move(session));
 
@@ -153,10 +160,10 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
   TimePoint now = clock.now();
   for (std::size_t i = 0; i < core.routes().size(); ++i) {
     const auto& route = core.routes()[i];
-    const Probe& p = by_endpoint[route->endpoint];
+    const Probe& p = by_target[target_of(i)];
     RouteProbe rp;
     if (p.result) {
-      rp = detail::evaluate_probe(core, i, *p.result, p.end - p.start, /*models=*/true);
+      rp = detail::evaluate_probe(core, i, *p.result, p.end - p.start, models);
     } else {
       rp.route = route->ref;
       rp.error = ErrorKind::Timeout;

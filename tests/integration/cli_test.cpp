@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 namespace failover {
@@ -204,6 +205,128 @@ TEST(Cli, UsageErrorsExitTwoWithTheUsage) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("Usage: chat"), std::string::npos) << r.err;
   EXPECT_EQ(run({kCli}).exit_code, 2);
+}
+
+// ---- The first hour: what a new user meets (issue 29, section 8) ----
+
+int requests_of(const Mock& m);  // below
+
+TEST(CliFirstHour, WithoutAConfigFileTheErrorSaysWhereTheDefaultComesFrom) {
+  auto r = run({kCli, "chat", "ping"}, std::chrono::milliseconds(30000), {"FAILOVER_CONFIG="});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "failover: bad configuration: config file \"failover.json\" cannot be opened: No such "
+            "file or directory; pass --config FILE or set $FAILOVER_CONFIG (without either, "
+            "./failover.json is read)\n");
+  auto named = run({kCli, "health"}, std::chrono::milliseconds(30000),
+                   {"FAILOVER_CONFIG=/nonexistent/fleet.json"});
+  EXPECT_EQ(named.exit_code, 2);
+  EXPECT_EQ(named.err,
+            "failover: bad configuration: config file \"/nonexistent/fleet.json\" cannot be "
+            "opened: No such file or directory (named by $FAILOVER_CONFIG; pass --config FILE for "
+            "another)\n");
+  for (const char* command : {"chat", "health", "state"}) {
+    auto help = run({kCli, command, "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("default: $FAILOVER_CONFIG, then ./failover.json"), std::string::npos)
+        << command << ": " << help.out;
+  }
+}
+
+TEST(CliFirstHour, InvalidJsonNamesTheFileAndThePlaceWithoutTheLibrarysPrefix) {
+  const std::string path = temp_file("broken.json", R"({"endpoints": [], "priority": [],})");
+  auto r = run({kCli, "chat", "--config", path, "ping"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "failover: bad configuration: config file \"" + path +
+                       "\" is not valid JSON: line 1, column 34: syntax error while parsing "
+                       "object key - unexpected '}'; expected string literal\n");
+}
+
+TEST(CliFirstHour, AModelNoRouteServesIsAUsageErrorListingTheModelsThatAre) {
+  Mock up("models", R"({"reply": "pong"})");
+  auto r =
+      run({kCli, "chat", "--config", config({{"up", up.base_url()}}), "--model", "gpt-5", "ping"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "failover: --model gpt-5: no route serves it; the configured routes serve gpt-4.1\n");
+  EXPECT_EQ(requests_of(up), 0);
+}
+
+TEST(CliFirstHour, StateWithoutAStorePointsToTheDocsAndAnUnreachableOnePrintsJson) {
+  Mock up("nostate", R"({"reply": "pong"})");
+  auto none = run({kCli, "state", "--config", config({{"up", up.base_url()}})});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_EQ(none.err,
+            "failover: the configuration has no shared state store: add \"state\": {\"redis\": "
+            "\"redis://127.0.0.1:6379/0\"} to share breakers, budgets, rate limits and the canary "
+            "across processes (see docs/scale-out.md)\n");
+  // A loopback port nothing listens on.
+  json cfg = json::parse(std::ifstream(config({{"up", up.base_url()}})));
+  cfg["state"] = {{"redis", "redis://127.0.0.1:1/0"}};
+  auto down = run({kCli, "state", "--config", temp_file("down.json", cfg.dump()), "--json"});
+  EXPECT_EQ(down.exit_code, 1);
+  const json doc = json::parse(down.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << down.out;
+  EXPECT_EQ(doc["store"], "redis://127.0.0.1:1/0");
+  EXPECT_EQ(doc["error"]["kind"], "state_store_unreachable");
+  EXPECT_NE(doc["error"]["message"].get<std::string>().find("redis://127.0.0.1:1/0"),
+            std::string::npos)
+      << doc.dump();
+}
+
+TEST(CliFirstHour, HealthSaysWhetherCallsStillServeAndFitsLongModelNames) {
+  Mock up("healthy", R"({"reply": "pong"})");
+  Mock down("broken", R"({"then": 401})");
+  const std::string model = "accounts/fireworks/models/llama-v3p1-405b-instruct";
+  json cfg = {
+      {"endpoints",
+       {{{"name", "up"}, {"base_url", up.base_url()}, {"api_key", "sk-u"}},
+        {{"name", "a-rather-long-endpoint"}, {"base_url", down.base_url()}, {"api_key", "sk-d"}}}},
+      {"priority", {{{"model", model}, {"routes", {"up", "a-rather-long-endpoint"}}}}},
+      {"health", {{"probe", "chat"}}}};
+  auto r = run({kCli, "health", "--config", temp_file("long.json", cfg.dump())});
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // a route failed its probe...
+  std::istringstream lines(r.out);
+  std::string header, first, second, summary;
+  std::getline(lines, header);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  std::getline(lines, summary);
+  // ...the columns stay aligned past a long name...
+  const std::size_t status = header.find("STATUS");
+  ASSERT_NE(status, std::string::npos) << r.out;
+  EXPECT_EQ(first.substr(status, 3), "200") << r.out;
+  EXPECT_EQ(second.substr(status, 3), "401") << r.out;
+  EXPECT_EQ(header.find("MODEL"), first.find(model)) << r.out;
+  // ...and the last line says what exit code 1 means here.
+  EXPECT_EQ(summary, "1 of 2 routes failed their probe; calls fail over to the others") << r.out;
+}
+
+TEST(CliFirstHour, WatchIntoAPipeWritesNoScreenCodes) {
+  Mock up("watch", R"({"reply": "pong"})");
+  auto r = run({kCli, "health", "--config", config({{"up", up.base_url()}}), "--watch", "0.2"},
+               std::chrono::milliseconds(1500));
+  EXPECT_EQ(r.out.find('\033'), std::string::npos) << r.out;
+  std::size_t tables = 0;
+  for (std::size_t at = r.out.find("ENDPOINT"); at != std::string::npos;
+       at = r.out.find("ENDPOINT", at + 1)) {
+    ++tables;
+  }
+  EXPECT_GE(tables, 2u) << r.out;
+  EXPECT_NE(r.out.find("\n\nENDPOINT"), std::string::npos) << r.out;  // a blank line between
+}
+
+TEST(CliFirstHour, TheUsageTableSaysServedAndFailed) {
+  Mock down("usage_down", R"({"then": 401})");
+  Mock up("usage_up", R"({"reply": "pong"})");
+  auto r = run({kCli, "chat", "--config",
+                config({{"down", down.base_url()}, {"up", up.base_url()}}), "--usage", "ping"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("route                        served failed  tokens in tokens out"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("down/gpt-4.1                      0      1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("up/gpt-4.1                        1      0"), std::string::npos) << r.err;
 }
 
 TEST(Cli, StreamPrintsTokensAsTheyArrive) {

@@ -309,11 +309,9 @@ TEST(Config, CommentsAreAllowed) {
 // Found by fuzz_config: a number too large for a double made nlohmann throw out_of_range,
 // which escaped as something other than ConfigError.
 TEST(Config, ANumberBeyondDoubleIsAConfigError) {
-  EXPECT_EQ(error_of("-3E3333"),
-            "config is not valid JSON: [json.exception.out_of_range.406] number overflow parsing "
-            "'-3E3333'");
+  EXPECT_EQ(error_of("-3E3333"), "config is not valid JSON: number overflow parsing '-3E3333'");
   EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier, R"("max_response_bytes": 1e999)"))
-                .rfind("config is not valid JSON: [json.exception.out_of_range.406]", 0),
+                .rfind("config is not valid JSON: number overflow parsing", 0),
             0u);
 }
 
@@ -484,7 +482,9 @@ TEST(Config, FromFileAndMissingFile) {
     (void)options_from_file("/nonexistent/failover.json");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), "config file \"/nonexistent/failover.json\" cannot be opened");
+    EXPECT_EQ(
+        std::string(e.what()),
+        "config file \"/nonexistent/failover.json\" cannot be opened: No such file or directory");
   }
 }
 

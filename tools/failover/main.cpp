@@ -2,6 +2,7 @@
 // shared/DESIGN.md).
 // Exit codes: 0 success, 1 the call (or a probe) failed, 2 bad usage or bad configuration.
 
+#include "cli_common.hpp"
 #include "mock_server.hpp"
 #include "shadow_replay.hpp"
 #include "state_command.hpp"
@@ -13,6 +14,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -95,17 +99,13 @@ json error_json(const fo::Error& e) {
   return json{{"error", err}};
 }
 
-std::string config_path(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("FAILOVER_CONFIG"); env && *env) return env;
-  return "failover.json";
-}
-
 // Loads the client or explains why not (exit code 2). Its warnings (a shared state store that
 // cannot be reached, a skipped stream event) go to stderr.
 std::optional<fo::Client> load_client(const std::string& flag) {
+  std::optional<fo::ClientOptions> loaded = fo::tools::load_options(flag);
+  if (!loaded) return std::nullopt;
   try {
-    fo::ClientOptions options = fo::options_from_file(config_path(flag));
+    fo::ClientOptions options = std::move(*loaded);
     auto logger = std::make_shared<spdlog::logger>(
         "failover", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_pattern("failover: %v");
@@ -151,7 +151,8 @@ json usage_json(const fo::UsageReport& report) {
 }
 
 void print_usage_table(const fo::UsageReport& report) {
-  std::fprintf(stderr, "\n%-28s %6s %6s %10s %10s %12s %10s %10s\n", "route", "calls", "errors",
+  // "served": the route's successful attempts; "failed": its failed ones.
+  std::fprintf(stderr, "\n%-28s %6s %6s %10s %10s %12s %10s %10s\n", "route", "served", "failed",
                "tokens in", "tokens out", "cost usd", "avg ms", "p99 ms");
   for (const fo::RouteUsage& u : report.routes) {
     std::string route = u.route.endpoint + "/" + u.route.model;
@@ -167,6 +168,26 @@ void print_usage_table(const fo::UsageReport& report) {
 int run_chat(const ChatArgs& a) {
   auto client = load_client(a.config);
   if (!client) return kUsage;
+  if (!a.models.empty()) {  // a model no route serves is a usage error, named as such
+    std::vector<std::string> served;
+    for (const fo::RouteHealth& h : client->health().routes) {
+      if (std::find(served.begin(), served.end(), h.route.model) == served.end()) {
+        served.push_back(h.route.model);
+      }
+    }
+    bool any = false;
+    for (const std::string& m : a.models) {
+      any = any || std::find(served.begin(), served.end(), m) != served.end();
+    }
+    if (!any) {
+      std::string asked, list;
+      for (const std::string& m : a.models) asked += (asked.empty() ? "" : ", ") + m;
+      for (const std::string& m : served) list += (list.empty() ? "" : ", ") + m;
+      std::cerr << "failover: --model " << asked << ": no route serves it; the configured routes "
+                << "serve " << list << "\n";
+      return kUsage;
+    }
+  }
   fo::ChatRequest request;
   if (!a.system.empty()) request.messages.push_back(fo::Message::system(a.system));
   request.messages.push_back(fo::Message::user(a.message));
@@ -245,17 +266,25 @@ std::string pad(std::string s, std::size_t width) {
 int print_health(fo::Client& client, bool as_json) {
   std::vector<fo::RouteProbe> probes = client.probe();
   bool all_ok = true;
+  std::size_t failed = 0;
   json routes = json::array();
   std::ostringstream table;
-  table << pad("ENDPOINT", 16) << pad("MODEL", 24) << pad("STATUS", 8) << pad("LATENCY", 11)
-        << pad("BREAKER", 11) << "RESULT\n";
+  // Columns as wide as their longest entry, and a space more.
+  std::size_t endpoint_width = 9, model_width = 6;
+  for (const fo::RouteProbe& p : probes) {
+    endpoint_width = std::max(endpoint_width, p.route.endpoint.size() + 2);
+    model_width = std::max(model_width, p.route.model.size() + 2);
+  }
+  table << pad("ENDPOINT", endpoint_width) << pad("MODEL", model_width) << pad("STATUS", 8)
+        << pad("LATENCY", 11) << pad("BREAKER", 11) << "RESULT\n";
   for (const fo::RouteProbe& p : probes) {
     all_ok = all_ok && p.ok;
+    failed += p.ok ? 0 : 1;
     std::string result = p.ok ? "ok" : (p.error ? std::string(fo::to_string(*p.error)) : "not ok");
     if (!p.message.empty()) result += ": " + p.message;
     char latency[32];
     std::snprintf(latency, sizeof latency, "%.1f ms", ms(p.latency));
-    table << pad(p.route.endpoint, 16) << pad(p.route.model, 24)
+    table << pad(p.route.endpoint, endpoint_width) << pad(p.route.model, model_width)
           << pad(p.status ? std::to_string(p.status) : "-", 8) << pad(latency, 11)
           << pad(std::string(fo::to_string(p.breaker)), 11) << result << "\n";
     routes.push_back(
@@ -274,6 +303,13 @@ int print_health(fo::Client& client, bool as_json) {
     std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << table.str();
+    // Exit code 1 means some route failed its probe, not that calls fail: say which it is.
+    if (failed > 0 && failed < probes.size()) {
+      std::cout << failed << " of " << probes.size()
+                << " routes failed their probe; calls fail over to the others\n";
+    } else if (failed > 0) {
+      std::cout << "every route failed its probe; calls would fail\n";
+    }
   }
   std::cout.flush();
   return all_ok ? kOk : kFailed;
@@ -283,9 +319,15 @@ int run_health(const HealthArgs& a) {
   auto client = load_client(a.config);
   if (!client) return kUsage;
   if (a.watch <= 0) return print_health(*client, a.as_json);
-  int code = kOk;
+  int code = -1;  // none printed yet
   while (!g_interrupted.load()) {
-    if (!a.as_json) std::cout << "\033[H\033[2J";  // clear the screen, then redraw
+    // On a terminal the screen is cleared and redrawn; into a file or a pipe, each refresh
+    // follows the last after a blank line.
+    if (!a.as_json && ::isatty(STDOUT_FILENO)) {
+      std::cout << "\033[H\033[2J";
+    } else if (!a.as_json && code != -1) {
+      std::cout << "\n";
+    }
     code = print_health(*client, a.as_json);
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::milliseconds(static_cast<long long>(a.watch * 1000));
@@ -293,7 +335,7 @@ int run_health(const HealthArgs& a) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  return code;
+  return code == -1 ? kOk : code;
 }
 
 struct MockArgs {
@@ -375,7 +417,8 @@ int main(int argc, char** argv) {
 
   HealthArgs health;
   CLI::App* health_cmd = app.add_subcommand("health", "Probe every route and print a table");
-  health_cmd->add_option("--config", health.config, "Configuration file");
+  health_cmd->add_option("--config", health.config,
+                         "Configuration file (default: $FAILOVER_CONFIG, then ./failover.json)");
   health_cmd->add_option("--watch", health.watch, "Refresh every SECONDS until interrupted")
       ->check(CLI::PositiveNumber);
   health_cmd->add_flag("--json", health.as_json, "Print JSON");
@@ -401,7 +444,8 @@ int main(int argc, char** argv) {
   fo::tools::StateArgs state;
   CLI::App* state_cmd = app.add_subcommand(
       "state", "Show the state shared through the configured store (breakers, cooldowns, spend)");
-  state_cmd->add_option("--config", state.config, "Configuration file");
+  state_cmd->add_option("--config", state.config,
+                        "Configuration file (default: $FAILOVER_CONFIG, then ./failover.json)");
   state_cmd->add_flag("--json", state.as_json, "Print JSON");
   state_cmd->add_option("--reset-breaker", state.reset_breaker,
                         "Close ENDPOINT/MODEL's breaker for the whole fleet");
@@ -446,7 +490,6 @@ int main(int argc, char** argv) {
   if (health_cmd->parsed()) return run_health(health);
   if (shadow_cmd->parsed()) return fo::tools::run_shadow(shadow);
   if (state_cmd->parsed()) {
-    state.config = config_path(state.config);
     return fo::tools::run_state(state);
   }
   if (mock_cmd->parsed()) return run_mock(mock);

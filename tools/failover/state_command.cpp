@@ -1,5 +1,7 @@
 #include "state_command.hpp"
 
+#include "cli_common.hpp"
+
 #include <failover/failover.hpp>
 
 #include <nlohmann/json.hpp>
@@ -39,15 +41,13 @@ json ahead(const std::optional<WallTime>& t, WallTime now) {
 }  // namespace
 
 int run_state(const StateArgs& a) {
-  ClientOptions options;
-  try {
-    options = options_from_file(a.config);
-  } catch (const ConfigError& e) {
-    std::cerr << "failover: bad configuration: " << e.what() << "\n";
-    return 2;
-  }
+  std::optional<ClientOptions> loaded = load_options(a.config);
+  if (!loaded) return 2;
+  ClientOptions options = std::move(*loaded);
   if (!options.state.store) {
-    std::cerr << "failover: the configuration has no shared state store (\"state\")\n";
+    std::cerr << "failover: the configuration has no shared state store: add \"state\": "
+                 "{\"redis\": \"redis://127.0.0.1:6379/0\"} to share breakers, budgets, rate "
+                 "limits and the canary across processes (see docs/scale-out.md)\n";
     return 2;
   }
   StateStore& store = *options.state.store;
@@ -185,6 +185,11 @@ int run_state(const StateArgs& a) {
     }
     return 0;
   } catch (const StateStoreError& e) {
+    if (a.as_json) {
+      const json doc = {{"store", store.describe()},
+                        {"error", {{"kind", "state_store_unreachable"}, {"message", e.what()}}}};
+      std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    }
     std::cerr << "failover: the shared state store is unreachable: " << e.what() << "\n";
     return 1;
   }

@@ -8,7 +8,7 @@
 namespace failover::tools {
 
 struct StateArgs {
-  std::string config;  // path (resolved by the caller)
+  std::string config;  // --config (empty: the default, see config_path)
   bool as_json = false;
   std::string reset_breaker;  // endpoint/model
   bool reset_spend = false;   // today's and this month's spend, and every reservation
