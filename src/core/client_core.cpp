@@ -74,6 +74,11 @@ std::optional<TimePoint> RouteState::own_open_until(TimePoint now) const {
   }
 }
 
+void RouteState::fleet_decided(TimePoint now) {
+  if (auto* b = dynamic_cast<DefaultCircuitBreaker*>(breaker.get())) b->forget_calls();
+  observe_breaker(now);
+}
+
 bool RouteState::own_breaker_closed(TimePoint now) const {
   try {
     return breaker->state(now) == BreakerState::Closed;

@@ -132,6 +132,10 @@ struct RouteState {
   /** The fleet closed the route (a probe passed elsewhere): the hold ends, and so does the
    *  local breaker's open period. */
   void release_hold(TimePoint now);
+  /** The fleet's window of calls tripped or closed the route (a hold began or ended): the
+   *  local default breaker's counts start over, and attempts admitted before the change
+   *  no longer speak for the route's probe. */
+  void fleet_decided(TimePoint now);
   /** Whether the local breaker itself (the fleet's hold aside) is closed. */
   bool own_breaker_closed(TimePoint now) const;
   /** The end of the local breaker's own open period, when it is open. */

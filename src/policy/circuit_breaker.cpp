@@ -140,6 +140,11 @@ void DefaultCircuitBreaker::on_probe_success(TimePoint now) {
   if (state_ == BreakerState::Open && now < open_until_) open_until_ = now;
 }
 
+void DefaultCircuitBreaker::forget_calls() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == BreakerState::Closed) close_locked();
+}
+
 void DefaultCircuitBreaker::open_locked(TimePoint now) {
   Duration period = options_.open_duration;
   for (int i = 0; i < reopen_count_ && period < options_.max_open_duration; ++i) period *= 2;

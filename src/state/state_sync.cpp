@@ -107,7 +107,10 @@ void StateSync::settled(std::int64_t released, std::int64_t spent, bool now) {
   if (now && reachable()) {
     try {
       options_.store->settle_spend(holder_, clock_.wall_now(), released, spent);
-      spend_->published(spent);
+      // Counted as unpublished until the next read of the fleet's spend, which holds it: a
+      // read already under way may not.
+      std::lock_guard<std::mutex> lock(mutex_);
+      settled_directly_ += spent;
       return;
     } catch (const StateBusy&) {  // the round takes it
     } catch (const StateRefused&) {
@@ -193,7 +196,9 @@ StateSync::~StateSync() {
     std::lock_guard<std::mutex> lock(mutex_);
     pending = has_pending_locked();
   }
-  if (pending && reachable()) round(false);
+  // Even when a call found the store slow (a call's limit is short), the last round is tried:
+  // a settlement left out would hold its reservation at the fleet until this holder expires.
+  if (pending) round(/*resync=*/!reachable());
 }
 
 void StateSync::start() {
@@ -366,7 +371,17 @@ void StateSync::publish_spend(StateStore& store, bool resync) {
     store.keep_holder(holder_, wall + kHolderLife,
                       resync ? std::optional<std::int64_t>(held) : std::nullopt);
   }
+  std::int64_t direct = 0;  // settled with the store before this read: the read holds it
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    direct = settled_directly_;
+  }
   const SharedSpend fleet = store.spend(wall);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    settled_directly_ -= direct;
+  }
+  spend_->published(direct);
   spend_->observe_fleet(wall, fleet.day_nanos, fleet.month_nanos);
 }
 
@@ -436,6 +451,7 @@ void StateSync::fleet_trip(StateStore& store, std::size_t route, Duration period
   own_open_[route] = until;
   store.route_opened(names_[route], until);
   routes_[route]->hold_until(to_steady(until));
+  routes_[route]->fleet_decided(clock_.now());
   if (logger_) {
     logger_->info("route {} opened for the fleet for {} ms: across its processes, {}",
                   names_[route],
@@ -512,10 +528,13 @@ void StateSync::apply(std::size_t i, const SharedRoute& shared) {
     const bool own = own_open_[i] && to_ms(*own_open_[i]) == to_ms(*shared.open_until);
     const TimePoint until = to_steady(*shared.open_until) + (own ? Duration::zero() : kProbeWindow);
     if (until > now) r.hold_until(until);
+    const bool news = seen_open_[i] != shared.open_until;
     seen_open_[i] = shared.open_until;
+    if (news && windows_.load(std::memory_order_relaxed)) r.fleet_decided(now);
   } else if (seen_open_[i]) {  // it was open and is no more: a probe passed somewhere
     seen_open_[i].reset();
     r.release_hold(now);
+    if (windows_.load(std::memory_order_relaxed)) r.fleet_decided(now);
   }
   if (shared.cooldown_until) {
     const TimePoint until = to_steady(*shared.cooldown_until);

@@ -169,6 +169,7 @@ class StateSync final : public FleetSpend {
   std::vector<Event> queue_;
   std::int64_t unsettled_released_ = 0;  // settlements not yet published
   std::int64_t unsettled_spent_ = 0;
+  std::int64_t settled_directly_ = 0;     // by calls, since the last read of the fleet's spend
   std::vector<GiveBack> give_backs_;      // per endpoint, not yet published
   std::vector<std::vector<bool>> calls_;  // per route: calls that ended, not yet published
   bool canary_news_ = false;              // the canary decided something that must go out

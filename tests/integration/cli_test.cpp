@@ -530,7 +530,8 @@ TEST(CliSharedState, FailuresOfOneCallProcessesAddUpAndOpenTheRouteForTheFleet) 
   Mock primary("down", R"({"then": 503})");
   Mock secondary("up", R"({"reply": "served"})");
   json cfg = json::parse(std::ifstream(shared_config(primary, secondary, redis.url())));
-  cfg.erase("circuit_breaker");
+  // The default thresholds, with an open period that outlasts a slow (sanitized) run.
+  cfg["circuit_breaker"] = {{"open_ms", 60000}, {"max_open_ms", 120000}};
   // Tiers of their own: the primary, last of its tier, gets its one retry of a 503.
   cfg["priority"] = {{{"model", "gpt-4.1"}, {"routes", {"primary"}}},
                      {{"model", "gpt-4.1"}, {"routes", {"secondary"}}}};

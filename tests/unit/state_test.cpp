@@ -491,6 +491,95 @@ TEST_F(SharedStateTest, PermitsComeALeaseAtATimeAndWhatIsLeftGoesBack) {
   EXPECT_EQ(counting->returned, 7.0);
 }
 
+TEST_F(SharedStateTest, ASettlementThatTimedOutStillReachesTheFleetAsTheClientEnds) {
+  // The one settlement a call sends itself (it was admitted alone) meets a store slower than
+  // a call's limit: the store counts as unreachable, and the settlement waits for a round. The
+  // client ends before the next attempt: its last round must still try, or the fleet holds the
+  // reservation until this holder expires and refuses everyone meanwhile.
+  struct SlowOnceStore final : ForwardingStore {
+    std::atomic<int> slow{1};
+    void settle_spend(const std::string& h, WallTime now, std::int64_t released,
+                      std::int64_t spent) override {
+      if (slow.fetch_sub(1) > 0) {
+        throw StateStoreError("redis://127.0.0.1:6379/0: no whole reply within 10 ms");
+      }
+      inner->settle_spend(h, now, released, spent);
+    }
+  };
+  auto slow = std::make_shared<SlowOnceStore>();
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};  // no output cap: admitted alone
+  o.budget.usd_per_day = 0.014;
+  o.state.store = slow;
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  {
+    Client client(o);
+    auto r = client.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+  }
+  const SharedSpend fleet = slow->inner->spend(clock->wall_now());
+  EXPECT_EQ(fleet.held_nanos, 0);
+  EXPECT_EQ(fleet.day_nanos, 7'000'000);
+}
+
+TEST_F(SharedStateTest, SpendSettledWhileTheFleetsSpendIsBeingReadIsNotForgotten) {
+  // The state thread reads the fleet's spend; before it applies what it read, a call admitted
+  // alone settles with the store directly. Then the store goes down: the process decides on
+  // its own view, which must still hold that call's spend.
+  struct GatedStore final : ForwardingStore {
+    std::mutex m;
+    std::condition_variable cv;
+    bool armed = false, inside = false, released = false, down = false;
+    std::atomic<int> failed_reads{0};
+    SharedSpend spend(WallTime now) override {
+      {
+        std::unique_lock<std::mutex> lock(m);
+        if (down) {
+          ++failed_reads;
+          throw StateStoreError("redis://127.0.0.1:6379/0: connection reset");
+        }
+      }
+      const SharedSpend read = inner->spend(now);
+      std::unique_lock<std::mutex> lock(m);
+      if (armed) {
+        armed = false;
+        inside = true;
+        cv.notify_all();
+        cv.wait_for(lock, seconds(10), [&] { return released; });
+        down = true;  // the store fails from the next round on
+      }
+      return read;
+    }
+  };
+  auto gated = std::make_shared<GatedStore>();
+  ClientOptions o = options();
+  o.priority = {Tier{{{"a", "m"}}}};
+  o.prices["m"] = ModelPrice{1000.0, std::nullopt, 1000.0};  // no output cap: admitted alone
+  o.budget.usd_per_day = 0.007;                              // a call costs 7e6: all of it
+  o.state.store = gated;
+  fake->sequence(testing::chat_url(kA), {testing::ok("a")});
+  Client client(o);
+  {
+    std::unique_lock<std::mutex> lock(gated->m);
+    gated->armed = true;
+    ASSERT_TRUE(gated->cv.wait_for(lock, seconds(10), [&] { return gated->inside; }));
+  }
+  auto r = client.chat(ping());  // settled with the fleet before it returns
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(gated->inner->spend(clock->wall_now()).day_nanos, 7'000'000);
+  {
+    std::lock_guard<std::mutex> lock(gated->m);
+    gated->released = true;
+  }
+  gated->cv.notify_all();
+  ASSERT_TRUE(eventually([&] { return gated->failed_reads.load() > 0; }));  // the store is down
+  auto again = client.chat(ping());  // decided on what the process knows: the day is spent
+  ASSERT_FALSE(again) << "admitted again: the process forgot the 7e6 it spent";
+  EXPECT_EQ(again.error().kind(), ErrorKind::BudgetExceeded);
+  EXPECT_EQ(fake->count(testing::chat_url(kA)), 1);
+}
+
 // ---- Failure windows kept for the fleet ----------------------------------------------------
 
 // A store that keeps windows of calls, as Redis does (the memory store keeps none).
@@ -614,6 +703,53 @@ TEST_F(FleetWindowTest, AfterItsOpenPeriodTheNextFailureReopensItAndASuccessClos
   EXPECT_EQ(one_process_call(), (Strings{"a:success"}));
   EXPECT_FALSE(open_until("a/m"));
   EXPECT_EQ(windows->size_of("a/m"), 0u);
+}
+
+TEST_F(FleetWindowTest, ALongLivedProcessThatTrippedItStartsItsOwnCountsOver) {
+  // One failure in a short-lived process, four in a worker: the fleet trips at five. The
+  // worker's own breaker must not keep its four, or the next failure after the open period
+  // would trip it alone, for the first period, instead of the fleet's doubled one.
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  const Strings failed_over = {"a:overloaded", "b:success"};
+  EXPECT_EQ(one_process_call(), failed_over);
+  Client worker(fleet_options());
+  for (int i = 0; i < 4; ++i) {
+    auto r = worker.chat(ping());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(outcomes(r->attempts), failed_over);
+  }
+  ASSERT_TRUE(eventually([&] { return open_until("a/m").has_value(); }));
+  const WallTime first = *open_until("a/m");
+  EXPECT_EQ(first, std::chrono::time_point_cast<std::chrono::milliseconds>(clock->wall_now() +
+                                                                           seconds(5)));
+  clock->advance(seconds(5));  // the worker tripped it: its hold ends with the period
+  auto r = worker.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), failed_over);
+  ASSERT_TRUE(eventually([&] { return open_until("a/m") && *open_until("a/m") > first; }));
+  EXPECT_EQ(*open_until("a/m"), std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                    clock->wall_now() + seconds(8)));
+}
+
+TEST_F(FleetWindowTest, ACallSentBeforeTheFleetsTripDoesNotDecideItsHalfOpen) {
+  auto worker = std::make_unique<Client>(fleet_options());
+  std::atomic<bool> first{true};
+  fake->on(testing::chat_url(kA), [&](const HttpRequest&) {
+    if (first.exchange(false)) {
+      windows->route_opened("a/m", clock->wall_now() + seconds(5));  // another process's trip
+      EXPECT_TRUE(eventually([&] { return state_of(*worker, "a") == BreakerState::Open; }));
+      return testing::ok("a", seconds(6));  // the answer comes after the open period
+    }
+    return testing::status(503);
+  });
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  auto r = worker->chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(outcomes(r->attempts), (Strings{"a:success"}));
+  worker.reset();  // what it learnt goes out as it ends
+  EXPECT_TRUE(open_until("a/m").has_value())
+      << "the fleet's route was closed by a call sent before its trip";
 }
 
 TEST_F(FleetWindowTest, TheMemoryStoreAndAnApplicationsBreakerKeepNoFleetWindow) {

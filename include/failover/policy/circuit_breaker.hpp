@@ -116,6 +116,10 @@ class DefaultCircuitBreaker final : public CircuitBreaker {
   bool would_admit(TimePoint now) const override;
   /** Open: the period ends now (half-open at the next `try_acquire`). */
   void on_probe_success(TimePoint now) override;
+  /** Closed: forgets the calls counted so far, as after a recovery. A shared state store's
+   *  window of the fleet's calls counted them already when it trips or closes the route for
+   *  the fleet: they are not counted here a second time. */
+  void forget_calls();
 
   /** Whether the default breaker counts `kind` as a failure of the route. */
   static bool counts_as_failure(ErrorKind kind) noexcept;
