@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is missing, builds, starts three local mock
+# The README's first command: installs what is missing, builds, starts five local mock
 # providers and shows failover at work. Loopback only; nothing leaves this machine.
 #
 #   127.0.0.1:18082  primary    answers 503 (overloaded)

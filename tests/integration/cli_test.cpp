@@ -316,6 +316,29 @@ TEST(CliFirstHour, WatchIntoAPipeWritesNoScreenCodes) {
   EXPECT_NE(r.out.find("\n\nENDPOINT"), std::string::npos) << r.out;  // a blank line between
 }
 
+TEST(CliFirstHour, MockHelpListsEveryScenarioKey) {
+  auto help = run({kCli, "mock", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  // The keys the scenario parser knows, as its own error message lists them.
+  auto bad = run({kCli, "mock", "--scenario", temp_file("bad_scenario.json", R"({"nope": 1})")});
+  EXPECT_EQ(bad.exit_code, 2);
+  const std::size_t known = bad.err.find("(known: ");
+  ASSERT_NE(known, std::string::npos) << bad.err;
+  std::string list = bad.err.substr(known + 8, bad.err.find(')', known) - known - 8);
+  std::istringstream keys(list);
+  int seen = 0;
+  for (std::string key; std::getline(keys, key, ',');) {
+    key.erase(0, key.find_first_not_of(' '));
+    EXPECT_NE(help.out.find("\n  " + key + " "), std::string::npos) << key << "\n" << help.out;
+    ++seen;
+  }
+  EXPECT_EQ(seen, 18);
+  for (const char* stream_key : {"chunks", "interval_ms", "cut_after", "stall_after", "stall_ms"}) {
+    EXPECT_NE(help.out.find(std::string("\"") + stream_key + "\""), std::string::npos)
+        << stream_key;
+  }
+}
+
 TEST(CliFirstHour, TheUsageTableSaysServedAndFailed) {
   Mock down("usage_down", R"({"then": 401})");
   Mock up("usage_up", R"({"reply": "pong"})");

@@ -464,6 +464,30 @@ int main(int argc, char** argv) {
                    "API spoken: openai (/v1/chat/completions), anthropic (/v1/messages) or "
                    "gemini (/v1beta/models/M:generateContent); overrides the scenario's")
       ->check(CLI::IsMember({"openai", "anthropic", "gemini"}));
+  mock_cmd->footer(R"(Scenario keys (a JSON object; every key is optional):
+  reply            the answer's text ("pong")
+  statuses         status of request 1, 2, ... in order, e.g. [503, 503, 200]
+  then             status of every request after those (200); GET /models answers it too
+  error_rate       chance (0 to 1) that a 200 becomes error_status instead (0)
+  error_status     the status of those random errors (503)
+  error_code       error.code in error bodies
+  retry_after      Retry-After header on 429 and 503 answers, e.g. "2"
+  retry_after_ms   retry-after-ms header on 429 and 503 answers
+  headers          extra headers on every answer: {"name": "value"}
+  latency_ms       wait before answering: N, or {"min": N, "max": M} drawn at random
+  stream           how a streamed answer is sent: {"chunks": N (0: one per word),
+                   "interval_ms": N (10), "cut_after": N pieces then drop the connection,
+                   "stall_after": N pieces then go silent, "stall_ms": N (0: until the
+                   client leaves) then drop it}
+  hang             true: accept chat requests and never answer
+  malformed        true: answer 200 with a broken JSON body
+  tool_call        answer a tool call instead: {"name": "...", "arguments": {...}}
+  prefill          a request ending in the assistant's partial answer: "ignore" (answer
+                   whole), "continue" (send only the rest), "reject" (400)
+  dialect          "openai" (/v1), "anthropic" (/v1, Messages) or "gemini" (/v1beta)
+  models           model ids listed by GET /models (["gpt-4.1"])
+  seed             seeds every random choice (1)
+Examples: examples/mock/*.json)");
   mock_cmd->add_option("--seconds", mock.seconds, "Stop by itself after SECONDS")
       ->check(CLI::PositiveNumber);
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# run_readme_app.sh FAILOVER_CLI APP
+# Runs the README's application (APP) on a configuration with "stream_recovery": "restart"
+# whose first route cuts the stream after three words and whose second answers whole, both
+# `failover mock` on free loopback ports. The answer must be printed once, whole, after the
+# README's restart notice, followed by the route that served it.
+set -euo pipefail
+cli=$1
+app=$2
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+answer="The quick brown fox jumps over the lazy dog"
+start_mock() {  # NAME SCENARIO: in the background, its base URL written to $tmp/NAME.out
+  echo "$2" > "$tmp/$1.json"
+  "$cli" mock --port 0 --seconds 60 --scenario "$tmp/$1.json" > "$tmp/$1.out" &
+  pids+=($!)
+}
+url_of() {  # NAME: the mock's base URL, once it listens
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$tmp/$1.out" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  grep -o 'http://127.0.0.1:[0-9]*/v1' "$tmp/$1.out"
+}
+start_mock cut "{\"reply\": \"$answer\", \"stream\": {\"cut_after\": 3, \"interval_ms\": 1}}"
+start_mock whole "{\"reply\": \"$answer\", \"stream\": {\"interval_ms\": 1}}"
+cut=$(url_of cut)
+whole=$(url_of whole)
+cat > "$tmp/failover.json" <<JSON
+{
+  "endpoints": [
+    {"name": "primary", "base_url": "$cut", "api_key": "sk-primary"},
+    {"name": "fallback", "base_url": "$whole", "api_key": "sk-fallback"}
+  ],
+  "priority": [{"model": "gpt-4.1", "routes": ["primary", "fallback"]}],
+  "stream_recovery": "restart"
+}
+JSON
+out=$("$app" "$tmp/failover.json")
+expected="The quick brown 
+[the stream broke; the answer starts again]
+$answer
+(fallback, 2 attempts)"
+echo "$out"
+if [ "$out" != "$expected" ]; then
+  printf 'expected:\n%s\n' "$expected" >&2
+  exit 1
+fi
