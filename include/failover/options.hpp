@@ -206,6 +206,15 @@ struct HealthProbeOptions {
   double jitter = 0.1;  ///< Each wait is `interval * (1 + jitter * u)`, u uniform in [-1, 1).
 };
 
+/** Logging set up by the client itself (`ClientOptions::log`). */
+struct LogOptions {
+  /** trace, debug (a line per attempt and probe), info, warn, error, critical or off; empty =
+   *  no logger is made. */
+  std::string level;
+  /** Appended to; empty = stderr. */
+  std::string file;
+};
+
 /** What a call does when no route can serve it now (all open, cooling down or tried). */
 enum class WhenUnavailable {
   FailFast,         ///< Fail at once with `AllRoutesUnavailable` (carrying `available_at`).
@@ -283,8 +292,12 @@ struct ClientOptions {
   std::size_t max_response_bytes = 64u << 20;  ///< Response body cap (`ResponseTooLarge`).
   std::string ca_bundle;   ///< CA bundle path for TLS verification (empty = system store).
   std::string user_agent;  ///< Appended to the SDK's own User-Agent when non-empty.
-  /** Logger for attempt lines (debug) and warnings; null = no logging. Keys are never logged. */
+  /** Logger for attempt lines (debug) and warnings; null = the one `log` asks for, if any.
+   *  Keys are never logged. */
   std::shared_ptr<spdlog::logger> logger;
+  /** Logging without code (the config file's `log` section): when `logger` is null and
+   *  `log.level` is set, the client logs at that level to `log.file`, or to stderr. */
+  LogOptions log;
   /** Null = `SystemClock`. Policies, deadlines and traces read this clock; the libcurl
    *  transport keeps its own socket timeouts on the steady clock, so a `ManualClock` is meant
    *  for tests with a fake transport. */

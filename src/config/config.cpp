@@ -85,7 +85,7 @@ class Reader {
     check_keys(doc, "",
                {"endpoints", "priority", "timeouts", "retry", "retry_budget", "circuit_breaker",
                 "health", "hedging", "prices", "budget", "shadow", "canary", "max_response_bytes",
-                "ca_bundle", "user_agent", "content_filter", "stream_recovery", "state"});
+                "ca_bundle", "user_agent", "content_filter", "stream_recovery", "state", "log"});
     ClientOptions o;
     const json& endpoints = member(doc, "", "endpoints");
     if (!endpoints.is_array())
@@ -110,6 +110,7 @@ class Reader {
     if (doc.contains("shadow")) o.shadow = shadow(doc["shadow"]);
     if (doc.contains("canary")) o.canary = canary(doc["canary"]);
     if (doc.contains("state")) o.state = state(doc["state"]);
+    if (doc.contains("log")) o.log = log(doc["log"]);
     if (doc.contains("max_response_bytes")) {
       o.max_response_bytes =
           static_cast<std::size_t>(positive(doc["max_response_bytes"], "max_response_bytes"));
@@ -711,6 +712,15 @@ class Reader {
     return h;
   }
 
+  LogOptions log(const json& v) {
+    if (!v.is_object()) fail("log", std::string("must be an object, not ") + type_name(v));
+    check_keys(v, "log", {"level", "file"});
+    LogOptions l;
+    if (v.contains("level")) l.level = string(v["level"], "log.level");
+    if (v.contains("file")) l.file = string(v["file"], "log.file");
+    return l;
+  }
+
   HealthProbeOptions health(const json& v) {
     const std::string p = "health";
     if (!v.is_object()) fail(p, std::string("must be an object, not ") + type_name(v));
@@ -1024,6 +1034,12 @@ std::string options_to_json(const ClientOptions& o, bool include_keys) {
                      {"timeout_ms", ms(hp.timeout)},
                      {"jitter", hp.jitter}};
     if (hp.interval > Duration::zero()) doc["health"]["interval_ms"] = ms(hp.interval);
+  }
+  if (!o.log.level.empty() || !o.log.file.empty()) {
+    json l = json::object();
+    if (!o.log.level.empty()) l["level"] = o.log.level;
+    if (!o.log.file.empty()) l["file"] = o.log.file;
+    doc["log"] = std::move(l);
   }
   doc["retry_budget"] = {{"ratio", o.retry_budget.ratio},
                          {"min_concurrent", o.retry_budget.min_concurrent},

@@ -15,6 +15,8 @@
 #include <failover/config.hpp>
 #include <failover/version.hpp>
 
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -377,6 +379,23 @@ void validate_headers(const std::map<std::string, std::string>& headers, std::st
   }
 }
 
+// The logger `log` asks for: named "failover", at its level, to its file or to stderr.
+std::shared_ptr<spdlog::logger> make_logger(const LogOptions& log) {
+  spdlog::sink_ptr sink;
+  if (log.file.empty()) {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  } else {
+    try {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log.file);
+    } catch (const spdlog::spdlog_ex& e) {
+      invalid("log.file " + shown(log.file) + " cannot be opened: " + e.what());
+    }
+  }
+  auto logger = std::make_shared<spdlog::logger>("failover", std::move(sink));
+  logger->set_level(spdlog::level::from_str(log.level));
+  return logger;
+}
+
 ResolvedOptions resolve_options(ClientOptions& o) {
   ResolvedOptions out;
   if (o.endpoints.empty()) invalid("endpoints is empty: at least one endpoint is required");
@@ -638,6 +657,12 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     out.shadow_plan = candidate(*sh.candidate, "shadow.candidate");
   }
   check_budget_applies(o, out.routes);
+  static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
+                                                "error", "critical", "off"};
+  if (!o.log.level.empty() && !kLevels.count(o.log.level)) {
+    invalid("log.level must be trace, debug, info, warn, error, critical or off (got " +
+            shown(o.log.level) + ")");
+  }
   return out;
 }
 
@@ -647,6 +672,7 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   if (!o.retry) o.retry = std::make_shared<DefaultRetryPolicy>();
   if (!o.circuit_breaker) o.circuit_breaker = DefaultCircuitBreaker::factory();
   if (!o.clock) o.clock = std::make_shared<SystemClock>();
+  if (!o.logger && !o.log.level.empty()) o.logger = make_logger(o.log);
   if (!o.rng) o.rng = std::make_shared<SystemRng>();
   if (!o.transport) o.transport = make_curl_transport();
   budget_ = std::make_unique<RetryBudget>(o.retry_budget);

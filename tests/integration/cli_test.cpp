@@ -316,6 +316,44 @@ TEST(CliFirstHour, WatchIntoAPipeWritesNoScreenCodes) {
   EXPECT_NE(r.out.find("\n\nENDPOINT"), std::string::npos) << r.out;  // a blank line between
 }
 
+TEST(CliFirstHour, VerboseAndLogLevelOnEveryCommandAndALogFileFromTheConfig) {
+  for (const char* command : {"chat", "health", "shadow", "state", "mock"}) {
+    auto help = run({kCli, command, "--help"});
+    EXPECT_NE(help.out.find("-v,--verbose"), std::string::npos) << command << help.out;
+    EXPECT_NE(help.out.find("--log-level"), std::string::npos) << command << help.out;
+  }
+  Mock up("verbose", R"({"reply": "pong"})");
+  const std::string cfg = config({{"up", up.base_url()}});
+  auto quiet = run({kCli, "chat", "--config", cfg, "ping"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+  auto verbose = run({kCli, "chat", "--config", cfg, "-v", "ping"});
+  ASSERT_EQ(verbose.exit_code, 0) << verbose.err;
+  EXPECT_EQ(verbose.out, "pong\n");
+  EXPECT_NE(verbose.err.find("failover: attempt 1 route=up/gpt-4.1 outcome=success status=200"),
+            std::string::npos)
+      << verbose.err;
+  auto level = run({kCli, "chat", "--config", cfg, "-v", "--log-level", "error", "ping"});
+  EXPECT_EQ(level.err, "");  // --log-level wins over -v
+  auto bad = run({kCli, "chat", "--config", cfg, "--log-level", "loud", "ping"});
+  EXPECT_EQ(bad.exit_code, 2);
+  // A config user turns on debug logs to a file, without C++.
+  const std::string log =
+      ::testing::TempDir() + "failover_cli_" + std::to_string(::getpid()) + "_debug.log";
+  std::remove(log.c_str());
+  json with_log = json::parse(std::ifstream(cfg));
+  with_log["log"] = {{"level", "debug"}, {"file", log}};
+  auto logged = run({kCli, "chat", "--config", temp_file("log.json", with_log.dump()), "ping"});
+  ASSERT_EQ(logged.exit_code, 0) << logged.err;
+  EXPECT_EQ(logged.err, "");
+  std::stringstream text;
+  text << std::ifstream(log).rdbuf();
+  EXPECT_NE(text.str().find("[debug] attempt 1 route=up/gpt-4.1 outcome=success"),
+            std::string::npos)
+      << text.str();
+  std::remove(log.c_str());
+}
+
 TEST(CliFirstHour, MockHelpListsEveryScenarioKey) {
   auto help = run({kCli, "mock", "--help"});
   ASSERT_EQ(help.exit_code, 0) << help.err;

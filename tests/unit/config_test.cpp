@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
+
+#include <unistd.h>
 
 namespace failover {
 namespace {
@@ -131,7 +134,7 @@ TEST(Config, EveryErrorClassNamesThePath) {
        "retyr is not a known key (did you mean retry?); known keys: endpoints, priority, "
        "timeouts, retry, retry_budget, circuit_breaker, health, hedging, prices, budget, "
        "shadow, canary, max_response_bytes, ca_bundle, user_agent, content_filter, "
-       "stream_recovery, state"},
+       "stream_recovery, state, log"},
       {with(kOneEndpoint, kOneTier, R"("state": {"redis": "rediss://127.0.0.1:6380"})"),
        "state.redis TLS (rediss://) needs hiredis 1.0 with SSL support; this build's hiredis "
        "has none (expected redis://[:password@]host[:port][/db])"},
@@ -387,6 +390,48 @@ TEST(Config, RoundTrip) {
   std::string redacted = options_to_json(first);
   EXPECT_EQ(redacted.find("sk-hs-123"), std::string::npos);
   EXPECT_NE(redacted.find("<redacted>"), std::string::npos);
+}
+
+TEST(Config, ALogSectionTurnsOnLoggingToAFile) {
+  const std::string path =
+      ::testing::TempDir() + "failover_config_log_" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  ClientOptions o = options_from_json(
+      with(kOneEndpoint, kOneTier, R"("log": {"level": "debug", "file": ")" + path + R"("})"),
+      env());
+  EXPECT_EQ(o.log.level, "debug");
+  EXPECT_EQ(o.log.file, path);
+  EXPECT_EQ(options_from_json(options_to_json(o), env()).log.file, path);  // round trip
+  {
+    Client client(o);  // the client makes the logger: the attempt lines go to the file
+    ChatRequest hi;
+    hi.messages = {Message::user("hi")};
+    CallOptions brief;
+    brief.timeout = std::chrono::milliseconds(300);
+    auto r = client.chat(hi, brief);
+    (void)r;  // nothing listens on port 1: the call fails, and says so in the log
+  }
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("a/m"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("[debug]"), std::string::npos) << text.str();
+  std::remove(path.c_str());
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier, R"("log": {"level": "verbose"})")),
+            "log.level must be trace, debug, info, warn, error, critical or off (got \"verbose\")");
+  EXPECT_EQ(error_of(with(kOneEndpoint, kOneTier, R"("log": {"lvel": "debug"})")),
+            "log.lvel is not a known key (did you mean level?); known keys: level, file");
+  ClientOptions unopenable = options_from_json(
+      with(kOneEndpoint, kOneTier, R"("log": {"level": "info", "file": "/etc/hostname/x.log"})"),
+      env());
+  try {
+    Client client(unopenable);
+    ADD_FAILURE() << "a log file that cannot be opened was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("log.file \"/etc/hostname/x.log\" cannot be opened"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Config, TiersAndRoutesMayCarryTheirOwnTimeouts) {

@@ -101,17 +101,11 @@ json error_json(const fo::Error& e) {
 
 // Loads the client or explains why not (exit code 2). Its warnings (a shared state store that
 // cannot be reached, a skipped stream event) go to stderr.
-std::optional<fo::Client> load_client(const std::string& flag) {
-  std::optional<fo::ClientOptions> loaded = fo::tools::load_options(flag);
+std::optional<fo::Client> load_client(const std::string& flag, const fo::tools::LogArgs& log) {
+  std::optional<fo::ClientOptions> loaded = fo::tools::load_options(flag, log);
   if (!loaded) return std::nullopt;
   try {
-    fo::ClientOptions options = std::move(*loaded);
-    auto logger = std::make_shared<spdlog::logger>(
-        "failover", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->set_pattern("failover: %v");
-    logger->set_level(spdlog::level::warn);
-    options.logger = std::move(logger);
-    return fo::Client(std::move(options));
+    return fo::Client(std::move(*loaded));
   } catch (const fo::ConfigError& e) {
     std::cerr << "failover: bad configuration: " << e.what() << "\n";
   } catch (const std::exception& e) {
@@ -122,6 +116,7 @@ std::optional<fo::Client> load_client(const std::string& flag) {
 
 struct ChatArgs {
   std::string config;
+  fo::tools::LogArgs log;
   bool stream = false;
   bool as_json = false;
   std::string user;
@@ -166,7 +161,7 @@ void print_usage_table(const fo::UsageReport& report) {
 }
 
 int run_chat(const ChatArgs& a) {
-  auto client = load_client(a.config);
+  auto client = load_client(a.config, a.log);
   if (!client) return kUsage;
   if (!a.models.empty()) {  // a model no route serves is a usage error, named as such
     std::vector<std::string> served;
@@ -254,6 +249,7 @@ int run_chat(const ChatArgs& a) {
 
 struct HealthArgs {
   std::string config;
+  fo::tools::LogArgs log;
   double watch = 0;
   bool as_json = false;
 };
@@ -316,7 +312,7 @@ int print_health(fo::Client& client, bool as_json) {
 }
 
 int run_health(const HealthArgs& a) {
-  auto client = load_client(a.config);
+  auto client = load_client(a.config, a.log);
   if (!client) return kUsage;
   if (a.watch <= 0) return print_health(*client, a.as_json);
   int code = -1;  // none printed yet
@@ -339,6 +335,7 @@ int run_health(const HealthArgs& a) {
 }
 
 struct MockArgs {
+  fo::tools::LogArgs log;
   int port = 0;
   std::string scenario;
   std::string dialect;
@@ -364,6 +361,10 @@ int run_mock(const MockArgs& a) {
   }
   if (!a.dialect.empty()) scenario.dialect = a.dialect;
   fo::tools::MockServer server(scenario);
+  const std::string& level = a.log.level;
+  if (level == "trace" || level == "debug" || (level.empty() && a.log.verbose)) {
+    server.log_requests();
+  }
   int port = server.bind(a.port);
   if (port <= 0) {
     std::cerr << "failover mock: cannot bind 127.0.0.1:" << a.port << "\n";
@@ -403,6 +404,7 @@ int main(int argc, char** argv) {
   CLI::App* chat_cmd = app.add_subcommand("chat", "Send one message and print the answer");
   chat_cmd->add_option("--config", chat.config,
                        "Configuration file (default: $FAILOVER_CONFIG, then ./failover.json)");
+  fo::tools::add_log_flags(*chat_cmd, chat.log);
   chat_cmd->add_flag("--stream", chat.stream, "Print tokens as they arrive");
   chat_cmd->add_flag("--json", chat.as_json, "Print the response (or error) as JSON");
   chat_cmd->add_option("--user", chat.user, "End-user id");
@@ -422,6 +424,7 @@ int main(int argc, char** argv) {
   health_cmd->add_option("--watch", health.watch, "Refresh every SECONDS until interrupted")
       ->check(CLI::PositiveNumber);
   health_cmd->add_flag("--json", health.as_json, "Print JSON");
+  fo::tools::add_log_flags(*health_cmd, health.log);
 
   fo::tools::ShadowArgs shadow;
   CLI::App* shadow_cmd = app.add_subcommand(
@@ -436,6 +439,7 @@ int main(int argc, char** argv) {
   shadow_cmd->add_option("--candidate", shadow.candidate, "The route to evaluate, ENDPOINT/MODEL")
       ->required();
   shadow_cmd->add_flag("--json", shadow.as_json, "Print the report as JSON");
+  fo::tools::add_log_flags(*shadow_cmd, shadow.log);
   shadow_cmd->add_option("--report", shadow.report,
                          "Also write a self-contained HTML report (charts, worst pairs)");
   shadow_cmd->add_option("--concurrency", shadow.concurrency, "Requests in flight at once")
@@ -447,6 +451,7 @@ int main(int argc, char** argv) {
   state_cmd->add_option("--config", state.config,
                         "Configuration file (default: $FAILOVER_CONFIG, then ./failover.json)");
   state_cmd->add_flag("--json", state.as_json, "Print JSON");
+  fo::tools::add_log_flags(*state_cmd, state.log);
   state_cmd->add_option("--reset-breaker", state.reset_breaker,
                         "Close ENDPOINT/MODEL's breaker for the whole fleet");
   state_cmd->add_flag("--reset-spend", state.reset_spend,
@@ -488,6 +493,7 @@ int main(int argc, char** argv) {
   models           model ids listed by GET /models (["gpt-4.1"])
   seed             seeds every random choice (1)
 Examples: examples/mock/*.json)");
+  fo::tools::add_log_flags(*mock_cmd, mock.log);
   mock_cmd->add_option("--seconds", mock.seconds, "Stop by itself after SECONDS")
       ->check(CLI::PositiveNumber);
 

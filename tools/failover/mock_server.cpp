@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -216,6 +217,13 @@ int MockServer::bind(int port) {
 }
 
 void MockServer::run() { server_.listen_after_bind(); }
+
+void MockServer::log_requests() {
+  server_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    std::fprintf(stderr, "failover mock: %s %s -> %d\n", req.method.c_str(), req.path.c_str(),
+                 res.status);
+  });
+}
 
 void MockServer::stop() {
   stopping_.store(true);

@@ -67,6 +67,8 @@ class MockServer {
   void run();
   /** Stops serving; a hanging request is released. Safe from any thread. */
   void stop();
+  /** Writes a line per request to stderr: method, path and the status answered. */
+  void log_requests();
   /** Chat requests received so far. */
   std::uint64_t requests() const { return requests_.load(); }
 

@@ -432,12 +432,13 @@ bool reached(const Result<ChatResponse>& r) {
 }  // namespace
 
 int run_shadow(const ShadowArgs& a) {
-  ClientOptions base;
+  std::optional<ClientOptions> loaded = load_options(a.config, a.log);
+  if (!loaded) return 2;
+  ClientOptions base = std::move(*loaded);
   RouteRef primary;
   RouteRef candidate;
   std::vector<ChatRequest> requests;
   try {
-    base = options_from_file(a.config);
     primary = parse_route(a.primary);
     candidate = parse_route(a.candidate);
     requests = read_requests(a.requests);

@@ -11,10 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.hpp"
+
 namespace failover::tools {
 
 struct ShadowArgs {
   std::string config;
+  LogArgs log;
   std::string requests;  // JSONL: one CreateChatCompletionRequest per line
   std::string primary;   // endpoint/model
   std::string candidate;

@@ -41,7 +41,7 @@ json ahead(const std::optional<WallTime>& t, WallTime now) {
 }  // namespace
 
 int run_state(const StateArgs& a) {
-  std::optional<ClientOptions> loaded = load_options(a.config);
+  std::optional<ClientOptions> loaded = load_options(a.config, a.log);
   if (!loaded) return 2;
   ClientOptions options = std::move(*loaded);
   if (!options.state.store) {

@@ -5,10 +5,13 @@
 
 #include <string>
 
+#include "cli_common.hpp"
+
 namespace failover::tools {
 
 struct StateArgs {
   std::string config;  // --config (empty: the default, see config_path)
+  LogArgs log;
   bool as_json = false;
   std::string reset_breaker;  // endpoint/model
   bool reset_spend = false;   // today's and this month's spend, and every reservation
