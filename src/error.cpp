@@ -6,6 +6,20 @@
 
 namespace failover {
 
+std::string_view to_string(SkipReason reason) noexcept {
+  switch (reason) {
+    case SkipReason::CoolingDown:
+      return "cooling_down";
+    case SkipReason::CircuitOpen:
+      return "circuit_open";
+    case SkipReason::RateLimited:
+      return "rate_limited";
+    case SkipReason::OverBudget:
+      return "over_budget";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(ErrorKind kind) noexcept {
   switch (kind) {
     case ErrorKind::InvalidRequest:

@@ -228,6 +228,9 @@ struct ChatResponse {
   /** Cost of this response from its usage and the model's price; empty without either. */
   std::optional<double> cost_usd;
   std::vector<Attempt> attempts;  ///< Every attempt of the call, the successful one last.
+  /** Routes passed over before any traffic (cooling down, circuit open, at a rate limit, over
+   *  budget), with why and until when. */
+  std::vector<SkippedRoute> skipped;
 
   /** Content of the first choice's message, or empty. */
   const std::string& text() const;

@@ -83,6 +83,28 @@ struct Attempt {
   }
 };
 
+/** Why a call passed a route over without sending it anything. */
+enum class SkipReason {
+  CoolingDown,  ///< A 429's Retry-After (its own, or shared by the fleet) has not passed.
+  CircuitOpen,  ///< Its breaker is open (or half-open with its probe in flight).
+  RateLimited,  ///< Its endpoint is at the client-side rate limit (rpm, tpm, concurrency).
+  OverBudget,   ///< Its estimated cost would take the spending past a budget.
+};
+
+/** `"cooling_down"`, `"circuit_open"`, `"rate_limited"` or `"over_budget"`. */
+std::string_view to_string(SkipReason reason) noexcept;
+
+/** A route a call passed over before sending it anything, in the order of the call's plan.
+ *  (A route whose API cannot express the request is an `Attempt` with `InvalidRequest`.) */
+struct SkippedRoute {
+  RouteRef route;
+  SkipReason reason = SkipReason::CircuitOpen;
+  /** When it may serve again, when known (the end of a cooldown or open period, the next
+   *  permit). */
+  std::optional<TimePoint> until;
+  std::string message;  ///< e.g. "cooling down after a rate limit for 27980 ms".
+};
+
 /** Extra facts carried by an `Error`. */
 struct ErrorDetails {
   int http_status = 0;                    ///< HTTP status of the failure (0 when none).
@@ -92,6 +114,7 @@ struct ErrorDetails {
   std::optional<Duration> retry_after;    ///< Retry-After given by the provider, if any.
   std::optional<TimePoint> available_at;  ///< Earliest time a route may serve again, if known.
   std::vector<Attempt> attempts;          ///< The call's trace.
+  std::vector<SkippedRoute> skipped;      ///< Routes passed over before any traffic.
   /** For `StreamInterrupted` (and a cancelled stream): what was received before the break —
    *  text, tool calls, finish state and usage so far. */
   std::shared_ptr<const ChatResponse> partial;
@@ -121,6 +144,8 @@ class Error : public std::runtime_error {
   const std::optional<TimePoint>& available_at() const noexcept { return details_->available_at; }
   /** Every attempt the call made, in order. */
   const std::vector<Attempt>& attempts() const noexcept { return details_->attempts; }
+  /** Routes the call passed over before sending them anything, with why and until when. */
+  const std::vector<SkippedRoute>& skipped() const noexcept { return details_->skipped; }
   /** The partial response of an interrupted or cancelled stream, or null. */
   const ChatResponse* partial() const noexcept { return details_->partial.get(); }
   /** All details at once. */

@@ -1413,6 +1413,7 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   if (interruption_) env_.stats().record_recovery(f.continuation, true);
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
+  response.skipped = skipped_routes(now);
   state_ = State::Done;
   end_call();
   if (!mirror_) env_.stats().record_call("success", now - call_start_);
@@ -1629,10 +1630,56 @@ void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails
       details = std::move(d);
     }
   }
+  if (details.skipped.empty()) details.skipped = skipped_routes(last_now_);
   state_ = State::Done;
   end_call();
   if (!mirror_) env_.stats().record_call(to_string(kind), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
+}
+
+// Why untried candidate `c` was passed over at the last pick, and until when.
+SkippedRoute CallMachine::passed_over(std::size_t c, TimePoint now) const {
+  const RouteState& route = candidate_route(c);
+  SkippedRoute s;
+  s.route = route.ref;
+  std::string why;
+  switch (candidates_[c].blocked) {
+    case Candidate::Block::RateLimit:
+      s.reason = SkipReason::RateLimited;
+      why = "at its client-side rate limit";
+      if (rate_wait_ != TimePoint::max()) s.until = rate_wait_;
+      break;
+    case Candidate::Block::Budget:
+      s.reason = SkipReason::OverBudget;
+      why = "would exceed the spending budget";
+      break;
+    case Candidate::Block::Cooling:
+    case Candidate::Block::Breaker:
+    case Candidate::Block::None:
+      s.until = route.reopens_at(now);
+      why = "circuit open";
+      if (route.cooldown() > now) {
+        s.reason = SkipReason::CoolingDown;
+        s.until = std::max(s.until.value_or(route.cooldown()), route.cooldown());
+        why = "cooling down after a rate limit";
+      } else if (!s.until) {
+        why = "circuit half-open with its probe in flight";
+      }
+      break;
+  }
+  s.message = s.until ? why + " for " + format_ms(*s.until - now) : why;
+  return s;
+}
+
+// The routes passed over before any traffic: untried, and ruled out at a pick.
+std::vector<SkippedRoute> CallMachine::skipped_routes(TimePoint now) const {
+  std::vector<SkippedRoute> out;
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    if (!candidates_[c].tried && candidates_[c].blocked != Candidate::Block::None) {
+      out.push_back(passed_over(c, now));
+    }
+  }
+  return out;
 }
 
 void CallMachine::finish_exhausted(TimePoint now) {
@@ -1679,34 +1726,9 @@ void CallMachine::finish_exhausted(TimePoint now) {
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
-    const RouteState& route = candidate_route(c);
-    std::optional<TimePoint> at;
-    std::string why;
-    switch (candidates_[c].blocked) {
-      case Candidate::Block::RateLimit:
-        why = "at its client-side rate limit";
-        if (rate_wait_ != TimePoint::max()) at = rate_wait_;
-        break;
-      case Candidate::Block::Budget:
-        why = "would exceed the spending budget";
-        break;
-      case Candidate::Block::Cooling:
-      case Candidate::Block::Breaker:
-      case Candidate::Block::None:
-        at = route.reopens_at(now);
-        why = "circuit open";
-        if (route.cooldown() > now) {
-          at = std::max(at.value_or(route.cooldown()), route.cooldown());
-          why = "cooling down after a rate limit";
-        } else if (!at) {
-          why = "circuit half-open with its probe in flight";
-        }
-        break;
-    }
-    message += " " + route_name(route.ref) + ": " + why;
-    if (at) message += " for " + format_ms(*at - now);
-    message += ";";
-    if (at && (!earliest || *at < *earliest)) earliest = at;
+    const SkippedRoute s = passed_over(c, now);
+    message += " " + route_name(s.route) + ": " + s.message + ";";
+    if (s.until && (!earliest || *s.until < *earliest)) earliest = s.until;
   }
   if (!message.empty() && message.back() == ';') message.pop_back();
   if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";

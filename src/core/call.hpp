@@ -200,6 +200,8 @@ class CallMachine {
   };
   // An attempt on the route now, into pending_; else what ruled it out.
   Candidate::Block admit(RouteState& route, TimePoint now);
+  SkippedRoute passed_over(std::size_t c, TimePoint now) const;
+  std::vector<SkippedRoute> skipped_routes(TimePoint now) const;
   std::vector<Candidate> candidates_;
   // The request in a native dialect's API, once per (dialect, route shaping) of the candidates.
   struct NativeBody {

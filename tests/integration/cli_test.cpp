@@ -619,6 +619,32 @@ TEST(CliSharedState, FailuresOfOneCallProcessesAddUpAndOpenTheRouteForTheFleet) 
   EXPECT_EQ(state["routes"][1]["breaker"], "closed");
 }
 
+TEST(CliSharedState, TheNextRunShowsTheCoolingDownRouteAsSkippedWithItsReason) {
+  if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
+  testing::RedisServer redis;
+  Mock primary("cooling", R"({"then": 429, "retry_after": "30"})");
+  Mock secondary("up", R"({"reply": "served"})");
+  const std::string cfg = shared_config(primary, secondary, redis.url());
+  json first = chat_json(cfg);
+  ASSERT_FALSE(first.contains("error")) << first.dump();
+  EXPECT_EQ(first["failover"]["attempts"][0]["outcome"], "rate_limited");
+  EXPECT_TRUE(first["failover"]["skipped"].empty()) << first.dump();
+  json second = chat_json(cfg);  // the cooldown is the fleet's: this run passes primary over
+  ASSERT_FALSE(second.contains("error")) << second.dump();
+  ASSERT_EQ(second["failover"]["attempts"].size(), 1u) << second.dump();
+  EXPECT_EQ(second["failover"]["attempts"][0]["endpoint"], "secondary");
+  const json& skipped = second["failover"]["skipped"];
+  ASSERT_EQ(skipped.size(), 1u) << second.dump();
+  EXPECT_EQ(skipped[0]["endpoint"], "primary");
+  EXPECT_EQ(skipped[0]["reason"], "cooling_down");
+  EXPECT_GT(skipped[0]["for_ms"].get<double>(), 20000.0) << second.dump();
+  EXPECT_LE(skipped[0]["for_ms"].get<double>(), 30000.0) << second.dump();
+  EXPECT_EQ(
+      skipped[0]["message"].get<std::string>().rfind("cooling down after a rate limit for ", 0), 0u)
+      << second.dump();
+  EXPECT_EQ(requests_of(primary), 1);
+}
+
 TEST(CliSharedState, ABreakerOpenedByOneRunHoldsTheNextRunAndStateShowsIt) {
   if (!testing::redis_available()) GTEST_SKIP() << "redis-server is not installed";
   testing::RedisServer redis;

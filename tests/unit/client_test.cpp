@@ -70,6 +70,35 @@ TEST_F(ClientTest, A404WithoutAMessageNamesTheURLAndHintsAtTheBasePath) {
             "endpoint's base_url the API's base path (such as https://host/v1)?");
 }
 
+TEST_F(ClientTest, RoutesPassedOverBeforeAnyTrafficAreInTheTraceWithWhyAndUntilWhen) {
+  fake->sequence(testing::chat_url(kA),
+                 {testing::status(429, "rate_limit_exceeded", {{"retry-after", "30"}})});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(two_routes());
+  auto first = client.chat(ping());
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_TRUE(first->skipped.empty());  // a was tried, not passed over
+  const TimePoint cooled_until = clock->now() - milliseconds(10) + seconds(30);
+  clock->advance(seconds(2));
+  auto second = client.chat(ping());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(outcomes(second->attempts), (Strings{"b:success"}));
+  ASSERT_EQ(second->skipped.size(), 1u);
+  const SkippedRoute& s = second->skipped[0];
+  EXPECT_EQ(s.route, (RouteRef{"a", "m"}));
+  EXPECT_EQ(s.reason, SkipReason::CoolingDown);
+  EXPECT_EQ(to_string(s.reason), "cooling_down");
+  ASSERT_TRUE(s.until);
+  EXPECT_EQ(*s.until, cooled_until);
+  EXPECT_EQ(s.message, "cooling down after a rate limit for 27980 ms");
+  // A failed call carries them too.
+  fake->sequence(testing::chat_url(kB), {testing::status(401)});
+  auto third = client.chat(ping());
+  ASSERT_FALSE(third);
+  ASSERT_EQ(third.error().skipped().size(), 1u);
+  EXPECT_EQ(third.error().skipped()[0].reason, SkipReason::CoolingDown);
+}
+
 TEST_F(ClientTest, RequestCarriesModelKeyAndAttemptHeader) {
   fake->sequence(testing::chat_url(kA), {testing::status(503)});
   fake->sequence(testing::chat_url(kB), {testing::ok("pong")});

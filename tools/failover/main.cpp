@@ -72,6 +72,21 @@ json attempts_json(const std::vector<fo::Attempt>& attempts) {
   return out;
 }
 
+// Routes passed over before any traffic: why, and for how long from now.
+json skipped_json(const std::vector<fo::SkippedRoute>& skipped) {
+  json out = json::array();
+  const fo::TimePoint now = fo::SystemClock().now();
+  for (const fo::SkippedRoute& s : skipped) {
+    json j = {{"endpoint", s.route.endpoint},
+              {"model", s.route.model},
+              {"reason", std::string(fo::to_string(s.reason))},
+              {"message", s.message}};
+    j["for_ms"] = s.until ? json(std::max(0.0, round3(ms(*s.until - now)))) : json(nullptr);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 json usage_json(const std::optional<fo::Usage>& u) {
   if (!u) return nullptr;
   return {{"prompt_tokens", u->prompt_tokens},
@@ -83,7 +98,8 @@ json error_json(const fo::Error& e) {
   json err = {{"kind", std::string(fo::to_string(e.kind()))},
               {"message", e.message()},
               {"status", e.http_status() ? json(e.http_status()) : json(nullptr)},
-              {"attempts", attempts_json(e.attempts())}};
+              {"attempts", attempts_json(e.attempts())},
+              {"skipped", skipped_json(e.skipped())}};
   if (!e.provider_code().empty()) err["code"] = e.provider_code();
   if (const fo::ChatResponse* p = e.partial()) {
     json calls = json::array();
@@ -235,6 +251,7 @@ int run_chat(const ChatArgs& a) {
     doc["failover"] = {
         {"served_by", {{"endpoint", r.served_by.endpoint}, {"model", r.served_by.model}}},
         {"attempts", attempts_json(r.attempts)},
+        {"skipped", skipped_json(r.skipped)},
         {"cost_usd", r.cost_usd ? json(*r.cost_usd) : json(nullptr)}};
     if (a.usage) doc["failover"]["usage"] = usage_json(client->usage_report());
     std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
