@@ -4,25 +4,11 @@
 //   trace BASE_URL [BASE_URL...]   (one endpoint per URL, all in one tier, model "gpt-4.1")
 
 #include <failover/failover.hpp>
+#include <failover/format.hpp>  // describe(), operator<< and fmt formatters of results
 
 #include <cstdio>
+#include <iostream>
 #include <string>
-
-namespace {
-
-void print_trace(const std::vector<failover::Attempt>& attempts) {
-  std::printf("%-3s %-24s %-24s %6s %12s %10s\n", "#", "route", "outcome", "status", "latency_ms",
-              "delay_ms");
-  int n = 0;
-  for (const failover::Attempt& a : attempts) {
-    std::string route = a.route.endpoint + "/" + a.route.model;
-    std::printf("%-3d %-24s %-24s %6d %12.2f %10.0f\n", ++n, route.c_str(), a.outcome().c_str(),
-                a.status, std::chrono::duration<double, std::milli>(a.latency).count(),
-                std::chrono::duration<double, std::milli>(a.delay).count());
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -44,15 +30,10 @@ int main(int argc, char** argv) {
     request.messages = {failover::Message::user("ping")};
     auto result = client.chat(request);
     if (result) {
-      std::printf("answer: %s\nserved by: %s/%s\n", result->text().c_str(),
-                  result->served_by.endpoint.c_str(), result->served_by.model.c_str());
-      print_trace(result->attempts);
+      std::cout << "answer: " << result->text() << "\n" << *result << "\n";
       return 0;
     }
-    const failover::Error& e = result.error();
-    std::printf("error: %s: %s\n", std::string(failover::to_string(e.kind())).c_str(),
-                e.message().c_str());
-    print_trace(e.attempts());
+    std::cout << "error: " << result.error() << "\n";
     return 1;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "bad options: %s\n", e.what());

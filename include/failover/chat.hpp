@@ -177,8 +177,9 @@ struct ChatRequest {
   std::string safety_identifier;  ///< A stable, hashed end-user id for abuse detection.
   /**
    * A JSON object whose members are merged into the request body as they are, for fields the
-   * SDK does not model (`reasoning_effort`, `logprobs`, provider extensions, ...). Its members
-   * override modelled fields of the same name. `model` and `stream` may not be set here.
+   * SDK does not model (`metadata`, and provider extensions such as vLLM's `top_k` or
+   * OpenRouter's `provider`). Its members override modelled fields of the same name. `model` and
+   * `stream` may not be set here.
    */
   std::string extra_json;
 };

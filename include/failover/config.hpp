@@ -1,7 +1,8 @@
 #pragma once
 
 /**
- * @file config.hpp  Client options from JSON configuration files (keys in DESIGN.md), with
+ * @file config.hpp  Client options from JSON configuration files (every key in
+ * docs/configuration.md), with
  * `${NAME}` taken from the environment, and the errors that name what was wrong.
  */
 

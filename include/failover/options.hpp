@@ -149,6 +149,14 @@ struct Route {
 
 /** One level of the priority list. */
 struct Tier {
+  /** A tier of `endpoints`, all serving `model`, in that order, as the config file's
+   *  `{"model": ..., "routes": [...]}`: `Tier::of("gpt-4.1", {"primary", "backup"})`. */
+  static Tier of(const std::string& model, const std::vector<std::string>& endpoints) {
+    Tier t;
+    for (const std::string& e : endpoints) t.routes.push_back(Route{e, model});
+    return t;
+  }
+
   std::vector<Route> routes;                           ///< Routes of this tier; not empty.
   BalanceStrategy balance = BalanceStrategy::Ordered;  ///< How the routes are ordered per call.
   /** A balancer of your own; when set it replaces `balance`. Shared by all calls: must be

@@ -1,6 +1,6 @@
 #pragma once
 
-// Classification of failed exchanges into ErrorKind (DESIGN.md "Defaults: Classification"):
+// Classification of failed exchanges into ErrorKind (docs/policies.md, "Classification"):
 // one table of rules, read in order, over every signal a provider sends.
 
 #include "wire/error_body.hpp"

@@ -3,6 +3,9 @@
 #include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 
+#include <failover/format.hpp>
+#include <failover/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -97,6 +100,37 @@ TEST_F(ClientTest, RoutesPassedOverBeforeAnyTrafficAreInTheTraceWithWhyAndUntilW
   ASSERT_FALSE(third);
   ASSERT_EQ(third.error().skipped().size(), 1u);
   EXPECT_EQ(third.error().skipped()[0].reason, SkipReason::CoolingDown);
+}
+
+TEST_F(ClientTest, ResultsPrintAsTextThroughStreamsAndFmtAndConvertToJson) {
+  fake->sequence(testing::chat_url(kA), {testing::status(503)});
+  fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+  Client client(options({Tier::of("m", {"a", "b"})}));  // a tier without triple braces
+  auto r = client.chat(ping());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(describe(*r),
+            "served by b/m after 2 attempts\n"
+            "  a/m: overloaded (HTTP 503) in 10 ms: scripted 503\n"
+            "  b/m: success (HTTP 200) in 10 ms");
+  EXPECT_EQ(fmt::format("{}", r->attempts[0]), "a/m: overloaded (HTTP 503) in 10 ms: scripted 503");
+  nlohmann::json j = *r;
+  EXPECT_EQ(j["served_by"]["endpoint"], "b");
+  EXPECT_EQ(j["attempts"][0]["outcome"], "overloaded");
+  EXPECT_EQ(j["attempts"][0]["status"], 503);
+  EXPECT_EQ(j["attempts"][1]["latency_ms"], 10.0);
+  EXPECT_EQ(j["text"], "b");
+  fake->sequence(testing::chat_url(kB), {testing::status(401)});
+  auto failed = client.chat(ping());
+  ASSERT_FALSE(failed);
+  std::ostringstream text;
+  text << failed.error();
+  EXPECT_EQ(text.str().rfind("all_routes_unavailable: all routes failed after 2 attempts:", 0), 0u)
+      << text.str();
+  EXPECT_NE(text.str().find("\n  b/m: authentication (HTTP 401) in 10 ms"), std::string::npos)
+      << text.str();
+  nlohmann::json e = failed.error();
+  EXPECT_EQ(e["kind"], "all_routes_unavailable");
+  EXPECT_EQ(e["attempts"].size(), 2u);
 }
 
 TEST_F(ClientTest, RequestCarriesModelKeyAndAttemptHeader) {

@@ -1,5 +1,4 @@
-// The failover command-line tool: chat, health, shadow, state, mock (contract in
-// shared/DESIGN.md).
+// The failover command-line tool: chat, health, shadow, state, mock (docs/cli.md).
 // Exit codes: 0 success, 1 the call (or a probe) failed, 2 bad usage or bad configuration.
 
 #include "cli_common.hpp"

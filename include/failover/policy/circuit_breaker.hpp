@@ -60,7 +60,8 @@ class CircuitBreaker {
 /** Makes the breaker of one route. */
 using CircuitBreakerFactory = std::function<std::unique_ptr<CircuitBreaker>(const RouteRef&)>;
 
-/** Settings of `DefaultCircuitBreaker` (defaults from DESIGN.md). */
+/** Settings of `DefaultCircuitBreaker` (docs/policies.md; the config file's
+ *  `circuit_breaker`, docs/configuration.md). */
 struct CircuitBreakerOptions {
   int consecutive_failures = 5;  ///< Opens after this many failures in a row.
   double failure_rate = 0.5;     ///< ...or when failures / calls in the window reach this,

@@ -100,7 +100,8 @@ class RetryPolicy {
   virtual std::optional<int> max_attempts() const { return std::nullopt; }
 };
 
-/** Settings of `DefaultRetryPolicy` (defaults from DESIGN.md). */
+/** Settings of `DefaultRetryPolicy` (docs/policies.md; the config file's `retry`,
+ *  docs/configuration.md). */
 struct RetryOptions {
   int max_attempts = 6;                                  ///< Attempts per call, all routes.
   Duration base_delay = std::chrono::milliseconds(500);  ///< First backoff ceiling.
