@@ -7,6 +7,7 @@
 #include "state_command.hpp"
 
 #include <failover/failover.hpp>
+#include <failover/json.hpp>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -50,42 +51,6 @@ double round3(double v) {
   return static_cast<double>(static_cast<long long>(v * 1000.0 + 0.5)) / 1000.0;
 }
 
-json attempts_json(const std::vector<fo::Attempt>& attempts) {
-  json out = json::array();
-  for (const fo::Attempt& a : attempts) {
-    json j = {{"endpoint", a.route.endpoint},
-              {"model", a.route.model},
-              {"outcome", a.outcome()},
-              {"status", a.status},
-              {"latency_ms", round3(ms(a.latency))},
-              {"delay_ms", round3(ms(a.delay))}};
-    if (!a.message.empty()) j["message"] = a.message;
-    if (a.skipped_events > 0) j["skipped_events"] = a.skipped_events;
-    if (a.delivered_chunks > 0) {
-      j["delivered_chunks"] = a.delivered_chunks;
-      j["delivered_chars"] = a.delivered_chars;
-    }
-    if (!a.recovery.empty()) j["recovery"] = a.recovery;
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
-// Routes passed over before any traffic: why, and for how long from now.
-json skipped_json(const std::vector<fo::SkippedRoute>& skipped) {
-  json out = json::array();
-  const fo::TimePoint now = fo::SystemClock().now();
-  for (const fo::SkippedRoute& s : skipped) {
-    json j = {{"endpoint", s.route.endpoint},
-              {"model", s.route.model},
-              {"reason", std::string(fo::to_string(s.reason))},
-              {"message", s.message}};
-    j["for_ms"] = s.until ? json(std::max(0.0, round3(ms(*s.until - now)))) : json(nullptr);
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
 json usage_json(const std::optional<fo::Usage>& u) {
   if (!u) return nullptr;
   return {{"prompt_tokens", u->prompt_tokens},
@@ -97,8 +62,8 @@ json error_json(const fo::Error& e) {
   json err = {{"kind", std::string(fo::to_string(e.kind()))},
               {"message", e.message()},
               {"status", e.http_status() ? json(e.http_status()) : json(nullptr)},
-              {"attempts", attempts_json(e.attempts())},
-              {"skipped", skipped_json(e.skipped())}};
+              {"attempts", json(e.attempts())},
+              {"skipped", json(e.skipped())}};
   if (!e.provider_code().empty()) err["code"] = e.provider_code();
   if (const fo::ChatResponse* p = e.partial()) {
     json calls = json::array();
@@ -249,8 +214,8 @@ int run_chat(const ChatArgs& a) {
     if (!doc.is_object()) doc = json::object();
     doc["failover"] = {
         {"served_by", {{"endpoint", r.served_by.endpoint}, {"model", r.served_by.model}}},
-        {"attempts", attempts_json(r.attempts)},
-        {"skipped", skipped_json(r.skipped)},
+        {"attempts", json(r.attempts)},
+        {"skipped", json(r.skipped)},
         {"cost_usd", r.cost_usd ? json(*r.cost_usd) : json(nullptr)}};
     if (a.usage) doc["failover"]["usage"] = usage_json(client->usage_report());
     std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
