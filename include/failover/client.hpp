@@ -40,7 +40,8 @@ struct RouteProbe {
   std::string message;               ///< Short description of the failure.
   std::optional<bool> model_listed;  ///< Whether `/models` lists the route's model, when the
                                      ///< endpoint answered with a model list.
-  BreakerState breaker = BreakerState::Closed;  ///< The route's breaker state, as it is now.
+  /** Its breaker, now (the same name and meaning as `RouteHealth::state`). */
+  BreakerState state = BreakerState::Closed;
 };
 
 /**

@@ -170,7 +170,7 @@ std::vector<RouteProbe> Client::probe(Duration timeout) {
       rp.message = "no answer within the probe timeout";
       rp.latency = timeout;
     }
-    rp.breaker = route->reported_state(now);
+    rp.state = route->reported_state(now);
     out.push_back(std::move(rp));
   }
   return out;

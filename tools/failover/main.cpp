@@ -263,14 +263,14 @@ int print_health(fo::Client& client, bool as_json) {
     std::snprintf(latency, sizeof latency, "%.1f ms", ms(p.latency));
     table << pad(p.route.endpoint, endpoint_width) << pad(p.route.model, model_width)
           << pad(p.status ? std::to_string(p.status) : "-", 8) << pad(latency, 11)
-          << pad(std::string(fo::to_string(p.breaker)), 11) << result << "\n";
+          << pad(std::string(fo::to_string(p.state)), 11) << result << "\n";
     routes.push_back(
         {{"endpoint", p.route.endpoint},
          {"model", p.route.model},
          {"ok", p.ok},
          {"status", p.status ? json(p.status) : json(nullptr)},
          {"latency_ms", round3(ms(p.latency))},
-         {"breaker", std::string(fo::to_string(p.breaker))},
+         {"breaker", std::string(fo::to_string(p.state))},
          {"error", p.error ? json(std::string(fo::to_string(*p.error))) : json(nullptr)},
          {"message", p.message},
          {"model_listed", p.model_listed ? json(*p.model_listed) : json(nullptr)}});
