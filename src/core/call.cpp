@@ -1,6 +1,7 @@
 #include "core/call.hpp"
 
 #include "policy/classify.hpp"
+#include "util/format.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 #include "wire/native.hpp"
@@ -119,13 +120,8 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
             served.push_back(r->ref.model);
           }
         }
-        auto list = [](const std::vector<std::string>& names) {
-          std::string out;
-          for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-          return out;
-        };
-        invalid("no route serves any of the models asked for (" + list(options_.models) +
-                "); the routes serve " + list(served));
+        invalid("no route serves any of the models asked for (" + join_names(options_.models) +
+                "); the routes serve " + join_names(served));
         return;
       }
       if (env_.shadow() && o.shadow.sample > 0 && env_.rng().uniform() < o.shadow.sample) {

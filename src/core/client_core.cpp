@@ -7,6 +7,7 @@
 #include "state/state_sync.hpp"
 #include "util/ascii.hpp"
 #include "util/edit_distance.hpp"
+#include "util/format.hpp"
 #include "util/secret_names.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
@@ -359,9 +360,7 @@ void check_budget_applies(const ClientOptions& o,
     }
   }
   if (!priced) {
-    std::string list;
-    for (const std::string& m : unpriced) list += (list.empty() ? "" : ", ") + m;
-    invalid("budget can never apply: no routed model has a price (routed: " + list +
+    invalid("budget can never apply: no routed model has a price (routed: " + join_names(unpriced) +
             "); add \"prices\" for them");
   }
 }

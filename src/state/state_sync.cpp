@@ -56,6 +56,9 @@ StateSync::StateSync(StateOptions options, Parts parts, const Clock& clock, spdl
       clock_(clock),
       logger_(logger),
       breaker_(parts.breaker),
+      window_keep_(breaker_ ? static_cast<std::size_t>(
+                                  std::max(breaker_->window, breaker_->consecutive_failures))
+                            : 0),
       windows_(parts.breaker.has_value()) {
   for (const auto& r : routes_) names_.push_back(r->ref.endpoint + "/" + r->ref.model);
   seen_open_.resize(routes_.size());
@@ -218,11 +221,9 @@ void StateSync::cooling(std::size_t route, TimePoint until) {
 
 void StateSync::call_ended(std::size_t route, bool failure) {
   if (!windows_.load(std::memory_order_relaxed)) return;
-  const auto keep =
-      static_cast<std::size_t>(std::max(breaker_->window, breaker_->consecutive_failures));
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<bool>& calls = calls_[route];
-  if (calls.size() == keep) calls.erase(calls.begin());  // the window keeps no more
+  if (calls.size() == window_keep_) calls.erase(calls.begin());  // the window keeps no more
   calls.push_back(failure);
 }
 
@@ -403,14 +404,13 @@ void StateSync::publish_calls(StateStore& store) {
   const TimePoint now = clock_.now();
   const WallTime wall = clock_.wall_now();
   const CircuitBreakerOptions& b = *breaker_;
-  const auto keep = static_cast<std::size_t>(std::max(b.window, b.consecutive_failures));
   for (std::size_t i = 0; i < routes_.size(); ++i) {
     if (calls[i].empty() || !routes_[i]->own_breaker_closed(now)) continue;
     const bool half_open = seen_open_[i] && *seen_open_[i] <= wall;
     if (seen_open_[i] && !half_open) continue;  // admitted before the fleet's trip: stale
     guarded(Part::Routes, [&] {
       const std::optional<std::vector<bool>> window =
-          store.record_calls(names_[i], calls[i], keep, kWindowLife);
+          store.record_calls(names_[i], calls[i], window_keep_, kWindowLife);
       if (!window) {  // the store keeps no windows: each process counts its own
         windows_.store(false, std::memory_order_relaxed);
         return;

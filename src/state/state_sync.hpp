@@ -162,7 +162,8 @@ class StateSync final : public FleetSpend {
   std::vector<std::optional<WallTime>> own_open_;   // the open_until this process published
   std::vector<char> refused_logged_;                // a refused value was logged for the route
   std::optional<CircuitBreakerOptions> breaker_;    // Parts::breaker
-  std::atomic<bool> windows_{false};                // the fleet's windows are kept and used
+  std::size_t window_keep_ = 0;       // calls a route's fleet window keeps (with breaker_)
+  std::atomic<bool> windows_{false};  // the fleet's windows are kept and used
 
   std::mutex mutex_;
   std::condition_variable wake_;

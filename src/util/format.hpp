@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace failover::detail {
 
@@ -15,6 +16,13 @@ inline std::string percent_text(double fraction) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f %%", fraction * 100);
   return buf;
+}
+
+/** Names as a list: "a, b, c". */
+inline std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
 /** A duration in whole milliseconds: "5000 ms". */
