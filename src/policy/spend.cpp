@@ -58,27 +58,22 @@ bool SpendTracker::reserve(WallTime wall, std::int64_t nanos, bool alone, bool* 
     lock.unlock();  // the fleet is asked without holding up this process's other calls
     const std::optional<bool> fleet = fleet_->reserve(wall, nanos, c);
     lock.lock();
-    if (fleet) {
-      if (!*fleet) return false;
-      roll(wall);
-      if (!fits_locked(nanos, alone)) {
-        // Admitted by a fleet that has not heard of what this process admitted on its own (its
-        // store was busy) or spent since: given back.
-        lock.unlock();
-        fleet_->settled(nanos, 0, alone);
-        return false;
-      }
-      reserved_ += nanos;
-      alone_ = alone_ || alone;
-      return true;
-    }
+    if (fleet && !*fleet) return false;
     // The fleet cannot be asked: refuse (fail closed), or decide on what this process knows.
-    if (options_.fail_closed) {
+    if (!fleet && options_.fail_closed) {
       if (fleet_down) *fleet_down = true;
       return false;
     }
+    // Either way, what this process knows must allow it too: a fleet's yes has not heard of
+    // what this process admitted on its own (its store was busy) or spent since.
     roll(wall);
-    if (!fits_locked(nanos, alone)) return false;
+    if (!fits_locked(nanos, alone)) {
+      if (fleet) {  // the fleet's reservation is given back
+        lock.unlock();
+        fleet_->settled(nanos, 0, alone);
+      }
+      return false;
+    }
   }
   reserved_ += nanos;
   alone_ = alone_ || alone;
