@@ -27,3 +27,15 @@ function(failover_set_sanitizers target)
     target_link_options(${target} PUBLIC -fsanitize=address,undefined)
   endif()
 endfunction()
+
+# failover_optional_part(<option> <what> <package>): turns <option> off, saying so, when
+# find_package(<package>) finds nothing, so a plain build needs only the library's packages.
+macro(failover_optional_part option what package)
+  if(${option})
+    find_package(${package} QUIET)
+    if(NOT ${package}_FOUND)
+      message(STATUS "failover: ${what} (${option}) off: package ${package} not found")
+      set(${option} OFF)
+    endif()
+  endif()
+endmacro()

@@ -2,6 +2,8 @@
 
 /** @file cancellation.hpp  Cooperative cancellation of calls. */
 
+#include <failover/export.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,7 +15,7 @@ struct CancelState;
 }
 
 /** Observes a `CancellationSource`. Cheap to copy; a default token is never cancelled. */
-class CancellationToken {
+class FAILOVER_EXPORT CancellationToken {
  public:
   /** A token that is never cancelled. */
   CancellationToken() = default;
@@ -35,7 +37,7 @@ class CancellationToken {
 };
 
 /** Requests cancellation of every call holding one of its tokens. Thread-safe. */
-class CancellationSource {
+class FAILOVER_EXPORT CancellationSource {
  public:
   /** A fresh, not yet cancelled source. */
   CancellationSource();

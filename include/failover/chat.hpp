@@ -10,6 +10,7 @@
  */
 
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 
 #include <cstdint>
 #include <map>
@@ -21,7 +22,7 @@
 namespace failover {
 
 /** One part of a multi-part message content. */
-struct ContentPart {
+struct FAILOVER_EXPORT ContentPart {
   /** The kind of part. */
   enum class Type {
     Text,        ///< `{"type":"text","text":...}`
@@ -63,7 +64,7 @@ struct Annotation {
 };
 
 /** One chat message, any role. */
-struct Message {
+struct FAILOVER_EXPORT Message {
   std::string role;                    ///< `system`, `developer`, `user`, `assistant`, `tool`.
   std::optional<std::string> content;  ///< Plain text content (absent for tool-call turns).
   std::vector<ContentPart> parts;      ///< Multi-part content; used when non-empty.
@@ -210,7 +211,7 @@ struct Choice {
 };
 
 /** A chat completion response, plus where it came from and how. */
-struct ChatResponse {
+struct FAILOVER_EXPORT ChatResponse {
   std::string id;                  ///< Provider's completion id.
   std::string object;              ///< `chat.completion`.
   std::int64_t created = 0;        ///< Unix seconds.
@@ -271,7 +272,7 @@ struct ChoiceDelta {
 };
 
 /** One chunk of a streamed completion (`CreateChatCompletionStreamResponse`). */
-struct ChatChunk {
+struct FAILOVER_EXPORT ChatChunk {
   std::string id;                    ///< Completion id (the same on every chunk).
   std::string model;                 ///< Model as reported by the provider.
   std::int64_t created = 0;          ///< Unix seconds.

@@ -4,6 +4,7 @@
 
 #include <failover/chat.hpp>
 #include <failover/config.hpp>
+#include <failover/export.hpp>
 #include <failover/health.hpp>
 #include <failover/options.hpp>
 #include <failover/result.hpp>
@@ -52,7 +53,7 @@ struct RouteProbe {
  * first, each holding the client's state until it returns (see docs/policies.md, "Application
  * code the SDK calls").
  */
-class Client {
+class FAILOVER_EXPORT Client {
  public:
   /** Waits until every client released inside its own callback or handler (whose teardown
    *  then runs on its engine thread, after the callback) is gone, at most `timeout`; true when

@@ -6,6 +6,7 @@
  * `${NAME}` taken from the environment, and the errors that name what was wrong.
  */
 
+#include <failover/export.hpp>
 #include <failover/options.hpp>
 
 #include <functional>
@@ -21,7 +22,7 @@ namespace failover {
  * as written in a configuration file (`endpoints[1].base_url`, `timeouts.connect_ms`, ...);
  * `path()` is that path alone. Secrets are never part of the message.
  */
-class ConfigError : public std::invalid_argument {
+class FAILOVER_EXPORT ConfigError : public std::invalid_argument {
  public:
   /** `message` starts with the field's path, which becomes `path()`. */
   explicit ConfigError(const std::string& message);
@@ -45,10 +46,11 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
  * `${NAME:-fallback}` by the variable or the fallback. `env` defaults to the process
  * environment.
  */
-ClientOptions options_from_json(std::string_view json_text, const EnvLookup& env = {});
+FAILOVER_EXPORT ClientOptions options_from_json(std::string_view json_text,
+                                                const EnvLookup& env = {});
 
 /** Reads a configuration file; `ConfigError` with path `config` when it cannot be read. */
-ClientOptions options_from_file(const std::string& path, const EnvLookup& env = {});
+FAILOVER_EXPORT ClientOptions options_from_file(const std::string& path, const EnvLookup& env = {});
 
 /**
  * The configuration keys of `options` as JSON (indented by two spaces), readable by
@@ -56,6 +58,7 @@ ClientOptions options_from_file(const std::string& path, const EnvLookup& env = 
  * they are written as `"<redacted>"`. Retry and breaker settings are written when the default
  * policies are in use.
  */
-std::string options_to_json(const ClientOptions& options, bool include_keys = false);
+FAILOVER_EXPORT std::string options_to_json(const ClientOptions& options,
+                                            bool include_keys = false);
 
 }  // namespace failover

@@ -3,6 +3,7 @@
 /** @file error.hpp  Error kinds, the attempt trace and the `Error` type every failed call returns.
  */
 
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 
 #include <cstddef>
@@ -47,7 +48,7 @@ enum class ErrorKind {
 };
 
 /** snake_case name of `kind`, e.g. `all_routes_unavailable`. */
-std::string_view to_string(ErrorKind kind) noexcept;
+FAILOVER_EXPORT std::string_view to_string(ErrorKind kind) noexcept;
 
 /** An (endpoint, model) pair naming a route. */
 struct RouteRef {
@@ -92,7 +93,7 @@ enum class SkipReason {
 };
 
 /** `"cooling_down"`, `"circuit_open"`, `"rate_limited"` or `"over_budget"`. */
-std::string_view to_string(SkipReason reason) noexcept;
+FAILOVER_EXPORT std::string_view to_string(SkipReason reason) noexcept;
 
 /** A route a call passed over before sending it anything, in the order of the call's plan.
  *  (A route whose API cannot express the request is an `Attempt` with `InvalidRequest`.) */
@@ -121,7 +122,7 @@ struct ErrorDetails {
 };
 
 /** A failed call: a typed kind, a message without secrets, and the attempt trace. */
-class Error : public std::runtime_error {
+class FAILOVER_EXPORT Error : public std::runtime_error {
  public:
   /** Builds an error of `kind` with `message` and optional details. */
   Error(ErrorKind kind, const std::string& message, ErrorDetails details = {});

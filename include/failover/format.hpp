@@ -8,6 +8,7 @@
 
 #include <failover/chat.hpp>
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 
 #include <fmt/format.h>
 
@@ -18,14 +19,14 @@
 namespace failover {
 
 /** `primary/gpt-4.1: overloaded (HTTP 503) in 12 ms: upstream busy; next attempt after 500 ms` */
-std::string describe(const Attempt& attempt);
+FAILOVER_EXPORT std::string describe(const Attempt& attempt);
 /** `backup/gpt-4.1: passed over, cooling_down: cooling down after a rate limit for 27980 ms` */
-std::string describe(const SkippedRoute& skipped);
+FAILOVER_EXPORT std::string describe(const SkippedRoute& skipped);
 /** `served by backup/gpt-4.1 after 2 attempts`, then a line per attempt and per route passed
  *  over, each indented by two spaces. */
-std::string describe(const ChatResponse& response);
+FAILOVER_EXPORT std::string describe(const ChatResponse& response);
 /** `all_routes_unavailable: <message>`, then the same lines as for a response. */
-std::string describe(const Error& error);
+FAILOVER_EXPORT std::string describe(const Error& error);
 
 inline std::ostream& operator<<(std::ostream& os, const Attempt& a) { return os << describe(a); }
 inline std::ostream& operator<<(std::ostream& os, const SkippedRoute& s) {

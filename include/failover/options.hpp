@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace failover {
@@ -70,6 +71,11 @@ enum class Continuation {
 
 /** One server: OpenAI-compatible, or speaking a native dialect. */
 struct Endpoint {
+  Endpoint() = default;
+  /** `{"primary", "https://api.openai.com/v1", key}`: the other fields keep their defaults. */
+  Endpoint(std::string endpoint_name, std::string url, std::string key = {})
+      : name(std::move(endpoint_name)), base_url(std::move(url)), api_key(std::move(key)) {}
+
   std::string name;  ///< Unique name, used by routes and in traces.
   /** e.g. `https://api.openai.com/v1`; `/chat/completions` is appended (`/messages` for
    *  Anthropic, `/models/{model}:generateContent` for Gemini). */
@@ -131,6 +137,12 @@ struct TimeoutOverrides {
 
 /** (endpoint, model): the unit of health. */
 struct Route {
+  Route() = default;
+  /** `{"primary", "gpt-4.1"}`: the other fields keep their defaults (no warning under
+   *  `-Wextra`, as an aggregate's partial initialisation would give). */
+  Route(std::string endpoint_name, std::string model_name, int route_weight = 1)
+      : endpoint(std::move(endpoint_name)), model(std::move(model_name)), weight(route_weight) {}
+
   std::string endpoint;       ///< Name of an `Endpoint`.
   std::string model;          ///< Model requested from that endpoint.
   int weight = 1;             ///< Relative weight for weighted balancing (must be >= 1).
@@ -149,6 +161,11 @@ struct Route {
 
 /** One level of the priority list. */
 struct Tier {
+  Tier() = default;
+  /** `Tier{{{"primary", "gpt-4.1"}, {"backup", "gpt-4.1"}}}`: these routes, in this order. */
+  Tier(std::vector<Route> tier_routes, BalanceStrategy strategy = BalanceStrategy::Ordered)
+      : routes(std::move(tier_routes)), balance(strategy) {}
+
   /** A tier of `endpoints`, all serving `model`, in that order, as the config file's
    *  `{"model": ..., "routes": [...]}`: `Tier::of("gpt-4.1", {"primary", "backup"})`. */
   static Tier of(const std::string& model, const std::vector<std::string>& endpoints) {

@@ -11,6 +11,7 @@
  * (fail-open). See docs/scale-out.md.
  */
 
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 #include <failover/traffic.hpp>
 
@@ -89,7 +90,7 @@ struct Permits {
 };
 
 /** A store could not be reached or answered nonsense; the message names it, without secrets. */
-class StateStoreError : public std::runtime_error {
+class FAILOVER_EXPORT StateStoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -97,7 +98,7 @@ class StateStoreError : public std::runtime_error {
 /** The store answered, but refused the command because of what one key holds (a value that is
  *  not a number, another type): that key is refused, and the store stays in use for the
  *  others. */
-class StateRefused : public StateStoreError {
+class FAILOVER_EXPORT StateRefused : public StateStoreError {
  public:
   using StateStoreError::StateStoreError;
 };
@@ -105,7 +106,7 @@ class StateRefused : public StateStoreError {
 /** The store could not take a command within the time a call may wait for it (its
  *  connection busy with the process's other calls): that call decides on what its process
  *  knows, and the store stays in use. Not an outage. */
-class StateBusy : public StateStoreError {
+class FAILOVER_EXPORT StateBusy : public StateStoreError {
  public:
   using StateStoreError::StateStoreError;
 };
@@ -115,7 +116,7 @@ class StateBusy : public StateStoreError {
  * `endpoint/model`. Implementations must be thread-safe; a call that fails throws
  * `StateStoreError` (the client then serves on its own state and tries again later).
  */
-class StateStore {
+class FAILOVER_EXPORT StateStore {
  public:
   virtual ~StateStore() = default;
   /** `route`'s breaker tripped, here or on the fleet's window of calls: it is open until
@@ -200,7 +201,7 @@ class StateStore {
 
 /** A store inside this process: shares state between the clients of one process (and serves
  *  tests); nothing survives the process. */
-std::shared_ptr<StateStore> make_memory_store();
+FAILOVER_EXPORT std::shared_ptr<StateStore> make_memory_store();
 
 /** Settings of the Redis store. */
 struct RedisStoreOptions {
@@ -222,7 +223,7 @@ struct RedisStoreOptions {
 
 /** A store on Redis (hiredis). Connects on first use, and again after a failure. Throws
  *  `std::invalid_argument` naming what is wrong with `options`. */
-std::shared_ptr<StateStore> make_redis_store(RedisStoreOptions options);
+FAILOVER_EXPORT std::shared_ptr<StateStore> make_redis_store(RedisStoreOptions options);
 
 /** How a client shares state (`ClientOptions::state`; config `"state"`). */
 struct StateOptions {

@@ -2,6 +2,8 @@
 
 /** @file time.hpp  Injected time and randomness: the policies never read a clock or call rand(). */
 
+#include <failover/export.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -17,7 +19,7 @@ using Duration = std::chrono::steady_clock::duration;
 using WallTime = std::chrono::system_clock::time_point;
 
 /** Source of time. Implementations must be safe to call from several threads. */
-class Clock {
+class FAILOVER_EXPORT Clock {
  public:
   virtual ~Clock() = default;
   /** Monotonic now. */
@@ -27,7 +29,7 @@ class Clock {
 };
 
 /** The real clocks: `steady_clock` and `system_clock`. */
-class SystemClock final : public Clock {
+class FAILOVER_EXPORT SystemClock final : public Clock {
  public:
   /** Monotonic now from `std::chrono::steady_clock`. */
   TimePoint now() const override { return std::chrono::steady_clock::now(); }
@@ -36,7 +38,7 @@ class SystemClock final : public Clock {
 };
 
 /** A clock that moves only when told to: for tests and simulations. Thread-safe. */
-class ManualClock final : public Clock {
+class FAILOVER_EXPORT ManualClock final : public Clock {
  public:
   /** Starts at an arbitrary fixed monotonic epoch and the given wall time. */
   explicit ManualClock(WallTime wall_start = WallTime{std::chrono::hours(24 * 365 * 50)});
@@ -56,7 +58,7 @@ class ManualClock final : public Clock {
 };
 
 /** Source of randomness. Implementations must be safe to call from several threads. */
-class Rng {
+class FAILOVER_EXPORT Rng {
  public:
   virtual ~Rng() = default;
   /** A uniformly distributed 64-bit value. */
@@ -66,14 +68,14 @@ class Rng {
 };
 
 /** Default randomness: a per-thread generator seeded from `std::random_device`; lock-free. */
-class SystemRng final : public Rng {
+class FAILOVER_EXPORT SystemRng final : public Rng {
  public:
   /** Next value from this thread's generator. */
   std::uint64_t next_u64() override;
 };
 
 /** Deterministic randomness (splitmix64) for tests: the same seed gives the same sequence. */
-class SeededRng final : public Rng {
+class FAILOVER_EXPORT SeededRng final : public Rng {
  public:
   /** Seeds the sequence. */
   explicit SeededRng(std::uint64_t seed) : state_(seed) {}
@@ -86,7 +88,7 @@ class SeededRng final : public Rng {
 };
 
 /** An Rng that always returns the same value: `uniform()` gives `fraction` exactly (tests). */
-class FixedRng final : public Rng {
+class FAILOVER_EXPORT FixedRng final : public Rng {
  public:
   /** `fraction` in [0, 1). */
   explicit FixedRng(double fraction);

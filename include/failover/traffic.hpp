@@ -5,6 +5,7 @@
 
 #include <failover/chat.hpp>
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 #include <failover/result.hpp>
 #include <failover/time.hpp>
 
@@ -80,21 +81,24 @@ struct ShadowPair {
 };
 
 /** Lower-cases ASCII letters, trims, and collapses every run of white space into one space. */
-std::string normalize_text(std::string_view text);
+FAILOVER_EXPORT std::string normalize_text(std::string_view text);
 
 /**
  * Token-level similarity: the texts are split into lower-cased words (letters, digits and any
  * non-ASCII byte; punctuation is dropped) and scored as the F1 of their multisets, 2 * common
  * / (|a| + |b|). Two empty texts score 1.
  */
-double token_similarity(std::string_view a, std::string_view b);
+FAILOVER_EXPORT double token_similarity(std::string_view a, std::string_view b);
 
 /** Compares two results of `request`: success on each side, latencies, and for two answers
  *  the normalised exact match, similarity (by `comparator` when set), finish_reason and tool
  *  names. */
-ShadowPair compare_results(const ChatRequest& request, const Result<ChatResponse>& primary,
-                           Duration primary_latency, const Result<ChatResponse>& candidate,
-                           Duration candidate_latency, const ShadowComparator& comparator = {});
+FAILOVER_EXPORT ShadowPair compare_results(const ChatRequest& request,
+                                           const Result<ChatResponse>& primary,
+                                           Duration primary_latency,
+                                           const Result<ChatResponse>& candidate,
+                                           Duration candidate_latency,
+                                           const ShadowComparator& comparator = {});
 
 /** Latency percentiles (nearest rank) of one side. */
 struct LatencySummary {
@@ -112,7 +116,7 @@ enum class ShadowVerdict {
 };
 
 /** snake_case-free label of a verdict: `READY` or `NEEDS_TUNING`. */
-std::string_view to_string(ShadowVerdict verdict) noexcept;
+FAILOVER_EXPORT std::string_view to_string(ShadowVerdict verdict) noexcept;
 
 /** What shadow traffic found so far. */
 struct ShadowReport {
@@ -153,7 +157,7 @@ struct ShadowReport {
  * shadow traffic and by `failover shadow` for offline replays; usable on its own to score any
  * two sets of answers.
  */
-class ShadowAnalyzer {
+class FAILOVER_EXPORT ShadowAnalyzer {
  public:
   /** Keeps the latest `max_latencies` latencies per side and the `worst_pairs` worst pairs. */
   explicit ShadowAnalyzer(ShadowThresholds thresholds = {}, std::size_t worst_pairs = 10,
@@ -202,7 +206,7 @@ enum class CanaryState {
 };
 
 /** snake_case name of a canary state. */
-std::string_view to_string(CanaryState state) noexcept;
+FAILOVER_EXPORT std::string_view to_string(CanaryState state) noexcept;
 
 /** Counts of the current step's window. */
 struct CanaryWindow {

@@ -7,6 +7,7 @@
  */
 
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 
 #include <cstddef>
@@ -82,7 +83,7 @@ struct TransportEvents {
  * Moves exchanges for one thread at a time. `wakeup()` alone may be called from any thread.
  * A session's timeouts and `wait` deadlines follow the clock the transport was made with.
  */
-class TransportSession {
+class FAILOVER_EXPORT TransportSession {
  public:
   virtual ~TransportSession() = default;
   /** Starts an exchange; its end is reported by `wait` with the same id. The transport copies
@@ -99,7 +100,7 @@ class TransportSession {
 };
 
 /** Opens sessions. Thread-safe. */
-class Transport {
+class FAILOVER_EXPORT Transport {
  public:
   virtual ~Transport() = default;
   /** A new session; each keeps its own connection pool. */
@@ -110,6 +111,6 @@ class Transport {
  * The libcurl transport: connection reuse, HTTP/2 where offered, TLS peer verification always
  * on, redirects never followed, protocols limited to http and https. Uses the steady clock.
  */
-std::shared_ptr<Transport> make_curl_transport();
+FAILOVER_EXPORT std::shared_ptr<Transport> make_curl_transport();
 
 }  // namespace failover

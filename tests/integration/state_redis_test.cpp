@@ -429,17 +429,8 @@ double race_uncapped_calls(std::shared_ptr<StateStore> store) {
   server.start();
   testing::widen_backlog(server.port());
   ClientOptions o;
-  o.endpoints = {{"priced",
-                  server.base_url(),
-                  "sk-priced",
-                  {},
-                  AuthStyle::Bearer,
-                  Dialect::OpenAI,
-                  {},
-                  {},
-                  {},
-                  Continuation::None,
-                  /*streaming=*/false}};
+  o.endpoints = {{"priced", server.base_url(), "sk-priced"}};
+  o.endpoints[0].streaming = false;
   o.priority = {Tier{{{"priced", "m"}}}};
   o.prices["m"] = ModelPrice{100.0, std::nullopt, 100.0};
   o.budget.usd_per_day = 0.010;

@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
 # run_against_demo.sh EXPECTED FAILOVER_CLI COMMAND [ARGS...]
-# Starts two `failover mock` upstreams from examples/mock (127.0.0.1:18082 answers 503,
-# 127.0.0.1:18081 answers "Hello", streamed as "Hel" + "lo" when asked), runs COMMAND and
-# checks that its standard output is exactly EXPECTED. DEMO_SCENARIO_18082 names another
-# scenario for 127.0.0.1:18082.
+# Starts two `failover mock` upstreams from examples/mock on free loopback ports: "primary"
+# answers 503 (DEMO_SCENARIO_PRIMARY names another scenario for it), "backup" answers "Hello",
+# streamed as "Hel" + "lo" when asked. Runs COMMAND with {primary} and {backup} in ARGS replaced
+# by their base URLs, and checks that its standard output is exactly EXPECTED.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../../scripts/lib.sh"
 expected=$1
 cli=$2
 shift 2
-scenario_18082=${DEMO_SCENARIO_18082:-$here/../../examples/mock/overloaded.json}
-"$cli" mock --port 18082 --scenario "$scenario_18082" --seconds 60 > /dev/null &
-a=$!
-"$cli" mock --port 18081 --scenario "$here/../../examples/mock/healthy.json" --seconds 60 > /dev/null &
-b=$!
-trap 'kill $a $b 2>/dev/null; wait $a $b 2>/dev/null || true' EXIT
-wait_for_ports 18081 18082
-out=$("$@")
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+start_mock() {  # NAME SCENARIO_FILE: in the background, its start line written to $tmp/NAME.out
+  "$cli" mock --port 0 --scenario "$2" --seconds 60 > "$tmp/$1.out" &
+  pids+=($!)
+}
+url_of() {  # NAME: the mock's base URL, once it listens
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$tmp/$1.out" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  grep -o 'http://127.0.0.1:[0-9]*/v1' "$tmp/$1.out"
+}
+start_mock primary "${DEMO_SCENARIO_PRIMARY:-$here/../../examples/mock/overloaded.json}"
+start_mock backup "$here/../../examples/mock/healthy.json"
+primary=$(url_of primary)
+backup=$(url_of backup)
+command=()
+for arg in "$@"; do
+  arg=${arg//\{primary\}/$primary}
+  command+=("${arg//\{backup\}/$backup}")
+done
+out=$("${command[@]}")
 echo "$out"
 if [ "$out" != "$expected" ]; then
   echo "expected: $expected" >&2

@@ -7,6 +7,7 @@
  */
 
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 
 #include <cstddef>
@@ -30,7 +31,7 @@ enum class BalanceStrategy {
 };
 
 /** snake_case config name of `strategy` (`round_robin`, ...). */
-std::string_view to_string(BalanceStrategy strategy) noexcept;
+FAILOVER_EXPORT std::string_view to_string(BalanceStrategy strategy) noexcept;
 
 /** What a balancer sees of one route of its tier. */
 struct RouteView {
@@ -48,7 +49,7 @@ struct BalanceContext {
 };
 
 /** Orders the routes of one tier for one call. Implementations must be thread-safe. */
-class Balancer {
+class FAILOVER_EXPORT Balancer {
  public:
   virtual ~Balancer() = default;
   /** Writes into `order` the tier positions of `routes`, best first; every position once. */
@@ -57,6 +58,7 @@ class Balancer {
 };
 
 /** A built-in balancer for a tier's `routes`. */
-std::unique_ptr<Balancer> make_balancer(BalanceStrategy strategy, const std::vector<Route>& routes);
+FAILOVER_EXPORT std::unique_ptr<Balancer> make_balancer(BalanceStrategy strategy,
+                                                        const std::vector<Route>& routes);
 
 }  // namespace failover

@@ -7,6 +7,7 @@
  */
 
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 
 #include <cstdint>
@@ -27,10 +28,10 @@ enum class BreakerState {
 };
 
 /** snake_case name: `closed`, `open`, `half_open`. */
-std::string_view to_string(BreakerState state) noexcept;
+FAILOVER_EXPORT std::string_view to_string(BreakerState state) noexcept;
 
 /** A circuit breaker for one route. Implementations must be thread-safe. */
-class CircuitBreaker {
+class FAILOVER_EXPORT CircuitBreaker {
  public:
   virtual ~CircuitBreaker() = default;
   /** May an attempt start now? `false`: skip this route for now. A `true` in half-open takes a
@@ -78,7 +79,7 @@ struct CircuitBreakerOptions {
 
 /** The factory `DefaultCircuitBreaker::factory()` puts in a `CircuitBreakerFactory`; reachable
  *  through `std::function::target`, so its options can be read back (e.g. to write a config). */
-struct DefaultCircuitBreakerFactory {
+struct FAILOVER_EXPORT DefaultCircuitBreakerFactory {
   CircuitBreakerOptions options;  ///< Options of every breaker it makes.
   /** A new default breaker. */
   std::unique_ptr<CircuitBreaker> operator()(const RouteRef& route) const;
@@ -97,7 +98,7 @@ struct DefaultCircuitBreakerFactory {
  * quota errors. Neutral (neither success nor failure): rate limits (the route cools down
  * instead), request errors that would fail anywhere, cancellations and deadlines.
  */
-class DefaultCircuitBreaker final : public CircuitBreaker {
+class FAILOVER_EXPORT DefaultCircuitBreaker final : public CircuitBreaker {
  public:
   /** Throws `std::invalid_argument` naming the bad field. */
   explicit DefaultCircuitBreaker(CircuitBreakerOptions options = {});

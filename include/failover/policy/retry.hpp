@@ -7,6 +7,7 @@
  */
 
 #include <failover/error.hpp>
+#include <failover/export.hpp>
 #include <failover/time.hpp>
 
 #include <memory>
@@ -88,7 +89,7 @@ struct Decision {
  * Decides what follows a failed attempt. One instance serves one call (the options hold a
  * prototype that is cloned per call), so an implementation may keep per-call state.
  */
-class RetryPolicy {
+class FAILOVER_EXPORT RetryPolicy {
  public:
   virtual ~RetryPolicy() = default;
   /** Decides what follows the failed attempt `outcome`. */
@@ -139,7 +140,7 @@ struct RetryOptions {
  * - never more than `max_attempts` attempts in all (retries, failovers, hedges), never a wait
  *   that ends past the deadline.
  */
-class DefaultRetryPolicy final : public RetryPolicy {
+class FAILOVER_EXPORT DefaultRetryPolicy final : public RetryPolicy {
  public:
   /** Throws `std::invalid_argument` naming the bad field. */
   explicit DefaultRetryPolicy(RetryOptions options = {});
