@@ -2,7 +2,7 @@
 
 #include <failover/config.hpp>
 
-#include "core/client_core.hpp"
+#include "options/resolve.hpp"
 #include "util/edit_distance.hpp"
 #include "util/secret_names.hpp"
 #include "util/utf8.hpp"

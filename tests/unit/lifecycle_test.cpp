@@ -2,8 +2,8 @@
 // own callbacks and handlers; exceptions from every hook contained in a typed error, with
 // everything the call held given back.
 
+#include "core/async_engine.hpp"
 #include "core/client_core.hpp"
-#include "engine/async_engine.hpp"
 #include "fake_client_test.hpp"
 #include "test_helpers.hpp"
 

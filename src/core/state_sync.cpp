@@ -1,4 +1,4 @@
-#include "state/state_sync.hpp"
+#include "core/state_sync.hpp"
 
 #include "core/client_core.hpp"
 

@@ -1,8 +1,8 @@
 #include <failover/client.hpp>
 
+#include "core/async_engine.hpp"
 #include "core/call.hpp"
-#include "engine/async_engine.hpp"
-#include "observe/probe.hpp"
+#include "core/probe.hpp"
 #include "util/scope_exit.hpp"
 
 #include <map>

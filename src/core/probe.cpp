@@ -1,4 +1,4 @@
-#include "observe/probe.hpp"
+#include "core/probe.hpp"
 
 #include "policy/classify.hpp"
 #include "wire/json_codec.hpp"

@@ -3,8 +3,8 @@
 #include <failover/client.hpp>
 
 #include "core/client_core.hpp"
+#include "core/state_sync.hpp"
 #include "core/user_code.hpp"
-#include "state/state_sync.hpp"
 
 #include <charconv>
 #include <cstdio>

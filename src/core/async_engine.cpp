@@ -1,7 +1,7 @@
-#include "engine/async_engine.hpp"
+#include "core/async_engine.hpp"
 
+#include "core/probe.hpp"
 #include "core/user_code.hpp"
-#include "observe/probe.hpp"
 #include "policy/retry_budget.hpp"
 
 #include <spdlog/spdlog.h>
