@@ -72,9 +72,25 @@ enum class Continuation {
 /** One server: OpenAI-compatible, or speaking a native dialect. */
 struct Endpoint {
   Endpoint() = default;
-  /** `{"primary", "https://api.openai.com/v1", key}`: the other fields keep their defaults. */
-  Endpoint(std::string endpoint_name, std::string url, std::string key = {})
-      : name(std::move(endpoint_name)), base_url(std::move(url)), api_key(std::move(key)) {}
+  /** The fields in their order, as a braced list gives them (`{"primary", url, key}`), the
+   *  others keeping their defaults: no `-Wmissing-field-initializers` warning. */
+  Endpoint(std::string endpoint_name, std::string url, std::string key = {},
+           std::map<std::string, std::string> extra_headers = {},
+           AuthStyle auth_style = AuthStyle::Bearer, Dialect api = Dialect::OpenAI,
+           std::map<std::string, std::string> query_parameters = {}, std::string region_label = {},
+           EndpointLimits endpoint_limits = {}, Continuation continues = Continuation::None,
+           bool streams = true)
+      : name(std::move(endpoint_name)),
+        base_url(std::move(url)),
+        api_key(std::move(key)),
+        headers(std::move(extra_headers)),
+        auth(auth_style),
+        dialect(api),
+        query(std::move(query_parameters)),
+        region(std::move(region_label)),
+        limits(endpoint_limits),
+        continuation(continues),
+        streaming(streams) {}
 
   std::string name;  ///< Unique name, used by routes and in traces.
   /** e.g. `https://api.openai.com/v1`; `/chat/completions` is appended (`/messages` for
@@ -138,10 +154,18 @@ struct TimeoutOverrides {
 /** (endpoint, model): the unit of health. */
 struct Route {
   Route() = default;
-  /** `{"primary", "gpt-4.1"}`: the other fields keep their defaults (no warning under
-   *  `-Wextra`, as an aggregate's partial initialisation would give). */
-  Route(std::string endpoint_name, std::string model_name, int route_weight = 1)
-      : endpoint(std::move(endpoint_name)), model(std::move(model_name)), weight(route_weight) {}
+  /** The fields in their order, as a braced list gives them (`{"primary", "gpt-4.1"}`), the
+   *  others keeping their defaults: no `-Wmissing-field-initializers` warning. */
+  Route(std::string endpoint_name, std::string model_name, int route_weight = 1,
+        TimeoutOverrides limits = {}, std::string body_params = {},
+        std::vector<std::string> dropped = {}, bool rules = true)
+      : endpoint(std::move(endpoint_name)),
+        model(std::move(model_name)),
+        weight(route_weight),
+        timeouts(limits),
+        params(std::move(body_params)),
+        drop_params(std::move(dropped)),
+        model_rules(rules) {}
 
   std::string endpoint;       ///< Name of an `Endpoint`.
   std::string model;          ///< Model requested from that endpoint.
@@ -162,9 +186,15 @@ struct Route {
 /** One level of the priority list. */
 struct Tier {
   Tier() = default;
-  /** `Tier{{{"primary", "gpt-4.1"}, {"backup", "gpt-4.1"}}}`: these routes, in this order. */
-  Tier(std::vector<Route> tier_routes, BalanceStrategy strategy = BalanceStrategy::Ordered)
-      : routes(std::move(tier_routes)), balance(strategy) {}
+  /** The fields in their order, as a braced list gives them
+   *  (`Tier{{{"primary", "gpt-4.1"}, {"backup", "gpt-4.1"}}}`), the others keeping their
+   *  defaults: no `-Wmissing-field-initializers` warning. */
+  Tier(std::vector<Route> tier_routes, BalanceStrategy strategy = BalanceStrategy::Ordered,
+       std::shared_ptr<Balancer> own_balancer = {}, TimeoutOverrides limits = {})
+      : routes(std::move(tier_routes)),
+        balance(strategy),
+        balancer(std::move(own_balancer)),
+        timeouts(limits) {}
 
   /** A tier of `endpoints`, all serving `model`, in that order, as the config file's
    *  `{"model": ..., "routes": [...]}`: `Tier::of("gpt-4.1", {"primary", "backup"})`. */

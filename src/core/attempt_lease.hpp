@@ -57,6 +57,9 @@ class AttemptLease {
   AttemptLease& operator=(const AttemptLease&) = delete;
   ~AttemptLease() { release(); }
 
+  /** Where the owner keeps the latest time (as given to the constructor). */
+  const TimePoint* clock() const { return now_; }
+
   /** Holds a permit of `tokens` the caller took from `limiter`. */
   void hold_permit(RateLimiter* limiter, double tokens) {
     limiter_ = limiter;

@@ -1,5 +1,7 @@
 #include "core/call.hpp"
 
+#include "core/call_report.hpp"
+
 #include "policy/classify.hpp"
 #include "util/format.hpp"
 #include "wire/http_headers.hpp"
@@ -33,15 +35,6 @@ constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 constexpr Duration kClockSlack = std::chrono::milliseconds(5);
 // How often a call waiting for a budget's one call of unknown cost looks again.
 constexpr Duration kBudgetPoll = std::chrono::milliseconds(20);
-
-std::string route_name(const RouteRef& r) { return r.endpoint + "/" + r.model; }
-
-std::string format_ms(Duration d) {
-  double ms = std::chrono::duration<double, std::milli>(d).count();
-  char buf[32];
-  std::snprintf(buf, sizeof buf, ms < 10 ? "%.2f ms" : "%.0f ms", ms);
-  return buf;
-}
 
 }  // namespace
 
@@ -93,22 +86,8 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     request_ = std::make_unique<ChatRequest>(request);
   }
 
-  // A cost estimate for spending budgets: about four characters a token, plus the output cap.
-  std::size_t chars = 0;
-  for (const Message& m : request.messages) {
-    chars += m.content ? m.content->size() : 0;
-    for (const ContentPart& p : m.parts) chars += p.text.size();
-    for (const ToolCall& t : m.tool_calls) chars += t.name.size() + t.arguments.size();
-  }
-  estimated_prompt_tokens_ = static_cast<std::int64_t>((chars + 3) / 4);
-  estimated_output_tokens_ = request.max_completion_tokens.value_or(request.max_tokens.value_or(0));
-  output_capped_ = request.max_completion_tokens || request.max_tokens || o.token_estimator;
   try {
-    if (o.token_estimator) {  // the user's estimate covers prompt and output together
-      estimated_prompt_tokens_ = std::max<std::int64_t>(
-          0, invoke_user("the token estimator", [&] { return o.token_estimator(request); }));
-      estimated_output_tokens_ = 0;
-    }
+    admission_.estimate(request);  // for spending budgets and rate limits
     if (mirror_) {
       candidates_ = {Candidate{*env_.shadow_plan()}};
     } else {
@@ -194,100 +173,17 @@ RouteState& CallMachine::candidate_route(std::size_t c) const {
 // half-open route whose probe is out has no known time: look again shortly.
 std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
   std::optional<TimePoint> best;
-  if (rate_blocked_) best = rate_wait_;
+  if (admission_.rate_blocked()) best = admission_.rate_wait();
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
-    if (!budget_allows(route)) continue;  // a spent budget does not come back by waiting
+    if (!admission_.budget_allows(route)) continue;  // a spent budget does not come back by waiting
     TimePoint at = now + std::chrono::milliseconds(50);
     if (std::optional<TimePoint> reopen = route.reopens_at(now)) at = *reopen;
     if (route.cooldown() > now) at = std::max(at, route.cooldown());
     if (!best || at < *best) best = at;
   }
   return best;
-}
-
-// The estimated cost of this call on `route`, in nano-dollars; empty when nothing is counted
-// (no spending budget, or an unpriced route, which costs nothing). Without an output cap, the
-// output is what the model is said to produce, else what the route's answers have been (their
-// p95), else the budget's conservative default, a guess (`guess`, see SpendCaps::admit_alone).
-std::optional<std::int64_t> CallMachine::estimated_cost(const RouteState& route,
-                                                        bool* guess) const {
-  if (!env_.spend().enabled() || !route.price) return std::nullopt;
-  const ModelPrice& p = *route.price;
-  std::int64_t output = estimated_output_tokens_;
-  if (!output_capped_) {
-    if (p.output_tokens) {
-      output = *p.output_tokens;
-    } else if (const std::optional<std::int64_t> seen = route.typical_output()) {
-      output = *seen;
-    } else {
-      output = env_.spend().options().default_output_tokens;
-      if (guess) *guess = true;
-    }
-  }
-  const double nanos = static_cast<double>(estimated_prompt_tokens_) * p.input_per_mtok * 1000.0 +
-                       static_cast<double>(output) * p.output_per_mtok * 1000.0;
-  return std::llround(nanos);
-}
-
-bool CallMachine::budget_allows(const RouteState& route) const {
-  bool guess = false;
-  std::optional<std::int64_t> cost = estimated_cost(route, &guess);
-  return !cost || env_.spend().fits(env_.clock().wall_now(), *cost, guess);
-}
-
-// Reserves the estimated cost of an attempt on `route` into `lease`, so that calls in flight
-// together cannot spend past the budget; false (and the route noted as ruled out) when the
-// budget has no room for it.
-bool CallMachine::reserve_spend(const RouteState& route, AttemptLease& lease) {
-  bool unknown = false;
-  std::optional<std::int64_t> cost = estimated_cost(route, &unknown);
-  if (!cost) return true;
-  if (!env_.spend().reserve(env_.clock().wall_now(), *cost, unknown, &budget_store_down_)) {
-    spend_blocked_ = true;
-    // Refused only because another call of unknown cost is alone in flight: its answer makes
-    // room or the estimate known.
-    if (unknown && !budget_store_down_ && !env_.spend().exhausted(env_.clock().wall_now())) {
-      budget_busy_ = true;
-    }
-    return false;
-  }
-  lease.hold_reservation(&env_.spend(), *cost);
-  return true;
-}
-
-bool CallMachine::within_budget(const RouteState& route) {
-  if (budget_allows(route)) return true;
-  spend_blocked_ = true;
-  return false;
-}
-
-bool CallMachine::take_permit(const RouteState& route, AttemptLease& lease, TimePoint now) {
-  RateLimiter* limiter = env_.limiter(route.endpoint);
-  if (!limiter) return true;
-  const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
-  RateLimiter::Answer a = limiter->try_acquire(now, tokens);
-  if (!a.granted) {
-    rate_blocked_ = true;
-    // Without a due time only a request ending frees a slot: look again shortly.
-    rate_wait_ = std::min(rate_wait_, a.retry_at.value_or(now + std::chrono::milliseconds(50)));
-    return false;
-  }
-  lease.hold_permit(limiter, tokens);
-  return true;
-}
-
-// An attempt on `route` now, if its endpoint's limiter has a permit and its breaker admits it:
-// the lease holds both (into `pending_`). When either says no, what was taken is given back.
-CallMachine::Candidate::Block CallMachine::admit(RouteState& route, TimePoint now) {
-  AttemptLease lease(&last_now_);
-  if (!take_permit(route, lease, now)) return Candidate::Block::RateLimit;
-  if (!reserve_spend(route, lease)) return Candidate::Block::Budget;
-  if (!route.try_acquire(now)) return Candidate::Block::Breaker;
-  lease.hold_breaker(&route);
-  pending_ = std::move(lease);
-  return Candidate::Block::None;
 }
 
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
@@ -305,7 +201,7 @@ std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
     const RouteState& route = candidate_route(c);
-    if (!within_budget(route)) continue;
+    if (!admission_.within_budget(route)) continue;
     TimePoint at = route.reopens_at(now).value_or(now);
     at = std::max(at, route.cooldown());
     if (at < pick_at) {
@@ -555,24 +451,23 @@ Step CallMachine::advance(TimePoint now) {
     return step;
   }
   std::optional<std::size_t> pick;
-  rate_blocked_ = false;
-  budget_busy_ = false;
-  rate_wait_ = TimePoint::max();
+  admission_.start_round();
   AttemptLease slot = std::move(retry_slot_);  // the pending retry's budget slot, if any
   const std::optional<std::size_t> retry = std::exchange(retry_, std::nullopt);
   // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but still
   // asks the limiter and the breaker.
-  if (retry && admit(candidate_route(*retry), now) == Candidate::Block::None) {
+  if (retry && admission_.admit(candidate_route(*retry), now, pending_) == Candidate::Block::None) {
     pick = retry;
     env_.stats().record_retry();  // counted when it is sent
   }
   if (!pick) pick = pick_route(now);
   const bool wait_for_recovery = options_.when_unavailable == WhenUnavailable::WaitForRecovery;
-  if (!pick && (wait_for_recovery || budget_busy_)) {
+  if (!pick && (wait_for_recovery || admission_.budget_busy())) {
     std::optional<TimePoint> back;
     if (wait_for_recovery) back = earliest_recovery(now);
     if (retry && wait_for_recovery) {  // the retry may come back first (its permit, its breaker)
-      TimePoint at = rate_blocked_ ? rate_wait_ : now + std::chrono::milliseconds(50);
+      TimePoint at =
+          admission_.rate_blocked() ? admission_.rate_wait() : now + std::chrono::milliseconds(50);
       if (std::optional<TimePoint> reopen = candidate_route(*retry).reopens_at(now)) {
         at = std::max(at, *reopen);
       }
@@ -581,7 +476,8 @@ Step CallMachine::advance(TimePoint now) {
     // A budget with room for less than one estimate serves calls of unknown cost one at a
     // time (SpendCaps::admit_alone): the others wait for the one in flight, whatever
     // when_unavailable says, since the budget is not spent.
-    if (budget_busy_) back = std::min(back.value_or(TimePoint::max()), now + kBudgetPoll);
+    if (admission_.budget_busy())
+      back = std::min(back.value_or(TimePoint::max()), now + kBudgetPoll);
     if (back && *back < deadline_) {
       retry_ = retry;  // still owed: sent when it can be
       retry_slot_ = std::move(slot);
@@ -598,8 +494,8 @@ Step CallMachine::advance(TimePoint now) {
     // but within the client-side rate limit and the budget: those are the account's.
     pick = least_bad(now);
     pending_ = AttemptLease(&last_now_);
-    if (pick && (!take_permit(candidate_route(*pick), pending_, now) ||
-                 !reserve_spend(candidate_route(*pick), pending_))) {
+    if (pick && (!admission_.take_permit(candidate_route(*pick), pending_, now) ||
+                 !admission_.reserve_spend(candidate_route(*pick), pending_))) {
       pending_.release();
       pick.reset();
     }
@@ -622,7 +518,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
       candidates_[c].blocked = Candidate::Block::Cooling;
       continue;
     }
-    candidates_[c].blocked = admit(route, now);
+    candidates_[c].blocked = admission_.admit(route, now, pending_);
     if (candidates_[c].blocked == Candidate::Block::None) return c;
   }
   return std::nullopt;
@@ -632,12 +528,7 @@ std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
 bool CallMachine::available(std::size_t c, TimePoint now) const {
   if (candidates_[c].tried) return false;
   const RouteState& route = candidate_route(c);
-  if (route.cooldown() > now || !budget_allows(route)) return false;
-  if (RateLimiter* limiter = env_.limiter(route.endpoint)) {
-    const double tokens = static_cast<double>(estimated_prompt_tokens_ + estimated_output_tokens_);
-    if (!limiter->would_grant(now, tokens)) return false;
-  }
-  return route.would_admit(now);
+  return route.cooldown() <= now && admission_.would_admit(route, now);
 }
 
 // Whether another untried route can serve now: of the tier `tier` only, or of any tier.
@@ -1318,7 +1209,7 @@ void CallMachine::prepare_continuation() {
 Usage CallMachine::stream_usage(const WireStream& s) const {
   if (const std::optional<Usage>& reported = s.accumulated.usage()) return *reported;
   Usage u;
-  u.prompt_tokens = estimated_prompt_tokens_;
+  u.prompt_tokens = admission_.prompt_tokens();
   u.completion_tokens = static_cast<std::int64_t>((s.received_chars + 3) / 4);
   u.total_tokens = u.prompt_tokens + u.completion_tokens;
   return u;
@@ -1635,36 +1526,8 @@ void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails
 
 // Why untried candidate `c` was passed over at the last pick, and until when.
 SkippedRoute CallMachine::passed_over(std::size_t c, TimePoint now) const {
-  const RouteState& route = candidate_route(c);
-  SkippedRoute s;
-  s.route = route.ref;
-  std::string why;
-  switch (candidates_[c].blocked) {
-    case Candidate::Block::RateLimit:
-      s.reason = SkipReason::RateLimited;
-      why = "at its client-side rate limit";
-      if (rate_wait_ != TimePoint::max()) s.until = rate_wait_;
-      break;
-    case Candidate::Block::Budget:
-      s.reason = SkipReason::OverBudget;
-      why = "would exceed the spending budget";
-      break;
-    case Candidate::Block::Cooling:
-    case Candidate::Block::Breaker:
-    case Candidate::Block::None:
-      s.until = route.reopens_at(now);
-      why = "circuit open";
-      if (route.cooldown() > now) {
-        s.reason = SkipReason::CoolingDown;
-        s.until = std::max(s.until.value_or(route.cooldown()), route.cooldown());
-        why = "cooling down after a rate limit";
-      } else if (!s.until) {
-        why = "circuit half-open with its probe in flight";
-      }
-      break;
-  }
-  s.message = s.until ? why + " for " + format_ms(*s.until - now) : why;
-  return s;
+  return detail::passed_over(candidate_route(c), candidates_[c].blocked, admission_.rate_wait(),
+                             now);
 }
 
 // The routes passed over before any traffic: untried, and ruled out at a pick.
@@ -1685,40 +1548,11 @@ void CallMachine::finish_exhausted(TimePoint now) {
   if (std::all_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
         return c.native >= 0 && native_bodies_[static_cast<std::size_t>(c.native)].problem;
       })) {
-    message = "no route can take this request:";
-    for (const Attempt& a : trace_) message += " " + route_name(a.route) + ": " + a.message + ";";
-    message.pop_back();
     d.attempts = trace_;
-    return finish_error(ErrorKind::InvalidRequest, std::move(message), std::move(d));
+    return finish_error(ErrorKind::InvalidRequest, untranslatable_message(trace_), std::move(d));
   }
-  if (attempts_ > 0) {  // something was sent (entries of routes passed over are not)
-    const Attempt& last = trace_.back();
-    d.http_status = last.status;
-    message = "all routes failed after " + std::to_string(trace_.size()) +
-              (trace_.size() == 1 ? " attempt" : " attempts") + ":";
-    // The last failure of each route, in the order the routes were first tried.
-    std::vector<const Attempt*> last_by_route;
-    for (const Attempt& a : trace_) {
-      auto it = std::find_if(last_by_route.begin(), last_by_route.end(),
-                             [&](const Attempt* x) { return x->route == a.route; });
-      if (it == last_by_route.end()) {
-        last_by_route.push_back(&a);
-      } else {
-        *it = &a;
-      }
-    }
-    for (const Attempt* a : last_by_route) {
-      message += " " + route_name(a->route) + ": " + a->outcome();
-      if (a->status) message += " (HTTP " + std::to_string(a->status) + ")";
-      if (!a->message.empty()) message += ": " + wire::excerpt(a->message, 160);
-      message += ";";
-    }
-  } else {
-    message = "no route is available:";
-    for (const Attempt& a : trace_) {  // passed over before any traffic
-      message += " " + route_name(a.route) + ": " + wire::excerpt(a.message, 160) + ";";
-    }
-  }
+  if (attempts_ > 0) d.http_status = trace_.back().status;  // entries passed over are not sent
+  message = exhausted_message(trace_, attempts_ > 0);
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
@@ -1733,28 +1567,22 @@ void CallMachine::finish_exhausted(TimePoint now) {
   }
   d.available_at = earliest;
   d.attempts = trace_;
-  if (rate_blocked_ && attempts_ == 0 && !spend_blocked_) {
-    d.available_at = rate_wait_;
+  if (admission_.rate_blocked() && attempts_ == 0 && !admission_.spend_blocked()) {
+    d.available_at = admission_.rate_wait();
     return finish_error(ErrorKind::RateLimited,
                         "every route's endpoint is at its client-side rate limit; the next permit "
                         "is due in " +
-                            format_ms(rate_wait_ - now),
+                            format_ms(admission_.rate_wait() - now),
                         std::move(d));
   }
-  if (spend_blocked_ && attempts_ == 0) {
-    std::string why = "every route that could serve this call would exceed the spending budget";
-    if (budget_store_down_) {
-      const StateStore* store = env_.options().state.store.get();
-      why = "the spending budget cannot be checked: the shared state store " +
-            (store ? store->describe() : std::string("?")) +
-            " cannot be reached, and budget.fail_closed refuses priced calls until it is back";
-    }
-    for (const Attempt& a : trace_) {  // the others were passed over before any traffic
-      why += "; " + route_name(a.route) + ": " + wire::excerpt(a.message, 160);
-    }
-    return finish_error(ErrorKind::BudgetExceeded, std::move(why), std::move(d));
+  if (admission_.spend_blocked() && attempts_ == 0) {
+    return finish_error(
+        ErrorKind::BudgetExceeded,
+        budget_refusal(trace_, env_.options().state.store.get(), admission_.budget_store_down()),
+        std::move(d));
   }
-  if (spend_blocked_) message += " (some routes skipped: they would exceed the spending budget)";
+  if (admission_.spend_blocked())
+    message += " (some routes skipped: they would exceed the spending budget)";
   finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));
 }
 

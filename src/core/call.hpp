@@ -4,6 +4,7 @@
 // It reads no clock and touches no socket: drivers pass `now` and exchange results in and
 // carry out the steps it returns.
 
+#include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
 #include "core/call_env.hpp"
 #include "core/user_code.hpp"
@@ -138,8 +139,6 @@ class CallMachine {
   Duration failover_reserve(TimePoint now, Duration remaining) const;
   bool silent_ = false;  // the attempt fail_attempt is about to end received nothing at all
   void rule_out(std::size_t c, const Decision& decision);  // a Failover's stop and skip_tier
-  // A permit of `route`'s endpoint's rate limiter into `lease`; false (noted) when none is due.
-  bool take_permit(const RouteState& route, AttemptLease& lease, TimePoint now);
   Duration hedge_delay(const RouteState& route) const;
 
   std::optional<std::size_t> pick_route(TimePoint now);
@@ -161,10 +160,6 @@ class CallMachine {
   void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   std::optional<std::size_t> least_bad(TimePoint now);
-  std::optional<std::int64_t> estimated_cost(const RouteState& route, bool* guess = nullptr) const;
-  bool budget_allows(const RouteState& route) const;
-  bool reserve_spend(const RouteState& route, AttemptLease& lease);
-  bool within_budget(const RouteState& route);  // false: the spending budget rules it out
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void plan_candidates(TimePoint now);
   void on_event(TimePoint now, Flight& f, const wire::SseEvent& event);
@@ -178,6 +173,7 @@ class CallMachine {
   TimePoint watchdog(const Flight& f) const;
 
   const CallEnv& env_;
+  Admission admission_{env_};  // permits, spend and breakers: whether a route may be tried
   CallOptions options_;
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
@@ -196,10 +192,9 @@ class CallMachine {
     int native = -1;     // its body in native_bodies_, for a route of a native dialect
     bool whole = false;  // its requests go whole, not streamed (RouteState::answers_whole)
     // Why the call last passed it over without an attempt (for the error when none serves).
-    enum class Block : char { None, Cooling, RateLimit, Budget, Breaker } blocked = Block::None;
+    using Block = Admission::Block;
+    Block blocked = Block::None;
   };
-  // An attempt on the route now, into pending_; else what ruled it out.
-  Candidate::Block admit(RouteState& route, TimePoint now);
   SkippedRoute passed_over(std::size_t c, TimePoint now) const;
   std::vector<SkippedRoute> skipped_routes(TimePoint now) const;
   std::vector<Candidate> candidates_;
@@ -228,19 +223,9 @@ class CallMachine {
   int attempts_ = 0;
   std::vector<Attempt> trace_;
   std::optional<Result<ChatResponse>> result_;
-  bool counted_ = false;            // counted in the retry budget's calls in flight
-  bool budget_denied_ = false;      // a retry was refused by the budget
-  bool attempts_spent_ = false;     // the policy stopped the call: its attempts are spent
-  bool spend_blocked_ = false;      // a route was skipped for the spending budget
-  bool budget_busy_ = false;        // ...only while a call of unknown cost is alone in flight
-  bool budget_store_down_ = false;  // ...because the fleet's spend cannot be checked
-  std::int64_t estimated_prompt_tokens_ = 0;
-  bool rate_blocked_ = false;               // a route was skipped: no rate-limit permit
-  TimePoint rate_wait_ = TimePoint::max();  // when the first permit is due
-  std::int64_t estimated_output_tokens_ = 0;
-  // The output estimate is a bound (the request's cap, or the application's estimator), not a
-  // guess from what routes produce (see SpendCaps::admit_alone).
-  bool output_capped_ = false;
+  bool counted_ = false;         // counted in the retry budget's calls in flight
+  bool budget_denied_ = false;   // a retry was refused by the budget
+  bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 

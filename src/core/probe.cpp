@@ -4,6 +4,8 @@
 #include "wire/json_codec.hpp"
 #include "wire/native.hpp"
 
+#include <map>
+
 namespace failover::detail {
 
 namespace {
@@ -108,6 +110,70 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
   // A relay may quote the key back in its answer to a probe too.
   rp.message = core.endpoints()[state.endpoint].redact(std::move(rp.message));
   return rp;
+}
+
+std::vector<RouteProbe> probe_routes(ClientCore& core, Duration timeout) {
+  Clock& clock = core.clock();
+  struct Probe {
+    TimePoint start{};
+    std::optional<HttpResult> result;
+    TimePoint end{};
+  };
+  // What the configured probe sends: a model listing per endpoint, or a chat per route.
+  const bool models = core.options().health_probe.method == ProbeMethod::Models;
+  auto target_of = [&](std::size_t route) {
+    return models ? core.routes()[route]->endpoint : route;
+  };
+  std::map<std::size_t, Probe> by_target;
+  std::map<std::uint64_t, std::size_t> by_exchange;
+  std::unique_ptr<TransportSession> session = core.acquire_session();
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    const std::size_t target = target_of(i);
+    if (by_target.count(target)) continue;
+    std::uint64_t id = core.next_exchange_id();
+    by_target[target].start = clock.now();
+    by_exchange[id] = target;
+    session->start(
+        id, models ? models_probe(core, target, timeout) : chat_probe(core, target, timeout));
+  }
+  TimePoint deadline = clock.now() + timeout + std::chrono::seconds(1);
+  std::size_t pending = by_exchange.size();
+  TransportEvents events;
+  while (pending > 0 && clock.now() < deadline) {
+    session->wait(deadline, events);
+    for (HttpResult& r : events.completed) {
+      auto it = by_exchange.find(r.id);
+      if (it == by_exchange.end()) continue;
+      Probe& p = by_target[it->second];
+      p.end = clock.now();
+      p.result = std::move(r);
+      --pending;
+    }
+    events.clear();
+  }
+  for (const auto& [id, target] : by_exchange) {
+    if (!by_target[target].result) session->cancel(id);
+  }
+  core.release_session(std::move(session));
+
+  std::vector<RouteProbe> out;
+  TimePoint now = clock.now();
+  for (std::size_t i = 0; i < core.routes().size(); ++i) {
+    const auto& route = core.routes()[i];
+    const Probe& p = by_target[target_of(i)];
+    RouteProbe rp;
+    if (p.result) {
+      rp = evaluate_probe(core, i, *p.result, p.end - p.start, models);
+    } else {
+      rp.route = route->ref;
+      rp.error = ErrorKind::Timeout;
+      rp.message = "no answer within the probe timeout";
+      rp.latency = timeout;
+    }
+    rp.state = route->reported_state(now);
+    out.push_back(std::move(rp));
+  }
+  return out;
 }
 
 }  // namespace failover::detail

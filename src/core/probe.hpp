@@ -15,4 +15,8 @@ HttpRequest chat_probe(const ClientCore& core, std::size_t route, Duration timeo
 RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpResult& result,
                           Duration latency, bool models);
 
+/** Probes every route at once, as health.probe says (a model listing per endpoint, or a chat
+ *  per route), and waits at most `timeout` (plus a second) for the answers. */
+std::vector<RouteProbe> probe_routes(ClientCore& core, Duration timeout);
+
 }  // namespace failover::detail

@@ -212,116 +212,117 @@ std::shared_ptr<spdlog::logger> make_logger(const LogOptions& log) {
   return logger;
 }
 
-ResolvedOptions resolve_options(ClientOptions& o) {
-  ResolvedOptions out;
-  if (o.endpoints.empty()) invalid("endpoints is empty: at least one endpoint is required");
-  std::map<std::string, std::size_t> endpoint_index;
-  const std::string user_agent = std::string("failover-cpp/") + FAILOVER_VERSION_STRING +
-                                 (o.user_agent.empty() ? "" : " " + o.user_agent);
-  if (!wire::valid_header_value(user_agent)) invalid("user_agent contains control characters");
-  for (std::size_t i = 0; i < o.endpoints.size(); ++i) {
-    Endpoint& e = o.endpoints[i];
-    const std::string field = "endpoints[" + std::to_string(i) + "]";
-    if (e.name.empty()) invalid(field + ".name is empty");
-    if (has_control(e.name)) invalid(field + ".name contains control characters");
-    if (!endpoint_index.emplace(e.name, i).second) {
-      invalid(field + ".name " + shown(e.name) + " is a duplicate");
-    }
-    const std::string base = validate_base_url(e.base_url, field + ".base_url");
-    e.api_key = std::string(wire::trim(e.api_key));
-    if (has_control(e.api_key)) {
-      invalid(field + ".api_key contains control characters (the key is not shown)");
-    }
-    for (unsigned char c : e.api_key) {
-      if (c == ' ' || c >= 0x80)
-        invalid(field + ".api_key contains spaces or non-ASCII characters");
-    }
-    if (e.auth == AuthStyle::None && !e.api_key.empty()) {
-      invalid(field + ".api_key is set but auth is none");
-    }
-    validate_headers(e.headers, field + ".headers");
-    if (e.limits.rpm && !(*e.limits.rpm > 0)) invalid(field + ".limits.rpm must be positive");
-    if (e.limits.tpm && !(*e.limits.tpm > 0)) invalid(field + ".limits.tpm must be positive");
-    if (e.limits.max_concurrency && *e.limits.max_concurrency < 1) {
-      invalid(field + ".limits.max_concurrency must be at least 1");
-    }
-    for (const auto& [k, v] : e.query) {
-      if (k.empty()) invalid(field + ".query has an empty parameter name");
-      if (has_control(k) || has_control(v)) invalid(field + ".query contains control characters");
-    }
+namespace {
 
-    ResolvedEndpoint r;
-    r.name = e.name;
-    r.continuation = e.continuation;
-    r.streaming = e.streaming;
-    // Values too short to be secrets ("1", "v2") would only mangle messages.
-    auto add_secret = [&](const std::string& value) {
-      if (value.size() >= 4 &&
-          std::find(r.secrets.begin(), r.secrets.end(), value) == r.secrets.end()) {
-        r.secrets.push_back(value);
-      }
-    };
-    if (!e.api_key.empty()) add_secret(e.api_key);
-    for (const auto& [k, v] : e.headers) {
-      if (is_secret_name(k)) add_secret(v);
-    }
-    for (const auto& [k, v] : e.query) {
-      if (!is_secret_name(k)) continue;
-      add_secret(v);
-      add_secret(percent_encode(v));  // as it appears in URLs
-    }
-    std::string query;
-    for (const auto& [k, v] : e.query) {
-      query += (query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);
-    }
-    r.dialect = e.dialect;
-    r.base = base;
-    r.query = query;
-    r.url = base + (e.dialect == Dialect::Anthropic ? "/messages" : "/chat/completions") + query;
-    r.models_url = base + "/models" + query;
-    r.headers.emplace_back("Content-Type", "application/json");
-    r.headers.emplace_back("Accept", "application/json");
-    r.headers.emplace_back("User-Agent", user_agent);
-    r.headers.emplace_back("Expect", "");  // no 100-continue round trip for large bodies
-    if (!e.api_key.empty()) {
-      if (e.auth == AuthStyle::ApiKey) {
-        r.headers.emplace_back("api-key", e.api_key);
-      } else if (e.dialect == Dialect::Anthropic) {
-        r.headers.emplace_back("x-api-key", e.api_key);
-      } else if (e.dialect == Dialect::Gemini) {
-        r.headers.emplace_back("x-goog-api-key", e.api_key);
-      } else {
-        r.headers.emplace_back("Authorization", "Bearer " + e.api_key);
-      }
-    }
-    if (e.dialect == Dialect::Anthropic &&
-        std::none_of(e.headers.begin(), e.headers.end(),
-                     [](const auto& h) { return ascii_lower(h.first) == "anthropic-version"; })) {
-      r.headers.emplace_back("anthropic-version", wire::kAnthropicVersion);
-    }
-    for (const auto& [k, v] : e.headers) r.headers.emplace_back(k, v);
-    out.endpoints.push_back(std::move(r));
+// Time is counted in nanoseconds: a deadline a year out is already beyond any real use, and
+// far larger ones would overflow.
+constexpr Duration kYear = std::chrono::hours(24 * 365);
+
+// Checks the key (trimming it), headers, limits and query of `e`; `field` names it.
+void check_endpoint(Endpoint& e, const std::string& field) {
+  e.api_key = std::string(wire::trim(e.api_key));
+  if (has_control(e.api_key)) {
+    invalid(field + ".api_key contains control characters (the key is not shown)");
   }
+  for (unsigned char c : e.api_key) {
+    if (c == ' ' || c >= 0x80) invalid(field + ".api_key contains spaces or non-ASCII characters");
+  }
+  if (e.auth == AuthStyle::None && !e.api_key.empty()) {
+    invalid(field + ".api_key is set but auth is none");
+  }
+  validate_headers(e.headers, field + ".headers");
+  if (e.limits.rpm && !(*e.limits.rpm > 0)) invalid(field + ".limits.rpm must be positive");
+  if (e.limits.tpm && !(*e.limits.tpm > 0)) invalid(field + ".limits.tpm must be positive");
+  if (e.limits.max_concurrency && *e.limits.max_concurrency < 1) {
+    invalid(field + ".limits.max_concurrency must be at least 1");
+  }
+  for (const auto& [k, v] : e.query) {
+    if (k.empty()) invalid(field + ".query has an empty parameter name");
+    if (has_control(k) || has_control(v)) invalid(field + ".query contains control characters");
+  }
+}
 
-  if (o.priority.empty()) invalid("priority is empty: at least one tier is required");
-  const Timeouts& t = o.timeouts;
-  if (t.connect <= Duration::zero()) invalid("timeouts.connect must be positive");
-  if (t.headers <= Duration::zero()) invalid("timeouts.headers must be positive");
-  if (t.first_byte <= Duration::zero()) invalid("timeouts.first_byte must be positive");
-  if (t.idle <= Duration::zero()) invalid("timeouts.idle must be positive");
-  if (t.attempt <= Duration::zero()) invalid("timeouts.attempt must be positive");
-  if (t.total <= Duration::zero()) invalid("timeouts.total must be positive");
-  // Time is counted in nanoseconds: a deadline a year out is already beyond any real use, and
-  // far larger ones would overflow.
-  constexpr Duration kYear = std::chrono::hours(24 * 365);
-  for (const auto& [value, name] : {std::pair{t.connect, "connect"},
-                                    {t.headers, "headers"},
-                                    {t.first_byte, "first_byte"},
-                                    {t.idle, "idle"},
-                                    {t.attempt, "attempt"},
-                                    {t.total, "total"}}) {
+// The secrets of `e` to redact: its key, and the values of headers and query parameters that
+// carry secrets. Values too short to be secrets ("1", "v2") would only mangle messages.
+std::vector<std::string> secrets_of(const Endpoint& e) {
+  std::vector<std::string> secrets;
+  auto add = [&](const std::string& value) {
+    if (value.size() >= 4 && std::find(secrets.begin(), secrets.end(), value) == secrets.end()) {
+      secrets.push_back(value);
+    }
+  };
+  if (!e.api_key.empty()) add(e.api_key);
+  for (const auto& [k, v] : e.headers) {
+    if (is_secret_name(k)) add(v);
+  }
+  for (const auto& [k, v] : e.query) {
+    if (!is_secret_name(k)) continue;
+    add(v);
+    add(percent_encode(v));  // as it appears in URLs
+  }
+  return secrets;
+}
+
+// Every request's headers for `e`: content type, accept, user agent, auth, the endpoint's own.
+HttpHeaders headers_of(const Endpoint& e, const std::string& user_agent) {
+  HttpHeaders headers;
+  headers.emplace_back("Content-Type", "application/json");
+  headers.emplace_back("Accept", "application/json");
+  headers.emplace_back("User-Agent", user_agent);
+  headers.emplace_back("Expect", "");  // no 100-continue round trip for large bodies
+  if (!e.api_key.empty()) {
+    if (e.auth == AuthStyle::ApiKey) {
+      headers.emplace_back("api-key", e.api_key);
+    } else if (e.dialect == Dialect::Anthropic) {
+      headers.emplace_back("x-api-key", e.api_key);
+    } else if (e.dialect == Dialect::Gemini) {
+      headers.emplace_back("x-goog-api-key", e.api_key);
+    } else {
+      headers.emplace_back("Authorization", "Bearer " + e.api_key);
+    }
+  }
+  if (e.dialect == Dialect::Anthropic &&
+      std::none_of(e.headers.begin(), e.headers.end(),
+                   [](const auto& h) { return ascii_lower(h.first) == "anthropic-version"; })) {
+    headers.emplace_back("anthropic-version", wire::kAnthropicVersion);
+  }
+  for (const auto& [k, v] : e.headers) headers.emplace_back(k, v);
+  return headers;
+}
+
+// A checked endpoint, ready for requests.
+ResolvedEndpoint resolve_endpoint(const Endpoint& e, const std::string& base,
+                                  const std::string& user_agent) {
+  ResolvedEndpoint r;
+  r.name = e.name;
+  r.continuation = e.continuation;
+  r.streaming = e.streaming;
+  r.secrets = secrets_of(e);
+  for (const auto& [k, v] : e.query) {
+    r.query += (r.query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);
+  }
+  r.dialect = e.dialect;
+  r.base = base;
+  r.url = base + (e.dialect == Dialect::Anthropic ? "/messages" : "/chat/completions") + r.query;
+  r.models_url = base + "/models" + r.query;
+  r.headers = headers_of(e, user_agent);
+  return r;
+}
+
+void check_timeouts(const Timeouts& t) {
+  const std::pair<Duration, const char*> limits[] = {
+      {t.connect, "connect"}, {t.headers, "headers"}, {t.first_byte, "first_byte"},
+      {t.idle, "idle"},       {t.attempt, "attempt"}, {t.total, "total"}};
+  for (const auto& [value, name] : limits) {
+    if (value <= Duration::zero()) invalid(std::string("timeouts.") + name + " must be positive");
+  }
+  for (const auto& [value, name] : limits) {
     if (value > kYear) invalid(std::string("timeouts.") + name + " must be at most a year");
   }
+}
+
+// The client-wide limits: response size, state, hedging, health, prices, budget, retry budget.
+void check_limits(const ClientOptions& o) {
   if (o.max_response_bytes == 0) invalid("max_response_bytes must be positive");
   if (has_control(o.ca_bundle)) invalid("ca_bundle contains control characters");
   if (o.state.sync_interval <= Duration::zero() || o.state.sync_interval > kYear) {
@@ -362,123 +363,167 @@ ResolvedOptions resolve_options(ClientOptions& o) {
     invalid("retry_budget.throttle_max_tokens must not be negative");
   if (!(b.throttle_token_ratio >= 0))
     invalid("retry_budget.throttle_token_ratio must not be negative");
+}
 
-  // A tier's or a route's replacements of the client's time limits, checked like them.
-  auto overridden = [&](Timeouts base, const TimeoutOverrides& with, const std::string& field) {
-    for (const auto& [value, into, name] :
-         {std::tuple{with.connect, &base.connect, "connect"},
-          std::tuple{with.headers, &base.headers, "headers"},
-          std::tuple{with.first_byte, &base.first_byte, "first_byte"},
-          std::tuple{with.idle, &base.idle, "idle"},
-          std::tuple{with.attempt, &base.attempt, "attempt"}}) {
-      if (!value) continue;
-      if (*value <= Duration::zero()) invalid(field + ".timeouts." + name + " must be positive");
-      if (*value > kYear) invalid(field + ".timeouts." + name + " must be at most a year");
-      *into = *value;
-    }
-    return base;
-  };
+// A tier's or a route's replacements of the client's time limits, checked like them.
+Timeouts overridden(Timeouts base, const TimeoutOverrides& with, const std::string& field) {
+  for (const auto& [value, into, name] :
+       {std::tuple{with.connect, &base.connect, "connect"},
+        std::tuple{with.headers, &base.headers, "headers"},
+        std::tuple{with.first_byte, &base.first_byte, "first_byte"},
+        std::tuple{with.idle, &base.idle, "idle"},
+        std::tuple{with.attempt, &base.attempt, "attempt"}}) {
+    if (!value) continue;
+    if (*value <= Duration::zero()) invalid(field + ".timeouts." + name + " must be positive");
+    if (*value > kYear) invalid(field + ".timeouts." + name + " must be at most a year");
+    *into = *value;
+  }
+  return base;
+}
 
-  std::map<std::pair<std::string, std::string>, std::size_t> route_index;
-  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
-    const Tier& tier = o.priority[ti];
+void check_canary(const CanaryOptions& c) {
+  if (c.steps.empty()) invalid("canary.steps is empty");
+  for (std::size_t i = 0; i < c.steps.size(); ++i) {
+    const std::string f = "canary.steps[" + std::to_string(i) + "]";
+    if (!(c.steps[i] > 0 && c.steps[i] <= 100)) invalid(f + " must be a percentage in (0, 100]");
+    if (i > 0 && !(c.steps[i] > c.steps[i - 1])) invalid(f + " must be above the step before");
+  }
+  if (c.step <= Duration::zero()) invalid("canary.step_ms must be positive");
+  const CanaryRollback& r = c.rollback;
+  check_fraction(r.error_rate, "canary.rollback.error_rate");
+  check_fraction(r.min_success_rate, "canary.rollback.min_success_rate");
+  if (r.p99 <= Duration::zero()) invalid("canary.rollback.p99_ms must be positive");
+  if (r.min_calls < 1) invalid("canary.rollback.min_calls must be at least 1");
+}
+
+void check_shadow(const ShadowOptions& sh) {
+  check_fraction(sh.sample, "shadow.sample");
+  if (sh.timeout && *sh.timeout <= Duration::zero()) invalid("shadow.timeout_ms must be positive");
+  if (!sh.candidate) return;
+  if (sh.queue < 1) invalid("shadow.queue must be at least 1");
+  const ShadowThresholds& th = sh.thresholds;
+  check_fraction(th.min_success_rate, "shadow.thresholds.min_success_rate");
+  check_fraction(th.min_similarity, "shadow.thresholds.min_similarity");
+  if (!(th.max_p95_ratio > 0)) invalid("shadow.thresholds.max_p95_ratio must be positive");
+}
+
+void check_log(const LogOptions& log) {
+  static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
+                                                "error", "critical", "off"};
+  if (!log.level.empty() && !kLevels.count(log.level)) {
+    invalid("log.level must be trace, debug, info, warn, error, critical or off (got " +
+            shown(log.level) + ")");
+  }
+}
+
+// The plan: the priority list's routes in order, then the candidates of canary and shadow.
+class PlanBuilder {
+ public:
+  PlanBuilder(const ClientOptions& o, ResolvedOptions& out,
+              const std::map<std::string, std::size_t>& endpoint_index)
+      : o_(o), out_(out), endpoint_index_(endpoint_index) {}
+
+  void add_tier(std::size_t ti) {
+    const Tier& tier = o_.priority[ti];
     const std::string tfield = "priority[" + std::to_string(ti) + "]";
     if (tier.routes.empty()) invalid(tfield + ".routes is empty");
-    const Timeouts tier_timeouts = overridden(o.timeouts, tier.timeouts, tfield);
+    const Timeouts tier_timeouts = overridden(o_.timeouts, tier.timeouts, tfield);
     std::set<std::pair<std::string, std::string>> in_tier;
     for (std::size_t ri = 0; ri < tier.routes.size(); ++ri) {
       const Route& route = tier.routes[ri];
       const std::string rfield = tfield + ".routes[" + std::to_string(ri) + "]";
-      auto ep = endpoint_index.find(route.endpoint);
-      if (ep == endpoint_index.end()) {
-        invalid(rfield + ".endpoint " + shown(route.endpoint) + " is not a defined endpoint");
-      }
+      const std::size_t endpoint = endpoint_of(route.endpoint, rfield);
       check_model(route.model, rfield);
       if (route.weight < 1) invalid(rfield + ".weight must be at least 1");
-      auto key = std::make_pair(route.endpoint, route.model);
-      if (!in_tier.insert(key).second) {
+      if (!in_tier.emplace(route.endpoint, route.model).second) {
         invalid(rfield + " repeats " + shown(route.endpoint + "/" + route.model) + " in its tier");
       }
-      auto found = route_index.find(key);
-      std::size_t index;
-      if (found == route_index.end()) {
-        index = out.routes.size();
-        out.routes.emplace_back(RouteRef{route.endpoint, route.model}, ep->second);
-        route_index.emplace(key, index);
-      } else {
-        index = found->second;
-      }
-      PlanEntry entry{index, ti, overridden(tier_timeouts, route.timeouts, rfield), nullptr};
+      PlanEntry entry{route_of(RouteRef{route.endpoint, route.model}, endpoint), ti,
+                      overridden(tier_timeouts, route.timeouts, rfield), nullptr};
       try {
         // The model rules are about Chat Completions bodies: a native dialect has its own.
-        const bool rules = route.model_rules && o.endpoints[ep->second].dialect == Dialect::OpenAI;
+        const bool rules = route.model_rules && o_.endpoints[endpoint].dialect == Dialect::OpenAI;
         entry.shaping =
             wire::make_shaping(route.model, route.params, route.drop_params, rules, rfield);
       } catch (const std::invalid_argument& e) {
         invalid(e.what());
       }
-      out.plan.push_back(std::move(entry));
+      out_.plan.push_back(std::move(entry));
     }
   }
 
   // A candidate route of shadow or canary traffic: a route of its own (stats, breaker, cost)
   // and a plan entry after the priority list, in a tier of its own.
-  auto candidate = [&](const RouteRef& ref, const std::string& field) {
-    auto ep = endpoint_index.find(ref.endpoint);
-    if (ep == endpoint_index.end()) {
-      invalid(field + ".endpoint " + shown(ref.endpoint) + " is not a defined endpoint");
-    }
+  std::size_t add_candidate(const RouteRef& ref, const std::string& field) {
+    const std::size_t endpoint = endpoint_of(ref.endpoint, field);
     check_model(ref.model, field);
-    auto key = std::make_pair(ref.endpoint, ref.model);
-    auto found = route_index.find(key);
-    std::size_t index;
-    if (found == route_index.end()) {
-      index = out.routes.size();
-      out.routes.emplace_back(ref, ep->second);
-      route_index.emplace(key, index);
-    } else {
-      index = found->second;
-    }
-    out.plan.push_back(
-        PlanEntry{index, o.priority.size() + out.plan.size(), o.timeouts,
+    const std::size_t route = route_of(ref, endpoint);
+    out_.plan.push_back(
+        PlanEntry{route, o_.priority.size() + out_.plan.size(), o_.timeouts,
                   wire::make_shaping(ref.model, "", {},
-                                     o.endpoints[ep->second].dialect == Dialect::OpenAI, field)});
-    return out.plan.size() - 1;
-  };
-  const CanaryOptions& c = o.canary;
-  if (c.candidate) {
-    if (c.steps.empty()) invalid("canary.steps is empty");
-    for (std::size_t i = 0; i < c.steps.size(); ++i) {
-      const std::string f = "canary.steps[" + std::to_string(i) + "]";
-      if (!(c.steps[i] > 0 && c.steps[i] <= 100)) invalid(f + " must be a percentage in (0, 100]");
-      if (i > 0 && !(c.steps[i] > c.steps[i - 1])) invalid(f + " must be above the step before");
+                                     o_.endpoints[endpoint].dialect == Dialect::OpenAI, field)});
+    return out_.plan.size() - 1;
+  }
+
+ private:
+  const ClientOptions& o_;
+  ResolvedOptions& out_;
+  const std::map<std::string, std::size_t>& endpoint_index_;
+  std::map<std::pair<std::string, std::string>, std::size_t> route_index_;
+
+  std::size_t endpoint_of(const std::string& name, const std::string& field) const {
+    auto ep = endpoint_index_.find(name);
+    if (ep == endpoint_index_.end()) {
+      invalid(field + ".endpoint " + shown(name) + " is not a defined endpoint");
     }
-    if (c.step <= Duration::zero()) invalid("canary.step_ms must be positive");
-    const CanaryRollback& r = c.rollback;
-    check_fraction(r.error_rate, "canary.rollback.error_rate");
-    check_fraction(r.min_success_rate, "canary.rollback.min_success_rate");
-    if (r.p99 <= Duration::zero()) invalid("canary.rollback.p99_ms must be positive");
-    if (r.min_calls < 1) invalid("canary.rollback.min_calls must be at least 1");
-    out.canary_plan = candidate(*c.candidate, "canary.candidate");
+    return ep->second;
   }
-  const ShadowOptions& sh = o.shadow;
-  check_fraction(sh.sample, "shadow.sample");
-  if (sh.timeout && *sh.timeout <= Duration::zero()) invalid("shadow.timeout_ms must be positive");
-  if (sh.candidate) {
-    if (sh.queue < 1) invalid("shadow.queue must be at least 1");
-    const ShadowThresholds& th = sh.thresholds;
-    check_fraction(th.min_success_rate, "shadow.thresholds.min_success_rate");
-    check_fraction(th.min_similarity, "shadow.thresholds.min_similarity");
-    if (!(th.max_p95_ratio > 0)) invalid("shadow.thresholds.max_p95_ratio must be positive");
-    out.shadow_plan = candidate(*sh.candidate, "shadow.candidate");
+
+  // The index of the distinct route `ref`, added at its first use.
+  std::size_t route_of(const RouteRef& ref, std::size_t endpoint) {
+    auto [it, added] =
+        route_index_.emplace(std::make_pair(ref.endpoint, ref.model), out_.routes.size());
+    if (added) out_.routes.emplace_back(ref, endpoint);
+    return it->second;
   }
+};
+
+}  // namespace
+
+ResolvedOptions resolve_options(ClientOptions& o) {
+  ResolvedOptions out;
+  if (o.endpoints.empty()) invalid("endpoints is empty: at least one endpoint is required");
+  const std::string user_agent = std::string("failover-cpp/") + FAILOVER_VERSION_STRING +
+                                 (o.user_agent.empty() ? "" : " " + o.user_agent);
+  if (!wire::valid_header_value(user_agent)) invalid("user_agent contains control characters");
+  std::map<std::string, std::size_t> endpoint_index;
+  for (std::size_t i = 0; i < o.endpoints.size(); ++i) {
+    Endpoint& e = o.endpoints[i];
+    const std::string field = "endpoints[" + std::to_string(i) + "]";
+    if (e.name.empty()) invalid(field + ".name is empty");
+    if (has_control(e.name)) invalid(field + ".name contains control characters");
+    if (!endpoint_index.emplace(e.name, i).second) {
+      invalid(field + ".name " + shown(e.name) + " is a duplicate");
+    }
+    const std::string base = validate_base_url(e.base_url, field + ".base_url");
+    check_endpoint(e, field);
+    out.endpoints.push_back(resolve_endpoint(e, base, user_agent));
+  }
+
+  if (o.priority.empty()) invalid("priority is empty: at least one tier is required");
+  check_timeouts(o.timeouts);
+  check_limits(o);
+  PlanBuilder plan(o, out, endpoint_index);
+  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) plan.add_tier(ti);
+  if (o.canary.candidate) {
+    check_canary(o.canary);
+    out.canary_plan = plan.add_candidate(*o.canary.candidate, "canary.candidate");
+  }
+  check_shadow(o.shadow);
+  if (o.shadow.candidate)
+    out.shadow_plan = plan.add_candidate(*o.shadow.candidate, "shadow.candidate");
   check_budget_applies(o, out.routes);
-  static const std::set<std::string> kLevels = {"trace", "debug",    "info", "warn",
-                                                "error", "critical", "off"};
-  if (!o.log.level.empty() && !kLevels.count(o.log.level)) {
-    invalid("log.level must be trace, debug, info, warn, error, critical or off (got " +
-            shown(o.log.level) + ")");
-  }
+  check_log(o.log);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,6 +69,18 @@ struct DecodeFailure {
   std::string message;                     ///< What was wrong (malformed, wrong shape).
   std::optional<ErrorBody> in_band_error;  ///< Set when the body is an error object instead.
 };
+
+/** Appends `s` to `out` as a JSON string (quoted and escaped as `dump()` does); false, with
+ *  `out` partly written, when `s` is not valid UTF-8. */
+bool append_string(const std::string& s, std::string& out);
+
+/** Appends the decimal digits of `v` to `out`. */
+template <typename Int>
+void append_integer(Int v, std::string& out) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+}
 
 /** Appends `value` to `out` exactly as `value.dump()` writes it (compact, keys in the object's
  *  order, UTF-8 kept as it is), several times faster. False, with `out` partly written, at the

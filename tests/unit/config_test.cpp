@@ -682,5 +682,54 @@ TEST(Config, EnvironmentValuesAreTakenAsTheyAre) {
   }
 }
 
+// Endpoint, Route and Tier take their fields in order, as braced lists gave them when they were
+// aggregates: every positional form keeps every field.
+TEST(OptionsInCode, BracedFormsSetTheirFieldsInOrderAndLeaveTheRestAtTheirDefaults) {
+  std::vector<Endpoint> endpoints = {
+      {"plain", "http://127.0.0.1:1/v1"},
+      {"org", "http://127.0.0.1:2/v1", "sk-org", {{"OpenAI-Organization", "org-1"}}},
+      {"azure",
+       "http://127.0.0.1:3/v1",
+       "key",
+       {},
+       AuthStyle::ApiKey,
+       Dialect::OpenAI,
+       {{"api-version", "2024-10-21"}},
+       "eu",
+       EndpointLimits{60.0, std::nullopt, 2},
+       Continuation::Prefill,
+       false},
+  };
+  EXPECT_EQ(endpoints[0].api_key, "");
+  EXPECT_EQ(endpoints[0].auth, AuthStyle::Bearer);
+  EXPECT_TRUE(endpoints[0].streaming);
+  EXPECT_EQ(endpoints[1].headers.at("OpenAI-Organization"), "org-1");
+  const Endpoint& a = endpoints[2];
+  EXPECT_EQ(a.auth, AuthStyle::ApiKey);
+  EXPECT_EQ(a.query.at("api-version"), "2024-10-21");
+  EXPECT_EQ(a.region, "eu");
+  EXPECT_EQ(a.limits.rpm, 60.0);
+  EXPECT_EQ(a.limits.max_concurrency, 2);
+  EXPECT_EQ(a.continuation, Continuation::Prefill);
+  EXPECT_FALSE(a.streaming);
+
+  Route r{"primary", "o3", 3, {}, R"({"reasoning_effort":"low"})", {"temperature"}, false};
+  EXPECT_EQ(r.weight, 3);
+  EXPECT_EQ(r.params, R"({"reasoning_effort":"low"})");
+  EXPECT_EQ(r.drop_params, (std::vector<std::string>{"temperature"}));
+  EXPECT_FALSE(r.model_rules);
+  EXPECT_TRUE(Route({"b", "m"}).model_rules);
+
+  TimeoutOverrides slow;
+  slow.attempt = std::chrono::seconds(90);
+  Tier t{{{"primary", "o3"}, {"backup", "o3", 2}}, BalanceStrategy::Weighted, nullptr, slow};
+  ASSERT_EQ(t.routes.size(), 2u);
+  EXPECT_EQ(t.routes[1].weight, 2);
+  EXPECT_EQ(t.balance, BalanceStrategy::Weighted);
+  EXPECT_EQ(t.timeouts.attempt, std::chrono::seconds(90));
+  const Tier short_form{{{"a", "m"}}};
+  EXPECT_EQ(short_form.balance, BalanceStrategy::Ordered);
+}
+
 }  // namespace
 }  // namespace failover

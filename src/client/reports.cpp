@@ -1,6 +1,7 @@
-// Client::health() and Client::metrics_text() (Prometheus text exposition format 0.0.4).
+// A client's reports: health, usage, and the metrics text (Prometheus text exposition format
+// 0.0.4).
 
-#include <failover/client.hpp>
+#include "client/reports.hpp"
 
 #include "core/client_core.hpp"
 #include "core/state_sync.hpp"
@@ -10,10 +11,9 @@
 #include <cstdio>
 #include <sstream>
 
-namespace failover {
+namespace failover::detail {
 
-HealthSnapshot Client::health() const {
-  const detail::ClientCore& core = *core_;
+HealthSnapshot health_of(const ClientCore& core) {
   HealthSnapshot out;
   out.at = core.clock().now();
   for (const auto& route : core.routes()) {
@@ -24,7 +24,7 @@ HealthSnapshot Client::health() const {
     h.ewma = Duration(route->ewma_latency.load(std::memory_order_relaxed));
     try {
       h.reopens_at = route->reopens_at(out.at);
-    } catch (const detail::HookError&) {
+    } catch (const HookError&) {
       h.reopens_at.reset();  // the application's breaker threw: its state reads as open
     }
     if (route->cooldown() > out.at) h.cooldown_until = route->cooldown();
@@ -36,8 +36,7 @@ HealthSnapshot Client::health() const {
   return out;
 }
 
-UsageReport Client::usage_report() const {
-  const detail::ClientCore& core = *core_;
+UsageReport usage_of(const ClientCore& core) {
   UsageReport out;
   out.since = core.started();
   out.at = core.clock().now();
@@ -93,13 +92,13 @@ void family(std::ostringstream& os, const char* name, const char* type, const ch
 }
 
 void histogram(std::ostringstream& os, const char* name, const std::string& labels,
-               const detail::Histogram& h) {
+               const Histogram& h) {
   std::uint64_t cumulative = 0;
   const std::string sep = labels.empty() ? "" : ",";
-  for (std::size_t i = 0; i < detail::kLatencyBuckets.size(); ++i) {
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
     cumulative += h.counts[i];
-    os << name << "_bucket{" << labels << sep << "le=\"" << number(detail::kLatencyBuckets[i])
-       << "\"} " << cumulative << '\n';
+    os << name << "_bucket{" << labels << sep << "le=\"" << number(kLatencyBuckets[i]) << "\"} "
+       << cumulative << '\n';
   }
   cumulative += h.counts.back();
   os << name << "_bucket{" << labels << sep << "le=\"+Inf\"} " << cumulative << '\n';
@@ -108,13 +107,8 @@ void histogram(std::ostringstream& os, const char* name, const std::string& labe
   os << name << "_count" << braces << ' ' << h.count << '\n';
 }
 
-}  // namespace
-
-std::string Client::metrics_text() const {
-  const detail::ClientCore& core = *core_;
-  const TimePoint now = core.clock().now();
-  std::ostringstream os;
-
+// The client's own counters: calls, retries, hedges, state store errors, recoveries.
+void client_metrics(std::ostringstream& os, const ClientCore& core) {
   family(os, "failover_calls_total", "counter", "Calls finished, by result.");
   for (const auto& [result, count] : core.stats().calls()) {
     os << "failover_calls_total{result=\"" << escape(result) << "\"} " << count << '\n';
@@ -137,8 +131,11 @@ std::string Client::metrics_text() const {
          << core.stats().recoveries(mode, outcome) << '\n';
     }
   }
+}
 
-  std::vector<detail::RouteStats::Counters> counters;
+// The families by route.
+void route_metrics(std::ostringstream& os, const ClientCore& core, TimePoint now) {
+  std::vector<RouteStats::Counters> counters;
   for (const auto& route : core.routes()) counters.push_back(route->stats.counters());
 
   family(os, "failover_attempts_total", "counter", "Attempts by route and outcome.");
@@ -200,56 +197,69 @@ std::string Client::metrics_text() const {
     histogram(os, "failover_attempt_duration_seconds", route_labels(core.routes()[i]->ref),
               counters[i].latency);
   }
+}
+
+void canary_metrics(std::ostringstream& os, const CanaryStatus& c) {
+  const std::string labels = route_labels(c.candidate);
+  family(os, "failover_canary_percent", "gauge", "Share of calls sent to the canary, in %.");
+  os << "failover_canary_percent{" << labels << "} " << number(c.percent) << '\n';
+  family(os, "failover_canary_state", "gauge",
+         "Canary state: 1 for the current state, 0 for the others.");
+  for (CanaryState s : {CanaryState::Running, CanaryState::Paused, CanaryState::RolledBack,
+                        CanaryState::Drained, CanaryState::Completed}) {
+    os << "failover_canary_state{" << labels << ",state=\"" << to_string(s) << "\"} "
+       << (s == c.state ? 1 : 0) << '\n';
+  }
+  family(os, "failover_canary_step", "gauge", "Index of the canary's current step.");
+  os << "failover_canary_step{" << labels << "} " << c.step << '\n';
+  family(os, "failover_canary_window_calls", "gauge",
+         "Calls in the canary step's window, by outcome.");
+  const std::pair<const char*, std::uint64_t> outcomes[] = {
+      {"success", c.window.successes},
+      {"error", c.window.errors},
+      {"other", c.window.calls - c.window.successes - c.window.errors}};
+  for (const auto& [outcome, n] : outcomes) {
+    os << "failover_canary_window_calls{" << labels << ",outcome=\"" << outcome << "\"} " << n
+       << '\n';
+  }
+  family(os, "failover_canary_rollbacks_total", "counter", "Canary rollbacks.");
+  os << "failover_canary_rollbacks_total{" << labels << "} " << c.rollbacks << '\n';
+}
+
+void shadow_metrics(std::ostringstream& os, const ClientCore& core) {
+  const ShadowReport r = core.shadow()->report();
+  const std::string labels =
+      route_labels(core.routes()[core.plan()[*core.shadow_plan()].route]->ref);
+  family(os, "failover_shadow_mirrors_total", "counter",
+         "Calls sampled for shadow traffic, by what became of the mirror.");
+  const std::pair<const char*, std::uint64_t> results[] = {
+      {"compared", r.pairs}, {"dropped", r.dropped}, {"skipped", r.skipped}};
+  for (const auto& [result, n] : results) {
+    os << "failover_shadow_mirrors_total{" << labels << ",result=\"" << result << "\"} " << n
+       << '\n';
+  }
+  family(os, "failover_shadow_candidate_success_rate", "gauge",
+         "Share of compared mirrors the candidate answered.");
+  os << "failover_shadow_candidate_success_rate{" << labels << "} "
+     << number(r.candidate_success_rate) << '\n';
+  family(os, "failover_shadow_similarity_mean", "gauge",
+         "Mean similarity of the pairs where both sides answered.");
+  os << "failover_shadow_similarity_mean{" << labels << "} " << number(r.mean_similarity) << '\n';
+}
+
+}  // namespace
+
+std::string metrics_text_of(const ClientCore& core) {
+  const TimePoint now = core.clock().now();
+  std::ostringstream os;
+  client_metrics(os, core);
+  route_metrics(os, core, now);
   family(os, "failover_call_duration_seconds", "histogram",
          "Call latency, from start to result, every attempt and wait included.");
   histogram(os, "failover_call_duration_seconds", "", core.stats().call_latency());
-  if (std::optional<CanaryStatus> c = core.canary_status(now)) {
-    const std::string labels = route_labels(c->candidate);
-    family(os, "failover_canary_percent", "gauge", "Share of calls sent to the canary, in %.");
-    os << "failover_canary_percent{" << labels << "} " << number(c->percent) << '\n';
-    family(os, "failover_canary_state", "gauge",
-           "Canary state: 1 for the current state, 0 for the others.");
-    for (CanaryState s : {CanaryState::Running, CanaryState::Paused, CanaryState::RolledBack,
-                          CanaryState::Drained, CanaryState::Completed}) {
-      os << "failover_canary_state{" << labels << ",state=\"" << to_string(s) << "\"} "
-         << (s == c->state ? 1 : 0) << '\n';
-    }
-    family(os, "failover_canary_step", "gauge", "Index of the canary's current step.");
-    os << "failover_canary_step{" << labels << "} " << c->step << '\n';
-    family(os, "failover_canary_window_calls", "gauge",
-           "Calls in the canary step's window, by outcome.");
-    const std::pair<const char*, std::uint64_t> outcomes[] = {
-        {"success", c->window.successes},
-        {"error", c->window.errors},
-        {"other", c->window.calls - c->window.successes - c->window.errors}};
-    for (const auto& [outcome, n] : outcomes) {
-      os << "failover_canary_window_calls{" << labels << ",outcome=\"" << outcome << "\"} " << n
-         << '\n';
-    }
-    family(os, "failover_canary_rollbacks_total", "counter", "Canary rollbacks.");
-    os << "failover_canary_rollbacks_total{" << labels << "} " << c->rollbacks << '\n';
-  }
-  if (core.shadow()) {
-    const ShadowReport r = core.shadow()->report();
-    const std::string labels =
-        route_labels(core.routes()[core.plan()[*core.shadow_plan()].route]->ref);
-    family(os, "failover_shadow_mirrors_total", "counter",
-           "Calls sampled for shadow traffic, by what became of the mirror.");
-    const std::pair<const char*, std::uint64_t> results[] = {
-        {"compared", r.pairs}, {"dropped", r.dropped}, {"skipped", r.skipped}};
-    for (const auto& [result, n] : results) {
-      os << "failover_shadow_mirrors_total{" << labels << ",result=\"" << result << "\"} " << n
-         << '\n';
-    }
-    family(os, "failover_shadow_candidate_success_rate", "gauge",
-           "Share of compared mirrors the candidate answered.");
-    os << "failover_shadow_candidate_success_rate{" << labels << "} "
-       << number(r.candidate_success_rate) << '\n';
-    family(os, "failover_shadow_similarity_mean", "gauge",
-           "Mean similarity of the pairs where both sides answered.");
-    os << "failover_shadow_similarity_mean{" << labels << "} " << number(r.mean_similarity) << '\n';
-  }
+  if (std::optional<CanaryStatus> c = core.canary_status(now)) canary_metrics(os, *c);
+  if (core.shadow()) shadow_metrics(os, core);
   return os.str();
 }
 
-}  // namespace failover
+}  // namespace failover::detail
