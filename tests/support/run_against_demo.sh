@@ -9,27 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 expected=$1
 cli=$2
 shift 2
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-start_mock() {  # NAME SCENARIO_FILE: in the background, its start line written to $tmp/NAME.out
-  "$cli" mock --port 0 --scenario "$2" --seconds 60 > "$tmp/$1.out" &
-  pids+=($!)
-}
-url_of() {  # NAME: the mock's base URL, once it listens
-  for _ in $(seq 1 200); do
-    if grep -q "listening on" "$tmp/$1.out" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  grep -o 'http://127.0.0.1:[0-9]*/v1' "$tmp/$1.out"
-}
+source "$here/mocks.sh"
 start_mock primary "${DEMO_SCENARIO_PRIMARY:-$here/../../examples/mock/overloaded.json}"
 start_mock backup "$here/../../examples/mock/healthy.json"
 primary=$(url_of primary)

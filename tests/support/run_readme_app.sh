@@ -7,31 +7,15 @@
 set -euo pipefail
 cli=$1
 app=$2
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/mocks.sh"
 answer="The quick brown fox jumps over the lazy dog"
-start_mock() {  # NAME SCENARIO: in the background, its base URL written to $tmp/NAME.out
+scenario() {  # NAME JSON: a scenario file
   echo "$2" > "$tmp/$1.json"
-  "$cli" mock --port 0 --seconds 60 --scenario "$tmp/$1.json" > "$tmp/$1.out" &
-  pids+=($!)
+  echo "$tmp/$1.json"
 }
-url_of() {  # NAME: the mock's base URL, once it listens
-  for _ in $(seq 1 200); do
-    if grep -q "listening on" "$tmp/$1.out" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-  grep -o 'http://127.0.0.1:[0-9]*/v1' "$tmp/$1.out"
-}
-start_mock cut "{\"reply\": \"$answer\", \"stream\": {\"cut_after\": 3, \"interval_ms\": 1}}"
-start_mock whole "{\"reply\": \"$answer\", \"stream\": {\"interval_ms\": 1}}"
+start_mock cut "$(scenario cut "{\"reply\": \"$answer\", \"stream\": {\"cut_after\": 3, \"interval_ms\": 1}}")"
+start_mock whole "$(scenario whole "{\"reply\": \"$answer\", \"stream\": {\"interval_ms\": 1}}")"
 cut=$(url_of cut)
 whole=$(url_of whole)
 cat > "$tmp/failover.json" <<JSON
