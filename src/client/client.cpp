@@ -113,18 +113,28 @@ std::optional<CanaryStatus> Client::canary() const {
   return core_->canary_status(core_->clock().now());
 }
 
-bool Client::canary_pause() { return detail::steer_canary(*core_, detail::CanaryCommand::Pause); }
+bool Client::canary_pause() {
+  return detail::steer_canary(*core_, "paused",
+                              [](auto& c, TimePoint now) { return c.pause(now); });
+}
 
-bool Client::canary_resume() { return detail::steer_canary(*core_, detail::CanaryCommand::Resume); }
+bool Client::canary_resume() {
+  return detail::steer_canary(*core_, "resumed",
+                              [](auto& c, TimePoint now) { return c.resume(now); });
+}
 
 bool Client::canary_promote() {
-  return detail::steer_canary(*core_, detail::CanaryCommand::Promote);
+  return detail::steer_canary(*core_, "promoted",
+                              [](auto& c, TimePoint now) { return c.promote(now); });
 }
 
 bool Client::canary_rollback(const std::string& reason) {
-  return detail::steer_canary(*core_, detail::CanaryCommand::Rollback, reason);
+  return detail::steer_canary(*core_, "rolled back",
+                              [&](auto& c, TimePoint) { return c.rollback(reason); });
 }
 
-bool Client::canary_drain() { return detail::steer_canary(*core_, detail::CanaryCommand::Drain); }
+bool Client::canary_drain() {
+  return detail::steer_canary(*core_, "drained", [](auto& c, TimePoint) { return c.drain(); });
+}
 
 }  // namespace failover

@@ -15,42 +15,16 @@ std::optional<ShadowReport> shadow_report_of(const ClientCore& core) {
   return r;
 }
 
-bool steer_canary(ClientCore& core, CanaryCommand command, const std::string& reason) {
+bool steer_canary(ClientCore& core, const char* what,
+                  const std::function<bool(CanaryController&, TimePoint)>& command) {
   CanaryController* canary = core.canary();
-  if (!canary) return false;
-  const TimePoint now = core.clock().now();
-  bool done = false;
-  const char* what = "";
-  switch (command) {
-    case CanaryCommand::Pause:
-      done = canary->pause(now);
-      what = "paused";
-      break;
-    case CanaryCommand::Resume:
-      done = canary->resume(now);
-      what = "resumed";
-      break;
-    case CanaryCommand::Promote:
-      done = canary->promote(now);
-      what = "promoted";
-      break;
-    case CanaryCommand::Rollback:
-      done = canary->rollback(reason);
-      what = "rolled back";
-      break;
-    case CanaryCommand::Drain:
-      done = canary->drain();
-      what = "drained";
-      break;
-  }
+  if (!canary || !command(*canary, core.clock().now())) return false;
   // A roll-out changing by hand is worth a line.
-  if (done) {
-    if (spdlog::logger* log = core.logger()) {
-      const RouteRef& c = core.routes()[core.plan()[*core.canary_plan()].route]->ref;
-      log->warn("canary {}/{} {} by hand", c.endpoint, c.model, what);
-    }
+  if (spdlog::logger* log = core.logger()) {
+    const RouteRef& c = core.routes()[core.plan()[*core.canary_plan()].route]->ref;
+    log->warn("canary {}/{} {} by hand", c.endpoint, c.model, what);
   }
-  return done;
+  return true;
 }
 
 }  // namespace failover::detail
