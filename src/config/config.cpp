@@ -6,6 +6,7 @@
 #include "util/edit_distance.hpp"
 #include "util/secret_names.hpp"
 #include "util/utf8.hpp"
+#include "wire/dialect.hpp"
 #include "wire/http_headers.hpp"
 #include "wire/json_codec.hpp"
 
@@ -314,15 +315,11 @@ class Reader {
     e.base_url = string(member(v, path, "base_url"), path + ".base_url");
     if (v.contains("dialect")) {
       const std::string d = string(v["dialect"], path + ".dialect");
-      if (d == "openai") {
-        e.dialect = Dialect::OpenAI;
-      } else if (d == "anthropic") {
-        e.dialect = Dialect::Anthropic;
-      } else if (d == "gemini") {
-        e.dialect = Dialect::Gemini;
+      if (const wire::DialectApi* api = wire::api_named(d)) {
+        e.dialect = api->id();
       } else {
-        fail(path + ".dialect", "must be \"openai\", \"anthropic\" or \"gemini\" (got \"" +
-                                    wire::excerpt(d, 40) + "\")");
+        fail(path + ".dialect",
+             "must be " + wire::dialect_names() + " (got \"" + wire::excerpt(d, 40) + "\")");
       }
     }
     if (v.contains("auth")) {

@@ -4,6 +4,7 @@
 #include <failover/config.hpp>
 
 #include "util/secret_names.hpp"
+#include "wire/dialect.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -57,8 +58,7 @@ void write_endpoints(json& doc, const ClientOptions& o, bool include_keys) {
     if (!e.query.empty()) j["query"] = shown(e.query);
     if (!e.region.empty()) j["region"] = e.region;
     if (e.continuation == Continuation::Prefill) j["continuation"] = "prefill";
-    if (e.dialect == Dialect::Anthropic) j["dialect"] = "anthropic";
-    if (e.dialect == Dialect::Gemini) j["dialect"] = "gemini";
+    if (e.dialect != Dialect::OpenAI) j["dialect"] = wire::api_of(e.dialect).name();
     if (!e.streaming) j["streaming"] = false;
     json limits = json::object();
     if (e.limits.rpm) limits["rpm"] = *e.limits.rpm;

@@ -112,7 +112,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       c.whole = !env_.endpoints()[route.endpoint].streaming ||
                 route.answers_whole.load(std::memory_order_relaxed);
     }
-    if (env_.native_dialects()) translate_for_native_routes(request);
+    if (env_.translating()) translate_for_native_routes(request);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
   } catch (const HookError& e) {
@@ -302,20 +302,20 @@ void CallMachine::translate_for_native_routes(const ChatRequest& request) {
   for (Candidate& c : candidates_) {
     const PlanEntry& entry = env_.plan()[c.plan];
     const RouteState& route = *env_.routes()[entry.route];
-    const Dialect dialect = env_.endpoints()[route.endpoint].dialect;
-    if (dialect == Dialect::OpenAI) continue;
+    const wire::DialectApi& api = *env_.endpoints()[route.endpoint].api;
+    if (!api.translates()) continue;
     const wire::RequestShaping* shaping = entry.shaping.get();
     const bool stream = !c.whole;
     auto same =
         std::find_if(native_bodies_.begin(), native_bodies_.end(), [&](const NativeBody& b) {
-          return b.dialect == dialect && b.shaping == shaping && b.stream == stream;
+          return b.api == &api && b.shaping == shaping && b.stream == stream;
         });
     if (same == native_bodies_.end()) {
       NativeBody b;
-      b.dialect = dialect;
+      b.api = &api;
       b.shaping = shaping;
       b.stream = stream;
-      b.problem = wire::encode_native(dialect, request, stream, shaping, b.body);
+      b.problem = api.encode(request, stream, shaping, b.body);
       same = native_bodies_.insert(native_bodies_.end(), std::move(b));
     }
     c.native = static_cast<int>(same - native_bodies_.begin());
@@ -324,8 +324,8 @@ void CallMachine::translate_for_native_routes(const ChatRequest& request) {
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::InvalidRequest;
-    a.message = std::string("not sent: the request cannot be translated for this ") +
-                wire::to_string(dialect) + " route: " + *same->problem;
+    a.message = std::string("not sent: the request cannot be translated for this ") + api.name() +
+                " route: " + *same->problem;
     trace_.push_back(std::move(a));
     log_attempt(trace_.back());
   }
@@ -562,7 +562,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.total_timeout = std::min(t.attempt, remaining);
   f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
   if (!candidates_[c].whole) {
-    f.wire = std::make_unique<WireStream>(env_.endpoints()[route.endpoint].dialect, now,
+    f.wire = std::make_unique<WireStream>(*env_.endpoints()[route.endpoint].api, now,
                                           /*whole=*/!handler_);
   }
   // Time left for failover: when the deadline would be what ends a silent attempt and another
@@ -594,17 +594,12 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
       if (f.continuation && candidates_[c].native >= 0) {  // the prefix in the route's API
         const NativeBody& b = native_bodies_[static_cast<std::size_t>(candidates_[c].native)];
         std::string prefix = interruption_->shown->text();
-        if (b.dialect == Dialect::Anthropic) {
-          // Anthropic refuses a prefill that ends in whitespace: it goes trimmed, and the same
-          // whitespace opening the continuation is not shown a second time.
-          const std::size_t end = prefix.find_last_not_of(" \t\r\n");
-          seam_ = prefix.substr(end == std::string::npos ? 0 : end + 1);
-          prefix.resize(prefix.size() - seam_.size());
-        }
+        // What the API refuses at a prefix's end goes trimmed; the same text opening the
+        // continuation is not shown a second time.
+        seam_ = b.api->trim_prefix(prefix);
         request_->messages.push_back(Message::assistant(std::move(prefix)));
-        f.continuation =
-            !request_->messages.back().content->empty() &&
-            !wire::encode_native(b.dialect, *request_, true, b.shaping, continue_native_);
+        f.continuation = !request_->messages.back().content->empty() &&
+                         !b.api->encode(*request_, true, b.shaping, continue_native_);
         request_->messages.pop_back();
         if (!f.continuation) seam_.clear();
       }
@@ -673,19 +668,15 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   auto written = std::to_chars(attempt, attempt + sizeof attempt, f.attempt);
   put("X-Failover-Attempt", std::string_view(attempt, written.ptr - attempt));
   // The body was encoded once, without the model: each attempt puts its route's model in front
-  // (Gemini's model is in the URL). A native dialect's body is shaped already.
+  // (or leaves it to the URL, as its dialect says). A translated body is shaped already.
   const int native = candidates_[f.candidate].native;
   const NativeBody* nb = native >= 0 ? &native_bodies_[static_cast<std::size_t>(native)] : nullptr;
   const std::string& rest = nb ? (f.continuation ? continue_native_ : nb->body)
                                : (f.continuation ? continue_body_ : body_rest_);
-  if (nb && nb->dialect == Dialect::Gemini) {
-    r.body = rest;
-  } else {
-    wire::with_model(route.model_json, rest, r.body);
-    if (!nb && !f.wire) {  // the same body without its stream members, which come last
-      r.body.erase(whole_at_ + (r.body.size() - rest.size()), std::string::npos);
-      r.body += '}';
-    }
+  endpoint.api->put_model(route.model_json, rest, r.body);
+  if (!nb && !f.wire) {  // the same body without its stream members, which come last
+    r.body.erase(whole_at_ + (r.body.size() - rest.size()), std::string::npos);
+    r.body += '}';
   }
   if (const wire::RequestShaping* shaping =
           env_.plan()[candidates_[f.candidate].plan].shaping.get();
@@ -807,10 +798,7 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   std::optional<wire::ErrorBody> in_band;
   if (success) {
     ChatResponse response;
-    const Dialect dialect = env_.endpoints()[route_of(f).endpoint].dialect;
-    auto failure = dialect == Dialect::OpenAI
-                       ? wire::decode_response(result.body, response)
-                       : wire::decode_native_response(dialect, result.body, response);
+    auto failure = env_.endpoints()[route_of(f).endpoint].api->decode(result.body, response);
     if (!failure) return finish_success(now, id, std::move(response));
     if (!failure->in_band_error) {
       AttemptOutcome outcome;
@@ -827,7 +815,8 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
               : policy::classify_http(result.status, result.headers, result.body, wall);
   // A route that refuses streamed requests is sent them whole from now on; this one too, at
   // once (its refusal says nothing of its health).
-  stream_refused_ = f.wire && !in_band && f.wire->native.dialect() == Dialect::OpenAI &&
+  stream_refused_ = f.wire && !in_band &&
+                    env_.endpoints()[route_of(f).endpoint].api->stream_refusal_means_whole() &&
                     policy::refuses_streaming(c);
   policy::explain_not_found(c, f.wire ? route_of(f).stream_url : route_of(f).url);
   AttemptOutcome outcome;
@@ -932,13 +921,7 @@ void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
   ChatChunk chunk;
   std::optional<wire::DecodeFailure> failure;
   wire::NativeStream::Outcome got = wire::NativeStream::Outcome::Chunk;
-  if (s.native.dialect() != Dialect::OpenAI) {
-    failure = s.native.translate(e, chunk, got);
-  } else if (e.data == "[DONE]") {
-    got = wire::NativeStream::Outcome::Done;
-  } else {
-    failure = wire::decode_chunk(e.data, chunk);
-  }
+  failure = s.native.translate(e, chunk, got);
   if (!failure && got == wire::NativeStream::Outcome::Done) {
     s.done_seen = true;
     s.done_at = now;
@@ -1086,15 +1069,13 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
   const std::uint64_t id = f.id;
   RouteState& route = route_of(f);
   ChatResponse response;
-  const Dialect dialect = env_.endpoints()[route.endpoint].dialect;
-  std::optional<wire::DecodeFailure> failure =
-      dialect == Dialect::OpenAI ? wire::decode_response(body, response)
-                                 : wire::decode_native_response(dialect, body, response);
+  const wire::DialectApi& api = *env_.endpoints()[route.endpoint].api;
+  std::optional<wire::DecodeFailure> failure = api.decode(body, response);
   if (!failure && !response.choices.empty()) {
     // It does not stream: later calls send it whole (the same answer, read in one piece).
     if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
     if (!handler_) return finish_success(now, id, std::move(response));
-    if (!f.wire) f.wire = std::make_unique<WireStream>(dialect, now, /*whole=*/false);
+    if (!f.wire) f.wire = std::make_unique<WireStream>(api, now, /*whole=*/false);
     f.wire->accumulated.add(wire::chunk_of(response));
     f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
     commit();

@@ -8,7 +8,7 @@
 #include "core/attempt_lease.hpp"
 #include "core/call_env.hpp"
 #include "core/user_code.hpp"
-#include "wire/native.hpp"
+#include "wire/dialect.hpp"
 #include "wire/sse.hpp"
 #include "wire/stream.hpp"
 
@@ -75,11 +75,11 @@ class CallMachine {
   struct WireStream {
     // `whole`: assembled for a caller who sees only the whole answer (its raw_json keeps the
     // chunks' members this SDK does not model).
-    WireStream(Dialect dialect, TimePoint now, bool whole)
-        : accumulated(whole && dialect == Dialect::OpenAI), native(dialect), last_chunk(now) {}
+    WireStream(const wire::DialectApi& api, TimePoint now, bool whole)
+        : accumulated(whole && !api.translates()), native(api.id()), last_chunk(now) {}
     wire::SseParser parser;
     wire::StreamAccumulator accumulated;
-    wire::NativeStream native;  // a native dialect's events as chunks
+    wire::NativeStream native;  // the dialect's events as chunks
     bool done_seen = false;
     TimePoint done_at{};
     // Every choice finished: the answer is whole, whatever becomes of the connection (a break
@@ -200,10 +200,10 @@ class CallMachine {
   std::vector<Candidate> candidates_;
   // The request in a native dialect's API, once per (dialect, route shaping) of the candidates.
   struct NativeBody {
-    Dialect dialect = Dialect::OpenAI;
+    const wire::DialectApi* api = nullptr;
     const wire::RequestShaping* shaping = nullptr;
     bool stream = false;
-    std::string body;                    // without the model for Anthropic (put in front)
+    std::string body;                    // without the model (DialectApi::put_model)
     std::optional<std::string> problem;  // why the request cannot be translated
   };
   std::vector<NativeBody> native_bodies_;
@@ -257,7 +257,7 @@ class CallMachine {
   std::unique_ptr<ChatRequest> request_;        // with Continue: the request, to add a prefix to
   std::string continue_body_;                   // body_rest_ plus the prefix
   std::string continue_native_;                 // the same in a native dialect
-  std::string seam_;  // whitespace trimmed off the prefix, not to be shown twice (Anthropic)
+  std::string seam_;  // trimmed off the prefix (DialectApi::trim_prefix), not shown twice
   void skip_seam(ChatChunk& chunk);
   bool notice_due_ = false;  // this attempt's commit first hands the handler a restart notice
   void prepare_continuation();

@@ -33,7 +33,7 @@ class CallEnv {
     std::optional<std::size_t> canary_plan;
     ShadowAnalyzer* shadow = nullptr;  // null without shadow traffic
     std::optional<std::size_t> shadow_plan;
-    bool native_dialects = false;  // some endpoint speaks Anthropic's or Gemini's API
+    bool translating = false;  // some endpoint's dialect translates requests (DialectApi)
   };
 
   explicit CallEnv(Parts parts) : p_(parts) {}
@@ -63,8 +63,8 @@ class CallEnv {
   /** The shadow analyser and the plan entry of its candidate, when shadow traffic is on. */
   ShadowAnalyzer* shadow() const { return p_.shadow; }
   std::optional<std::size_t> shadow_plan() const { return p_.shadow_plan; }
-  /** Whether some endpoint speaks a native dialect (requests to translate). */
-  bool native_dialects() const { return p_.native_dialects; }
+  /** Whether some endpoint's dialect translates requests into a body of its own. */
+  bool translating() const { return p_.translating; }
 
  private:
   Parts p_;

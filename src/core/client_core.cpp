@@ -58,7 +58,9 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
     state->endpoint = endpoint;
     wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
     const ResolvedEndpoint& e = endpoints_[endpoint];
-    std::tie(state->url, state->stream_url) = route_urls(e, ref.model);
+    wire::RouteUrls urls = e.api->urls(e.base, e.query, ref.model);
+    state->url = std::move(urls.whole);
+    state->stream_url = std::move(urls.stream);
     state->hook_name = "the circuit breaker of " + ref.endpoint + "/" + ref.model;
     state->breaker = o.circuit_breaker(state->ref);
     if (auto price = o.prices.find(ref.model); price != o.prices.end())
@@ -104,9 +106,8 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   parts.canary_plan = canary_plan_;
   parts.shadow = shadow_.get();
   parts.shadow_plan = shadow_plan_;
-  parts.native_dialects =
-      std::any_of(endpoints_.begin(), endpoints_.end(),
-                  [](const ResolvedEndpoint& e) { return e.dialect != Dialect::OpenAI; });
+  parts.translating = std::any_of(endpoints_.begin(), endpoints_.end(),
+                                  [](const ResolvedEndpoint& e) { return e.api->translates(); });
   call_env_ = std::make_unique<CallEnv>(parts);
 }
 

@@ -1,8 +1,7 @@
 #include "core/probe.hpp"
 
 #include "policy/classify.hpp"
-#include "wire/json_codec.hpp"
-#include "wire/native.hpp"
+#include "wire/dialect.hpp"
 
 #include <map>
 
@@ -40,24 +39,7 @@ HttpRequest chat_probe(const ClientCore& core, std::size_t route, Duration timeo
   r.method = "POST";
   r.url = state.url;
   r.headers = e.headers;
-  if (e.dialect == Dialect::OpenAI) {
-    r.body = nlohmann::json{
-        {"model", state.ref.model},
-        {"messages", {{{"role", "user"}, {"content", "ping"}}}},
-        {"max_tokens",
-         1}}.dump();
-    return r;
-  }
-  ChatRequest ping;
-  ping.messages.push_back(Message::user("ping"));
-  ping.max_tokens = 1;
-  std::string body;
-  wire::encode_native(e.dialect, ping, /*stream=*/false, nullptr, body);  // always translatable
-  if (e.dialect == Dialect::Anthropic) {
-    wire::with_model(state.model_json, body, r.body);
-  } else {
-    r.body = std::move(body);
-  }
+  r.body = e.api->probe_body(state.ref.model, state.model_json);
   return r;
 }
 
@@ -78,30 +60,14 @@ RouteProbe evaluate_probe(const ClientCore& core, std::size_t route, const HttpR
     rp.error = c.kind;
     rp.message = c.message;
   } else if (models) {
-    // OpenAI and Anthropic list `data[].id`; Gemini lists `models[].name` as `models/{id}`.
-    auto doc = wire::parse_json(r.body);
-    const bool gemini =
-        doc && doc->is_object() && doc->contains("models") && (*doc)["models"].is_array();
-    if (doc && doc->is_object() &&
-        (gemini || (doc->contains("data") && (*doc)["data"].is_array()))) {
-      const std::string& model = state.ref.model;
-      bool listed = false;
-      for (const auto& m : (*doc)[gemini ? "models" : "data"]) {
-        if (!m.is_object()) continue;
-        const std::string id = m.value(gemini ? "name" : "id", "");
-        listed = listed || id == model ||
-                 (gemini && (id == "models/" + model || "models/" + id == model));
-      }
-      rp.model_listed = listed;
-      if (!listed) rp.message = "the endpoint does not list model " + state.ref.model;
+    if (std::optional<bool> listed = wire::lists_model(r.body, state.ref.model)) {
+      rp.model_listed = *listed;
+      if (!*listed) rp.message = "the endpoint does not list model " + state.ref.model;
     }
   } else {
     ChatResponse ignored;
     std::string body = r.body;
-    const Dialect dialect = core.endpoints()[state.endpoint].dialect;
-    if (auto failure = dialect == Dialect::OpenAI
-                           ? wire::decode_response(body, ignored)
-                           : wire::decode_native_response(dialect, body, ignored)) {
+    if (auto failure = core.endpoints()[state.endpoint].api->decode(body, ignored)) {
       rp.error = ErrorKind::Protocol;
       rp.message = failure->message;
     }

@@ -27,7 +27,7 @@ class StateSync;
 struct RouteState {
   RouteRef ref;
   std::string model_json;  // ref.model as a JSON string, as request bodies carry it
-  std::string url;         // where its requests go: the endpoint's URL, or Gemini's per model
+  std::string url;         // where its requests go (the dialect's URL for its model)
   std::string stream_url;  // where its streamed requests go
   std::size_t endpoint = 0;
   std::unique_ptr<CircuitBreaker> breaker;

@@ -55,21 +55,6 @@ void check_fraction(double v, const char* field) {
 
 std::string shown(const std::string& s) { return "\"" + wire::excerpt(s, 80) + "\""; }
 
-std::string percent_encode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 bool has_control(const std::string& s) {
   for (unsigned char c : s) {
     if (c < 0x20 || c == 0x7f) return true;
@@ -186,16 +171,6 @@ void validate_headers(const std::map<std::string, std::string>& headers, std::st
   }
 }
 
-std::pair<std::string, std::string> route_urls(const ResolvedEndpoint& e,
-                                               const std::string& model) {
-  if (e.dialect != Dialect::Gemini) return {e.url, e.url};
-  // The model is in the URL; `models/` may be in front.
-  const std::string bare = model.compare(0, 7, "models/") == 0 ? model.substr(7) : model;
-  const std::string at = e.base + "/models/" + percent_encode(bare);
-  return {at + ":generateContent" + e.query,
-          at + ":streamGenerateContent?alt=sse" + (e.query.empty() ? "" : "&" + e.query.substr(1))};
-}
-
 std::shared_ptr<spdlog::logger> make_logger(const LogOptions& log) {
   spdlog::sink_ptr sink;
   if (log.file.empty()) {
@@ -258,7 +233,7 @@ std::vector<std::string> secrets_of(const Endpoint& e) {
   for (const auto& [k, v] : e.query) {
     if (!is_secret_name(k)) continue;
     add(v);
-    add(percent_encode(v));  // as it appears in URLs
+    add(wire::percent_encode(v));  // as it appears in URLs
   }
   return secrets;
 }
@@ -270,22 +245,15 @@ HttpHeaders headers_of(const Endpoint& e, const std::string& user_agent) {
   headers.emplace_back("Accept", "application/json");
   headers.emplace_back("User-Agent", user_agent);
   headers.emplace_back("Expect", "");  // no 100-continue round trip for large bodies
+  const wire::DialectApi& api = wire::api_of(e.dialect);
   if (!e.api_key.empty()) {
     if (e.auth == AuthStyle::ApiKey) {
       headers.emplace_back("api-key", e.api_key);
-    } else if (e.dialect == Dialect::Anthropic) {
-      headers.emplace_back("x-api-key", e.api_key);
-    } else if (e.dialect == Dialect::Gemini) {
-      headers.emplace_back("x-goog-api-key", e.api_key);
     } else {
-      headers.emplace_back("Authorization", "Bearer " + e.api_key);
+      api.add_key(e.api_key, headers);
     }
   }
-  if (e.dialect == Dialect::Anthropic &&
-      std::none_of(e.headers.begin(), e.headers.end(),
-                   [](const auto& h) { return ascii_lower(h.first) == "anthropic-version"; })) {
-    headers.emplace_back("anthropic-version", wire::kAnthropicVersion);
-  }
+  api.add_required(e.headers, headers);
   for (const auto& [k, v] : e.headers) headers.emplace_back(k, v);
   return headers;
 }
@@ -299,11 +267,11 @@ ResolvedEndpoint resolve_endpoint(const Endpoint& e, const std::string& base,
   r.streaming = e.streaming;
   r.secrets = secrets_of(e);
   for (const auto& [k, v] : e.query) {
-    r.query += (r.query.empty() ? "?" : "&") + percent_encode(k) + "=" + percent_encode(v);
+    r.query +=
+        (r.query.empty() ? "?" : "&") + wire::percent_encode(k) + "=" + wire::percent_encode(v);
   }
-  r.dialect = e.dialect;
+  r.api = &wire::api_of(e.dialect);
   r.base = base;
-  r.url = base + (e.dialect == Dialect::Anthropic ? "/messages" : "/chat/completions") + r.query;
   r.models_url = base + "/models" + r.query;
   r.headers = headers_of(e, user_agent);
   return r;
@@ -442,7 +410,8 @@ class PlanBuilder {
                       overridden(tier_timeouts, route.timeouts, rfield), nullptr};
       try {
         // The model rules are about Chat Completions bodies: a native dialect has its own.
-        const bool rules = route.model_rules && o_.endpoints[endpoint].dialect == Dialect::OpenAI;
+        const bool rules =
+            route.model_rules && !wire::api_of(o_.endpoints[endpoint].dialect).translates();
         entry.shaping =
             wire::make_shaping(route.model, route.params, route.drop_params, rules, rfield);
       } catch (const std::invalid_argument& e) {
@@ -458,10 +427,10 @@ class PlanBuilder {
     const std::size_t endpoint = endpoint_of(ref.endpoint, field);
     check_model(ref.model, field);
     const std::size_t route = route_of(ref, endpoint);
-    out_.plan.push_back(
-        PlanEntry{route, o_.priority.size() + out_.plan.size(), o_.timeouts,
-                  wire::make_shaping(ref.model, "", {},
-                                     o_.endpoints[endpoint].dialect == Dialect::OpenAI, field)});
+    out_.plan.push_back(PlanEntry{
+        route, o_.priority.size() + out_.plan.size(), o_.timeouts,
+        wire::make_shaping(ref.model, "", {},
+                           !wire::api_of(o_.endpoints[endpoint].dialect).translates(), field)});
     return out_.plan.size() - 1;
   }
 

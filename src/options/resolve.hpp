@@ -7,6 +7,7 @@
 #include <failover/options.hpp>
 #include <failover/transport.hpp>
 
+#include "wire/dialect.hpp"
 #include "wire/shaping.hpp"
 
 #include <spdlog/fwd.h>
@@ -25,10 +26,9 @@ namespace failover::detail {
 /** An endpoint ready for requests: full URL and the headers every request carries. */
 struct ResolvedEndpoint {
   std::string name;
-  Dialect dialect = Dialect::OpenAI;
+  const wire::DialectApi* api = &wire::api_of(Dialect::OpenAI);  // the API it speaks
   std::string base;        // the base URL, checked, without a trailing slash
   std::string query;       // `?k=v&...`, or empty
-  std::string url;         // .../chat/completions?query (.../messages?query for Anthropic)
   std::string models_url;  // .../models?query
   HttpHeaders headers;     // content type, accept, user agent, auth, endpoint headers
   /** The API key and the values of headers and query parameters that carry secrets (see
@@ -64,10 +64,6 @@ ResolvedOptions resolve_options(ClientOptions& options);
 
 /** Validates header names and values; throws `std::invalid_argument` naming `field`. */
 void validate_headers(const std::map<std::string, std::string>& headers, std::string_view field);
-
-/** Where the requests of `model` on endpoint `e` go: {whole, streamed}. The endpoint's URL for
- *  both, but Gemini's carries the model and the method. */
-std::pair<std::string, std::string> route_urls(const ResolvedEndpoint& e, const std::string& model);
 
 /** The logger `log` asks for: named "failover", at its level, to its file or to stderr. */
 std::shared_ptr<spdlog::logger> make_logger(const LogOptions& log);

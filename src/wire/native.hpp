@@ -50,8 +50,8 @@ std::optional<std::string> encode_native(Dialect dialect, const ChatRequest& req
 std::optional<DecodeFailure> decode_native_response(Dialect dialect, std::string& body,
                                                     ChatResponse& out);
 
-/** Translates one native stream, event by event, into chunks (state kept between events:
- *  block indexes, usage, tool-call numbering). One per attempt. */
+/** Translates one stream of any dialect, event by event, into chunks (state kept between
+ *  events: block indexes, usage, tool-call numbering). One per attempt. */
 class NativeStream {
  public:
   /** What an event brought. */
