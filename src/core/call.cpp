@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 
 namespace failover::detail {
@@ -25,9 +24,6 @@ constexpr Duration kDefaultRateLimitCooldown = std::chrono::seconds(1);
 constexpr Duration kMaxCooldown = std::chrono::seconds(300);
 // Grace beyond the transport's own total timeout before an exchange counts as stuck.
 constexpr Duration kStuckGrace = std::chrono::seconds(1);
-// After [DONE], how long to wait for the server to end the response (so the connection can be
-// reused) before abandoning it.
-constexpr Duration kDoneGrace = std::chrono::milliseconds(500);
 // Less time than this left before the deadline: do not start another attempt.
 constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 // The transport times exchanges on its own clock: an attempt cut to fit the deadline that
@@ -35,6 +31,13 @@ constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
 constexpr Duration kClockSlack = std::chrono::milliseconds(5);
 // How often a call waiting for a budget's one call of unknown cost looks again.
 constexpr Duration kBudgetPoll = std::chrono::milliseconds(20);
+
+// Whether some endpoint can continue a partial answer (Continuation::Prefill).
+bool some_endpoint_continues(const CallEnv& env) {
+  return std::any_of(env.endpoints().begin(), env.endpoints().end(), [](const ResolvedEndpoint& e) {
+    return e.continuation == Continuation::Prefill;
+  });
+}
 
 }  // namespace
 
@@ -45,7 +48,9 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       mirror_(mirror),
       call_start_(now),
       last_now_(now),
-      handler_(std::move(handler)) {
+      handler_(std::move(handler)),
+      recovery_(options.stream_recovery.value_or(env.options().stream_recovery), request,
+                handler_ && some_endpoint_continues(env)) {
   const ClientOptions& o = env_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
   // A year at most, so that now + total cannot overflow (options are checked to that too).
@@ -68,51 +73,33 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
   }
   // Streamed on the wire, also for a whole answer (its liveness, see Timeouts::headers), with
   // usage asked for then; a route that answers whole gets the same body without the stream.
-  wire::StreamForm form;
-  form.usage = handler_ == nullptr;
-  if (auto problem = wire::encode_request(request, /*stream=*/true, body_rest_, &form)) {
+  if (auto problem = writer_.encode(request, /*usage=*/handler_ == nullptr)) {
     invalid("invalid request: " + *problem);
     return;
   }
-  whole_at_ = form.at;
-  recovery_ = options_.stream_recovery.value_or(o.stream_recovery);
   choices_ = std::max(1, request.n.value_or(1));
-  // Continuing needs the request, to send it again with the partial answer as a prefix: kept
-  // only where some endpoint can continue one.
-  if (handler_ && recovery_ == StreamRecovery::Continue &&
-      std::any_of(env_.endpoints().begin(), env_.endpoints().end(), [](const ResolvedEndpoint& e) {
-        return e.continuation == Continuation::Prefill;
-      })) {
-    request_ = std::make_unique<ChatRequest>(request);
-  }
 
   try {
     admission_.estimate(request);  // for spending budgets and rate limits
     if (mirror_) {
-      candidates_ = {Candidate{*env_.shadow_plan()}};
+      candidates_.plan_mirror();
     } else {
-      plan_candidates(now);
+      candidates_.plan(now, options_);
       if (candidates_.empty()) {
-        std::vector<std::string> served;
-        for (const auto& r : env_.routes()) {
-          if (std::find(served.begin(), served.end(), r->ref.model) == served.end()) {
-            served.push_back(r->ref.model);
-          }
-        }
         invalid("no route serves any of the models asked for (" + join_names(options_.models) +
-                "); the routes serve " + join_names(served));
+                "); the routes serve " + join_names(models_served(env_)));
         return;
       }
       if (env_.shadow() && o.shadow.sample > 0 && env_.rng().uniform() < o.shadow.sample) {
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
-    for (Candidate& c : candidates_) {
-      const RouteState& route = *env_.routes()[env_.plan()[c.plan].route];
-      c.whole = !env_.endpoints()[route.endpoint].streaming ||
-                route.answers_whole.load(std::memory_order_relaxed);
+    for (std::size_t c = 0; c < candidates_.size(); ++c) {
+      const RouteState& route = candidates_.route(c);
+      candidates_[c].whole = !env_.endpoints()[route.endpoint].streaming ||
+                             route.answers_whole.load(std::memory_order_relaxed);
     }
-    if (env_.translating()) translate_for_native_routes(request);
+    if (env_.translating()) translate_for_dialects(request);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
   } catch (const HookError& e) {
@@ -165,27 +152,6 @@ std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_
                       [&](const Flight& f) { return f.id == id; });
 }
 
-RouteState& CallMachine::candidate_route(std::size_t c) const {
-  return *env_.routes()[env_.plan()[candidates_[c].plan].route];
-}
-
-// When the first untried route can serve again: the end of its open period or cooldown. A
-// half-open route whose probe is out has no known time: look again shortly.
-std::optional<TimePoint> CallMachine::earliest_recovery(TimePoint now) const {
-  std::optional<TimePoint> best;
-  if (admission_.rate_blocked()) best = admission_.rate_wait();
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (candidates_[c].tried) continue;
-    const RouteState& route = candidate_route(c);
-    if (!admission_.budget_allows(route)) continue;  // a spent budget does not come back by waiting
-    TimePoint at = now + std::chrono::milliseconds(50);
-    if (std::optional<TimePoint> reopen = route.reopens_at(now)) at = *reopen;
-    if (route.cooldown() > now) at = std::max(at, route.cooldown());
-    if (!best || at < *best) best = at;
-  }
-  return best;
-}
-
 void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
   auto it = find_flight(id);
   if (it == flights_.end() || headers.empty()) return;
@@ -194,138 +160,24 @@ void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHead
   }
 }
 
-// Panic: of the untried routes, the one that would come back soonest.
-std::optional<std::size_t> CallMachine::least_bad(TimePoint now) {
-  std::optional<std::size_t> pick;
-  TimePoint pick_at = TimePoint::max();
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (candidates_[c].tried) continue;
-    const RouteState& route = candidate_route(c);
-    if (!admission_.within_budget(route)) continue;
-    TimePoint at = route.reopens_at(now).value_or(now);
-    at = std::max(at, route.cooldown());
-    if (at < pick_at) {
-      pick = c;
-      pick_at = at;
-    }
-  }
-  return pick;
-}
-
-// Planning's working buffers, one set per thread (a call is planned on one thread): reused
-// from call to call instead of allocated for each. Taken out while in use, so that a custom
-// balancer that plans a call of its own gets fresh ones.
-namespace {
-struct PlanBuffers {
-  std::vector<RouteView> views;
-  std::vector<std::size_t> order;
-  std::vector<char> placed;
-};
-thread_local PlanBuffers plan_buffers;
-}  // namespace
-
-// Tiers in order; inside each, the tier's balancer orders the routes for this call. With
-// CallOptions::models, only routes serving those models remain, by the list's preference.
-void CallMachine::plan_candidates(TimePoint now) {
-  const auto& plan = env_.plan();
-  PlanBuffers b = std::move(plan_buffers);
-  // Each tier's routes in its balancer's order, tier after tier.
-  candidates_.clear();
-  candidates_.reserve(plan.size() + 1);
-  BalanceContext context;
-  context.user = options_.user;
-  context.rng = &env_.rng();
-  context.now = now;
-  for (const TierState& tier : env_.tiers()) {
-    b.views.clear();
-    for (std::size_t i = 0; i < tier.count; ++i) {
-      const RouteState& route = *env_.routes()[plan[tier.first + i].route];
-      RouteView v;
-      v.index = i;
-      v.weight = tier.weights[i];
-      v.in_flight = route.in_flight.load(std::memory_order_relaxed);
-      v.ewma_latency = Duration(route.ewma_latency.load(std::memory_order_relaxed));
-      b.views.push_back(v);
-    }
-    b.order.clear();
-    invoke_user(tier.hook_name, [&] { tier.balancer->order(b.views, context, b.order); });
-    b.placed.assign(tier.count, 0);
-    for (std::size_t i : b.order) {  // a custom balancer's answer is checked, never trusted
-      if (i < tier.count && !b.placed[i]) {
-        b.placed[i] = 1;
-        candidates_.push_back(Candidate{tier.first + i});
-      }
-    }
-    for (std::size_t i = 0; i < tier.count; ++i) {
-      if (!b.placed[i]) candidates_.push_back(Candidate{tier.first + i});
-    }
-  }
-  plan_buffers = std::move(b);
-  // A canary call tries the candidate first, with the priority list behind it. With
-  // CallOptions::models, only when the candidate serves one of them.
-  bool canary_first = false;
-  if (std::optional<std::size_t> canary = env_.canary_plan()) {
-    const std::string& model = env_.routes()[plan[*canary].route]->ref.model;
-    if ((options_.models.empty() || std::find(options_.models.begin(), options_.models.end(),
-                                              model) != options_.models.end()) &&
-        env_.canary()->admit(now, options_.user, env_.rng())) {
-      // Where the candidate is in the priority list too, this call tries it once, first.
-      candidates_.erase(
-          std::remove_if(candidates_.begin(), candidates_.end(),
-                         [&](Candidate c) { return plan[c.plan].route == plan[*canary].route; }),
-          candidates_.end());
-      candidates_.insert(candidates_.begin(), Candidate{*canary});
-      canary_first = true;
-    }
-  }
-  if (options_.models.empty()) return;
-  // Only the named models, in the order they are named.
-  std::vector<Candidate> chosen;
-  const std::size_t from = canary_first ? 1 : 0;
-  if (canary_first) chosen.push_back(candidates_[0]);
-  for (const std::string& model : options_.models) {
-    for (std::size_t k = from; k < candidates_.size(); ++k) {
-      const std::size_t i = candidates_[k].plan;
-      if (env_.routes()[plan[i].route]->ref.model == model &&
-          std::none_of(chosen.begin(), chosen.end(), [&](Candidate c) { return c.plan == i; })) {
-        chosen.push_back(Candidate{i});
-      }
-    }
-  }
-  candidates_ = std::move(chosen);
-}
-
-// Routes of a native dialect get the request in their own API, translated once per dialect and
+// Routes whose dialect translates the request get it in their own API, once per dialect and
 // route shaping. A route that cannot take it (a field its API has no equivalent for) is passed
 // over before any traffic, with the reason in the trace; the call goes on to the others.
-void CallMachine::translate_for_native_routes(const ChatRequest& request) {
-  for (Candidate& c : candidates_) {
-    const PlanEntry& entry = env_.plan()[c.plan];
-    const RouteState& route = *env_.routes()[entry.route];
+void CallMachine::translate_for_dialects(const ChatRequest& request) {
+  for (std::size_t k = 0; k < candidates_.size(); ++k) {
+    Candidates::Candidate& c = candidates_[k];
+    const RouteState& route = candidates_.route(k);
     const wire::DialectApi& api = *env_.endpoints()[route.endpoint].api;
     if (!api.translates()) continue;
-    const wire::RequestShaping* shaping = entry.shaping.get();
-    const bool stream = !c.whole;
-    auto same =
-        std::find_if(native_bodies_.begin(), native_bodies_.end(), [&](const NativeBody& b) {
-          return b.api == &api && b.shaping == shaping && b.stream == stream;
-        });
-    if (same == native_bodies_.end()) {
-      NativeBody b;
-      b.api = &api;
-      b.shaping = shaping;
-      b.stream = stream;
-      b.problem = api.encode(request, stream, shaping, b.body);
-      same = native_bodies_.insert(native_bodies_.end(), std::move(b));
-    }
-    c.native = static_cast<int>(same - native_bodies_.begin());
-    if (!same->problem) continue;
+    c.body = writer_.translate(request, api, candidates_.entry(k).shaping.get(), !c.whole);
+    const std::optional<std::string>& problem = writer_.problem(c.body);
+    if (!problem) continue;
     c.tried = true;
     Attempt a;
     a.route = route.ref;
     a.error = ErrorKind::InvalidRequest;
     a.message = std::string("not sent: the request cannot be translated for this ") + api.name() +
-                " route: " + *same->problem;
+                " route: " + *problem;
     trace_.push_back(std::move(a));
     log_attempt(trace_.back());
   }
@@ -456,19 +308,20 @@ Step CallMachine::advance(TimePoint now) {
   const std::optional<std::size_t> retry = std::exchange(retry_, std::nullopt);
   // An explicit retry ignores the rate-limit cooldown (the wait already honoured it) but still
   // asks the limiter and the breaker.
-  if (retry && admission_.admit(candidate_route(*retry), now, pending_) == Candidate::Block::None) {
+  if (retry &&
+      admission_.admit(candidates_.route(*retry), now, pending_) == Admission::Block::None) {
     pick = retry;
     env_.stats().record_retry();  // counted when it is sent
   }
-  if (!pick) pick = pick_route(now);
+  if (!pick) pick = candidates_.pick(now, pending_);
   const bool wait_for_recovery = options_.when_unavailable == WhenUnavailable::WaitForRecovery;
   if (!pick && (wait_for_recovery || admission_.budget_busy())) {
     std::optional<TimePoint> back;
-    if (wait_for_recovery) back = earliest_recovery(now);
+    if (wait_for_recovery) back = candidates_.earliest_recovery(now);
     if (retry && wait_for_recovery) {  // the retry may come back first (its permit, its breaker)
       TimePoint at =
           admission_.rate_blocked() ? admission_.rate_wait() : now + std::chrono::milliseconds(50);
-      if (std::optional<TimePoint> reopen = candidate_route(*retry).reopens_at(now)) {
+      if (std::optional<TimePoint> reopen = candidates_.route(*retry).reopens_at(now)) {
         at = std::max(at, *reopen);
       }
       back = std::min(back.value_or(at), at);
@@ -492,10 +345,10 @@ Step CallMachine::advance(TimePoint now) {
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
     // Sent without the breaker's admission (which it leaves alone) and despite a cooldown,
     // but within the client-side rate limit and the budget: those are the account's.
-    pick = least_bad(now);
+    pick = candidates_.least_bad(now);
     pending_ = AttemptLease(&last_now_);
-    if (pick && (!admission_.take_permit(candidate_route(*pick), pending_, now) ||
-                 !admission_.reserve_spend(candidate_route(*pick), pending_))) {
+    if (pick && (!admission_.take_permit(candidates_.route(*pick), pending_, now) ||
+                 !admission_.reserve_spend(candidates_.route(*pick), pending_))) {
       pending_.release();
       pick.reset();
     }
@@ -510,38 +363,8 @@ Step CallMachine::advance(TimePoint now) {
   return advance(now);
 }
 
-std::optional<std::size_t> CallMachine::pick_route(TimePoint now) {
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (candidates_[c].tried) continue;
-    RouteState& route = candidate_route(c);
-    if (route.cooldown() > now) {
-      candidates_[c].blocked = Candidate::Block::Cooling;
-      continue;
-    }
-    candidates_[c].blocked = admission_.admit(route, now, pending_);
-    if (candidates_[c].blocked == Candidate::Block::None) return c;
-  }
-  return std::nullopt;
-}
-
-// What pick_route would say of candidate `c`, without taking anything.
-bool CallMachine::available(std::size_t c, TimePoint now) const {
-  if (candidates_[c].tried) return false;
-  const RouteState& route = candidate_route(c);
-  return route.cooldown() <= now && admission_.would_admit(route, now);
-}
-
-// Whether another untried route can serve now: of the tier `tier` only, or of any tier.
-bool CallMachine::has_alternative(TimePoint now, std::optional<std::size_t> tier) const {
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (tier && env_.plan()[candidates_[c].plan].tier != *tier) continue;
-    if (available(c, now)) return true;
-  }
-  return false;
-}
-
 void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, AttemptLease&& slot) {
-  RouteState& route = candidate_route(c);
+  RouteState& route = candidates_.route(c);
   current_ = c;
   candidates_[c].tried = true;
   ++candidates_[c].attempts;
@@ -562,13 +385,16 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.total_timeout = std::min(t.attempt, remaining);
   f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
   if (!candidates_[c].whole) {
-    f.wire = std::make_unique<WireStream>(*env_.endpoints()[route.endpoint].api, now,
-                                          /*whole=*/!handler_);
+    f.wire = std::make_unique<AttemptStream>(*env_.endpoints()[route.endpoint].api, now,
+                                             /*whole=*/!handler_);
   }
   // Time left for failover: when the deadline would be what ends a silent attempt and another
   // route could still serve, the attempt leaves that route time to answer. A stream keeps the
   // whole remaining time once it shows life; an answer sent whole shows none before its end.
-  if (const Duration reserve = failover_reserve(now, remaining); reserve > Duration::zero()) {
+  // (A mirror makes one attempt.)
+  const Duration reserve =
+      mirror_ || !attempts_left() ? Duration::zero() : candidates_.failover_reserve(now, remaining);
+  if (reserve > Duration::zero()) {
     if (f.wire) {
       f.first_byte_timeout = std::min(f.first_byte_timeout, remaining - reserve);
     } else if (remaining - reserve < f.total_timeout) {
@@ -580,120 +406,50 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.headers_timeout = std::min(t.headers, f.first_byte_timeout);
   f.connect_timeout = std::min(t.connect, f.total_timeout);
   f.idle_timeout = t.idle;
-  if (handler_) {
-    held_.clear();
-    delivered_chunks_ = 0;
-    delivered_chars_ = 0;
-    notice_due_ = false;
-    seam_.clear();
-    if (interruption_) {  // this attempt recovers a broken stream
-      f.recovery = true;
-      // A prefix is continued on a stream only.
-      f.continuation = f.wire && interruption_->continuable && !candidates_[c].prefix_refused &&
-                       env_.endpoints()[route.endpoint].continuation == Continuation::Prefill;
-      if (f.continuation && candidates_[c].native >= 0) {  // the prefix in the route's API
-        const NativeBody& b = native_bodies_[static_cast<std::size_t>(candidates_[c].native)];
-        std::string prefix = interruption_->shown->text();
-        // What the API refuses at a prefix's end goes trimmed; the same text opening the
-        // continuation is not shown a second time.
-        seam_ = b.api->trim_prefix(prefix);
-        request_->messages.push_back(Message::assistant(std::move(prefix)));
-        f.continuation = !request_->messages.back().content->empty() &&
-                         !b.api->encode(*request_, true, b.shaping, continue_native_);
-        request_->messages.pop_back();
-        if (!f.continuation) seam_.clear();
-      }
-      interruption_->continued = f.continuation;
-      ++interruption_->attempts;
-      notice_due_ = !f.continuation;
-      if (f.continuation) {  // the answer goes on from what was shown
-        ChatChunk seed;
-        ChoiceDelta d;
-        d.role = "assistant";
-        d.content = interruption_->shown->text();
-        d.reasoning = interruption_->shown->reasoning();
-        seed.choices.push_back(std::move(d));
-        f.wire->accumulated.add(seed);
-      }
-    }
-  }
+  if (handler_ && recovery_.active()) start_recovery(f);
   f.id = env_.next_exchange_id();
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
   state_ = State::InFlight;
 }
 
-// How much of the `remaining` time an attempt starting now leaves for a failover: nothing when
-// no other untried route can serve (or for a mirror, which makes one attempt); else twice the
-// best such route's latency (at least a second), at most half of what remains, and half when
-// no latency is known yet.
-Duration CallMachine::failover_reserve(TimePoint now, Duration remaining) const {
-  if (mirror_ || !attempts_left()) return Duration::zero();
-  std::optional<Duration> best;
-  for (std::size_t k = 0; k < candidates_.size(); ++k) {
-    if (!available(k, now)) continue;
-    const Duration ewma{candidate_route(k).ewma_latency.load(std::memory_order_relaxed)};
-    const Duration need = ewma > Duration::zero()
-                              ? std::max<Duration>(2 * ewma, std::chrono::seconds(1))
-                              : remaining / 2;
-    best = best ? std::min(*best, need) : need;
-  }
-  return best ? std::min(*best, remaining / 2) : Duration::zero();
+// This attempt recovers a broken stream: it continues the answer (sent as a stream to an
+// endpoint that continues, with what was shown as a prefix) or restarts it, after a notice.
+void CallMachine::start_recovery(Flight& f) {
+  const Candidates::Candidate& c = candidates_[f.candidate];
+  f.recovery = true;
+  const bool can_continue =
+      f.wire && !c.prefix_refused &&
+      env_.endpoints()[route_of(f).endpoint].continuation == Continuation::Prefill;
+  std::string seam;
+  f.continuation = recovery_.start_attempt(can_continue, c.body, writer_, seam);
+  if (!f.wire) return;  // sent whole: end_unframed makes its stream, with the notice due
+  f.wire->notice_due = !f.continuation;
+  f.wire->seam = std::move(seam);
+  if (f.continuation) f.wire->seed(*recovery_.shown());  // the answer goes on from what was shown
 }
 
-// The request of flight `f`, written into this thread's request buffer: the driver hands it to
-// the transport, which copies what it needs, before it asks this thread's machines for anything
-// else. Reusing one buffer keeps its strings' and header list's capacity from call to call, so
-// writing a request allocates nothing once the buffer has grown.
+// The request of flight `f` (see RequestWriter::write).
 const HttpRequest& CallMachine::write_request(const Flight& f) {
-  thread_local HttpRequest r;
   const ClientOptions& o = env_.options();
   const RouteState& route = route_of(f);
-  const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
-  if (r.method != "POST") r.method = "POST";
-  const std::string& url = f.wire ? route.stream_url : route.url;
-  if (r.url != url) r.url = url;
-  // Written into the entries already there, which mostly hold these very strings from the
-  // thread's last request: comparing is cheaper than copying.
-  r.headers.resize(endpoint.headers.size() + options_.headers.size() + 1);
-  auto header = r.headers.begin();
-  auto put = [&](std::string_view name, std::string_view value) {
-    if (header->first != name) header->first = name;
-    if (header->second != value) header->second = value;
-    ++header;
-  };
-  for (const auto& [k, v] : endpoint.headers) put(k, v);
-  for (const auto& [k, v] : options_.headers) put(k, v);
-  char attempt[12];
-  auto written = std::to_chars(attempt, attempt + sizeof attempt, f.attempt);
-  put("X-Failover-Attempt", std::string_view(attempt, written.ptr - attempt));
-  // The body was encoded once, without the model: each attempt puts its route's model in front
-  // (or leaves it to the URL, as its dialect says). A translated body is shaped already.
-  const int native = candidates_[f.candidate].native;
-  const NativeBody* nb = native >= 0 ? &native_bodies_[static_cast<std::size_t>(native)] : nullptr;
-  const std::string& rest = nb ? (f.continuation ? continue_native_ : nb->body)
-                               : (f.continuation ? continue_body_ : body_rest_);
-  endpoint.api->put_model(route.model_json, rest, r.body);
-  if (!nb && !f.wire) {  // the same body without its stream members, which come last
-    r.body.erase(whole_at_ + (r.body.size() - rest.size()), std::string::npos);
-    r.body += '}';
-  }
-  if (const wire::RequestShaping* shaping =
-          env_.plan()[candidates_[f.candidate].plan].shaping.get();
-      shaping && !nb) {
-    wire::shape(*shaping, r.body);  // this route's params, drop_params and model rules
-  }
-  r.total_timeout = f.total_timeout;
-  r.connect_timeout = f.connect_timeout;
-  // A streamed answer's headers come at once from a healthy route; an answer sent whole sends
-  // them only when its generation ends: its attempt limit bounds it.
-  r.first_byte_timeout = f.wire ? f.headers_timeout : Duration::zero();
-  r.max_response_bytes = o.max_response_bytes;
-  if (r.ca_bundle != o.ca_bundle) r.ca_bundle = o.ca_bundle;
-  r.stream = f.wire != nullptr;
+  RequestWriter::Attempt a;
+  a.route = &route;
+  a.endpoint = &env_.endpoints()[route.endpoint];
+  a.shaping = candidates_.entry(f.candidate).shaping.get();
+  a.call_headers = &options_.headers;
+  a.body = candidates_[f.candidate].body;
+  a.streamed = f.wire != nullptr;
+  a.continuation = f.continuation;
+  a.number = f.attempt;
+  a.total = f.total_timeout;
+  a.connect = f.connect_timeout;
+  a.headers = f.headers_timeout;
+  a.max_response_bytes = o.max_response_bytes;
+  a.ca_bundle = &o.ca_bundle;
   // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
-  r.success_headers = env_.limiter(route.endpoint) != nullptr;
-  return r;
+  a.success_headers = env_.limiter(route.endpoint) != nullptr;
+  return writer_.write(a);
 }
 
 // The hedge delay after an attempt on `route` starts: its p95 when asked for and known, else
@@ -722,7 +478,7 @@ void CallMachine::try_hedge(TimePoint now) {
   if (!env_.budget().try_acquire()) return;  // hedges draw from the retry budget
   AttemptLease slot(&last_now_);             // given back unless the hedge starts
   slot.hold_budget_slot(&env_.budget());
-  std::optional<std::size_t> pick = pick_route(now);
+  std::optional<std::size_t> pick = candidates_.pick(now, pending_);
   if (!pick) return;
   ++hedges_started_;
   env_.stats().record_hedge();
@@ -760,13 +516,13 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
   const std::uint64_t id = result.id;
   observe_limits(id, now, result.headers);
   const bool success = !result.transport_error && result.status >= 200 && result.status < 300;
-  if (WireStream* s = f.wire.get()) {
+  if (AttemptStream* s = f.wire.get()) {
     // A transport that does not stream hands the whole body over in the result.
     if (success && !result.body.empty() && !s->heard()) {
       return end_unframed(now, f, std::move(result.body));
     }
     if (success) return end_stream(now, f);
-    if (result.transport_error && (s->done_seen || s->answer_finished)) {
+    if (result.transport_error && s->finished()) {
       return end_stream(now, f);  // the answer is whole
     }
     if (result.transport_error && committed_) {
@@ -848,8 +604,8 @@ void CallMachine::fire_timer(TimePoint now) {
 
 // Flight `f`'s watchdog fired (see watchdog): its exchange is being abandoned.
 void CallMachine::expire(TimePoint now, Flight& f) {
-  const WireStream* s = f.wire.get();
-  if (s && (s->done_seen || s->answer_finished)) return end_stream(now, f);  // the server lingered
+  const AttemptStream* s = f.wire.get();
+  if (s && s->finished()) return end_stream(now, f);  // the server lingered
   if (committed_) {
     if (now >= deadline_) {
       return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
@@ -874,15 +630,9 @@ void CallMachine::expire(TimePoint now, Flight& f) {
 }
 
 TimePoint CallMachine::watchdog(const Flight& f) const {
-  TimePoint hard = f.start + f.total_timeout + kStuckGrace;
-  const WireStream* s = f.wire.get();
-  if (!s) return hard;
-  if (s->done_seen) return std::min(hard, s->done_at + kDoneGrace);
-  if (s->answer_finished) return std::min(hard, s->last_chunk + kDoneGrace);  // usage or [DONE]
-  // Until the first content, tool-call or reasoning text, the first-token limit; after it,
-  // the idle limit between chunks (a reasoning model may think for minutes before it answers).
-  TimePoint soft = s->progressed ? s->last_chunk + f.idle_timeout : f.start + f.first_byte_timeout;
-  return std::min(hard, std::min(soft, deadline_));
+  const TimePoint hard = f.start + f.total_timeout + kStuckGrace;
+  if (!f.wire) return hard;
+  return f.wire->watchdog(f.start, f.first_byte_timeout, f.idle_timeout, hard, deadline_);
 }
 
 void CallMachine::take_data(TimePoint now, StreamData data) {
@@ -891,12 +641,10 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
   auto it = find_flight(data.id);
   if (it == flights_.end() || !it->wire) return;
   Flight& f = *it;
-  WireStream& s = *f.wire;
+  AttemptStream& s = *f.wire;
   observe_limits(data.id, now, data.headers);
-  if (!s.framed && s.unframed.size() + data.bytes.size() <= env_.options().max_response_bytes) {
-    s.unframed += data.bytes;
-  }
-  s.parser.feed(data.bytes, [&](const wire::SseEvent& e) { on_event(now, f, e); });
+  s.feed(data.bytes, env_.options().max_response_bytes,
+         [&](const wire::SseEvent& e) { on_event(now, f, e); });
   if (handler_stopped_) {
     if (!handler_error_.empty()) throw HookError(handler_error_);
     return cancel(now, "the stream handler asked to stop", data.status);
@@ -912,29 +660,12 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
 }
 
 void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
-  WireStream& s = *f.wire;
-  if (!s.framed) {
-    s.framed = true;
-    s.unframed = std::string();  // an SSE stream: its bytes are not kept
-  }
-  if (handler_stopped_ || s.error || s.done_seen) return;
-  ChatChunk chunk;
-  std::optional<wire::DecodeFailure> failure;
-  wire::NativeStream::Outcome got = wire::NativeStream::Outcome::Chunk;
-  failure = s.native.translate(e, chunk, got);
-  if (!failure && got == wire::NativeStream::Outcome::Done) {
-    s.done_seen = true;
-    s.done_at = now;
-    return;
-  }
-  if (!failure && got == wire::NativeStream::Outcome::Nothing) return;  // a keep-alive
-  // An error event: `event: error`, a chunk with an `error` member, or a choice that finished
-  // with `finish_reason: "error"` (decode_chunk reports the last two as in-band errors).
-  if (e.event == "error" || (failure && failure->in_band_error)) {
-    wire::ErrorBody body = failure && failure->in_band_error ? std::move(*failure->in_band_error)
-                                                             : wire::decode_error_body(e.data);
+  AttemptStream& s = *f.wire;
+  if (handler_stopped_) return s.frame();
+  AttemptStream::Read r = s.read(now, e, choices_);
+  if (r.event == AttemptStream::Event::Error) {
     policy::Classified c =
-        policy::classify_error(200, {}, std::move(body), env_.clock().wall_now());
+        policy::classify_error(200, {}, std::move(r.error_body), env_.clock().wall_now());
     AttemptOutcome outcome;
     outcome.kind = c.kind;
     outcome.provider_code = std::move(c.code);
@@ -943,51 +674,21 @@ void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
     s.error = std::move(outcome);
     return;
   }
-  if (failure) return skip_event(f, failure->message);
-  if (!seam_.empty()) skip_seam(chunk);
-  s.chunk_accepted = true;
-  s.last_chunk = now;
-  if (!s.progressed && wire::has_progress(chunk)) s.progressed = true;
-  for (const ChoiceDelta& d : chunk.choices) {
-    s.received_chars += d.content.size() + d.reasoning.size() + d.refusal.size();
-    for (const ToolCallDelta& t : d.tool_calls)
-      s.received_chars += t.name.size() + t.arguments.size();
-  }
-  s.accumulated.add(chunk);
-  if (!s.answer_finished && s.accumulated.finished(choices_)) s.answer_finished = true;
-  if (!handler_) return;  // a whole answer: assembled, shown to no one before its end
+  if (r.event == AttemptStream::Event::Malformed) return skip_event(f, r.why);
+  // A whole answer is assembled, shown to no one before its end.
+  if (r.event != AttemptStream::Event::Chunk || !handler_) return;
   if (!committed_) {
-    if (!wire::has_content(chunk)) {
-      held_.push_back(std::move(chunk));
-      return;
-    }
-    commit();
+    if (!wire::has_content(r.chunk)) return s.hold(std::move(r.chunk));
+    commit(s);
   }
-  deliver(chunk);
-}
-
-// A continuation sent with its prefix's trailing whitespace trimmed: the whitespace it opens
-// with, up to what was trimmed, was shown already.
-void CallMachine::skip_seam(ChatChunk& chunk) {
-  for (ChoiceDelta& d : chunk.choices) {
-    if (d.content.empty()) continue;
-    std::size_t n = 0;
-    while (n < d.content.size() && n < seam_.size() && d.content[n] == seam_[n]) ++n;
-    d.content.erase(0, n);
-    if (d.content.empty() && n < seam_.size()) {
-      seam_.erase(0, n);  // the rest may open the next chunk
-    } else {
-      seam_.clear();
-    }
-    return;
-  }
+  deliver(s, r.chunk);
 }
 
 // A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad
 // frame must not cost the answer). Counted for the trace and the metrics; a stream made of
 // nothing else fails as a protocol error when it ends.
 void CallMachine::skip_event(const Flight& f, const std::string& why) {
-  const int skipped = ++f.wire->skipped_events;
+  const int skipped = f.wire->skipped_events;
   spdlog::logger* log = env_.logger();
   if (log && log->should_log(spdlog::level::warn)) {
     const RouteState& route = route_of(f);
@@ -996,14 +697,9 @@ void CallMachine::skip_event(const Flight& f, const std::string& why) {
   }
 }
 
-void CallMachine::deliver(const ChatChunk& chunk) {
+void CallMachine::deliver(AttemptStream& s, const ChatChunk& chunk) {
   if (handler_stopped_) return;
-  if (!chunk.restart) {
-    ++delivered_chunks_;
-    for (const ChoiceDelta& d : chunk.choices) {
-      delivered_chars_ += d.content.size() + d.reasoning.size();
-    }
-  }
+  s.count_delivered(chunk);
   try {
     if (!invoke_user("the stream handler", [&] { return handler_(chunk); })) {
       handler_stopped_ = true;
@@ -1014,22 +710,22 @@ void CallMachine::deliver(const ChatChunk& chunk) {
   }
 }
 
-void CallMachine::commit() {
+void CallMachine::commit(AttemptStream& s) {
   committed_ = true;
-  if (notice_due_) {  // a recovery restarts the answer: what the handler shows goes first
-    notice_due_ = false;
+  if (s.notice_due) {  // a recovery restarts the answer: what the handler shows goes first
+    s.notice_due = false;
     ChatChunk notice;
     notice.restart = true;
-    deliver(notice);
+    deliver(s, notice);
   }
-  for (const ChatChunk& h : held_) deliver(h);
-  held_.clear();
+  for (const ChatChunk& h : s.held) deliver(s, h);
+  s.held.clear();
 }
 
 void CallMachine::end_stream(TimePoint now, Flight& f) {
-  WireStream& s = *f.wire;
+  AttemptStream& s = *f.wire;
   const std::uint64_t id = f.id;
-  if (!s.framed && !s.unframed.empty() && s.parser.comments() == 0) {
+  if (s.unframed_body()) {
     return end_unframed(now, f, std::move(s.unframed));
   }
   if (!s.chunk_accepted && s.skipped_events > 0) {
@@ -1041,7 +737,7 @@ void CallMachine::end_stream(TimePoint now, Flight& f) {
                             std::to_string(s.skipped_events) + " skipped)",
                         {}, {});
   }
-  if (s.done_seen || s.answer_finished) {
+  if (s.finished()) {
     ChatResponse response = s.accumulated.build();
     if (response.choices.empty()) {  // [DONE] and nothing else: no answer, and no error either
       AttemptOutcome outcome;
@@ -1050,7 +746,7 @@ void CallMachine::end_stream(TimePoint now, Flight& f) {
       return fail_attempt(now, id, std::move(outcome), "the stream ended without any choice", {},
                           {});
     }
-    if (handler_ && !committed_) commit();  // no content at all: hand over what there is
+    if (handler_ && !committed_) commit(s);  // no content at all: hand over what there is
     return finish_success(now, id, std::move(response));
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
@@ -1075,11 +771,11 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
     // It does not stream: later calls send it whole (the same answer, read in one piece).
     if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
     if (!handler_) return finish_success(now, id, std::move(response));
-    if (!f.wire) f.wire = std::make_unique<WireStream>(api, now, /*whole=*/false);
+    if (!f.wire) f.wire = std::make_unique<AttemptStream>(api, now, /*whole=*/false, f.recovery);
     f.wire->accumulated.add(wire::chunk_of(response));
     f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
-    commit();
-    deliver(wire::chunk_of(response));
+    commit(*f.wire);
+    deliver(*f.wire, wire::chunk_of(response));
     if (handler_stopped_) {
       if (!handler_error_.empty()) throw HookError(handler_error_);
       return cancel(now, "the stream handler asked to stop", 200);
@@ -1105,12 +801,12 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
   fail_attempt(now, id, std::move(outcome), std::move(why), {}, {});
 }
 
-std::shared_ptr<const ChatResponse> CallMachine::partial(const WireStream* s) const {
+std::shared_ptr<const ChatResponse> CallMachine::partial(const AttemptStream* s) const {
   if (!handler_ || !current_) return nullptr;
-  if (interruption_ && !committed_) return interruption_->shown;  // still on the handler's screen
+  if (recovery_.active() && !committed_) return recovery_.shown();  // still on the handler's screen
   if (!s) return nullptr;
   auto p = std::make_shared<ChatResponse>(s->accumulated.build());
-  p->served_by = candidate_route(*current_).ref;
+  p->served_by = candidates_.route(*current_).ref;
   p->attempts = trace_;
   return p;
 }
@@ -1138,29 +834,24 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
   a.status = 200;
   a.message = std::string(to_string(cause)) + ": " + message;
-  a.delivered_chunks = delivered_chunks_;
-  a.delivered_chars = delivered_chars_;
+  a.delivered_chunks = f.wire->delivered_chunks;
+  a.delivered_chars = f.wire->delivered_chars;
   trace_.push_back(a);
   note_attempt(route, now);
   log_attempt(trace_.back());
   std::shared_ptr<const ChatResponse> shown = partial(f.wire.get());
   std::string why =
       route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
-  if (recovery_ == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
+  if (recovery_.mode() == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
       now >= deadline_) {
-    if (interruption_) env_.stats().record_recovery(interruption_->continued, false);
-    interruption_.reset();  // this break is the call's end, as it is
+    recovery_.failed(env_.stats(), /*forget=*/true);  // this break is the call's end, as it is
     ErrorDetails d;
     d.http_status = 200;
     d.attempts = trace_;
     d.partial = std::move(shown);
     return finish_error(ErrorKind::StreamInterrupted, std::move(why), std::move(d));
   }
-  if (!interruption_) interruption_ = std::make_unique<Interruption>();
-  interruption_->message = std::move(why);
-  interruption_->shown = std::move(shown);
-  interruption_->continued = false;
-  if (recovery_ == StreamRecovery::Continue) prepare_continuation();
+  recovery_.begin(std::move(why), std::move(shown), writer_);
   committed_ = false;  // the next attempt fails over unseen until its first content
   state_ = State::Planning;
   AttemptOutcome outcome;
@@ -1171,34 +862,9 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   after_failure(now, f.candidate, f.canary, outcome, message, {}, {}, false);
 }
 
-// With Continue: whether what the handler was shown can be sent as an assistant prefix (one
-// choice of plain text), and the request body that does so.
-void CallMachine::prepare_continuation() {
-  Interruption& i = *interruption_;
-  i.continuable = false;
-  if (!request_ || i.shown->choices.size() != 1) return;
-  const Message& m = i.shown->choices[0].message;
-  if (!m.tool_calls.empty() || m.refusal || !m.content || m.content->empty()) return;
-  request_->messages.push_back(Message::assistant(*m.content));
-  continue_body_.clear();
-  i.continuable = !wire::encode_request(*request_, /*stream=*/true, continue_body_);
-  request_->messages.pop_back();
-}
-
-// The tokens a streamed attempt spent count, however it ended: the usage its stream reported,
-// else an estimate (the prompt, and the text it sent at about four characters a token).
-Usage CallMachine::stream_usage(const WireStream& s) const {
-  if (const std::optional<Usage>& reported = s.accumulated.usage()) return *reported;
-  Usage u;
-  u.prompt_tokens = admission_.prompt_tokens();
-  u.completion_tokens = static_cast<std::int64_t>((s.received_chars + 3) / 4);
-  u.total_tokens = u.prompt_tokens + u.completion_tokens;
-  return u;
-}
-
-std::optional<std::int64_t> CallMachine::charge_stream(const WireStream& s, RouteState& route,
+std::optional<std::int64_t> CallMachine::charge_stream(const AttemptStream& s, RouteState& route,
                                                        std::int64_t reserved) {
-  const std::optional<std::int64_t> cost = route.add_usage(stream_usage(s));
+  const std::optional<std::int64_t> cost = route.add_usage(s.usage(admission_.prompt_tokens()));
   settle_spend(reserved, cost.value_or(0));
   return cost;
 }
@@ -1263,7 +929,9 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
     if (env_.spend().enabled()) route.record_output(response.usage->completion_tokens);
   } else if (f.wire) {
     cost = charge_stream(*f.wire, route, reserved);
-    if (env_.spend().enabled()) route.record_output(stream_usage(*f.wire).completion_tokens);
+    if (env_.spend().enabled()) {
+      route.record_output(f.wire->usage(admission_.prompt_tokens()).completion_tokens);
+    }
   } else {
     settle_spend(reserved, 0);
   }
@@ -1278,10 +946,10 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   log_attempt(trace_.back());
   if (!flights_.empty())
     abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
-  if (interruption_) env_.stats().record_recovery(f.continuation, true);
+  recovery_.served(env_.stats(), f.continuation);
   response.served_by = route.ref;
   response.attempts = std::move(trace_);
-  response.skipped = skipped_routes(now);
+  response.skipped = candidates_.skipped(now);
   state_ = State::Done;
   end_call();
   if (!mirror_) env_.stats().record_call("success", now - call_start_);
@@ -1373,7 +1041,7 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
                                 const AttemptOutcome& outcome, const std::string& message,
                                 const std::string& provider_type, const std::string& param,
                                 bool deadline_passed) {
-  const RouteState& route = candidate_route(c);
+  const RouteState& route = candidates_.route(c);
   auto details = [&]() {
     ErrorDetails d;
     d.http_status = outcome.http_status;
@@ -1394,8 +1062,8 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
     std::string why = "the call's deadline passed during an attempt on " + route_name(route.ref);
     std::string waiting;  // routes that could have served and never got an attempt
     for (std::size_t k = 0; k < candidates_.size(); ++k) {
-      if (available(k, now))
-        waiting += (waiting.empty() ? "" : ", ") + route_name(candidate_route(k).ref);
+      if (candidates_.available(k, now))
+        waiting += (waiting.empty() ? "" : ", ") + route_name(candidates_.route(k).ref);
     }
     if (!waiting.empty()) {
       why += "; never tried: " + waiting +
@@ -1413,10 +1081,10 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
   CallState state;
   state.attempts = attempts_;
   state.route_attempts = candidates_[c].attempts;
-  state.has_alternative = has_alternative(now);
+  state.has_alternative = candidates_.has_alternative(now);
   // From a canary's candidate the priority list is the stable version, not a downgrade.
   state.tier_alternative = state.has_alternative &&
-                           (canary || has_alternative(now, env_.plan()[candidates_[c].plan].tier));
+                           (canary || candidates_.has_alternative(now, candidates_.entry(c).tier));
   state.now = now;
   state.deadline = deadline_;
   state.rng = &env_.rng();
@@ -1430,7 +1098,9 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
   if (!flights_.empty() && decision.action != Decision::Action::Fail) {
     // Another attempt of this call is still in flight: wait for it. What the decision ruled
     // out stays ruled out for the attempts after it.
-    if (decision.action == Decision::Action::Failover) rule_out(c, decision);
+    if (decision.action == Decision::Action::Failover && candidates_.rule_out(c, decision)) {
+      attempts_spent_ = true;
+    }
     log_attempt(trace_.back());
     return;
   }
@@ -1453,7 +1123,7 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
       break;
     }
     case Decision::Action::Failover:
-      rule_out(c, decision);
+      if (candidates_.rule_out(c, decision)) attempts_spent_ = true;
       break;
     case Decision::Action::Fail:
       log_attempt(trace_.back());
@@ -1463,72 +1133,37 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
   log_attempt(trace_.back());
 }
 
-// A Failover decision's `stop` (no further attempt) and `skip_tier` (not the rest of the failed
-// route's tier).
-void CallMachine::rule_out(std::size_t c, const Decision& decision) {
-  if (decision.stop) {
-    for (Candidate& other : candidates_) other.tried = true;
-    attempts_spent_ = true;
-  }
-  if (decision.skip_tier) {
-    const std::size_t tier = env_.plan()[candidates_[c].plan].tier;
-    for (Candidate& other : candidates_) {
-      if (env_.plan()[other.plan].tier == tier) other.tried = true;
-    }
-  }
-}
-
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
-  if (interruption_) {  // a recovery did not serve: the call reports the break it recovered
-    env_.stats().record_recovery(interruption_->continued, false);
+  if (recovery_.active()) {  // a recovery did not serve: the call reports the break it recovered
+    recovery_.failed(env_.stats(), /*forget=*/false);
     if (kind != ErrorKind::Cancelled && kind != ErrorKind::HookFailed) {
-      if (interruption_->attempts > 0) {
-        message = interruption_->message + "; recovering by " +
-                  (recovery_ == StreamRecovery::Continue ? "continue" : "restart") +
-                  " did not succeed: " + message;
-      } else {
-        message = interruption_->message;
-      }
+      message = recovery_.message(message);
       kind = ErrorKind::StreamInterrupted;
       ErrorDetails d;
       d.http_status = 200;
       d.available_at = details.available_at;
       d.attempts = std::move(details.attempts);
-      d.partial = interruption_->shown;
+      d.partial = recovery_.shown();
       details = std::move(d);
     }
   }
-  if (details.skipped.empty()) details.skipped = skipped_routes(last_now_);
+  if (details.skipped.empty()) details.skipped = candidates_.skipped(last_now_);
   state_ = State::Done;
   end_call();
   if (!mirror_) env_.stats().record_call(to_string(kind), last_now_ - call_start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }
 
-// Why untried candidate `c` was passed over at the last pick, and until when.
-SkippedRoute CallMachine::passed_over(std::size_t c, TimePoint now) const {
-  return detail::passed_over(candidate_route(c), candidates_[c].blocked, admission_.rate_wait(),
-                             now);
-}
-
-// The routes passed over before any traffic: untried, and ruled out at a pick.
-std::vector<SkippedRoute> CallMachine::skipped_routes(TimePoint now) const {
-  std::vector<SkippedRoute> out;
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (!candidates_[c].tried && candidates_[c].blocked != Candidate::Block::None) {
-      out.push_back(passed_over(c, now));
-    }
-  }
-  return out;
-}
-
 void CallMachine::finish_exhausted(TimePoint now) {
   ErrorDetails d;
   std::string message;
   // No route's API can express the request.
-  if (std::all_of(candidates_.begin(), candidates_.end(), [&](const Candidate& c) {
-        return c.native >= 0 && native_bodies_[static_cast<std::size_t>(c.native)].problem;
-      })) {
+  bool untranslatable = true;
+  for (std::size_t c = 0; c < candidates_.size(); ++c) {
+    const int body = candidates_[c].body;
+    untranslatable = untranslatable && body >= 0 && writer_.problem(body);
+  }
+  if (untranslatable) {
     d.attempts = trace_;
     return finish_error(ErrorKind::InvalidRequest, untranslatable_message(trace_), std::move(d));
   }
@@ -1537,7 +1172,7 @@ void CallMachine::finish_exhausted(TimePoint now) {
   std::optional<TimePoint> earliest;
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     if (candidates_[c].tried) continue;
-    const SkippedRoute s = passed_over(c, now);
+    const SkippedRoute s = candidates_.passed_over(c, now);
     message += " " + route_name(s.route) + ": " + s.message + ";";
     if (s.until && (!earliest || *s.until < *earliest)) earliest = s.until;
   }
