@@ -48,9 +48,9 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       mirror_(mirror),
       call_start_(now),
       last_now_(now),
-      handler_(std::move(handler)),
+      feed_(std::move(handler)),
       recovery_(options.stream_recovery.value_or(env.options().stream_recovery), request,
-                handler_ && some_endpoint_continues(env)) {
+                feed_ && some_endpoint_continues(env)) {
   const ClientOptions& o = env_.options();
   Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
   // A year at most, so that now + total cannot overflow (options are checked to that too).
@@ -73,7 +73,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
   }
   // Streamed on the wire, also for a whole answer (its liveness, see Timeouts::headers), with
   // usage asked for then; a route that answers whole gets the same body without the stream.
-  if (auto problem = writer_.encode(request, /*usage=*/handler_ == nullptr)) {
+  if (auto problem = writer_.encode(request, /*usage=*/!feed_)) {
     invalid("invalid request: " + *problem);
     return;
   }
@@ -145,6 +145,12 @@ Attempt CallMachine::attempt_of(const Flight& f, TimePoint now) const {
   if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
   if (f.wire) a.skipped_events = f.wire->skipped_events;
   return a;
+}
+
+void CallMachine::charge_cut(Flight& f) {
+  if (f.wire && f.wire->chunk_accepted) {
+    charges_.stream(*f.wire, route_of(f), f.lease.take_reservation());
+  }
 }
 
 std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
@@ -237,9 +243,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
-    if (f.wire && f.wire->chunk_accepted) {  // what the stream sent was spent (see cancel)
-      charge_stream(*f.wire, route_of(f), f.lease.take_reservation());
-    }
+    charge_cut(f);
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
     a.message = e.what();
@@ -379,34 +383,18 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   f.lease.start(route);
   f.start = now;
   f.attempt = attempts_;
-  const Timeouts& t = env_.plan()[candidates_[c].plan].timeouts;
-  Duration remaining = deadline_ - now;
-  f.clipped = remaining < t.attempt;
-  f.total_timeout = std::min(t.attempt, remaining);
-  f.first_byte_timeout = std::min(t.first_byte, f.total_timeout);
   if (!candidates_[c].whole) {
     f.wire = std::make_unique<AttemptStream>(*env_.endpoints()[route.endpoint].api, now,
-                                             /*whole=*/!handler_);
+                                             /*whole=*/!feed_);
   }
   // Time left for failover: when the deadline would be what ends a silent attempt and another
-  // route could still serve, the attempt leaves that route time to answer. A stream keeps the
-  // whole remaining time once it shows life; an answer sent whole shows none before its end.
-  // (A mirror makes one attempt.)
+  // route could still serve, the attempt leaves that route time to answer (a mirror makes one
+  // attempt).
+  const Duration remaining = deadline_ - now;
   const Duration reserve =
       mirror_ || !attempts_left() ? Duration::zero() : candidates_.failover_reserve(now, remaining);
-  if (reserve > Duration::zero()) {
-    if (f.wire) {
-      f.first_byte_timeout = std::min(f.first_byte_timeout, remaining - reserve);
-    } else if (remaining - reserve < f.total_timeout) {
-      f.total_timeout = remaining - reserve;
-      f.clipped = false;  // a timeout there is the route's silence, not the deadline
-      f.first_byte_timeout = std::min(f.first_byte_timeout, f.total_timeout);
-    }
-  }
-  f.headers_timeout = std::min(t.headers, f.first_byte_timeout);
-  f.connect_timeout = std::min(t.connect, f.total_timeout);
-  f.idle_timeout = t.idle;
-  if (handler_ && recovery_.active()) start_recovery(f);
+  f.limits = attempt_limits(candidates_.entry(c).timeouts, remaining, reserve, f.wire != nullptr);
+  if (feed_ && recovery_.active()) start_recovery(f);
   f.id = env_.next_exchange_id();
   flights_.push_back(std::move(f));
   to_start_ = flights_.size() - 1;
@@ -442,9 +430,9 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   a.streamed = f.wire != nullptr;
   a.continuation = f.continuation;
   a.number = f.attempt;
-  a.total = f.total_timeout;
-  a.connect = f.connect_timeout;
-  a.headers = f.headers_timeout;
+  a.total = f.limits.total;
+  a.connect = f.limits.connect;
+  a.headers = f.limits.headers;
   a.max_response_bytes = o.max_response_bytes;
   a.ca_bundle = &o.ca_bundle;
   // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
@@ -456,7 +444,7 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
 // the fixed delay; zero means no hedge.
 Duration CallMachine::hedge_delay(const RouteState& route) const {
   const HedgingOptions& h = env_.options().hedging;
-  if (handler_ || mirror_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) {
+  if (feed_ || mirror_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) {
     return Duration::zero();
   }
   if (h.use_p95) {
@@ -493,10 +481,7 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
-    // What its stream received was spent, whichever attempt won.
-    if (f.wire && f.wire->chunk_accepted) {
-      charge_stream(*f.wire, route_of(f), f.lease.take_reservation());
-    }
+    charge_cut(f);  // whichever attempt won
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
     a.message = why;
@@ -525,10 +510,10 @@ void CallMachine::take_result(TimePoint now, HttpResult result) {
     if (result.transport_error && s->finished()) {
       return end_stream(now, f);  // the answer is whole
     }
-    if (result.transport_error && committed_) {
+    if (result.transport_error && feed_.committed()) {
       return interrupt(now, *result.transport_error, result.error_message);
     }
-  } else if (success && handler_) {
+  } else if (success && feed_) {
     return end_unframed(now, f, std::move(result.body));  // a route that answers whole
   }
   if (result.transport_error) {
@@ -606,33 +591,33 @@ void CallMachine::fire_timer(TimePoint now) {
 void CallMachine::expire(TimePoint now, Flight& f) {
   const AttemptStream* s = f.wire.get();
   if (s && s->finished()) return end_stream(now, f);  // the server lingered
-  if (committed_) {
+  if (feed_.committed()) {
     if (now >= deadline_) {
       return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
     }
     return interrupt(now, ErrorKind::Timeout,
                      "no stream chunk within the idle timeout of " +
-                         std::to_string(to_millis(f.idle_timeout)) + " ms");
+                         std::to_string(to_millis(f.limits.idle)) + " ms");
   }
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::Timeout;
   std::string why = "the exchange did not end within its time limit";
   if (s) {
     silent_ = !s->heard();
-    if (now < f.start + f.total_timeout) {
+    if (now < f.start + f.limits.total) {
       why = s->progressed ? "no stream chunk within the idle timeout of " +
-                                std::to_string(to_millis(f.idle_timeout)) + " ms"
+                                std::to_string(to_millis(f.limits.idle)) + " ms"
                           : "no content within the first-token timeout of " +
-                                std::to_string(to_millis(f.first_byte_timeout)) + " ms";
+                                std::to_string(to_millis(f.limits.first_byte)) + " ms";
     }
   }
   fail_attempt(now, f.id, std::move(outcome), std::move(why), {}, {});
 }
 
 TimePoint CallMachine::watchdog(const Flight& f) const {
-  const TimePoint hard = f.start + f.total_timeout + kStuckGrace;
+  const TimePoint hard = f.start + f.limits.total + kStuckGrace;
   if (!f.wire) return hard;
-  return f.wire->watchdog(f.start, f.first_byte_timeout, f.idle_timeout, hard, deadline_);
+  return f.wire->watchdog(f.start, f.limits.first_byte, f.limits.idle, hard, deadline_);
 }
 
 void CallMachine::take_data(TimePoint now, StreamData data) {
@@ -645,15 +630,15 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
   observe_limits(data.id, now, data.headers);
   s.feed(data.bytes, env_.options().max_response_bytes,
          [&](const wire::SseEvent& e) { on_event(now, f, e); });
-  if (handler_stopped_) {
-    if (!handler_error_.empty()) throw HookError(handler_error_);
+  if (feed_.stopped()) {
+    feed_.rethrow();
     return cancel(now, "the stream handler asked to stop", data.status);
   }
   if (s.error) {
     abandon_.push_back(data.id);
     AttemptOutcome outcome = std::move(*s.error);
     s.error.reset();
-    if (committed_) return interrupt(now, outcome.kind, s.error_message);
+    if (feed_.committed()) return interrupt(now, outcome.kind, s.error_message);
     outcome.http_status = data.status;
     return fail_attempt(now, data.id, std::move(outcome), s.error_message, {}, {});
   }
@@ -661,7 +646,7 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
 
 void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
   AttemptStream& s = *f.wire;
-  if (handler_stopped_) return s.frame();
+  if (feed_.stopped()) return s.frame();
   AttemptStream::Read r = s.read(now, e, choices_);
   if (r.event == AttemptStream::Event::Error) {
     policy::Classified c =
@@ -676,12 +661,7 @@ void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
   }
   if (r.event == AttemptStream::Event::Malformed) return skip_event(f, r.why);
   // A whole answer is assembled, shown to no one before its end.
-  if (r.event != AttemptStream::Event::Chunk || !handler_) return;
-  if (!committed_) {
-    if (!wire::has_content(r.chunk)) return s.hold(std::move(r.chunk));
-    commit(s);
-  }
-  deliver(s, r.chunk);
+  if (r.event == AttemptStream::Event::Chunk && feed_) feed_.show(s, std::move(r.chunk));
 }
 
 // A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad
@@ -695,31 +675,6 @@ void CallMachine::skip_event(const Flight& f, const std::string& why) {
     log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref), skipped,
               wire::excerpt(env_.endpoints()[route.endpoint].redact(why), 160));
   }
-}
-
-void CallMachine::deliver(AttemptStream& s, const ChatChunk& chunk) {
-  if (handler_stopped_) return;
-  s.count_delivered(chunk);
-  try {
-    if (!invoke_user("the stream handler", [&] { return handler_(chunk); })) {
-      handler_stopped_ = true;
-    }
-  } catch (const HookError& e) {  // raised once the parser is done with this piece
-    handler_stopped_ = true;
-    handler_error_ = e.what();
-  }
-}
-
-void CallMachine::commit(AttemptStream& s) {
-  committed_ = true;
-  if (s.notice_due) {  // a recovery restarts the answer: what the handler shows goes first
-    s.notice_due = false;
-    ChatChunk notice;
-    notice.restart = true;
-    deliver(s, notice);
-  }
-  for (const ChatChunk& h : s.held) deliver(s, h);
-  s.held.clear();
 }
 
 void CallMachine::end_stream(TimePoint now, Flight& f) {
@@ -746,11 +701,11 @@ void CallMachine::end_stream(TimePoint now, Flight& f) {
       return fail_attempt(now, id, std::move(outcome), "the stream ended without any choice", {},
                           {});
     }
-    if (handler_ && !committed_) commit(s);  // no content at all: hand over what there is
+    if (feed_ && !feed_.committed()) feed_.commit(s);  // no content: hand over what there is
     return finish_success(now, id, std::move(response));
   }
   const std::string why = "the stream ended without [DONE] or a finish_reason";
-  if (committed_) return interrupt(now, ErrorKind::ConnectionLost, why);
+  if (feed_.committed()) return interrupt(now, ErrorKind::ConnectionLost, why);
   AttemptOutcome outcome;
   outcome.kind = ErrorKind::ConnectionLost;
   outcome.http_status = 200;
@@ -770,14 +725,14 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
   if (!failure && !response.choices.empty()) {
     // It does not stream: later calls send it whole (the same answer, read in one piece).
     if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
-    if (!handler_) return finish_success(now, id, std::move(response));
+    if (!feed_) return finish_success(now, id, std::move(response));
     if (!f.wire) f.wire = std::make_unique<AttemptStream>(api, now, /*whole=*/false, f.recovery);
     f.wire->accumulated.add(wire::chunk_of(response));
     f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
-    commit(*f.wire);
-    deliver(*f.wire, wire::chunk_of(response));
-    if (handler_stopped_) {
-      if (!handler_error_.empty()) throw HookError(handler_error_);
+    feed_.commit(*f.wire);
+    feed_.deliver(*f.wire, wire::chunk_of(response));
+    if (feed_.stopped()) {
+      feed_.rethrow();
       return cancel(now, "the stream handler asked to stop", 200);
     }
     return finish_success(now, id, std::move(response));
@@ -791,19 +746,20 @@ void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
     outcome.provider_code = std::move(c.code);
     outcome.retry_after = c.retry_after;
     // A whole-answer call did not ask for a stream: the error is said as it came.
-    if (handler_) c.message = "the stream request was answered with an error: " + c.message;
+    if (feed_) c.message = "the stream request was answered with an error: " + c.message;
     return fail_attempt(now, id, std::move(outcome), std::move(c.message), std::move(c.type),
                         std::move(c.param));
   }
   outcome.kind = ErrorKind::Protocol;
   std::string why = failure ? std::move(failure->message) : std::string("no choice");
-  if (handler_) why = "the stream request was answered with neither SSE nor a completion: " + why;
+  if (feed_) why = "the stream request was answered with neither SSE nor a completion: " + why;
   fail_attempt(now, id, std::move(outcome), std::move(why), {}, {});
 }
 
 std::shared_ptr<const ChatResponse> CallMachine::partial(const AttemptStream* s) const {
-  if (!handler_ || !current_) return nullptr;
-  if (recovery_.active() && !committed_) return recovery_.shown();  // still on the handler's screen
+  if (!feed_ || !current_) return nullptr;
+  if (recovery_.active() && !feed_.committed())
+    return recovery_.shown();  // still on the handler's screen
   if (!s) return nullptr;
   auto p = std::make_shared<ChatResponse>(s->accumulated.build());
   p->served_by = candidates_.route(*current_).ref;
@@ -821,12 +777,12 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   message = env_.endpoints()[route.endpoint].redact(std::move(message));
   // Cut by the call's deadline (or by an attempt limit clipped to it): the deadline's doing,
   // neutral for the breaker, the statistics and the canary, as in fail_attempt.
-  const bool deadline_cut =
-      cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
-      (cause == ErrorKind::Timeout && f.clipped && now - f.start >= f.total_timeout - kClockSlack);
+  const bool deadline_cut = cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
+                            (cause == ErrorKind::Timeout && f.limits.clipped &&
+                             now - f.start >= f.limits.total - kClockSlack);
   if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
   // Charged before the breaker (application code that may throw) hears of the break.
-  charge_stream(*f.wire, route, f.lease.take_reservation());
+  charges_.stream(*f.wire, route, f.lease.take_reservation());
   f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
   if (f.canary && !deadline_cut)
     env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
@@ -852,7 +808,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
     return finish_error(ErrorKind::StreamInterrupted, std::move(why), std::move(d));
   }
   recovery_.begin(std::move(why), std::move(shown), writer_);
-  committed_ = false;  // the next attempt fails over unseen until its first content
+  feed_.uncommit();  // the next attempt fails over unseen until its first content
   state_ = State::Planning;
   AttemptOutcome outcome;
   outcome.kind = cause;
@@ -860,25 +816,6 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   outcome.http_status = 200;
   outcome.elapsed = now - f.start;
   after_failure(now, f.candidate, f.canary, outcome, message, {}, {}, false);
-}
-
-std::optional<std::int64_t> CallMachine::charge_stream(const AttemptStream& s, RouteState& route,
-                                                       std::int64_t reserved) {
-  const std::optional<std::int64_t> cost = route.add_usage(s.usage(admission_.prompt_tokens()));
-  settle_spend(reserved, cost.value_or(0));
-  return cost;
-}
-
-void CallMachine::settle_spend(std::int64_t reserved, std::int64_t cost) {
-  if (!env_.spend().enabled()) return;
-  for (const BudgetAlert& alert : env_.spend().settle(env_.clock().wall_now(), reserved, cost)) {
-    if (!env_.spend().options().on_alert) break;
-    try {
-      env_.spend().options().on_alert(alert);
-    } catch (...) {
-      if (auto* log = env_.logger()) log->error("a budget alert callback threw");
-    }
-  }
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
@@ -889,10 +826,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   for (Flight& f : flights_) {
     abandon_.push_back(f.id);
     RouteState& route = route_of(f);
-    // A stream stopped after it sent something spent tokens: charged like a broken one.
-    if (f.wire && f.wire->chunk_accepted) {
-      charge_stream(*f.wire, route, f.lease.take_reservation());
-    }
+    charge_cut(f);      // a stream stopped after it sent something spent tokens
     f.lease.release();  // the caller's choice: neutral for the breaker
     Attempt a = attempt_of(f, now);
     a.error = ErrorKind::Cancelled;
@@ -921,20 +855,8 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   // The spending reservation stays until the real cost replaces it, in one step, before the
   // breaker (application code that may throw) hears of the success: the answer's tokens were
   // spent whatever it says. A stream that reported no usage is charged an estimate.
-  const std::int64_t reserved = f.lease.take_reservation();
-  std::optional<std::int64_t> cost;
-  if (response.usage) {
-    cost = route.add_usage(*response.usage);
-    settle_spend(reserved, cost.value_or(0));
-    if (env_.spend().enabled()) route.record_output(response.usage->completion_tokens);
-  } else if (f.wire) {
-    cost = charge_stream(*f.wire, route, reserved);
-    if (env_.spend().enabled()) {
-      route.record_output(f.wire->usage(admission_.prompt_tokens()).completion_tokens);
-    }
-  } else {
-    settle_spend(reserved, 0);
-  }
+  const std::optional<std::int64_t> cost =
+      charges_.answer(response, f.wire.get(), route, f.lease.take_reservation());
   if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
@@ -969,8 +891,8 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   // the deadline's doing: neutral for the breaker, the statistics and the canary. Any other
   // timeout (connect, first byte, idle) while time remains fails over like any failure.
   const bool deadline_passed =
-      now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.clipped &&
-                           now - f.start >= f.total_timeout - kClockSlack);
+      now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.limits.clipped &&
+                           now - f.start >= f.limits.total - kClockSlack);
   // A route that said nothing at all until the deadline ended the attempt held the request
   // silently: that counts against its breaker, so that a hung route opens like a failing one.
   const bool silent = std::exchange(silent_, false) && outcome.kind == ErrorKind::Timeout;
@@ -984,8 +906,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   provider_type = endpoint.redact(std::move(provider_type));
   param = endpoint.redact(std::move(param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
-  // The tokens of an answer cut midway were spent (what the stream reported, else an estimate).
-  if (f.wire && f.wire->chunk_accepted) charge_stream(*f.wire, route, f.lease.take_reservation());
+  charge_cut(f);  // the tokens of an answer cut midway were spent
   const bool stream_refused = std::exchange(stream_refused_, false);
   if (stream_refused) {
     route.answers_whole.store(true, std::memory_order_relaxed);

@@ -6,9 +6,12 @@
 
 #include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
+#include "core/attempt_limits.hpp"
 #include "core/attempt_stream.hpp"
 #include "core/call_env.hpp"
 #include "core/candidates.hpp"
+#include "core/charges.hpp"
+#include "core/handler_feed.hpp"
 #include "core/recovery.hpp"
 #include "core/request_writer.hpp"
 #include "core/user_code.hpp"
@@ -76,12 +79,7 @@ class CallMachine {
     std::uint64_t id = 0;
     std::size_t candidate = 0;
     TimePoint start{};
-    Duration total_timeout{};
-    Duration first_byte_timeout{};  // sent as a stream only
-    Duration headers_timeout{};     // sent as a stream only
-    Duration connect_timeout{};
-    Duration idle_timeout{};  // sent as a stream only
-    bool clipped = false;     // the attempt's limit is the call's deadline
+    AttemptLimits limits;
     bool hedge = false;
     bool canary = false;        // an attempt on the canary's candidate
     bool recovery = false;      // it recovers a stream that broke after content
@@ -115,7 +113,6 @@ class CallMachine {
   void after_failure(TimePoint now, std::size_t c, bool canary, const AttemptOutcome& outcome,
                      const std::string& message, const std::string& provider_type,
                      const std::string& param, bool deadline_passed);
-  void settle_spend(std::int64_t reserved, std::int64_t cost);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
@@ -124,9 +121,6 @@ class CallMachine {
   void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
   void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
   void on_event(TimePoint now, Flight& f, const wire::SseEvent& event);
-  void deliver(AttemptStream& s, const ChatChunk& chunk);
-  // The first content: hand over the held chunks (after a restart notice).
-  void commit(AttemptStream& s);
   void end_stream(TimePoint now, Flight& f);
   void expire(TimePoint now, Flight& f);  // its watchdog fired
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
@@ -137,15 +131,14 @@ class CallMachine {
   // whole): read as a response would be, and for a stream call handed over as one chunk.
   void end_unframed(TimePoint now, Flight& f, std::string body);
   void skip_event(const Flight& f, const std::string& why);
-  /** Charges a streamed attempt (by the usage it reported, else an estimate) and settles its
-   *  reservation; the cost when the route is priced. */
-  std::optional<std::int64_t> charge_stream(const AttemptStream& s, RouteState& route,
-                                            std::int64_t reserved);
+  // A flight that ends without its answer: what its stream received was spent.
+  void charge_cut(Flight& f);
 
   const CallEnv& env_;
   Admission admission_{env_};  // permits, spend and breakers: whether a route may be tried
   Candidates candidates_{env_, admission_};  // the routes it may try, in order
   RequestWriter writer_;                     // the request's bodies, and each attempt's request
+  Charges charges_{env_, admission_};        // what its attempts spent
   CallOptions options_;
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
@@ -173,12 +166,7 @@ class CallMachine {
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 
-  // Streaming: `committed_` holds for the whole call; what is per attempt is in its
-  // AttemptStream.
-  StreamHandler handler_;
-  bool committed_ = false;
-  bool handler_stopped_ = false;
-  std::string handler_error_;
+  HandlerFeed feed_;   // what a stream call shows its handler (per attempt: its AttemptStream)
   int choices_ = 1;    // the request's `n`
   Recovery recovery_;  // a stream that broke after content, and how it is recovered
 };

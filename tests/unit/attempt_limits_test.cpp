@@ -1,0 +1,56 @@
+// The time limits of one attempt, to exact values: the route's timeouts, the call's deadline,
+// and the time an attempt leaves for a failover.
+
+#include "core/attempt_limits.hpp"
+
+#include <gtest/gtest.h>
+
+namespace failover {
+namespace {
+
+using detail::attempt_limits;
+using detail::AttemptLimits;
+using std::chrono::seconds;
+
+TEST(AttemptLimits, TheDefaultsWithTimeToSpare) {
+  AttemptLimits l = attempt_limits(Timeouts{}, seconds(900), Duration::zero(), true);
+  EXPECT_EQ(l.total, seconds(600));
+  EXPECT_EQ(l.first_byte, seconds(600));
+  EXPECT_EQ(l.headers, seconds(20));
+  EXPECT_EQ(l.connect, seconds(5));
+  EXPECT_EQ(l.idle, seconds(60));
+  EXPECT_FALSE(l.clipped);
+}
+
+TEST(AttemptLimits, TheDeadlineClipsEveryLimit) {
+  AttemptLimits l = attempt_limits(Timeouts{}, seconds(3), Duration::zero(), true);
+  EXPECT_EQ(l.total, seconds(3));
+  EXPECT_EQ(l.first_byte, seconds(3));
+  EXPECT_EQ(l.headers, seconds(3));
+  EXPECT_EQ(l.connect, seconds(3));
+  EXPECT_TRUE(l.clipped);
+}
+
+TEST(AttemptLimits, AStreamLeavingTimeForAFailoverWaitsLessForItsFirstContentOnly) {
+  AttemptLimits l = attempt_limits(Timeouts{}, seconds(8), seconds(3), true);
+  EXPECT_EQ(l.first_byte, seconds(5));
+  EXPECT_EQ(l.headers, seconds(5));
+  EXPECT_EQ(l.total, seconds(8));  // once it shows life it may use the rest
+  EXPECT_TRUE(l.clipped);
+}
+
+TEST(AttemptLimits, AnAnswerSentWholeLeavingTimeForAFailoverEndsEarlierAndUnclipped) {
+  AttemptLimits l = attempt_limits(Timeouts{}, seconds(8), seconds(3), false);
+  EXPECT_EQ(l.total, seconds(5));
+  EXPECT_EQ(l.first_byte, seconds(5));
+  EXPECT_EQ(l.connect, seconds(5));
+  EXPECT_FALSE(l.clipped);  // a timeout there is the route's silence, not the deadline
+  Timeouts short_attempt;
+  short_attempt.attempt = seconds(2);
+  AttemptLimits within = attempt_limits(short_attempt, seconds(8), seconds(3), false);
+  EXPECT_EQ(within.total, seconds(2));  // its own limit ends it first: unchanged
+  EXPECT_FALSE(within.clipped);
+}
+
+}  // namespace
+}  // namespace failover
