@@ -49,6 +49,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       call_start_(now),
       last_now_(now),
       feed_(std::move(handler)),
+      reader_(env, feed_, std::max(1, request.n.value_or(1))),
       recovery_(options.stream_recovery.value_or(env.options().stream_recovery), request,
                 feed_ && some_endpoint_continues(env)) {
   const ClientOptions& o = env_.options();
@@ -77,7 +78,6 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     invalid("invalid request: " + *problem);
     return;
   }
-  choices_ = std::max(1, request.n.value_or(1));
 
   try {
     admission_.estimate(request);  // for spending budgets and rate limits
@@ -153,17 +153,9 @@ void CallMachine::charge_cut(Flight& f) {
   }
 }
 
-std::vector<CallMachine::Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
+std::vector<Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
   return std::find_if(flights_.begin(), flights_.end(),
                       [&](const Flight& f) { return f.id == id; });
-}
-
-void CallMachine::observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers) {
-  auto it = find_flight(id);
-  if (it == flights_.end() || headers.empty()) return;
-  if (RateLimiter* limiter = env_.limiter(route_of(*it).endpoint)) {
-    limiter->observe(now, env_.clock().wall_now(), headers);
-  }
 }
 
 // Routes whose dialect translates the request get it in their own API, once per dialect and
@@ -376,6 +368,7 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
 
   Flight f;
   f.candidate = c;
+  f.route = &route;
   f.hedge = hedge;
   f.canary = env_.canary_plan() == candidates_[c].plan;
   f.lease = std::move(pending_);
@@ -495,79 +488,25 @@ void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::s
 
 void CallMachine::take_result(TimePoint now, HttpResult result) {
   last_now_ = now;
-  auto flight = find_flight(result.id);
-  if (state_ != State::InFlight || flight == flights_.end()) return;
-  Flight& f = *flight;
-  const std::uint64_t id = result.id;
-  observe_limits(id, now, result.headers);
-  const bool success = !result.transport_error && result.status >= 200 && result.status < 300;
-  if (AttemptStream* s = f.wire.get()) {
-    // A transport that does not stream hands the whole body over in the result.
-    if (success && !result.body.empty() && !s->heard()) {
-      return end_unframed(now, f, std::move(result.body));
-    }
-    if (success) return end_stream(now, f);
-    if (result.transport_error && s->finished()) {
-      return end_stream(now, f);  // the answer is whole
-    }
-    if (result.transport_error && feed_.committed()) {
-      return interrupt(now, *result.transport_error, result.error_message);
-    }
-  } else if (success && feed_) {
-    return end_unframed(now, f, std::move(result.body));  // a route that answers whole
+  auto it = find_flight(result.id);
+  if (state_ != State::InFlight || it == flights_.end()) return;
+  conclude(now, *it, reader_.result(now, *it, result));
+}
+
+void CallMachine::conclude(TimePoint now, Flight& f, AttemptEnd end) {
+  if (end.abandon) abandon_.push_back(f.id);
+  switch (end.kind) {
+    case AttemptEnd::Kind::Open:
+      return;
+    case AttemptEnd::Kind::Served:
+      return finish_success(now, f.id, std::move(end.response));
+    case AttemptEnd::Kind::Failed:
+      return fail_attempt(now, f.id, std::move(end.failure));
+    case AttemptEnd::Kind::Interrupted:
+      return interrupt(now, end.cause, std::move(end.failure.message));
+    case AttemptEnd::Kind::Stopped:
+      return cancel(now, "the stream handler asked to stop", end.status);
   }
-  if (result.transport_error) {
-    AttemptOutcome outcome;
-    outcome.kind = *result.transport_error;
-    // Only a stream's silence says something: an answer sent whole sends nothing before its
-    // end however healthy the route.
-    silent_ = f.wire && result.status == 0 && result.headers.empty() && !f.wire->heard();
-    if (result.reused_connection_died) {
-      // Within a moment of reuse: the stale keep-alive race, the server never saw the request.
-      // After a silence: the route held the request and said nothing, like a timeout.
-      outcome.elapsed = now - f.start;
-      if (outcome.came_back_fast()) {
-        outcome.stale_connection = true;
-      } else {
-        outcome.kind = ErrorKind::Timeout;
-        result.error_message = "the reused connection closed after " + format_ms(outcome.elapsed) +
-                               " without a response; the request was not sent again";
-      }
-    }
-    return fail_attempt(now, id, std::move(outcome), std::move(result.error_message), {}, {});
-  }
-  std::optional<wire::ErrorBody> in_band;
-  if (success) {
-    ChatResponse response;
-    auto failure = env_.endpoints()[route_of(f).endpoint].api->decode(result.body, response);
-    if (!failure) return finish_success(now, id, std::move(response));
-    if (!failure->in_band_error) {
-      AttemptOutcome outcome;
-      outcome.kind = ErrorKind::Protocol;
-      outcome.http_status = result.status;
-      return fail_attempt(now, id, std::move(outcome), std::move(failure->message), {}, {});
-    }
-    // An error inside a 2xx: a failure, classified as the error it says it is.
-    in_band = std::move(failure->in_band_error);
-  }
-  const WallTime wall = env_.clock().wall_now();
-  policy::Classified c =
-      in_band ? policy::classify_error(result.status, result.headers, std::move(*in_band), wall)
-              : policy::classify_http(result.status, result.headers, result.body, wall);
-  // A route that refuses streamed requests is sent them whole from now on; this one too, at
-  // once (its refusal says nothing of its health).
-  stream_refused_ = f.wire && !in_band &&
-                    env_.endpoints()[route_of(f).endpoint].api->stream_refusal_means_whole() &&
-                    policy::refuses_streaming(c);
-  policy::explain_not_found(c, f.wire ? route_of(f).stream_url : route_of(f).url);
-  AttemptOutcome outcome;
-  outcome.kind = c.kind;
-  outcome.http_status = c.status;
-  outcome.provider_code = std::move(c.code);
-  outcome.retry_after = c.retry_after;
-  outcome.should_retry = c.should_retry;
-  fail_attempt(now, id, std::move(outcome), std::move(c.message), std::move(c.type),
-               std::move(c.param));
 }
 
 void CallMachine::fire_timer(TimePoint now) {
@@ -581,37 +520,9 @@ void CallMachine::fire_timer(TimePoint now) {
     if (state_ != State::InFlight) break;
     auto it = find_flight(id);
     if (it == flights_.end()) continue;
-    abandon_.push_back(id);
-    expire(now, *it);
+    conclude(now, *it, reader_.expired(now, *it, deadline_));
   }
   if (state_ == State::InFlight && hedge_at_ <= now) try_hedge(now);
-}
-
-// Flight `f`'s watchdog fired (see watchdog): its exchange is being abandoned.
-void CallMachine::expire(TimePoint now, Flight& f) {
-  const AttemptStream* s = f.wire.get();
-  if (s && s->finished()) return end_stream(now, f);  // the server lingered
-  if (feed_.committed()) {
-    if (now >= deadline_) {
-      return interrupt(now, ErrorKind::DeadlineExceeded, "the call's deadline passed mid-stream");
-    }
-    return interrupt(now, ErrorKind::Timeout,
-                     "no stream chunk within the idle timeout of " +
-                         std::to_string(to_millis(f.limits.idle)) + " ms");
-  }
-  AttemptOutcome outcome;
-  outcome.kind = ErrorKind::Timeout;
-  std::string why = "the exchange did not end within its time limit";
-  if (s) {
-    silent_ = !s->heard();
-    if (now < f.start + f.limits.total) {
-      why = s->progressed ? "no stream chunk within the idle timeout of " +
-                                std::to_string(to_millis(f.limits.idle)) + " ms"
-                          : "no content within the first-token timeout of " +
-                                std::to_string(to_millis(f.limits.first_byte)) + " ms";
-    }
-  }
-  fail_attempt(now, f.id, std::move(outcome), std::move(why), {}, {});
 }
 
 TimePoint CallMachine::watchdog(const Flight& f) const {
@@ -625,135 +536,7 @@ void CallMachine::take_data(TimePoint now, StreamData data) {
   if (state_ != State::InFlight) return;
   auto it = find_flight(data.id);
   if (it == flights_.end() || !it->wire) return;
-  Flight& f = *it;
-  AttemptStream& s = *f.wire;
-  observe_limits(data.id, now, data.headers);
-  s.feed(data.bytes, env_.options().max_response_bytes,
-         [&](const wire::SseEvent& e) { on_event(now, f, e); });
-  if (feed_.stopped()) {
-    feed_.rethrow();
-    return cancel(now, "the stream handler asked to stop", data.status);
-  }
-  if (s.error) {
-    abandon_.push_back(data.id);
-    AttemptOutcome outcome = std::move(*s.error);
-    s.error.reset();
-    if (feed_.committed()) return interrupt(now, outcome.kind, s.error_message);
-    outcome.http_status = data.status;
-    return fail_attempt(now, data.id, std::move(outcome), s.error_message, {}, {});
-  }
-}
-
-void CallMachine::on_event(TimePoint now, Flight& f, const wire::SseEvent& e) {
-  AttemptStream& s = *f.wire;
-  if (feed_.stopped()) return s.frame();
-  AttemptStream::Read r = s.read(now, e, choices_);
-  if (r.event == AttemptStream::Event::Error) {
-    policy::Classified c =
-        policy::classify_error(200, {}, std::move(r.error_body), env_.clock().wall_now());
-    AttemptOutcome outcome;
-    outcome.kind = c.kind;
-    outcome.provider_code = std::move(c.code);
-    outcome.retry_after = c.retry_after;
-    s.error_message = "error event in the stream: " + c.message;
-    s.error = std::move(outcome);
-    return;
-  }
-  if (r.event == AttemptStream::Event::Malformed) return skip_event(f, r.why);
-  // A whole answer is assembled, shown to no one before its end.
-  if (r.event == AttemptStream::Event::Chunk && feed_) feed_.show(s, std::move(r.chunk));
-}
-
-// A malformed event in an otherwise good stream: clients skip it and read on (a relay's bad
-// frame must not cost the answer). Counted for the trace and the metrics; a stream made of
-// nothing else fails as a protocol error when it ends.
-void CallMachine::skip_event(const Flight& f, const std::string& why) {
-  const int skipped = f.wire->skipped_events;
-  spdlog::logger* log = env_.logger();
-  if (log && log->should_log(spdlog::level::warn)) {
-    const RouteState& route = route_of(f);
-    log->warn("route={} skipped a malformed stream event ({}): {}", route_name(route.ref), skipped,
-              wire::excerpt(env_.endpoints()[route.endpoint].redact(why), 160));
-  }
-}
-
-void CallMachine::end_stream(TimePoint now, Flight& f) {
-  AttemptStream& s = *f.wire;
-  const std::uint64_t id = f.id;
-  if (s.unframed_body()) {
-    return end_unframed(now, f, std::move(s.unframed));
-  }
-  if (!s.chunk_accepted && s.skipped_events > 0) {
-    AttemptOutcome outcome;
-    outcome.kind = ErrorKind::Protocol;
-    outcome.http_status = 200;
-    return fail_attempt(now, id, std::move(outcome),
-                        "every event of the stream was malformed (" +
-                            std::to_string(s.skipped_events) + " skipped)",
-                        {}, {});
-  }
-  if (s.finished()) {
-    ChatResponse response = s.accumulated.build();
-    if (response.choices.empty()) {  // [DONE] and nothing else: no answer, and no error either
-      AttemptOutcome outcome;
-      outcome.kind = ErrorKind::Protocol;
-      outcome.http_status = 200;
-      return fail_attempt(now, id, std::move(outcome), "the stream ended without any choice", {},
-                          {});
-    }
-    if (feed_ && !feed_.committed()) feed_.commit(s);  // no content: hand over what there is
-    return finish_success(now, id, std::move(response));
-  }
-  const std::string why = "the stream ended without [DONE] or a finish_reason";
-  if (feed_.committed()) return interrupt(now, ErrorKind::ConnectionLost, why);
-  AttemptOutcome outcome;
-  outcome.kind = ErrorKind::ConnectionLost;
-  outcome.http_status = 200;
-  fail_attempt(now, id, std::move(outcome),
-               why + (s.chunk_accepted ? " (the answer was cut)" : " before any content"), {}, {});
-}
-
-// An answer sent whole, to a streamed request (a server that does not stream) or by a route
-// that answers whole: read as a response would be read. An error in it fails over as that
-// error; a whole completion is served, and handed to a stream handler as one chunk.
-void CallMachine::end_unframed(TimePoint now, Flight& f, std::string body) {
-  const std::uint64_t id = f.id;
-  RouteState& route = route_of(f);
-  ChatResponse response;
-  const wire::DialectApi& api = *env_.endpoints()[route.endpoint].api;
-  std::optional<wire::DecodeFailure> failure = api.decode(body, response);
-  if (!failure && !response.choices.empty()) {
-    // It does not stream: later calls send it whole (the same answer, read in one piece).
-    if (f.wire) route.answers_whole.store(true, std::memory_order_relaxed);
-    if (!feed_) return finish_success(now, id, std::move(response));
-    if (!f.wire) f.wire = std::make_unique<AttemptStream>(api, now, /*whole=*/false, f.recovery);
-    f.wire->accumulated.add(wire::chunk_of(response));
-    f.wire->chunk_accepted = true;  // charged like any stream if the handler stops it now
-    feed_.commit(*f.wire);
-    feed_.deliver(*f.wire, wire::chunk_of(response));
-    if (feed_.stopped()) {
-      feed_.rethrow();
-      return cancel(now, "the stream handler asked to stop", 200);
-    }
-    return finish_success(now, id, std::move(response));
-  }
-  AttemptOutcome outcome;
-  outcome.http_status = 200;
-  if (failure && failure->in_band_error) {
-    policy::Classified c = policy::classify_error(200, {}, std::move(*failure->in_band_error),
-                                                  env_.clock().wall_now());
-    outcome.kind = c.kind;
-    outcome.provider_code = std::move(c.code);
-    outcome.retry_after = c.retry_after;
-    // A whole-answer call did not ask for a stream: the error is said as it came.
-    if (feed_) c.message = "the stream request was answered with an error: " + c.message;
-    return fail_attempt(now, id, std::move(outcome), std::move(c.message), std::move(c.type),
-                        std::move(c.param));
-  }
-  outcome.kind = ErrorKind::Protocol;
-  std::string why = failure ? std::move(failure->message) : std::string("no choice");
-  if (feed_) why = "the stream request was answered with neither SSE nor a completion: " + why;
-  fail_attempt(now, id, std::move(outcome), std::move(why), {}, {});
+  conclude(now, *it, reader_.data(now, *it, data));
 }
 
 std::shared_ptr<const ChatResponse> CallMachine::partial(const AttemptStream* s) const {
@@ -810,12 +593,13 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   recovery_.begin(std::move(why), std::move(shown), writer_);
   feed_.uncommit();  // the next attempt fails over unseen until its first content
   state_ = State::Planning;
-  AttemptOutcome outcome;
-  outcome.kind = cause;
-  outcome.route = route.ref;
-  outcome.http_status = 200;
-  outcome.elapsed = now - f.start;
-  after_failure(now, f.candidate, f.canary, outcome, message, {}, {}, false);
+  Failure failure;
+  failure.outcome.kind = cause;
+  failure.outcome.route = route.ref;
+  failure.outcome.http_status = 200;
+  failure.outcome.elapsed = now - f.start;
+  failure.message = std::move(message);
+  after_failure(now, f.candidate, f.canary, failure, false);
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
@@ -878,8 +662,9 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   result_.emplace(std::move(response));
 }
 
-void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome,
-                               std::string message, std::string provider_type, std::string param) {
+void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, Failure failure) {
+  AttemptOutcome& outcome = failure.outcome;
+  std::string& message = failure.message;
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
@@ -895,7 +680,7 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
                            now - f.start >= f.limits.total - kClockSlack);
   // A route that said nothing at all until the deadline ended the attempt held the request
   // silently: that counts against its breaker, so that a hung route opens like a failing one.
-  const bool silent = std::exchange(silent_, false) && outcome.kind == ErrorKind::Timeout;
+  const bool silent = failure.silent && outcome.kind == ErrorKind::Timeout;
   if (deadline_passed && outcome.kind == ErrorKind::Timeout) {
     outcome.kind = ErrorKind::DeadlineExceeded;
     message = "the call's deadline passed during the attempt (" + message + ")";
@@ -903,11 +688,11 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
   // A server may echo the key back ("Incorrect API key provided: sk-..."): never pass it on.
   const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
   message = endpoint.redact(std::move(message));
-  provider_type = endpoint.redact(std::move(provider_type));
-  param = endpoint.redact(std::move(param));
+  failure.provider_type = endpoint.redact(std::move(failure.provider_type));
+  failure.param = endpoint.redact(std::move(failure.param));
   outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
   charge_cut(f);  // the tokens of an answer cut midway were spent
-  const bool stream_refused = std::exchange(stream_refused_, false);
+  const bool stream_refused = failure.stream_refused;
   if (stream_refused) {
     route.answers_whole.store(true, std::memory_order_relaxed);
     candidates_[c].whole = true;
@@ -955,20 +740,20 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome o
     retry_ = c;
     return;
   }
-  after_failure(now, c, f.canary, outcome, message, provider_type, param, deadline_passed);
+  after_failure(now, c, f.canary, failure, deadline_passed);
 }
 
-void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary,
-                                const AttemptOutcome& outcome, const std::string& message,
-                                const std::string& provider_type, const std::string& param,
+void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
                                 bool deadline_passed) {
+  const AttemptOutcome& outcome = failure.outcome;
+  const std::string& message = failure.message;
   const RouteState& route = candidates_.route(c);
   auto details = [&]() {
     ErrorDetails d;
     d.http_status = outcome.http_status;
     d.provider_code = outcome.provider_code;
-    d.provider_type = provider_type;
-    d.param = param;
+    d.provider_type = failure.provider_type;
+    d.param = failure.param;
     d.retry_after = outcome.retry_after;
     d.attempts = trace_;
     return d;

@@ -6,11 +6,11 @@
 
 #include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
-#include "core/attempt_limits.hpp"
-#include "core/attempt_stream.hpp"
+#include "core/attempt_reader.hpp"
 #include "core/call_env.hpp"
 #include "core/candidates.hpp"
 #include "core/charges.hpp"
+#include "core/flight.hpp"
 #include "core/handler_feed.hpp"
 #include "core/recovery.hpp"
 #include "core/request_writer.hpp"
@@ -74,20 +74,6 @@ class CallMachine {
  private:
   enum class State { Planning, InFlight, Waiting, Done };
 
-  // One attempt in flight.
-  struct Flight {
-    std::uint64_t id = 0;
-    std::size_t candidate = 0;
-    TimePoint start{};
-    AttemptLimits limits;
-    bool hedge = false;
-    bool canary = false;        // an attempt on the canary's candidate
-    bool recovery = false;      // it recovers a stream that broke after content
-    bool continuation = false;  // it sends the partial answer as a prefix to continue
-    int attempt = 0;            // the call's attempt number (1 for the first)
-    AttemptLease lease;         // what the attempt holds (in-flight count, breaker, permit, slot)
-    std::unique_ptr<AttemptStream> wire;  // sent as a stream; null when sent whole
-  };
   // The bodies of next, on_data, on_result and on_timer (which catch HookErrors).
   Step advance(TimePoint now);
   void take_data(TimePoint now, StreamData data);
@@ -96,7 +82,7 @@ class CallMachine {
   void hook_failed(TimePoint now, const HookError& e);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   Attempt attempt_of(const Flight& f, TimePoint now) const;
-  RouteState& route_of(const Flight& f) const { return candidates_.route(f.candidate); }
+  RouteState& route_of(const Flight& f) const { return *f.route; }
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
   void start_recovery(Flight& f);
   const HttpRequest& write_request(const Flight& f);
@@ -107,30 +93,22 @@ class CallMachine {
   void translate_for_dialects(const ChatRequest& request);
 
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
-  void fail_attempt(TimePoint now, std::uint64_t id, AttemptOutcome outcome, std::string message,
-                    std::string provider_type, std::string param);
+  // Attempt `f` ended as `end` says (see AttemptReader).
+  void conclude(TimePoint now, Flight& f, AttemptEnd end);
+  void fail_attempt(TimePoint now, std::uint64_t id, Failure failure);
   // After a failed attempt on candidate `c` was recorded: retry, fail over or end the call.
-  void after_failure(TimePoint now, std::size_t c, bool canary, const AttemptOutcome& outcome,
-                     const std::string& message, const std::string& provider_type,
-                     const std::string& param, bool deadline_passed);
+  void after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
+                     bool deadline_passed);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void log_attempt(const Attempt& a) const;
   void end_call();  // the call ended: give back its budget slots
   // The route's statistics and the retry throttle hear of trace_.back() (unless `neutral`).
   void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
-  void observe_limits(std::uint64_t id, TimePoint now, const HttpHeaders& headers);
-  void on_event(TimePoint now, Flight& f, const wire::SseEvent& event);
-  void end_stream(TimePoint now, Flight& f);
-  void expire(TimePoint now, Flight& f);  // its watchdog fired
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
   // What the stream handler was shown, for an error's details (`s`: the latest attempt's).
   std::shared_ptr<const ChatResponse> partial(const AttemptStream* s) const;
   TimePoint watchdog(const Flight& f) const;
-  // The answer sent whole to a streamed request (or to a stream call on a route that answers
-  // whole): read as a response would be, and for a stream call handed over as one chunk.
-  void end_unframed(TimePoint now, Flight& f, std::string body);
-  void skip_event(const Flight& f, const std::string& why);
   // A flight that ends without its answer: what its stream received was spent.
   void charge_cut(Flight& f);
 
@@ -143,8 +121,6 @@ class CallMachine {
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
   std::unique_ptr<RetryPolicy> policy_;
-  bool stream_refused_ = false;  // the attempt fail_attempt is about to end refused the stream
-  bool silent_ = false;          // the attempt fail_attempt is about to end received nothing at all
   TimePoint deadline_{};
   State state_ = State::Planning;
   std::optional<std::size_t> current_;   // candidate index of the latest attempt
@@ -166,9 +142,9 @@ class CallMachine {
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
 
-  HandlerFeed feed_;   // what a stream call shows its handler (per attempt: its AttemptStream)
-  int choices_ = 1;    // the request's `n`
-  Recovery recovery_;  // a stream that broke after content, and how it is recovered
+  HandlerFeed feed_;      // what a stream call shows its handler (per attempt: its AttemptStream)
+  AttemptReader reader_;  // what came back of an attempt, and how it ended
+  Recovery recovery_;     // a stream that broke after content, and how it is recovered
 };
 
 }  // namespace failover::detail
