@@ -1,5 +1,6 @@
 #include "core/call.hpp"
 
+#include "core/attempt_verdict.hpp"
 #include "core/call_report.hpp"
 
 #include "policy/classify.hpp"
@@ -18,19 +19,10 @@ namespace failover::detail {
 
 namespace {
 
-// A route that answered 429 without Retry-After rests this long before other calls use it.
-constexpr Duration kDefaultRateLimitCooldown = std::chrono::seconds(1);
-// Longest a Retry-After may bench a route; past that the breaker's own logic takes over.
-constexpr Duration kMaxCooldown = std::chrono::seconds(300);
 // Grace beyond the transport's own total timeout before an exchange counts as stuck.
 constexpr Duration kStuckGrace = std::chrono::seconds(1);
 // Less time than this left before the deadline: do not start another attempt.
 constexpr Duration kMinAttemptTime = std::chrono::milliseconds(1);
-// The transport times exchanges on its own clock: an attempt cut to fit the deadline that
-// times out this close to its limit ran out of the call's time, not the route's.
-constexpr Duration kClockSlack = std::chrono::milliseconds(5);
-// How often a call waiting for a budget's one call of unknown cost looks again.
-constexpr Duration kBudgetPoll = std::chrono::milliseconds(20);
 
 // Whether some endpoint can continue a partial answer (Continuation::Prefill).
 bool some_endpoint_continues(const CallEnv& env) {
@@ -46,6 +38,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     : env_(env),
       options_(options),
       mirror_(mirror),
+      trace_(env, mirror),
       call_start_(now),
       last_now_(now),
       feed_(std::move(handler)),
@@ -126,27 +119,6 @@ void CallMachine::end_call() {
   }
 }
 
-void CallMachine::note_attempt(RouteState& route, TimePoint now, bool neutral) {
-  Attempt& a = trace_.back();
-  if (a.skipped_events > 0) {
-    route.skipped_events.fetch_add(static_cast<std::uint64_t>(a.skipped_events),
-                                   std::memory_order_relaxed);
-  }
-  if (!neutral) route.stats.record(now, a.latency, a.error, a.message);
-  if (!mirror_ && !neutral) env_.budget().on_attempt(a.error);
-}
-
-// The trace entry of flight `f` ending at `now`: its route, latency and how it recovered a
-// broken stream, if it did; the caller adds the outcome.
-Attempt CallMachine::attempt_of(const Flight& f, TimePoint now) const {
-  Attempt a;
-  a.route = route_of(f).ref;
-  a.latency = now - f.start;
-  if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
-  if (f.wire) a.skipped_events = f.wire->skipped_events;
-  return a;
-}
-
 void CallMachine::charge_cut(Flight& f) {
   if (f.wire && f.wire->chunk_accepted) {
     charges_.stream(*f.wire, route_of(f), f.lease.take_reservation());
@@ -176,8 +148,8 @@ void CallMachine::translate_for_dialects(const ChatRequest& request) {
     a.error = ErrorKind::InvalidRequest;
     a.message = std::string("not sent: the request cannot be translated for this ") + api.name() +
                 " route: " + *problem;
-    trace_.push_back(std::move(a));
-    log_attempt(trace_.back());
+    trace_.add(std::move(a));
+    trace_.log_last();
   }
 }
 
@@ -233,18 +205,10 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   if (state_ == State::Done) return;
   ErrorDetails d;
   d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
-  for (Flight& f : flights_) {
-    abandon_.push_back(f.id);
-    charge_cut(f);
-    Attempt a = attempt_of(f, now);
-    a.error = ErrorKind::Cancelled;
-    a.message = e.what();
-    trace_.push_back(std::move(a));
-  }
-  flights_.clear();  // their leases give back what they hold
+  drop_flights(now, 0, e.what(), 0, Drop::Quietly);
   to_start_.reset();
   retry_.reset();
-  d.attempts = trace_;
+  d.attempts = trace_.all();
   if (auto* log = env_.logger()) log->error("a call failed in application code: {}", e.what());
   finish_error(ErrorKind::HookFailed, e.what(), std::move(d));
 }
@@ -293,7 +257,7 @@ Step CallMachine::advance(TimePoint now) {
   }
   if (deadline_ - now < kMinAttemptTime) {
     ErrorDetails d;
-    d.attempts = trace_;
+    d.attempts = trace_.all();
     finish_error(ErrorKind::DeadlineExceeded, "the call's deadline passed before the next attempt",
                  std::move(d));
     return step;
@@ -310,23 +274,9 @@ Step CallMachine::advance(TimePoint now) {
     env_.stats().record_retry();  // counted when it is sent
   }
   if (!pick) pick = candidates_.pick(now, pending_);
-  const bool wait_for_recovery = options_.when_unavailable == WhenUnavailable::WaitForRecovery;
-  if (!pick && (wait_for_recovery || admission_.budget_busy())) {
-    std::optional<TimePoint> back;
-    if (wait_for_recovery) back = candidates_.earliest_recovery(now);
-    if (retry && wait_for_recovery) {  // the retry may come back first (its permit, its breaker)
-      TimePoint at =
-          admission_.rate_blocked() ? admission_.rate_wait() : now + std::chrono::milliseconds(50);
-      if (std::optional<TimePoint> reopen = candidates_.route(*retry).reopens_at(now)) {
-        at = std::max(at, *reopen);
-      }
-      back = std::min(back.value_or(at), at);
-    }
-    // A budget with room for less than one estimate serves calls of unknown cost one at a
-    // time (SpendCaps::admit_alone): the others wait for the one in flight, whatever
-    // when_unavailable says, since the budget is not spent.
-    if (admission_.budget_busy())
-      back = std::min(back.value_or(TimePoint::max()), now + kBudgetPoll);
+  if (!pick) {
+    const std::optional<TimePoint> back = candidates_.look_again_at(
+        now, retry, options_.when_unavailable == WhenUnavailable::WaitForRecovery);
     if (back && *back < deadline_) {
       retry_ = retry;  // still owed: sent when it can be
       retry_slot_ = std::move(slot);
@@ -339,15 +289,8 @@ Step CallMachine::advance(TimePoint now) {
   }
   if (!retry || pick != retry) slot.release();  // a budget slot is a retry's only
   if (!pick && options_.when_unavailable == WhenUnavailable::Panic) {
-    // Sent without the breaker's admission (which it leaves alone) and despite a cooldown,
-    // but within the client-side rate limit and the budget: those are the account's.
-    pick = candidates_.least_bad(now);
     pending_ = AttemptLease(&last_now_);
-    if (pick && (!admission_.take_permit(candidates_.route(*pick), pending_, now) ||
-                 !admission_.reserve_spend(candidates_.route(*pick), pending_))) {
-      pending_.release();
-      pick.reset();
-    }
+    pick = candidates_.panic(now, pending_);
   }
   if (!pick) {
     finish_exhausted(now);
@@ -471,15 +414,29 @@ void CallMachine::try_hedge(TimePoint now) {
 // Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and
 // count neither against their breakers nor in the statistics.
 void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::string& why) {
+  drop_flights(now, keep, why, 0, Drop::Logged);
+}
+
+// Ends every flight but `keep` (0: none) as cancelled with `why`: abandoned, charged for what
+// its stream received, and in the trace. Counted: the caller's choice, which the route's
+// statistics hear of (its breaker does not).
+void CallMachine::drop_flights(TimePoint now, std::uint64_t keep, const std::string& why,
+                               int status, Drop how) {
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
-    charge_cut(f);  // whichever attempt won
-    Attempt a = attempt_of(f, now);
+    charge_cut(f);  // what its stream received was spent, whichever attempt won
+    if (how == Drop::Counted) f.lease.release();
+    Attempt a = CallTrace::entry(f, now);
     a.error = ErrorKind::Cancelled;
+    a.status = status;
     a.message = why;
-    trace_.push_back(std::move(a));
-    log_attempt(trace_.back());
+    if (how == Drop::Counted) {
+      trace_.add(std::move(a), route_of(f), now);
+    } else {
+      trace_.add(std::move(a));
+    }
+    if (how != Drop::Quietly) trace_.log_last();
   }
   flights_.erase(std::remove_if(flights_.begin(), flights_.end(),
                                 [&](const Flight& f) { return f.id != keep; }),
@@ -546,7 +503,7 @@ std::shared_ptr<const ChatResponse> CallMachine::partial(const AttemptStream* s)
   if (!s) return nullptr;
   auto p = std::make_shared<ChatResponse>(s->accumulated.build());
   p->served_by = candidates_.route(*current_).ref;
-  p->attempts = trace_;
+  p->attempts = trace_.all();
   return p;
 }
 
@@ -560,33 +517,31 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   message = env_.endpoints()[route.endpoint].redact(std::move(message));
   // Cut by the call's deadline (or by an attempt limit clipped to it): the deadline's doing,
   // neutral for the breaker, the statistics and the canary, as in fail_attempt.
-  const bool deadline_cut = cause == ErrorKind::DeadlineExceeded || now >= deadline_ ||
-                            (cause == ErrorKind::Timeout && f.limits.clipped &&
-                             now - f.start >= f.limits.total - kClockSlack);
+  const bool deadline_cut =
+      cause == ErrorKind::DeadlineExceeded || cut_by_deadline(cause, f, now, deadline_);
   if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
   // Charged before the breaker (application code that may throw) hears of the break.
   charges_.stream(*f.wire, route, f.lease.take_reservation());
   f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
   if (f.canary && !deadline_cut)
     env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
-  Attempt a = attempt_of(f, now);
+  Attempt a = CallTrace::entry(f, now);
   a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
   a.status = 200;
   a.message = std::string(to_string(cause)) + ": " + message;
   a.delivered_chunks = f.wire->delivered_chunks;
   a.delivered_chars = f.wire->delivered_chars;
-  trace_.push_back(a);
-  note_attempt(route, now);
-  log_attempt(trace_.back());
-  std::shared_ptr<const ChatResponse> shown = partial(f.wire.get());
   std::string why =
       route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
+  trace_.add(std::move(a), route, now);
+  trace_.log_last();
+  std::shared_ptr<const ChatResponse> shown = partial(f.wire.get());
   if (recovery_.mode() == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
       now >= deadline_) {
     recovery_.failed(env_.stats(), /*forget=*/true);  // this break is the call's end, as it is
     ErrorDetails d;
     d.http_status = 200;
-    d.attempts = trace_;
+    d.attempts = trace_.all();
     d.partial = std::move(shown);
     return finish_error(ErrorKind::StreamInterrupted, std::move(why), std::move(d));
   }
@@ -607,23 +562,10 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   if (state_ == State::Done) return;
   ErrorDetails d;
   d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
-  for (Flight& f : flights_) {
-    abandon_.push_back(f.id);
-    RouteState& route = route_of(f);
-    charge_cut(f);      // a stream stopped after it sent something spent tokens
-    f.lease.release();  // the caller's choice: neutral for the breaker
-    Attempt a = attempt_of(f, now);
-    a.error = ErrorKind::Cancelled;
-    a.status = status;
-    a.message = why;
-    trace_.push_back(std::move(a));
-    note_attempt(route, now);
-    log_attempt(trace_.back());
-  }
-  flights_.clear();
+  drop_flights(now, 0, why, status, Drop::Counted);
   to_start_.reset();
   d.http_status = status;
-  d.attempts = trace_;
+  d.attempts = trace_.all();
   finish_error(ErrorKind::Cancelled, why, std::move(d));
 }
 
@@ -645,16 +587,15 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) env_.canary_record(now, std::nullopt, latency);
-  Attempt a = attempt_of(f, now);
+  Attempt a = CallTrace::entry(f, now);
   a.status = 200;
-  trace_.push_back(std::move(a));
-  note_attempt(route, now);
-  log_attempt(trace_.back());
+  trace_.add(std::move(a), route, now);
+  trace_.log_last();
   if (!flights_.empty())
     abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
   recovery_.served(env_.stats(), f.continuation);
   response.served_by = route.ref;
-  response.attempts = std::move(trace_);
+  response.attempts = trace_.take();
   response.skipped = candidates_.skipped(now);
   state_ = State::Done;
   end_call();
@@ -663,62 +604,30 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
 }
 
 void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, Failure failure) {
-  AttemptOutcome& outcome = failure.outcome;
-  std::string& message = failure.message;
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
   const std::size_t c = f.candidate;
   RouteState& route = route_of(f);
-  outcome.route = route.ref;
-  if (outcome.elapsed == Duration::zero()) outcome.elapsed = now - f.start;
-  // A timeout of an attempt whose limit was cut to fit the call's deadline, at that limit, is
-  // the deadline's doing: neutral for the breaker, the statistics and the canary. Any other
-  // timeout (connect, first byte, idle) while time remains fails over like any failure.
-  const bool deadline_passed =
-      now >= deadline_ || (outcome.kind == ErrorKind::Timeout && f.limits.clipped &&
-                           now - f.start >= f.limits.total - kClockSlack);
-  // A route that said nothing at all until the deadline ended the attempt held the request
-  // silently: that counts against its breaker, so that a hung route opens like a failing one.
-  const bool silent = failure.silent && outcome.kind == ErrorKind::Timeout;
-  if (deadline_passed && outcome.kind == ErrorKind::Timeout) {
-    outcome.kind = ErrorKind::DeadlineExceeded;
-    message = "the call's deadline passed during the attempt (" + message + ")";
-  }
-  // A server may echo the key back ("Incorrect API key provided: sk-..."): never pass it on.
-  const ResolvedEndpoint& endpoint = env_.endpoints()[route.endpoint];
-  message = endpoint.redact(std::move(message));
-  failure.provider_type = endpoint.redact(std::move(failure.provider_type));
-  failure.param = endpoint.redact(std::move(failure.param));
-  outcome.provider_code = endpoint.redact(std::move(outcome.provider_code));
+  const Verdict v = judge(failure, f, env_.endpoints()[route.endpoint], now, deadline_);
+  const AttemptOutcome& outcome = failure.outcome;
   charge_cut(f);  // the tokens of an answer cut midway were spent
-  const bool stream_refused = failure.stream_refused;
-  if (stream_refused) {
+  if (failure.stream_refused) {
     route.answers_whole.store(true, std::memory_order_relaxed);
     candidates_[c].whole = true;
-    message += " (the route refuses streamed requests: sent whole from now on)";
   }
-  // A stale kept-alive connection and a refused stream say nothing of the route: neutral for
-  // its breaker, its statistics and the canary.
-  const bool neutral = outcome.stale_connection || stream_refused;
-  f.lease.fail(now, neutral                     ? ErrorKind::Cancelled
-                    : deadline_passed && silent ? ErrorKind::Timeout
-                                                : outcome.kind);
-  if (f.canary && !neutral) env_.canary_record(now, outcome.kind, now - f.start);
-  if (outcome.kind == ErrorKind::RateLimited ||
-      (outcome.retry_after && outcome.kind == ErrorKind::Overloaded)) {
-    Duration rest = outcome.retry_after ? *outcome.retry_after : kDefaultRateLimitCooldown;
-    route.cool_down_until(now + std::min(rest, kMaxCooldown));
-  }
-  Attempt a = attempt_of(f, now);
+  f.lease.fail(now, v.breaker);
+  if (f.canary && !v.neutral) env_.canary_record(now, outcome.kind, now - f.start);
+  if (v.rest_until) route.cool_down_until(*v.rest_until);
+  Attempt a = CallTrace::entry(f, now);
   a.error = outcome.kind;
   a.status = outcome.http_status;
-  a.message = message;
-  trace_.push_back(std::move(a));
-  note_attempt(route, now, neutral);
+  a.message = failure.message;
+  trace_.add(std::move(a), route, now, v.neutral);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
-  if (stream_refused && !deadline_passed && !options_.cancel.cancelled()) {
-    log_attempt(trace_.back());
+  const bool go_on = !v.deadline_passed && !options_.cancel.cancelled();
+  if (failure.stream_refused && go_on) {
+    trace_.log_last();
     if (attempts_left()) {
       retry_ = c;  // at once, whole
       return;
@@ -729,61 +638,95 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, Failure failure)
     if (state_ == State::Planning) finish_exhausted(now);
     return;
   }
-  if (f.continuation && !deadline_passed && !options_.cancel.cancelled() && attempts_left() &&
+  if (f.continuation && go_on && attempts_left() &&
       (outcome.kind == ErrorKind::InvalidRequest ||
        outcome.kind == ErrorKind::ContextLengthExceeded)) {
     // The route refused the partial answer as a prefix: the answer restarts there at once,
     // and the call still reports the original break if nothing serves.
     candidates_[c].prefix_refused = true;
-    trace_.back().message += " (the partial answer was refused as a prefix: restarting)";
-    log_attempt(trace_.back());
+    trace_.last().message += " (the partial answer was refused as a prefix: restarting)";
+    trace_.log_last();
     retry_ = c;
     return;
   }
-  after_failure(now, c, f.canary, failure, deadline_passed);
+  after_failure(now, c, f.canary, failure, v.deadline_passed);
 }
 
 void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
                                 bool deadline_passed) {
   const AttemptOutcome& outcome = failure.outcome;
-  const std::string& message = failure.message;
   const RouteState& route = candidates_.route(c);
-  auto details = [&]() {
+  auto fail = [&](ErrorKind kind, std::string message) {
     ErrorDetails d;
     d.http_status = outcome.http_status;
     d.provider_code = outcome.provider_code;
     d.provider_type = failure.provider_type;
     d.param = failure.param;
     d.retry_after = outcome.retry_after;
-    d.attempts = trace_;
-    return d;
+    d.attempts = trace_.all();
+    finish_error(kind, std::move(message), std::move(d));
   };
   if (options_.cancel.cancelled()) {
-    log_attempt(trace_.back());
+    trace_.log_last();
     return cancel(now, "the call was cancelled");
   }
   if (deadline_passed) {
-    log_attempt(trace_.back());
+    trace_.log_last();
     abandon_others(now, 0, "the call's deadline passed");
-    std::string why = "the call's deadline passed during an attempt on " + route_name(route.ref);
-    std::string waiting;  // routes that could have served and never got an attempt
-    for (std::size_t k = 0; k < candidates_.size(); ++k) {
-      if (candidates_.available(k, now))
-        waiting += (waiting.empty() ? "" : ", ") + route_name(candidates_.route(k).ref);
-    }
-    if (!waiting.empty()) {
-      why += "; never tried: " + waiting +
-             " (give the attempts less time than the call with timeouts.attempt_ms or "
-             "timeouts.first_byte_ms, or the call more with timeouts.total_ms)";
-    }
-    return finish_error(ErrorKind::DeadlineExceeded, std::move(why), details());
+    return fail(ErrorKind::DeadlineExceeded,
+                deadline_message(route.ref, candidates_.available_routes(now)));
   }
-
   if (mirror_) {  // a mirror makes exactly one attempt
-    log_attempt(trace_.back());
-    return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
+    trace_.log_last();
+    return fail(outcome.kind, route_name(route.ref) + ": " + failure.message);
   }
+  const Decision decision = decide(now, c, canary, outcome);
+  if (!flights_.empty() && decision.action != Decision::Action::Fail) {
+    // Another attempt of this call is still in flight: wait for it. What the decision ruled
+    // out stays ruled out for the attempts after it.
+    if (decision.action == Decision::Action::Failover && candidates_.rule_out(c, decision)) {
+      attempts_spent_ = true;
+    }
+    return trace_.log_last();
+  }
+  switch (decision.action) {
+    case Decision::Action::Retry: {
+      const Duration delay = std::max(decision.delay, Duration::zero());
+      if (now + delay >= deadline_) {  // a custom policy may ask for too much
+        trace_.log_last();
+        return finish_exhausted(now);
+      }
+      if (!env_.budget().try_acquire()) {
+        budget_denied_ = true;  // the route is given up, as for Failover
+        break;
+      }
+      retry_slot_.hold_budget_slot(&env_.budget());
+      trace_.last().delay = delay;
+      retry_ = c;
+      wait_until_ = now + delay;
+      state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
+      break;
+    }
+    case Decision::Action::Failover:
+      if (candidates_.rule_out(c, decision)) attempts_spent_ = true;
+      break;
+    case Decision::Action::Fail:
+      trace_.log_last();
+      abandon_others(now, 0, "the call failed on " + route_name(route.ref));
+      return fail(outcome.kind, route_name(route.ref) + ": " + failure.message);
+  }
+  trace_.log_last();
+}
 
+// What the retry policy decides of `outcome` on candidate `c`. A content filter is the
+// provider's safety decision: the client's policy, not the retry policy, says whether another
+// route may be asked.
+Decision CallMachine::decide(TimePoint now, std::size_t c, bool canary,
+                             const AttemptOutcome& outcome) {
+  if (outcome.kind == ErrorKind::ContentFiltered) {
+    return env_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
+                                                                          : Decision::fail();
+  }
   CallState state;
   state.attempts = attempts_;
   state.route_attempts = candidates_[c].attempts;
@@ -794,49 +737,7 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary, const
   state.now = now;
   state.deadline = deadline_;
   state.rng = &env_.rng();
-  // A content filter is the provider's safety decision: the client's policy, not the retry
-  // policy, says whether another route may be asked.
-  Decision decision =
-      outcome.kind != ErrorKind::ContentFiltered
-          ? invoke_user("the retry policy", [&] { return policy_->decide(outcome, state); })
-      : env_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
-                                                                       : Decision::fail();
-  if (!flights_.empty() && decision.action != Decision::Action::Fail) {
-    // Another attempt of this call is still in flight: wait for it. What the decision ruled
-    // out stays ruled out for the attempts after it.
-    if (decision.action == Decision::Action::Failover && candidates_.rule_out(c, decision)) {
-      attempts_spent_ = true;
-    }
-    log_attempt(trace_.back());
-    return;
-  }
-  switch (decision.action) {
-    case Decision::Action::Retry: {
-      Duration delay = std::max(decision.delay, Duration::zero());
-      if (now + delay >= deadline_) {  // a custom policy may ask for too much
-        log_attempt(trace_.back());
-        return finish_exhausted(now);
-      }
-      if (!env_.budget().try_acquire()) {
-        budget_denied_ = true;  // the route is given up, as for Failover
-        break;
-      }
-      retry_slot_.hold_budget_slot(&env_.budget());
-      trace_.back().delay = delay;
-      retry_ = c;
-      wait_until_ = now + delay;
-      state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
-      break;
-    }
-    case Decision::Action::Failover:
-      if (candidates_.rule_out(c, decision)) attempts_spent_ = true;
-      break;
-    case Decision::Action::Fail:
-      log_attempt(trace_.back());
-      abandon_others(now, 0, "the call failed on " + route_name(route.ref));
-      return finish_error(outcome.kind, route_name(route.ref) + ": " + message, details());
-  }
-  log_attempt(trace_.back());
+  return invoke_user("the retry policy", [&] { return policy_->decide(outcome, state); });
 }
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {
@@ -862,60 +763,32 @@ void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails
 
 void CallMachine::finish_exhausted(TimePoint now) {
   ErrorDetails d;
-  std::string message;
-  // No route's API can express the request.
-  bool untranslatable = true;
+  d.attempts = trace_.all();
+  bool untranslatable = true;  // no route's API can express the request
   for (std::size_t c = 0; c < candidates_.size(); ++c) {
     const int body = candidates_[c].body;
     untranslatable = untranslatable && body >= 0 && writer_.problem(body);
   }
   if (untranslatable) {
-    d.attempts = trace_;
-    return finish_error(ErrorKind::InvalidRequest, untranslatable_message(trace_), std::move(d));
-  }
-  if (attempts_ > 0) d.http_status = trace_.back().status;  // entries passed over are not sent
-  message = exhausted_message(trace_, attempts_ > 0);
-  std::optional<TimePoint> earliest;
-  for (std::size_t c = 0; c < candidates_.size(); ++c) {
-    if (candidates_[c].tried) continue;
-    const SkippedRoute s = candidates_.passed_over(c, now);
-    message += " " + route_name(s.route) + ": " + s.message + ";";
-    if (s.until && (!earliest || *s.until < *earliest)) earliest = s.until;
-  }
-  if (!message.empty() && message.back() == ';') message.pop_back();
-  if (budget_denied_) message += " (retries of the same route paused by the client's retry budget)";
-  if (attempts_spent_) {
-    message += " (the call's " + std::to_string(trace_.size()) + " attempts are spent)";
-  }
-  d.available_at = earliest;
-  d.attempts = trace_;
-  if (admission_.rate_blocked() && attempts_ == 0 && !admission_.spend_blocked()) {
-    d.available_at = admission_.rate_wait();
-    return finish_error(ErrorKind::RateLimited,
-                        "every route's endpoint is at its client-side rate limit; the next permit "
-                        "is due in " +
-                            format_ms(admission_.rate_wait() - now),
+    return finish_error(ErrorKind::InvalidRequest, untranslatable_message(trace_.all()),
                         std::move(d));
   }
-  if (admission_.spend_blocked() && attempts_ == 0) {
-    return finish_error(
-        ErrorKind::BudgetExceeded,
-        budget_refusal(trace_, env_.options().state.store.get(), admission_.budget_store_down()),
-        std::move(d));
-  }
-  if (admission_.spend_blocked())
-    message += " (some routes skipped: they would exceed the spending budget)";
-  finish_error(ErrorKind::AllRoutesUnavailable, std::move(message), std::move(d));
-}
-
-void CallMachine::log_attempt(const Attempt& a) const {
-  spdlog::logger* log = env_.logger();
-  if (!log || !log->should_log(spdlog::level::debug)) return;
-  log->debug("attempt {} route={} outcome={} status={} latency_ms={:.3f} next_delay_ms={:.3f}{}{}",
-             trace_.size(), route_name(a.route), a.outcome(), a.status,
-             std::chrono::duration<double, std::milli>(a.latency).count(),
-             std::chrono::duration<double, std::milli>(a.delay).count(),
-             a.message.empty() ? "" : " message=", a.message);
+  Exhaustion x;
+  x.trace = &trace_.all();
+  x.sent = attempts_ > 0;
+  if (x.sent) d.http_status = trace_.last().status;  // entries passed over are not sent
+  x.untried = candidates_.untried(now);
+  x.retries_paused = budget_denied_;
+  x.attempts_spent = attempts_spent_;
+  x.rate_blocked = admission_.rate_blocked();
+  x.rate_wait = admission_.rate_wait();
+  x.spend_blocked = admission_.spend_blocked();
+  x.store_down = admission_.budget_store_down();
+  x.store = env_.options().state.store.get();
+  x.now = now;
+  ExhaustedError error = exhausted_error(x);
+  d.available_at = error.available_at;
+  finish_error(error.kind, std::move(error.message), std::move(d));
 }
 
 }  // namespace failover::detail

@@ -8,6 +8,7 @@
 #include "core/attempt_lease.hpp"
 #include "core/attempt_reader.hpp"
 #include "core/call_env.hpp"
+#include "core/call_trace.hpp"
 #include "core/candidates.hpp"
 #include "core/charges.hpp"
 #include "core/flight.hpp"
@@ -81,12 +82,16 @@ class CallMachine {
   void fire_timer(TimePoint now);
   void hook_failed(TimePoint now, const HookError& e);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
-  Attempt attempt_of(const Flight& f, TimePoint now) const;
   RouteState& route_of(const Flight& f) const { return *f.route; }
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
   void start_recovery(Flight& f);
   const HttpRequest& write_request(const Flight& f);
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
+  // How drop_flights ends them: listed quietly, listed and logged, or also counted in their
+  // routes' statistics (the caller's cancellation).
+  enum class Drop { Quietly, Logged, Counted };
+  void drop_flights(TimePoint now, std::uint64_t keep, const std::string& why, int status,
+                    Drop how);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
   Duration hedge_delay(const RouteState& route) const;
@@ -99,12 +104,10 @@ class CallMachine {
   // After a failed attempt on candidate `c` was recorded: retry, fail over or end the call.
   void after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
                      bool deadline_passed);
+  Decision decide(TimePoint now, std::size_t c, bool canary, const AttemptOutcome& outcome);
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
-  void log_attempt(const Attempt& a) const;
   void end_call();  // the call ended: give back its budget slots
-  // The route's statistics and the retry throttle hear of trace_.back() (unless `neutral`).
-  void note_attempt(RouteState& route, TimePoint now, bool neutral = false);
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
   // What the stream handler was shown, for an error's details (`s`: the latest attempt's).
   std::shared_ptr<const ChatResponse> partial(const AttemptStream* s) const;
@@ -134,7 +137,7 @@ class CallMachine {
   int hedges_started_ = 0;
   TimePoint wait_until_{};
   int attempts_ = 0;
-  std::vector<Attempt> trace_;
+  CallTrace trace_;  // its attempts and the routes passed over, in order
   std::optional<Result<ChatResponse>> result_;
   bool counted_ = false;         // counted in the retry budget's calls in flight
   bool budget_denied_ = false;   // a retry was refused by the budget

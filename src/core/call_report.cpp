@@ -101,4 +101,45 @@ std::string budget_refusal(const std::vector<Attempt>& trace, const StateStore* 
   return why;
 }
 
+std::string deadline_message(const RouteRef& route, const std::vector<RouteRef>& waiting) {
+  std::string why = "the call's deadline passed during an attempt on " + route_name(route);
+  if (waiting.empty()) return why;
+  std::string names;
+  for (const RouteRef& r : waiting) names += (names.empty() ? "" : ", ") + route_name(r);
+  return why + "; never tried: " + names +
+         " (give the attempts less time than the call with timeouts.attempt_ms or "
+         "timeouts.first_byte_ms, or the call more with timeouts.total_ms)";
+}
+
+ExhaustedError exhausted_error(const Exhaustion& x) {
+  ExhaustedError e;
+  std::string message = exhausted_message(*x.trace, x.sent);
+  for (const SkippedRoute& s : x.untried) {
+    message += " " + route_name(s.route) + ": " + s.message + ";";
+    if (s.until && (!e.available_at || *s.until < *e.available_at)) e.available_at = s.until;
+  }
+  if (!message.empty() && message.back() == ';') message.pop_back();
+  if (x.retries_paused)
+    message += " (retries of the same route paused by the client's retry budget)";
+  if (x.attempts_spent) {
+    message += " (the call's " + std::to_string(x.trace->size()) + " attempts are spent)";
+  }
+  if (x.rate_blocked && !x.sent && !x.spend_blocked) {
+    e.kind = ErrorKind::RateLimited;
+    e.available_at = x.rate_wait;
+    e.message =
+        "every route's endpoint is at its client-side rate limit; the next permit is due in " +
+        format_ms(x.rate_wait - x.now);
+    return e;
+  }
+  if (x.spend_blocked && !x.sent) {
+    e.kind = ErrorKind::BudgetExceeded;
+    e.message = budget_refusal(*x.trace, x.store, x.store_down);
+    return e;
+  }
+  if (x.spend_blocked) message += " (some routes skipped: they would exceed the spending budget)";
+  e.message = std::move(message);
+  return e;
+}
+
 }  // namespace failover::detail

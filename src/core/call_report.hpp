@@ -9,6 +9,7 @@
 
 #include "core/admission.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,31 @@ std::string exhausted_message(const std::vector<Attempt>& trace, bool sent);
  *  cannot be checked because that store is out of reach; with what `trace` says of each. */
 std::string budget_refusal(const std::vector<Attempt>& trace, const StateStore* store,
                            bool store_down);
+
+/** The call's deadline passed during an attempt on `route`; `waiting` could have served and
+ *  never got an attempt (the message then says which setting to change). */
+std::string deadline_message(const RouteRef& route, const std::vector<RouteRef>& waiting);
+
+/** What a call no route served knows when it ends. */
+struct Exhaustion {
+  const std::vector<Attempt>* trace = nullptr;
+  bool sent = false;                  // some attempt was sent
+  std::vector<SkippedRoute> untried;  // the routes never tried, and why each was passed over
+  bool retries_paused = false;        // the retry budget refused a retry
+  bool attempts_spent = false;        // the retry policy stopped the call
+  bool rate_blocked = false;          // a route was refused a client-side rate-limit permit
+  TimePoint rate_wait{};              // when the first permit is due
+  bool spend_blocked = false;         // a route was passed over for the spending budget
+  bool store_down = false;            // because the fleet's spend could not be checked
+  const StateStore* store = nullptr;
+  TimePoint now{};
+};
+/** The error of such a call: its kind, message and when a route may serve again. */
+struct ExhaustedError {
+  ErrorKind kind = ErrorKind::AllRoutesUnavailable;
+  std::string message;
+  std::optional<TimePoint> available_at;
+};
+ExhaustedError exhausted_error(const Exhaustion& x);
 
 }  // namespace failover::detail

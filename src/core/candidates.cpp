@@ -22,6 +22,8 @@ thread_local PlanBuffers plan_buffers;
 
 // A half-open route whose probe is out has no known time to come back: look again this soon.
 constexpr Duration kProbeWait = std::chrono::milliseconds(50);
+// How often a call waiting for a budget's one call of unknown cost looks again.
+constexpr Duration kBudgetPoll = std::chrono::milliseconds(20);
 
 }  // namespace
 
@@ -162,6 +164,29 @@ std::optional<std::size_t> Candidates::least_bad(TimePoint now) {
   return pick;
 }
 
+std::optional<std::size_t> Candidates::panic(TimePoint now, AttemptLease& lease) {
+  std::optional<std::size_t> pick = least_bad(now);
+  if (pick && (!admission_.take_permit(route(*pick), lease, now) ||
+               !admission_.reserve_spend(route(*pick), lease))) {
+    lease.release();
+    pick.reset();
+  }
+  return pick;
+}
+
+std::optional<TimePoint> Candidates::look_again_at(TimePoint now, std::optional<std::size_t> retry,
+                                                   bool for_recovery) const {
+  std::optional<TimePoint> back;
+  if (for_recovery) back = earliest_recovery(now);
+  if (retry && for_recovery) {  // the retry may come back first (its permit, its breaker)
+    TimePoint at = admission_.rate_blocked() ? admission_.rate_wait() : now + kProbeWait;
+    if (std::optional<TimePoint> reopen = route(*retry).reopens_at(now)) at = std::max(at, *reopen);
+    back = std::min(back.value_or(at), at);
+  }
+  if (admission_.budget_busy()) back = std::min(back.value_or(TimePoint::max()), now + kBudgetPoll);
+  return back;
+}
+
 Duration Candidates::failover_reserve(TimePoint now, Duration remaining) const {
   std::optional<Duration> best;
   for (std::size_t k = 0; k < list_.size(); ++k) {
@@ -198,6 +223,22 @@ std::vector<SkippedRoute> Candidates::skipped(TimePoint now) const {
     if (!list_[c].tried && list_[c].blocked != Admission::Block::None) {
       out.push_back(passed_over(c, now));
     }
+  }
+  return out;
+}
+
+std::vector<SkippedRoute> Candidates::untried(TimePoint now) const {
+  std::vector<SkippedRoute> out;
+  for (std::size_t c = 0; c < list_.size(); ++c) {
+    if (!list_[c].tried) out.push_back(passed_over(c, now));
+  }
+  return out;
+}
+
+std::vector<RouteRef> Candidates::available_routes(TimePoint now) const {
+  std::vector<RouteRef> out;
+  for (std::size_t c = 0; c < list_.size(); ++c) {
+    if (available(c, now)) out.push_back(route(c).ref);
   }
   return out;
 }

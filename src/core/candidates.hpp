@@ -66,6 +66,16 @@ class Candidates {
   std::optional<TimePoint> earliest_recovery(TimePoint now) const;
   /** Panic: of the untried routes within the budget, the one that would come back soonest. */
   std::optional<std::size_t> least_bad(TimePoint now);
+  /** Panic's pick: the least bad route, sent without its breaker's admission and despite a
+   *  cooldown but within the client-side rate limit and the budget (the account's), whose
+   *  permit and reservation go into `lease`. */
+  std::optional<std::size_t> panic(TimePoint now, AttemptLease& lease);
+  /** When a call that found no route now looks again: when the first untried route comes back
+   *  (`for_recovery`, see WhenUnavailable::WaitForRecovery), or the route of the `retry` it
+   *  owes; and soon while the budget serves calls of unknown cost one at a time (see
+   *  SpendCaps::admit_alone), since that budget is not spent. Nothing: it does not wait. */
+  std::optional<TimePoint> look_again_at(TimePoint now, std::optional<std::size_t> retry,
+                                         bool for_recovery) const;
   /** How much of the `remaining` time an attempt starting now leaves for a failover: nothing
    *  when no other untried route can serve; else twice the best such route's latency (at least
    *  a second), at most half of what remains, and half when no latency is known yet. */
@@ -78,6 +88,10 @@ class Candidates {
   SkippedRoute passed_over(std::size_t c, TimePoint now) const;
   /** The routes passed over before any traffic: untried, and ruled out at a pick. */
   std::vector<SkippedRoute> skipped(TimePoint now) const;
+  /** Every untried route, and why it was passed over. */
+  std::vector<SkippedRoute> untried(TimePoint now) const;
+  /** The untried routes that could serve now. */
+  std::vector<RouteRef> available_routes(TimePoint now) const;
 
  private:
   const CallEnv& env_;
