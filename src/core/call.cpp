@@ -119,12 +119,6 @@ void CallMachine::end_call() {
   }
 }
 
-void CallMachine::charge_cut(Flight& f) {
-  if (f.wire && f.wire->chunk_accepted) {
-    charges_.stream(*f.wire, route_of(f), f.lease.take_reservation());
-  }
-}
-
 std::vector<Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
   return std::find_if(flights_.begin(), flights_.end(),
                       [&](const Flight& f) { return f.id == id; });
@@ -205,7 +199,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
   if (state_ == State::Done) return;
   ErrorDetails d;
   d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
-  drop_flights(now, 0, e.what(), 0, Drop::Quietly);
+  drop_flights(now, 0, e.what(), 0, Settlement::Drop::Quietly);
   to_start_.reset();
   retry_.reset();
   d.attempts = trace_.all();
@@ -262,6 +256,15 @@ Step CallMachine::advance(TimePoint now) {
                  std::move(d));
     return step;
   }
+  if (!plan_attempt(now)) return advance(now);  // it starts, waits or ends
+  step.kind = Step::Kind::Wait;
+  step.until = wait_until_;
+  return step;
+}
+
+// Chooses the next attempt at `now` and starts it, or ends the call; false when the call is to
+// wait until wait_until_ for a route to come back.
+bool CallMachine::plan_attempt(TimePoint now) {
   std::optional<std::size_t> pick;
   admission_.start_round();
   AttemptLease slot = std::move(retry_slot_);  // the pending retry's budget slot, if any
@@ -282,9 +285,7 @@ Step CallMachine::advance(TimePoint now) {
       retry_slot_ = std::move(slot);
       wait_until_ = *back;
       state_ = State::Waiting;
-      step.kind = Step::Kind::Wait;
-      step.until = wait_until_;
-      return step;
+      return false;
     }
   }
   if (!retry || pick != retry) slot.release();  // a budget slot is a retry's only
@@ -294,12 +295,12 @@ Step CallMachine::advance(TimePoint now) {
   }
   if (!pick) {
     finish_exhausted(now);
-    return step;
+    return true;
   }
   start_flight(now, *pick, /*hedge=*/false, std::move(slot));
   Duration delay = hedge_delay(route_of(flights_.back()));
   hedge_at_ = delay > Duration::zero() ? now + delay : TimePoint::max();
-  return advance(now);
+  return true;
 }
 
 void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, AttemptLease&& slot) {
@@ -414,29 +415,16 @@ void CallMachine::try_hedge(TimePoint now) {
 // Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and
 // count neither against their breakers nor in the statistics.
 void CallMachine::abandon_others(TimePoint now, std::uint64_t keep, const std::string& why) {
-  drop_flights(now, keep, why, 0, Drop::Logged);
+  drop_flights(now, keep, why, 0, Settlement::Drop::Logged);
 }
 
-// Ends every flight but `keep` (0: none) as cancelled with `why`: abandoned, charged for what
-// its stream received, and in the trace. Counted: the caller's choice, which the route's
-// statistics hear of (its breaker does not).
+// Ends every flight but `keep` (0: none) as cancelled with `why` (see Settlement::dropped).
 void CallMachine::drop_flights(TimePoint now, std::uint64_t keep, const std::string& why,
-                               int status, Drop how) {
+                               int status, Settlement::Drop how) {
   for (Flight& f : flights_) {
     if (f.id == keep) continue;
     abandon_.push_back(f.id);
-    charge_cut(f);  // what its stream received was spent, whichever attempt won
-    if (how == Drop::Counted) f.lease.release();
-    Attempt a = CallTrace::entry(f, now);
-    a.error = ErrorKind::Cancelled;
-    a.status = status;
-    a.message = why;
-    if (how == Drop::Counted) {
-      trace_.add(std::move(a), route_of(f), now);
-    } else {
-      trace_.add(std::move(a));
-    }
-    if (how != Drop::Quietly) trace_.log_last();
+    settlement_.dropped(f, now, why, status, how);
   }
   flights_.erase(std::remove_if(flights_.begin(), flights_.end(),
                                 [&](const Flight& f) { return f.id != keep; }),
@@ -520,21 +508,7 @@ void CallMachine::interrupt(TimePoint now, ErrorKind cause, std::string message)
   const bool deadline_cut =
       cause == ErrorKind::DeadlineExceeded || cut_by_deadline(cause, f, now, deadline_);
   if (deadline_cut) cause = ErrorKind::DeadlineExceeded;
-  // Charged before the breaker (application code that may throw) hears of the break.
-  charges_.stream(*f.wire, route, f.lease.take_reservation());
-  f.lease.fail(now, deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted);
-  if (f.canary && !deadline_cut)
-    env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
-  Attempt a = CallTrace::entry(f, now);
-  a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
-  a.status = 200;
-  a.message = std::string(to_string(cause)) + ": " + message;
-  a.delivered_chunks = f.wire->delivered_chunks;
-  a.delivered_chars = f.wire->delivered_chars;
-  std::string why =
-      route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
-  trace_.add(std::move(a), route, now);
-  trace_.log_last();
+  std::string why = settlement_.broke(f, now, cause, message, deadline_cut);
   std::shared_ptr<const ChatResponse> shown = partial(f.wire.get());
   if (recovery_.mode() == StreamRecovery::Fail || cause == ErrorKind::DeadlineExceeded ||
       now >= deadline_) {
@@ -562,7 +536,7 @@ void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
   if (state_ == State::Done) return;
   ErrorDetails d;
   d.partial = partial(flights_.empty() ? nullptr : flights_.front().wire.get());
-  drop_flights(now, 0, why, status, Drop::Counted);
+  drop_flights(now, 0, why, status, Settlement::Drop::Counted);
   to_start_.reset();
   d.http_status = status;
   d.attempts = trace_.all();
@@ -573,28 +547,13 @@ void CallMachine::finish_success(TimePoint now, std::uint64_t id, ChatResponse&&
   auto it = find_flight(id);
   Flight f = std::move(*it);
   flights_.erase(it);
-  std::optional<double> used;
-  if (response.usage) used = static_cast<double>(response.usage->total_tokens);
-  RouteState& route = route_of(f);
   current_ = f.candidate;
-  Duration latency = now - f.start;
-  // The spending reservation stays until the real cost replaces it, in one step, before the
-  // breaker (application code that may throw) hears of the success: the answer's tokens were
-  // spent whatever it says. A stream that reported no usage is charged an estimate.
-  const std::optional<std::int64_t> cost =
-      charges_.answer(response, f.wire.get(), route, f.lease.take_reservation());
-  if (cost) response.cost_usd = static_cast<double>(*cost) / 1e9;
-  f.lease.succeed(now, latency, used);
-  route.record_latency(latency);
-  if (f.canary) env_.canary_record(now, std::nullopt, latency);
-  Attempt a = CallTrace::entry(f, now);
-  a.status = 200;
-  trace_.add(std::move(a), route, now);
-  trace_.log_last();
+  settlement_.served(f, now, response);
+  const RouteRef& served_by = route_of(f).ref;
   if (!flights_.empty())
-    abandon_others(now, f.id, "lost the hedge race to " + route_name(route.ref));
+    abandon_others(now, f.id, "lost the hedge race to " + route_name(served_by));
   recovery_.served(env_.stats(), f.continuation);
-  response.served_by = route.ref;
+  response.served_by = served_by;
   response.attempts = trace_.take();
   response.skipped = candidates_.skipped(now);
   state_ = State::Done;
@@ -611,19 +570,8 @@ void CallMachine::fail_attempt(TimePoint now, std::uint64_t id, Failure failure)
   RouteState& route = route_of(f);
   const Verdict v = judge(failure, f, env_.endpoints()[route.endpoint], now, deadline_);
   const AttemptOutcome& outcome = failure.outcome;
-  charge_cut(f);  // the tokens of an answer cut midway were spent
-  if (failure.stream_refused) {
-    route.answers_whole.store(true, std::memory_order_relaxed);
-    candidates_[c].whole = true;
-  }
-  f.lease.fail(now, v.breaker);
-  if (f.canary && !v.neutral) env_.canary_record(now, outcome.kind, now - f.start);
-  if (v.rest_until) route.cool_down_until(*v.rest_until);
-  Attempt a = CallTrace::entry(f, now);
-  a.error = outcome.kind;
-  a.status = outcome.http_status;
-  a.message = failure.message;
-  trace_.add(std::move(a), route, now, v.neutral);
+  if (failure.stream_refused) candidates_[c].whole = true;
+  settlement_.failed(f, now, failure, v);
   state_ = flights_.empty() ? State::Planning : State::InFlight;
   const bool go_on = !v.deadline_passed && !options_.cancel.cancelled();
   if (failure.stream_refused && go_on) {

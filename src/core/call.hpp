@@ -15,6 +15,7 @@
 #include "core/handler_feed.hpp"
 #include "core/recovery.hpp"
 #include "core/request_writer.hpp"
+#include "core/settlement.hpp"
 #include "core/user_code.hpp"
 
 #include <nlohmann/json.hpp>
@@ -77,6 +78,7 @@ class CallMachine {
 
   // The bodies of next, on_data, on_result and on_timer (which catch HookErrors).
   Step advance(TimePoint now);
+  bool plan_attempt(TimePoint now);
   void take_data(TimePoint now, StreamData data);
   void take_result(TimePoint now, HttpResult result);
   void fire_timer(TimePoint now);
@@ -87,11 +89,8 @@ class CallMachine {
   void start_recovery(Flight& f);
   const HttpRequest& write_request(const Flight& f);
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
-  // How drop_flights ends them: listed quietly, listed and logged, or also counted in their
-  // routes' statistics (the caller's cancellation).
-  enum class Drop { Quietly, Logged, Counted };
   void drop_flights(TimePoint now, std::uint64_t keep, const std::string& why, int status,
-                    Drop how);
+                    Settlement::Drop how);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
   Duration hedge_delay(const RouteState& route) const;
@@ -112,8 +111,6 @@ class CallMachine {
   // What the stream handler was shown, for an error's details (`s`: the latest attempt's).
   std::shared_ptr<const ChatResponse> partial(const AttemptStream* s) const;
   TimePoint watchdog(const Flight& f) const;
-  // A flight that ends without its answer: what its stream received was spent.
-  void charge_cut(Flight& f);
 
   const CallEnv& env_;
   Admission admission_{env_};  // permits, spend and breakers: whether a route may be tried
@@ -138,6 +135,7 @@ class CallMachine {
   TimePoint wait_until_{};
   int attempts_ = 0;
   CallTrace trace_;  // its attempts and the routes passed over, in order
+  Settlement settlement_{env_, charges_, trace_};  // what an ended attempt does to the books
   std::optional<Result<ChatResponse>> result_;
   bool counted_ = false;         // counted in the retry budget's calls in flight
   bool budget_denied_ = false;   // a retry was refused by the budget
