@@ -3,17 +3,11 @@
 #include "core/attempt_verdict.hpp"
 #include "core/call_report.hpp"
 
-#include "policy/classify.hpp"
 #include "util/format.hpp"
-#include "wire/http_headers.hpp"
-#include "wire/json_codec.hpp"
-#include "wire/native.hpp"
-#include "wire/shaping.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
 
 namespace failover::detail {
 
@@ -87,12 +81,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
         shadow_request_ = std::make_unique<ChatRequest>(request);
       }
     }
-    for (std::size_t c = 0; c < candidates_.size(); ++c) {
-      const RouteState& route = candidates_.route(c);
-      candidates_[c].whole = !env_.endpoints()[route.endpoint].streaming ||
-                             route.answers_whole.load(std::memory_order_relaxed);
-    }
-    if (env_.translating()) translate_for_dialects(request);
+    candidates_.prepare(request, writer_, trace_);
     policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
     if (!policy_) throw HookError("the retry policy's clone() returned null");
   } catch (const HookError& e) {
@@ -124,29 +113,6 @@ std::vector<Flight>::iterator CallMachine::find_flight(std::uint64_t id) {
                       [&](const Flight& f) { return f.id == id; });
 }
 
-// Routes whose dialect translates the request get it in their own API, once per dialect and
-// route shaping. A route that cannot take it (a field its API has no equivalent for) is passed
-// over before any traffic, with the reason in the trace; the call goes on to the others.
-void CallMachine::translate_for_dialects(const ChatRequest& request) {
-  for (std::size_t k = 0; k < candidates_.size(); ++k) {
-    Candidates::Candidate& c = candidates_[k];
-    const RouteState& route = candidates_.route(k);
-    const wire::DialectApi& api = *env_.endpoints()[route.endpoint].api;
-    if (!api.translates()) continue;
-    c.body = writer_.translate(request, api, candidates_.entry(k).shaping.get(), !c.whole);
-    const std::optional<std::string>& problem = writer_.problem(c.body);
-    if (!problem) continue;
-    c.tried = true;
-    Attempt a;
-    a.route = route.ref;
-    a.error = ErrorKind::InvalidRequest;
-    a.message = std::string("not sent: the request cannot be translated for this ") + api.name() +
-                " route: " + *problem;
-    trace_.add(std::move(a));
-    trace_.log_last();
-  }
-}
-
 std::optional<ChatRequest> CallMachine::take_shadow() {
   if (attempts_ == 0 || !shadow_request_) return std::nullopt;
   std::optional<ChatRequest> out(std::move(*shadow_request_));
@@ -170,28 +136,25 @@ Step CallMachine::next(TimePoint now) {
   }
 }
 
-void CallMachine::on_data(TimePoint now, StreamData data) {
+template <class Body>
+void CallMachine::guarded(TimePoint now, Body&& body) {
   try {
-    take_data(now, std::move(data));
+    body();
   } catch (const HookError& e) {
     hook_failed(now, e);
   }
+}
+
+void CallMachine::on_data(TimePoint now, StreamData data) {
+  guarded(now, [&] { take_data(now, std::move(data)); });
 }
 
 void CallMachine::on_result(TimePoint now, HttpResult result) {
-  try {
-    take_result(now, std::move(result));
-  } catch (const HookError& e) {
-    hook_failed(now, e);
-  }
+  guarded(now, [&] { take_result(now, std::move(result)); });
 }
 
 void CallMachine::on_timer(TimePoint now) {
-  try {
-    fire_timer(now);
-  } catch (const HookError& e) {
-    hook_failed(now, e);
-  }
+  guarded(now, [&] { fire_timer(now); });
 }
 
 void CallMachine::hook_failed(TimePoint now, const HookError& e) {

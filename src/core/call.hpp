@@ -83,6 +83,9 @@ class CallMachine {
   void take_result(TimePoint now, HttpResult result);
   void fire_timer(TimePoint now);
   void hook_failed(TimePoint now, const HookError& e);
+  // Runs `body`, where a HookError ends the call (hook_failed).
+  template <class Body>
+  void guarded(TimePoint now, Body&& body);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const { return *f.route; }
   void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
@@ -94,7 +97,6 @@ class CallMachine {
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
   Duration hedge_delay(const RouteState& route) const;
-  void translate_for_dialects(const ChatRequest& request);
 
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   // Attempt `f` ended as `end` says (see AttemptReader).

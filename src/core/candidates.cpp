@@ -104,6 +104,27 @@ void Candidates::plan(TimePoint now, const CallOptions& options) {
   list_ = std::move(chosen);
 }
 
+void Candidates::prepare(const ChatRequest& request, RequestWriter& writer, CallTrace& trace) {
+  for (std::size_t k = 0; k < list_.size(); ++k) {
+    Candidate& c = list_[k];
+    const RouteState& r = route(k);
+    const ResolvedEndpoint& endpoint = env_.endpoints()[r.endpoint];
+    c.whole = !endpoint.streaming || r.answers_whole.load(std::memory_order_relaxed);
+    if (!env_.translating() || !endpoint.api->translates()) continue;
+    c.body = writer.translate(request, *endpoint.api, entry(k).shaping.get(), !c.whole);
+    const std::optional<std::string>& problem = writer.problem(c.body);
+    if (!problem) continue;
+    c.tried = true;
+    Attempt a;
+    a.route = r.ref;
+    a.error = ErrorKind::InvalidRequest;
+    a.message = std::string("not sent: the request cannot be translated for this ") +
+                endpoint.api->name() + " route: " + *problem;
+    trace.add(std::move(a));
+    trace.log_last();
+  }
+}
+
 std::optional<std::size_t> Candidates::pick(TimePoint now, AttemptLease& lease) {
   for (std::size_t c = 0; c < list_.size(); ++c) {
     if (list_[c].tried) continue;

@@ -7,6 +7,8 @@
 
 #include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
+#include "core/call_trace.hpp"
+#include "core/request_writer.hpp"
 
 #include <failover/chat.hpp>
 #include <failover/policy/retry.hpp>
@@ -45,6 +47,11 @@ class Candidates {
   void plan(TimePoint now, const CallOptions& options);
   /** A shadow call's one candidate. */
   void plan_mirror();
+  /** How each candidate's requests go for `request`: whole to a route that does not stream,
+   *  and in their own API to routes whose dialect translates it (once per dialect and shaping,
+   *  by `writer`). A route whose API cannot take the request (a field it has no equivalent
+   *  for) is passed over before any traffic, with the reason in `trace`. */
+  void prepare(const ChatRequest& request, RequestWriter& writer, CallTrace& trace);
 
   std::size_t size() const { return list_.size(); }
   bool empty() const { return list_.empty(); }

@@ -136,6 +136,29 @@ TEST_F(CandidatesTest, AFailoverDecisionSkipsTheTierOrStopsTheCall) {
   EXPECT_TRUE(c[2].tried);
 }
 
+TEST_F(CandidatesTest, ARouteWhoseApiCannotTakeTheRequestIsPassedOverWithWhy) {
+  options.endpoints[1].dialect = Dialect::Anthropic;  // b
+  options.endpoints[2].streaming = false;             // c
+  Candidates& c = plan();
+  ChatRequest r;
+  r.messages = {Message::user("hi")};
+  r.seed = 3;  // Anthropic has no equivalent
+  detail::RequestWriter writer;
+  ASSERT_FALSE(writer.encode(r, false));
+  detail::CallTrace trace(core->call_env(), false);
+  c.prepare(r, writer, trace);
+  EXPECT_FALSE(c[0].tried);
+  EXPECT_EQ(c[0].body, -1);  // Chat Completions: the body encoded once
+  EXPECT_TRUE(c[1].tried);
+  EXPECT_GE(c[1].body, 0);
+  EXPECT_TRUE(c[2].whole);
+  ASSERT_EQ(trace.size(), 1u);
+  EXPECT_EQ(trace.last().route.endpoint, "b");
+  EXPECT_EQ(trace.last().error, ErrorKind::InvalidRequest);
+  EXPECT_NE(trace.last().message.find("anthropic route: seed"), std::string::npos)
+      << trace.last().message;
+}
+
 TEST_F(CandidatesTest, AShadowCallHasItsCandidateAlone) {
   options.shadow.candidate = RouteRef{"c", "n"};
   options.shadow.sample = 1.0;
