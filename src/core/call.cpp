@@ -82,8 +82,10 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       }
     }
     candidates_.prepare(request, writer_, trace_);
-    policy_ = invoke_user("the retry policy", [&] { return o.retry->clone(); });
-    if (!policy_) throw HookError("the retry policy's clone() returned null");
+    std::unique_ptr<RetryPolicy> policy =
+        invoke_user("the retry policy", [&] { return o.retry->clone(); });
+    if (!policy) throw HookError("the retry policy's clone() returned null");
+    retries_.use(std::move(policy));
   } catch (const HookError& e) {
     finish_error(ErrorKind::HookFailed, e.what(), {});
     return;
@@ -355,10 +357,7 @@ Duration CallMachine::hedge_delay(const RouteState& route) const {
   return h.delay;
 }
 
-bool CallMachine::attempts_left() const {
-  const std::optional<int> limit = policy_->max_attempts();
-  return !limit || attempts_ < *limit;
-}
+bool CallMachine::attempts_left() const { return retries_.attempts_left(attempts_); }
 
 void CallMachine::try_hedge(TimePoint now) {
   hedge_at_ = TimePoint::max();
@@ -591,37 +590,26 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary, const
     trace_.log_last();
     return fail(outcome.kind, route_name(route.ref) + ": " + failure.message);
   }
-  const Decision decision = decide(now, c, canary, outcome);
-  if (!flights_.empty() && decision.action != Decision::Action::Fail) {
-    // Another attempt of this call is still in flight: wait for it. What the decision ruled
-    // out stays ruled out for the attempts after it.
-    if (decision.action == Decision::Action::Failover && candidates_.rule_out(c, decision)) {
-      attempts_spent_ = true;
-    }
-    return trace_.log_last();
+  const NextMove m =
+      retries_.after(outcome, call_state(now, c, canary), !flights_.empty(), retry_slot_);
+  if (m.decision.action == Decision::Action::Failover && candidates_.rule_out(c, m.decision)) {
+    attempts_spent_ = true;
   }
-  switch (decision.action) {
-    case Decision::Action::Retry: {
-      const Duration delay = std::max(decision.delay, Duration::zero());
-      if (now + delay >= deadline_) {  // a custom policy may ask for too much
-        trace_.log_last();
-        return finish_exhausted(now);
-      }
-      if (!env_.budget().try_acquire()) {
-        budget_denied_ = true;  // the route is given up, as for Failover
-        break;
-      }
-      retry_slot_.hold_budget_slot(&env_.budget());
-      trace_.last().delay = delay;
+  budget_denied_ = budget_denied_ || m.budget_denied;
+  switch (m.kind) {
+    case NextMove::Kind::Wait:
+    case NextMove::Kind::Failover:
+      break;
+    case NextMove::Kind::Retry:
+      trace_.last().delay = m.delay;
       retry_ = c;
-      wait_until_ = now + delay;
-      state_ = delay > Duration::zero() ? State::Waiting : State::Planning;
+      wait_until_ = now + m.delay;
+      state_ = m.delay > Duration::zero() ? State::Waiting : State::Planning;
       break;
-    }
-    case Decision::Action::Failover:
-      if (candidates_.rule_out(c, decision)) attempts_spent_ = true;
-      break;
-    case Decision::Action::Fail:
+    case NextMove::Kind::Exhausted:
+      trace_.log_last();
+      return finish_exhausted(now);
+    case NextMove::Kind::Fail:
       trace_.log_last();
       abandon_others(now, 0, "the call failed on " + route_name(route.ref));
       return fail(outcome.kind, route_name(route.ref) + ": " + failure.message);
@@ -629,15 +617,8 @@ void CallMachine::after_failure(TimePoint now, std::size_t c, bool canary, const
   trace_.log_last();
 }
 
-// What the retry policy decides of `outcome` on candidate `c`. A content filter is the
-// provider's safety decision: the client's policy, not the retry policy, says whether another
-// route may be asked.
-Decision CallMachine::decide(TimePoint now, std::size_t c, bool canary,
-                             const AttemptOutcome& outcome) {
-  if (outcome.kind == ErrorKind::ContentFiltered) {
-    return env_.options().content_filter == ContentFilterPolicy::FailOver ? Decision::failover()
-                                                                          : Decision::fail();
-  }
+// What the retry policy is told of the call after a failure on candidate `c`.
+CallState CallMachine::call_state(TimePoint now, std::size_t c, bool canary) const {
   CallState state;
   state.attempts = attempts_;
   state.route_attempts = candidates_[c].attempts;
@@ -648,7 +629,7 @@ Decision CallMachine::decide(TimePoint now, std::size_t c, bool canary,
   state.now = now;
   state.deadline = deadline_;
   state.rng = &env_.rng();
-  return invoke_user("the retry policy", [&] { return policy_->decide(outcome, state); });
+  return state;
 }
 
 void CallMachine::finish_error(ErrorKind kind, std::string message, ErrorDetails details) {

@@ -15,6 +15,7 @@
 #include "core/handler_feed.hpp"
 #include "core/recovery.hpp"
 #include "core/request_writer.hpp"
+#include "core/retry_state.hpp"
 #include "core/settlement.hpp"
 #include "core/user_code.hpp"
 
@@ -105,7 +106,7 @@ class CallMachine {
   // After a failed attempt on candidate `c` was recorded: retry, fail over or end the call.
   void after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
                      bool deadline_passed);
-  Decision decide(TimePoint now, std::size_t c, bool canary, const AttemptOutcome& outcome);
+  CallState call_state(TimePoint now, std::size_t c, bool canary) const;
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void end_call();  // the call ended: give back its budget slots
@@ -122,7 +123,7 @@ class CallMachine {
   CallOptions options_;
   bool mirror_ = false;                          // a shadow call (see the constructor)
   std::unique_ptr<ChatRequest> shadow_request_;  // sampled for shadow traffic (rare: not inline)
-  std::unique_ptr<RetryPolicy> policy_;
+  RetryState retries_{env_};                     // what follows a failed attempt
   TimePoint deadline_{};
   State state_ = State::Planning;
   std::optional<std::size_t> current_;   // candidate index of the latest attempt
