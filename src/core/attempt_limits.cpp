@@ -25,4 +25,11 @@ AttemptLimits attempt_limits(const Timeouts& t, Duration remaining, Duration res
   return l;
 }
 
+TimePoint call_deadline(const CallOptions& call, const Timeouts& t, TimePoint now) {
+  Duration total = call.timeout ? *call.timeout : t.total;
+  total = std::clamp(total, Duration::zero(), Duration(std::chrono::hours(24 * 365)));
+  const TimePoint deadline = now + total;
+  return call.deadline ? std::min(deadline, *call.deadline) : deadline;
+}
+
 }  // namespace failover::detail

@@ -25,4 +25,8 @@ struct AttemptLimits {
 AttemptLimits attempt_limits(const Timeouts& t, Duration remaining, Duration reserve,
                              bool streamed);
 
+/** The deadline of a call starting at `now`: its own timeout, else the client's `total`, at
+ *  most a year (so that it cannot overflow), and no later than its own deadline. */
+TimePoint call_deadline(const CallOptions& call, const Timeouts& t, TimePoint now);
+
 }  // namespace failover::detail

@@ -32,6 +32,7 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
     : env_(env),
       options_(options),
       mirror_(mirror),
+      hedging_(env.options().hedging, /*allowed=*/!mirror && handler == nullptr),
       trace_(env, mirror),
       call_start_(now),
       last_now_(now),
@@ -40,23 +41,12 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       recovery_(options.stream_recovery.value_or(env.options().stream_recovery), request,
                 feed_ && some_endpoint_continues(env)) {
   const ClientOptions& o = env_.options();
-  Duration total = options_.timeout ? *options_.timeout : o.timeouts.total;
-  // A year at most, so that now + total cannot overflow (options are checked to that too).
-  total = std::clamp(total, Duration::zero(), Duration(std::chrono::hours(24 * 365)));
-  deadline_ = now + total;
-  if (options_.deadline) deadline_ = std::min(deadline_, *options_.deadline);
-
+  deadline_ = call_deadline(options_, o.timeouts, now);
   auto invalid = [&](std::string message) {
     finish_error(ErrorKind::InvalidRequest, std::move(message), {});
   };
-  if (options_.timeout && *options_.timeout <= Duration::zero()) {
-    invalid("CallOptions.timeout must be positive");
-    return;
-  }
-  try {
-    validate_headers(options_.headers, "CallOptions.headers");
-  } catch (const std::invalid_argument& e) {
-    invalid(e.what());
+  if (std::optional<std::string> problem = check_call_options(options_)) {
+    invalid(*problem);
     return;
   }
   // Streamed on the wire, also for a whole answer (its liveness, see Timeouts::headers), with
@@ -263,8 +253,7 @@ bool CallMachine::plan_attempt(TimePoint now) {
     return true;
   }
   start_flight(now, *pick, /*hedge=*/false, std::move(slot));
-  Duration delay = hedge_delay(route_of(flights_.back()));
-  hedge_at_ = delay > Duration::zero() ? now + delay : TimePoint::max();
+  hedge_at_ = hedging_.due_after(route_of(flights_.back()), now);
   return true;
 }
 
@@ -303,20 +292,14 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   state_ = State::InFlight;
 }
 
-// This attempt recovers a broken stream: it continues the answer (sent as a stream to an
-// endpoint that continues, with what was shown as a prefix) or restarts it, after a notice.
+// This attempt recovers a broken stream: it continues the answer where its endpoint continues
+// one and did not refuse the prefix, or restarts it (see Recovery::start).
 void CallMachine::start_recovery(Flight& f) {
   const Candidates::Candidate& c = candidates_[f.candidate];
-  f.recovery = true;
   const bool can_continue =
-      f.wire && !c.prefix_refused &&
+      !c.prefix_refused &&
       env_.endpoints()[route_of(f).endpoint].continuation == Continuation::Prefill;
-  std::string seam;
-  f.continuation = recovery_.start_attempt(can_continue, c.body, writer_, seam);
-  if (!f.wire) return;  // sent whole: end_unframed makes its stream, with the notice due
-  f.wire->notice_due = !f.continuation;
-  f.wire->seam = std::move(seam);
-  if (f.continuation) f.wire->seed(*recovery_.shown());  // the answer goes on from what was shown
+  recovery_.start(f, can_continue, c.body, writer_);
 }
 
 // The request of flight `f` (see RequestWriter::write).
@@ -342,21 +325,6 @@ const HttpRequest& CallMachine::write_request(const Flight& f) {
   return writer_.write(a);
 }
 
-// The hedge delay after an attempt on `route` starts: its p95 when asked for and known, else
-// the fixed delay; zero means no hedge.
-Duration CallMachine::hedge_delay(const RouteState& route) const {
-  const HedgingOptions& h = env_.options().hedging;
-  if (feed_ || mirror_ || h.max_extra < 1 || hedges_started_ >= h.max_extra) {
-    return Duration::zero();
-  }
-  if (h.use_p95) {
-    RouteHealth health;
-    route.stats.fill(health);
-    if (health.p95 > Duration::zero()) return health.p95;
-  }
-  return h.delay;
-}
-
 bool CallMachine::attempts_left() const { return retries_.attempts_left(attempts_); }
 
 void CallMachine::try_hedge(TimePoint now) {
@@ -367,11 +335,10 @@ void CallMachine::try_hedge(TimePoint now) {
   slot.hold_budget_slot(&env_.budget());
   std::optional<std::size_t> pick = candidates_.pick(now, pending_);
   if (!pick) return;
-  ++hedges_started_;
+  hedging_.started();
   env_.stats().record_hedge();
   start_flight(now, *pick, /*hedge=*/true, std::move(slot));
-  Duration delay = hedge_delay(route_of(flights_.back()));
-  if (delay > Duration::zero()) hedge_at_ = now + delay;
+  hedge_at_ = hedging_.due_after(route_of(flights_.back()), now);
 }
 
 // Cancels every flight but `keep`: they are abandoned, listed in the trace as cancelled, and

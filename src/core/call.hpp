@@ -13,6 +13,7 @@
 #include "core/charges.hpp"
 #include "core/flight.hpp"
 #include "core/handler_feed.hpp"
+#include "core/hedging.hpp"
 #include "core/recovery.hpp"
 #include "core/request_writer.hpp"
 #include "core/retry_state.hpp"
@@ -97,7 +98,6 @@ class CallMachine {
                     Settlement::Drop how);
   void try_hedge(TimePoint now);
   bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
-  Duration hedge_delay(const RouteState& route) const;
 
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   // Attempt `f` ended as `end` says (see AttemptReader).
@@ -126,15 +126,15 @@ class CallMachine {
   RetryState retries_{env_};                     // what follows a failed attempt
   TimePoint deadline_{};
   State state_ = State::Planning;
-  std::optional<std::size_t> current_;   // candidate index of the latest attempt
-  std::optional<std::size_t> retry_;     // candidate index to retry after the wait
-  AttemptLease retry_slot_{&last_now_};  // the pending retry's retry-budget slot
-  AttemptLease pending_{&last_now_};     // what admit() took for the flight about to start
-  std::vector<Flight> flights_;          // attempts in flight (a stream: at most one)
-  std::optional<std::size_t> to_start_;  // a flight not yet handed to the driver
-  std::vector<std::uint64_t> abandon_;   // exchanges the driver must cancel
-  TimePoint hedge_at_ = TimePoint::max();
-  int hedges_started_ = 0;
+  std::optional<std::size_t> current_;     // candidate index of the latest attempt
+  std::optional<std::size_t> retry_;       // candidate index to retry after the wait
+  AttemptLease retry_slot_{&last_now_};    // the pending retry's retry-budget slot
+  AttemptLease pending_{&last_now_};       // what admit() took for the flight about to start
+  std::vector<Flight> flights_;            // attempts in flight (a stream: at most one)
+  std::optional<std::size_t> to_start_;    // a flight not yet handed to the driver
+  std::vector<std::uint64_t> abandon_;     // exchanges the driver must cancel
+  TimePoint hedge_at_ = TimePoint::max();  // when the next hedge is due
+  Hedging hedging_;
   TimePoint wait_until_{};
   int attempts_ = 0;
   CallTrace trace_;  // its attempts and the routes passed over, in order

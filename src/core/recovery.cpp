@@ -41,6 +41,16 @@ bool Recovery::start_attempt(bool can_continue, int body, RequestWriter& writer,
   return continues;
 }
 
+void Recovery::start(Flight& f, bool can_continue, int body, RequestWriter& writer) {
+  f.recovery = true;
+  std::string seam;
+  f.continuation = start_attempt(can_continue && f.wire, body, writer, seam);
+  if (!f.wire) return;  // sent whole: its stream is made at its end, with the notice due
+  f.wire->notice_due = !f.continuation;
+  f.wire->seam = std::move(seam);
+  if (f.continuation) f.wire->seed(*shown());  // the answer goes on from what was shown
+}
+
 void Recovery::served(ClientStats& stats, bool continued) const {
   if (interruption_) stats.record_recovery(continued, true);
 }

@@ -5,6 +5,7 @@
 // recovery serves, and how each recovering attempt picks the answer up: restarting it, or
 // continuing it from what was shown, sent as an assistant prefix.
 
+#include "core/flight.hpp"
 #include "core/request_writer.hpp"
 
 #include <failover/chat.hpp>
@@ -37,6 +38,9 @@ class Recovery {
    *  prefix; `body` is its translated body's index, or -1. For a translated body, `seam` gets
    *  the prefix's end its dialect trimmed off. */
   bool start_attempt(bool can_continue, int body, RequestWriter& writer, std::string& seam);
+  /** Attempt `f` recovers the broken stream (see start_attempt): a stream of it restarts the
+   *  answer after a notice, or continues it from what was shown, its seam not shown twice. */
+  void start(Flight& f, bool can_continue, int body, RequestWriter& writer);
 
   /** The call was served by an attempt that `continued` the answer, or restarted it. */
   void served(ClientStats& stats, bool continued) const;

@@ -160,6 +160,18 @@ void check_budget_applies(const ClientOptions& o,
 
 }  // namespace
 
+std::optional<std::string> check_call_options(const CallOptions& call) {
+  if (call.timeout && *call.timeout <= Duration::zero()) {
+    return std::string("CallOptions.timeout must be positive");
+  }
+  try {
+    validate_headers(call.headers, "CallOptions.headers");
+  } catch (const std::invalid_argument& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
 void validate_headers(const std::map<std::string, std::string>& headers, std::string_view field) {
   for (const auto& [name, value] : headers) {
     if (!wire::valid_header_name(name)) {

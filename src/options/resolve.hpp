@@ -62,6 +62,9 @@ struct ResolvedOptions {
  *  `ConfigError` naming the field. No side effects beyond `options`. */
 ResolvedOptions resolve_options(ClientOptions& options);
 
+/** What is wrong with a call's own options (`timeout`, `headers`), naming the field. */
+std::optional<std::string> check_call_options(const CallOptions& call);
+
 /** Validates header names and values; throws `std::invalid_argument` naming `field`. */
 void validate_headers(const std::map<std::string, std::string>& headers, std::string_view field);
 

@@ -2,6 +2,7 @@
 // and the time an attempt leaves for a failover.
 
 #include "core/attempt_limits.hpp"
+#include "options/resolve.hpp"
 
 #include <gtest/gtest.h>
 
@@ -50,6 +51,31 @@ TEST(AttemptLimits, AnAnswerSentWholeLeavingTimeForAFailoverEndsEarlierAndUnclip
   AttemptLimits within = attempt_limits(short_attempt, seconds(8), seconds(3), false);
   EXPECT_EQ(within.total, seconds(2));  // its own limit ends it first: unchanged
   EXPECT_FALSE(within.clipped);
+}
+
+TEST(AttemptLimits, ACallsDeadlineIsItsTimeoutOrTheClientsTotalAndItsOwnDeadline) {
+  const TimePoint now = TimePoint{} + seconds(10);
+  CallOptions call;
+  EXPECT_EQ(detail::call_deadline(call, Timeouts{}, now), now + seconds(900));
+  call.timeout = seconds(30);
+  EXPECT_EQ(detail::call_deadline(call, Timeouts{}, now), now + seconds(30));
+  call.deadline = now + seconds(5);
+  EXPECT_EQ(detail::call_deadline(call, Timeouts{}, now), now + seconds(5));
+  CallOptions forever;
+  forever.timeout = std::chrono::hours(24 * 365 * 100);  // a century
+  EXPECT_EQ(detail::call_deadline(forever, Timeouts{}, now), now + std::chrono::hours(24 * 365));
+}
+
+TEST(AttemptLimits, ACallsOwnOptionsAreCheckedNamingTheField) {
+  CallOptions call;
+  EXPECT_EQ(detail::check_call_options(call), std::nullopt);
+  call.timeout = Duration::zero();
+  EXPECT_EQ(detail::check_call_options(call), "CallOptions.timeout must be positive");
+  call.timeout.reset();
+  call.headers["X-Bad"] = "a\r\nb";
+  std::optional<std::string> problem = detail::check_call_options(call);
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("CallOptions.headers"), std::string::npos) << *problem;
 }
 
 }  // namespace

@@ -80,6 +80,29 @@ TEST_F(RecoveryTest, WhatCannotBeAPrefixRestarts) {
   EXPECT_FALSE(unkept.start_attempt(true, -1, writer, seam));
 }
 
+TEST_F(RecoveryTest, ARecoveringAttemptsStreamRestartsAfterANoticeOrGoesOnFromWhatWasShown) {
+  Recovery r(StreamRecovery::Continue, request(), true);
+  r.begin("a: cut", shown(Message::assistant("Once upon")), writer);
+  detail::Flight streamed;
+  streamed.wire =
+      std::make_unique<detail::AttemptStream>(wire::api_of(Dialect::OpenAI), TimePoint{}, false);
+  r.start(streamed, /*can_continue=*/true, -1, writer);
+  EXPECT_TRUE(streamed.recovery);
+  EXPECT_TRUE(streamed.continuation);
+  EXPECT_FALSE(streamed.wire->notice_due);
+  EXPECT_EQ(streamed.wire->accumulated.build().text(), "Once upon");
+  detail::Flight restarted;
+  restarted.wire =
+      std::make_unique<detail::AttemptStream>(wire::api_of(Dialect::OpenAI), TimePoint{}, false);
+  r.start(restarted, /*can_continue=*/false, -1, writer);
+  EXPECT_FALSE(restarted.continuation);
+  EXPECT_TRUE(restarted.wire->notice_due);
+  detail::Flight whole;  // sent whole: never continued
+  r.start(whole, true, -1, writer);
+  EXPECT_TRUE(whole.recovery);
+  EXPECT_FALSE(whole.continuation);
+}
+
 TEST_F(RecoveryTest, BeforeAnyRecoveringAttemptTheCallReportsTheBreakAlone) {
   Recovery r(StreamRecovery::Restart, request(), false);
   r.begin("a: cut", shown(Message::assistant("x")), writer);
