@@ -13,6 +13,8 @@
 
 #include <failover/state.hpp>
 
+#include "state/redis_scripts.hpp"
+#include "state/redis_url.hpp"
 #include "util/utc_date.hpp"
 
 #include <hiredis/hiredis.h>
@@ -33,6 +35,10 @@ namespace failover {
 
 namespace {
 
+using namespace redis_scripts;
+using redis_url::parse_url;
+using redis_url::Url;
+
 constexpr const char* kVersion = "v1";
 // A key lives this long after the latest time it holds.
 constexpr std::chrono::milliseconds kLinger = std::chrono::minutes(1);
@@ -52,242 +58,10 @@ std::optional<std::uint64_t> stored_whole(const redisReply* r) {
   if (ec != std::errc() || end != r->str + r->len) return std::nullopt;
   return v;
 }
-// Raises a time field to ARGV[2] (never lowers it) and keeps the key alive ARGV[3] ms at least.
-constexpr const char* kRaiseScript = R"lua(
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
-if current == nil or current < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-return 1
-)lua";
-
-// Reservations live in one hash: field {holder} = nanos held, field {holder}@ = ms until which
-// the holder counts as alive. live_held sums the live ones and, with `prune`, drops the others.
-constexpr const char* kLiveHeldLua = R"lua(
-local function live_held(key, now, prune)
-  local all = redis.call('HGETALL', key)
-  local alive = {}
-  for i = 1, #all, 2 do
-    if string.sub(all[i], -1) == '@' then alive[string.sub(all[i], 1, -2)] = tonumber(all[i + 1]) end
-  end
-  local held = 0
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if string.sub(f, -1) ~= '@' then
-      local n = tonumber(all[i + 1])
-      if alive[f] and alive[f] >= now and n then
-        held = held + n
-      elseif prune then
-        redis.call('HDEL', key, f, f .. '@')
-      end
-    end
-  end
-  return held
-end
-local function spent_of(key)
-  local v = redis.call('GET', key)
-  if not v then return 0 end
-  return tonumber(v)
-end
-)lua";
-
-// KEYS: calls. ARGV: the calls to append ('0'/'1'), how many to keep, ttl ms. Returns the window.
-constexpr const char* kRecordCallsScript = R"lua(
-local w = redis.call('GET', KEYS[1]) or ''
-if not string.match(w, '^[01]*$') then return redis.error_reply('calls window holds something not 0s and 1s') end
-w = w .. ARGV[1]
-local keep = tonumber(ARGV[2])
-if #w > keep then w = string.sub(w, -keep) end
-redis.call('SET', KEYS[1], w, 'PX', ARGV[3])
-return w
-)lua";
-
-// KEYS: day, month, held. ARGV: holder, nanos, day cap, month cap (-1: none), now ms, alive-until
-// ms, held key ttl ms, admit alone (1/0). Returns 1 when reserved, 0 when a cap refuses, an
-// error for garbage.
-const std::string kReserveScript = std::string(kLiveHeldLua) + R"lua(
-local day, month = spent_of(KEYS[1]), spent_of(KEYS[2])
-if not day or not month then return redis.error_reply('spend key holds something not a number') end
-local nanos, now = tonumber(ARGV[2]), tonumber(ARGV[5])
-local held = live_held(KEYS[3], now, true)
-for i, spent in ipairs({day, month}) do
-  local cap = tonumber(ARGV[2 + i])
-  local alone = ARGV[8] == '1' and held == 0
-  if cap >= 0 and (spent >= cap or (not alone and spent + held + nanos > cap)) then return 0 end
-end
-redis.call('HINCRBY', KEYS[3], ARGV[1], nanos)
-redis.call('HSET', KEYS[3], ARGV[1] .. '@', ARGV[6])
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-return 1
-)lua";
-
-// KEYS: day, month, held. ARGV: holder, released, spent, day ttl ms, month ttl ms.
-constexpr const char* kSettleScript = R"lua(
-local released, spent = tonumber(ARGV[2]), tonumber(ARGV[3])
-if released > 0 and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
-  if redis.call('HINCRBY', KEYS[3], ARGV[1], -released) <= 0 then
-    redis.call('HDEL', KEYS[3], ARGV[1])
-  end
-end
-if spent > 0 then
-  redis.call('INCRBY', KEYS[1], spent)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('INCRBY', KEYS[2], spent)
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return 1
-)lua";
-
-// KEYS: held. ARGV: holder, alive-until ms, held nanos or '' (keep), key ttl ms.
-constexpr const char* kKeepScript = R"lua(
-redis.call('HSET', KEYS[1], ARGV[1] .. '@', ARGV[2])
-if ARGV[3] ~= '' then
-  if tonumber(ARGV[3]) > 0 then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-  else
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-)lua";
-
-// KEYS: day, month, held. ARGV: now ms. Returns {day, month, held}.
-const std::string kSpendScript = std::string(kLiveHeldLua) + R"lua(
-local day, month = spent_of(KEYS[1]), spent_of(KEYS[2])
-if not day or not month then return redis.error_reply('spend key holds something not a number') end
-return {day, month, live_held(KEYS[3], tonumber(ARGV[1]), false)}
-)lua";
-
-// KEYS: bucket. ARGV: rpm, tpm (-1: none), now ms, 'take' or 'give', then for 'take': tokens
-// a request, count; for 'give': requests, tokens; last the key's ttl ms. A bucket starts full and
-// refills continuously. 'take' grants as many of `count` requests as the buckets hold and returns
-// that number, or, granting none, minus the ms until one could be; 'give' returns 0.
-constexpr const char* kBucketScript = R"lua(
-local rpm, tpm, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'requests', 'tokens', 'at')
-local r, t, at = math.max(rpm, 0), math.max(tpm, 0), now
-if v[3] then
-  r, t, at = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
-  if not (r and t and at) then return redis.error_reply('bucket holds something not a number') end
-  if now > at then
-    local minutes = (now - at) / 60000
-    if rpm >= 0 then r = math.min(rpm, r + rpm * minutes) end
-    if tpm >= 0 then t = math.min(tpm, t + tpm * minutes) end
-    at = now
-  end
-end
-local result = 0
-if ARGV[4] == 'take' then
-  local tokens, n = tonumber(ARGV[5]), tonumber(ARGV[6])
-  if rpm >= 0 then n = math.min(n, math.floor(r + 1e-9)) end
-  if tpm >= 0 and tokens >= tpm then
-    if t + 1e-9 < tpm then n = 0 else n = math.min(n, 1) end
-  elseif tpm >= 0 and tokens > 0 then
-    n = math.min(n, math.floor((t + 1e-9) / tokens))
-  end
-  if n >= 1 then
-    r, t = r - n, t - n * tokens
-    result = n
-  else
-    local wait = 0
-    if rpm >= 0 and r + 1e-9 < 1 then wait = math.max(wait, (1 - r) / rpm * 60000) end
-    local need = math.min(tokens, math.max(tpm, 0))
-    if tpm >= 0 and t + 1e-9 < need then wait = math.max(wait, (need - t) / tpm * 60000) end
-    result = -math.max(1, math.ceil(wait - 1e-6))
-  end
-else
-  if rpm >= 0 then r = math.min(rpm, r + tonumber(ARGV[5])) end
-  if tpm >= 0 then t = math.min(tpm, t + tonumber(ARGV[6])) end
-end
-redis.call('HSET', KEYS[1], 'requests', string.format('%.17g', r), 'tokens',
-           string.format('%.17g', t), 'at', string.format('%.17g', at))
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-return result
-)lua";
-
-// KEYS: canary. ARGV: expected generation ('' = any), state, step, promoted, reason, ttl ms.
-// Returns the new generation, or 0 when the expected one no longer holds.
-constexpr const char* kCanaryScript = R"lua(
-local gen = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') or 0
-if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= gen then return 0 end
-gen = gen + 1
-redis.call('HSET', KEYS[1], 'generation', gen, 'state', ARGV[2], 'step', ARGV[3],
-           'promoted', ARGV[4], 'reason', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return gen
-)lua";
-
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct Url {
-  std::string host;
-  int port = 6379;
-  int db = 0;
-  std::string user;
-  std::string password;
-};
-
-[[noreturn]] void bad_url(const std::string& why) {
-  throw std::invalid_argument("state.redis: " + why +
-                              " (expected redis://[:password@]host[:port][/db])");
-}
-
-int whole(const std::string& text, int max, const char* what) {
-  int v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < 0 || v > max) {
-    bad_url(std::string(what) + " \"" + text + "\" is not a number from 0 to " +
-            std::to_string(max));
-  }
-  return v;
-}
-
-Url parse_url(const std::string& url) {
-  if (url.rfind("rediss://", 0) == 0) {
-    bad_url("TLS (rediss://) needs hiredis 1.0 with SSL support; this build's hiredis has none");
-  }
-  const std::string scheme = "redis://";
-  if (url.rfind(scheme, 0) != 0) bad_url("\"" + url.substr(0, 40) + "\" is not a redis:// URL");
-  std::string rest = url.substr(scheme.size());
-  Url u;
-  if (auto at = rest.rfind('@'); at != std::string::npos) {
-    std::string userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    auto colon = userinfo.find(':');
-    if (colon == std::string::npos) bad_url("the password must follow a ':'");
-    u.user = userinfo.substr(0, colon);
-    u.password = userinfo.substr(colon + 1);
-  }
-  std::string hostport = rest;
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    hostport = rest.substr(0, slash);
-    const std::string db = rest.substr(slash + 1);
-    if (!db.empty()) u.db = whole(db, 1 << 20, "database");
-  }
-  if (!hostport.empty() && hostport[0] == '[') {  // [::1]:6379
-    auto close = hostport.find(']');
-    if (close == std::string::npos) bad_url("an IPv6 host needs its closing ']'");
-    u.host = hostport.substr(1, close - 1);
-    std::string after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') bad_url("unexpected text after the host");
-      u.port = whole(after.substr(1), 65535, "port");
-    }
-  } else {
-    auto colon = hostport.find(':');
-    u.host = hostport.substr(0, colon);
-    if (colon != std::string::npos) u.port = whole(hostport.substr(colon + 1), 65535, "port");
-  }
-  if (u.host.empty()) bad_url("the host is missing");
-  return u;
-}
 
 std::string field_value(std::int64_t ms) { return std::to_string(ms); }
 
