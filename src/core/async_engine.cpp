@@ -208,19 +208,7 @@ void AsyncEngine::run() {
       cancels.swap(cancel_requests_);
       stopping = stopping_;
     }
-    if (stopping) {
-      TimePoint now = core_.clock().now();
-      std::vector<std::uint64_t> ids;
-      for (const auto& [id, call] : calls_) ids.push_back(id);
-      for (std::uint64_t id : ids) {
-        calls_.at(id).machine->cancel(now, "the client is shutting down");
-        drive(id);  // abandons its exchanges and completes it
-      }
-      for (Submission& s : incoming) {
-        deliver(s.done, Error(ErrorKind::Cancelled, "the client is shutting down"));
-      }
-      return;
-    }
+    if (stopping) return cancel_all(incoming);
     for (Submission& s : incoming) admit(s);
     for (std::uint64_t id : cancels) {
       auto it = calls_.find(id);
@@ -229,16 +217,7 @@ void AsyncEngine::run() {
       drive(id);  // abandons its exchanges and completes it
     }
     TimePoint now = core_.clock().now();
-    // Each call has at most one entry (arm and complete erase the one it replaces), so the map
-    // holds no stale entries, however often a stream re-arms its idle watchdog.
-    while (!timers_.empty() && timers_.begin()->first <= now) {
-      const std::uint64_t id = timers_.begin()->second;
-      timer_nodes_.erase(timers_, timers_.begin());
-      auto it = calls_.find(id);
-      if (it == calls_.end()) continue;
-      it->second.timer = TimePoint::max();
-      drive(id);
-    }
+    fire_timers(now);
     start_due_probes(now);
     TimePoint until = timers_.empty() ? TimePoint::max() : timers_.begin()->first;
     until = std::min(until, next_probe_due());
@@ -249,33 +228,65 @@ void AsyncEngine::run() {
       if (!incoming_.empty() || !cancel_requests_.empty() || stopping_) until = now;
     }
     session_->wait(until, events);
-    now = core_.clock().now();
-    for (StreamData& d : events.data) {
-      auto ex = exchanges_.find(d.id);
-      if (ex == exchanges_.end()) continue;
-      std::uint64_t call_id = ex->second;
-      auto it = calls_.find(call_id);
-      if (it == calls_.end()) continue;
-      it->second.machine->on_data(now, std::move(d));
-      drive(call_id);
-    }
-    for (HttpResult& r : events.completed) {
-      if (auto probe = probe_exchanges_.find(r.id); probe != probe_exchanges_.end()) {
-        std::size_t index = probe->second;
-        probe_exchanges_.erase(probe);
-        finish_probe(now, index, r);
-        continue;
-      }
-      auto ex = exchanges_.find(r.id);
-      if (ex == exchanges_.end()) continue;
-      std::uint64_t call_id = ex->second;
-      exchange_nodes_.erase(exchanges_, ex);
-      auto it = calls_.find(call_id);
-      if (it == calls_.end()) continue;
-      it->second.machine->on_result(now, std::move(r));
-      drive(call_id);
-    }
+    hand_over(core_.clock().now(), events);
     events.clear();
+  }
+}
+
+// Shutting down: every call in flight or waiting to be admitted ends as cancelled.
+void AsyncEngine::cancel_all(std::vector<Submission>& incoming) {
+  TimePoint now = core_.clock().now();
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, call] : calls_) ids.push_back(id);
+  for (std::uint64_t id : ids) {
+    calls_.at(id).machine->cancel(now, "the client is shutting down");
+    drive(id);  // abandons its exchanges and completes it
+  }
+  for (Submission& s : incoming) {
+    deliver(s.done, Error(ErrorKind::Cancelled, "the client is shutting down"));
+  }
+}
+
+// The calls whose timer is due at `now`. Each call has at most one entry (arm and complete
+// erase the one it replaces), so the map holds no stale entries, however often a stream
+// re-arms its idle watchdog.
+void AsyncEngine::fire_timers(TimePoint now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    const std::uint64_t id = timers_.begin()->second;
+    timer_nodes_.erase(timers_, timers_.begin());
+    auto it = calls_.find(id);
+    if (it == calls_.end()) continue;
+    it->second.timer = TimePoint::max();
+    drive(id);
+  }
+}
+
+// What a wait brought, to the calls and probes it belongs to.
+void AsyncEngine::hand_over(TimePoint now, TransportEvents& events) {
+  for (StreamData& d : events.data) {
+    auto ex = exchanges_.find(d.id);
+    if (ex == exchanges_.end()) continue;
+    std::uint64_t call_id = ex->second;
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) continue;
+    it->second.machine->on_data(now, std::move(d));
+    drive(call_id);
+  }
+  for (HttpResult& r : events.completed) {
+    if (auto probe = probe_exchanges_.find(r.id); probe != probe_exchanges_.end()) {
+      std::size_t index = probe->second;
+      probe_exchanges_.erase(probe);
+      finish_probe(now, index, r);
+      continue;
+    }
+    auto ex = exchanges_.find(r.id);
+    if (ex == exchanges_.end()) continue;
+    std::uint64_t call_id = ex->second;
+    exchange_nodes_.erase(exchanges_, ex);
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) continue;
+    it->second.machine->on_result(now, std::move(r));
+    drive(call_id);
   }
 }
 

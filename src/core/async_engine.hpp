@@ -93,6 +93,9 @@ class AsyncEngine {
   TimePoint after_interval(TimePoint from);
 
   void run();
+  void cancel_all(std::vector<Submission>& incoming);
+  void fire_timers(TimePoint now);
+  void hand_over(TimePoint now, TransportEvents& events);
   void admit(Submission& submission);  // takes what it needs out of `submission`
   void drive(std::uint64_t call_id);
   void arm(Call& call, TimePoint until);

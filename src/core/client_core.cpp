@@ -35,80 +35,16 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   started_ = o.clock->now();
   endpoints_ = std::move(resolved.endpoints);
   plan_ = std::move(resolved.plan);
-  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
-    TierState t;
-    t.first = tiers_.empty() ? 0 : tiers_.back().first + tiers_.back().count;
-    t.count = o.priority[ti].routes.size();
-    t.hook_name = "the balancer of priority[" + std::to_string(ti) + "]";
-    for (const Route& r : o.priority[ti].routes) t.weights.push_back(r.weight);
-    t.balancer = o.priority[ti].balancer ? o.priority[ti].balancer
-                                         : std::shared_ptr<Balancer>(make_balancer(
-                                               o.priority[ti].balance, o.priority[ti].routes));
-    tiers_.push_back(std::move(t));
-  }
+  add_tiers();
   canary_plan_ = resolved.canary_plan;
   shadow_plan_ = resolved.shadow_plan;
   if (canary_plan_) canary_ = std::make_unique<CanaryController>(o.canary, started_);
   if (shadow_plan_) {
     shadow_ = std::make_unique<ShadowAnalyzer>(o.shadow.thresholds, o.shadow.worst_pairs);
   }
-  for (auto& [ref, endpoint] : resolved.routes) {
-    auto state = std::make_unique<RouteState>();
-    state->ref = ref;
-    state->endpoint = endpoint;
-    wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
-    const ResolvedEndpoint& e = endpoints_[endpoint];
-    wire::RouteUrls urls = e.api->urls(e.base, e.query, ref.model);
-    state->url = std::move(urls.whole);
-    state->stream_url = std::move(urls.stream);
-    state->hook_name = "the circuit breaker of " + ref.endpoint + "/" + ref.model;
-    state->breaker = o.circuit_breaker(state->ref);
-    if (auto price = o.prices.find(ref.model); price != o.prices.end())
-      state->price = &price->second;
-    if (!state->breaker) {
-      throw ConfigError("circuit_breaker factory returned null for " + ref.endpoint + "/" +
-                        ref.model);
-    }
-    routes_.push_back(std::move(state));
-  }
-  if (o.state.store) {
-    StateSync::Parts shared;
-    shared.routes = &routes_;
-    shared.spend = spend_.get();
-    shared.limiters = &limiters_;
-    for (const Endpoint& e : o.endpoints) shared.endpoints.push_back(e.name);
-    if (canary_) {
-      shared.canary = canary_.get();
-      shared.canary_candidate = o.canary.candidate->endpoint + "/" + o.canary.candidate->model;
-    }
-    if (const auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
-      shared.breaker = factory->options;
-    }
-    sync_ = std::make_unique<StateSync>(o.state, std::move(shared), *o.clock, o.logger.get());
-    for (std::size_t i = 0; i < routes_.size(); ++i) {
-      routes_[i]->sync = sync_.get();
-      routes_[i]->index = i;
-    }
-    sync_->start();  // reads the fleet's state before the first call
-  }
-  CallEnv::Parts parts;
-  parts.options = &options_;
-  parts.endpoints = &endpoints_;
-  parts.routes = &routes_;
-  parts.plan = &plan_;
-  parts.tiers = &tiers_;
-  parts.limiters = &limiters_;
-  parts.budget = budget_.get();
-  parts.spend = spend_.get();
-  parts.stats = &stats_;
-  parts.exchange_ids = &next_exchange_;
-  parts.canary = canary_.get();
-  parts.canary_plan = canary_plan_;
-  parts.shadow = shadow_.get();
-  parts.shadow_plan = shadow_plan_;
-  parts.translating = std::any_of(endpoints_.begin(), endpoints_.end(),
-                                  [](const ResolvedEndpoint& e) { return e.api->translates(); });
-  call_env_ = std::make_unique<CallEnv>(parts);
+  add_routes(resolved.routes);
+  if (o.state.store) start_sync();
+  make_call_env();
 }
 
 ClientCore::~ClientCore() { shutdown(); }
@@ -251,6 +187,91 @@ void ClientCore::after_call(CallMachine& machine, const Result<ChatResponse>& re
   if (std::optional<ChatRequest> request = machine.take_shadow()) {
     mirror(std::move(*request), result, machine.elapsed());
   }
+}
+
+// Each tier's balancer, weights and place among the plan's entries.
+void ClientCore::add_tiers() {
+  const ClientOptions& o = options_;
+  for (std::size_t ti = 0; ti < o.priority.size(); ++ti) {
+    TierState t;
+    t.first = tiers_.empty() ? 0 : tiers_.back().first + tiers_.back().count;
+    t.count = o.priority[ti].routes.size();
+    t.hook_name = "the balancer of priority[" + std::to_string(ti) + "]";
+    for (const Route& r : o.priority[ti].routes) t.weights.push_back(r.weight);
+    t.balancer = o.priority[ti].balancer ? o.priority[ti].balancer
+                                         : std::shared_ptr<Balancer>(make_balancer(
+                                               o.priority[ti].balance, o.priority[ti].routes));
+    tiers_.push_back(std::move(t));
+  }
+}
+
+// Each distinct route's state: its URLs, breaker and price.
+void ClientCore::add_routes(const std::vector<std::pair<RouteRef, std::size_t>>& routes) {
+  const ClientOptions& o = options_;
+  for (auto& [ref, endpoint] : routes) {
+    auto state = std::make_unique<RouteState>();
+    state->ref = ref;
+    state->endpoint = endpoint;
+    wire::append_json(nlohmann::json(ref.model), state->model_json);  // checked valid above
+    const ResolvedEndpoint& e = endpoints_[endpoint];
+    wire::RouteUrls urls = e.api->urls(e.base, e.query, ref.model);
+    state->url = std::move(urls.whole);
+    state->stream_url = std::move(urls.stream);
+    state->hook_name = "the circuit breaker of " + ref.endpoint + "/" + ref.model;
+    state->breaker = o.circuit_breaker(state->ref);
+    if (auto price = o.prices.find(ref.model); price != o.prices.end())
+      state->price = &price->second;
+    if (!state->breaker) {
+      throw ConfigError("circuit_breaker factory returned null for " + ref.endpoint + "/" +
+                        ref.model);
+    }
+    routes_.push_back(std::move(state));
+  }
+}
+
+// The fleet's shared state, read before the first call.
+void ClientCore::start_sync() {
+  const ClientOptions& o = options_;
+  StateSync::Parts shared;
+  shared.routes = &routes_;
+  shared.spend = spend_.get();
+  shared.limiters = &limiters_;
+  for (const Endpoint& e : o.endpoints) shared.endpoints.push_back(e.name);
+  if (canary_) {
+    shared.canary = canary_.get();
+    shared.canary_candidate = o.canary.candidate->endpoint + "/" + o.canary.candidate->model;
+  }
+  if (const auto* factory = o.circuit_breaker.target<DefaultCircuitBreakerFactory>()) {
+    shared.breaker = factory->options;
+  }
+  sync_ = std::make_unique<StateSync>(o.state, std::move(shared), *o.clock, o.logger.get());
+  for (std::size_t i = 0; i < routes_.size(); ++i) {
+    routes_[i]->sync = sync_.get();
+    routes_[i]->index = i;
+  }
+  sync_->start();  // reads the fleet's state before the first call
+}
+
+// What one call needs of the client (see CallEnv).
+void ClientCore::make_call_env() {
+  CallEnv::Parts parts;
+  parts.options = &options_;
+  parts.endpoints = &endpoints_;
+  parts.routes = &routes_;
+  parts.plan = &plan_;
+  parts.tiers = &tiers_;
+  parts.limiters = &limiters_;
+  parts.budget = budget_.get();
+  parts.spend = spend_.get();
+  parts.stats = &stats_;
+  parts.exchange_ids = &next_exchange_;
+  parts.canary = canary_.get();
+  parts.canary_plan = canary_plan_;
+  parts.shadow = shadow_.get();
+  parts.shadow_plan = shadow_plan_;
+  parts.translating = std::any_of(endpoints_.begin(), endpoints_.end(),
+                                  [](const ResolvedEndpoint& e) { return e.api->translates(); });
+  call_env_ = std::make_unique<CallEnv>(parts);
 }
 
 }  // namespace failover::detail

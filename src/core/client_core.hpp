@@ -102,6 +102,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void shutdown();
 
  private:
+  // The constructor's steps, in order.
+  void add_tiers();
+  void add_routes(const std::vector<std::pair<RouteRef, std::size_t>>& routes);
+  void start_sync();
+  void make_call_env();
+
   ClientOptions options_;
   std::vector<ResolvedEndpoint> endpoints_;
   std::vector<std::unique_ptr<RouteState>> routes_;

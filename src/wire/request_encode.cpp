@@ -238,9 +238,8 @@ void one_of(const std::string& value, std::initializer_list<std::string_view> al
   throw Invalid{std::string(field) + " must be one of " + list};
 }
 
-// The newer members of CreateChatCompletionRequest: reasoning, output shaping, storage,
-// caching and safety.
-void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
+// Reasoning and token detail: reasoning_effort, verbosity, logprobs and logit_bias.
+void write_reasoning(RequestWriter& w, const ChatRequest& r) {
   if (!r.reasoning_effort.empty()) {
     one_of(r.reasoning_effort, {"none", "minimal", "low", "medium", "high", "xhigh", "max"},
            "reasoning_effort");
@@ -273,6 +272,10 @@ void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
     }
     bw.close('}');
   }
+}
+
+// The account's fields: service_tier, store, metadata, and a predicted output.
+void write_account_fields(RequestWriter& w, const ChatRequest& r) {
   if (!r.service_tier.empty()) {
     one_of(r.service_tier, {"auto", "default", "flex", "scale", "priority", "fast"},
            "service_tier");
@@ -300,6 +303,11 @@ void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
     pw.pair("content", *r.prediction, "prediction");
     pw.close('}');
   }
+}
+
+// The output's form and the request's tools of OpenAI's own: modalities, audio, web search, the
+// prompt cache key and the safety identifier.
+void write_output_fields(RequestWriter& w, const ChatRequest& r) {
   if (!r.modalities.empty()) {
     RequestWriter& mw = w.member("modalities");
     mw.open('[');
@@ -339,6 +347,125 @@ void write_reasoning_and_output(RequestWriter& w, const ChatRequest& r) {
 
 }  // namespace
 
+namespace {
+
+// `tools`, `tool_choice` and `parallel_tool_calls`.
+void write_tools(RequestWriter& w, const ChatRequest& r) {
+  if (!r.tools.empty()) {
+    RequestWriter& tw = w.member("tools");
+    tw.open('[');
+    for (std::size_t i = 0; i < r.tools.size(); ++i) {
+      const Tool& t = r.tools[i];
+      std::string f = at("tools", i);
+      if (!valid_function_name(t.name)) {
+        throw Invalid{f + ".name must be 1-64 characters of a-z, A-Z, 0-9, _ and -"};
+      }
+      tw.open('{');
+      tw.pair("type", "function", f);
+      tw.literal("\"function\":{");
+      tw.pair("name", t.name, f);
+      if (!t.description.empty()) tw.pair("description", t.description, f);
+      if (!t.parameters_json.empty()) {
+        json parameters = parse_object_field(t.parameters_json, f + ".parameters_json");
+        tw.literal("\"parameters\":");
+        tw.value(parameters, f + ".parameters_json");
+      }
+      if (t.strict) tw.literal(*t.strict ? "\"strict\":true" : "\"strict\":false");
+      tw.close('}');
+      tw.close('}');
+    }
+    tw.close(']');
+  }
+  if (r.tool_choice) {
+    const ToolChoice& c = *r.tool_choice;
+    if (c.function.empty() && c.mode != "none" && c.mode != "auto" && c.mode != "required") {
+      throw Invalid{"tool_choice must be none, auto, required or a function name"};
+    }
+    RequestWriter& cw = w.member("tool_choice");
+    if (!c.function.empty()) {
+      cw.open('{');
+      cw.pair("type", "function", "tool_choice");
+      cw.literal("\"function\":{");
+      cw.pair("name", c.function, "tool_choice", "function");
+      cw.close('}');
+      cw.close('}');
+    } else {
+      cw.string(c.mode, "tool_choice");
+    }
+  }
+  if (r.parallel_tool_calls) w.member("parallel_tool_calls").boolean(*r.parallel_tool_calls);
+}
+
+// `response_format`: text, json_object or json_schema.
+void write_response_format(RequestWriter& w, const ResponseFormat& f) {
+  if (f.type == "text" || f.type == "json_object") {
+    RequestWriter& fw = w.member("response_format");
+    fw.open('{');
+    fw.pair("type", f.type, "response_format");
+    fw.close('}');
+  } else if (f.type == "json_schema") {
+    if (f.schema_name.empty()) throw Invalid{"response_format.schema_name is empty"};
+    std::optional<json> schema;
+    if (!f.schema_json.empty()) {
+      schema = parse_object_field(f.schema_json, "response_format.schema_json");
+    }
+    RequestWriter& fw = w.member("response_format");
+    fw.open('{');
+    fw.pair("type", "json_schema", "response_format");
+    fw.literal("\"json_schema\":{");
+    fw.pair("name", f.schema_name, "response_format", "schema_name");
+    if (!f.schema_description.empty()) {
+      fw.pair("description", f.schema_description, "response_format", "schema_description");
+    }
+    if (schema) {
+      fw.literal("\"schema\":");
+      fw.value(*schema, "response_format.schema_json");
+    }
+    if (f.strict) fw.literal(*f.strict ? "\"strict\":true" : "\"strict\":false");
+    fw.close('}');
+    fw.close('}');
+  } else {
+    throw Invalid{"response_format.type must be text, json_object or json_schema"};
+  }
+}
+
+// Sampling and length: temperature, top_p, the penalties, the output caps, stop, seed, n, user.
+void write_sampling(RequestWriter& w, const ChatRequest& r) {
+  check_range(r.temperature, 0.0, 2.0, "temperature");
+  check_range(r.top_p, 0.0, 1.0, "top_p");
+  check_range(r.presence_penalty, -2.0, 2.0, "presence_penalty");
+  check_range(r.frequency_penalty, -2.0, 2.0, "frequency_penalty");
+  if (r.temperature) w.member("temperature").number(*r.temperature);
+  if (r.top_p) w.member("top_p").number(*r.top_p);
+  if (r.presence_penalty) w.member("presence_penalty").number(*r.presence_penalty);
+  if (r.frequency_penalty) w.member("frequency_penalty").number(*r.frequency_penalty);
+  if (r.max_tokens) {
+    if (*r.max_tokens < 1) throw Invalid{"max_tokens must be at least 1"};
+    w.member("max_tokens").integer(*r.max_tokens);
+  }
+  if (r.max_completion_tokens) {
+    if (*r.max_completion_tokens < 1) throw Invalid{"max_completion_tokens must be at least 1"};
+    w.member("max_completion_tokens").integer(*r.max_completion_tokens);
+  }
+  if (!r.stop.empty()) {
+    if (r.stop.size() > 4) {
+      throw Invalid{"stop has " + std::to_string(r.stop.size()) + " entries; at most 4"};
+    }
+    RequestWriter& sw = w.member("stop");
+    sw.open('[');
+    for (std::size_t i = 0; i < r.stop.size(); ++i) sw.string(r.stop[i], at("stop", i));
+    sw.close(']');
+  }
+  if (r.seed) w.member("seed").integer(*r.seed);
+  if (r.n) {
+    if (*r.n < 1 || *r.n > 128) throw Invalid{"n must be from 1 to 128"};
+    w.member("n").integer(*r.n);
+  }
+  if (!r.user.empty()) w.member("user").string(r.user, "user");
+}
+
+}  // namespace
+
 std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std::string& text,
                                           StreamForm* form) {
   std::string out;
@@ -361,113 +488,12 @@ std::optional<std::string> encode_request(const ChatRequest& r, bool stream, std
       write_message(mw, r.messages[i], at("messages", i));
     }
     mw.close(']');
-    if (!r.tools.empty()) {
-      RequestWriter& tw = w.member("tools");
-      tw.open('[');
-      for (std::size_t i = 0; i < r.tools.size(); ++i) {
-        const Tool& t = r.tools[i];
-        std::string f = at("tools", i);
-        if (!valid_function_name(t.name)) {
-          throw Invalid{f + ".name must be 1-64 characters of a-z, A-Z, 0-9, _ and -"};
-        }
-        tw.open('{');
-        tw.pair("type", "function", f);
-        tw.literal("\"function\":{");
-        tw.pair("name", t.name, f);
-        if (!t.description.empty()) tw.pair("description", t.description, f);
-        if (!t.parameters_json.empty()) {
-          json parameters = parse_object_field(t.parameters_json, f + ".parameters_json");
-          tw.literal("\"parameters\":");
-          tw.value(parameters, f + ".parameters_json");
-        }
-        if (t.strict) tw.literal(*t.strict ? "\"strict\":true" : "\"strict\":false");
-        tw.close('}');
-        tw.close('}');
-      }
-      tw.close(']');
-    }
-    if (r.tool_choice) {
-      const ToolChoice& c = *r.tool_choice;
-      if (c.function.empty() && c.mode != "none" && c.mode != "auto" && c.mode != "required") {
-        throw Invalid{"tool_choice must be none, auto, required or a function name"};
-      }
-      RequestWriter& cw = w.member("tool_choice");
-      if (!c.function.empty()) {
-        cw.open('{');
-        cw.pair("type", "function", "tool_choice");
-        cw.literal("\"function\":{");
-        cw.pair("name", c.function, "tool_choice", "function");
-        cw.close('}');
-        cw.close('}');
-      } else {
-        cw.string(c.mode, "tool_choice");
-      }
-    }
-    if (r.parallel_tool_calls) w.member("parallel_tool_calls").boolean(*r.parallel_tool_calls);
-    if (r.response_format) {
-      const ResponseFormat& f = *r.response_format;
-      if (f.type == "text" || f.type == "json_object") {
-        RequestWriter& fw = w.member("response_format");
-        fw.open('{');
-        fw.pair("type", f.type, "response_format");
-        fw.close('}');
-      } else if (f.type == "json_schema") {
-        if (f.schema_name.empty()) throw Invalid{"response_format.schema_name is empty"};
-        std::optional<json> schema;
-        if (!f.schema_json.empty()) {
-          schema = parse_object_field(f.schema_json, "response_format.schema_json");
-        }
-        RequestWriter& fw = w.member("response_format");
-        fw.open('{');
-        fw.pair("type", "json_schema", "response_format");
-        fw.literal("\"json_schema\":{");
-        fw.pair("name", f.schema_name, "response_format", "schema_name");
-        if (!f.schema_description.empty()) {
-          fw.pair("description", f.schema_description, "response_format", "schema_description");
-        }
-        if (schema) {
-          fw.literal("\"schema\":");
-          fw.value(*schema, "response_format.schema_json");
-        }
-        if (f.strict) fw.literal(*f.strict ? "\"strict\":true" : "\"strict\":false");
-        fw.close('}');
-        fw.close('}');
-      } else {
-        throw Invalid{"response_format.type must be text, json_object or json_schema"};
-      }
-    }
-    check_range(r.temperature, 0.0, 2.0, "temperature");
-    check_range(r.top_p, 0.0, 1.0, "top_p");
-    check_range(r.presence_penalty, -2.0, 2.0, "presence_penalty");
-    check_range(r.frequency_penalty, -2.0, 2.0, "frequency_penalty");
-    if (r.temperature) w.member("temperature").number(*r.temperature);
-    if (r.top_p) w.member("top_p").number(*r.top_p);
-    if (r.presence_penalty) w.member("presence_penalty").number(*r.presence_penalty);
-    if (r.frequency_penalty) w.member("frequency_penalty").number(*r.frequency_penalty);
-    if (r.max_tokens) {
-      if (*r.max_tokens < 1) throw Invalid{"max_tokens must be at least 1"};
-      w.member("max_tokens").integer(*r.max_tokens);
-    }
-    if (r.max_completion_tokens) {
-      if (*r.max_completion_tokens < 1) throw Invalid{"max_completion_tokens must be at least 1"};
-      w.member("max_completion_tokens").integer(*r.max_completion_tokens);
-    }
-    if (!r.stop.empty()) {
-      if (r.stop.size() > 4) {
-        throw Invalid{"stop has " + std::to_string(r.stop.size()) + " entries; at most 4"};
-      }
-      RequestWriter& sw = w.member("stop");
-      sw.open('[');
-      for (std::size_t i = 0; i < r.stop.size(); ++i) sw.string(r.stop[i], at("stop", i));
-      sw.close(']');
-    }
-    if (r.seed) w.member("seed").integer(*r.seed);
-    if (r.n) {
-      if (*r.n < 1 || *r.n > 128) throw Invalid{"n must be from 1 to 128"};
-      w.member("n").integer(*r.n);
-    }
-    if (!r.user.empty()) w.member("user").string(r.user, "user");
-    write_reasoning_and_output(w, r);
+    write_tools(w, r);
+    if (r.response_format) write_response_format(w, *r.response_format);
+    write_sampling(w, r);
+    write_reasoning(w, r);
+    write_account_fields(w, r);
+    write_output_fields(w, r);
     if (extra) {
       for (auto it = extra->begin(); it != extra->end(); ++it) {
         w.key(it.key(), "extra_json");

@@ -136,6 +136,58 @@ bool StreamAccumulator::finished(int n) const {
   return true;
 }
 
+namespace {
+
+// A message as a `chat.completion` carries it (annotations: URL citations).
+json message_json(const Message& m) {
+  json message = {{"role", m.role}};
+  message["content"] = m.content ? json(*m.content) : json(nullptr);
+  if (m.refusal) message["refusal"] = *m.refusal;
+  if (m.reasoning) message["reasoning_content"] = *m.reasoning;
+  if (!m.tool_calls.empty()) {
+    json calls = json::array();
+    for (const ToolCall& t : m.tool_calls) {
+      calls.push_back({{"id", t.id},
+                       {"type", t.type.empty() ? "function" : t.type},
+                       {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+    }
+    message["tool_calls"] = std::move(calls);
+  }
+  if (!m.annotations.empty()) {
+    json notes = json::array();
+    for (const Annotation& a : m.annotations) {
+      notes.push_back({{"type", a.type},
+                       {"url_citation",
+                        {{"url", a.url},
+                         {"title", a.title},
+                         {"start_index", a.start_index},
+                         {"end_index", a.end_index}}}});
+    }
+    message["annotations"] = std::move(notes);
+  }
+  return message;
+}
+
+// Usage as a `chat.completion` carries it, with its details.
+json usage_json(const Usage& u) {
+  json usage = {{"prompt_tokens", u.prompt_tokens},
+                {"completion_tokens", u.completion_tokens},
+                {"total_tokens", u.total_tokens},
+                {"prompt_tokens_details",
+                 {{"cached_tokens", u.cached_tokens}, {"audio_tokens", u.prompt_audio_tokens}}},
+                {"completion_tokens_details",
+                 {{"reasoning_tokens", u.reasoning_tokens},
+                  {"audio_tokens", u.completion_audio_tokens},
+                  {"accepted_prediction_tokens", u.accepted_prediction_tokens},
+                  {"rejected_prediction_tokens", u.rejected_prediction_tokens}}}};
+  if (u.cache_write_tokens > 0) {
+    usage["prompt_tokens_details"]["cache_write_tokens"] = u.cache_write_tokens;
+  }
+  return usage;
+}
+
+}  // namespace
+
 ChatResponse StreamAccumulator::build() const {
   ChatResponse r;
   r.id = id_;
@@ -164,33 +216,8 @@ ChatResponse StreamAccumulator::build() const {
     choice.message.annotations = c->annotations;
     choice.finish_reason = c->finish_reason;
 
-    json message = {{"role", choice.message.role}};
-    message["content"] = choice.message.content ? json(*choice.message.content) : json(nullptr);
-    if (choice.message.refusal) message["refusal"] = *choice.message.refusal;
-    if (choice.message.reasoning) message["reasoning_content"] = *choice.message.reasoning;
-    if (!choice.message.tool_calls.empty()) {
-      json calls = json::array();
-      for (const ToolCall& t : choice.message.tool_calls) {
-        calls.push_back({{"id", t.id},
-                         {"type", t.type.empty() ? "function" : t.type},
-                         {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
-      }
-      message["tool_calls"] = std::move(calls);
-    }
-    if (!c->annotations.empty()) {
-      json notes = json::array();
-      for (const Annotation& a : c->annotations) {
-        notes.push_back({{"type", a.type},
-                         {"url_citation",
-                          {{"url", a.url},
-                           {"title", a.title},
-                           {"start_index", a.start_index},
-                           {"end_index", a.end_index}}}});
-      }
-      message["annotations"] = std::move(notes);
-    }
     json entry = {{"index", choice.index},
-                  {"message", std::move(message)},
+                  {"message", message_json(choice.message)},
                   {"finish_reason",
                    choice.finish_reason.empty() ? json(nullptr) : json(choice.finish_reason)}};
     if (c->logprobs_content.is_array() || c->logprobs_refusal.is_array()) {
@@ -209,22 +236,7 @@ ChatResponse StreamAccumulator::build() const {
   if (!r.system_fingerprint.empty()) doc["system_fingerprint"] = r.system_fingerprint;
   r.service_tier = service_tier_;
   if (!r.service_tier.empty()) doc["service_tier"] = r.service_tier;
-  if (usage_) {
-    doc["usage"] = {
-        {"prompt_tokens", usage_->prompt_tokens},
-        {"completion_tokens", usage_->completion_tokens},
-        {"total_tokens", usage_->total_tokens},
-        {"prompt_tokens_details",
-         {{"cached_tokens", usage_->cached_tokens}, {"audio_tokens", usage_->prompt_audio_tokens}}},
-        {"completion_tokens_details",
-         {{"reasoning_tokens", usage_->reasoning_tokens},
-          {"audio_tokens", usage_->completion_audio_tokens},
-          {"accepted_prediction_tokens", usage_->accepted_prediction_tokens},
-          {"rejected_prediction_tokens", usage_->rejected_prediction_tokens}}}};
-  }
-  if (usage_ && usage_->cache_write_tokens > 0) {
-    doc["usage"]["prompt_tokens_details"]["cache_write_tokens"] = usage_->cache_write_tokens;
-  }
+  if (usage_) doc["usage"] = usage_json(*usage_);
   if (unknown_.is_object()) {
     for (auto it = unknown_.begin(); it != unknown_.end(); ++it) doc[it.key()] = it.value();
   }
