@@ -49,8 +49,13 @@ json anthropic_part(const ContentPart& p, const std::string& field) {
   return std::move(*raw);
 }
 
-json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped) {
-  json body = json::object();
+// The conversation as Anthropic's messages, with system and developer messages as `system`
+// and tool results in user turns.
+struct AnthropicTurns {
+  Turns messages{"content"};  // taken where the body gets them (an empty one is refused there)
+  json system = json::array();
+};
+AnthropicTurns anthropic_turns(const ChatRequest& r) {
   json system = json::array();
   Turns messages("content");
   for (std::size_t i = 0; i < r.messages.size(); ++i) {
@@ -80,33 +85,11 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
     }
     messages.push(m.role == "assistant" ? "assistant" : "user", std::move(blocks));
   }
+  return AnthropicTurns{std::move(messages), std::move(system)};
+}
 
-  const std::int64_t budget = dropped("reasoning_effort") ? 0 : thinking_budget(r.reasoning_effort);
-  const std::optional<std::int64_t> cap = output_cap(r, dropped);
-  if (budget > 0 && cap && *cap <= budget) {
-    untranslatable("max_tokens " + std::to_string(*cap) + " is not above the thinking budget " +
-                   std::to_string(budget) + " of reasoning_effort \"" + r.reasoning_effort + "\"");
-  }
-  body["max_tokens"] = cap ? *cap : kAnthropicDefaultMaxTokens + budget;
-  body["messages"] = messages.take();
-  if (!system.empty()) body["system"] = std::move(system);
-  if (stream) body["stream"] = true;
-  if (budget > 0) body["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
-
-  if (r.temperature && !dropped("temperature")) {
-    if (*r.temperature > 1) {
-      untranslatable("temperature " + json(*r.temperature).dump() +
-                     " is above anthropic's maximum of 1");
-    }
-    body["temperature"] = *r.temperature;
-  }
-  if (r.top_p && !dropped("top_p")) body["top_p"] = *r.top_p;
-  if (!r.stop.empty() && !dropped("stop")) body["stop_sequences"] = r.stop;
-  if (!r.user.empty() && !dropped("user")) body["metadata"] = {{"user_id", r.user}};
-  if (r.response_format && r.response_format->type != "text" && !dropped("response_format")) {
-    untranslatable("response_format " + r.response_format->type +
-                   " is set (anthropic has no equivalent)");
-  }
+// `tools` with their input schemas, and `tool_choice` (parallel calls off when asked).
+void anthropic_tools(const ChatRequest& r, const Dropped& dropped, json& body) {
   if (!r.tools.empty() && !dropped("tools")) {
     json tools = json::array();
     for (const Tool& t : r.tools) {
@@ -133,6 +116,39 @@ json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped)
     if (choice["type"] != "none") choice["disable_parallel_tool_use"] = true;
   }
   if (!choice.is_null()) body["tool_choice"] = std::move(choice);
+}
+
+json encode_anthropic(const ChatRequest& r, bool stream, const Dropped& dropped) {
+  json body = json::object();
+  AnthropicTurns turns = anthropic_turns(r);
+
+  const std::int64_t budget = dropped("reasoning_effort") ? 0 : thinking_budget(r.reasoning_effort);
+  const std::optional<std::int64_t> cap = output_cap(r, dropped);
+  if (budget > 0 && cap && *cap <= budget) {
+    untranslatable("max_tokens " + std::to_string(*cap) + " is not above the thinking budget " +
+                   std::to_string(budget) + " of reasoning_effort \"" + r.reasoning_effort + "\"");
+  }
+  body["max_tokens"] = cap ? *cap : kAnthropicDefaultMaxTokens + budget;
+  body["messages"] = turns.messages.take();
+  if (!turns.system.empty()) body["system"] = std::move(turns.system);
+  if (stream) body["stream"] = true;
+  if (budget > 0) body["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
+
+  if (r.temperature && !dropped("temperature")) {
+    if (*r.temperature > 1) {
+      untranslatable("temperature " + json(*r.temperature).dump() +
+                     " is above anthropic's maximum of 1");
+    }
+    body["temperature"] = *r.temperature;
+  }
+  if (r.top_p && !dropped("top_p")) body["top_p"] = *r.top_p;
+  if (!r.stop.empty() && !dropped("stop")) body["stop_sequences"] = r.stop;
+  if (!r.user.empty() && !dropped("user")) body["metadata"] = {{"user_id", r.user}};
+  if (r.response_format && r.response_format->type != "text" && !dropped("response_format")) {
+    untranslatable("response_format " + r.response_format->type +
+                   " is set (anthropic has no equivalent)");
+  }
+  anthropic_tools(r, dropped, body);
   refuse_unsupported(r, dropped, "anthropic", /*sampling_extras=*/false);
   return body;
 }
@@ -203,12 +219,6 @@ std::optional<DecodeFailure> NativeStream::anthropic(const json& doc, ChatChunk&
   }
   const json* index = member(doc, "index");
   const int at = index && index->is_number_integer() ? index->get<int>() : -1;
-  auto block = [&]() -> Block* {
-    for (Block& b : blocks_) {
-      if (b.index == at) return &b;
-    }
-    return nullptr;
-  };
   ChoiceDelta d;
   if (type == "message_start") {
     const json* message = member(doc, "message");
@@ -219,49 +229,13 @@ std::optional<DecodeFailure> NativeStream::anthropic(const json& doc, ChatChunk&
     out.model = text_of(*message, "model");
     if (const json* u = member(*message, "usage")) anthropic_usage(*u, usage_);
     d.role = "assistant";
-  } else if (type == "content_block_start") {
-    const json* content = member(doc, "content_block");
-    if (at < 0 || !content) return DecodeFailure{"content_block_start without a block", {}};
-    Block b;
-    b.index = at;
-    const std::string kind = text_of(*content, "type");
-    if (kind == "tool_use") {
-      b.tool = tools_++;
-      ToolCallDelta t;
-      t.index = b.tool;
-      t.id = text_of(*content, "id");
-      t.type = "function";
-      t.name = text_of(*content, "name");
-      d.tool_calls.push_back(std::move(t));
-    } else if (kind == "text") {
-      d.content = text_of(*content, "text");
-    } else if (kind == "thinking") {
-      d.reasoning = text_of(*content, "thinking");
-    }
-    blocks_.push_back(b);
-    if (d.tool_calls.empty() && d.content.empty() && d.reasoning.empty()) return std::nullopt;
-  } else if (type == "content_block_delta") {
-    const json* delta = member(doc, "delta");
-    if (!delta) return DecodeFailure{"content_block_delta without a delta", {}};
-    const std::string kind = text_of(*delta, "type");
-    Block* b = block();  // text needs no start; a tool call's fragment needs its call
-    if (kind == "text_delta") {
-      d.content = text_of(*delta, "text");
-    } else if (kind == "thinking_delta") {
-      d.reasoning = text_of(*delta, "thinking");
-    } else if (kind == "input_json_delta" && !b) {
-      return DecodeFailure{"input_json_delta of no started tool_use block", {}};
-    } else if (kind == "input_json_delta" && b->tool >= 0) {
-      ToolCallDelta t;
-      t.index = b->tool;
-      t.arguments = text_of(*delta, "partial_json");
-      b->arguments = b->arguments || !t.arguments.empty();
-      d.tool_calls.push_back(std::move(t));
-    } else {
-      return std::nullopt;  // signature_delta, citations_delta, ...: nothing to show
-    }
+  } else if (type == "content_block_start" || type == "content_block_delta") {
+    bool show = true;
+    auto failure = type == "content_block_start" ? block_start(doc, at, d, show)
+                                                 : block_delta(doc, at, d, show);
+    if (failure || !show) return failure;
   } else if (type == "content_block_stop") {
-    Block* b = block();
+    Block* b = block(at);
     if (!b || b->tool < 0 || b->arguments) return std::nullopt;
     ToolCallDelta t;  // a call without arguments: the empty object, as Chat Completions says
     t.index = b->tool;
@@ -280,6 +254,62 @@ std::optional<DecodeFailure> NativeStream::anthropic(const json& doc, ChatChunk&
   }
   out.choices.push_back(std::move(d));
   outcome = Outcome::Chunk;
+  return std::nullopt;
+}
+
+NativeStream::Block* NativeStream::block(int at) {
+  for (Block& b : blocks_) {
+    if (b.index == at) return &b;
+  }
+  return nullptr;
+}
+
+std::optional<DecodeFailure> NativeStream::block_start(const json& doc, int at, ChoiceDelta& d,
+                                                       bool& show) {
+  const json* content = member(doc, "content_block");
+  if (at < 0 || !content) return DecodeFailure{"content_block_start without a block", {}};
+  Block b;
+  b.index = at;
+  const std::string kind = text_of(*content, "type");
+  if (kind == "tool_use") {
+    b.tool = tools_++;
+    ToolCallDelta t;
+    t.index = b.tool;
+    t.id = text_of(*content, "id");
+    t.type = "function";
+    t.name = text_of(*content, "name");
+    d.tool_calls.push_back(std::move(t));
+  } else if (kind == "text") {
+    d.content = text_of(*content, "text");
+  } else if (kind == "thinking") {
+    d.reasoning = text_of(*content, "thinking");
+  }
+  blocks_.push_back(b);
+  show = !(d.tool_calls.empty() && d.content.empty() && d.reasoning.empty());
+  return std::nullopt;
+}
+
+std::optional<DecodeFailure> NativeStream::block_delta(const json& doc, int at, ChoiceDelta& d,
+                                                       bool& show) {
+  const json* delta = member(doc, "delta");
+  if (!delta) return DecodeFailure{"content_block_delta without a delta", {}};
+  const std::string kind = text_of(*delta, "type");
+  Block* b = block(at);  // text needs no start; a tool call's fragment needs its call
+  if (kind == "text_delta") {
+    d.content = text_of(*delta, "text");
+  } else if (kind == "thinking_delta") {
+    d.reasoning = text_of(*delta, "thinking");
+  } else if (kind == "input_json_delta" && !b) {
+    return DecodeFailure{"input_json_delta of no started tool_use block", {}};
+  } else if (kind == "input_json_delta" && b->tool >= 0) {
+    ToolCallDelta t;
+    t.index = b->tool;
+    t.arguments = text_of(*delta, "partial_json");
+    b->arguments = b->arguments || !t.arguments.empty();
+    d.tool_calls.push_back(std::move(t));
+  } else {
+    show = false;  // signature_delta, citations_delta, ...: nothing to show
+  }
   return std::nullopt;
 }
 

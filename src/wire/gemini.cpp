@@ -67,8 +67,9 @@ json gemini_part(const ContentPart& p, const std::string& field) {
   return std::move(*raw);
 }
 
-json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
-  json body = json::object();
+// The conversation: `contents` in turns, system and developer messages as
+// `systemInstruction`, tool results answered by the function's name.
+void gemini_contents(const ChatRequest& r, json& body) {
   json system = json::array();
   Turns contents("parts");
   for (std::size_t i = 0; i < r.messages.size(); ++i) {
@@ -112,7 +113,10 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
   }
   body["contents"] = contents.take();
   if (!system.empty()) body["systemInstruction"] = {{"parts", std::move(system)}};
+}
 
+// `tools` as function declarations, and `toolConfig`.
+void gemini_tools(const ChatRequest& r, const Dropped& dropped, json& body) {
   if (!r.tools.empty() && !dropped("tools")) {
     json declarations = json::array();
     for (const Tool& t : r.tools) {
@@ -135,7 +139,10 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
     }
     body["toolConfig"] = {{"functionCallingConfig", std::move(config)}};
   }
+}
 
+// `generationConfig`: sampling, the output cap and form, candidates and thinking.
+json gemini_generation(const ChatRequest& r, const Dropped& dropped) {
   json generation = json::object();
   auto put = [&](bool set, const char* name, const char* native, json value) {
     if (set && !dropped(name)) generation[native] = std::move(value);
@@ -167,6 +174,14 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
                                        ? json{{"thinkingBudget", budget}, {"includeThoughts", true}}
                                        : json{{"thinkingBudget", 0}};
   }
+  return generation;
+}
+
+json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
+  json body = json::object();
+  gemini_contents(r, body);
+  gemini_tools(r, dropped, body);
+  json generation = gemini_generation(r, dropped);
   if (!generation.empty()) body["generationConfig"] = std::move(generation);
   refuse_unsupported(r, dropped, "gemini", /*sampling_extras=*/true);
   return body;

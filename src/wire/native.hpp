@@ -72,6 +72,12 @@ class NativeStream {
  private:
   std::optional<DecodeFailure> anthropic(const nlohmann::json& doc, ChatChunk& out,
                                          Outcome& outcome);
+  // Anthropic's content_block_start and content_block_delta: `d` gets what the block brought;
+  // `show` is false when it brought nothing to show.
+  std::optional<DecodeFailure> block_start(const nlohmann::json& doc, int at, ChoiceDelta& d,
+                                           bool& show);
+  std::optional<DecodeFailure> block_delta(const nlohmann::json& doc, int at, ChoiceDelta& d,
+                                           bool& show);
 
   Dialect dialect_;
   std::string id_;
@@ -83,7 +89,8 @@ class NativeStream {
     bool arguments = false;
   };
   std::vector<Block> blocks_;
-  int tools_ = 0;  // tool calls so far (their delta indexes)
+  int tools_ = 0;        // tool calls so far (their delta indexes)
+  Block* block(int at);  // the started block of index `at`, or null
 };
 
 }  // namespace failover::wire
