@@ -31,7 +31,7 @@ ConfigError::ConfigError(const std::string& message)
 ConfigError::ConfigError(std::string path, const std::string& what)
     : std::invalid_argument(path + " " + what), path_(std::move(path)) {}
 
-namespace config_read {
+namespace detail::config_read {
 
 void fail(const std::string& path, const std::string& what) { throw ConfigError(path, what); }
 
@@ -69,13 +69,13 @@ const char* type_name(const json& v) {
   }
 }
 
-}  // namespace config_read
+}  // namespace detail::config_read
 
-using config_read::fail;
-using config_read::index_path;
-using config_read::join_path;
-using config_read::json;
-using config_read::Reader;
+using detail::config_read::fail;
+using detail::config_read::index_path;
+using detail::config_read::join_path;
+using detail::config_read::json;
+using detail::config_read::Reader;
 
 namespace {
 

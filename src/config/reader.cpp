@@ -17,7 +17,7 @@
 #include <cstring>
 #include <limits>
 
-namespace failover::config_read {
+namespace failover::detail::config_read {
 
 ClientOptions Reader::read(const json& doc) {
   if (!doc.is_object()) fail("config", "must be a JSON object");
@@ -234,4 +234,4 @@ std::optional<std::string> Reader::lookup(const std::string& name) {
   return std::nullopt;
 }
 
-}  // namespace failover::config_read
+}  // namespace failover::detail::config_read

@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-namespace failover::config_read {
+namespace failover::detail::config_read {
 
 using nlohmann::json;
 
@@ -116,4 +116,4 @@ class Reader {
   const EnvLookup& env_;
 };
 
-}  // namespace failover::config_read
+}  // namespace failover::detail::config_read

@@ -18,7 +18,7 @@
 #include <cstring>
 #include <limits>
 
-namespace failover::config_read {
+namespace failover::detail::config_read {
 
 Endpoint Reader::endpoint(const json& v, const std::string& path) {
   if (!v.is_object()) fail(path, std::string("must be an object, not ") + type_name(v));
@@ -506,4 +506,4 @@ CircuitBreakerFactory Reader::breaker(const json& v) {
   return DefaultCircuitBreaker::factory(b);
 }
 
-}  // namespace failover::config_read
+}  // namespace failover::detail::config_read

@@ -211,7 +211,7 @@ Step CallMachine::advance(TimePoint now) {
                  std::move(d));
     return step;
   }
-  if (!plan_attempt(now)) return advance(now);  // it starts, waits or ends
+  if (plan_attempt(now)) return advance(now);  // it started an attempt, or ended the call
   step.kind = Step::Kind::Wait;
   step.until = wait_until_;
   return step;

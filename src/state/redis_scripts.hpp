@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace failover::redis_scripts {
+namespace failover::detail::redis_scripts {
 
 // Raises a time field to ARGV[2] (never lowers it) and keeps the key alive ARGV[3] ms at least.
 inline constexpr const char* kRaiseScript = R"lua(
@@ -176,4 +176,4 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return gen
 )lua";
 
-}  // namespace failover::redis_scripts
+}  // namespace failover::detail::redis_scripts

@@ -35,9 +35,9 @@ namespace failover {
 
 namespace {
 
-using namespace redis_scripts;
-using redis_url::parse_url;
-using redis_url::Url;
+using namespace detail::redis_scripts;
+using detail::redis_url::parse_url;
+using detail::redis_url::Url;
 
 constexpr const char* kVersion = "v1";
 // A key lives this long after the latest time it holds.

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <stdexcept>
 
-namespace failover::redis_url {
+namespace failover::detail::redis_url {
 
 namespace {
 
@@ -64,4 +64,4 @@ Url parse_url(const std::string& url) {
   return u;
 }
 
-}  // namespace failover::redis_url
+}  // namespace failover::detail::redis_url

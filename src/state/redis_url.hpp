@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace failover::redis_url {
+namespace failover::detail::redis_url {
 
 struct Url {
   std::string host;
@@ -18,4 +18,4 @@ struct Url {
  *  this build's hiredis has no TLS). */
 Url parse_url(const std::string& url);
 
-}  // namespace failover::redis_url
+}  // namespace failover::detail::redis_url
