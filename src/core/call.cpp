@@ -252,12 +252,12 @@ bool CallMachine::plan_attempt(TimePoint now) {
     finish_exhausted(now);
     return true;
   }
-  start_flight(now, *pick, /*hedge=*/false, std::move(slot));
+  start_flight(now, *pick, std::move(slot));
   hedge_at_ = hedging_.due_after(route_of(flights_.back()), now);
   return true;
 }
 
-void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, AttemptLease&& slot) {
+void CallMachine::start_flight(TimePoint now, std::size_t c, AttemptLease&& slot) {
   RouteState& route = candidates_.route(c);
   current_ = c;
   candidates_[c].tried = true;
@@ -267,7 +267,6 @@ void CallMachine::start_flight(TimePoint now, std::size_t c, bool hedge, Attempt
   Flight f;
   f.candidate = c;
   f.route = &route;
-  f.hedge = hedge;
   f.canary = env_.canary_plan() == candidates_[c].plan;
   f.lease = std::move(pending_);
   f.lease.merge(std::move(slot));
@@ -337,7 +336,7 @@ void CallMachine::try_hedge(TimePoint now) {
   if (!pick) return;
   hedging_.started();
   env_.stats().record_hedge();
-  start_flight(now, *pick, /*hedge=*/true, std::move(slot));
+  start_flight(now, *pick, std::move(slot));
   hedge_at_ = hedging_.due_after(route_of(flights_.back()), now);
 }
 

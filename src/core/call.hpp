@@ -90,7 +90,7 @@ class CallMachine {
   void guarded(TimePoint now, Body&& body);
   std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const { return *f.route; }
-  void start_flight(TimePoint now, std::size_t candidate, bool hedge, AttemptLease&& slot);
+  void start_flight(TimePoint now, std::size_t candidate, AttemptLease&& slot);
   void start_recovery(Flight& f);
   const HttpRequest& write_request(const Flight& f);
   void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);

@@ -25,7 +25,6 @@ struct Flight {
   RouteState* route = nullptr;  // the candidate's
   TimePoint start{};
   AttemptLimits limits;
-  bool hedge = false;
   bool canary = false;        // an attempt on the canary's candidate
   bool recovery = false;      // it recovers a stream that broke after content
   bool continuation = false;  // it sends the partial answer as a prefix to continue

@@ -109,18 +109,6 @@ void refuse_unsupported(const ChatRequest& r, const Dropped& dropped, const char
 
 using namespace native;
 
-const char* to_string(Dialect dialect) {
-  switch (dialect) {
-    case Dialect::Anthropic:
-      return "anthropic";
-    case Dialect::Gemini:
-      return "gemini";
-    case Dialect::OpenAI:
-      break;
-  }
-  return "openai";
-}
-
 std::int64_t thinking_budget(std::string_view effort) {
   if (effort == "minimal" || effort == "low") return 1024;
   if (effort == "medium") return 4096;

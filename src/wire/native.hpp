@@ -20,9 +20,6 @@
 
 namespace failover::wire {
 
-/** The dialect's name as configs and messages spell it: `openai`, `anthropic`, `gemini`. */
-const char* to_string(Dialect dialect);
-
 /** The `anthropic-version` header sent unless the endpoint's headers set one. */
 inline constexpr const char* kAnthropicVersion = "2023-06-01";
 
