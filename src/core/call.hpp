@@ -7,11 +7,13 @@
 #include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
 #include "core/attempt_reader.hpp"
+#include "core/call_ending.hpp"
 #include "core/call_env.hpp"
 #include "core/call_trace.hpp"
 #include "core/candidates.hpp"
 #include "core/charges.hpp"
 #include "core/flight.hpp"
+#include "core/flights.hpp"
 #include "core/handler_feed.hpp"
 #include "core/hedging.hpp"
 #include "core/recovery.hpp"
@@ -65,9 +67,9 @@ class CallMachine {
   /** Cancels the call; its exchanges in flight come back as Abandon steps. */
   void cancel(TimePoint now, const std::string& why, int status = 0);
 
-  bool done() const { return result_.has_value(); }
+  bool done() const { return ending_.done(); }
   /** The result; only when `done()`. */
-  Result<ChatResponse> take();
+  Result<ChatResponse> take() { return ending_.take(); }
   /** The call's deadline. */
   TimePoint deadline() const { return deadline_; }
   /** Time from the start of the call to the latest event. */
@@ -85,19 +87,21 @@ class CallMachine {
   void take_result(TimePoint now, HttpResult result);
   void fire_timer(TimePoint now);
   void hook_failed(TimePoint now, const HookError& e);
+  void stop(TimePoint now, ErrorKind kind, const std::string& why, int status,
+            Settlement::Drop how);
   // Runs `body`, where a HookError ends the call (hook_failed).
   template <class Body>
   void guarded(TimePoint now, Body&& body);
-  std::vector<Flight>::iterator find_flight(std::uint64_t id);
   RouteState& route_of(const Flight& f) const { return *f.route; }
   void start_flight(TimePoint now, std::size_t candidate, AttemptLease&& slot);
-  void start_recovery(Flight& f);
-  const HttpRequest& write_request(const Flight& f);
-  void abandon_others(TimePoint now, std::uint64_t keep, const std::string& why);
-  void drop_flights(TimePoint now, std::uint64_t keep, const std::string& why, int status,
-                    Settlement::Drop how);
+  // Ends every flight but `keep` (0: none) as cancelled with `why` (see Settlement::dropped):
+  // by default abandoned and listed in the trace, counting neither against their breakers nor
+  // in the statistics.
+  void drop_flights(TimePoint now, std::uint64_t keep, const std::string& why, int status = 0,
+                    Settlement::Drop how = Settlement::Drop::Logged);
   void try_hedge(TimePoint now);
-  bool attempts_left() const;  // below the retry policy's max_attempts, if it has one
+  // Below the retry policy's max_attempts, if it has one.
+  bool attempts_left() const { return retries_.attempts_left(attempts_); }
 
   void finish_success(TimePoint now, std::uint64_t id, ChatResponse&& response);
   // Attempt `f` ended as `end` says (see AttemptReader).
@@ -106,14 +110,12 @@ class CallMachine {
   // After a failed attempt on candidate `c` was recorded: retry, fail over or end the call.
   void after_failure(TimePoint now, std::size_t c, bool canary, const Failure& failure,
                      bool deadline_passed);
-  CallState call_state(TimePoint now, std::size_t c, bool canary) const;
   void finish_error(ErrorKind kind, std::string message, ErrorDetails details);
   void finish_exhausted(TimePoint now);
   void end_call();  // the call ended: give back its budget slots
   void interrupt(TimePoint now, ErrorKind kind, std::string message);
   // What the stream handler was shown, for an error's details (`s`: the latest attempt's).
   std::shared_ptr<const ChatResponse> partial(const AttemptStream* s) const;
-  TimePoint watchdog(const Flight& f) const;
 
   const CallEnv& env_;
   Admission admission_{env_};  // permits, spend and breakers: whether a route may be tried
@@ -130,16 +132,13 @@ class CallMachine {
   std::optional<std::size_t> retry_;       // candidate index to retry after the wait
   AttemptLease retry_slot_{&last_now_};    // the pending retry's retry-budget slot
   AttemptLease pending_{&last_now_};       // what admit() took for the flight about to start
-  std::vector<Flight> flights_;            // attempts in flight (a stream: at most one)
-  std::optional<std::size_t> to_start_;    // a flight not yet handed to the driver
-  std::vector<std::uint64_t> abandon_;     // exchanges the driver must cancel
+  Flights flights_;                        // attempts in flight, and the driver's steps owed
   TimePoint hedge_at_ = TimePoint::max();  // when the next hedge is due
   Hedging hedging_;
   TimePoint wait_until_{};
   int attempts_ = 0;
   CallTrace trace_;  // its attempts and the routes passed over, in order
   Settlement settlement_{env_, charges_, trace_};  // what an ended attempt does to the books
-  std::optional<Result<ChatResponse>> result_;
   bool counted_ = false;         // counted in the retry budget's calls in flight
   bool budget_denied_ = false;   // a retry was refused by the budget
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
@@ -149,6 +148,7 @@ class CallMachine {
   HandlerFeed feed_;      // what a stream call shows its handler (per attempt: its AttemptStream)
   AttemptReader reader_;  // what came back of an attempt, and how it ended
   Recovery recovery_;     // a stream that broke after content, and how it is recovered
+  CallEnding ending_;     // the result, and what the call reports of itself
 };
 
 }  // namespace failover::detail

@@ -34,6 +34,7 @@ class CallEnv {
     ShadowAnalyzer* shadow = nullptr;  // null without shadow traffic
     std::optional<std::size_t> shadow_plan;
     bool translating = false;  // some endpoint's dialect translates requests (DialectApi)
+    bool continuing = false;   // some endpoint continues a partial answer (Continuation::Prefill)
   };
 
   explicit CallEnv(Parts parts) : p_(parts) {}
@@ -65,6 +66,8 @@ class CallEnv {
   std::optional<std::size_t> shadow_plan() const { return p_.shadow_plan; }
   /** Whether some endpoint's dialect translates requests into a body of its own. */
   bool translating() const { return p_.translating; }
+  /** Whether some endpoint can continue a partial answer (Continuation::Prefill). */
+  bool continuing() const { return p_.continuing; }
 
  private:
   Parts p_;

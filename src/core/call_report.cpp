@@ -1,6 +1,7 @@
 #include "core/call_report.hpp"
 
 #include "core/route_state.hpp"
+#include "util/format.hpp"
 #include "wire/json_codec.hpp"
 
 #include <algorithm>
@@ -48,6 +49,12 @@ SkippedRoute passed_over(const RouteState& route, Admission::Block blocked, Time
   }
   s.message = s.until ? why + " for " + format_ms(*s.until - now) : why;
   return s;
+}
+
+std::string no_route_message(const std::vector<std::string>& asked,
+                             const std::vector<std::string>& served) {
+  return "no route serves any of the models asked for (" + join_names(asked) +
+         "); the routes serve " + join_names(served);
 }
 
 std::string untranslatable_message(const std::vector<Attempt>& trace) {

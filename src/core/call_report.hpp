@@ -27,6 +27,9 @@ std::string format_ms(Duration d);
 SkippedRoute passed_over(const RouteState& route, Admission::Block blocked, TimePoint rate_wait,
                          TimePoint now);
 
+/** No route serves any of the models `asked` for; the routes serve `served`. */
+std::string no_route_message(const std::vector<std::string>& asked,
+                             const std::vector<std::string>& served);
 /** No route's API can express the request: each route's reason, from `trace`. */
 std::string untranslatable_message(const std::vector<Attempt>& trace);
 /** The start of the error of a call no route served: with attempts sent, the last failure of

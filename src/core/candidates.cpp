@@ -125,6 +125,12 @@ void Candidates::prepare(const ChatRequest& request, RequestWriter& writer, Call
   }
 }
 
+std::optional<std::size_t> Candidates::pick(TimePoint now, AttemptLease& lease,
+                                            std::optional<std::size_t> retry) {
+  if (retry && admission_.admit(route(*retry), now, lease) == Admission::Block::None) return retry;
+  return pick(now, lease);
+}
+
 std::optional<std::size_t> Candidates::pick(TimePoint now, AttemptLease& lease) {
   for (std::size_t c = 0; c < list_.size(); ++c) {
     if (list_[c].tried) continue;
@@ -236,6 +242,81 @@ bool Candidates::rule_out(std::size_t c, const Decision& decision) {
 
 SkippedRoute Candidates::passed_over(std::size_t c, TimePoint now) const {
   return detail::passed_over(route(c), list_[c].blocked, admission_.rate_wait(), now);
+}
+
+Flight Candidates::start(std::size_t c, TimePoint now, int attempt, bool whole) {
+  Candidate& k = list_[c];
+  k.tried = true;
+  ++k.attempts;
+  Flight f;
+  f.candidate = c;
+  f.route = &route(c);
+  f.canary = env_.canary_plan() == k.plan;
+  f.start = now;
+  f.attempt = attempt;
+  if (!k.whole) {
+    f.wire =
+        std::make_unique<AttemptStream>(*env_.endpoints()[f.route->endpoint].api, now, whole);
+  }
+  return f;
+}
+
+bool Candidates::can_continue(std::size_t c) const {
+  return !list_[c].prefix_refused &&
+         env_.endpoints()[route(c).endpoint].continuation == Continuation::Prefill;
+}
+
+CallState Candidates::call_state(TimePoint now, std::size_t c, bool canary, int attempts,
+                                 TimePoint deadline) const {
+  CallState state;
+  state.attempts = attempts;
+  state.route_attempts = list_[c].attempts;
+  state.has_alternative = has_alternative(now);
+  // From a canary's candidate the priority list is the stable version, not a downgrade.
+  state.tier_alternative = state.has_alternative && (canary || has_alternative(now, entry(c).tier));
+  state.now = now;
+  state.deadline = deadline;
+  state.rng = &env_.rng();
+  return state;
+}
+
+RequestWriter::Attempt Candidates::attempt_of(const Flight& f, const CallOptions& options) const {
+  const ClientOptions& o = env_.options();
+  const RouteState& route = *f.route;
+  RequestWriter::Attempt a;
+  a.route = &route;
+  a.endpoint = &env_.endpoints()[route.endpoint];
+  a.shaping = entry(f.candidate).shaping.get();
+  a.call_headers = &options.headers;
+  a.body = list_[f.candidate].body;
+  a.streamed = f.wire != nullptr;
+  a.continuation = f.continuation;
+  a.number = f.attempt;
+  a.total = f.limits.total;
+  a.connect = f.limits.connect;
+  a.headers = f.limits.headers;
+  a.max_response_bytes = o.max_response_bytes;
+  a.ca_bundle = &o.ca_bundle;
+  // Only an endpoint's rate limiter reads a successful answer's headers (see observe_limits).
+  a.success_headers = env_.limiter(route.endpoint) != nullptr;
+  return a;
+}
+
+bool Candidates::untranslatable(const RequestWriter& writer) const {
+  return std::all_of(list_.begin(), list_.end(),
+                     [&](const Candidate& c) { return c.body >= 0 && writer.problem(c.body); });
+}
+
+Exhaustion Candidates::exhaustion(TimePoint now) const {
+  Exhaustion x;
+  x.untried = untried(now);
+  x.rate_blocked = admission_.rate_blocked();
+  x.rate_wait = admission_.rate_wait();
+  x.spend_blocked = admission_.spend_blocked();
+  x.store_down = admission_.budget_store_down();
+  x.store = env_.options().state.store.get();
+  x.now = now;
+  return x;
 }
 
 std::vector<SkippedRoute> Candidates::skipped(TimePoint now) const {

@@ -7,7 +7,9 @@
 
 #include "core/admission.hpp"
 #include "core/attempt_lease.hpp"
+#include "core/call_report.hpp"
 #include "core/call_trace.hpp"
+#include "core/flight.hpp"
 #include "core/request_writer.hpp"
 
 #include <failover/chat.hpp>
@@ -53,6 +55,7 @@ class Candidates {
    *  for) is passed over before any traffic, with the reason in `trace`. */
   void prepare(const ChatRequest& request, RequestWriter& writer, CallTrace& trace);
 
+  const CallEnv& env() const { return env_; }
   std::size_t size() const { return list_.size(); }
   bool empty() const { return list_.empty(); }
   Candidate& operator[](std::size_t c) { return list_[c]; }
@@ -64,6 +67,10 @@ class Candidates {
   /** The first untried candidate that is not cooling down and that `Admission` grants now
    *  (into `lease`); each one passed over notes why. */
   std::optional<std::size_t> pick(TimePoint now, AttemptLease& lease);
+  /** The `retry` the call owes, when Admission grants it now (into `lease`; its cooldown aside,
+   *  since the call's wait honoured it), else `pick`. */
+  std::optional<std::size_t> pick(TimePoint now, AttemptLease& lease,
+                                  std::optional<std::size_t> retry);
   /** What `pick` would say of candidate `c`, taking nothing. */
   bool available(std::size_t c, TimePoint now) const;
   /** Whether another untried route can serve now: of tier `tier` only, or of any tier. */
@@ -90,6 +97,25 @@ class Candidates {
   /** A Failover decision on candidate `c`: its `stop` (no further attempt; returns true) and
    *  `skip_tier` (not the rest of `c`'s tier). */
   bool rule_out(std::size_t c, const Decision& decision);
+
+  /** Attempt number `attempt` of the call, on candidate `c`, starts at `now`: the flight
+   *  without its lease, limits and id; sent as a stream unless the route answers whole
+   *  (`whole`: an answer the application takes whole). */
+  Flight start(std::size_t c, TimePoint now, int attempt, bool whole);
+  /** Whether an attempt on candidate `c` can continue a broken answer: its endpoint continues
+   *  one (Continuation::Prefill) and it did not refuse the prefix. */
+  bool can_continue(std::size_t c) const;
+  /** What the retry policy is told of the call after a failed attempt on candidate `c`, the
+   *  call's `attempts`-th, with the call's `deadline`. */
+  CallState call_state(TimePoint now, std::size_t c, bool canary, int attempts,
+                       TimePoint deadline) const;
+  /** What attempt `f` sends (see RequestWriter::write), with the call's `options`. */
+  RequestWriter::Attempt attempt_of(const Flight& f, const CallOptions& options) const;
+  /** Whether no candidate's API can express the request (`writer` could translate none). */
+  bool untranslatable(const RequestWriter& writer) const;
+  /** What the call knows of its candidates and their admission when none served it at `now`;
+   *  the caller adds what it knows of its attempts. */
+  Exhaustion exhaustion(TimePoint now) const;
 
   /** Why untried candidate `c` was passed over at the last pick, and until when. */
   SkippedRoute passed_over(std::size_t c, TimePoint now) const;

@@ -7,6 +7,7 @@
 #include "core/attempt_stream.hpp"
 
 #include <failover/chat.hpp>
+#include <failover/error.hpp>
 #include <failover/policy/retry.hpp>
 #include <failover/time.hpp>
 
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace failover::detail {
 
@@ -41,6 +43,30 @@ struct Failure {
   std::string param;
   bool silent = false;          // nothing at all was received (a stream's silence)
   bool stream_refused = false;  // the route refused a streamed request
+
+  /** A stream that broke after content reached the handler, `elapsed` after its attempt
+   *  started, with `cause`. */
+  static Failure broke(ErrorKind cause, const RouteRef& route, Duration elapsed,
+                       std::string message) {
+    Failure f;
+    f.outcome.kind = cause;
+    f.outcome.route = route;
+    f.outcome.http_status = 200;
+    f.outcome.elapsed = elapsed;
+    f.message = std::move(message);
+    return f;
+  }
+  /** The details of the call's error when this failure ends it; `attempts`: its trace. */
+  ErrorDetails details(std::vector<Attempt> attempts) const {
+    ErrorDetails d;
+    d.http_status = outcome.http_status;
+    d.provider_code = outcome.provider_code;
+    d.provider_type = provider_type;
+    d.param = param;
+    d.retry_after = outcome.retry_after;
+    d.attempts = std::move(attempts);
+    return d;
+  }
 };
 
 /** How an attempt ended. */

@@ -1,5 +1,7 @@
 #include "core/hedging.hpp"
 
+#include "core/call_env.hpp"
+#include "core/candidates.hpp"
 #include "core/route_state.hpp"
 
 namespace failover::detail {
@@ -15,6 +17,18 @@ TimePoint Hedging::due_after(const RouteState& route, TimePoint now) const {
     if (health.p95 > Duration::zero()) delay = health.p95;
   }
   return delay > Duration::zero() ? now + delay : TimePoint::max();
+}
+
+std::optional<std::size_t> Hedging::pick(TimePoint now, Candidates& candidates,
+                                         AttemptLease& lease, AttemptLease& slot) {
+  const CallEnv& env = candidates.env();
+  if (!env.budget().try_acquire()) return std::nullopt;
+  slot.hold_budget_slot(&env.budget());
+  std::optional<std::size_t> c = candidates.pick(now, lease);
+  if (!c) return std::nullopt;
+  started();
+  env.stats().record_hedge();
+  return c;
 }
 
 }  // namespace failover::detail

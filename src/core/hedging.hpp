@@ -7,8 +7,13 @@
 #include <failover/options.hpp>
 #include <failover/time.hpp>
 
+#include <cstddef>
+#include <optional>
+
 namespace failover::detail {
 
+class AttemptLease;
+class Candidates;
 struct RouteState;
 
 class Hedging {
@@ -21,6 +26,11 @@ class Hedging {
   TimePoint due_after(const RouteState& route, TimePoint now) const;
   /** A hedge started. */
   void started() { ++started_; }
+  /** A hedge is due at `now`: the candidate it goes to, granted into `lease`, holding a slot
+   *  of the retry budget (which hedges draw from) in `slot`; started and counted. Nothing when
+   *  the budget or every candidate refuses. */
+  std::optional<std::size_t> pick(TimePoint now, Candidates& candidates, AttemptLease& lease,
+                                  AttemptLease& slot);
 
  private:
   const HedgingOptions& options_;

@@ -7,6 +7,11 @@
 
 namespace failover::detail {
 
+void RetryState::use_clone_of(const RetryPolicy& policy) {
+  use(invoke_user("the retry policy", [&] { return policy.clone(); }));
+  if (!policy_) throw HookError("the retry policy's clone() returned null");
+}
+
 bool RetryState::attempts_left(int attempts) const {
   const std::optional<int> limit = policy_->max_attempts();
   return !limit || attempts < *limit;

@@ -36,6 +36,8 @@ class RetryState {
   explicit RetryState(const CallEnv& env) : env_(env) {}
   /** The call's own clone of the client's retry policy, before any attempt. */
   void use(std::unique_ptr<RetryPolicy> policy) { policy_ = std::move(policy); }
+  /** `use` a clone of `policy`; throws a HookError when its clone() throws or returns null. */
+  void use_clone_of(const RetryPolicy& policy);
 
   /** Whether a call that made `attempts` may make another (the policy's max_attempts). */
   bool attempts_left(int attempts) const;

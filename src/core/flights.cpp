@@ -1,0 +1,66 @@
+#include "core/flights.hpp"
+
+#include <algorithm>
+
+namespace failover::detail {
+
+namespace {
+
+// Grace beyond the transport's own total timeout before an exchange counts as stuck.
+constexpr Duration kStuckGrace = std::chrono::seconds(1);
+
+}  // namespace
+
+Flight& Flights::start(Flight&& f) {
+  to_start_ = f.id;
+  list_.push_back(std::move(f));
+  return list_.back();
+}
+
+Flight* Flights::owed_start() {
+  if (!to_start_) return nullptr;
+  Flight* f = find(*to_start_);
+  to_start_.reset();
+  return f;
+}
+
+std::optional<std::uint64_t> Flights::owed_abandon() {
+  if (abandon_.empty()) return std::nullopt;
+  const std::uint64_t id = abandon_.back();
+  abandon_.pop_back();
+  return id;
+}
+
+Flight* Flights::find(std::uint64_t id) {
+  auto it = std::find_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id == id; });
+  return it == list_.end() ? nullptr : &*it;
+}
+
+Flight Flights::take(std::uint64_t id) {
+  auto it = std::find_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id == id; });
+  Flight f = std::move(*it);
+  list_.erase(it);
+  return f;
+}
+
+TimePoint Flights::watchdog(const Flight& f, TimePoint deadline) {
+  const TimePoint hard = f.start + f.limits.total + kStuckGrace;
+  if (!f.wire) return hard;
+  return f.wire->watchdog(f.start, f.limits.first_byte, f.limits.idle, hard, deadline);
+}
+
+TimePoint Flights::next_timer(TimePoint hedge_at, TimePoint deadline) const {
+  TimePoint until = hedge_at;
+  for (const Flight& f : list_) until = std::min(until, watchdog(f, deadline));
+  return until;
+}
+
+std::vector<std::uint64_t> Flights::expired(TimePoint now, TimePoint deadline) const {
+  std::vector<std::uint64_t> out;
+  for (const Flight& f : list_) {
+    if (watchdog(f, deadline) <= now) out.push_back(f.id);
+  }
+  return out;
+}
+
+}  // namespace failover::detail
