@@ -139,8 +139,8 @@ class CallMachine {
   int attempts_ = 0;
   CallTrace trace_;  // its attempts and the routes passed over, in order
   Settlement settlement_{env_, charges_, trace_};  // what an ended attempt does to the books
-  bool counted_ = false;         // counted in the retry budget's calls in flight
-  bool budget_denied_ = false;   // a retry was refused by the budget
+  bool counted_ = false;                           // counted in the retry budget's calls in flight
+  bool budget_denied_ = false;                     // a retry was refused by the budget
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
   TimePoint call_start_{};
   TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)

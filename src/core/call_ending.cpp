@@ -14,8 +14,7 @@ void CallEnding::served(TimePoint now, const Flight& f, ChatResponse&& response)
   result_.emplace(std::move(response));
 }
 
-void CallEnding::failed(TimePoint now, ErrorKind kind, std::string message,
-                        ErrorDetails details) {
+void CallEnding::failed(TimePoint now, ErrorKind kind, std::string message, ErrorDetails details) {
   if (recovery_.active()) {  // a recovery did not serve: the call reports the break it recovered
     recovery_.failed(env_.stats(), /*forget=*/false);
     if (kind != ErrorKind::Cancelled && kind != ErrorKind::HookFailed) {
@@ -34,8 +33,7 @@ void CallEnding::failed(TimePoint now, ErrorKind kind, std::string message,
   result_.emplace(Error(kind, message, std::move(details)));
 }
 
-void CallEnding::broke(TimePoint now, std::string why,
-                       std::shared_ptr<const ChatResponse> shown) {
+void CallEnding::broke(TimePoint now, std::string why, std::shared_ptr<const ChatResponse> shown) {
   recovery_.failed(env_.stats(), /*forget=*/true);
   ErrorDetails d;
   d.http_status = 200;

@@ -27,8 +27,8 @@ class CallEnv;
 class CallEnding {
  public:
   /** A call started at `start`; a `mirror` stays out of the call statistics. */
-  CallEnding(const CallEnv& env, const Candidates& candidates, CallTrace& trace,
-             Recovery& recovery, const HandlerFeed& feed, bool mirror, TimePoint start)
+  CallEnding(const CallEnv& env, const Candidates& candidates, CallTrace& trace, Recovery& recovery,
+             const HandlerFeed& feed, bool mirror, TimePoint start)
       : env_(env),
         candidates_(candidates),
         trace_(trace),

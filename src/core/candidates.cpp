@@ -255,8 +255,7 @@ Flight Candidates::start(std::size_t c, TimePoint now, int attempt, bool whole) 
   f.start = now;
   f.attempt = attempt;
   if (!k.whole) {
-    f.wire =
-        std::make_unique<AttemptStream>(*env_.endpoints()[f.route->endpoint].api, now, whole);
+    f.wire = std::make_unique<AttemptStream>(*env_.endpoints()[f.route->endpoint].api, now, whole);
   }
   return f;
 }

@@ -271,9 +271,9 @@ void ClientCore::make_call_env() {
   parts.shadow_plan = shadow_plan_;
   parts.translating = std::any_of(endpoints_.begin(), endpoints_.end(),
                                   [](const ResolvedEndpoint& e) { return e.api->translates(); });
-  parts.continuing = std::any_of(endpoints_.begin(), endpoints_.end(), [](const ResolvedEndpoint& e) {
-    return e.continuation == Continuation::Prefill;
-  });
+  parts.continuing = std::any_of(
+      endpoints_.begin(), endpoints_.end(),
+      [](const ResolvedEndpoint& e) { return e.continuation == Continuation::Prefill; });
   call_env_ = std::make_unique<CallEnv>(parts);
 }
 

@@ -52,9 +52,9 @@ class Flights {
   std::vector<std::uint64_t> expired(TimePoint now, TimePoint deadline) const;
 
  private:
-  std::vector<Flight> list_;              // a stream: at most one
+  std::vector<Flight> list_;               // a stream: at most one
   std::optional<std::uint64_t> to_start_;  // a flight not yet handed to the driver
-  std::vector<std::uint64_t> abandon_;    // exchanges the driver must cancel
+  std::vector<std::uint64_t> abandon_;     // exchanges the driver must cancel
 };
 
 template <class Each>
@@ -64,9 +64,9 @@ void Flights::drop_all_but(std::uint64_t keep, Each&& each) {
     abandon_.push_back(f.id);
     each(f);
   }
-  list_.erase(std::remove_if(list_.begin(), list_.end(),
-                             [&](const Flight& f) { return f.id != keep; }),
-              list_.end());
+  list_.erase(
+      std::remove_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id != keep; }),
+      list_.end());
 }
 
 }  // namespace failover::detail

@@ -19,8 +19,8 @@ TimePoint Hedging::due_after(const RouteState& route, TimePoint now) const {
   return delay > Duration::zero() ? now + delay : TimePoint::max();
 }
 
-std::optional<std::size_t> Hedging::pick(TimePoint now, Candidates& candidates,
-                                         AttemptLease& lease, AttemptLease& slot) {
+std::optional<std::size_t> Hedging::pick(TimePoint now, Candidates& candidates, AttemptLease& lease,
+                                         AttemptLease& slot) {
   const CallEnv& env = candidates.env();
   if (!env.budget().try_acquire()) return std::nullopt;
   slot.hold_budget_slot(&env.budget());

@@ -86,5 +86,10 @@ TEST(CallReport, NothingSentForARateLimitOrABudgetSaysSo) {
       << partly.message;
 }
 
+TEST(CallReport, ACallNamingNoServedModelSaysWhatIsServed) {
+  EXPECT_EQ(detail::no_route_message({"x", "y"}, {"m", "n"}),
+            "no route serves any of the models asked for (x, y); the routes serve m, n");
+}
+
 }  // namespace
 }  // namespace failover

@@ -169,5 +169,139 @@ TEST_F(CandidatesTest, AShadowCallHasItsCandidateAlone) {
   EXPECT_GE(c.entry(0).tier, 2u);  // a tier of its own, after the priority list
 }
 
+TEST_F(CandidatesTest, AnAttemptStartsTriedAndStreamedUnlessItsRouteAnswersWhole) {
+  options.canary.candidate = RouteRef{"b", "m"};
+  options.canary.steps = {100};
+  Candidates& c = plan();
+  ASSERT_EQ(c.route(0).ref.endpoint, "b");  // the canary's candidate first
+  detail::Flight f = c.start(0, now, 1, /*whole=*/true);
+  EXPECT_TRUE(c[0].tried);
+  EXPECT_EQ(c[0].attempts, 1);
+  EXPECT_EQ(f.candidate, 0u);
+  EXPECT_EQ(f.route, &c.route(0));
+  EXPECT_TRUE(f.canary);
+  EXPECT_EQ(f.start, now);
+  EXPECT_EQ(f.attempt, 1);
+  EXPECT_NE(f.wire, nullptr);
+  c[1].whole = true;  // a route that refused a stream
+  detail::Flight g = c.start(1, now + seconds(1), 2, true);
+  EXPECT_FALSE(g.canary);
+  EXPECT_EQ(g.attempt, 2);
+  EXPECT_EQ(g.wire, nullptr);
+  EXPECT_EQ(c.start(0, now, 3, true).attempt, 3);
+  EXPECT_EQ(c[0].attempts, 2);
+}
+
+TEST_F(CandidatesTest, AnOwedRetryGoesFirstDespiteItsCooldownButNotPastItsBreaker) {
+  CircuitBreakerOptions b;
+  b.consecutive_failures = 2;
+  options.circuit_breaker = DefaultCircuitBreaker::factory(b);
+  Candidates& c = plan();
+  c[0].tried = true;  // its first attempt failed
+  c.route(0).on_failure(now, ErrorKind::ServerError);
+  c.route(0).cool_down_until(now + seconds(30));
+  EXPECT_EQ(c.pick(now, lease, /*retry=*/0u), 0u);  // the call's wait honoured the cooldown
+  lease.release();
+  EXPECT_EQ(c.pick(now, lease, std::nullopt), 1u);
+  lease.release();
+  c[1].tried = false;
+  c.route(0).on_failure(now, ErrorKind::ServerError);  // the breaker opens
+  EXPECT_EQ(c.pick(now, lease, 0u), 1u);
+}
+
+TEST_F(CandidatesTest, TheRetryPolicyIsToldTheCallsStateAndItsTierAlternatives) {
+  Candidates& c = plan();
+  c[0].tried = true;
+  c[0].attempts = 2;
+  const TimePoint deadline = now + seconds(60);
+  CallState s = c.call_state(now, 0, /*canary=*/false, 3, deadline);
+  EXPECT_EQ(s.attempts, 3);
+  EXPECT_EQ(s.route_attempts, 2);
+  EXPECT_TRUE(s.has_alternative);
+  EXPECT_TRUE(s.tier_alternative);  // b, in a's tier
+  EXPECT_EQ(s.now, now);
+  EXPECT_EQ(s.deadline, deadline);
+  EXPECT_EQ(s.rng, &core->call_env().rng());
+  c[1].tried = true;
+  s = c.call_state(now, 0, false, 3, deadline);
+  EXPECT_TRUE(s.has_alternative);    // c, in the next tier
+  EXPECT_FALSE(s.tier_alternative);  // a downgrade
+  EXPECT_TRUE(c.call_state(now, 0, /*canary=*/true, 3, deadline).tier_alternative);
+  c[2].tried = true;
+  EXPECT_FALSE(c.call_state(now, 0, true, 3, deadline).tier_alternative);
+}
+
+TEST_F(CandidatesTest, AnAttemptsRequestFieldsComeFromItsRouteFlightAndCall) {
+  options.endpoints[1].limits.rpm = 60;
+  options.ca_bundle = "/etc/ssl/ours.pem";
+  options.max_response_bytes = 4096;
+  Candidates& c = plan();
+  CallOptions call;
+  call.headers["x-trace"] = "1";
+  detail::Flight f = c.start(1, now, 2, true);
+  f.continuation = true;
+  f.limits.total = seconds(9);
+  f.limits.connect = seconds(2);
+  f.limits.headers = seconds(5);
+  detail::RequestWriter::Attempt a = c.attempt_of(f, call);
+  EXPECT_EQ(a.route, &c.route(1));
+  EXPECT_EQ(a.endpoint, &core->call_env().endpoints()[1]);
+  EXPECT_EQ(a.call_headers, &call.headers);
+  EXPECT_EQ(a.body, -1);
+  EXPECT_TRUE(a.streamed);
+  EXPECT_TRUE(a.continuation);
+  EXPECT_EQ(a.number, 2);
+  EXPECT_EQ(a.total, seconds(9));
+  EXPECT_EQ(a.connect, seconds(2));
+  EXPECT_EQ(a.headers, seconds(5));
+  EXPECT_EQ(a.max_response_bytes, 4096u);
+  EXPECT_EQ(*a.ca_bundle, "/etc/ssl/ours.pem");
+  EXPECT_TRUE(a.success_headers);  // b has a rate limiter, which reads them
+  EXPECT_FALSE(c.attempt_of(c.start(0, now, 3, true), call).success_headers);
+}
+
+TEST_F(CandidatesTest, OnlyAnEndpointThatContinuesAndDidNotRefuseThePrefixContinues) {
+  options.endpoints[0].continuation = Continuation::Prefill;
+  Candidates& c = plan();
+  EXPECT_TRUE(c.can_continue(0));
+  EXPECT_FALSE(c.can_continue(1));
+  c[0].prefix_refused = true;
+  EXPECT_FALSE(c.can_continue(0));
+}
+
+TEST_F(CandidatesTest, NoRouteServedSaysWhatWasPassedOverAndWhetherAnyApiTookTheRequest) {
+  options.endpoints[0].dialect = Dialect::Anthropic;
+  options.endpoints[1].dialect = Dialect::Anthropic;
+  options.endpoints[2].dialect = Dialect::Anthropic;
+  Candidates& c = plan();
+  ChatRequest r;
+  r.messages = {Message::user("hi")};
+  detail::RequestWriter writer;
+  ASSERT_FALSE(writer.encode(r, false));
+  detail::CallTrace trace(core->call_env(), false);
+  c.prepare(r, writer, trace);
+  EXPECT_FALSE(c.untranslatable(writer));
+  r.seed = 3;                    // Anthropic has no equivalent
+  detail::RequestWriter seeded;  // a writer translates once per dialect: one per request
+  ASSERT_FALSE(seeded.encode(r, false));
+  Candidates d(core->call_env(), *admission);
+  d.plan(now, {});
+  d.prepare(r, seeded, trace);
+  EXPECT_TRUE(d.untranslatable(seeded));
+
+  c.route(1).cool_down_until(now + seconds(30));
+  c[0].tried = true;
+  EXPECT_EQ(c.pick(now, lease), 2u);
+  detail::Exhaustion x = c.exhaustion(now);
+  ASSERT_EQ(x.untried.size(), 2u);  // b, and c (picked, not yet started)
+  EXPECT_EQ(x.untried[0].route.endpoint, "b");
+  EXPECT_EQ(x.untried[0].until, now + seconds(30));
+  EXPECT_EQ(x.untried[1].route.endpoint, "c");
+  EXPECT_FALSE(x.rate_blocked);
+  EXPECT_FALSE(x.spend_blocked);
+  EXPECT_EQ(x.store, nullptr);
+  EXPECT_EQ(x.now, now);
+}
+
 }  // namespace
 }  // namespace failover

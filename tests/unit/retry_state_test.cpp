@@ -4,11 +4,14 @@
 #include "core/retry_state.hpp"
 #include "core/call_env.hpp"
 #include "core/client_core.hpp"
+#include "core/user_code.hpp"
 #include "fake_client_test.hpp"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 namespace failover {
 namespace {
@@ -114,6 +117,42 @@ TEST_F(RetryStateTest, AttemptsAreLeftBelowThePolicysLimit) {
   EXPECT_FALSE(retries->attempts_left(3));
   make(Decision::failover());
   EXPECT_TRUE(retries->attempts_left(1000));
+}
+
+// Clones the policy it was made with, or nothing, or throws.
+struct Cloning : RetryPolicy {
+  enum class Clone { Copy, Null, Throw } how = Clone::Copy;
+  Decision decide(const AttemptOutcome&, const CallState&) override { return Decision::fail(); }
+  std::unique_ptr<RetryPolicy> clone() const override {
+    if (how == Clone::Throw) throw std::runtime_error("no clones today");
+    if (how == Clone::Null) return nullptr;
+    auto c = std::make_unique<Scripted>();
+    c->limit = 3;
+    return c;
+  }
+};
+
+TEST_F(RetryStateTest, TheCallUsesItsOwnCloneAndABadCloneIsAHookError) {
+  core = std::make_shared<detail::ClientCore>(options);
+  retries = std::make_unique<RetryState>(core->call_env());
+  Cloning client_policy;
+  retries->use_clone_of(client_policy);
+  EXPECT_TRUE(retries->attempts_left(2));
+  EXPECT_FALSE(retries->attempts_left(3));  // the clone's limit
+  client_policy.how = Cloning::Clone::Null;
+  try {
+    retries->use_clone_of(client_policy);
+    ADD_FAILURE() << "a null clone was taken";
+  } catch (const detail::HookError& e) {
+    EXPECT_STREQ(e.what(), "the retry policy's clone() returned null");
+  }
+  client_policy.how = Cloning::Clone::Throw;
+  try {
+    retries->use_clone_of(client_policy);
+    ADD_FAILURE() << "a throwing clone was taken";
+  } catch (const detail::HookError& e) {
+    EXPECT_NE(std::string(e.what()).find("no clones today"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
