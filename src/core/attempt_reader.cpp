@@ -133,13 +133,17 @@ AttemptEnd AttemptReader::transport_failure(TimePoint now, const Flight& f,
 }
 
 AttemptEnd AttemptReader::http_answer(const Flight& f, HttpResult& result) const {
+  AttemptEnd e;  // an answer is decoded in place: every path returns `e`, never a copy
   std::optional<wire::ErrorBody> in_band;
   if (result.status >= 200 && result.status < 300) {
-    ChatResponse response;
-    auto failure = env_.endpoints()[f.route->endpoint].api->decode(result.body, response);
-    if (!failure) return AttemptEnd::served(std::move(response));
+    auto failure = env_.endpoints()[f.route->endpoint].api->decode(result.body, e.response);
+    if (!failure) {
+      e.kind = AttemptEnd::Kind::Served;
+      return e;
+    }
     if (!failure->in_band_error) {
-      return AttemptEnd::failed(ErrorKind::Protocol, result.status, std::move(failure->message));
+      e = AttemptEnd::failed(ErrorKind::Protocol, result.status, std::move(failure->message));
+      return e;
     }
     // An error inside a 2xx: a failure, classified as the error it says it is.
     in_band = std::move(failure->in_band_error);
@@ -157,7 +161,7 @@ AttemptEnd AttemptReader::http_answer(const Flight& f, HttpResult& result) const
   const int status = c.status;
   const std::optional<bool> should_retry = c.should_retry;
   std::string message = std::move(c.message);
-  AttemptEnd e = classified_failure(std::move(c), status, std::move(message));
+  e = classified_failure(std::move(c), status, std::move(message));
   e.failure.outcome.should_retry = should_retry;
   e.failure.stream_refused = refused;
   return e;

@@ -7,17 +7,30 @@
 
 namespace failover::detail {
 
-Attempt CallTrace::entry(const Flight& f, TimePoint now) {
-  Attempt a;
+namespace {
+
+void fill(Attempt& a, const Flight& f, TimePoint now) {
   a.route = f.route->ref;
   a.latency = now - f.start;
   if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
   if (f.wire) a.skipped_events = f.wire->skipped_events;
+}
+
+}  // namespace
+
+Attempt CallTrace::entry(const Flight& f, TimePoint now) {
+  Attempt a;
+  fill(a, f, now);
   return a;
 }
 
-void CallTrace::add(Attempt a, RouteState& route, TimePoint now, bool neutral) {
-  entries_.push_back(std::move(a));
+Attempt& CallTrace::open(const Flight& f, TimePoint now) {
+  Attempt& a = entries_.emplace_back();
+  fill(a, f, now);
+  return a;
+}
+
+void CallTrace::record(RouteState& route, TimePoint now, bool neutral) {
   const Attempt& added = entries_.back();
   if (added.skipped_events > 0) {
     route.skipped_events.fetch_add(static_cast<std::uint64_t>(added.skipped_events),

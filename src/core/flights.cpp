@@ -11,31 +11,6 @@ constexpr Duration kStuckGrace = std::chrono::seconds(1);
 
 }  // namespace
 
-Flight& Flights::start(Flight&& f) {
-  to_start_ = f.id;
-  list_.push_back(std::move(f));
-  return list_.back();
-}
-
-Flight* Flights::owed_start() {
-  if (!to_start_) return nullptr;
-  Flight* f = find(*to_start_);
-  to_start_.reset();
-  return f;
-}
-
-std::optional<std::uint64_t> Flights::owed_abandon() {
-  if (abandon_.empty()) return std::nullopt;
-  const std::uint64_t id = abandon_.back();
-  abandon_.pop_back();
-  return id;
-}
-
-Flight* Flights::find(std::uint64_t id) {
-  auto it = std::find_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id == id; });
-  return it == list_.end() ? nullptr : &*it;
-}
-
 Flight Flights::take(std::uint64_t id) {
   auto it = std::find_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id == id; });
   Flight f = std::move(*it);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace failover::detail {
@@ -19,19 +20,38 @@ class Flights {
  public:
   void reserve(std::size_t n) { list_.reserve(n); }
 
+  // The small members are defined here, inline: a call runs them on every step.
+
   /** Adds `f`; its Start is owed to the driver (see owed_start). */
-  Flight& start(Flight&& f);
+  Flight& start(Flight&& f) {
+    to_start_ = f.id;
+    list_.push_back(std::move(f));
+    return list_.back();
+  }
   /** The flight whose Start the driver is owed, once; null when none is. */
-  Flight* owed_start();
+  Flight* owed_start() {
+    if (!to_start_) return nullptr;
+    return find(*std::exchange(to_start_, std::nullopt));
+  }
   /** The driver is no longer owed a Start. */
   void forget_start() { to_start_.reset(); }
   /** The driver must cancel exchange `id`. */
   void abandon(std::uint64_t id) { abandon_.push_back(id); }
   /** An exchange the driver must cancel, once. */
-  std::optional<std::uint64_t> owed_abandon();
+  std::optional<std::uint64_t> owed_abandon() {
+    if (abandon_.empty()) return std::nullopt;
+    const std::uint64_t id = abandon_.back();
+    abandon_.pop_back();
+    return id;
+  }
 
   /** The flight of exchange `id`, or null. */
-  Flight* find(std::uint64_t id);
+  Flight* find(std::uint64_t id) {
+    for (Flight& f : list_) {
+      if (f.id == id) return &f;
+    }
+    return nullptr;
+  }
   /** Removes the flight of exchange `id` (which must be in flight) and returns it. */
   Flight take(std::uint64_t id);
   /** Removes every flight but `keep` (0: none), whose exchanges the driver must cancel, calling

@@ -19,9 +19,8 @@ void Settlement::served(Flight& f, TimePoint now, ChatResponse& response) const 
   f.lease.succeed(now, latency, used);
   route.record_latency(latency);
   if (f.canary) env_.canary_record(now, std::nullopt, latency);
-  Attempt a = CallTrace::entry(f, now);
-  a.status = 200;
-  trace_.add(std::move(a), route, now);
+  trace_.open(f, now).status = 200;
+  trace_.record(route, now);
   trace_.log_last();
 }
 
@@ -33,11 +32,11 @@ void Settlement::failed(Flight& f, TimePoint now, const Failure& failure, const 
   f.lease.fail(now, v.breaker);
   if (f.canary && !v.neutral) env_.canary_record(now, outcome.kind, now - f.start);
   if (v.rest_until) route.cool_down_until(*v.rest_until);
-  Attempt a = CallTrace::entry(f, now);
+  Attempt& a = trace_.open(f, now);
   a.error = outcome.kind;
   a.status = outcome.http_status;
   a.message = failure.message;
-  trace_.add(std::move(a), route, now, v.neutral);
+  trace_.record(route, now, v.neutral);
 }
 
 std::string Settlement::broke(Flight& f, TimePoint now, ErrorKind cause, const std::string& message,
@@ -49,7 +48,7 @@ std::string Settlement::broke(Flight& f, TimePoint now, ErrorKind cause, const s
   if (f.canary && !deadline_cut) {
     env_.canary_record(now, ErrorKind::StreamInterrupted, now - f.start);
   }
-  Attempt a = CallTrace::entry(f, now);
+  Attempt& a = trace_.open(f, now);
   a.error = deadline_cut ? ErrorKind::DeadlineExceeded : ErrorKind::StreamInterrupted;
   a.status = 200;
   a.message = std::string(to_string(cause)) + ": " + message;
@@ -57,7 +56,7 @@ std::string Settlement::broke(Flight& f, TimePoint now, ErrorKind cause, const s
   a.delivered_chars = f.wire->delivered_chars;
   std::string why =
       route_name(route.ref) + ": the stream broke after content was delivered (" + a.message + ")";
-  trace_.add(std::move(a), route, now);
+  trace_.record(route, now);
   trace_.log_last();
   return why;
 }
@@ -66,15 +65,11 @@ void Settlement::dropped(Flight& f, TimePoint now, const std::string& why, int s
                          Drop how) const {
   charge_cut(f);  // whichever attempt won, or whoever stopped it
   if (how == Drop::Counted) f.lease.release();
-  Attempt a = CallTrace::entry(f, now);
+  Attempt& a = trace_.open(f, now);
   a.error = ErrorKind::Cancelled;
   a.status = status;
   a.message = why;
-  if (how == Drop::Counted) {
-    trace_.add(std::move(a), *f.route, now);
-  } else {
-    trace_.add(std::move(a));
-  }
+  if (how == Drop::Counted) trace_.record(*f.route, now);
   if (how != Drop::Quietly) trace_.log_last();
 }
 
