@@ -4,7 +4,8 @@
 # Configures and builds one consumer project, failing loudly on any error. ARGS are more
 # configure arguments, separated by |. NO_PKG_CONFIG hides every pkg-config module of the
 # machine from the configure step; INSTALL_PREFIX installs the project there afterwards.
-set(args -DCMAKE_BUILD_TYPE=Release)
+# No optimisation: these builds check packaging, not speed, and build the library faster so.
+set(args -DCMAKE_BUILD_TYPE=)
 foreach(var APP_SOURCE FAILOVER_SOURCE_DIR)
   if(${var})
     list(APPEND args "-D${var}=${${var}}")

@@ -1,0 +1,1 @@
+// The target the tests share their precompiled header with (tests/CMakeLists.txt).
