@@ -174,11 +174,12 @@ const std::vector<Rule>& table() {
       {{400, 413, 422, k5xx, kInBand},
        Look::Text,
        {"context length", "context_length", "maximum context", "context window", "context size",
-        "prompt is too long", "too many tokens", "reduce the length", "input is too long",
-        "exceeds the maximum number of tokens", "must be at least 1, got -", "超过最大长度",
-        "prompt超长"},
+        "context limit", "prompt is too long", "too many tokens", "reduce the length",
+        "input is too long", "exceeds the maximum number of tokens", "must be at least 1, got -",
+        "超过最大长度", "prompt超长"},
        K::ContextLengthExceeded,
-       "'maximum context length is 8192 tokens' (OpenAI, vLLM); Anthropic 'prompt is too long'; "
+       "'maximum context length is 8192 tokens' (OpenAI, vLLM); Anthropic 'prompt is too long' "
+       "and 'input length and `max_tokens` exceed context limit'; "
        "vLLM 'max_tokens must be at least 1, got -563072' when the prompt eats the window"},
       // --- The model is not served here (404 says so by its status).
       {{400, kInBand},
