@@ -162,6 +162,12 @@ void anthropic_usage(const json& u, Usage& usage) {
         clamp_tokens(tokens_of(u, "input_tokens") + usage.cached_tokens + usage.cache_write_tokens);
   }
   if (has_tokens(u, "output_tokens")) usage.completion_tokens = tokens_of(u, "output_tokens");
+  // The thinking part of the output (Messages API `usage.output_tokens_details`).
+  if (const json* details = member(u, "output_tokens_details")) {
+    if (has_tokens(*details, "thinking_tokens")) {
+      usage.reasoning_tokens = tokens_of(*details, "thinking_tokens");
+    }
+  }
   usage.total_tokens = clamp_tokens(usage.prompt_tokens + usage.completion_tokens);
 }
 

@@ -204,6 +204,19 @@ TEST(Anthropic, AMessageBecomesAChatCompletion) {
   EXPECT_EQ(doc["usage"]["prompt_tokens_details"]["cache_write_tokens"], 20);
 }
 
+TEST(Anthropic, ThinkingTokensAreTheAnswersReasoningTokens) {
+  std::string body = R"({"id":"m","type":"message","role":"assistant","model":"c",
+      "content":[{"type":"thinking","thinking":"hmm","signature":"s"},{"type":"text","text":"x"}],
+      "stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":300,
+      "output_tokens_details":{"thinking_tokens":250}}})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_native_response(Dialect::Anthropic, body, r));
+  ASSERT_TRUE(r.usage);
+  EXPECT_EQ(r.usage->completion_tokens, 300);
+  EXPECT_EQ(r.usage->reasoning_tokens, 250);
+  EXPECT_EQ(json::parse(r.raw_json)["usage"]["completion_tokens_details"]["reasoning_tokens"], 250);
+}
+
 TEST(Anthropic, StopReasonsMapToFinishReasons) {
   for (const auto& [stop, finish] :
        std::vector<std::pair<std::string, std::string>>{{"end_turn", "stop"},
