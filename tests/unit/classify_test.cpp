@@ -304,6 +304,12 @@ const std::vector<Row>& rows() {
       {"409 text", 409, err("", "conflict"), ErrorKind::Conflict},
       {"503 html", 503, "<html>Service Unavailable</html>", ErrorKind::Overloaded},
       {"529 empty", 529, "", ErrorKind::Overloaded},
+      {"Anthropic 504 timeout_error", 504,
+       R"({"type":"error","error":{"type":"timeout_error","message":"Request timed out"}})",
+       ErrorKind::Timeout},
+      {"Anthropic timeout_error event in a 200 stream", 200,
+       R"({"type":"error","error":{"type":"timeout_error","message":"Request timed out"}})",
+       ErrorKind::Timeout},
       {"empty error in a 200", 200, R"({"error":{}})", ErrorKind::ServerError},
       {"error text in a 200", 200, R"({"error":"something broke"})", ErrorKind::ServerError},
   };
