@@ -2,19 +2,30 @@
 
 #include "core/call_env.hpp"
 #include "core/call_report.hpp"
+#include "core/user_code.hpp"
 
 namespace failover::detail {
 
 void CallEnding::served(TimePoint now, const Flight& f, ChatResponse&& response) {
+  // First: it asks the breakers (application code), whose HookError ends the call as failed,
+  // its trace intact.
+  response.skipped = candidates_.skipped(now);
   recovery_.served(env_.stats(), f.continuation);
   response.served_by = f.route->ref;
   response.attempts = trace_.take();
-  response.skipped = candidates_.skipped(now);
   if (!mirror_) env_.stats().record_call("success", now - start_);
   result_.emplace(std::move(response));
 }
 
 void CallEnding::failed(TimePoint now, ErrorKind kind, std::string message, ErrorDetails details) {
+  if (details.skipped.empty()) {  // first, as in `served`
+    try {
+      details.skipped = candidates_.skipped(now);
+    } catch (const HookError&) {
+      // A call already failing in application code does not fail again: the list stays empty.
+      if (kind != ErrorKind::HookFailed) throw;
+    }
+  }
   if (recovery_.active()) {  // a recovery did not serve: the call reports the break it recovered
     recovery_.failed(env_.stats(), /*forget=*/false);
     if (kind != ErrorKind::Cancelled && kind != ErrorKind::HookFailed) {
@@ -28,7 +39,6 @@ void CallEnding::failed(TimePoint now, ErrorKind kind, std::string message, Erro
       details = std::move(d);
     }
   }
-  if (details.skipped.empty()) details.skipped = candidates_.skipped(now);
   if (!mirror_) env_.stats().record_call(to_string(kind), now - start_);
   result_.emplace(Error(kind, message, std::move(details)));
 }

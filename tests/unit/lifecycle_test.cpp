@@ -225,6 +225,46 @@ TEST_F(LifecycleTest, ACircuitBreakerThatThrowsIsNamedAndHealthStillReads) {
   EXPECT_EQ(h.routes[1].state, BreakerState::Closed);
 }
 
+// Open, and says when it reopens only after throwing `throws` times.
+struct ReopensAtThrows final : CircuitBreaker {
+  int* throws = nullptr;
+  explicit ReopensAtThrows(int* t) : throws(t) {}
+  bool try_acquire(TimePoint) override { return false; }
+  void on_success(TimePoint, Duration) override {}
+  void on_failure(TimePoint, ErrorKind) override {}
+  BreakerState state(TimePoint) const override { return BreakerState::Open; }
+  std::optional<TimePoint> reopens_at(TimePoint now) const override {
+    if (*throws > 0) {
+      --*throws;
+      throw std::runtime_error("reopens_at bug");
+    }
+    return now + std::chrono::seconds(5);
+  }
+};
+
+// The routes a served call passed over are listed at its end, asking their breakers: one that
+// throws there fails the call in application code, with the attempt that served in its trace,
+// and however often it throws, Client::chat returns the error instead of throwing it.
+TEST_F(LifecycleTest, ABreakerThrowingWhileTheServedCallListsSkippedRoutesIsAHookFailure) {
+  for (int times : {1, 2, 5}) {
+    int throws = times;
+    ClientOptions o = two_routes();
+    o.circuit_breaker = [&throws](const RouteRef& route) -> std::unique_ptr<CircuitBreaker> {
+      if (route.endpoint == "a") return std::make_unique<ReopensAtThrows>(&throws);
+      return std::make_unique<DefaultCircuitBreaker>();
+    };
+    fake->sequence(testing::chat_url(kB), {testing::ok("b")});
+    Client client(o);
+    Result<ChatResponse> r = client.chat(ping());
+    ASSERT_FALSE(r) << times;
+    EXPECT_EQ(r.error().kind(), ErrorKind::HookFailed) << times;
+    EXPECT_EQ(r.error().message(), "the circuit breaker of a/m threw: reopens_at bug") << times;
+    ASSERT_EQ(r.error().details().attempts.size(), 1u) << times;  // b's, which served
+    EXPECT_EQ(r.error().details().attempts[0].route.endpoint, "b");
+    EXPECT_EQ(r.error().details().attempts[0].status, 200);
+  }
+}
+
 TEST_F(LifecycleTest, AStreamOfManyChunksKeepsOneWakeUpPerCall) {
   std::vector<std::string> pieces(500, "x");
   fake->sequence(testing::chat_url(kA), {testing::sse(pieces, milliseconds(1))});
