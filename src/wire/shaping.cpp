@@ -84,14 +84,6 @@ void shape(const RequestShaping& s, std::string& body) {
   body = j.dump();
 }
 
-void merge_params(const nlohmann::json& params, nlohmann::json& body) {
-  for (const auto& [name, value] : params.items()) {
-    if (value.is_null()) {
-      body.erase(name);
-    } else {
-      body[name] = value;
-    }
-  }
-}
+void merge_params(const nlohmann::json& params, nlohmann::json& body) { body.merge_patch(params); }
 
 }  // namespace failover::wire

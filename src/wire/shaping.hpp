@@ -35,7 +35,9 @@ std::shared_ptr<const RequestShaping> make_shaping(const std::string& model,
 /** Applies `shaping` to an encoded request body (a JSON object). */
 void shape(const RequestShaping& shaping, std::string& body);
 
-/** Merges a route's `params` into a body: members replace, null members remove. */
+/** Merges a route's `params` into a body as a JSON Merge Patch (RFC 7386): an object merges
+ *  into the body's object of that name, member by member and at any depth; any other value
+ *  replaces; a null removes the member. */
 void merge_params(const nlohmann::json& params, nlohmann::json& body);
 
 }  // namespace failover::wire

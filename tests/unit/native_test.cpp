@@ -412,6 +412,30 @@ TEST(Gemini, RequestUsesContentsPartsAndGenerationConfig) {
       "thinkingConfig":{"thinkingBudget":1024,"includeThoughts":true}})"));
 }
 
+// A route's params are a JSON Merge Patch (RFC 7386): a nested object adds to the translation's
+// instead of replacing it, and a null inside removes that member alone.
+TEST(Gemini, ARoutesParamsMergeIntoTheTranslatedGenerationConfig) {
+  ChatRequest r = testing::ping();
+  r.max_tokens = 100;
+  r.temperature = 0.2;
+  auto shaping = wire::make_shaping("gemini-2.5-pro",
+                                    R"({"generationConfig": {"topK": 40, "temperature": null}})",
+                                    {}, false, "r");
+  json b = encoded(Dialect::Gemini, r, false, shaping.get());
+  EXPECT_EQ(b["generationConfig"]["topK"], 40);
+  EXPECT_EQ(b["generationConfig"]["maxOutputTokens"], 100);
+  EXPECT_FALSE(b["generationConfig"].contains("temperature"));
+  ASSERT_TRUE(b.contains("contents"));
+}
+
+TEST(Anthropic, ARoutesNestedParamsMergeIntoTheTranslation) {
+  ChatRequest r = testing::ping();
+  r.user = "u1";  // metadata.user_id
+  auto shaping = wire::make_shaping("claude", R"({"metadata": {"tier": "gold"}})", {}, false, "r");
+  json b = encoded(Dialect::Anthropic, r, false, shaping.get());
+  EXPECT_EQ(b["metadata"], json::parse(R"({"user_id": "u1", "tier": "gold"})"));
+}
+
 TEST(Gemini, RequestMapsFormatsChoicesAndToolResultsThatAreNotObjects) {
   ChatRequest r = testing::ping();
   r.response_format = ResponseFormat{};
