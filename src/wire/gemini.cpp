@@ -98,12 +98,17 @@ void gemini_contents(const ChatRequest& r, json& body) {
       const std::string text = text_only(m, field);
       auto doc = parse_json(text);
       json response = doc && doc->is_object() ? std::move(*doc) : json{{"content", text}};
-      parts.push_back({{"functionResponse", {{"name", name}, {"response", std::move(response)}}}});
+      // The id of the call it answers goes back with it (FunctionResponse.id).
+      json answer{{"name", name}, {"response", std::move(response)}};
+      if (!m.tool_call_id.empty()) answer["id"] = m.tool_call_id;
+      parts.push_back({{"functionResponse", std::move(answer)}});
       contents.push("user", std::move(parts));
       continue;
     }
     parts = message_items(m, field, gemini_part, [](const ToolCall& t, json args) {
-      return json{{"functionCall", {{"name", t.name}, {"args", std::move(args)}}}};
+      json call{{"name", t.name}, {"args", std::move(args)}};
+      if (!t.id.empty()) call["id"] = t.id;  // FunctionCall.id, as the answer gave it
+      return json{{"functionCall", std::move(call)}};
     });
     if (parts.empty()) {
       if (m.role == "assistant") continue;

@@ -398,9 +398,9 @@ TEST(Gemini, RequestUsesContentsPartsAndGenerationConfig) {
       {"text":"What is in this picture, and the weather in Hanoi?"},
       {"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}}]},
     {"role":"model","parts":[
-      {"functionCall":{"name":"get_weather","args":{"city":"Hanoi","unit":"c"}}}]},
+      {"functionCall":{"id":"call_1","name":"get_weather","args":{"city":"Hanoi","unit":"c"}}}]},
     {"role":"user","parts":[
-      {"functionResponse":{"name":"get_weather","response":{"temp":31}}},
+      {"functionResponse":{"id":"call_1","name":"get_weather","response":{"temp":31}}},
       {"text":"Thanks. And tomorrow?"}]}])");
   EXPECT_EQ(b["contents"], expected) << b["contents"].dump(1);
   EXPECT_EQ(b["tools"], json::parse(R"([{"functionDeclarations":[{"name":"get_weather",
@@ -434,6 +434,24 @@ TEST(Anthropic, ARoutesNestedParamsMergeIntoTheTranslation) {
   auto shaping = wire::make_shaping("claude", R"({"metadata": {"tier": "gold"}})", {}, false, "r");
   json b = encoded(Dialect::Anthropic, r, false, shaping.get());
   EXPECT_EQ(b["metadata"], json::parse(R"({"user_id": "u1", "tier": "gold"})"));
+}
+
+// Google documents FunctionCall.id and FunctionResponse.id: the client returns the response
+// with the id of the call it answers. An answer's id becomes the tool call's, and goes back.
+TEST(Gemini, AFunctionCallsIdGoesBackInTheReplayedCallAndItsResponse) {
+  std::string answer = R"({"candidates":[{"content":{"role":"model","parts":[
+      {"functionCall":{"id":"fc_7","name":"get_weather","args":{"city":"Hanoi"}}}]},
+      "finishReason":"STOP","index":0}]})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_native_response(Dialect::Gemini, answer, r));
+  ASSERT_EQ(r.tool_calls().size(), 1u);
+  EXPECT_EQ(r.tool_calls()[0].id, "fc_7");
+  ChatRequest next;
+  next.messages = {Message::user("Weather in Hanoi?"), r.choices[0].message,
+                   Message::tool("fc_7", R"({"temp":31})")};
+  const json b = encoded(Dialect::Gemini, next);
+  EXPECT_EQ(b["contents"][1]["parts"][0]["functionCall"]["id"], "fc_7") << b.dump();
+  EXPECT_EQ(b["contents"][2]["parts"][0]["functionResponse"]["id"], "fc_7") << b.dump();
 }
 
 TEST(Gemini, RequestMapsFormatsChoicesAndToolResultsThatAreNotObjects) {
