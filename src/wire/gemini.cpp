@@ -193,7 +193,9 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
 }
 
 // One GenerateContentResponse (a whole answer or one stream event) as one chunk.
-std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, int& tools) {
+// `tools`: each candidate's tool calls so far (a stream's earlier events included), by its index.
+std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out,
+                                             std::map<int, int>& tools) {
   if (member(doc, "error")) {
     return DecodeFailure{"an error object instead of a response", error_from_json(doc)};
   }
@@ -214,6 +216,7 @@ std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, in
       const json* index = member(c, "index");
       d.index = index && index->is_number_integer() ? index->get<int>() : static_cast<int>(i);
       d.role = "assistant";
+      int& calls = tools[d.index];
       bool called = false;
       const json* content = member(c, "content");
       const json* parts = content ? member(*content, "parts") : nullptr;
@@ -221,7 +224,7 @@ std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, in
         for (const json& p : *parts) {
           if (const json* call = member(p, "functionCall")) {
             ToolCallDelta t;
-            t.index = tools++;
+            t.index = calls++;
             t.id = text_of(*call, "id");
             if (t.id.empty()) t.id = "call_" + std::to_string(t.index);
             t.type = "function";
@@ -237,7 +240,7 @@ std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, in
           }
         }
       }
-      d.finish_reason = gemini_finish(text_of(c, "finishReason"), called || tools > 0);
+      d.finish_reason = gemini_finish(text_of(c, "finishReason"), called || calls > 0);
       out.choices.push_back(std::move(d));
     }
   }

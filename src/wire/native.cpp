@@ -141,7 +141,7 @@ std::optional<DecodeFailure> decode_native_response(Dialect dialect, std::string
     return DecodeFailure{"the body is not a JSON object: " + excerpt(body, 120), {}};
   }
   ChatChunk chunk;
-  int tools = 0;
+  std::map<int, int> tools;
   auto failure = dialect == Dialect::Anthropic ? anthropic_message(*doc, chunk)
                                                : gemini_response(*doc, chunk, tools);
   if (failure) return failure;
@@ -169,7 +169,7 @@ std::optional<DecodeFailure> NativeStream::translate(const SseEvent& event, Chat
   if (dialect_ == Dialect::Anthropic) {
     failure = anthropic(*doc, out, outcome);
   } else {
-    failure = gemini_response(*doc, out, tools_);
+    failure = gemini_response(*doc, out, candidate_tools_);
     if (!failure) outcome = Outcome::Chunk;
   }
   if (outcome == Outcome::Chunk) {

@@ -13,6 +13,7 @@
 #include <failover/chat.hpp>
 #include <failover/options.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,8 +87,9 @@ class NativeStream {
     bool arguments = false;
   };
   std::vector<Block> blocks_;
-  int tools_ = 0;        // tool calls so far (their delta indexes)
-  Block* block(int at);  // the started block of index `at`, or null
+  int tools_ = 0;                       // Anthropic: tool calls so far (their delta indexes)
+  std::map<int, int> candidate_tools_;  // Gemini: each candidate's tool calls so far
+  Block* block(int at);                 // the started block of index `at`, or null
 };
 
 }  // namespace failover::wire

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,7 +115,8 @@ const DialectApi& anthropic_api();
 
 // Gemini (gemini.cpp).
 json encode_gemini(const ChatRequest& r, const Dropped& dropped);
-std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out, int& tools);
+std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out,
+                                             std::map<int, int>& tools);
 const DialectApi& gemini_api();
 
 }  // namespace failover::wire::native

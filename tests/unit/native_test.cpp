@@ -436,6 +436,26 @@ TEST(Anthropic, ARoutesNestedParamsMergeIntoTheTranslation) {
   EXPECT_EQ(b["metadata"], json::parse(R"({"user_id": "u1", "tier": "gold"})"));
 }
 
+// With n > 1 each candidate counts its own tool calls: a text-only candidate after one that
+// called a tool finishes `stop`, and each candidate's calls are numbered from 0.
+TEST(Gemini, EachCandidateCountsItsOwnToolCalls) {
+  std::string answer = R"({"candidates":[
+      {"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]},
+       "finishReason":"STOP","index":0},
+      {"content":{"role":"model","parts":[{"text":"no tool"}]},"finishReason":"STOP","index":1},
+      {"content":{"role":"model","parts":[{"functionCall":{"name":"g","args":{}}}]},
+       "finishReason":"STOP","index":2}]})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_native_response(Dialect::Gemini, answer, r));
+  ASSERT_EQ(r.choices.size(), 3u);
+  EXPECT_EQ(r.choices[0].finish_reason, "tool_calls");
+  EXPECT_EQ(r.choices[1].finish_reason, "stop");
+  EXPECT_TRUE(r.choices[1].message.tool_calls.empty());
+  EXPECT_EQ(r.choices[2].finish_reason, "tool_calls");
+  ASSERT_EQ(r.choices[2].message.tool_calls.size(), 1u);
+  EXPECT_EQ(r.choices[2].message.tool_calls[0].id, "call_0");
+}
+
 // Google documents FunctionCall.id and FunctionResponse.id: the client returns the response
 // with the id of the call it answers. An answer's id becomes the tool call's, and goes back.
 TEST(Gemini, AFunctionCallsIdGoesBackInTheReplayedCallAndItsResponse) {
