@@ -192,6 +192,38 @@ json encode_gemini(const ChatRequest& r, const Dropped& dropped) {
   return body;
 }
 
+namespace {
+
+// One token's log probability in Chat Completions' form (`bytes` unknown).
+json token_logprob(const json& candidate) {
+  const json* lp = member(candidate, "logProbability");
+  return json{{"token", text_of(candidate, "token")},
+              {"logprob", lp && lp->is_number() ? lp->get<double>() : 0.0},
+              {"bytes", nullptr}};
+}
+
+// A candidate's `logprobsResult` as Chat Completions' `logprobs`: each chosen token, with the
+// top candidates of its position. Empty when there is none.
+std::string gemini_logprobs(const json& result) {
+  const json* chosen = member(result, "chosenCandidates");
+  if (!chosen || !chosen->is_array()) return {};
+  const json* top = member(result, "topCandidates");
+  json content = json::array();
+  for (std::size_t i = 0; i < chosen->size(); ++i) {
+    json item = token_logprob((*chosen)[i]);
+    json alternatives = json::array();
+    const json* at = top && top->is_array() && i < top->size() ? &(*top)[i] : nullptr;
+    if (const json* list = at ? member(*at, "candidates") : nullptr; list && list->is_array()) {
+      for (const json& a : *list) alternatives.push_back(token_logprob(a));
+    }
+    item["top_logprobs"] = std::move(alternatives);
+    content.push_back(std::move(item));
+  }
+  return json{{"content", std::move(content)}}.dump();
+}
+
+}  // namespace
+
 // One GenerateContentResponse (a whole answer or one stream event) as one chunk.
 // `tools`: each candidate's tool calls so far (a stream's earlier events included), by its index.
 std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out,
@@ -241,6 +273,7 @@ std::optional<DecodeFailure> gemini_response(const json& doc, ChatChunk& out,
         }
       }
       d.finish_reason = gemini_finish(text_of(c, "finishReason"), called || calls > 0);
+      if (const json* lp = member(c, "logprobsResult")) d.logprobs_json = gemini_logprobs(*lp);
       out.choices.push_back(std::move(d));
     }
   }

@@ -436,6 +436,32 @@ TEST(Anthropic, ARoutesNestedParamsMergeIntoTheTranslation) {
   EXPECT_EQ(b["metadata"], json::parse(R"({"user_id": "u1", "tier": "gold"})"));
 }
 
+// The log probabilities a request asked for (responseLogprobs, logprobs) come back as
+// Chat Completions' `logprobs.content`: each chosen token with its alternatives.
+TEST(Gemini, LogprobsComeBackAsChatCompletionsLogprobs) {
+  std::string answer = R"({"candidates":[{"content":{"role":"model","parts":[{"text":"Hi!"}]},
+      "finishReason":"STOP","index":0,"avgLogprobs":-0.2,
+      "logprobsResult":{
+        "topCandidates":[{"candidates":[{"token":"Hi","tokenId":1,"logProbability":-0.1},
+                                        {"token":"Hello","tokenId":2,"logProbability":-2.5}]},
+                         {"candidates":[{"token":"!","tokenId":3,"logProbability":-0.3}]}],
+        "chosenCandidates":[{"token":"Hi","tokenId":1,"logProbability":-0.1},
+                            {"token":"!","tokenId":3,"logProbability":-0.3}]}}]})";
+  ChatResponse r;
+  ASSERT_FALSE(wire::decode_native_response(Dialect::Gemini, answer, r));
+  ASSERT_EQ(r.choices.size(), 1u);
+  ASSERT_FALSE(r.choices[0].logprobs_json.empty());
+  const json lp = json::parse(r.choices[0].logprobs_json);
+  ASSERT_EQ(lp["content"].size(), 2u);
+  EXPECT_EQ(lp["content"][0]["token"], "Hi");
+  EXPECT_DOUBLE_EQ(lp["content"][0]["logprob"].get<double>(), -0.1);
+  ASSERT_EQ(lp["content"][0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(lp["content"][0]["top_logprobs"][1]["token"], "Hello");
+  EXPECT_DOUBLE_EQ(lp["content"][0]["top_logprobs"][1]["logprob"].get<double>(), -2.5);
+  EXPECT_EQ(lp["content"][1]["token"], "!");
+  EXPECT_EQ(json::parse(r.raw_json)["choices"][0]["logprobs"]["content"].size(), 2u);
+}
+
 // With n > 1 each candidate counts its own tool calls: a text-only candidate after one that
 // called a tool finishes `stop`, and each candidate's calls are numbered from 0.
 TEST(Gemini, EachCandidateCountsItsOwnToolCalls) {
