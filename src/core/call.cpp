@@ -23,7 +23,6 @@ CallMachine::CallMachine(const CallEnv& env, const ChatRequest& request, const C
       mirror_(mirror),
       hedging_(env.options().hedging, /*allowed=*/!mirror && handler == nullptr),
       trace_(env, mirror),
-      call_start_(now),
       last_now_(now),
       feed_(std::move(handler)),
       reader_(env, feed_, std::max(1, request.n.value_or(1))),

@@ -73,7 +73,7 @@ class CallMachine {
   /** The call's deadline. */
   TimePoint deadline() const { return deadline_; }
   /** Time from the start of the call to the latest event. */
-  Duration elapsed() const { return last_now_ - call_start_; }
+  Duration elapsed() const { return last_now_ - ending_.started(); }
   /** The request, once, when the call was sampled for shadow traffic and made an attempt. */
   std::optional<ChatRequest> take_shadow();
 
@@ -142,8 +142,7 @@ class CallMachine {
   bool counted_ = false;                           // counted in the retry budget's calls in flight
   bool budget_denied_ = false;                     // a retry was refused by the budget
   bool attempts_spent_ = false;  // the policy stopped the call: its attempts are spent
-  TimePoint call_start_{};
-  TimePoint last_now_{};  // the latest time a driver passed in (for call accounting)
+  TimePoint last_now_{};         // the latest time a driver passed in (for call accounting)
 
   HandlerFeed feed_;      // what a stream call shows its handler (per attempt: its AttemptStream)
   AttemptReader reader_;  // what came back of an attempt, and how it ended

@@ -37,6 +37,8 @@ class CallEnding {
         mirror_(mirror),
         start_(start) {}
 
+  /** When the call started. */
+  TimePoint started() const { return start_; }
   bool done() const { return result_.has_value(); }
   /** The result; only when `done()`. */
   Result<ChatResponse> take() { return std::move(*result_); }

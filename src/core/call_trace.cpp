@@ -7,26 +7,12 @@
 
 namespace failover::detail {
 
-namespace {
-
-void fill(Attempt& a, const Flight& f, TimePoint now) {
+Attempt& CallTrace::open(const Flight& f, TimePoint now) {
+  Attempt& a = entries_.emplace_back();
   a.route = f.route->ref;
   a.latency = now - f.start;
   if (f.recovery) a.recovery = f.continuation ? "continue" : "restart";
   if (f.wire) a.skipped_events = f.wire->skipped_events;
-}
-
-}  // namespace
-
-Attempt CallTrace::entry(const Flight& f, TimePoint now) {
-  Attempt a;
-  fill(a, f, now);
-  return a;
-}
-
-Attempt& CallTrace::open(const Flight& f, TimePoint now) {
-  Attempt& a = entries_.emplace_back();
-  fill(a, f, now);
   return a;
 }
 

@@ -21,24 +21,15 @@ class CallTrace {
   /** A `mirror`'s attempts stay outside the retry throttle. */
   CallTrace(const CallEnv& env, bool mirror) : env_(env), mirror_(mirror) {}
 
-  /** The entry of attempt `f` ending at `now`: its route, latency, how it recovered a broken
-   *  stream and the events it skipped; the caller adds the outcome. */
-  static Attempt entry(const Flight& f, TimePoint now);
-
-  /** Adds the entry of attempt `f` ending at `now` (see entry), for the caller to add the
-   *  outcome to; nothing of the route hears of it before `record`. */
+  /** Adds the entry of attempt `f` ending at `now`: its route, latency, how it recovered a
+   *  broken stream and the events it skipped. The caller adds the outcome; nothing of the
+   *  route hears of it before `record`. */
   Attempt& open(const Flight& f, TimePoint now);
   /** The latest entry is for `route`: its skipped events are counted, and unless `neutral` its
    *  statistics and the retry throttle hear of its outcome. */
   void record(RouteState& route, TimePoint now, bool neutral = false);
-  /** Adds `a`, which nothing of the route hears of. */
+  /** Adds `a`, which nothing of the route hears of (see record). */
   void add(Attempt a) { entries_.push_back(std::move(a)); }
-  /** Adds `a` for `route`: its skipped events are counted, and unless `neutral` its statistics
-   *  and the retry throttle hear of its outcome. */
-  void add(Attempt a, RouteState& route, TimePoint now, bool neutral = false) {
-    add(std::move(a));
-    record(route, now, neutral);
-  }
   /** Logs the latest entry (debug level). */
   void log_last() const;
 

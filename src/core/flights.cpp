@@ -12,7 +12,7 @@ constexpr Duration kStuckGrace = std::chrono::seconds(1);
 }  // namespace
 
 Flight Flights::take(std::uint64_t id) {
-  auto it = std::find_if(list_.begin(), list_.end(), [&](const Flight& f) { return f.id == id; });
+  const auto it = list_.begin() + (find(id) - list_.data());
   Flight f = std::move(*it);
   list_.erase(it);
   return f;

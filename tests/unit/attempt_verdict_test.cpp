@@ -133,15 +133,17 @@ TEST_F(AttemptVerdictTest, TheTraceCountsWhatItsRouteShouldHearOf) {
   Flight f = flight(seconds(600), false);
   f.recovery = true;
   f.continuation = true;
-  Attempt a = detail::CallTrace::entry(f, t0 + milliseconds(250));
+  Attempt& a = trace.open(f, t0 + milliseconds(250));
   EXPECT_EQ(a.route.endpoint, "a");
   EXPECT_EQ(a.latency, milliseconds(250));
   EXPECT_EQ(a.recovery, "continue");
   a.error = ErrorKind::ServerError;
   a.skipped_events = 2;
-  trace.add(a, route, t0);
-  trace.add(a, route, t0, /*neutral=*/true);
-  trace.add(a);  // passed over: nothing of the route hears of it
+  const Attempt entry = a;
+  trace.record(route, t0);
+  trace.add(entry);
+  trace.record(route, t0, /*neutral=*/true);
+  trace.add(entry);  // passed over: nothing of the route hears of it
   EXPECT_EQ(trace.size(), 3u);
   RouteHealth health;
   route.stats.fill(health);
