@@ -132,7 +132,7 @@ void CallMachine::hook_failed(TimePoint now, const HookError& e) {
 }
 
 void CallMachine::cancel(TimePoint now, const std::string& why, int status) {
-  stop(now, ErrorKind::Cancelled, why, status, Settlement::Drop::Counted);
+  guarded(now, [&] { stop(now, ErrorKind::Cancelled, why, status, Settlement::Drop::Counted); });
 }
 
 // The call ends as `kind` says, with every exchange in flight dropped `how` (see

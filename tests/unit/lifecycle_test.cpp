@@ -265,6 +265,34 @@ TEST_F(LifecycleTest, ABreakerThrowingWhileTheServedCallListsSkippedRoutesIsAHoo
   }
 }
 
+// The same breaker while the driver cancels a call in flight (its token cancelled from the
+// stream handler): the call ends with the breaker's failure, and chat_stream returns it.
+TEST_F(LifecycleTest, ACancelWhileABreakerThrowsListingSkippedRoutesReturnsTheError) {
+  int throws = 1000;
+  ClientOptions o = two_routes();
+  o.circuit_breaker = [&throws](const RouteRef& route) -> std::unique_ptr<CircuitBreaker> {
+    if (route.endpoint == "a") return std::make_unique<ReopensAtThrows>(&throws);
+    return std::make_unique<DefaultCircuitBreaker>();
+  };
+  fake->sequence(testing::chat_url(kB), {testing::sse({"x", "y", "z", "w"}, milliseconds(20))});
+  Client client(o);
+  CancellationSource source;
+  CallOptions call;
+  call.cancel = source.token();
+  std::optional<Result<ChatResponse>> r;
+  EXPECT_NO_THROW(r.emplace(client.chat_stream(
+      ping(),
+      [&](const ChatChunk&) {
+        source.cancel();
+        return true;
+      },
+      call)));
+  ASSERT_TRUE(r);
+  ASSERT_FALSE(*r);
+  EXPECT_EQ(r->error().kind(), ErrorKind::HookFailed);
+  EXPECT_EQ(r->error().message(), "the circuit breaker of a/m threw: reopens_at bug");
+}
+
 TEST_F(LifecycleTest, AStreamOfManyChunksKeepsOneWakeUpPerCall) {
   std::vector<std::string> pieces(500, "x");
   fake->sequence(testing::chat_url(kA), {testing::sse(pieces, milliseconds(1))});
